@@ -1,0 +1,413 @@
+//! Walking one digest chain: signatures, links, missing digests, gaps and coverage.
+//!
+//! The walker gets every digest of one chain that lies in the requested range (already read
+//! and inflated by the engine) and decides each one's verdict. It goes from the newest digest
+//! back in time. A digest's signature may come from its S3 metadata or from the
+//! `previousDigestSignature` of the digest that links to it: an RSA signature that verifies
+//! under a CloudTrail key authenticates the digest whatever carried it, so a plain copy of a
+//! bucket is verifiable except for the newest digest of each unbroken segment.
+//!
+//! Beyond what `aws cloudtrail validate-logs` checks, every link is checked against the bytes
+//! and signature of the digest it names, every missing digest is named (or, when two or more
+//! in a row are gone, the one before the hole is), and gaps and uncovered ends of the range
+//! are reported as periods.
+
+use std::collections::HashMap;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::digest::{DigestFormatError, ParsedDigest};
+use super::finding::{Evidence, Finding, Kind};
+use super::layout::{parse_key, ChainId, CloudTrailKey, DigestKey};
+use super::sign::{verify_digest, KeySet, SignatureFailure, VerifiedDigest};
+use super::time::format_iso;
+use super::types::S3Location;
+
+/// Digests are hourly; a hole longer than this between two digests means one is gone.
+const SLACK: SignedDuration = SignedDuration::from_mins(90);
+/// How far a chain may stop short of either end of the range before that is a finding: the
+/// newest hour is only digested after it ends.
+const COVERAGE_SLACK: SignedDuration = SignedDuration::from_hours(1);
+
+/// The requested time range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+impl Range {
+    /// Digests ending up to an hour after the range also cover log files delivered inside it.
+    pub fn holds_digest(&self, key_time: Timestamp) -> bool {
+        key_time >= self.start && key_time <= self.end + SignedDuration::from_hours(1)
+    }
+}
+
+/// Why a digest's content could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentProblem {
+    /// Not gzip, not JSON, or not the digest shape.
+    Format(String),
+    /// The source failed to read it (I/O, permissions).
+    Unreadable(String),
+    /// Its path leaves the evidence directory.
+    PathEscape(String),
+}
+
+impl From<DigestFormatError> for ContentProblem {
+    fn from(e: DigestFormatError) -> Self {
+        ContentProblem::Format(e.to_string())
+    }
+}
+
+/// One digest as the source found it.
+#[derive(Debug, Clone)]
+pub struct DigestCandidate {
+    /// Where it was read.
+    pub location: S3Location,
+    pub key: DigestKey,
+    pub content: Result<ParsedDigest, ContentProblem>,
+    /// Its own signature (S3 metadata or given by the user), if known.
+    pub signature: Option<Vec<u8>>,
+    /// For backfill digests: when CloudTrail generated it (S3 metadata), if known.
+    pub backfill_generated: Option<Timestamp>,
+}
+
+/// What the walk decided about one digest.
+#[derive(Debug, Clone)]
+pub enum DigestStatus {
+    /// Signature verified: its log-file hashes can be trusted.
+    Verified(VerifiedDigest),
+    /// Readable but not verified, or disproven; its log files cannot be verified through it.
+    Unverified(Option<ParsedDigest>),
+}
+
+/// One digest after the walk, with every finding about it or attached to it.
+#[derive(Debug, Clone)]
+pub struct WalkedDigest {
+    pub location: S3Location,
+    pub key: DigestKey,
+    pub status: DigestStatus,
+    pub findings: Vec<Finding>,
+}
+
+/// Walks one chain. `candidates` may come in any order; the result is newest first.
+pub fn walk(chain: &ChainId, mut candidates: Vec<DigestCandidate>, keys: &KeySet, range: Range) -> Vec<WalkedDigest> {
+    candidates.sort_by(|a, b| b.key.end_time.cmp(&a.key.end_time).then_with(|| b.location.cmp(&a.location)));
+    let index: HashMap<&S3Location, usize> = candidates.iter().enumerate().map(|(i, c)| (&c.location, i)).collect();
+
+    // incoming[i]: the newer digests whose link names digest i.
+    let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); candidates.len()];
+    for (j, c) in candidates.iter().enumerate() {
+        if let Some(link) = c.content.as_ref().ok().and_then(|d| d.previous.as_ref()) {
+            if let Some(&i) = index.get(&link.location) {
+                if i > j {
+                    if let Some(list) = incoming.get_mut(i) {
+                        list.push(j);
+                    }
+                }
+            }
+        }
+    }
+
+    let mut walked: Vec<WalkedDigest> = Vec::with_capacity(candidates.len());
+    // trusted[j]: digest j's link fields may be believed (readable, in place, not disproven).
+    let mut trusted: Vec<bool> = Vec::with_capacity(candidates.len());
+    for (i, cand) in candidates.iter().enumerate() {
+        let successors = incoming.get(i).map(Vec::as_slice).unwrap_or_default();
+        let vouching: Vec<(usize, &ParsedDigest)> = successors
+            .iter()
+            .filter(|&&j| trusted.get(j).copied().unwrap_or(false))
+            .filter_map(|&j| candidates.get(j).and_then(|c| c.content.as_ref().ok()).map(|d| (j, d)))
+            .collect();
+        let signatures_from_successors: Vec<&[u8]> = successors
+            .iter()
+            .filter_map(|&j| candidates.get(j))
+            .filter_map(|c| c.content.as_ref().ok()?.previous.as_ref())
+            .map(|l| l.signature.as_slice())
+            .collect();
+        let (w, is_trusted) = judge(chain, cand, &vouching, &signatures_from_successors, keys);
+        walked.push(w);
+        trusted.push(is_trusted);
+    }
+
+    link_findings(chain, &candidates, &trusted, &mut walked, range);
+    if !chain.backfill {
+        continuity_findings(&candidates, &incoming, &trusted, &mut walked, range);
+    }
+    for w in &mut walked {
+        let judged = w.findings.iter().any(|f| f.kind.judges_subject() && f.subject == w.location.uri());
+        if !judged {
+            if let DigestStatus::Verified(v) = &w.status {
+                let evidence = Evidence {
+                    fingerprint: Some(v.fingerprint().clone()),
+                    from: Some(v.digest().start),
+                    to: Some(v.digest().end),
+                    ..Evidence::default()
+                };
+                w.findings.insert(0, Finding::new(w.location.uri(), Kind::DigestValid, "valid").with(evidence));
+            }
+        }
+    }
+    walked
+}
+
+/// Decides one digest on its own and on what the digests linking to it say about it.
+fn judge(
+    chain: &ChainId,
+    cand: &DigestCandidate,
+    vouching: &[(usize, &ParsedDigest)],
+    signatures_from_successors: &[&[u8]],
+    keys: &KeySet,
+) -> (WalkedDigest, bool) {
+    let uri = cand.location.uri();
+    let mut findings = Vec::new();
+    let done = |status, findings, trusted| {
+        (WalkedDigest { location: cand.location.clone(), key: cand.key.clone(), status, findings }, trusted)
+    };
+    let parsed = match &cand.content {
+        Err(ContentProblem::Format(detail)) => {
+            let f = Finding::new(&uri, Kind::DigestFormat, "invalid format").with(detail_only(detail));
+            return done(DigestStatus::Unverified(None), vec![f], false);
+        }
+        Err(ContentProblem::Unreadable(detail)) => {
+            let f = Finding::new(&uri, Kind::DigestUnreadable, "could not be read").with(detail_only(detail));
+            return done(DigestStatus::Unverified(None), vec![f], false);
+        }
+        Err(ContentProblem::PathEscape(detail)) => {
+            let f = Finding::new(&uri, Kind::PathEscape, "path leaves the evidence directory").with(detail_only(detail));
+            return done(DigestStatus::Unverified(None), vec![f], false);
+        }
+        Ok(parsed) => parsed.clone(),
+    };
+    if parsed.location != cand.location {
+        let f = Finding::new(&uri, Kind::DigestMoved, "has been moved from its original location").with(Evidence {
+            detail: Some(format!("delivered to {}", parsed.location)),
+            ..Evidence::default()
+        });
+        return done(DigestStatus::Unverified(Some(parsed)), vec![f], false);
+    }
+
+    for (j, newer) in vouching {
+        let Some(link) = &newer.previous else { continue };
+        let named_by = Some(newer.location.uri());
+        if link.hash != parsed.sha256() {
+            findings.push(
+                Finding::new(&uri, Kind::DigestLinkHashMismatch, "previousDigestHashValue of the next digest does not match this digest")
+                    .with(Evidence {
+                        expected_sha256: Some(link.hash),
+                        actual_sha256: Some(parsed.sha256()),
+                        named_by: named_by.clone(),
+                        ..Evidence::default()
+                    }),
+            );
+        }
+        if let Some(own) = &cand.signature {
+            if *own != link.signature {
+                findings.push(
+                    Finding::new(&uri, Kind::DigestLinkSignatureMismatch, "previousDigestSignature of the next digest differs from this digest's signature")
+                        .with(Evidence { named_by, detail: Some(format!("next digest #{j}")), ..Evidence::default() }),
+                );
+            }
+        }
+    }
+
+    let signed_at = if cand.key.backfill { cand.backfill_generated } else { Some(parsed.end) };
+    let mut tried: Vec<&[u8]> = Vec::new();
+    let mut first_failure = None;
+    let mut parsed = Some(parsed);
+    for sig in cand.signature.as_deref().into_iter().chain(signatures_from_successors.iter().copied()) {
+        if tried.contains(&sig) {
+            continue;
+        }
+        tried.push(sig);
+        let Some(p) = parsed.take() else { break };
+        match verify_digest(p, sig, keys, signed_at) {
+            Ok(verified) => return done(DigestStatus::Verified(verified), findings, true),
+            Err((p, failure)) => {
+                parsed = Some(p);
+                first_failure.get_or_insert(failure);
+            }
+        }
+    }
+    let Some(parsed) = parsed else {
+        // verify_digest hands the digest back on every failure, so this is unreachable.
+        return done(DigestStatus::Unverified(None), findings, false);
+    };
+    let (finding, trusted) = match first_failure {
+        None => (
+            Finding::new(
+                &uri,
+                Kind::DigestSignatureUnavailable,
+                "signature unavailable: no S3 metadata for it and no newer digest carries it (see --head-signature)",
+            ),
+            true,
+        ),
+        Some(SignatureFailure::KeyNotFound { fingerprint }) => (
+            Finding::new(
+                &uri,
+                Kind::DigestKeyUnknown,
+                format!("public key not found in region {} for fingerprint {fingerprint}", chain.scope.region),
+            )
+            .with(Evidence { fingerprint: Some(fingerprint), ..Evidence::default() }),
+            true,
+        ),
+        Some(SignatureFailure::KeyNotValidAt { fingerprint, valid_from, valid_to, at }) => (
+            Finding::new(
+                &uri,
+                Kind::DigestKeyNotValid,
+                format!("public key {fingerprint} is valid from {} to {}, not at {}", format_iso(valid_from), format_iso(valid_to), format_iso(at)),
+            )
+            .with(Evidence { fingerprint: Some(fingerprint), ..Evidence::default() }),
+            false,
+        ),
+        Some(SignatureFailure::BadSignature) => (
+            Finding::new(&uri, Kind::DigestSignatureInvalid, "signature verification failed")
+                .with(Evidence { fingerprint: Some(parsed.fingerprint.clone()), ..Evidence::default() }),
+            false,
+        ),
+    };
+    findings.push(finding);
+    done(DigestStatus::Unverified(Some(parsed)), findings, trusted)
+}
+
+/// Findings about where links point: missing digests, other buckets, other chains.
+fn link_findings(chain: &ChainId, candidates: &[DigestCandidate], trusted: &[bool], walked: &mut [WalkedDigest], range: Range) {
+    let present: HashMap<&S3Location, usize> = candidates.iter().enumerate().map(|(i, c)| (&c.location, i)).collect();
+    for (j, cand) in candidates.iter().enumerate() {
+        if !trusted.get(j).copied().unwrap_or(false) {
+            continue;
+        }
+        let Some(link) = cand.content.as_ref().ok().and_then(|d| d.previous.as_ref()) else { continue };
+        let target = match parse_key(&link.location.key) {
+            Ok(CloudTrailKey::Digest(k)) if k.chain() == *chain && k.end_time < cand.key.end_time => Some(k),
+            _ => None,
+        };
+        let finding = match (&target, present.get(&link.location)) {
+            (Some(_), Some(&i)) if i > j => None,
+            (Some(k), None) if link.location.bucket != cand.location.bucket => (k.end_time >= range.start).then(|| {
+                Finding::new(link.location.uri(), Kind::DigestLinkOtherBucket, "previous digest is in another bucket, outside this evidence")
+                    .with(named(cand))
+            }),
+            (Some(k), None) => (k.end_time >= range.start).then(|| {
+                Finding::new(link.location.uri(), Kind::DigestMissing, "not found").with(named(cand))
+            }),
+            _ => Some(
+                Finding::new(cand.location.uri(), Kind::DigestLinkOutsideChain, "previous digest link points outside this chain")
+                    .with(Evidence { detail: Some(format!("links to {}", link.location)), ..Evidence::default() }),
+            ),
+        };
+        if let (Some(f), Some(w)) = (finding, walked.get_mut(j)) {
+            w.findings.push(f);
+        }
+    }
+}
+
+/// Gaps, digests whose successor is gone, digests outside the chain, and range coverage.
+fn continuity_findings(
+    candidates: &[DigestCandidate],
+    incoming: &[Vec<usize>],
+    trusted: &[bool],
+    walked: &mut [WalkedDigest],
+    range: Range,
+) {
+    let end_of = |c: &DigestCandidate| c.content.as_ref().map_or(c.key.end_time, |d| d.end);
+    for (i, older) in candidates.iter().enumerate().skip(1) {
+        let newer_index = i - 1;
+        let Some(newer) = candidates.get(newer_index) else { continue };
+        if !trusted.get(newer_index).copied().unwrap_or(false) {
+            continue;
+        }
+        let Ok(newer_digest) = &newer.content else { continue };
+        let older_end = end_of(older);
+        match &newer_digest.previous {
+            None if newer_digest.start > older_end => {
+                let f = Finding::new(
+                    newer.location.uri(),
+                    Kind::ChainGap,
+                    format!(
+                        "No log files were delivered by CloudTrail between {} and {}",
+                        format_iso(older_end),
+                        format_iso(newer_digest.start)
+                    ),
+                )
+                .with(period(older_end, newer_digest.start));
+                push(walked, newer_index, f);
+            }
+            None => {}
+            Some(link) if incoming.get(i).is_some_and(|v| !v.is_empty()) || link.location == older.location => {}
+            Some(link) => {
+                let linked_older = candidates.iter().position(|c| c.location == link.location);
+                match (linked_older, parse_key(&link.location.key)) {
+                    (Some(_), _) => {
+                        let f = Finding::new(older.location.uri(), Kind::DigestUnlinked, "no digest of its chain links to it")
+                            .with(Evidence { named_by: None, ..period(older_end, newer_digest.start) });
+                        push(walked, i, f);
+                    }
+                    (None, Ok(CloudTrailKey::Digest(missing))) if missing.end_time > older_end + SLACK => {
+                        // The missing digest ended at `missing.end_time`, so it started about an
+                        // hour earlier: whatever lies between is unaccounted for.
+                        let hole_end = missing.end_time - SignedDuration::from_hours(1);
+                        let f = Finding::new(
+                            older.location.uri(),
+                            Kind::DigestSuccessorMissing,
+                            format!(
+                                "the digest after this one is missing too: nothing covers {} to {}",
+                                format_iso(older_end),
+                                format_iso(hole_end)
+                            ),
+                        )
+                        .with(Evidence { named_by: Some(link.location.uri()), ..period(older_end, hole_end) });
+                        push(walked, i, f);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    if let Some(newest) = candidates.first() {
+        let end = end_of(newest);
+        if end + COVERAGE_SLACK < range.end {
+            let f = Finding::new(
+                newest.location.uri(),
+                Kind::CoverageEnd,
+                format!("the chain ends at {}, before the requested end {}", format_iso(end), format_iso(range.end)),
+            )
+            .with(period(end, range.end));
+            push(walked, 0, f);
+        }
+    }
+    let last = candidates.len().saturating_sub(1);
+    if let (Some(oldest), true) = (candidates.get(last), trusted.get(last).copied().unwrap_or(false)) {
+        if let Ok(d) = &oldest.content {
+            if d.previous.is_none() && d.start > range.start + COVERAGE_SLACK {
+                let f = Finding::new(
+                    oldest.location.uri(),
+                    Kind::CoverageStart,
+                    format!("the chain starts at {}, after the requested start {}", format_iso(d.start), format_iso(range.start)),
+                )
+                .with(period(range.start, d.start));
+                push(walked, last, f);
+            }
+        }
+    }
+}
+
+fn push(walked: &mut [WalkedDigest], i: usize, f: Finding) {
+    if let Some(w) = walked.get_mut(i) {
+        w.findings.push(f);
+    }
+}
+
+fn period(from: Timestamp, to: Timestamp) -> Evidence {
+    Evidence { from: Some(from), to: Some(to), ..Evidence::default() }
+}
+
+fn named(by: &DigestCandidate) -> Evidence {
+    Evidence { named_by: Some(by.location.uri()), ..Evidence::default() }
+}
+
+fn detail_only(detail: &str) -> Evidence {
+    Evidence { detail: Some(detail.to_owned()), ..Evidence::default() }
+}

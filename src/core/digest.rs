@@ -1,0 +1,289 @@
+//! Digest files: inflated JSON bytes in, a strictly typed [`ParsedDigest`] out.
+//!
+//! The raw bytes are kept because the signature and the next digest's link cover them exactly
+//! as delivered (CloudTrail escapes `/` as `\/`, so a re-serialisation would hash differently).
+
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use super::time::parse_iso;
+use super::types::{decode_lower_hex, Fingerprint, S3Location, Sha256};
+
+/// Why a digest's content is not a well-formed digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DigestFormatError {
+    #[error("not UTF-8 JSON of the digest shape: {detail}")]
+    Json { detail: String },
+    #[error("field {field} has an invalid value {value:?}")]
+    Field { field: &'static str, value: String },
+    #[error("unsupported {field} {value:?}")]
+    Algorithm { field: &'static str, value: String },
+    #[error("the previousDigest* fields must be all null or all set")]
+    PartialLink,
+    #[error("digestStartTime is after digestEndTime")]
+    Period,
+}
+
+/// The link a digest carries to its predecessor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousLink {
+    pub location: S3Location,
+    pub hash: Sha256,
+    /// Decoded signature bytes.
+    pub signature: Vec<u8>,
+    /// The signature exactly as written: it is part of this digest's string to sign.
+    pub signature_text: String,
+}
+
+/// One log file a digest vouches for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFileEntry {
+    pub location: S3Location,
+    /// SHA-256 of the inflated log file.
+    pub hash: Sha256,
+    pub newest_event: Option<Timestamp>,
+    pub oldest_event: Option<Timestamp>,
+}
+
+/// A digest whose content is well formed. Not yet trusted: see [`super::sign::VerifiedDigest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedDigest {
+    raw_sha256: Sha256,
+    pub account: String,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// `digestEndTime` as written: it starts the string to sign.
+    pub end_text: String,
+    /// Where CloudTrail delivered it, as written inside the file.
+    pub location: S3Location,
+    pub fingerprint: Fingerprint,
+    pub newest_event: Option<Timestamp>,
+    pub oldest_event: Option<Timestamp>,
+    /// `None` at a chain start.
+    pub previous: Option<PreviousLink>,
+    pub log_files: Vec<LogFileEntry>,
+}
+
+impl ParsedDigest {
+    /// Parses the inflated bytes of a digest file.
+    pub fn parse(raw: &[u8]) -> Result<Self, DigestFormatError> {
+        let text = std::str::from_utf8(raw)
+            .map_err(|e| DigestFormatError::Json { detail: e.to_string() })?;
+        let wire: Wire =
+            serde_json::from_str(text).map_err(|e| DigestFormatError::Json { detail: e.to_string() })?;
+        Self::from_wire(wire, Sha256::of(raw))
+    }
+
+    /// SHA-256 of the inflated bytes this digest was parsed from.
+    pub fn sha256(&self) -> Sha256 {
+        self.raw_sha256
+    }
+
+    fn from_wire(w: Wire, raw_sha256: Sha256) -> Result<Self, DigestFormatError> {
+        let field = |field: &'static str, value: &str| DigestFormatError::Field { field, value: value.to_owned() };
+        if w.aws_account_id.len() != 12 || !w.aws_account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(field("awsAccountId", &w.aws_account_id));
+        }
+        let start = parse_iso(&w.digest_start_time).ok_or_else(|| field("digestStartTime", &w.digest_start_time))?;
+        let end = parse_iso(&w.digest_end_time).ok_or_else(|| field("digestEndTime", &w.digest_end_time))?;
+        if start > end {
+            return Err(DigestFormatError::Period);
+        }
+        if w.digest_signature_algorithm != "SHA256withRSA" {
+            return Err(DigestFormatError::Algorithm {
+                field: "digestSignatureAlgorithm",
+                value: w.digest_signature_algorithm,
+            });
+        }
+        let fingerprint = Fingerprint::parse(&w.digest_public_key_fingerprint)
+            .ok_or_else(|| field("digestPublicKeyFingerprint", &w.digest_public_key_fingerprint))?;
+        let location = parse_location(&w.digest_s3_bucket, &w.digest_s3_object, "digestS3Object")?;
+        let optional_time = |name: &'static str, v: &Option<String>| match v {
+            None => Ok(None),
+            Some(t) => parse_iso(t).map(Some).ok_or_else(|| field(name, t)),
+        };
+        let newest_event = optional_time("newestEventTime", &w.newest_event_time)?;
+        let oldest_event = optional_time("oldestEventTime", &w.oldest_event_time)?;
+
+        let previous = match (
+            w.previous_digest_s3_bucket,
+            w.previous_digest_s3_object,
+            w.previous_digest_hash_value,
+            w.previous_digest_hash_algorithm,
+            w.previous_digest_signature,
+        ) {
+            (None, None, None, None, None) => None,
+            (Some(bucket), Some(object), Some(hash), Some(algorithm), Some(signature_text)) => {
+                if algorithm != "SHA-256" {
+                    return Err(DigestFormatError::Algorithm { field: "previousDigestHashAlgorithm", value: algorithm });
+                }
+                Some(PreviousLink {
+                    location: parse_location(&bucket, &object, "previousDigestS3Object")?,
+                    hash: Sha256::from_lower_hex(&hash).ok_or_else(|| field("previousDigestHashValue", &hash))?,
+                    signature: decode_lower_hex(&signature_text)
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(|| field("previousDigestSignature", &signature_text))?,
+                    signature_text,
+                })
+            }
+            _ => return Err(DigestFormatError::PartialLink),
+        };
+
+        let log_files = w
+            .log_files
+            .into_iter()
+            .map(|l| {
+                if l.hash_algorithm != "SHA-256" {
+                    return Err(DigestFormatError::Algorithm { field: "logFiles.hashAlgorithm", value: l.hash_algorithm });
+                }
+                Ok(LogFileEntry {
+                    location: parse_location(&l.s3_bucket, &l.s3_object, "logFiles.s3Object")?,
+                    hash: Sha256::from_lower_hex(&l.hash_value).ok_or_else(|| field("logFiles.hashValue", &l.hash_value))?,
+                    newest_event: optional_time("logFiles.newestEventTime", &l.newest_event_time)?,
+                    oldest_event: optional_time("logFiles.oldestEventTime", &l.oldest_event_time)?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(ParsedDigest {
+            raw_sha256,
+            account: w.aws_account_id,
+            start,
+            end,
+            end_text: w.digest_end_time,
+            location,
+            fingerprint,
+            newest_event,
+            oldest_event,
+            previous,
+            log_files,
+        })
+    }
+}
+
+fn parse_location(bucket: &str, key: &str, field: &'static str) -> Result<S3Location, DigestFormatError> {
+    // S3 bucket names are 3-63 characters of lowercase letters, digits, dots and hyphens.
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if !bucket_ok {
+        return Err(DigestFormatError::Field { field: "s3 bucket", value: bucket.to_owned() });
+    }
+    if key.is_empty() || key.len() > 1024 {
+        return Err(DigestFormatError::Field { field, value: key.to_owned() });
+    }
+    Ok(S3Location::new(bucket, key))
+}
+
+/// The JSON shape, field names as CloudTrail writes them. Unknown fields are tolerated (AWS may
+/// add some); duplicate known fields are rejected by serde.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire {
+    aws_account_id: String,
+    digest_start_time: String,
+    digest_end_time: String,
+    digest_s3_bucket: String,
+    digest_s3_object: String,
+    digest_public_key_fingerprint: String,
+    digest_signature_algorithm: String,
+    // These may be null but must be present, like the rest.
+    #[serde(deserialize_with = "nullable")]
+    newest_event_time: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    oldest_event_time: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    previous_digest_s3_bucket: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    previous_digest_s3_object: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    previous_digest_hash_value: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    previous_digest_hash_algorithm: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    previous_digest_signature: Option<String>,
+    log_files: Vec<WireLog>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireLog {
+    s3_bucket: String,
+    s3_object: String,
+    hash_value: String,
+    hash_algorithm: String,
+    #[serde(deserialize_with = "nullable", default)]
+    newest_event_time: Option<String>,
+    #[serde(deserialize_with = "nullable", default)]
+    oldest_event_time: Option<String>,
+}
+
+/// A field that must be present but may be `null`: serde's `Option` alone would also accept a
+/// missing field.
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn real_digest() -> Vec<u8> {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/vectors/llm-guard-real-digest/327878933619_CloudTrail-Digest_ap-northeast-1_llm-guard-trail_us-west-2_20231015T230404Z.json"
+        ))
+        .expect("shared vectors present")
+    }
+
+    #[test]
+    fn parses_a_real_digest_and_hashes_its_raw_bytes() {
+        let raw = real_digest();
+        let d = ParsedDigest::parse(&raw).unwrap();
+        assert_eq!(d.sha256().to_hex(), "4277102dccf54c0c247738ca5e6e3504b7370206ef1c82855994ec23441ae1ed");
+        assert_eq!(d.account, "327878933619");
+        assert_eq!(d.end_text, "2023-10-15T23:04:04Z");
+        assert_eq!(d.fingerprint.as_str(), "be2f0b997552f44942837300ba1aba9d");
+        assert_eq!(d.log_files.len(), 5);
+        assert!(d.location.key.ends_with("20231015T230404Z.json.gz"));
+        assert!(!d.location.key.contains('\\'), "\\/ is unescaped in the parsed value");
+        let prev = d.previous.expect("linked");
+        assert_eq!(prev.signature.len(), 256);
+    }
+
+    fn edit(raw: &[u8], from: &str, to: &str) -> Vec<u8> {
+        let text = std::str::from_utf8(raw).unwrap();
+        assert!(text.contains(from), "{from}");
+        text.replacen(from, to, 1).into_bytes()
+    }
+
+    #[test]
+    fn rejects_wrong_algorithms_types_and_missing_fields() {
+        let raw = real_digest();
+        let cases = [
+            edit(&raw, "\"SHA256withRSA\"", "\"SHA1withRSA\""),
+            edit(&raw, "\"previousDigestHashAlgorithm\":\"SHA-256\"", "\"previousDigestHashAlgorithm\":\"MD5\""),
+            edit(&raw, "\"awsAccountId\":\"327878933619\"", "\"awsAccountId\":327878933619"),
+            edit(&raw, "\"awsAccountId\":\"327878933619\",", ""),
+            edit(&raw, "\"digestEndTime\":\"2023-10-15T23:04:04Z\"", "\"digestEndTime\":\"2023-10-15 23:04:04\""),
+            edit(&raw, "\"digestPublicKeyFingerprint\":\"be2f0b997552f44942837300ba1aba9d\"", "\"digestPublicKeyFingerprint\":\"BE2F0B997552F44942837300BA1ABA9D\""),
+            edit(&raw, "\"previousDigestHashAlgorithm\":\"SHA-256\"", "\"previousDigestHashAlgorithm\":null"),
+            edit(&raw, "{\"awsAccountId\"", "{\"awsAccountId\":\"327878933619\",\"awsAccountId\""),
+            edit(&raw, "\"newestEventTime\":", "\"newestEventTimeX\":"),
+            b"not json".to_vec(),
+            vec![0xff, 0xfe],
+        ];
+        for (i, c) in cases.iter().enumerate() {
+            assert!(ParsedDigest::parse(c).is_err(), "case {i} should fail");
+        }
+    }
+
+    #[test]
+    fn empty_hour_digest_has_nulls() {
+        let raw = br#"{"awsAccountId":"111122223333","digestStartTime":"2026-01-01T00:04:04Z","digestEndTime":"2026-01-01T01:04:04Z","digestS3Bucket":"bucket-a","digestS3Object":"k","digestPublicKeyFingerprint":"d41d8cd98f00b204e9800998ecf8427e","digestSignatureAlgorithm":"SHA256withRSA","newestEventTime":null,"oldestEventTime":null,"previousDigestS3Bucket":null,"previousDigestS3Object":null,"previousDigestHashValue":null,"previousDigestHashAlgorithm":null,"previousDigestSignature":null,"logFiles":[]}"#;
+        let d = ParsedDigest::parse(raw).unwrap();
+        assert!(d.previous.is_none());
+        assert!(d.log_files.is_empty());
+        assert_eq!(d.newest_event, None);
+    }
+}

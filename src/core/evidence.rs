@@ -1,0 +1,120 @@
+//! The evidence-metadata file `trailproof-evidence.json` at the root of an evidence directory.
+//!
+//! `aws s3 sync` drops S3 object metadata, and with it each digest's signature. This file keeps
+//! what S3 said about every object when the evidence was acquired:
+//!
+//! ```json
+//! {"format": "trailproof-evidence/1",
+//!  "bucket": "my-trail-bucket",
+//!  "objects": {
+//!    "AWSLogs/.../x_CloudTrail-Digest_..._20260101T010404Z.json.gz": {
+//!      "size": 1234, "etag": "\"9b2c...\"", "version_id": null,
+//!      "sha256": "<hex SHA-256 of the stored bytes>",
+//!      "metadata": {"signature": "<hex>", "signature-algorithm": "SHA256withRSA"}},
+//!    "AWSLogs/.../x_CloudTrail_us-east-1_20260101T0005Z_abcdefgh12345678.json.gz": {
+//!      "size": 999, "etag": "\"...\"", "version_id": null, "sha256": "...", "metadata": {}}}}
+//! ```
+//! `metadata` holds the S3 user metadata with the `x-amz-meta-` prefix removed and names in
+//! lower case (`signature`, `signature-algorithm`, and on backfill digests
+//! `backfill-generation-timestamp`). Every field but `format`, `bucket` and `objects` is optional
+//! per object, so a partial record (for example signatures only) is valid.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The file name, at the root of the evidence directory.
+pub const EVIDENCE_FILE: &str = "trailproof-evidence.json";
+pub const EVIDENCE_FORMAT: &str = "trailproof-evidence/1";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvidenceError {
+    #[error("not an evidence-metadata document: {detail}")]
+    Json { detail: String },
+    #[error("unsupported evidence format {0:?} (expected {EVIDENCE_FORMAT:?})")]
+    Format(String),
+}
+
+/// What S3 said about the objects of one bucket at acquisition time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceMetadata {
+    pub format: String,
+    pub bucket: String,
+    pub objects: BTreeMap<String, ObjectRecord>,
+}
+
+/// One object's S3 facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default)]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl ObjectRecord {
+    /// The digest signature, if S3 had one with the only algorithm CloudTrail uses.
+    /// A record naming another algorithm gives an empty signature, which fails verification:
+    /// the evidence says something we must not silently ignore.
+    pub fn signature(&self) -> Option<Vec<u8>> {
+        let text = self.metadata.get("signature")?;
+        match self.metadata.get("signature-algorithm").map(String::as_str) {
+            Some("SHA256withRSA") | None => Some(super::types::decode_lower_hex(text).unwrap_or_default()),
+            Some(_) => Some(Vec::new()),
+        }
+    }
+
+    pub fn backfill_generated(&self) -> Option<jiff::Timestamp> {
+        self.metadata.get("backfill-generation-timestamp")?.parse().ok()
+    }
+}
+
+impl EvidenceMetadata {
+    pub fn new(bucket: impl Into<String>) -> Self {
+        EvidenceMetadata { format: EVIDENCE_FORMAT.to_owned(), bucket: bucket.into(), objects: BTreeMap::new() }
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self, EvidenceError> {
+        let m: EvidenceMetadata =
+            serde_json::from_slice(bytes).map_err(|e| EvidenceError::Json { detail: e.to_string() })?;
+        if m.format != EVIDENCE_FORMAT {
+            return Err(EvidenceError::Format(m.format));
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_shape() {
+        let doc = br#"{"format":"trailproof-evidence/1","bucket":"b-1","objects":{"k":{"size":3,"etag":"\"x\"","version_id":null,"sha256":"00","metadata":{"signature":"0a0b","signature-algorithm":"SHA256withRSA","backfill-generation-timestamp":"2026-01-01T00:00:00Z"}},"l":{}}}"#;
+        let m = EvidenceMetadata::parse(doc).unwrap();
+        assert_eq!(m.objects["k"].signature(), Some(vec![0x0a, 0x0b]));
+        assert!(m.objects["k"].backfill_generated().is_some());
+        assert_eq!(m.objects["l"].signature(), None);
+        let round = serde_json::to_vec(&m).unwrap();
+        assert_eq!(EvidenceMetadata::parse(&round).unwrap(), m);
+    }
+
+    #[test]
+    fn odd_signatures_never_verify() {
+        let mut r = ObjectRecord::default();
+        r.metadata.insert("signature".into(), "ABCD".into());
+        assert_eq!(r.signature(), Some(Vec::new()));
+        r.metadata.insert("signature".into(), "abcd".into());
+        r.metadata.insert("signature-algorithm".into(), "SHA1withRSA".into());
+        assert_eq!(r.signature(), Some(Vec::new()));
+        assert!(EvidenceMetadata::parse(br#"{"format":"other","bucket":"b","objects":{}}"#).is_err());
+    }
+}

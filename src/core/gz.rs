@@ -1,0 +1,439 @@
+//! Streaming gzip inflate with SHA-256 of the inflated bytes, under a budget.
+//!
+//! CloudTrail hashes the inflated content of the first gzip member. Everything that is not
+//! exactly one complete member is reported: a truncated stream (even when only the 8-byte
+//! trailer is cut, which the AWS CLI lets pass), data after the stream (including a second
+//! member), a CRC or length mismatch, or not gzip at all. The budget stops a gzip bomb after a
+//! bounded amount of work, and memory stays constant whatever the input.
+
+use flate2::{Crc, Decompress, FlushDecompress, Status};
+use sha2::Digest as _;
+
+use super::types::Sha256;
+
+/// How much inflating one object may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Inflated bytes at most.
+    pub max_inflated: u64,
+    /// Inflated bytes per stored byte at most, once more than `ratio_floor` bytes came out.
+    pub max_ratio: u64,
+    /// Below this many inflated bytes the ratio is not checked (tiny files compress very well).
+    pub ratio_floor: u64,
+}
+
+impl Limits {
+    /// Log files: real ones inflate to tens of MB at a ratio of 10 to 30.
+    pub const LOG: Limits = Limits { max_inflated: 1 << 30, max_ratio: 200, ratio_floor: 16 << 20 };
+    /// Digest files are held in memory to be parsed, so their budget is smaller.
+    pub const DIGEST: Limits = Limits { max_inflated: 64 << 20, max_ratio: 200, ratio_floor: 1 << 20 };
+}
+
+/// What is wrong with a gzip stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GzProblem {
+    #[error("empty file")]
+    Empty,
+    #[error("not a gzip file")]
+    NotGzip,
+    #[error("corrupt compressed data: {detail}")]
+    Corrupt { detail: String },
+    #[error("compressed stream is truncated")]
+    Truncated,
+    #[error("unexpected data after end of compressed stream ({bytes} bytes)")]
+    TrailingData { bytes: u64 },
+    #[error("inflating stopped at {inflated} bytes from {stored} stored bytes: over the size or ratio budget")]
+    Budget { inflated: u64, stored: u64 },
+}
+
+/// The result of inflating one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GzOutcome {
+    /// SHA-256 of the inflated bytes of the first member (of what came out, if `problem` is set).
+    pub inflated_sha256: Sha256,
+    pub inflated_len: u64,
+    pub stored_len: u64,
+    /// SHA-256 of the stored bytes, when asked for.
+    pub stored_sha256: Option<Sha256>,
+    pub problem: Option<GzProblem>,
+}
+
+#[derive(Debug)]
+enum State {
+    Header(Vec<u8>),
+    Body,
+    Trailer(Vec<u8>),
+    Done,
+    Failed,
+}
+
+/// Push-based inflater: feed chunks as they arrive from disk or network, then `finish`.
+pub struct Inflater {
+    state: State,
+    inflate: Decompress,
+    crc: Crc,
+    sha: sha2::Sha256,
+    stored_sha: Option<sha2::Sha256>,
+    kept: Option<Vec<u8>>,
+    limits: Limits,
+    stored: u64,
+    inflated: u64,
+    trailing: u64,
+    problem: Option<GzProblem>,
+    out: Vec<u8>,
+}
+
+/// A header longer than this (a huge FNAME, FCOMMENT or FEXTRA) is treated as corrupt.
+const MAX_HEADER: usize = 64 * 1024;
+const OUT_CHUNK: usize = 64 * 1024;
+
+impl Inflater {
+    pub fn new(limits: Limits) -> Self {
+        Inflater {
+            state: State::Header(Vec::new()),
+            inflate: Decompress::new(false),
+            crc: Crc::new(),
+            sha: sha2::Sha256::new(),
+            stored_sha: None,
+            kept: None,
+            limits,
+            stored: 0,
+            inflated: 0,
+            trailing: 0,
+            problem: None,
+            out: vec![0; OUT_CHUNK],
+        }
+    }
+
+    /// Also hash the stored (compressed) bytes, to compare with an acquisition record.
+    pub fn hash_stored(mut self) -> Self {
+        self.stored_sha = Some(sha2::Sha256::new());
+        self
+    }
+
+    /// Keep the inflated bytes (for digests, which are parsed afterwards).
+    pub fn keep_output(mut self) -> Self {
+        self.kept = Some(Vec::new());
+        self
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.stored += chunk.len() as u64;
+        if let Some(h) = &mut self.stored_sha {
+            h.update(chunk);
+        }
+        self.process(chunk);
+    }
+
+    fn process(&mut self, chunk: &[u8]) {
+        let mut input = chunk;
+        while !input.is_empty() {
+            input = match &mut self.state {
+                State::Header(buf) => {
+                    let take = input.len().min(MAX_HEADER + 1 - buf.len().min(MAX_HEADER));
+                    let (head, rest) = input.split_at(take);
+                    buf.extend_from_slice(head);
+                    match parse_header(buf) {
+                        HeaderParse::Complete(len) => {
+                            // Bytes after the header in `buf` belong to the body.
+                            let body: Vec<u8> = buf.get(len..).unwrap_or_default().to_vec();
+                            self.state = State::Body;
+                            self.process(&body);
+                            rest
+                        }
+                        HeaderParse::NeedMore if buf.len() <= MAX_HEADER => rest,
+                        HeaderParse::NeedMore => {
+                            self.fail(GzProblem::Corrupt { detail: "gzip header too long".into() });
+                            &[]
+                        }
+                        HeaderParse::Invalid(p) => {
+                            self.fail(p);
+                            &[]
+                        }
+                    }
+                }
+                State::Body => {
+                    let used = self.inflate_some(input);
+                    input.get(used..).unwrap_or_default()
+                }
+                State::Trailer(buf) => {
+                    let take = input.len().min(8 - buf.len());
+                    let (head, rest) = input.split_at(take);
+                    buf.extend_from_slice(head);
+                    if buf.len() == 8 {
+                        self.check_trailer();
+                    }
+                    rest
+                }
+                State::Done => {
+                    self.trailing += input.len() as u64;
+                    &[]
+                }
+                State::Failed => &[],
+            };
+        }
+    }
+
+    /// Inflates from `input` until it is used up or the stream ends; returns bytes consumed.
+    fn inflate_some(&mut self, input: &[u8]) -> usize {
+        let mut used = 0usize;
+        loop {
+            let before_in = self.inflate.total_in();
+            let before_out = self.inflate.total_out();
+            let rest = input.get(used..).unwrap_or_default();
+            let status = self.inflate.decompress(rest, &mut self.out, FlushDecompress::None);
+            used += (self.inflate.total_in() - before_in) as usize;
+            let produced = (self.inflate.total_out() - before_out) as usize;
+            if let Some(out) = self.out.get(..produced) {
+                self.crc.update(out);
+                self.sha.update(out);
+                if let Some(kept) = &mut self.kept {
+                    kept.extend_from_slice(out);
+                }
+            }
+            self.inflated += produced as u64;
+            if self.over_budget() {
+                self.fail(GzProblem::Budget { inflated: self.inflated, stored: self.stored });
+                return input.len();
+            }
+            match status {
+                Ok(Status::StreamEnd) => {
+                    self.state = State::Trailer(Vec::with_capacity(8));
+                    return used;
+                }
+                Ok(_) if used >= input.len() && produced < self.out.len() => return used,
+                Ok(_) => {}
+                Err(e) => {
+                    self.fail(GzProblem::Corrupt { detail: e.to_string() });
+                    return input.len();
+                }
+            }
+        }
+    }
+
+    fn over_budget(&self) -> bool {
+        self.inflated > self.limits.max_inflated
+            || (self.inflated > self.limits.ratio_floor
+                && self.inflated / self.stored.max(1) > self.limits.max_ratio)
+    }
+
+    fn check_trailer(&mut self) {
+        let State::Trailer(buf) = &self.state else { return };
+        let word = |at: usize| buf.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+        let (crc, size) = (word(0), word(4));
+        if crc != Some(self.crc.sum()) {
+            self.fail(GzProblem::Corrupt { detail: "CRC-32 mismatch".into() });
+        } else if size != Some(self.inflated as u32) {
+            self.fail(GzProblem::Corrupt { detail: "length mismatch".into() });
+        } else {
+            self.state = State::Done;
+        }
+    }
+
+    fn fail(&mut self, problem: GzProblem) {
+        if self.problem.is_none() {
+            self.problem = Some(problem);
+        }
+        self.state = State::Failed;
+    }
+
+    /// Ends the stream and reports.
+    pub fn finish(mut self) -> (GzOutcome, Option<Vec<u8>>) {
+        if self.problem.is_none() {
+            self.problem = match &self.state {
+                State::Done if self.trailing > 0 => Some(GzProblem::TrailingData { bytes: self.trailing }),
+                State::Done | State::Failed => None,
+                State::Header(_) if self.stored == 0 => Some(GzProblem::Empty),
+                State::Header(buf) if buf.len() >= 2 && !buf.starts_with(&[0x1f, 0x8b]) => Some(GzProblem::NotGzip),
+                State::Header(_) | State::Body | State::Trailer(_) => Some(GzProblem::Truncated),
+            };
+        }
+        let outcome = GzOutcome {
+            inflated_sha256: Sha256(self.sha.finalize().into()),
+            inflated_len: self.inflated,
+            stored_len: self.stored,
+            stored_sha256: self.stored_sha.map(|h| Sha256(h.finalize().into())),
+            problem: self.problem,
+        };
+        (outcome, self.kept)
+    }
+}
+
+/// Inflates a whole in-memory object and keeps the output; used for digests.
+pub fn inflate_all(stored: &[u8], limits: Limits) -> Result<Vec<u8>, GzProblem> {
+    let mut inflater = Inflater::new(limits).keep_output();
+    inflater.update(stored);
+    match inflater.finish() {
+        (GzOutcome { problem: Some(p), .. }, _) => Err(p),
+        (_, kept) => Ok(kept.unwrap_or_default()),
+    }
+}
+
+enum HeaderParse {
+    Complete(usize),
+    NeedMore,
+    Invalid(GzProblem),
+}
+
+/// RFC 1952 member header.
+fn parse_header(buf: &[u8]) -> HeaderParse {
+    const FHCRC: u8 = 2;
+    const FEXTRA: u8 = 4;
+    const FNAME: u8 = 8;
+    const FCOMMENT: u8 = 16;
+    let (Some(&id1), Some(&id2)) = (buf.first(), buf.get(1)) else { return HeaderParse::NeedMore };
+    if (id1, id2) != (0x1f, 0x8b) {
+        return HeaderParse::Invalid(GzProblem::NotGzip);
+    }
+    let (Some(&method), Some(&flags)) = (buf.get(2), buf.get(3)) else { return HeaderParse::NeedMore };
+    if method != 8 || flags & 0xe0 != 0 {
+        return HeaderParse::Invalid(GzProblem::Corrupt { detail: "unsupported gzip header".into() });
+    }
+    let mut at = 10;
+    if buf.len() < at {
+        return HeaderParse::NeedMore;
+    }
+    if flags & FEXTRA != 0 {
+        let Some(len) = buf.get(at..at + 2) else { return HeaderParse::NeedMore };
+        at += 2 + usize::from(u16::from_le_bytes([len[0], len[1]]));
+        if buf.len() < at {
+            return HeaderParse::NeedMore;
+        }
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            match buf.get(at..).and_then(|rest| rest.iter().position(|&b| b == 0)) {
+                Some(nul) => at += nul + 1,
+                None => return HeaderParse::NeedMore,
+            }
+        }
+    }
+    if flags & FHCRC != 0 {
+        at += 2;
+        if buf.len() < at {
+            return HeaderParse::NeedMore;
+        }
+    }
+    HeaderParse::Complete(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn run(stored: &[u8], limits: Limits, chunk: usize) -> GzOutcome {
+        let mut i = Inflater::new(limits).hash_stored();
+        for c in stored.chunks(chunk.max(1)) {
+            i.update(c);
+        }
+        i.finish().0
+    }
+
+    fn records(n: usize) -> Vec<u8> {
+        let mut s = String::from("{\"Records\":[");
+        for i in 0..n {
+            s.push_str(&format!("{{\"eventID\":\"{i:08x}\",\"eventName\":\"GetObject\"}},"));
+        }
+        s.push_str("{}]}");
+        s.into_bytes()
+    }
+
+    #[test]
+    fn hashes_inflated_bytes_at_any_chunking() {
+        let data = records(5000);
+        let stored = gzip(&data);
+        for chunk in [1, 7, 4096, stored.len()] {
+            let o = run(&stored, Limits::LOG, chunk);
+            assert_eq!(o.problem, None, "chunk {chunk}");
+            assert_eq!(o.inflated_sha256, Sha256::of(&data));
+            assert_eq!(o.inflated_len, data.len() as u64);
+            assert_eq!(o.stored_sha256, Some(Sha256::of(&stored)));
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_reported() {
+        let stored = gzip(&records(300));
+        for cut in 1..stored.len() {
+            let o = run(stored.get(..cut).unwrap(), Limits::LOG, 13);
+            assert!(
+                matches!(o.problem, Some(GzProblem::Truncated | GzProblem::Corrupt { .. })),
+                "cut at {cut}: {:?}",
+                o.problem
+            );
+        }
+        // Only the trailer (CRC + length) cut: the AWS CLI lets this pass.
+        let o = run(stored.get(..stored.len() - 8).unwrap(), Limits::LOG, 4096);
+        assert_eq!(o.problem, Some(GzProblem::Truncated));
+    }
+
+    #[test]
+    fn trailing_data_and_second_members_are_reported() {
+        let data = records(10);
+        let mut stored = gzip(&data);
+        stored.extend_from_slice(b"junk");
+        let o = run(&stored, Limits::LOG, 4096);
+        assert_eq!(o.problem, Some(GzProblem::TrailingData { bytes: 4 }));
+        assert_eq!(o.inflated_sha256, Sha256::of(&data), "the first member is still hashed");
+        let mut two = gzip(&data);
+        two.extend_from_slice(&gzip(b"more"));
+        assert!(matches!(run(&two, Limits::LOG, 5).problem, Some(GzProblem::TrailingData { .. })));
+    }
+
+    #[test]
+    fn not_gzip_empty_and_corrupt() {
+        assert_eq!(run(b"", Limits::LOG, 10).problem, Some(GzProblem::Empty));
+        assert_eq!(run(b"{\"Records\":[]}", Limits::LOG, 10).problem, Some(GzProblem::NotGzip));
+        assert_eq!(run(b"\x1f", Limits::LOG, 10).problem, Some(GzProblem::Truncated));
+        let mut stored = gzip(&records(100));
+        let n = stored.len();
+        stored[n - 6] ^= 0xff; // length field
+        assert!(matches!(run(&stored, Limits::LOG, 10).problem, Some(GzProblem::Corrupt { .. })));
+        let mut stored = gzip(&records(100));
+        stored[n - 8] ^= 0xff; // CRC
+        assert!(matches!(run(&stored, Limits::LOG, 10).problem, Some(GzProblem::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_budget() {
+        // 64 MiB of zeros compress to about 64 KiB: a ratio of about 1000.
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            e.write_all(&zeros).unwrap();
+        }
+        let bomb = e.finish().unwrap();
+        let o = run(&bomb, Limits::LOG, 8192);
+        assert!(matches!(o.problem, Some(GzProblem::Budget { .. })), "{:?}", o.problem);
+        let absolute = Limits { max_inflated: 1 << 20, max_ratio: u64::MAX, ratio_floor: u64::MAX };
+        let o = run(&bomb, absolute, 8192);
+        assert!(matches!(o.problem, Some(GzProblem::Budget { .. })));
+        assert!(o.inflated_len <= (1 << 20) + OUT_CHUNK as u64);
+    }
+
+    #[test]
+    fn header_with_name_and_extra_fields() {
+        let mut e = flate2::GzBuilder::new()
+            .filename("a.json")
+            .comment("c")
+            .extra(vec![1, 2, 3])
+            .write(Vec::new(), flate2::Compression::fast());
+        e.write_all(b"hello").unwrap();
+        let stored = e.finish().unwrap();
+        for chunk in [1, 3, 100] {
+            let o = run(&stored, Limits::LOG, chunk);
+            assert_eq!(o.problem, None);
+            assert_eq!(o.inflated_sha256, Sha256::of(b"hello"));
+        }
+        assert_eq!(inflate_all(&stored, Limits::DIGEST).unwrap(), b"hello");
+    }
+}

@@ -1,0 +1,151 @@
+//! Pinned public keys in the JSON shape `aws cloudtrail list-public-keys` prints.
+//!
+//! ```json
+//! {"PublicKeyList":[{"Value":"<base64 DER>","ValidityStartTime":1735689600,
+//!   "ValidityEndTime":1738281600,"Fingerprint":"<md5 hex of the DER>"}]}
+//! ```
+//! Times may be epoch seconds (as the CLI prints them) or ISO 8601 text.
+
+use base64::Engine as _;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::sign::{KeyError, KeySet, PublicKey};
+use super::types::Fingerprint;
+
+/// Why a key file cannot be used. Every entry must be right: a wrong key file is a broken
+/// trust anchor, not something to work around.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyFileError {
+    #[error("not a list-public-keys JSON document: {detail}")]
+    Json { detail: String },
+    #[error("entry {index}: Value is not base64")]
+    Base64 { index: usize },
+    #[error("entry {index}: bad time {value:?}")]
+    Time { index: usize, value: String },
+    #[error("entry {index}: Fingerprint {stated} does not match the key, whose MD5 is {actual}")]
+    FingerprintMismatch { index: usize, stated: String, actual: Fingerprint },
+    #[error("entry {index}: {source}")]
+    Key { index: usize, source: KeyError },
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Wire {
+    public_key_list: Vec<WireKey>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireKey {
+    value: String,
+    validity_start_time: WireTime,
+    validity_end_time: WireTime,
+    fingerprint: String,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(untagged)]
+enum WireTime {
+    Epoch(f64),
+    Text(String),
+}
+
+impl WireTime {
+    fn resolve(&self, index: usize) -> Result<Timestamp, KeyFileError> {
+        let bad = |value: String| KeyFileError::Time { index, value };
+        match self {
+            WireTime::Epoch(secs) if secs.is_finite() && secs.fract() == 0.0 => {
+                Timestamp::from_second(*secs as i64).map_err(|_| bad(secs.to_string()))
+            }
+            WireTime::Epoch(secs) => Err(bad(secs.to_string())),
+            WireTime::Text(text) => text.parse::<Timestamp>().map_err(|_| bad(text.clone())),
+        }
+    }
+}
+
+/// Parses a key file into a key set, checking each fingerprint against its key.
+pub fn parse_key_file(bytes: &[u8]) -> Result<KeySet, KeyFileError> {
+    let wire: Wire = serde_json::from_slice(bytes).map_err(|e| KeyFileError::Json { detail: e.to_string() })?;
+    let mut set = KeySet::default();
+    for (index, k) in wire.public_key_list.iter().enumerate() {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(k.value.trim())
+            .map_err(|_| KeyFileError::Base64 { index })?;
+        let from = k.validity_start_time.resolve(index)?;
+        let to = k.validity_end_time.resolve(index)?;
+        let key = PublicKey::from_der(&der, from, to).map_err(|source| KeyFileError::Key { index, source })?;
+        if key.fingerprint().as_str() != k.fingerprint {
+            return Err(KeyFileError::FingerprintMismatch {
+                index,
+                stated: k.fingerprint.clone(),
+                actual: key.fingerprint().clone(),
+            });
+        }
+        set.insert(key);
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws_keys_json() -> Vec<u8> {
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/aws-docs-public-keys/keys.json")).unwrap()
+    }
+
+    /// Builds a key file from the AWS-published keys, in whatever shape `keys.json` holds them.
+    fn key_file(time: impl Fn(i64) -> serde_json::Value, corrupt_fp: bool) -> Vec<u8> {
+        let v: serde_json::Value = serde_json::from_slice(&aws_keys_json()).unwrap();
+        let list = v.get("PublicKeyList").or_else(|| v.get("keys")).and_then(|l| l.as_array()).unwrap().clone();
+        let entries: Vec<serde_json::Value> = list
+            .iter()
+            .map(|k| {
+                let fp = k["Fingerprint"].as_str().or(k["fingerprint"].as_str()).unwrap();
+                let der = std::fs::read(format!(
+                    "{}/../shared/vectors/aws-docs-public-keys/{fp}.der",
+                    env!("CARGO_MANIFEST_DIR")
+                ))
+                .unwrap();
+                let fp = if corrupt_fp { "0".repeat(32) } else { fp.to_owned() };
+                serde_json::json!({
+                    "Value": base64::engine::general_purpose::STANDARD.encode(der),
+                    "ValidityStartTime": time(1_400_000_000),
+                    "ValidityEndTime": time(1_402_592_000),
+                    "Fingerprint": fp,
+                })
+            })
+            .collect();
+        serde_json::to_vec(&serde_json::json!({ "PublicKeyList": entries })).unwrap()
+    }
+
+    #[test]
+    fn reads_epoch_and_iso_times_and_checks_fingerprints() {
+        let set = parse_key_file(&key_file(|s| serde_json::json!(s), false)).unwrap();
+        assert_eq!(set.len(), 4);
+        let iso = parse_key_file(&key_file(|s| serde_json::json!(Timestamp::from_second(s).unwrap().to_string()), false)).unwrap();
+        assert_eq!(iso.len(), 4);
+        let k = iso.iter().next().unwrap();
+        assert_eq!(k.valid_from.as_second(), 1_400_000_000);
+        assert!(matches!(
+            parse_key_file(&key_file(|s| serde_json::json!(s), true)),
+            Err(KeyFileError::FingerprintMismatch { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_malformed_files() {
+        for bad in [
+            &b"{}"[..],
+            b"[]",
+            br#"{"PublicKeyList":[{"Value":"!!","ValidityStartTime":0,"ValidityEndTime":1,"Fingerprint":"x"}]}"#,
+            br#"{"PublicKeyList":[{"Value":"AAAA","ValidityStartTime":0.5,"ValidityEndTime":1,"Fingerprint":"x"}]}"#,
+            br#"{"PublicKeyList":[{"Value":"AAAA","ValidityStartTime":"yesterday","ValidityEndTime":1,"Fingerprint":"x"}]}"#,
+        ] {
+            assert!(parse_key_file(bad).is_err());
+        }
+        assert_eq!(parse_key_file(br#"{"PublicKeyList":[]}"#).unwrap().len(), 0);
+    }
+}

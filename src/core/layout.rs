@@ -1,0 +1,372 @@
+//! The S3 key grammar of CloudTrail objects: log, digest and backfill-digest keys.
+//!
+//! ```text
+//! log:    [prefix/]AWSLogs/[o-ORG/]ACCT/CloudTrail/REGION/YYYY/MM/DD/ACCT_CloudTrail_REGION_YYYYMMDDTHHmmZ_UNIQUE.json.gz
+//! digest: [prefix/]AWSLogs/[o-ORG/]ACCT/CloudTrail-Digest/SRC/YYYY/MM/DD/ACCT_CloudTrail-Digest_SRC_TRAIL_HOME_YYYYMMDDTHHMMSSZ[_backfill].json.gz
+//! ```
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::time::{format_compact, parse_compact};
+
+/// Why a key is not a CloudTrail key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayoutError {
+    #[error("no AWSLogs/ segment")]
+    NoAwsLogs,
+    #[error("bad account id {0:?}")]
+    Account(String),
+    #[error("bad organization id {0:?}")]
+    Organization(String),
+    #[error("unknown object type folder {0:?}")]
+    Type(String),
+    #[error("bad Region {0:?}")]
+    Region(String),
+    #[error("bad date folders")]
+    DateFolders,
+    #[error("file name {name:?} does not match its folders")]
+    FileName { name: String },
+}
+
+/// The folder that tells what an object under `AWSLogs/ACCT/` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum ObjectType {
+    #[serde(rename = "CloudTrail")]
+    Log,
+    #[serde(rename = "CloudTrail-Digest")]
+    Digest,
+    #[serde(rename = "CloudTrail-Insight")]
+    Insight,
+}
+
+impl ObjectType {
+    fn folder(self) -> &'static str {
+        match self {
+            ObjectType::Log => "CloudTrail",
+            ObjectType::Digest => "CloudTrail-Digest",
+            ObjectType::Insight => "CloudTrail-Insight",
+        }
+    }
+}
+
+/// The part of a key every CloudTrail object shares: where in the bucket, whose, which Region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    /// Without leading or trailing slash; empty when the trail has no prefix.
+    pub prefix: String,
+    pub organization: Option<String>,
+    pub account: String,
+    pub region: String,
+}
+
+impl Scope {
+    /// `[prefix/]AWSLogs/[o-ORG/]ACCT/TYPE/REGION/`, the listing prefix of one account and Region.
+    pub fn folder(&self, ty: ObjectType) -> String {
+        let mut s = String::new();
+        if !self.prefix.is_empty() {
+            s.push_str(&self.prefix);
+            s.push('/');
+        }
+        s.push_str("AWSLogs/");
+        if let Some(org) = &self.organization {
+            s.push_str(org);
+            s.push('/');
+        }
+        s.push_str(&self.account);
+        s.push('/');
+        s.push_str(ty.folder());
+        s.push('/');
+        s.push_str(&self.region);
+        s.push('/');
+        s
+    }
+}
+
+/// A parsed log (or insights) file key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogKey {
+    pub scope: Scope,
+    pub ty: ObjectType,
+    /// Delivery time, to the minute.
+    pub time: Timestamp,
+    pub unique: String,
+}
+
+/// A parsed digest key. `scope.region` is the source Region of the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DigestKey {
+    pub scope: Scope,
+    pub trail: String,
+    pub home_region: String,
+    /// Equals the digest's `digestEndTime`.
+    pub end_time: Timestamp,
+    pub backfill: bool,
+}
+
+impl DigestKey {
+    /// The chain this digest belongs to.
+    pub fn chain(&self) -> ChainId {
+        ChainId {
+            scope: self.scope.clone(),
+            trail: self.trail.clone(),
+            home_region: self.home_region.clone(),
+            backfill: self.backfill,
+        }
+    }
+
+    /// Formats the key back; `parse(k.format()) == k` for every parsed key.
+    pub fn format(&self) -> String {
+        let date = self.end_time.strftime("%Y/%m/%d");
+        format!(
+            "{folder}{date}/{acct}_CloudTrail-Digest_{src}_{trail}_{home}_{ts}{bf}.json.gz",
+            folder = self.scope.folder(ObjectType::Digest),
+            acct = self.scope.account,
+            src = self.scope.region,
+            trail = self.trail,
+            home = self.home_region,
+            ts = format_compact(self.end_time),
+            bf = if self.backfill { "_backfill" } else { "" },
+        )
+    }
+}
+
+/// One digest chain: (prefix, organization, account, source Region, trail), backfill apart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChainId {
+    pub scope: Scope,
+    pub trail: String,
+    pub home_region: String,
+    pub backfill: bool,
+}
+
+impl ChainId {
+    /// The ARN of the trail as the AWS CLI takes it. For an organization trail the account in
+    /// the ARN is the member account whose chain this is, since the management account cannot
+    /// be read from the layout.
+    pub fn trail_arn(&self) -> String {
+        format!(
+            "arn:aws:cloudtrail:{}:{}:trail/{}",
+            self.home_region, self.scope.account, self.trail
+        )
+    }
+}
+
+impl fmt::Display for ChainId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{} account {} Region {}{}",
+            self.trail_arn(),
+            self.scope
+                .organization
+                .as_deref()
+                .map(|o| format!(" ({o})"))
+                .unwrap_or_default(),
+            self.scope.account,
+            self.scope.region,
+            if self.backfill { " (backfill)" } else { "" }
+        )
+    }
+}
+
+/// Any key CloudTrail writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloudTrailKey {
+    Log(LogKey),
+    Digest(DigestKey),
+}
+
+/// Parses a key. A prefix may itself contain `AWSLogs/`, so every occurrence is tried in order.
+pub fn parse_key(key: &str) -> Result<CloudTrailKey, LayoutError> {
+    let mut first_error = LayoutError::NoAwsLogs;
+    let mut search_from = 0;
+    while let Some(pos) = key.get(search_from..).and_then(|rest| rest.find("AWSLogs/")) {
+        let at = search_from + pos;
+        search_from = at + 1;
+        // `AWSLogs` must be a whole path segment.
+        if at > 0 && key.as_bytes().get(at - 1) != Some(&b'/') {
+            continue;
+        }
+        let prefix = key.get(..at.saturating_sub(1)).unwrap_or_default();
+        match parse_below_awslogs(prefix, key.get(at + "AWSLogs/".len()..).unwrap_or_default()) {
+            Ok(parsed) => return Ok(parsed),
+            Err(e) if first_error == LayoutError::NoAwsLogs => first_error = e,
+            Err(_) => {}
+        }
+    }
+    Err(first_error)
+}
+
+fn parse_below_awslogs(prefix: &str, rest: &str) -> Result<CloudTrailKey, LayoutError> {
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (organization, parts) = match parts.split_first() {
+        Some((first, tail)) if first.starts_with("o-") => {
+            if !is_org_id(first) {
+                return Err(LayoutError::Organization((*first).to_owned()));
+            }
+            (Some((*first).to_owned()), tail)
+        }
+        _ => (None, parts.as_slice()),
+    };
+    let [account, ty, region, y, m, d, name] = parts else {
+        return Err(LayoutError::FileName { name: rest.to_owned() });
+    };
+    if !is_account(account) {
+        return Err(LayoutError::Account((*account).to_owned()));
+    }
+    let ty = match *ty {
+        "CloudTrail" => ObjectType::Log,
+        "CloudTrail-Digest" => ObjectType::Digest,
+        "CloudTrail-Insight" => ObjectType::Insight,
+        other => return Err(LayoutError::Type(other.to_owned())),
+    };
+    if !is_region(region) {
+        return Err(LayoutError::Region((*region).to_owned()));
+    }
+    let all_digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if !(all_digits(y, 4) && all_digits(m, 2) && all_digits(d, 2)) {
+        return Err(LayoutError::DateFolders);
+    }
+    let scope = Scope {
+        prefix: prefix.to_owned(),
+        organization,
+        account: (*account).to_owned(),
+        region: (*region).to_owned(),
+    };
+    let bad_name = || LayoutError::FileName { name: (*name).to_owned() };
+    let date_matches = |t: Timestamp| t.strftime("%Y%m%d").to_string() == format!("{y}{m}{d}");
+    match ty {
+        ObjectType::Log | ObjectType::Insight => {
+            let stem = name.strip_suffix(".json.gz").ok_or_else(bad_name)?;
+            let lead = format!("{account}_{}_{region}_", ty.folder());
+            let tail = stem.strip_prefix(&lead).ok_or_else(bad_name)?;
+            let (ts, unique) = tail.split_once('_').ok_or_else(bad_name)?;
+            let time = parse_compact(ts).filter(|_| ts.len() == 14).ok_or_else(bad_name)?;
+            if unique.len() != 16 || !unique.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(bad_name());
+            }
+            if !date_matches(time) {
+                return Err(LayoutError::DateFolders);
+            }
+            Ok(CloudTrailKey::Log(LogKey { scope, ty, time, unique: unique.to_owned() }))
+        }
+        ObjectType::Digest => {
+            let stem = name.strip_suffix(".json.gz").ok_or_else(bad_name)?;
+            let (stem, backfill) = match stem.strip_suffix("_backfill") {
+                Some(s) => (s, true),
+                None => (stem, false),
+            };
+            let lead = format!("{account}_CloudTrail-Digest_{region}_");
+            let tail = stem.strip_prefix(&lead).ok_or_else(bad_name)?;
+            let (rest, ts) = tail.rsplit_once('_').ok_or_else(bad_name)?;
+            let end_time = parse_compact(ts).filter(|_| ts.len() == 16).ok_or_else(bad_name)?;
+            // Trail names may contain underscores, Region names never do.
+            let (trail, home_region) = rest.rsplit_once('_').ok_or_else(bad_name)?;
+            if !is_region(home_region) || !is_trail_name(trail) {
+                return Err(bad_name());
+            }
+            if !date_matches(end_time) {
+                return Err(LayoutError::DateFolders);
+            }
+            Ok(CloudTrailKey::Digest(DigestKey {
+                scope,
+                trail: trail.to_owned(),
+                home_region: home_region.to_owned(),
+                end_time,
+                backfill,
+            }))
+        }
+    }
+}
+
+fn is_account(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_org_id(s: &str) -> bool {
+    s.strip_prefix("o-").is_some_and(|id| {
+        (10..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
+
+fn is_region(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.contains('-')
+}
+
+/// CloudTrail trail names: letters, digits, `.`, `_` and `-`, 3 to 128 characters.
+fn is_trail_name(s: &str) -> bool {
+    (3..=128).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REAL_DIGEST: &str = "AWSLogs/327878933619/CloudTrail-Digest/ap-northeast-1/2023/10/15/327878933619_CloudTrail-Digest_ap-northeast-1_llm-guard-trail_us-west-2_20231015T230404Z.json.gz";
+
+    #[test]
+    fn parses_real_digest_key_and_formats_it_back() {
+        let CloudTrailKey::Digest(k) = parse_key(REAL_DIGEST).unwrap() else { panic!() };
+        assert_eq!(k.scope.account, "327878933619");
+        assert_eq!(k.scope.region, "ap-northeast-1");
+        assert_eq!(k.trail, "llm-guard-trail");
+        assert_eq!(k.home_region, "us-west-2");
+        assert!(!k.backfill);
+        assert_eq!(k.format(), REAL_DIGEST);
+    }
+
+    #[test]
+    fn parses_org_prefix_backfill_and_underscored_trail() {
+        let key = "logs/a/AWSLogs/o-abcdef1234/111122223333/CloudTrail-Digest/eu-west-1/2026/01/02/111122223333_CloudTrail-Digest_eu-west-1_my_trail_us-east-1_20260102T030405Z_backfill.json.gz";
+        let CloudTrailKey::Digest(k) = parse_key(key).unwrap() else { panic!() };
+        assert_eq!(k.scope.prefix, "logs/a");
+        assert_eq!(k.scope.organization.as_deref(), Some("o-abcdef1234"));
+        assert_eq!(k.trail, "my_trail");
+        assert!(k.backfill);
+        assert_eq!(k.format(), key);
+    }
+
+    #[test]
+    fn parses_log_key() {
+        let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/02/111122223333_CloudTrail_us-east-1_20260102T0305Z_AbCdEfGh12345678.json.gz";
+        let CloudTrailKey::Log(k) = parse_key(key).unwrap() else { panic!() };
+        assert_eq!(k.ty, ObjectType::Log);
+        assert_eq!(crate::core::time::format_iso(k.time), "2026-01-02T03:05:00Z");
+        assert_eq!(k.scope.folder(ObjectType::Log), "AWSLogs/111122223333/CloudTrail/us-east-1/");
+    }
+
+    #[test]
+    fn a_prefix_containing_awslogs_is_still_a_prefix() {
+        let key = "AWSLogs/x/AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/02/111122223333_CloudTrail_us-east-1_20260102T0305Z_AbCdEfGh12345678.json.gz";
+        let CloudTrailKey::Log(k) = parse_key(key).unwrap() else { panic!() };
+        assert_eq!(k.scope.prefix, "AWSLogs/x");
+    }
+
+    #[test]
+    fn rejects_everything_else() {
+        for bad in [
+            "",
+            "random/file.txt",
+            "AWSLogs/12345/CloudTrail/us-east-1/2026/01/02/x.json.gz",
+            "AWSLogs/111122223333/Other/us-east-1/2026/01/02/x.json.gz",
+            "AWSLogs/111122223333/CloudTrail/US-EAST-1/2026/01/02/x.json.gz",
+            // date folder disagrees with the file name
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/03/111122223333_CloudTrail_us-east-1_20260102T0305Z_AbCdEfGh12345678.json.gz",
+            // another account in the file name
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/02/999922223333_CloudTrail_us-east-1_20260102T0305Z_AbCdEfGh12345678.json.gz",
+            "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/02/111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20260102T030405Z.json.gz",
+            "AWSLogs/../111122223333/CloudTrail/us-east-1/2026/01/02/111122223333_CloudTrail_us-east-1_20260102T0305Z_AbCdEfGh12345678.json.gz",
+            "AWSLogs/o-x/111122223333/CloudTrail/us-east-1/2026/01/02/111122223333_CloudTrail_us-east-1_20260102T0305Z_AbCdEfGh12345678.json.gz",
+        ] {
+            assert!(parse_key(bad).is_err(), "{bad}");
+        }
+    }
+}

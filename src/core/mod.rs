@@ -1,0 +1,19 @@
+//! The verification core: bytes in, typed results out.
+//!
+//! Nothing in here performs I/O, reads the clock or the environment, or needs an async runtime,
+//! so an embedder can verify evidence it already holds. Sources (`crate::source`) feed it bytes;
+//! the engine (`crate::engine`) decides what to feed in which order.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+pub mod chain;
+pub mod digest;
+pub mod evidence;
+pub mod finding;
+pub mod gz;
+pub mod keyfile;
+pub mod layout;
+pub mod sign;
+pub mod time;
+pub mod types;
+
+pub use types::{Fingerprint, S3Location, Sha256};

@@ -1,0 +1,247 @@
+//! Digest signatures: the string to sign, CloudTrail public keys, and the proof type
+//! [`VerifiedDigest`] that only a successful RSA check can produce.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use ring::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::{PublicKey as X509PublicKey, RSAPublicKey};
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+use super::digest::ParsedDigest;
+use super::types::Fingerprint;
+
+/// Why a public key cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    #[error("key {fingerprint}: not an RSA public key in PKCS#1 or SubjectPublicKeyInfo DER")]
+    Encoding { fingerprint: Fingerprint },
+    #[error("key {fingerprint}: RSA modulus of {bits} bits; at least 2048 are required")]
+    TooSmall { fingerprint: Fingerprint, bits: usize },
+    #[error("key {fingerprint}: validity starts after it ends")]
+    Window { fingerprint: Fingerprint },
+}
+
+/// Why a digest's signature does not hold. Each is a finding, not an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureFailure {
+    #[error("public key not found for fingerprint {fingerprint}")]
+    KeyNotFound { fingerprint: Fingerprint },
+    #[error("public key {fingerprint} is valid from {valid_from} to {valid_to}, not at {at}")]
+    KeyNotValidAt { fingerprint: Fingerprint, valid_from: Timestamp, valid_to: Timestamp, at: Timestamp },
+    #[error("signature verification failed")]
+    BadSignature,
+}
+
+/// A CloudTrail public key for one Region and validity window.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    fingerprint: Fingerprint,
+    modulus: Vec<u8>,
+    exponent: Vec<u8>,
+    pub valid_from: Timestamp,
+    pub valid_to: Timestamp,
+}
+
+impl PublicKey {
+    /// Loads DER as delivered by ListPublicKeys (PKCS#1 RSAPublicKey, or SubjectPublicKeyInfo
+    /// as one AWS-published key is). The fingerprint is computed, never taken on trust.
+    pub fn from_der(der: &[u8], valid_from: Timestamp, valid_to: Timestamp) -> Result<Self, KeyError> {
+        let fingerprint = Fingerprint::of_der(der);
+        let encoding = || KeyError::Encoding { fingerprint: fingerprint.clone() };
+        let components = |k: RSAPublicKey<'_>| (strip_zeros(k.modulus).to_vec(), strip_zeros(k.exponent).to_vec());
+        let (modulus, exponent) = match SubjectPublicKeyInfo::from_der(der) {
+            Ok((rest, spki)) if rest.is_empty() => match spki.parsed() {
+                Ok(X509PublicKey::RSA(k)) => components(k),
+                _ => return Err(encoding()),
+            },
+            _ => match RSAPublicKey::from_der(der) {
+                Ok((rest, k)) if rest.is_empty() => components(k),
+                _ => return Err(encoding()),
+            },
+        };
+        let bits = modulus.len() * 8 - modulus.first().map_or(8, |b| b.leading_zeros() as usize);
+        if bits < 2048 {
+            return Err(KeyError::TooSmall { fingerprint, bits });
+        }
+        if valid_from > valid_to {
+            return Err(KeyError::Window { fingerprint });
+        }
+        Ok(PublicKey { fingerprint, modulus, exponent, valid_from, valid_to })
+    }
+
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
+    /// RSASSA-PKCS1-v1_5 with SHA-256 only; ring refuses the MD5 and SHA-1 forms.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        RsaPublicKeyComponents { n: &self.modulus, e: &self.exponent }
+            .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
+            .is_ok()
+    }
+}
+
+fn strip_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    bytes.get(first..).unwrap_or_default()
+}
+
+/// The keys a run may use, by fingerprint.
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    keys: BTreeMap<Fingerprint, PublicKey>,
+}
+
+impl KeySet {
+    pub fn insert(&mut self, key: PublicKey) {
+        self.keys.insert(key.fingerprint.clone(), key);
+    }
+
+    pub fn get(&self, fingerprint: &Fingerprint) -> Option<&PublicKey> {
+        self.keys.get(fingerprint)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &PublicKey> {
+        self.keys.values()
+    }
+}
+
+/// A digest whose signature has been checked with a CloudTrail key. Only [`verify_digest`]
+/// makes one, so holding it is the proof.
+#[derive(Debug, Clone)]
+pub struct VerifiedDigest {
+    digest: ParsedDigest,
+    fingerprint: Fingerprint,
+}
+
+impl VerifiedDigest {
+    pub fn digest(&self) -> &ParsedDigest {
+        &self.digest
+    }
+
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
+    pub fn into_inner(self) -> ParsedDigest {
+        self.digest
+    }
+}
+
+/// `digestEndTime \n bucket/object \n hex(sha256(raw)) \n previousDigestSignature-or-null`.
+pub fn string_to_sign(d: &ParsedDigest) -> Vec<u8> {
+    let previous = d.previous.as_ref().map_or("null", |p| p.signature_text.as_str());
+    format!(
+        "{}\n{}/{}\n{}\n{}",
+        d.end_text,
+        d.location.bucket,
+        d.location.key,
+        d.sha256().to_hex(),
+        previous
+    )
+    .into_bytes()
+}
+
+/// Checks `signature` over the digest with the key its fingerprint names. `signed_at` is the
+/// time the key must be valid at: the end time for standard digests, the generation time for
+/// backfill digests; `None` skips the window check when that time is unknowable.
+pub fn verify_digest(
+    digest: ParsedDigest,
+    signature: &[u8],
+    keys: &KeySet,
+    signed_at: Option<Timestamp>,
+) -> Result<VerifiedDigest, (ParsedDigest, SignatureFailure)> {
+    let Some(key) = keys.get(&digest.fingerprint) else {
+        let fingerprint = digest.fingerprint.clone();
+        return Err((digest, SignatureFailure::KeyNotFound { fingerprint }));
+    };
+    if let Some(at) = signed_at {
+        if at < key.valid_from || at > key.valid_to {
+            let failure = SignatureFailure::KeyNotValidAt {
+                fingerprint: key.fingerprint.clone(),
+                valid_from: key.valid_from,
+                valid_to: key.valid_to,
+                at,
+            };
+            return Err((digest, failure));
+        }
+    }
+    if !key.verify(&string_to_sign(&digest), signature) {
+        return Err((digest, SignatureFailure::BadSignature));
+    }
+    let fingerprint = key.fingerprint.clone();
+    Ok(VerifiedDigest { digest, fingerprint })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector(path: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/../shared/vectors/{path}", env!("CARGO_MANIFEST_DIR"))).expect("shared vectors")
+    }
+
+    fn window() -> (Timestamp, Timestamp) {
+        (Timestamp::UNIX_EPOCH, Timestamp::MAX)
+    }
+
+    #[test]
+    fn loads_aws_published_keys_in_both_encodings_with_md5_fingerprints() {
+        for fp in [
+            "31e8b5433410dfb61a9dc45cc65b22ff", // SubjectPublicKeyInfo
+            "7f3f401420072e50a65a141430817ab3",
+            "8933b39ddc64d26d8e14ffbf6566fee4",
+            "8eba5db5bea9b640d1c96a77256fe7f2",
+        ] {
+            let der = vector(&format!("aws-docs-public-keys/{fp}.der"));
+            let (a, b) = window();
+            let key = PublicKey::from_der(&der, a, b).unwrap();
+            assert_eq!(key.fingerprint().as_str(), fp);
+        }
+    }
+
+    #[test]
+    fn verifies_the_aws_cli_v2_lake_vector_and_rejects_a_changed_message() {
+        // An AWS-authored RSASSA-PKCS1-v1_5/SHA-256 signature over a hash string.
+        let der = vector("awscli-v2-verify-query-results/functional_SAMPLE_PUBLIC_KEY_from_test_verifyqueryresults.der");
+        let sign: serde_json::Value =
+            serde_json::from_slice(&vector("awscli-v2-verify-query-results/functional_result_sign.json")).unwrap();
+        let message = sign["files"][0]["fileHashValue"].as_str().unwrap();
+        let signature = hex::decode(sign["hashSignature"].as_str().unwrap()).unwrap();
+        let (a, b) = window();
+        let key = PublicKey::from_der(&der, a, b).unwrap();
+        assert!(key.verify(message.as_bytes(), &signature));
+        let mut changed = message.to_owned().into_bytes();
+        changed[0] ^= 1;
+        assert!(!key.verify(&changed, &signature));
+        let mut bad_sig = signature.clone();
+        bad_sig[10] ^= 1;
+        assert!(!key.verify(message.as_bytes(), &bad_sig));
+        assert!(!key.verify(message.as_bytes(), &signature[1..]));
+    }
+
+    #[test]
+    fn rejects_small_and_malformed_keys() {
+        let (a, b) = window();
+        assert!(matches!(PublicKey::from_der(b"\x30\x00", a, b), Err(KeyError::Encoding { .. })));
+        let small = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/keys/test-rsa-1024-spki.der")).unwrap();
+        assert!(matches!(PublicKey::from_der(&small, a, b), Err(KeyError::TooSmall { bits: 1024, .. })));
+        let der = vector("aws-docs-public-keys/8eba5db5bea9b640d1c96a77256fe7f2.der");
+        let mut trailing = der.clone();
+        trailing.push(0);
+        assert!(PublicKey::from_der(&trailing, a, b).is_err());
+        assert!(matches!(PublicKey::from_der(&der, b, a), Err(KeyError::Window { .. })));
+    }
+}

@@ -1,0 +1,138 @@
+//! Newtypes for the values that cross trust boundaries.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// A SHA-256 digest; shown as lowercase hex, the form CloudTrail writes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256(pub [u8; 32]);
+
+impl Sha256 {
+    /// Hashes `data` in one go.
+    pub fn of(data: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Sha256(sha2::Sha256::digest(data).into())
+    }
+
+    /// Parses the lowercase hex form; CloudTrail never writes upper case, so neither do we accept it.
+    pub fn from_lower_hex(text: &str) -> Option<Self> {
+        let bytes = decode_lower_hex(text)?;
+        Some(Sha256(bytes.try_into().ok()?))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256({})", self.to_hex())
+    }
+}
+
+impl Serialize for Sha256 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+/// A public-key fingerprint: lowercase hex MD5 of the key's DER bytes as delivered.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// Accepts exactly 32 lowercase hex digits.
+    pub fn parse(text: &str) -> Option<Self> {
+        (text.len() == 32 && decode_lower_hex(text).is_some()).then(|| Fingerprint(text.to_owned()))
+    }
+
+    /// The fingerprint CloudTrail gives a key: MD5 over the DER bytes exactly as delivered.
+    pub fn of_der(der: &[u8]) -> Self {
+        use md5::Digest as _;
+        Fingerprint(hex::encode(md5::Md5::digest(der)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({})", self.0)
+    }
+}
+
+/// Where an object lives in S3.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct S3Location {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl S3Location {
+    pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
+        S3Location { bucket: bucket.into(), key: key.into() }
+    }
+
+    /// The `s3://bucket/key` form used in every report line.
+    pub fn uri(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+impl fmt::Display for S3Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// Decodes lowercase hex only; upper case, odd length or other characters give `None`.
+pub fn decode_lower_hex(text: &str) -> Option<Vec<u8>> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    hex::decode(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_hex_round_trip_and_rejects_upper_case() {
+        let h = Sha256::of(b"abc");
+        assert_eq!(
+            h.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(Sha256::from_lower_hex(&h.to_hex()), Some(h));
+        assert_eq!(Sha256::from_lower_hex(&h.to_hex().to_uppercase()), None);
+        assert_eq!(Sha256::from_lower_hex("abcd"), None);
+        assert_eq!(Sha256::from_lower_hex(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn fingerprint_is_md5_of_der() {
+        let fp = Fingerprint::of_der(b"");
+        assert_eq!(fp.as_str(), "d41d8cd98f00b204e9800998ecf8427e");
+        assert!(Fingerprint::parse("d41d8cd98f00b204e9800998ecf8427e").is_some());
+        assert!(Fingerprint::parse("D41D8CD98F00B204E9800998ECF8427E").is_none());
+        assert!(Fingerprint::parse("d41d8cd9").is_none());
+    }
+}
