@@ -1,0 +1,182 @@
+//! Command-line flags, turned into validated engine settings.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jiff::Timestamp;
+
+use crate::core::keyfile::parse_key_file;
+use crate::core::sign::KeySet;
+use crate::core::types::decode_lower_hex;
+use crate::engine::Settings;
+
+/// Integrity validation and forensics for AWS CloudTrail logs.
+#[derive(Debug, Parser)]
+#[command(name = "trailproof", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Verify the digest chains and log files of a local copy of a CloudTrail bucket.
+    ///
+    /// DIR is an evidence directory or a plain `aws s3 sync s3://BUCKET DIR` copy. Every
+    /// organization, account, Region and trail found under AWSLogs/ is verified, each chain
+    /// on its own. Exit status: 0 all valid, 1 integrity findings, 2 the job could not be done.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The evidence directory (objects at DIR/<S3 key>).
+    pub dir: PathBuf,
+    /// CloudTrail public keys, as printed by `aws cloudtrail list-public-keys`.
+    #[arg(long, value_name = "KEYS.json")]
+    pub public_keys: PathBuf,
+    /// Verify log files delivered from this time on (default: the oldest digest's start).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub start_time: Option<Timestamp>,
+    /// Verify log files delivered up to this time (default: the newest digest's end).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub end_time: Option<Timestamp>,
+    /// Only these accounts (repeatable).
+    #[arg(long = "account-id", value_name = "ACCOUNT")]
+    pub accounts: Vec<String>,
+    /// Only these source Regions (repeatable).
+    #[arg(long = "region", value_name = "REGION")]
+    pub regions: Vec<String>,
+    /// Only these trail names (repeatable).
+    #[arg(long = "trail", value_name = "NAME")]
+    pub trails: Vec<String>,
+    /// The bucket the copy was made from (default: from the evidence metadata or the digests).
+    #[arg(long, value_name = "BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// The S3 signature (x-amz-meta-signature) of a chain's newest digest (repeatable).
+    #[arg(long = "head-signature", value_name = "KEY=HEX", value_parser = parse_head_signature)]
+    pub head_signatures: Vec<(String, Vec<u8>)>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also print valid objects and finding details.
+    #[arg(long)]
+    pub verbose: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Why the flags cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    #[error("cannot read the public-key file {path}: {source}")]
+    KeyFileRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("public-key file {path}: {source}")]
+    KeyFile {
+        path: PathBuf,
+        source: crate::core::keyfile::KeyFileError,
+    },
+}
+
+impl VerifyArgs {
+    pub fn keys(&self) -> Result<KeySet, CliError> {
+        let bytes = std::fs::read(&self.public_keys).map_err(|source| CliError::KeyFileRead {
+            path: self.public_keys.clone(),
+            source,
+        })?;
+        parse_key_file(&bytes).map_err(|source| CliError::KeyFile {
+            path: self.public_keys.clone(),
+            source,
+        })
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings {
+            start: self.start_time,
+            end: self.end_time,
+            accounts: self.accounts.clone(),
+            regions: self.regions.clone(),
+            trails: self.trails.clone(),
+            bucket: self.s3_bucket.clone(),
+            head_signatures: self
+                .head_signatures
+                .iter()
+                .cloned()
+                .collect::<BTreeMap<_, _>>(),
+            key_origin: format!("pinned: {}", self.public_keys.display()),
+        }
+    }
+}
+
+/// Accepts RFC 3339 (`2026-01-01T00:00:00Z`), a date and time without offset (taken as UTC),
+/// or a bare date (midnight UTC), as the AWS CLI does.
+fn parse_time(text: &str) -> Result<Timestamp, String> {
+    if let Ok(ts) = text.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    let utc =
+        |dt: jiff::civil::DateTime| dt.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp());
+    if let Ok(dt) = text.parse::<jiff::civil::DateTime>() {
+        return utc(dt).map_err(|e| e.to_string());
+    }
+    if let Ok(d) = text.parse::<jiff::civil::Date>() {
+        return utc(d.to_datetime(jiff::civil::Time::midnight())).map_err(|e| e.to_string());
+    }
+    Err(format!(
+        "{text:?} is not a time; use e.g. 2026-01-01T00:00:00Z"
+    ))
+}
+
+fn parse_head_signature(text: &str) -> Result<(String, Vec<u8>), String> {
+    let (key, sig) = text.split_once('=').ok_or("expected KEY=HEX")?;
+    let key = match key.strip_prefix("s3://") {
+        Some(rest) => rest
+            .split_once('/')
+            .map(|(_, k)| k)
+            .ok_or("s3:// URI without a key")?,
+        None => key,
+    };
+    let sig = decode_lower_hex(sig)
+        .filter(|s| !s.is_empty())
+        .ok_or("the signature must be lowercase hex")?;
+    Ok((key.to_owned(), sig))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_the_forms_people_type() {
+        let want = parse_time("2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(parse_time("2026-01-01T00:00:00").unwrap(), want);
+        assert_eq!(parse_time("2026-01-01").unwrap(), want);
+        assert_eq!(parse_time("2026-01-01T01:00:00+01:00").unwrap(), want);
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn head_signatures_by_key_or_uri() {
+        assert_eq!(
+            parse_head_signature("a/b=0a").unwrap(),
+            ("a/b".into(), vec![10])
+        );
+        assert_eq!(
+            parse_head_signature("s3://bkt/a/b=0a").unwrap(),
+            ("a/b".into(), vec![10])
+        );
+        assert!(parse_head_signature("a/b").is_err());
+        assert!(parse_head_signature("a/b=0A").is_err());
+    }
+}

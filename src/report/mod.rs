@@ -1,0 +1,190 @@
+//! The report of one run, and its renderings.
+
+pub mod json;
+pub mod text;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
+use crate::core::layout::ChainId;
+
+/// Everything one run established, in a deterministic order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub tool: &'static str,
+    pub version: &'static str,
+    /// What was verified: an evidence directory path or an S3 URI.
+    pub source: String,
+    pub bucket: String,
+    pub range: RangeInfo,
+    pub filters: Filters,
+    /// The public keys the run could use.
+    pub keys: Vec<KeyInfo>,
+    pub chains: Vec<ChainReport>,
+    /// Findings that belong to no chain: log files no digest references.
+    pub unchained: Vec<Finding>,
+    /// Things the run could not check, said plainly.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RangeInfo {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// True when the range was not given and was taken from the digests found.
+    pub derived_from_evidence: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Filters {
+    pub accounts: Vec<String>,
+    pub regions: Vec<String>,
+    pub trails: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub fingerprint: String,
+    pub valid_from: Timestamp,
+    pub valid_to: Timestamp,
+    pub origin: String,
+}
+
+/// One chain: the digests newest first, each followed by its log files.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainReport {
+    pub chain: ChainInfo,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainInfo {
+    pub trail_arn: String,
+    pub trail: String,
+    pub home_region: String,
+    pub prefix: String,
+    pub organization: Option<String>,
+    pub account: String,
+    pub region: String,
+    pub backfill: bool,
+}
+
+impl From<&ChainId> for ChainInfo {
+    fn from(c: &ChainId) -> Self {
+        ChainInfo {
+            trail_arn: c.trail_arn(),
+            trail: c.trail.clone(),
+            home_region: c.home_region.clone(),
+            prefix: c.scope.prefix.clone(),
+            organization: c.scope.organization.clone(),
+            account: c.scope.account.clone(),
+            region: c.scope.region.clone(),
+            backfill: c.backfill,
+        }
+    }
+}
+
+/// Valid / not verified / invalid (including missing) objects of one kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub valid: usize,
+    pub invalid: usize,
+    pub not_verified: usize,
+}
+
+impl Tally {
+    pub fn total(&self) -> usize {
+        self.valid + self.invalid + self.not_verified
+    }
+
+    fn add(&mut self, other: Tally) {
+        self.valid += other.valid;
+        self.invalid += other.invalid;
+        self.not_verified += other.not_verified;
+    }
+}
+
+/// Counts per object kind, one per subject (its worst judging finding).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub digests: Tally,
+    pub logs: Tally,
+    /// Gaps, uncovered ends of the range, links that leave the chain or the evidence.
+    pub coverage_findings: usize,
+}
+
+impl Totals {
+    pub fn of(findings: &[Finding]) -> Totals {
+        use std::collections::BTreeMap;
+        let mut worst: BTreeMap<(ObjectKind, &str), Verdict> = BTreeMap::new();
+        let mut totals = Totals::default();
+        for f in findings {
+            match f.kind {
+                Kind::ChainGap
+                | Kind::CoverageStart
+                | Kind::CoverageEnd
+                | Kind::DigestLinkOtherBucket
+                | Kind::DigestLinkOutsideChain => {
+                    totals.coverage_findings += 1;
+                    continue;
+                }
+                // A missing digest nobody can name is still one digest missing.
+                Kind::DigestSuccessorMissing => {
+                    totals.digests.invalid += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let slot = worst
+                .entry((f.kind.object(), f.subject.as_str()))
+                .or_insert(f.verdict);
+            *slot = (*slot).max(f.verdict);
+        }
+        for ((object, _), verdict) in worst {
+            let tally = match object {
+                ObjectKind::Digest => &mut totals.digests,
+                ObjectKind::Log => &mut totals.logs,
+            };
+            match verdict {
+                Verdict::Valid => tally.valid += 1,
+                Verdict::NotVerified => tally.not_verified += 1,
+                Verdict::Missing | Verdict::Invalid => tally.invalid += 1,
+            }
+        }
+        totals
+    }
+
+    pub fn add(&mut self, other: Totals) {
+        self.digests.add(other.digests);
+        self.logs.add(other.logs);
+        self.coverage_findings += other.coverage_findings;
+    }
+}
+
+impl Report {
+    pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
+        self.chains
+            .iter()
+            .flat_map(|c| c.findings.iter())
+            .chain(self.unchained.iter())
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for c in &self.chains {
+            t.add(Totals::of(&c.findings));
+        }
+        t.add(Totals::of(&self.unchained));
+        t
+    }
+
+    /// 0 when everything checked is valid, 1 when anything is not.
+    pub fn exit_code(&self) -> i32 {
+        if self.all_findings().all(|f| f.verdict == Verdict::Valid) {
+            0
+        } else {
+            1
+        }
+    }
+}

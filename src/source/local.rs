@@ -1,0 +1,225 @@
+//! An evidence directory or a plain bucket copy on disk, locked to its root.
+//!
+//! Objects live at `ROOT/<key>`, as `aws s3 sync s3://BUCKET ROOT` writes them. Every path a
+//! digest names is resolved under the root; a key with `..`, an absolute path, a NUL, or a
+//! symlink leading out of the root is refused and becomes a finding. Nothing is ever written.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use super::{ReadError, SourceError};
+use crate::core::evidence::{EvidenceMetadata, EVIDENCE_FILE};
+
+/// An opened evidence directory.
+#[derive(Debug)]
+pub struct LocalEvidence {
+    root: PathBuf,
+    metadata: Option<EvidenceMetadata>,
+    keys: Vec<String>,
+    /// Names that are not UTF-8 and so cannot be S3 keys; reported, not read.
+    unusable: Vec<PathBuf>,
+}
+
+impl LocalEvidence {
+    /// Opens `dir`, reads its evidence-metadata file if any, and lists every object under it.
+    pub fn open(dir: &Path) -> Result<Self, SourceError> {
+        let root = dir.canonicalize().map_err(|source| SourceError::Root {
+            path: dir.to_owned(),
+            source,
+        })?;
+        if !root.is_dir() {
+            let source = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+            return Err(SourceError::Root {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+        let meta_path = root.join(EVIDENCE_FILE);
+        let metadata =
+            match std::fs::read(&meta_path) {
+                Ok(bytes) => Some(EvidenceMetadata::parse(&bytes).map_err(|source| {
+                    SourceError::Evidence {
+                        path: meta_path,
+                        source,
+                    }
+                })?),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(source) => {
+                    return Err(SourceError::Io {
+                        path: meta_path,
+                        source,
+                    })
+                }
+            };
+        let mut evidence = LocalEvidence {
+            root,
+            metadata,
+            keys: Vec::new(),
+            unusable: Vec::new(),
+        };
+        evidence.list()?;
+        Ok(evidence)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn metadata(&self) -> Option<&EvidenceMetadata> {
+        self.metadata.as_ref()
+    }
+
+    /// Every object key under the root, sorted.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    pub fn unusable_names(&self) -> &[PathBuf] {
+        &self.unusable
+    }
+
+    /// Walks the tree without following directory symlinks (no loops, no escape by listing).
+    fn list(&mut self) -> Result<(), SourceError> {
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = std::fs::read_dir(&dir).map_err(|source| SourceError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            for entry in entries {
+                let entry = entry.map_err(|source| SourceError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let path = entry.path();
+                let ty = entry.file_type().map_err(|source| SourceError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                if ty.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if ty.is_symlink() && path.is_dir() {
+                    continue;
+                }
+                let Ok(rel) = path.strip_prefix(&self.root) else {
+                    continue;
+                };
+                match rel.to_str() {
+                    Some(EVIDENCE_FILE) => {}
+                    Some(key) => self.keys.push(key.replace(std::path::MAIN_SEPARATOR, "/")),
+                    None => self.unusable.push(rel.to_owned()),
+                }
+            }
+        }
+        self.keys.sort();
+        Ok(())
+    }
+
+    /// Resolves a key to a path under the root, refusing anything that would leave it.
+    pub fn resolve(&self, key: &str) -> Result<PathBuf, ReadError> {
+        if key.is_empty() || key.contains('\0') {
+            return Err(ReadError::Escape(format!("unusable key {key:?}")));
+        }
+        let rel = Path::new(key);
+        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(ReadError::Escape(format!(
+                "key {key:?} is not a plain relative path"
+            )));
+        }
+        let path = self.root.join(rel);
+        match path.canonicalize() {
+            Ok(real) if real.starts_with(&self.root) => Ok(real),
+            Ok(real) => Err(ReadError::Escape(format!(
+                "{key} resolves to {}",
+                real.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A dangling symlink is still a link: say where it points rather than "missing".
+                match std::fs::read_link(&path) {
+                    Ok(target) => Err(ReadError::Escape(format!(
+                        "{key} is a dangling link to {}",
+                        target.display()
+                    ))),
+                    Err(_) => Err(ReadError::NotFound),
+                }
+            }
+            Err(e) => Err(ReadError::Io(e.to_string())),
+        }
+    }
+
+    /// Opens an object for streaming.
+    pub fn open_object(&self, key: &str) -> Result<File, ReadError> {
+        let path = self.resolve(key)?;
+        File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ReadError::NotFound,
+            _ => ReadError::Io(e.to_string()),
+        })
+    }
+
+    /// Reads a whole object, refusing more than `max` bytes (digests are held in memory).
+    pub fn read_object(&self, key: &str, max: u64) -> Result<Vec<u8>, ReadError> {
+        let file = self.open_object(key)?;
+        let mut bytes = Vec::new();
+        file.take(max + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ReadError::Io(e.to_string()))?;
+        if bytes.len() as u64 > max {
+            return Err(ReadError::Io(format!("larger than {max} bytes")));
+        }
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_and_locks_reads_to_the_root() {
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("copy");
+        std::fs::create_dir_all(root.join("AWSLogs/a")).unwrap();
+        std::fs::write(root.join("AWSLogs/a/x.json.gz"), b"x").unwrap();
+        std::fs::write(outer.path().join("secret"), b"s").unwrap();
+        std::os::unix::fs::symlink(
+            outer.path().join("secret"),
+            root.join("AWSLogs/a/out.json.gz"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outer.path(), root.join("AWSLogs/loop")).unwrap();
+        let ev = LocalEvidence::open(&root).unwrap();
+        assert_eq!(ev.keys(), ["AWSLogs/a/out.json.gz", "AWSLogs/a/x.json.gz"]);
+        assert_eq!(ev.read_object("AWSLogs/a/x.json.gz", 10).unwrap(), b"x");
+        assert!(matches!(
+            ev.read_object("AWSLogs/a/out.json.gz", 10),
+            Err(ReadError::Escape(_))
+        ));
+        assert!(matches!(
+            ev.read_object("AWSLogs/../../secret", 10),
+            Err(ReadError::Escape(_))
+        ));
+        assert!(matches!(
+            ev.read_object("/etc/passwd", 10),
+            Err(ReadError::Escape(_))
+        ));
+        assert!(matches!(
+            ev.read_object("AWSLogs/loop/secret", 10),
+            Err(ReadError::Escape(_))
+        ));
+        assert!(matches!(
+            ev.read_object("a\0b", 10),
+            Err(ReadError::Escape(_))
+        ));
+        assert_eq!(
+            ev.read_object("AWSLogs/a/none.json.gz", 10),
+            Err(ReadError::NotFound)
+        );
+        assert!(matches!(
+            ev.read_object("AWSLogs/a/x.json.gz", 0),
+            Err(ReadError::Io(_))
+        ));
+    }
+}
