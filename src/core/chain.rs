@@ -92,9 +92,23 @@ pub struct WalkedDigest {
 }
 
 /// Walks one chain. `candidates` may come in any order; the result is newest first.
-pub fn walk(chain: &ChainId, mut candidates: Vec<DigestCandidate>, keys: &KeySet, range: Range) -> Vec<WalkedDigest> {
-    candidates.sort_by(|a, b| b.key.end_time.cmp(&a.key.end_time).then_with(|| b.location.cmp(&a.location)));
-    let index: HashMap<&S3Location, usize> = candidates.iter().enumerate().map(|(i, c)| (&c.location, i)).collect();
+pub fn walk(
+    chain: &ChainId,
+    mut candidates: Vec<DigestCandidate>,
+    keys: &KeySet,
+    range: Range,
+) -> Vec<WalkedDigest> {
+    candidates.sort_by(|a, b| {
+        b.key
+            .end_time
+            .cmp(&a.key.end_time)
+            .then_with(|| b.location.cmp(&a.location))
+    });
+    let index: HashMap<&S3Location, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (&c.location, i))
+        .collect();
 
     // incoming[i]: the newer digests whose link names digest i.
     let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); candidates.len()];
@@ -118,7 +132,12 @@ pub fn walk(chain: &ChainId, mut candidates: Vec<DigestCandidate>, keys: &KeySet
         let vouching: Vec<(usize, &ParsedDigest)> = successors
             .iter()
             .filter(|&&j| trusted.get(j).copied().unwrap_or(false))
-            .filter_map(|&j| candidates.get(j).and_then(|c| c.content.as_ref().ok()).map(|d| (j, d)))
+            .filter_map(|&j| {
+                candidates
+                    .get(j)
+                    .and_then(|c| c.content.as_ref().ok())
+                    .map(|d| (j, d))
+            })
             .collect();
         let signatures_from_successors: Vec<&[u8]> = successors
             .iter()
@@ -136,7 +155,10 @@ pub fn walk(chain: &ChainId, mut candidates: Vec<DigestCandidate>, keys: &KeySet
         continuity_findings(&candidates, &incoming, &trusted, &mut walked, range);
     }
     for w in &mut walked {
-        let judged = w.findings.iter().any(|f| f.kind.judges_subject() && f.subject == w.location.uri());
+        let judged = w
+            .findings
+            .iter()
+            .any(|f| f.kind.judges_subject() && f.subject == w.location.uri());
         if !judged {
             if let DigestStatus::Verified(v) = &w.status {
                 let evidence = Evidence {
@@ -145,7 +167,10 @@ pub fn walk(chain: &ChainId, mut candidates: Vec<DigestCandidate>, keys: &KeySet
                     to: Some(v.digest().end),
                     ..Evidence::default()
                 };
-                w.findings.insert(0, Finding::new(w.location.uri(), Kind::DigestValid, "valid").with(evidence));
+                w.findings.insert(
+                    0,
+                    Finding::new(w.location.uri(), Kind::DigestValid, "valid").with(evidence),
+                );
             }
         }
     }
@@ -163,25 +188,41 @@ fn judge(
     let uri = cand.location.uri();
     let mut findings = Vec::new();
     let done = |status, findings, trusted| {
-        (WalkedDigest { location: cand.location.clone(), key: cand.key.clone(), status, findings }, trusted)
+        (
+            WalkedDigest {
+                location: cand.location.clone(),
+                key: cand.key.clone(),
+                status,
+                findings,
+            },
+            trusted,
+        )
     };
     let parsed = match &cand.content {
         Err(ContentProblem::Format(detail)) => {
-            let f = Finding::new(&uri, Kind::DigestFormat, "invalid format").with(detail_only(detail));
+            let f =
+                Finding::new(&uri, Kind::DigestFormat, "invalid format").with(detail_only(detail));
             return done(DigestStatus::Unverified(None), vec![f], false);
         }
         Err(ContentProblem::Unreadable(detail)) => {
-            let f = Finding::new(&uri, Kind::DigestUnreadable, "could not be read").with(detail_only(detail));
+            let f = Finding::new(&uri, Kind::DigestUnreadable, "could not be read")
+                .with(detail_only(detail));
             return done(DigestStatus::Unverified(None), vec![f], false);
         }
         Err(ContentProblem::PathEscape(detail)) => {
-            let f = Finding::new(&uri, Kind::PathEscape, "path leaves the evidence directory").with(detail_only(detail));
+            let f = Finding::new(&uri, Kind::PathEscape, "path leaves the evidence directory")
+                .with(detail_only(detail));
             return done(DigestStatus::Unverified(None), vec![f], false);
         }
         Ok(parsed) => parsed.clone(),
     };
     if parsed.location != cand.location {
-        let f = Finding::new(&uri, Kind::DigestMoved, "has been moved from its original location").with(Evidence {
+        let f = Finding::new(
+            &uri,
+            Kind::DigestMoved,
+            "has been moved from its original location",
+        )
+        .with(Evidence {
             detail: Some(format!("delivered to {}", parsed.location)),
             ..Evidence::default()
         });
@@ -189,17 +230,23 @@ fn judge(
     }
 
     for (j, newer) in vouching {
-        let Some(link) = &newer.previous else { continue };
+        let Some(link) = &newer.previous else {
+            continue;
+        };
         let named_by = Some(newer.location.uri());
         if link.hash != parsed.sha256() {
             findings.push(
-                Finding::new(&uri, Kind::DigestLinkHashMismatch, "previousDigestHashValue of the next digest does not match this digest")
-                    .with(Evidence {
-                        expected_sha256: Some(link.hash),
-                        actual_sha256: Some(parsed.sha256()),
-                        named_by: named_by.clone(),
-                        ..Evidence::default()
-                    }),
+                Finding::new(
+                    &uri,
+                    Kind::DigestLinkHashMismatch,
+                    "previousDigestHashValue of the next digest does not match this digest",
+                )
+                .with(Evidence {
+                    expected_sha256: Some(link.hash),
+                    actual_sha256: Some(parsed.sha256()),
+                    named_by: named_by.clone(),
+                    ..Evidence::default()
+                }),
             );
         }
         if let Some(own) = &cand.signature {
@@ -212,28 +259,30 @@ fn judge(
         }
     }
 
-    let signed_at = if cand.key.backfill { cand.backfill_generated } else { Some(parsed.end) };
+    let signed_at = if cand.key.backfill {
+        cand.backfill_generated
+    } else {
+        Some(parsed.end)
+    };
     let mut tried: Vec<&[u8]> = Vec::new();
     let mut first_failure = None;
-    let mut parsed = Some(parsed);
-    for sig in cand.signature.as_deref().into_iter().chain(signatures_from_successors.iter().copied()) {
+    for sig in cand
+        .signature
+        .as_deref()
+        .into_iter()
+        .chain(signatures_from_successors.iter().copied())
+    {
         if tried.contains(&sig) {
             continue;
         }
         tried.push(sig);
-        let Some(p) = parsed.take() else { break };
-        match verify_digest(p, sig, keys, signed_at) {
+        match verify_digest(&parsed, sig, keys, signed_at) {
             Ok(verified) => return done(DigestStatus::Verified(verified), findings, true),
-            Err((p, failure)) => {
-                parsed = Some(p);
+            Err(failure) => {
                 first_failure.get_or_insert(failure);
             }
         }
     }
-    let Some(parsed) = parsed else {
-        // verify_digest hands the digest back on every failure, so this is unreachable.
-        return done(DigestStatus::Unverified(None), findings, false);
-    };
     let (finding, trusted) = match first_failure {
         None => (
             Finding::new(
@@ -272,29 +321,59 @@ fn judge(
 }
 
 /// Findings about where links point: missing digests, other buckets, other chains.
-fn link_findings(chain: &ChainId, candidates: &[DigestCandidate], trusted: &[bool], walked: &mut [WalkedDigest], range: Range) {
-    let present: HashMap<&S3Location, usize> = candidates.iter().enumerate().map(|(i, c)| (&c.location, i)).collect();
+fn link_findings(
+    chain: &ChainId,
+    candidates: &[DigestCandidate],
+    trusted: &[bool],
+    walked: &mut [WalkedDigest],
+    range: Range,
+) {
+    let present: HashMap<&S3Location, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (&c.location, i))
+        .collect();
     for (j, cand) in candidates.iter().enumerate() {
         if !trusted.get(j).copied().unwrap_or(false) {
             continue;
         }
-        let Some(link) = cand.content.as_ref().ok().and_then(|d| d.previous.as_ref()) else { continue };
+        let Some(link) = cand.content.as_ref().ok().and_then(|d| d.previous.as_ref()) else {
+            continue;
+        };
         let target = match parse_key(&link.location.key) {
-            Ok(CloudTrailKey::Digest(k)) if k.chain() == *chain && k.end_time < cand.key.end_time => Some(k),
+            Ok(CloudTrailKey::Digest(k))
+                if k.chain() == *chain && k.end_time < cand.key.end_time =>
+            {
+                Some(k)
+            }
             _ => None,
         };
         let finding = match (&target, present.get(&link.location)) {
             (Some(_), Some(&i)) if i > j => None,
-            (Some(k), None) if link.location.bucket != cand.location.bucket => (k.end_time >= range.start).then(|| {
-                Finding::new(link.location.uri(), Kind::DigestLinkOtherBucket, "previous digest is in another bucket, outside this evidence")
+            (Some(k), None) if link.location.bucket != cand.location.bucket => {
+                (k.end_time >= range.start).then(|| {
+                    Finding::new(
+                        link.location.uri(),
+                        Kind::DigestLinkOtherBucket,
+                        "previous digest is in another bucket, outside this evidence",
+                    )
+                    .with(named(cand))
+                })
+            }
+            (Some(k), None) => (k.end_time >= range.start).then(|| {
+                Finding::new(link.location.uri(), Kind::DigestMissing, "not found")
                     .with(named(cand))
             }),
-            (Some(k), None) => (k.end_time >= range.start).then(|| {
-                Finding::new(link.location.uri(), Kind::DigestMissing, "not found").with(named(cand))
-            }),
             _ => Some(
-                Finding::new(cand.location.uri(), Kind::DigestLinkOutsideChain, "previous digest link points outside this chain")
-                    .with(Evidence { detail: Some(format!("links to {}", link.location)), ..Evidence::default() }),
+                Finding::new(
+                    cand.location.uri(),
+                    Kind::DigestLinkOutsideChain,
+                    "previous digest link points outside this chain",
+                )
+                .with(Evidence {
+                    detail: Some(format!("links to {}", link.location)),
+                    ..Evidence::default()
+                }),
             ),
         };
         if let (Some(f), Some(w)) = (finding, walked.get_mut(j)) {
@@ -314,11 +393,15 @@ fn continuity_findings(
     let end_of = |c: &DigestCandidate| c.content.as_ref().map_or(c.key.end_time, |d| d.end);
     for (i, older) in candidates.iter().enumerate().skip(1) {
         let newer_index = i - 1;
-        let Some(newer) = candidates.get(newer_index) else { continue };
+        let Some(newer) = candidates.get(newer_index) else {
+            continue;
+        };
         if !trusted.get(newer_index).copied().unwrap_or(false) {
             continue;
         }
-        let Ok(newer_digest) = &newer.content else { continue };
+        let Ok(newer_digest) = &newer.content else {
+            continue;
+        };
         let older_end = end_of(older);
         match &newer_digest.previous {
             None if newer_digest.start > older_end => {
@@ -335,16 +418,27 @@ fn continuity_findings(
                 push(walked, newer_index, f);
             }
             None => {}
-            Some(link) if incoming.get(i).is_some_and(|v| !v.is_empty()) || link.location == older.location => {}
+            Some(link)
+                if incoming.get(i).is_some_and(|v| !v.is_empty())
+                    || link.location == older.location => {}
             Some(link) => {
                 let linked_older = candidates.iter().position(|c| c.location == link.location);
                 match (linked_older, parse_key(&link.location.key)) {
                     (Some(_), _) => {
-                        let f = Finding::new(older.location.uri(), Kind::DigestUnlinked, "no digest of its chain links to it")
-                            .with(Evidence { named_by: None, ..period(older_end, newer_digest.start) });
+                        let f = Finding::new(
+                            older.location.uri(),
+                            Kind::DigestUnlinked,
+                            "no digest of its chain links to it",
+                        )
+                        .with(Evidence {
+                            named_by: None,
+                            ..period(older_end, newer_digest.start)
+                        });
                         push(walked, i, f);
                     }
-                    (None, Ok(CloudTrailKey::Digest(missing))) if missing.end_time > older_end + SLACK => {
+                    (None, Ok(CloudTrailKey::Digest(missing)))
+                        if missing.end_time > older_end + SLACK =>
+                    {
                         // The missing digest ended at `missing.end_time`, so it started about an
                         // hour earlier: whatever lies between is unaccounted for.
                         let hole_end = missing.end_time - SignedDuration::from_hours(1);
@@ -357,7 +451,10 @@ fn continuity_findings(
                                 format_iso(hole_end)
                             ),
                         )
-                        .with(Evidence { named_by: Some(link.location.uri()), ..period(older_end, hole_end) });
+                        .with(Evidence {
+                            named_by: Some(link.location.uri()),
+                            ..period(older_end, hole_end)
+                        });
                         push(walked, i, f);
                     }
                     _ => {}
@@ -372,20 +469,31 @@ fn continuity_findings(
             let f = Finding::new(
                 newest.location.uri(),
                 Kind::CoverageEnd,
-                format!("the chain ends at {}, before the requested end {}", format_iso(end), format_iso(range.end)),
+                format!(
+                    "the chain ends at {}, before the requested end {}",
+                    format_iso(end),
+                    format_iso(range.end)
+                ),
             )
             .with(period(end, range.end));
             push(walked, 0, f);
         }
     }
     let last = candidates.len().saturating_sub(1);
-    if let (Some(oldest), true) = (candidates.get(last), trusted.get(last).copied().unwrap_or(false)) {
+    if let (Some(oldest), true) = (
+        candidates.get(last),
+        trusted.get(last).copied().unwrap_or(false),
+    ) {
         if let Ok(d) = &oldest.content {
             if d.previous.is_none() && d.start > range.start + COVERAGE_SLACK {
                 let f = Finding::new(
                     oldest.location.uri(),
                     Kind::CoverageStart,
-                    format!("the chain starts at {}, after the requested start {}", format_iso(d.start), format_iso(range.start)),
+                    format!(
+                        "the chain starts at {}, after the requested start {}",
+                        format_iso(d.start),
+                        format_iso(range.start)
+                    ),
                 )
                 .with(period(range.start, d.start));
                 push(walked, last, f);
@@ -401,13 +509,270 @@ fn push(walked: &mut [WalkedDigest], i: usize, f: Finding) {
 }
 
 fn period(from: Timestamp, to: Timestamp) -> Evidence {
-    Evidence { from: Some(from), to: Some(to), ..Evidence::default() }
+    Evidence {
+        from: Some(from),
+        to: Some(to),
+        ..Evidence::default()
+    }
 }
 
 fn named(by: &DigestCandidate) -> Evidence {
-    Evidence { named_by: Some(by.location.uri()), ..Evidence::default() }
+    Evidence {
+        named_by: Some(by.location.uri()),
+        ..Evidence::default()
+    }
 }
 
 fn detail_only(detail: &str) -> Evidence {
-    Evidence { detail: Some(detail.to_owned()), ..Evidence::default() }
+    Evidence {
+        detail: Some(detail.to_owned()),
+        ..Evidence::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ring::rand::SystemRandom;
+    use ring::signature::{KeyPair, RsaKeyPair, RSA_PKCS1_SHA256};
+
+    use super::*;
+    use crate::core::sign::PublicKey;
+    use crate::core::time::parse_iso;
+
+    const BUCKET: &str = "trail-bucket";
+
+    struct Signer {
+        pair: RsaKeyPair,
+        keys: KeySet,
+    }
+
+    impl Signer {
+        fn new() -> Self {
+            let pk8 = include_bytes!("../../testdata/keys/test-rsa-1.pk8");
+            let pair = RsaKeyPair::from_pkcs8(pk8).unwrap();
+            let mut keys = KeySet::default();
+            let key = PublicKey::from_der(
+                pair.public_key().as_ref(),
+                Timestamp::UNIX_EPOCH,
+                Timestamp::MAX,
+            )
+            .unwrap();
+            keys.insert(key);
+            Signer { pair, keys }
+        }
+
+        fn sign(&self, message: &[u8]) -> Vec<u8> {
+            let mut sig = vec![0; self.pair.public().modulus_len()];
+            self.pair
+                .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut sig)
+                .unwrap();
+            sig
+        }
+    }
+
+    fn key_at(hour: i64) -> DigestKey {
+        let CloudTrailKey::Digest(k) = parse_key(&format!(
+            "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_trail1_us-east-1_20260101T{:02}0404Z.json.gz",
+            hour
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        k
+    }
+
+    /// Builds a chain of hourly digests 1..=n; `restart_at` makes that digest a chain start.
+    /// Returns candidates (with S3 signatures) oldest first.
+    fn chain(signer: &Signer, n: i64, restart_at: Option<i64>) -> Vec<DigestCandidate> {
+        let mut out: Vec<DigestCandidate> = Vec::new();
+        let mut prev: Option<(String, String, Vec<u8>)> = None; // key, sha hex, signature
+        for h in 1..=n {
+            let key = key_at(h);
+            let key_text = key.format();
+            let fp = Fingerprint::of_der(signer.pair.public_key().as_ref());
+            let link = match (&prev, restart_at == Some(h)) {
+                (Some((k, sha, sig)), false) => format!(
+                    r#""previousDigestS3Bucket":"{BUCKET}","previousDigestS3Object":"{}","previousDigestHashValue":"{sha}","previousDigestHashAlgorithm":"SHA-256","previousDigestSignature":"{}""#,
+                    k.replace('/', "\\/"),
+                    hex::encode(sig)
+                ),
+                _ => r#""previousDigestS3Bucket":null,"previousDigestS3Object":null,"previousDigestHashValue":null,"previousDigestHashAlgorithm":null,"previousDigestSignature":null"#.to_owned(),
+            };
+            let raw = format!(
+                r#"{{"awsAccountId":"111122223333","digestStartTime":"2026-01-01T{:02}:04:04Z","digestEndTime":"2026-01-01T{h:02}:04:04Z","digestS3Bucket":"{BUCKET}","digestS3Object":"{}","digestPublicKeyFingerprint":"{fp}","digestSignatureAlgorithm":"SHA256withRSA","newestEventTime":null,"oldestEventTime":null,{link},"logFiles":[]}}"#,
+                h - 1,
+                key_text.replace('/', "\\/")
+            );
+            let parsed = ParsedDigest::parse(raw.as_bytes()).unwrap();
+            let sig = signer.sign(&crate::core::sign::string_to_sign(&parsed));
+            prev = Some((key_text.clone(), parsed.sha256().to_hex(), sig.clone()));
+            out.push(DigestCandidate {
+                location: S3Location::new(BUCKET, key_text),
+                key,
+                content: Ok(parsed),
+                signature: Some(sig),
+                backfill_generated: None,
+            });
+        }
+        out
+    }
+
+    fn range() -> Range {
+        Range {
+            start: parse_iso("2026-01-01T00:00:00Z").unwrap(),
+            end: parse_iso("2026-01-01T09:04:04Z").unwrap(),
+        }
+    }
+
+    fn kinds(walked: &[WalkedDigest]) -> Vec<(String, Kind)> {
+        walked
+            .iter()
+            .flat_map(|w| w.findings.iter())
+            .filter(|f| f.kind != Kind::DigestValid)
+            .map(|f| (f.subject.rsplit('_').next().unwrap().to_owned(), f.kind))
+            .collect()
+    }
+
+    use crate::core::types::Fingerprint;
+
+    #[test]
+    fn an_intact_chain_with_metadata_is_all_valid() {
+        let s = Signer::new();
+        let c = chain(&s, 9, None);
+        let id = c[0].key.chain();
+        let walked = walk(&id, c, &s.keys, range());
+        assert_eq!(kinds(&walked), vec![]);
+        assert!(walked
+            .iter()
+            .all(|w| matches!(w.status, DigestStatus::Verified(_))));
+    }
+
+    #[test]
+    fn a_plain_copy_verifies_all_but_the_head_through_successor_signatures() {
+        let s = Signer::new();
+        let mut c = chain(&s, 9, None);
+        c.iter_mut().for_each(|d| d.signature = None);
+        let id = c[0].key.chain();
+        let walked = walk(&id, c, &s.keys, range());
+        assert_eq!(
+            kinds(&walked),
+            vec![(
+                "20260101T090404Z.json.gz".into(),
+                Kind::DigestSignatureUnavailable
+            )]
+        );
+        assert_eq!(
+            walked
+                .iter()
+                .filter(|w| matches!(w.status, DigestStatus::Verified(_)))
+                .count(),
+            8
+        );
+    }
+
+    #[test]
+    fn two_consecutive_deletions_give_two_findings() {
+        let s = Signer::new();
+        let mut c = chain(&s, 9, None);
+        c.remove(5); // hour 6
+        c.remove(4); // hour 5
+        let id = c[0].key.chain();
+        let walked = walk(&id, c, &s.keys, range());
+        assert_eq!(
+            kinds(&walked),
+            vec![
+                ("20260101T060404Z.json.gz".into(), Kind::DigestMissing),
+                (
+                    "20260101T040404Z.json.gz".into(),
+                    Kind::DigestSuccessorMissing
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_deletion_gives_one_finding_and_a_restart_gives_a_gap() {
+        let s = Signer::new();
+        let mut c = chain(&s, 9, None);
+        c.remove(4);
+        let id = c[0].key.chain();
+        assert_eq!(
+            kinds(&walk(&id, c, &s.keys, range())),
+            vec![("20260101T050404Z.json.gz".into(), Kind::DigestMissing)]
+        );
+
+        let mut c = chain(&s, 9, Some(7));
+        c.remove(5); // hour 6: logging stopped for the hour before the restart
+        let id = c[0].key.chain();
+        assert_eq!(
+            kinds(&walk(&id, c, &s.keys, range())),
+            vec![("20260101T070404Z.json.gz".into(), Kind::ChainGap)]
+        );
+    }
+
+    #[test]
+    fn tampered_digest_signature_and_link_checks() {
+        let s = Signer::new();
+        let mut c = chain(&s, 4, None);
+        // Hour 2 edited after signing: its own signature fails, and hour 3's link hash disagrees.
+        if let Ok(d) = &mut c[1].content {
+            let raw = format!(
+                "{{\"awsAccountId\":\"111122223333\",\"digestStartTime\":\"2026-01-01T01:04:04Z\",\"digestEndTime\":\"2026-01-01T02:04:04Z\",\"digestS3Bucket\":\"{BUCKET}\",\"digestS3Object\":\"{}\",\"digestPublicKeyFingerprint\":\"{}\",\"digestSignatureAlgorithm\":\"SHA256withRSA\",\"newestEventTime\":null,\"oldestEventTime\":null,\"previousDigestS3Bucket\":null,\"previousDigestS3Object\":null,\"previousDigestHashValue\":null,\"previousDigestHashAlgorithm\":null,\"previousDigestSignature\":null,\"logFiles\":[]}}",
+                d.location.key, d.fingerprint
+            );
+            *d = ParsedDigest::parse(raw.as_bytes()).unwrap();
+        }
+        // Hour 4's S3 signature replaced: hour 4 fails on it, no successor carries another.
+        c[3].signature = Some(vec![1; 256]);
+        let id = c[0].key.chain();
+        let got = kinds(&walk(
+            &id,
+            c,
+            &s.keys,
+            Range {
+                end: parse_iso("2026-01-01T04:04:04Z").unwrap(),
+                ..range()
+            },
+        ));
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "20260101T040404Z.json.gz".into(),
+                    Kind::DigestSignatureInvalid
+                ),
+                (
+                    "20260101T020404Z.json.gz".into(),
+                    Kind::DigestLinkHashMismatch
+                ),
+                (
+                    "20260101T020404Z.json.gz".into(),
+                    Kind::DigestSignatureInvalid
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_short_chain_is_a_coverage_finding_and_unknown_keys_are_not_verified() {
+        let s = Signer::new();
+        let c = chain(&s, 5, None);
+        let id = c[0].key.chain();
+        let got = kinds(&walk(&id, c.clone(), &s.keys, range()));
+        assert_eq!(
+            got,
+            vec![("20260101T050404Z.json.gz".into(), Kind::CoverageEnd)]
+        );
+        let got = kinds(&walk(
+            &id,
+            c,
+            &KeySet::default(),
+            Range {
+                end: parse_iso("2026-01-01T05:04:04Z").unwrap(),
+                ..range()
+            },
+        ));
+        assert_eq!(got.len(), 5);
+        assert!(got.iter().all(|(_, k)| *k == Kind::DigestKeyUnknown));
+    }
 }

@@ -68,10 +68,12 @@ pub struct ParsedDigest {
 impl ParsedDigest {
     /// Parses the inflated bytes of a digest file.
     pub fn parse(raw: &[u8]) -> Result<Self, DigestFormatError> {
-        let text = std::str::from_utf8(raw)
-            .map_err(|e| DigestFormatError::Json { detail: e.to_string() })?;
-        let wire: Wire =
-            serde_json::from_str(text).map_err(|e| DigestFormatError::Json { detail: e.to_string() })?;
+        let text = std::str::from_utf8(raw).map_err(|e| DigestFormatError::Json {
+            detail: e.to_string(),
+        })?;
+        let wire: Wire = serde_json::from_str(text).map_err(|e| DigestFormatError::Json {
+            detail: e.to_string(),
+        })?;
         Self::from_wire(wire, Sha256::of(raw))
     }
 
@@ -81,12 +83,17 @@ impl ParsedDigest {
     }
 
     fn from_wire(w: Wire, raw_sha256: Sha256) -> Result<Self, DigestFormatError> {
-        let field = |field: &'static str, value: &str| DigestFormatError::Field { field, value: value.to_owned() };
+        let field = |field: &'static str, value: &str| DigestFormatError::Field {
+            field,
+            value: value.to_owned(),
+        };
         if w.aws_account_id.len() != 12 || !w.aws_account_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(field("awsAccountId", &w.aws_account_id));
         }
-        let start = parse_iso(&w.digest_start_time).ok_or_else(|| field("digestStartTime", &w.digest_start_time))?;
-        let end = parse_iso(&w.digest_end_time).ok_or_else(|| field("digestEndTime", &w.digest_end_time))?;
+        let start = parse_iso(&w.digest_start_time)
+            .ok_or_else(|| field("digestStartTime", &w.digest_start_time))?;
+        let end = parse_iso(&w.digest_end_time)
+            .ok_or_else(|| field("digestEndTime", &w.digest_end_time))?;
         if start > end {
             return Err(DigestFormatError::Period);
         }
@@ -96,8 +103,13 @@ impl ParsedDigest {
                 value: w.digest_signature_algorithm,
             });
         }
-        let fingerprint = Fingerprint::parse(&w.digest_public_key_fingerprint)
-            .ok_or_else(|| field("digestPublicKeyFingerprint", &w.digest_public_key_fingerprint))?;
+        let fingerprint =
+            Fingerprint::parse(&w.digest_public_key_fingerprint).ok_or_else(|| {
+                field(
+                    "digestPublicKeyFingerprint",
+                    &w.digest_public_key_fingerprint,
+                )
+            })?;
         let location = parse_location(&w.digest_s3_bucket, &w.digest_s3_object, "digestS3Object")?;
         let optional_time = |name: &'static str, v: &Option<String>| match v {
             None => Ok(None),
@@ -116,11 +128,15 @@ impl ParsedDigest {
             (None, None, None, None, None) => None,
             (Some(bucket), Some(object), Some(hash), Some(algorithm), Some(signature_text)) => {
                 if algorithm != "SHA-256" {
-                    return Err(DigestFormatError::Algorithm { field: "previousDigestHashAlgorithm", value: algorithm });
+                    return Err(DigestFormatError::Algorithm {
+                        field: "previousDigestHashAlgorithm",
+                        value: algorithm,
+                    });
                 }
                 Some(PreviousLink {
                     location: parse_location(&bucket, &object, "previousDigestS3Object")?,
-                    hash: Sha256::from_lower_hex(&hash).ok_or_else(|| field("previousDigestHashValue", &hash))?,
+                    hash: Sha256::from_lower_hex(&hash)
+                        .ok_or_else(|| field("previousDigestHashValue", &hash))?,
                     signature: decode_lower_hex(&signature_text)
                         .filter(|s| !s.is_empty())
                         .ok_or_else(|| field("previousDigestSignature", &signature_text))?,
@@ -135,11 +151,15 @@ impl ParsedDigest {
             .into_iter()
             .map(|l| {
                 if l.hash_algorithm != "SHA-256" {
-                    return Err(DigestFormatError::Algorithm { field: "logFiles.hashAlgorithm", value: l.hash_algorithm });
+                    return Err(DigestFormatError::Algorithm {
+                        field: "logFiles.hashAlgorithm",
+                        value: l.hash_algorithm,
+                    });
                 }
                 Ok(LogFileEntry {
                     location: parse_location(&l.s3_bucket, &l.s3_object, "logFiles.s3Object")?,
-                    hash: Sha256::from_lower_hex(&l.hash_value).ok_or_else(|| field("logFiles.hashValue", &l.hash_value))?,
+                    hash: Sha256::from_lower_hex(&l.hash_value)
+                        .ok_or_else(|| field("logFiles.hashValue", &l.hash_value))?,
                     newest_event: optional_time("logFiles.newestEventTime", &l.newest_event_time)?,
                     oldest_event: optional_time("logFiles.oldestEventTime", &l.oldest_event_time)?,
                 })
@@ -162,15 +182,27 @@ impl ParsedDigest {
     }
 }
 
-fn parse_location(bucket: &str, key: &str, field: &'static str) -> Result<S3Location, DigestFormatError> {
+fn parse_location(
+    bucket: &str,
+    key: &str,
+    field: &'static str,
+) -> Result<S3Location, DigestFormatError> {
     // S3 bucket names are 3-63 characters of lowercase letters, digits, dots and hyphens.
     let bucket_ok = (3..=63).contains(&bucket.len())
-        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
     if !bucket_ok {
-        return Err(DigestFormatError::Field { field: "s3 bucket", value: bucket.to_owned() });
+        return Err(DigestFormatError::Field {
+            field: "s3 bucket",
+            value: bucket.to_owned(),
+        });
     }
     if key.is_empty() || key.len() > 1024 {
-        return Err(DigestFormatError::Field { field, value: key.to_owned() });
+        return Err(DigestFormatError::Field {
+            field,
+            value: key.to_owned(),
+        });
     }
     Ok(S3Location::new(bucket, key))
 }
@@ -240,13 +272,19 @@ mod tests {
     fn parses_a_real_digest_and_hashes_its_raw_bytes() {
         let raw = real_digest();
         let d = ParsedDigest::parse(&raw).unwrap();
-        assert_eq!(d.sha256().to_hex(), "4277102dccf54c0c247738ca5e6e3504b7370206ef1c82855994ec23441ae1ed");
+        assert_eq!(
+            d.sha256().to_hex(),
+            "4277102dccf54c0c247738ca5e6e3504b7370206ef1c82855994ec23441ae1ed"
+        );
         assert_eq!(d.account, "327878933619");
         assert_eq!(d.end_text, "2023-10-15T23:04:04Z");
         assert_eq!(d.fingerprint.as_str(), "be2f0b997552f44942837300ba1aba9d");
         assert_eq!(d.log_files.len(), 5);
         assert!(d.location.key.ends_with("20231015T230404Z.json.gz"));
-        assert!(!d.location.key.contains('\\'), "\\/ is unescaped in the parsed value");
+        assert!(
+            !d.location.key.contains('\\'),
+            "\\/ is unescaped in the parsed value"
+        );
         let prev = d.previous.expect("linked");
         assert_eq!(prev.signature.len(), 256);
     }
@@ -262,13 +300,37 @@ mod tests {
         let raw = real_digest();
         let cases = [
             edit(&raw, "\"SHA256withRSA\"", "\"SHA1withRSA\""),
-            edit(&raw, "\"previousDigestHashAlgorithm\":\"SHA-256\"", "\"previousDigestHashAlgorithm\":\"MD5\""),
-            edit(&raw, "\"awsAccountId\":\"327878933619\"", "\"awsAccountId\":327878933619"),
+            edit(
+                &raw,
+                "\"previousDigestHashAlgorithm\":\"SHA-256\"",
+                "\"previousDigestHashAlgorithm\":\"MD5\"",
+            ),
+            edit(
+                &raw,
+                "\"awsAccountId\":\"327878933619\"",
+                "\"awsAccountId\":327878933619",
+            ),
             edit(&raw, "\"awsAccountId\":\"327878933619\",", ""),
-            edit(&raw, "\"digestEndTime\":\"2023-10-15T23:04:04Z\"", "\"digestEndTime\":\"2023-10-15 23:04:04\""),
-            edit(&raw, "\"digestPublicKeyFingerprint\":\"be2f0b997552f44942837300ba1aba9d\"", "\"digestPublicKeyFingerprint\":\"BE2F0B997552F44942837300BA1ABA9D\""),
-            edit(&raw, "\"previousDigestHashAlgorithm\":\"SHA-256\"", "\"previousDigestHashAlgorithm\":null"),
-            edit(&raw, "{\"awsAccountId\"", "{\"awsAccountId\":\"327878933619\",\"awsAccountId\""),
+            edit(
+                &raw,
+                "\"digestEndTime\":\"2023-10-15T23:04:04Z\"",
+                "\"digestEndTime\":\"2023-10-15 23:04:04\"",
+            ),
+            edit(
+                &raw,
+                "\"digestPublicKeyFingerprint\":\"be2f0b997552f44942837300ba1aba9d\"",
+                "\"digestPublicKeyFingerprint\":\"BE2F0B997552F44942837300BA1ABA9D\"",
+            ),
+            edit(
+                &raw,
+                "\"previousDigestHashAlgorithm\":\"SHA-256\"",
+                "\"previousDigestHashAlgorithm\":null",
+            ),
+            edit(
+                &raw,
+                "{\"awsAccountId\"",
+                "{\"awsAccountId\":\"327878933619\",\"awsAccountId\"",
+            ),
             edit(&raw, "\"newestEventTime\":", "\"newestEventTimeX\":"),
             b"not json".to_vec(),
             vec![0xff, 0xfe],

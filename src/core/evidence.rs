@@ -67,24 +67,35 @@ impl ObjectRecord {
     pub fn signature(&self) -> Option<Vec<u8>> {
         let text = self.metadata.get("signature")?;
         match self.metadata.get("signature-algorithm").map(String::as_str) {
-            Some("SHA256withRSA") | None => Some(super::types::decode_lower_hex(text).unwrap_or_default()),
+            Some("SHA256withRSA") | None => {
+                Some(super::types::decode_lower_hex(text).unwrap_or_default())
+            }
             Some(_) => Some(Vec::new()),
         }
     }
 
     pub fn backfill_generated(&self) -> Option<jiff::Timestamp> {
-        self.metadata.get("backfill-generation-timestamp")?.parse().ok()
+        self.metadata
+            .get("backfill-generation-timestamp")?
+            .parse()
+            .ok()
     }
 }
 
 impl EvidenceMetadata {
     pub fn new(bucket: impl Into<String>) -> Self {
-        EvidenceMetadata { format: EVIDENCE_FORMAT.to_owned(), bucket: bucket.into(), objects: BTreeMap::new() }
+        EvidenceMetadata {
+            format: EVIDENCE_FORMAT.to_owned(),
+            bucket: bucket.into(),
+            objects: BTreeMap::new(),
+        }
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self, EvidenceError> {
         let m: EvidenceMetadata =
-            serde_json::from_slice(bytes).map_err(|e| EvidenceError::Json { detail: e.to_string() })?;
+            serde_json::from_slice(bytes).map_err(|e| EvidenceError::Json {
+                detail: e.to_string(),
+            })?;
         if m.format != EVIDENCE_FORMAT {
             return Err(EvidenceError::Format(m.format));
         }
@@ -113,8 +124,11 @@ mod tests {
         r.metadata.insert("signature".into(), "ABCD".into());
         assert_eq!(r.signature(), Some(Vec::new()));
         r.metadata.insert("signature".into(), "abcd".into());
-        r.metadata.insert("signature-algorithm".into(), "SHA1withRSA".into());
+        r.metadata
+            .insert("signature-algorithm".into(), "SHA1withRSA".into());
         assert_eq!(r.signature(), Some(Vec::new()));
-        assert!(EvidenceMetadata::parse(br#"{"format":"other","bucket":"b","objects":{}}"#).is_err());
+        assert!(
+            EvidenceMetadata::parse(br#"{"format":"other","bucket":"b","objects":{}}"#).is_err()
+        );
     }
 }

@@ -66,12 +66,31 @@ impl Kind {
         match self {
             DigestValid | LogValid => Verdict::Valid,
             DigestMissing | DigestSuccessorMissing | LogMissing => Verdict::Missing,
-            DigestMoved | DigestFormat | DigestSignatureInvalid | DigestKeyNotValid | DigestLinkHashMismatch
-            | DigestLinkSignatureMismatch | DigestLinkOutsideChain | DigestUnlinked | LogHashMismatch | LogFormat
-            | LogTruncated | LogTrailingData | PathEscape => Verdict::Invalid,
-            DigestKeyUnknown | DigestSignatureUnavailable | DigestLinkOtherBucket | DigestUnreadable | ChainGap
-            | CoverageStart | CoverageEnd | LogBudgetExceeded | LogUnverifiable | LogUnreferenced
-            | LogOtherBucket | LogUnreadable => Verdict::NotVerified,
+            DigestMoved
+            | DigestFormat
+            | DigestSignatureInvalid
+            | DigestKeyNotValid
+            | DigestLinkHashMismatch
+            | DigestLinkSignatureMismatch
+            | DigestLinkOutsideChain
+            | DigestUnlinked
+            | LogHashMismatch
+            | LogFormat
+            | LogTruncated
+            | LogTrailingData
+            | PathEscape => Verdict::Invalid,
+            DigestKeyUnknown
+            | DigestSignatureUnavailable
+            | DigestLinkOtherBucket
+            | DigestUnreadable
+            | ChainGap
+            | CoverageStart
+            | CoverageEnd
+            | LogBudgetExceeded
+            | LogUnverifiable
+            | LogUnreferenced
+            | LogOtherBucket
+            | LogUnreadable => Verdict::NotVerified,
         }
     }
 
@@ -81,17 +100,21 @@ impl Kind {
         use Kind::*;
         !matches!(
             self,
-            ChainGap | CoverageStart | CoverageEnd | DigestSuccessorMissing | DigestLinkOutsideChain | DigestLinkOtherBucket
+            ChainGap
+                | CoverageStart
+                | CoverageEnd
+                | DigestSuccessorMissing
+                | DigestLinkOutsideChain
+                | DigestLinkOtherBucket
         )
     }
 
     pub fn object(self) -> ObjectKind {
         use Kind::*;
         match self {
-            LogValid | LogMissing | LogHashMismatch | LogFormat | LogTruncated | LogTrailingData
-            | LogBudgetExceeded | LogUnverifiable | LogUnreferenced | LogOtherBucket | LogUnreadable => {
-                ObjectKind::Log
-            }
+            LogValid | LogMissing | LogHashMismatch | LogFormat | LogTruncated
+            | LogTrailingData | LogBudgetExceeded | LogUnverifiable | LogUnreferenced
+            | LogOtherBucket | LogUnreadable => ObjectKind::Log,
             _ => ObjectKind::Digest,
         }
     }
@@ -136,7 +159,13 @@ fn is_empty_evidence(e: &Evidence) -> bool {
 
 impl Finding {
     pub fn new(subject: impl Into<String>, kind: Kind, reason: impl Into<String>) -> Self {
-        Finding { subject: subject.into(), kind, verdict: kind.verdict(), reason: reason.into(), evidence: Evidence::default() }
+        Finding {
+            subject: subject.into(),
+            kind,
+            verdict: kind.verdict(),
+            reason: reason.into(),
+            evidence: Evidence::default(),
+        }
     }
 
     pub fn with(mut self, evidence: Evidence) -> Self {

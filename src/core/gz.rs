@@ -24,9 +24,17 @@ pub struct Limits {
 
 impl Limits {
     /// Log files: real ones inflate to tens of MB at a ratio of 10 to 30.
-    pub const LOG: Limits = Limits { max_inflated: 1 << 30, max_ratio: 200, ratio_floor: 16 << 20 };
+    pub const LOG: Limits = Limits {
+        max_inflated: 1 << 30,
+        max_ratio: 200,
+        ratio_floor: 16 << 20,
+    };
     /// Digest files are held in memory to be parsed, so their budget is smaller.
-    pub const DIGEST: Limits = Limits { max_inflated: 64 << 20, max_ratio: 200, ratio_floor: 1 << 20 };
+    pub const DIGEST: Limits = Limits {
+        max_inflated: 64 << 20,
+        max_ratio: 200,
+        ratio_floor: 1 << 20,
+    };
 }
 
 /// What is wrong with a gzip stream.
@@ -144,7 +152,9 @@ impl Inflater {
                         }
                         HeaderParse::NeedMore if buf.len() <= MAX_HEADER => rest,
                         HeaderParse::NeedMore => {
-                            self.fail(GzProblem::Corrupt { detail: "gzip header too long".into() });
+                            self.fail(GzProblem::Corrupt {
+                                detail: "gzip header too long".into(),
+                            });
                             &[]
                         }
                         HeaderParse::Invalid(p) => {
@@ -182,7 +192,9 @@ impl Inflater {
             let before_in = self.inflate.total_in();
             let before_out = self.inflate.total_out();
             let rest = input.get(used..).unwrap_or_default();
-            let status = self.inflate.decompress(rest, &mut self.out, FlushDecompress::None);
+            let status = self
+                .inflate
+                .decompress(rest, &mut self.out, FlushDecompress::None);
             used += (self.inflate.total_in() - before_in) as usize;
             let produced = (self.inflate.total_out() - before_out) as usize;
             if let Some(out) = self.out.get(..produced) {
@@ -194,7 +206,10 @@ impl Inflater {
             }
             self.inflated += produced as u64;
             if self.over_budget() {
-                self.fail(GzProblem::Budget { inflated: self.inflated, stored: self.stored });
+                self.fail(GzProblem::Budget {
+                    inflated: self.inflated,
+                    stored: self.stored,
+                });
                 return input.len();
             }
             match status {
@@ -205,7 +220,9 @@ impl Inflater {
                 Ok(_) if used >= input.len() && produced < self.out.len() => return used,
                 Ok(_) => {}
                 Err(e) => {
-                    self.fail(GzProblem::Corrupt { detail: e.to_string() });
+                    self.fail(GzProblem::Corrupt {
+                        detail: e.to_string(),
+                    });
                     return input.len();
                 }
             }
@@ -219,13 +236,23 @@ impl Inflater {
     }
 
     fn check_trailer(&mut self) {
-        let State::Trailer(buf) = &self.state else { return };
-        let word = |at: usize| buf.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+        let State::Trailer(buf) = &self.state else {
+            return;
+        };
+        let word = |at: usize| {
+            buf.get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+        };
         let (crc, size) = (word(0), word(4));
         if crc != Some(self.crc.sum()) {
-            self.fail(GzProblem::Corrupt { detail: "CRC-32 mismatch".into() });
+            self.fail(GzProblem::Corrupt {
+                detail: "CRC-32 mismatch".into(),
+            });
         } else if size != Some(self.inflated as u32) {
-            self.fail(GzProblem::Corrupt { detail: "length mismatch".into() });
+            self.fail(GzProblem::Corrupt {
+                detail: "length mismatch".into(),
+            });
         } else {
             self.state = State::Done;
         }
@@ -242,10 +269,14 @@ impl Inflater {
     pub fn finish(mut self) -> (GzOutcome, Option<Vec<u8>>) {
         if self.problem.is_none() {
             self.problem = match &self.state {
-                State::Done if self.trailing > 0 => Some(GzProblem::TrailingData { bytes: self.trailing }),
+                State::Done if self.trailing > 0 => Some(GzProblem::TrailingData {
+                    bytes: self.trailing,
+                }),
                 State::Done | State::Failed => None,
                 State::Header(_) if self.stored == 0 => Some(GzProblem::Empty),
-                State::Header(buf) if buf.len() >= 2 && !buf.starts_with(&[0x1f, 0x8b]) => Some(GzProblem::NotGzip),
+                State::Header(buf) if buf.len() >= 2 && !buf.starts_with(&[0x1f, 0x8b]) => {
+                    Some(GzProblem::NotGzip)
+                }
                 State::Header(_) | State::Body | State::Trailer(_) => Some(GzProblem::Truncated),
             };
         }
@@ -265,7 +296,12 @@ pub fn inflate_all(stored: &[u8], limits: Limits) -> Result<Vec<u8>, GzProblem> 
     let mut inflater = Inflater::new(limits).keep_output();
     inflater.update(stored);
     match inflater.finish() {
-        (GzOutcome { problem: Some(p), .. }, _) => Err(p),
+        (
+            GzOutcome {
+                problem: Some(p), ..
+            },
+            _,
+        ) => Err(p),
         (_, kept) => Ok(kept.unwrap_or_default()),
     }
 }
@@ -282,28 +318,42 @@ fn parse_header(buf: &[u8]) -> HeaderParse {
     const FEXTRA: u8 = 4;
     const FNAME: u8 = 8;
     const FCOMMENT: u8 = 16;
-    let (Some(&id1), Some(&id2)) = (buf.first(), buf.get(1)) else { return HeaderParse::NeedMore };
+    let (Some(&id1), Some(&id2)) = (buf.first(), buf.get(1)) else {
+        return HeaderParse::NeedMore;
+    };
     if (id1, id2) != (0x1f, 0x8b) {
         return HeaderParse::Invalid(GzProblem::NotGzip);
     }
-    let (Some(&method), Some(&flags)) = (buf.get(2), buf.get(3)) else { return HeaderParse::NeedMore };
+    let (Some(&method), Some(&flags)) = (buf.get(2), buf.get(3)) else {
+        return HeaderParse::NeedMore;
+    };
     if method != 8 || flags & 0xe0 != 0 {
-        return HeaderParse::Invalid(GzProblem::Corrupt { detail: "unsupported gzip header".into() });
+        return HeaderParse::Invalid(GzProblem::Corrupt {
+            detail: "unsupported gzip header".into(),
+        });
     }
     let mut at = 10;
     if buf.len() < at {
         return HeaderParse::NeedMore;
     }
     if flags & FEXTRA != 0 {
-        let Some(len) = buf.get(at..at + 2) else { return HeaderParse::NeedMore };
-        at += 2 + usize::from(u16::from_le_bytes([len[0], len[1]]));
+        let Some(len) = buf
+            .get(at..at + 2)
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+        else {
+            return HeaderParse::NeedMore;
+        };
+        at += 2 + usize::from(u16::from_le_bytes(len));
         if buf.len() < at {
             return HeaderParse::NeedMore;
         }
     }
     for flag in [FNAME, FCOMMENT] {
         if flags & flag != 0 {
-            match buf.get(at..).and_then(|rest| rest.iter().position(|&b| b == 0)) {
+            match buf
+                .get(at..)
+                .and_then(|rest| rest.iter().position(|&b| b == 0))
+            {
                 Some(nul) => at += nul + 1,
                 None => return HeaderParse::NeedMore,
             }
@@ -341,7 +391,9 @@ mod tests {
     fn records(n: usize) -> Vec<u8> {
         let mut s = String::from("{\"Records\":[");
         for i in 0..n {
-            s.push_str(&format!("{{\"eventID\":\"{i:08x}\",\"eventName\":\"GetObject\"}},"));
+            s.push_str(&format!(
+                "{{\"eventID\":\"{i:08x}\",\"eventName\":\"GetObject\"}},"
+            ));
         }
         s.push_str("{}]}");
         s.into_bytes()
@@ -366,7 +418,10 @@ mod tests {
         for cut in 1..stored.len() {
             let o = run(stored.get(..cut).unwrap(), Limits::LOG, 13);
             assert!(
-                matches!(o.problem, Some(GzProblem::Truncated | GzProblem::Corrupt { .. })),
+                matches!(
+                    o.problem,
+                    Some(GzProblem::Truncated | GzProblem::Corrupt { .. })
+                ),
                 "cut at {cut}: {:?}",
                 o.problem
             );
@@ -383,24 +438,43 @@ mod tests {
         stored.extend_from_slice(b"junk");
         let o = run(&stored, Limits::LOG, 4096);
         assert_eq!(o.problem, Some(GzProblem::TrailingData { bytes: 4 }));
-        assert_eq!(o.inflated_sha256, Sha256::of(&data), "the first member is still hashed");
+        assert_eq!(
+            o.inflated_sha256,
+            Sha256::of(&data),
+            "the first member is still hashed"
+        );
         let mut two = gzip(&data);
         two.extend_from_slice(&gzip(b"more"));
-        assert!(matches!(run(&two, Limits::LOG, 5).problem, Some(GzProblem::TrailingData { .. })));
+        assert!(matches!(
+            run(&two, Limits::LOG, 5).problem,
+            Some(GzProblem::TrailingData { .. })
+        ));
     }
 
     #[test]
     fn not_gzip_empty_and_corrupt() {
         assert_eq!(run(b"", Limits::LOG, 10).problem, Some(GzProblem::Empty));
-        assert_eq!(run(b"{\"Records\":[]}", Limits::LOG, 10).problem, Some(GzProblem::NotGzip));
-        assert_eq!(run(b"\x1f", Limits::LOG, 10).problem, Some(GzProblem::Truncated));
+        assert_eq!(
+            run(b"{\"Records\":[]}", Limits::LOG, 10).problem,
+            Some(GzProblem::NotGzip)
+        );
+        assert_eq!(
+            run(b"\x1f", Limits::LOG, 10).problem,
+            Some(GzProblem::Truncated)
+        );
         let mut stored = gzip(&records(100));
         let n = stored.len();
         stored[n - 6] ^= 0xff; // length field
-        assert!(matches!(run(&stored, Limits::LOG, 10).problem, Some(GzProblem::Corrupt { .. })));
+        assert!(matches!(
+            run(&stored, Limits::LOG, 10).problem,
+            Some(GzProblem::Corrupt { .. })
+        ));
         let mut stored = gzip(&records(100));
         stored[n - 8] ^= 0xff; // CRC
-        assert!(matches!(run(&stored, Limits::LOG, 10).problem, Some(GzProblem::Corrupt { .. })));
+        assert!(matches!(
+            run(&stored, Limits::LOG, 10).problem,
+            Some(GzProblem::Corrupt { .. })
+        ));
     }
 
     #[test]
@@ -413,8 +487,16 @@ mod tests {
         }
         let bomb = e.finish().unwrap();
         let o = run(&bomb, Limits::LOG, 8192);
-        assert!(matches!(o.problem, Some(GzProblem::Budget { .. })), "{:?}", o.problem);
-        let absolute = Limits { max_inflated: 1 << 20, max_ratio: u64::MAX, ratio_floor: u64::MAX };
+        assert!(
+            matches!(o.problem, Some(GzProblem::Budget { .. })),
+            "{:?}",
+            o.problem
+        );
+        let absolute = Limits {
+            max_inflated: 1 << 20,
+            max_ratio: u64::MAX,
+            ratio_floor: u64::MAX,
+        };
         let o = run(&bomb, absolute, 8192);
         assert!(matches!(o.problem, Some(GzProblem::Budget { .. })));
         assert!(o.inflated_len <= (1 << 20) + OUT_CHUNK as u64);

@@ -25,7 +25,11 @@ pub enum KeyFileError {
     #[error("entry {index}: bad time {value:?}")]
     Time { index: usize, value: String },
     #[error("entry {index}: Fingerprint {stated} does not match the key, whose MD5 is {actual}")]
-    FingerprintMismatch { index: usize, stated: String, actual: Fingerprint },
+    FingerprintMismatch {
+        index: usize,
+        stated: String,
+        actual: Fingerprint,
+    },
     #[error("entry {index}: {source}")]
     Key { index: usize, source: KeyError },
 }
@@ -67,7 +71,9 @@ impl WireTime {
 
 /// Parses a key file into a key set, checking each fingerprint against its key.
 pub fn parse_key_file(bytes: &[u8]) -> Result<KeySet, KeyFileError> {
-    let wire: Wire = serde_json::from_slice(bytes).map_err(|e| KeyFileError::Json { detail: e.to_string() })?;
+    let wire: Wire = serde_json::from_slice(bytes).map_err(|e| KeyFileError::Json {
+        detail: e.to_string(),
+    })?;
     let mut set = KeySet::default();
     for (index, k) in wire.public_key_list.iter().enumerate() {
         let der = base64::engine::general_purpose::STANDARD
@@ -75,7 +81,8 @@ pub fn parse_key_file(bytes: &[u8]) -> Result<KeySet, KeyFileError> {
             .map_err(|_| KeyFileError::Base64 { index })?;
         let from = k.validity_start_time.resolve(index)?;
         let to = k.validity_end_time.resolve(index)?;
-        let key = PublicKey::from_der(&der, from, to).map_err(|source| KeyFileError::Key { index, source })?;
+        let key = PublicKey::from_der(&der, from, to)
+            .map_err(|source| KeyFileError::Key { index, source })?;
         if key.fingerprint().as_str() != k.fingerprint {
             return Err(KeyFileError::FingerprintMismatch {
                 index,
@@ -93,23 +100,39 @@ mod tests {
     use super::*;
 
     fn aws_keys_json() -> Vec<u8> {
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/aws-docs-public-keys/keys.json")).unwrap()
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/vectors/aws-docs-public-keys/keys.json"
+        ))
+        .unwrap()
     }
 
     /// Builds a key file from the AWS-published keys, in whatever shape `keys.json` holds them.
     fn key_file(time: impl Fn(i64) -> serde_json::Value, corrupt_fp: bool) -> Vec<u8> {
         let v: serde_json::Value = serde_json::from_slice(&aws_keys_json()).unwrap();
-        let list = v.get("PublicKeyList").or_else(|| v.get("keys")).and_then(|l| l.as_array()).unwrap().clone();
+        let list = v
+            .get("PublicKeyList")
+            .or_else(|| v.get("keys"))
+            .and_then(|l| l.as_array())
+            .unwrap()
+            .clone();
         let entries: Vec<serde_json::Value> = list
             .iter()
             .map(|k| {
-                let fp = k["Fingerprint"].as_str().or(k["fingerprint"].as_str()).unwrap();
+                let fp = k["Fingerprint"]
+                    .as_str()
+                    .or(k["fingerprint"].as_str())
+                    .unwrap();
                 let der = std::fs::read(format!(
                     "{}/../shared/vectors/aws-docs-public-keys/{fp}.der",
                     env!("CARGO_MANIFEST_DIR")
                 ))
                 .unwrap();
-                let fp = if corrupt_fp { "0".repeat(32) } else { fp.to_owned() };
+                let fp = if corrupt_fp {
+                    "0".repeat(32)
+                } else {
+                    fp.to_owned()
+                };
                 serde_json::json!({
                     "Value": base64::engine::general_purpose::STANDARD.encode(der),
                     "ValidityStartTime": time(1_400_000_000),
@@ -125,7 +148,11 @@ mod tests {
     fn reads_epoch_and_iso_times_and_checks_fingerprints() {
         let set = parse_key_file(&key_file(|s| serde_json::json!(s), false)).unwrap();
         assert_eq!(set.len(), 4);
-        let iso = parse_key_file(&key_file(|s| serde_json::json!(Timestamp::from_second(s).unwrap().to_string()), false)).unwrap();
+        let iso = parse_key_file(&key_file(
+            |s| serde_json::json!(Timestamp::from_second(s).unwrap().to_string()),
+            false,
+        ))
+        .unwrap();
         assert_eq!(iso.len(), 4);
         let k = iso.iter().next().unwrap();
         assert_eq!(k.valid_from.as_second(), 1_400_000_000);

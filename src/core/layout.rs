@@ -184,7 +184,10 @@ pub enum CloudTrailKey {
 pub fn parse_key(key: &str) -> Result<CloudTrailKey, LayoutError> {
     let mut first_error = LayoutError::NoAwsLogs;
     let mut search_from = 0;
-    while let Some(pos) = key.get(search_from..).and_then(|rest| rest.find("AWSLogs/")) {
+    while let Some(pos) = key
+        .get(search_from..)
+        .and_then(|rest| rest.find("AWSLogs/"))
+    {
         let at = search_from + pos;
         search_from = at + 1;
         // `AWSLogs` must be a whole path segment.
@@ -213,7 +216,9 @@ fn parse_below_awslogs(prefix: &str, rest: &str) -> Result<CloudTrailKey, Layout
         _ => (None, parts.as_slice()),
     };
     let [account, ty, region, y, m, d, name] = parts else {
-        return Err(LayoutError::FileName { name: rest.to_owned() });
+        return Err(LayoutError::FileName {
+            name: rest.to_owned(),
+        });
     };
     if !is_account(account) {
         return Err(LayoutError::Account((*account).to_owned()));
@@ -237,7 +242,9 @@ fn parse_below_awslogs(prefix: &str, rest: &str) -> Result<CloudTrailKey, Layout
         account: (*account).to_owned(),
         region: (*region).to_owned(),
     };
-    let bad_name = || LayoutError::FileName { name: (*name).to_owned() };
+    let bad_name = || LayoutError::FileName {
+        name: (*name).to_owned(),
+    };
     let date_matches = |t: Timestamp| t.strftime("%Y%m%d").to_string() == format!("{y}{m}{d}");
     match ty {
         ObjectType::Log | ObjectType::Insight => {
@@ -245,14 +252,21 @@ fn parse_below_awslogs(prefix: &str, rest: &str) -> Result<CloudTrailKey, Layout
             let lead = format!("{account}_{}_{region}_", ty.folder());
             let tail = stem.strip_prefix(&lead).ok_or_else(bad_name)?;
             let (ts, unique) = tail.split_once('_').ok_or_else(bad_name)?;
-            let time = parse_compact(ts).filter(|_| ts.len() == 14).ok_or_else(bad_name)?;
+            let time = parse_compact(ts)
+                .filter(|_| ts.len() == 14)
+                .ok_or_else(bad_name)?;
             if unique.len() != 16 || !unique.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return Err(bad_name());
             }
             if !date_matches(time) {
                 return Err(LayoutError::DateFolders);
             }
-            Ok(CloudTrailKey::Log(LogKey { scope, ty, time, unique: unique.to_owned() }))
+            Ok(CloudTrailKey::Log(LogKey {
+                scope,
+                ty,
+                time,
+                unique: unique.to_owned(),
+            }))
         }
         ObjectType::Digest => {
             let stem = name.strip_suffix(".json.gz").ok_or_else(bad_name)?;
@@ -263,7 +277,9 @@ fn parse_below_awslogs(prefix: &str, rest: &str) -> Result<CloudTrailKey, Layout
             let lead = format!("{account}_CloudTrail-Digest_{region}_");
             let tail = stem.strip_prefix(&lead).ok_or_else(bad_name)?;
             let (rest, ts) = tail.rsplit_once('_').ok_or_else(bad_name)?;
-            let end_time = parse_compact(ts).filter(|_| ts.len() == 16).ok_or_else(bad_name)?;
+            let end_time = parse_compact(ts)
+                .filter(|_| ts.len() == 16)
+                .ok_or_else(bad_name)?;
             // Trail names may contain underscores, Region names never do.
             let (trail, home_region) = rest.rsplit_once('_').ok_or_else(bad_name)?;
             if !is_region(home_region) || !is_trail_name(trail) {
@@ -289,21 +305,26 @@ fn is_account(s: &str) -> bool {
 
 fn is_org_id(s: &str) -> bool {
     s.strip_prefix("o-").is_some_and(|id| {
-        (10..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        (10..=32).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     })
 }
 
 fn is_region(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && s.contains('-')
 }
 
 /// CloudTrail trail names: letters, digits, `.`, `_` and `-`, 3 to 128 characters.
 fn is_trail_name(s: &str) -> bool {
     (3..=128).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 #[cfg(test)]
@@ -314,7 +335,9 @@ mod tests {
 
     #[test]
     fn parses_real_digest_key_and_formats_it_back() {
-        let CloudTrailKey::Digest(k) = parse_key(REAL_DIGEST).unwrap() else { panic!() };
+        let CloudTrailKey::Digest(k) = parse_key(REAL_DIGEST).unwrap() else {
+            panic!()
+        };
         assert_eq!(k.scope.account, "327878933619");
         assert_eq!(k.scope.region, "ap-northeast-1");
         assert_eq!(k.trail, "llm-guard-trail");
@@ -326,7 +349,9 @@ mod tests {
     #[test]
     fn parses_org_prefix_backfill_and_underscored_trail() {
         let key = "logs/a/AWSLogs/o-abcdef1234/111122223333/CloudTrail-Digest/eu-west-1/2026/01/02/111122223333_CloudTrail-Digest_eu-west-1_my_trail_us-east-1_20260102T030405Z_backfill.json.gz";
-        let CloudTrailKey::Digest(k) = parse_key(key).unwrap() else { panic!() };
+        let CloudTrailKey::Digest(k) = parse_key(key).unwrap() else {
+            panic!()
+        };
         assert_eq!(k.scope.prefix, "logs/a");
         assert_eq!(k.scope.organization.as_deref(), Some("o-abcdef1234"));
         assert_eq!(k.trail, "my_trail");
@@ -337,16 +362,26 @@ mod tests {
     #[test]
     fn parses_log_key() {
         let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/02/111122223333_CloudTrail_us-east-1_20260102T0305Z_AbCdEfGh12345678.json.gz";
-        let CloudTrailKey::Log(k) = parse_key(key).unwrap() else { panic!() };
+        let CloudTrailKey::Log(k) = parse_key(key).unwrap() else {
+            panic!()
+        };
         assert_eq!(k.ty, ObjectType::Log);
-        assert_eq!(crate::core::time::format_iso(k.time), "2026-01-02T03:05:00Z");
-        assert_eq!(k.scope.folder(ObjectType::Log), "AWSLogs/111122223333/CloudTrail/us-east-1/");
+        assert_eq!(
+            crate::core::time::format_iso(k.time),
+            "2026-01-02T03:05:00Z"
+        );
+        assert_eq!(
+            k.scope.folder(ObjectType::Log),
+            "AWSLogs/111122223333/CloudTrail/us-east-1/"
+        );
     }
 
     #[test]
     fn a_prefix_containing_awslogs_is_still_a_prefix() {
         let key = "AWSLogs/x/AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/02/111122223333_CloudTrail_us-east-1_20260102T0305Z_AbCdEfGh12345678.json.gz";
-        let CloudTrailKey::Log(k) = parse_key(key).unwrap() else { panic!() };
+        let CloudTrailKey::Log(k) = parse_key(key).unwrap() else {
+            panic!()
+        };
         assert_eq!(k.scope.prefix, "AWSLogs/x");
     }
 

@@ -19,7 +19,10 @@ pub enum KeyError {
     #[error("key {fingerprint}: not an RSA public key in PKCS#1 or SubjectPublicKeyInfo DER")]
     Encoding { fingerprint: Fingerprint },
     #[error("key {fingerprint}: RSA modulus of {bits} bits; at least 2048 are required")]
-    TooSmall { fingerprint: Fingerprint, bits: usize },
+    TooSmall {
+        fingerprint: Fingerprint,
+        bits: usize,
+    },
     #[error("key {fingerprint}: validity starts after it ends")]
     Window { fingerprint: Fingerprint },
 }
@@ -31,7 +34,12 @@ pub enum SignatureFailure {
     #[error("public key not found for fingerprint {fingerprint}")]
     KeyNotFound { fingerprint: Fingerprint },
     #[error("public key {fingerprint} is valid from {valid_from} to {valid_to}, not at {at}")]
-    KeyNotValidAt { fingerprint: Fingerprint, valid_from: Timestamp, valid_to: Timestamp, at: Timestamp },
+    KeyNotValidAt {
+        fingerprint: Fingerprint,
+        valid_from: Timestamp,
+        valid_to: Timestamp,
+        at: Timestamp,
+    },
     #[error("signature verification failed")]
     BadSignature,
 }
@@ -49,17 +57,28 @@ pub struct PublicKey {
 impl PublicKey {
     /// Loads DER as delivered by ListPublicKeys (PKCS#1 RSAPublicKey, or SubjectPublicKeyInfo
     /// as one AWS-published key is). The fingerprint is computed, never taken on trust.
-    pub fn from_der(der: &[u8], valid_from: Timestamp, valid_to: Timestamp) -> Result<Self, KeyError> {
+    pub fn from_der(
+        der: &[u8],
+        valid_from: Timestamp,
+        valid_to: Timestamp,
+    ) -> Result<Self, KeyError> {
         let fingerprint = Fingerprint::of_der(der);
-        let encoding = || KeyError::Encoding { fingerprint: fingerprint.clone() };
-        let components = |k: RSAPublicKey<'_>| (strip_zeros(k.modulus).to_vec(), strip_zeros(k.exponent).to_vec());
+        let encoding = || KeyError::Encoding {
+            fingerprint: fingerprint.clone(),
+        };
+        let components = |k: RSAPublicKey<'_>| {
+            (
+                strip_zeros(k.modulus).to_vec(),
+                strip_zeros(k.exponent).to_vec(),
+            )
+        };
         let (modulus, exponent) = match SubjectPublicKeyInfo::from_der(der) {
-            Ok((rest, spki)) if rest.is_empty() => match spki.parsed() {
+            Ok(([], spki)) => match spki.parsed() {
                 Ok(X509PublicKey::RSA(k)) => components(k),
                 _ => return Err(encoding()),
             },
             _ => match RSAPublicKey::from_der(der) {
-                Ok((rest, k)) if rest.is_empty() => components(k),
+                Ok(([], k)) => components(k),
                 _ => return Err(encoding()),
             },
         };
@@ -70,7 +89,13 @@ impl PublicKey {
         if valid_from > valid_to {
             return Err(KeyError::Window { fingerprint });
         }
-        Ok(PublicKey { fingerprint, modulus, exponent, valid_from, valid_to })
+        Ok(PublicKey {
+            fingerprint,
+            modulus,
+            exponent,
+            valid_from,
+            valid_to,
+        })
     }
 
     pub fn fingerprint(&self) -> &Fingerprint {
@@ -79,9 +104,12 @@ impl PublicKey {
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 only; ring refuses the MD5 and SHA-1 forms.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        RsaPublicKeyComponents { n: &self.modulus, e: &self.exponent }
-            .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
-            .is_ok()
+        RsaPublicKeyComponents {
+            n: &self.modulus,
+            e: &self.exponent,
+        }
+        .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
+        .is_ok()
     }
 }
 
@@ -142,7 +170,10 @@ impl VerifiedDigest {
 
 /// `digestEndTime \n bucket/object \n hex(sha256(raw)) \n previousDigestSignature-or-null`.
 pub fn string_to_sign(d: &ParsedDigest) -> Vec<u8> {
-    let previous = d.previous.as_ref().map_or("null", |p| p.signature_text.as_str());
+    let previous = d
+        .previous
+        .as_ref()
+        .map_or("null", |p| p.signature_text.as_str());
     format!(
         "{}\n{}/{}\n{}\n{}",
         d.end_text,
@@ -158,31 +189,33 @@ pub fn string_to_sign(d: &ParsedDigest) -> Vec<u8> {
 /// time the key must be valid at: the end time for standard digests, the generation time for
 /// backfill digests; `None` skips the window check when that time is unknowable.
 pub fn verify_digest(
-    digest: ParsedDigest,
+    digest: &ParsedDigest,
     signature: &[u8],
     keys: &KeySet,
     signed_at: Option<Timestamp>,
-) -> Result<VerifiedDigest, (ParsedDigest, SignatureFailure)> {
+) -> Result<VerifiedDigest, SignatureFailure> {
     let Some(key) = keys.get(&digest.fingerprint) else {
-        let fingerprint = digest.fingerprint.clone();
-        return Err((digest, SignatureFailure::KeyNotFound { fingerprint }));
+        return Err(SignatureFailure::KeyNotFound {
+            fingerprint: digest.fingerprint.clone(),
+        });
     };
     if let Some(at) = signed_at {
         if at < key.valid_from || at > key.valid_to {
-            let failure = SignatureFailure::KeyNotValidAt {
+            return Err(SignatureFailure::KeyNotValidAt {
                 fingerprint: key.fingerprint.clone(),
                 valid_from: key.valid_from,
                 valid_to: key.valid_to,
                 at,
-            };
-            return Err((digest, failure));
+            });
         }
     }
-    if !key.verify(&string_to_sign(&digest), signature) {
-        return Err((digest, SignatureFailure::BadSignature));
+    if !key.verify(&string_to_sign(digest), signature) {
+        return Err(SignatureFailure::BadSignature);
     }
-    let fingerprint = key.fingerprint.clone();
-    Ok(VerifiedDigest { digest, fingerprint })
+    Ok(VerifiedDigest {
+        digest: digest.clone(),
+        fingerprint: key.fingerprint.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -190,7 +223,11 @@ mod tests {
     use super::*;
 
     fn vector(path: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/../shared/vectors/{path}", env!("CARGO_MANIFEST_DIR"))).expect("shared vectors")
+        std::fs::read(format!(
+            "{}/../shared/vectors/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("shared vectors")
     }
 
     fn window() -> (Timestamp, Timestamp) {
@@ -216,8 +253,10 @@ mod tests {
     fn verifies_the_aws_cli_v2_lake_vector_and_rejects_a_changed_message() {
         // An AWS-authored RSASSA-PKCS1-v1_5/SHA-256 signature over a hash string.
         let der = vector("awscli-v2-verify-query-results/functional_SAMPLE_PUBLIC_KEY_from_test_verifyqueryresults.der");
-        let sign: serde_json::Value =
-            serde_json::from_slice(&vector("awscli-v2-verify-query-results/functional_result_sign.json")).unwrap();
+        let sign: serde_json::Value = serde_json::from_slice(&vector(
+            "awscli-v2-verify-query-results/functional_result_sign.json",
+        ))
+        .unwrap();
         let message = sign["files"][0]["fileHashValue"].as_str().unwrap();
         let signature = hex::decode(sign["hashSignature"].as_str().unwrap()).unwrap();
         let (a, b) = window();
@@ -235,13 +274,26 @@ mod tests {
     #[test]
     fn rejects_small_and_malformed_keys() {
         let (a, b) = window();
-        assert!(matches!(PublicKey::from_der(b"\x30\x00", a, b), Err(KeyError::Encoding { .. })));
-        let small = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/keys/test-rsa-1024-spki.der")).unwrap();
-        assert!(matches!(PublicKey::from_der(&small, a, b), Err(KeyError::TooSmall { bits: 1024, .. })));
+        assert!(matches!(
+            PublicKey::from_der(b"\x30\x00", a, b),
+            Err(KeyError::Encoding { .. })
+        ));
+        let small = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/keys/test-rsa-1024-spki.der"
+        ))
+        .unwrap();
+        assert!(matches!(
+            PublicKey::from_der(&small, a, b),
+            Err(KeyError::TooSmall { bits: 1024, .. })
+        ));
         let der = vector("aws-docs-public-keys/8eba5db5bea9b640d1c96a77256fe7f2.der");
         let mut trailing = der.clone();
         trailing.push(0);
         assert!(PublicKey::from_der(&trailing, a, b).is_err());
-        assert!(matches!(PublicKey::from_der(&der, b, a), Err(KeyError::Window { .. })));
+        assert!(matches!(
+            PublicKey::from_der(&der, b, a),
+            Err(KeyError::Window { .. })
+        ));
     }
 }

@@ -93,7 +93,10 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(format_iso(a), "2023-10-15T23:04:04Z");
         assert_eq!(format_compact(a), "20231015T230404Z");
-        assert_eq!(parse_compact("20231015T2304Z").unwrap().as_second(), a.as_second() - 4);
+        assert_eq!(
+            parse_compact("20231015T2304Z").unwrap().as_second(),
+            a.as_second() - 4
+        );
     }
 
     #[test]

@@ -87,7 +87,10 @@ pub struct S3Location {
 
 impl S3Location {
     pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
-        S3Location { bucket: bucket.into(), key: key.into() }
+        S3Location {
+            bucket: bucket.into(),
+            key: key.into(),
+        }
     }
 
     /// The `s3://bucket/key` form used in every report line.
