@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use trailproof::cli::{Cli, Command, Format, VerifyArgs};
-use trailproof::engine::verify_local;
+use trailproof::engine;
 use trailproof::report;
 use trailproof::source::local::LocalEvidence;
 
@@ -32,7 +32,7 @@ fn verify(args: &VerifyArgs) -> Result<u8, String> {
     }
     let keys = args.keys().map_err(|e| e.to_string())?;
     let evidence = LocalEvidence::open(&args.dir).map_err(|e| e.to_string())?;
-    let report = verify_local(&evidence, &keys, &args.settings()).map_err(|e| e.to_string())?;
+    let report = engine::verify(&evidence, &keys, &args.settings()).map_err(|e| e.to_string())?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let written = match args.format {

@@ -1,11 +1,11 @@
-//! Plans the chains, reads and checks objects in parallel, and assembles the report.
+//! Plans the chains, has the source read objects, walks the chains, and assembles the report.
 //!
-//! Chains are independent, so they are walked in parallel; inside a chain, digests are read
-//! and log files hashed in parallel too. Every collection keeps its input order, so the report
-//! is the same whatever the thread count. Workers never print.
+//! The phases run in order and data flows one way: list, read digests, walk every chain (in
+//! parallel: chains are independent), hash the log files the verified digests name, then look
+//! for log files nobody named. Every collection keeps its input order, so the report is the
+//! same whatever the thread count. Workers never print.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 
 use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
@@ -13,9 +13,9 @@ use rayon::prelude::*;
 use crate::core::chain::{
     walk, ContentProblem, DigestCandidate, DigestStatus, Range, WalkedDigest,
 };
-use crate::core::digest::{LogFileEntry, ParsedDigest};
+use crate::core::digest::ParsedDigest;
 use crate::core::finding::{Evidence, Finding, Kind};
-use crate::core::gz::{inflate_all, GzProblem, Inflater, Limits};
+use crate::core::gz::{inflate_all, GzOutcome, GzProblem, Limits};
 use crate::core::layout::{
     parse_key, ChainId, CloudTrailKey, DigestKey, LogKey, ObjectType, Scope,
 };
@@ -23,8 +23,7 @@ use crate::core::sign::KeySet;
 use crate::core::time::format_iso;
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report};
-use crate::source::local::LocalEvidence;
-use crate::source::ReadError;
+use crate::source::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject};
 
 /// What to verify, already validated by the CLI.
 #[derive(Debug, Clone, Default)]
@@ -45,11 +44,13 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
-    #[error("no CloudTrail digest or log files under {root} match the filters (is this a copy of a CloudTrail bucket? objects are expected at DIR/AWSLogs/...)")]
-    NothingFound { root: String },
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("no CloudTrail digest or log files in {source_name} match the filters (is this a copy of a CloudTrail bucket? objects are expected at AWSLogs/...)")]
+    NothingFound { source_name: String },
     #[error("cannot tell the bucket name from the evidence: pass --s3-bucket")]
     NoBucket,
-    #[error("--s3-bucket {given} disagrees with the evidence-metadata file, which records bucket {recorded}")]
+    #[error("--s3-bucket {given} disagrees with the source, which is bucket {recorded}")]
     BucketConflict { given: String, recorded: String },
     #[error("the start time {start} is after the end time {end}")]
     BadRange { start: String, end: String },
@@ -57,20 +58,23 @@ pub enum EngineError {
     UnknownHead { key: String },
 }
 
-/// Reads at most this much of a digest file; inflated size is bounded by `Limits::DIGEST`.
-const MAX_DIGEST_STORED: u64 = 64 << 20;
-const READ_CHUNK: usize = 256 * 1024;
-
-/// Verifies an evidence directory.
-pub fn verify_local(
-    ev: &LocalEvidence,
+/// Verifies what `source` holds.
+pub fn verify(
+    source: &dyn ObjectSource,
     keys: &KeySet,
     settings: &Settings,
 ) -> Result<Report, EngineError> {
+    let request = ListRequest {
+        range: settings
+            .start
+            .map(|s| (s, settings.end.unwrap_or(s) + SignedDuration::from_hours(1))),
+        accounts: settings.accounts.clone(),
+        regions: settings.regions.clone(),
+    };
     let mut digests: Vec<DigestKey> = Vec::new();
     let mut logs: Vec<(String, LogKey)> = Vec::new();
-    for key in ev.keys() {
-        match parse_key(key) {
+    for key in source.list(&request)? {
+        match parse_key(&key) {
             Ok(CloudTrailKey::Digest(d))
                 if selected(settings, &d.scope) && trail_selected(settings, &d.trail) =>
             {
@@ -79,7 +83,7 @@ pub fn verify_local(
             Ok(CloudTrailKey::Log(l))
                 if l.ty == ObjectType::Log && selected(settings, &l.scope) =>
             {
-                logs.push((key.clone(), l))
+                logs.push((key, l))
             }
             _ => {}
         }
@@ -91,42 +95,40 @@ pub fn verify_local(
     }
     if digests.is_empty() && logs.is_empty() {
         return Err(EngineError::NothingFound {
-            root: ev.root().display().to_string(),
+            source_name: source.describe(),
         });
     }
     let (range, derived) = resolve_range(settings, &digests, &logs)?;
     digests.retain(|d| range.holds_digest(d.end_time));
 
-    // Read and parse every digest in range, in parallel.
-    let read: Vec<(DigestKey, String, Result<ParsedDigest, ContentProblem>)> = digests
+    let digest_keys: Vec<String> = digests.iter().map(DigestKey::format).collect();
+    let stored = source.read_digests(&digest_keys);
+    let read: Vec<ReadDigest> = digests
+        .into_iter()
+        .zip(digest_keys)
+        .zip(stored)
+        .collect::<Vec<_>>()
         .into_par_iter()
-        .map(|d| {
-            let key = d.format();
-            let content = read_digest(ev, &key);
-            (d, key, content)
-        })
+        .map(|((key, key_text), stored)| ReadDigest::new(key, key_text, stored))
         .collect();
 
-    let bucket = resolve_bucket(ev, settings, &read)?;
-    let metadata = ev.metadata();
+    let bucket = resolve_bucket(source, settings, &read)?;
     let mut chains: BTreeMap<ChainId, Vec<DigestCandidate>> = BTreeMap::new();
-    for (key, key_text, content) in read {
-        let record = metadata.and_then(|m| m.objects.get(&key_text));
+    for r in read {
         let signature = settings
             .head_signatures
-            .get(&key_text)
+            .get(&r.key_text)
             .cloned()
-            .or_else(|| record.and_then(|r| r.signature()));
+            .or(r.signature);
         let candidate = DigestCandidate {
-            location: S3Location::new(&bucket, &key_text),
-            backfill_generated: record.and_then(|r| r.backfill_generated()),
-            key: key.clone(),
-            content,
+            location: S3Location::new(&bucket, &r.key_text),
+            backfill_generated: r.backfill_generated,
+            key: r.key.clone(),
+            content: r.content,
             signature,
         };
-        chains.entry(key.chain()).or_default().push(candidate);
+        chains.entry(r.key.chain()).or_default().push(candidate);
     }
-
     let referenced: BTreeSet<S3Location> = chains
         .values()
         .flatten()
@@ -134,38 +136,27 @@ pub fn verify_local(
         .flat_map(|d| d.log_files.iter().map(|l| l.location.clone()))
         .collect();
 
-    let chain_reports: Vec<ChainReport> = chains
+    let walked: Vec<(ChainId, Vec<WalkedDigest>)> = chains
         .into_par_iter()
         .map(|(id, candidates)| {
-            let walked = walk(&id, candidates, keys, range);
-            ChainReport {
-                chain: ChainInfo::from(&id),
-                findings: chain_findings(ev, &bucket, walked),
-            }
+            let w = walk(&id, candidates, keys, range);
+            (id, w)
         })
         .collect();
+    let chain_reports = check_logs(source, &bucket, walked);
 
-    let mut notes = Vec::new();
+    let mut notes = source.notes();
     let unchained = if settings.trails.is_empty() {
         unreferenced_logs(&bucket, &logs, &referenced, range)
     } else {
         notes.push("log files no digest references were not looked for, because --trail narrows the digests but log files do not name their trail".to_owned());
         Vec::new()
     };
-    if !ev.unusable_names().is_empty() {
-        notes.push(format!(
-            "{} file names in the evidence are not UTF-8 and cannot be S3 keys; they were not read",
-            ev.unusable_names().len()
-        ));
-    }
-    if metadata.is_none() {
-        notes.push("no evidence-metadata file: digest signatures were taken from each next digest, so the newest digest of each chain segment cannot be verified without --head-signature".to_owned());
-    }
 
     Ok(Report {
         tool: "trailproof",
         version: env!("CARGO_PKG_VERSION"),
-        source: ev.root().display().to_string(),
+        source: source.describe(),
         bucket,
         range: RangeInfo {
             start: range.start,
@@ -190,6 +181,48 @@ pub fn verify_local(
         unchained,
         notes,
     })
+}
+
+/// One digest after reading and parsing.
+struct ReadDigest {
+    key: DigestKey,
+    key_text: String,
+    content: Result<ParsedDigest, ContentProblem>,
+    signature: Option<Vec<u8>>,
+    backfill_generated: Option<Timestamp>,
+}
+
+impl ReadDigest {
+    fn new(key: DigestKey, key_text: String, stored: Result<StoredObject, ReadError>) -> Self {
+        let (content, signature, backfill_generated) = match stored {
+            Ok(StoredObject { bytes, record }) => {
+                let content = inflate_all(&bytes, Limits::DIGEST)
+                    .map_err(|p| ContentProblem::Format(p.to_string()))
+                    .and_then(|raw| ParsedDigest::parse(&raw).map_err(ContentProblem::from));
+                (content, record.signature(), record.backfill_generated())
+            }
+            Err(e) => {
+                let problem = match e {
+                    ReadError::NotFound => {
+                        ContentProblem::Unreadable("listed but gone when read".into())
+                    }
+                    ReadError::Escape(d) => ContentProblem::PathEscape(d),
+                    ReadError::OtherBucket => {
+                        ContentProblem::Unreadable("in another bucket".into())
+                    }
+                    ReadError::Io(d) => ContentProblem::Unreadable(d),
+                };
+                (Err(problem), None, None)
+            }
+        };
+        ReadDigest {
+            key,
+            key_text,
+            content,
+            signature,
+            backfill_generated,
+        }
+    }
 }
 
 fn selected(settings: &Settings, scope: &Scope) -> bool {
@@ -232,14 +265,13 @@ fn resolve_range(
     Ok((Range { start, end }, derived))
 }
 
-/// The bucket: as given, as recorded at acquisition, or as the in-place digests say.
+/// The bucket: as given, as the source knows it, or as the in-place digests say.
 fn resolve_bucket(
-    ev: &LocalEvidence,
+    source: &dyn ObjectSource,
     settings: &Settings,
-    read: &[(DigestKey, String, Result<ParsedDigest, ContentProblem>)],
+    read: &[ReadDigest],
 ) -> Result<String, EngineError> {
-    let recorded = ev.metadata().map(|m| m.bucket.clone());
-    match (&settings.bucket, recorded) {
+    match (&settings.bucket, source.bucket()) {
         (Some(given), Some(recorded)) if *given != recorded => Err(EngineError::BucketConflict {
             given: given.clone(),
             recorded,
@@ -249,9 +281,9 @@ fn resolve_bucket(
         (None, None) => {
             // Only digests that sit where they say they were delivered may name the bucket.
             let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
-            for (_, key, content) in read {
-                if let Ok(d) = content {
-                    if d.location.key == *key {
+            for r in read {
+                if let Ok(d) = &r.content {
+                    if d.location.key == r.key_text {
                         *votes.entry(d.location.bucket.as_str()).or_default() += 1;
                     }
                 }
@@ -265,77 +297,97 @@ fn resolve_bucket(
     }
 }
 
-fn read_digest(ev: &LocalEvidence, key: &str) -> Result<ParsedDigest, ContentProblem> {
-    let stored = ev
-        .read_object(key, MAX_DIGEST_STORED)
-        .map_err(|e| match e {
-            ReadError::NotFound => ContentProblem::Unreadable("listed but gone".into()),
-            ReadError::Escape(d) => ContentProblem::PathEscape(d),
-            ReadError::Io(d) => ContentProblem::Unreadable(d),
-        })?;
-    let raw =
-        inflate_all(&stored, Limits::DIGEST).map_err(|p| ContentProblem::Format(p.to_string()))?;
-    Ok(ParsedDigest::parse(&raw)?)
-}
-
-/// Each digest's findings followed by its log files' findings, newest digest first.
-fn chain_findings(ev: &LocalEvidence, bucket: &str, walked: Vec<WalkedDigest>) -> Vec<Finding> {
-    let per_digest: Vec<Vec<Finding>> = walked
-        .into_par_iter()
-        .map(|w| {
-            let mut out = w.findings;
-            match &w.status {
-                DigestStatus::Verified(v) => {
-                    let named_by = w.location.uri();
-                    let checked: Vec<Finding> = v
-                        .digest()
-                        .log_files
-                        .par_iter()
-                        .map(|l| check_log(ev, bucket, l, &named_by))
-                        .collect();
-                    out.extend(checked);
-                }
-                DigestStatus::Unverified(Some(d)) => {
-                    out.extend(d.log_files.iter().map(|l| {
-                        Finding::new(
-                            l.location.uri(),
-                            Kind::LogUnverifiable,
-                            "its digest could not be verified",
-                        )
-                        .with(Evidence {
-                            named_by: Some(w.location.uri()),
-                            ..Evidence::default()
-                        })
-                    }));
-                }
-                DigestStatus::Unverified(None) => {}
+/// Hashes every log file the verified digests name, in one batch so the source can spread it
+/// over all its workers, then lays out each chain: each digest's findings followed by its log
+/// files', newest digest first.
+fn check_logs(
+    source: &dyn ObjectSource,
+    bucket: &str,
+    walked: Vec<(ChainId, Vec<WalkedDigest>)>,
+) -> Vec<ChainReport> {
+    let wanted: Vec<S3Location> = walked
+        .iter()
+        .flat_map(|(_, ws)| ws.iter())
+        .filter_map(|w| match &w.status {
+            DigestStatus::Verified(v) => {
+                Some(v.digest().log_files.iter().map(|l| l.location.clone()))
             }
-            out
+            DigestStatus::Unverified(_) => None,
         })
+        .flatten()
         .collect();
-    per_digest.into_iter().flatten().collect()
+    let mut outcomes = source.hash_logs(bucket, &wanted).into_iter();
+
+    walked
+        .into_iter()
+        .map(|(id, ws)| {
+            let mut findings = Vec::new();
+            for w in ws {
+                findings.extend(w.findings);
+                let named_by = w.location.uri();
+                match &w.status {
+                    DigestStatus::Verified(v) => {
+                        for entry in &v.digest().log_files {
+                            let outcome = outcomes
+                                .next()
+                                .unwrap_or(Err(ReadError::Io("no result".into())));
+                            findings.push(log_finding(
+                                &entry.location,
+                                entry.hash,
+                                &named_by,
+                                outcome,
+                            ));
+                        }
+                    }
+                    DigestStatus::Unverified(Some(d)) => {
+                        findings.extend(d.log_files.iter().map(|l| {
+                            Finding::new(
+                                l.location.uri(),
+                                Kind::LogUnverifiable,
+                                "its digest could not be verified",
+                            )
+                            .with(Evidence {
+                                named_by: Some(named_by.clone()),
+                                ..Evidence::default()
+                            })
+                        }));
+                    }
+                    DigestStatus::Unverified(None) => {}
+                }
+            }
+            ChainReport {
+                chain: ChainInfo::from(&id),
+                findings,
+            }
+        })
+        .collect()
 }
 
-/// Inflates and hashes one log file and compares it with what its verified digest says.
-fn check_log(ev: &LocalEvidence, bucket: &str, entry: &LogFileEntry, named_by: &str) -> Finding {
-    let uri = entry.location.uri();
+/// Turns one log file's read outcome into its finding.
+fn log_finding(
+    location: &S3Location,
+    expected: crate::core::types::Sha256,
+    named_by: &str,
+    outcome: Result<GzOutcome, ReadError>,
+) -> Finding {
+    let uri = location.uri();
     let base = Evidence {
-        expected_sha256: Some(entry.hash),
+        expected_sha256: Some(expected),
         named_by: Some(named_by.to_owned()),
         ..Evidence::default()
     };
-    if entry.location.bucket != bucket {
-        return Finding::new(
-            uri,
-            Kind::LogOtherBucket,
-            "in another bucket, outside this evidence",
-        )
-        .with(base);
-    }
-    let mut file = match ev.open_object(&entry.location.key) {
-        Ok(f) => f,
+    let outcome = match outcome {
+        Ok(o) => o,
         Err(ReadError::NotFound) => {
             return Finding::new(uri, Kind::LogMissing, "not found").with(base)
+        }
+        Err(ReadError::OtherBucket) => {
+            return Finding::new(
+                uri,
+                Kind::LogOtherBucket,
+                "in another bucket, outside this evidence",
+            )
+            .with(base)
         }
         Err(ReadError::Escape(d)) => {
             return Finding::new(uri, Kind::PathEscape, "path leaves the evidence directory").with(
@@ -352,22 +404,6 @@ fn check_log(ev: &LocalEvidence, bucket: &str, entry: &LogFileEntry, named_by: &
             })
         }
     };
-    let mut inflater = Inflater::new(Limits::LOG);
-    let mut buf = vec![0u8; READ_CHUNK];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => inflater.update(buf.get(..n).unwrap_or_default()),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Finding::new(uri, Kind::LogUnreadable, "could not be read").with(Evidence {
-                    detail: Some(e.to_string()),
-                    ..base
-                })
-            }
-        }
-    }
-    let (outcome, _) = inflater.finish();
     let evidence = Evidence {
         actual_sha256: Some(outcome.inflated_sha256),
         ..base
@@ -377,7 +413,7 @@ fn check_log(ev: &LocalEvidence, bucket: &str, entry: &LogFileEntry, named_by: &
         ..evidence.clone()
     };
     match &outcome.problem {
-        None if outcome.inflated_sha256 == entry.hash => {
+        None if outcome.inflated_sha256 == expected => {
             Finding::new(uri, Kind::LogValid, "valid").with(evidence)
         }
         None => Finding::new(uri, Kind::LogHashMismatch, "hash value doesn't match").with(evidence),

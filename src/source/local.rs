@@ -8,8 +8,16 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use super::{ReadError, SourceError};
+use rayon::prelude::*;
+
+use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject};
 use crate::core::evidence::{EvidenceMetadata, EVIDENCE_FILE};
+use crate::core::gz::{GzOutcome, Inflater, Limits};
+use crate::core::types::S3Location;
+
+/// Reads at most this much of a digest file; inflated size is bounded by `Limits::DIGEST`.
+const MAX_DIGEST_STORED: u64 = 64 << 20;
+const READ_CHUNK: usize = 256 * 1024;
 
 /// An opened evidence directory.
 #[derive(Debug)]
@@ -58,29 +66,12 @@ impl LocalEvidence {
             keys: Vec::new(),
             unusable: Vec::new(),
         };
-        evidence.list()?;
+        evidence.walk_tree()?;
         Ok(evidence)
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    pub fn metadata(&self) -> Option<&EvidenceMetadata> {
-        self.metadata.as_ref()
-    }
-
-    /// Every object key under the root, sorted.
-    pub fn keys(&self) -> &[String] {
-        &self.keys
-    }
-
-    pub fn unusable_names(&self) -> &[PathBuf] {
-        &self.unusable
-    }
-
     /// Walks the tree without following directory symlinks (no loops, no escape by listing).
-    fn list(&mut self) -> Result<(), SourceError> {
+    fn walk_tree(&mut self) -> Result<(), SourceError> {
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
             let entries = std::fs::read_dir(&dir).map_err(|source| SourceError::Io {
@@ -173,6 +164,81 @@ impl LocalEvidence {
     }
 }
 
+impl LocalEvidence {
+    fn hash_log(&self, location: &S3Location, bucket: &str) -> Result<GzOutcome, ReadError> {
+        if location.bucket != bucket {
+            return Err(ReadError::OtherBucket);
+        }
+        let mut file = self.open_object(&location.key)?;
+        let mut inflater = Inflater::new(Limits::LOG);
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => inflater.update(buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Io(e.to_string())),
+            }
+        }
+        Ok(inflater.finish().0)
+    }
+}
+
+impl ObjectSource for LocalEvidence {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn bucket(&self) -> Option<String> {
+        self.metadata.as_ref().map(|m| m.bucket.clone())
+    }
+
+    /// A directory is listed whole: it is already on disk, so narrowing would save nothing.
+    fn list(&self, _request: &ListRequest) -> Result<Vec<String>, SourceError> {
+        Ok(self.keys.clone())
+    }
+
+    fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>> {
+        keys.par_iter()
+            .map(|key| {
+                let bytes = self.read_object(key, MAX_DIGEST_STORED)?;
+                let record = self
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.objects.get(key))
+                    .cloned()
+                    .unwrap_or_default();
+                Ok(StoredObject { bytes, record })
+            })
+            .collect()
+    }
+
+    fn hash_logs(
+        &self,
+        bucket: &str,
+        locations: &[S3Location],
+    ) -> Vec<Result<GzOutcome, ReadError>> {
+        locations
+            .par_iter()
+            .map(|l| self.hash_log(l, bucket))
+            .collect()
+    }
+
+    fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if !self.unusable.is_empty() {
+            notes.push(format!(
+                "{} file names in the evidence are not UTF-8 and cannot be S3 keys; they were not read",
+                self.unusable.len()
+            ));
+        }
+        if self.metadata.is_none() {
+            notes.push("no evidence-metadata file: digest signatures were taken from each next digest, so the newest digest of each chain segment cannot be verified without --head-signature".to_owned());
+        }
+        notes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,7 +257,10 @@ mod tests {
         .unwrap();
         std::os::unix::fs::symlink(outer.path(), root.join("AWSLogs/loop")).unwrap();
         let ev = LocalEvidence::open(&root).unwrap();
-        assert_eq!(ev.keys(), ["AWSLogs/a/out.json.gz", "AWSLogs/a/x.json.gz"]);
+        assert_eq!(
+            ev.list(&ListRequest::default()).unwrap(),
+            ["AWSLogs/a/out.json.gz", "AWSLogs/a/x.json.gz"]
+        );
         assert_eq!(ev.read_object("AWSLogs/a/x.json.gz", 10).unwrap(), b"x");
         assert!(matches!(
             ev.read_object("AWSLogs/a/out.json.gz", 10),

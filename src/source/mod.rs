@@ -4,6 +4,12 @@ pub mod local;
 
 use std::path::PathBuf;
 
+use jiff::Timestamp;
+
+use crate::core::evidence::ObjectRecord;
+use crate::core::gz::GzOutcome;
+use crate::core::types::S3Location;
+
 /// Why a source could not be used at all (as opposed to one object failing, which is a finding).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -31,5 +37,47 @@ pub enum ReadError {
     NotFound,
     /// The key would resolve outside the evidence root (`..`, absolute, NUL, or a symlink out).
     Escape(String),
+    /// The object is in a bucket this source does not hold.
+    OtherBucket,
+    /// Access denied, or an error that persisted through retries.
     Io(String),
+}
+
+/// A stored object as read, with what S3 said about it.
+#[derive(Debug, Clone, Default)]
+pub struct StoredObject {
+    pub bytes: Vec<u8>,
+    pub record: ObjectRecord,
+}
+
+/// What the engine wants listed.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    /// Digest key times of interest; `None` lists everything.
+    pub range: Option<(Timestamp, Timestamp)>,
+    pub accounts: Vec<String>,
+    pub regions: Vec<String>,
+}
+
+/// Where the objects come from. Calls are batched so that each source can run them in
+/// parallel its own way (threads for a disk, bounded async requests for S3); results come
+/// back in input order.
+pub trait ObjectSource: Sync {
+    /// The directory or `s3://` URI, for the report.
+    fn describe(&self) -> String;
+    /// The bucket, when the source knows it (a bucket name or an evidence-metadata file).
+    fn bucket(&self) -> Option<String>;
+    /// Every object key under the requested accounts, Regions and times (it may list more).
+    fn list(&self, request: &ListRequest) -> Result<Vec<String>, SourceError>;
+    /// Reads whole digest files (stored bytes) with their S3 facts.
+    fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>>;
+    /// Inflates and hashes log files as they stream in. `bucket` is the bucket the run is
+    /// about; a source that holds only that bucket answers `OtherBucket` for the rest.
+    fn hash_logs(
+        &self,
+        bucket: &str,
+        locations: &[S3Location],
+    ) -> Vec<Result<GzOutcome, ReadError>>;
+    /// What this source could not see, in words.
+    fn notes(&self) -> Vec<String>;
 }
