@@ -1,1 +1,200 @@
-fn main(){}
+//! trailproof-testgen: writes synthetic CloudTrail bucket copies and their expected reports.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use trailproof::fixture::{all_cases, Attack, Corpus, World, ATTACKS};
+
+#[derive(Parser)]
+#[command(
+    name = "trailproof-testgen",
+    about = "Generate CloudTrail test buckets (logs, signed digest chains, keys) and the report trailproof must give"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write every committed scenario into DIR/<scenario>/ (deterministic).
+    Cases { dir: PathBuf },
+    /// Write one large realistic corpus (for benchmarks) into OUT.
+    Corpus {
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Number of accounts.
+        #[arg(long, default_value_t = 1)]
+        accounts: usize,
+        /// Number of Regions (us-east-1, eu-west-1, ap-northeast-1, then others).
+        #[arg(long, default_value_t = 1)]
+        regions: usize,
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+        #[arg(long, default_value_t = 10)]
+        logs_per_hour: u32,
+        #[arg(long, default_value_t = 100)]
+        records_per_log: u32,
+        /// Organization trail layout (AWSLogs/o-.../ACCT/...).
+        #[arg(long)]
+        org: bool,
+        /// Key prefix before AWSLogs/.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Leave out trailproof-evidence.json (a plain `aws s3 sync` copy).
+        #[arg(long)]
+        no_metadata: bool,
+        #[arg(long, default_value = "trailproof-bench-bucket")]
+        bucket: String,
+        /// The trail came from this bucket: each chain's first digest links to a digest there.
+        /// The verifier's report for that link is not specified; expected.json ignores it.
+        #[arg(long)]
+        moved_from_bucket: Option<String>,
+    },
+    /// Apply one attack to a bucket copy on disk (DIR holds bucket/, expected.json,
+    /// public-keys.json) and update its expected.json.
+    Tamper {
+        dir: PathBuf,
+        attack: String,
+        keys: Vec<String>,
+    },
+}
+
+const REGIONS: &[&str] = &[
+    "us-east-1",
+    "eu-west-1",
+    "ap-northeast-1",
+    "us-west-2",
+    "eu-central-1",
+    "sa-east-1",
+    "ap-southeast-2",
+    "ca-central-1",
+];
+
+fn attack_help() -> String {
+    let mut text = String::from("Attacks (KEY = object key inside the bucket):\n");
+    for (usage, what) in ATTACKS {
+        text.push_str(&format!("  {usage:<28} {what}\n"));
+    }
+    text
+}
+
+fn write_cases(dir: &Path) -> Result<(), String> {
+    for corpus in all_cases() {
+        let out = dir.join(&corpus.scenario);
+        // Start from an empty directory so files of an older generator version cannot linger.
+        if out.exists() {
+            std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        }
+        corpus.write(&out)?;
+        let e = corpus.expected();
+        println!(
+            "{:<28} exit {} valid {}/{} findings {}",
+            corpus.scenario,
+            e.exit_code,
+            e.valid.digests,
+            e.valid.logs,
+            e.findings.len()
+        );
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Cases { dir } => write_cases(&dir),
+        Command::Corpus {
+            out,
+            seed,
+            accounts,
+            regions,
+            hours,
+            logs_per_hour,
+            records_per_log,
+            org,
+            prefix,
+            no_metadata,
+            bucket,
+            moved_from_bucket,
+        } => {
+            if regions == 0 || regions > REGIONS.len() {
+                return Err(format!("--regions must be 1..={}", REGIONS.len()));
+            }
+            let account_ids: Vec<String> = (0..accounts as u64)
+                .map(|i| format!("{:012}", 111_122_223_333 + i * 111_111_111))
+                .collect();
+            let account_refs: Vec<&str> = account_ids.iter().map(String::as_str).collect();
+            let mut world = World::new(&bucket)
+                .accounts(&account_refs)
+                .regions(&REGIONS[..regions])
+                .hours(hours)
+                .logs_per_hour(logs_per_hour)
+                .records_per_log(records_per_log)
+                .seed(seed)
+                .metadata(!no_metadata);
+            if org {
+                world = world.org(&format!("o-{:010x}", seed % (1 << 40)));
+            }
+            if let Some(p) = &prefix {
+                world = world.prefix(p);
+            }
+            if let Some(b) = &moved_from_bucket {
+                world = world.moved_from_bucket(b);
+            }
+            let mut corpus = world.build();
+            corpus.scenario = "corpus".into();
+            corpus.description = format!(
+                "Generated corpus: seed {seed}, {accounts} account(s), {regions} Region(s), \
+                 {hours} h x {logs_per_hour} logs x {records_per_log} records{}",
+                if moved_from_bucket.is_some() {
+                    "; the links into the old bucket are not covered by these expectations"
+                } else {
+                    ""
+                }
+            );
+            corpus.write(&out)?;
+            let e = corpus.expected();
+            println!(
+                "{}: {} objects, valid {} digests / {} logs, {} findings",
+                out.display(),
+                corpus.objects.len(),
+                e.valid.digests,
+                e.valid.logs,
+                e.findings.len()
+            );
+            Ok(())
+        }
+        Command::Tamper { dir, attack, keys } => {
+            let parsed = Attack::parse(&attack, &keys)?;
+            let mut corpus = Corpus::load(&dir)?;
+            corpus.apply(&parsed)?;
+            corpus.scenario = format!("{}+{attack}", corpus.scenario);
+            corpus.write(&dir)?;
+            eprintln!(
+                "note: expectations for several attacks on one copy are the sum of each \
+                 attack's findings; the verifier semantics may not define every combination"
+            );
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command()
+        .mut_subcommand("tamper", |s| s.after_help(attack_help()))
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trailproof-testgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
