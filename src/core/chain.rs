@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::digest::{DigestFormatError, ParsedDigest};
+use super::digest::ParsedDigest;
 use super::finding::{Evidence, Finding, Kind};
 use super::layout::{parse_key, ChainId, CloudTrailKey, DigestKey};
 use super::sign::{verify_digest, KeySet, SignatureFailure, VerifiedDigest};
@@ -46,18 +46,16 @@ impl Range {
 /// Why a digest's content could not be had.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContentProblem {
-    /// Not gzip, not JSON, or not the digest shape.
-    Format(String),
+    /// Not gzip, not JSON, or not the digest shape. `listed` holds the log files it names if
+    /// its JSON could still be read, so they are reported as unverifiable rather than unknown.
+    Format {
+        detail: String,
+        listed: Vec<S3Location>,
+    },
     /// The source failed to read it (I/O, permissions).
     Unreadable(String),
     /// Its path leaves the evidence directory.
     PathEscape(String),
-}
-
-impl From<DigestFormatError> for ContentProblem {
-    fn from(e: DigestFormatError) -> Self {
-        ContentProblem::Format(e.to_string())
-    }
 }
 
 /// One digest as the source found it.
@@ -78,8 +76,8 @@ pub struct DigestCandidate {
 pub enum DigestStatus {
     /// Signature verified: its log-file hashes can be trusted.
     Verified(VerifiedDigest),
-    /// Readable but not verified, or disproven; its log files cannot be verified through it.
-    Unverified(Option<ParsedDigest>),
+    /// Not verified, or disproven; the log files it lists cannot be verified through it.
+    Unverified { listed: Vec<S3Location> },
 }
 
 /// One digest after the walk, with every finding about it or attached to it.
@@ -199,20 +197,31 @@ fn judge(
         )
     };
     let parsed = match &cand.content {
-        Err(ContentProblem::Format(detail)) => {
+        Err(ContentProblem::Format { detail, listed }) => {
             let f =
                 Finding::new(&uri, Kind::DigestFormat, "invalid format").with(detail_only(detail));
-            return done(DigestStatus::Unverified(None), vec![f], false);
+            let status = DigestStatus::Unverified {
+                listed: listed.clone(),
+            };
+            return done(status, vec![f], false);
         }
         Err(ContentProblem::Unreadable(detail)) => {
             let f = Finding::new(&uri, Kind::DigestUnreadable, "could not be read")
                 .with(detail_only(detail));
-            return done(DigestStatus::Unverified(None), vec![f], false);
+            return done(
+                DigestStatus::Unverified { listed: Vec::new() },
+                vec![f],
+                false,
+            );
         }
         Err(ContentProblem::PathEscape(detail)) => {
             let f = Finding::new(&uri, Kind::PathEscape, "path leaves the evidence directory")
                 .with(detail_only(detail));
-            return done(DigestStatus::Unverified(None), vec![f], false);
+            return done(
+                DigestStatus::Unverified { listed: Vec::new() },
+                vec![f],
+                false,
+            );
         }
         Ok(parsed) => parsed.clone(),
     };
@@ -226,7 +235,7 @@ fn judge(
             detail: Some(format!("delivered to {}", parsed.location)),
             ..Evidence::default()
         });
-        return done(DigestStatus::Unverified(Some(parsed)), vec![f], false);
+        return done(unverified(&parsed), vec![f], false);
     }
 
     for (j, newer) in vouching {
@@ -317,7 +326,7 @@ fn judge(
         ),
     };
     findings.push(finding);
-    done(DigestStatus::Unverified(Some(parsed)), findings, trusted)
+    done(unverified(&parsed), findings, trusted)
 }
 
 /// Findings about where links point: missing digests, other buckets, other chains.
@@ -499,6 +508,12 @@ fn continuity_findings(
                 push(walked, last, f);
             }
         }
+    }
+}
+
+fn unverified(d: &ParsedDigest) -> DigestStatus {
+    DigestStatus::Unverified {
+        listed: d.log_files.iter().map(|l| l.location.clone()).collect(),
     }
 }
 

@@ -182,6 +182,25 @@ impl ParsedDigest {
     }
 }
 
+/// The log files a digest names, read leniently from JSON that failed the strict parse, so
+/// that a damaged digest's log files can still be reported by name.
+pub fn listed_log_files(raw: &[u8]) -> Vec<S3Location> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(raw) else {
+        return Vec::new();
+    };
+    let Some(files) = value.get("logFiles").and_then(|v| v.as_array()) else {
+        return Vec::new();
+    };
+    files
+        .iter()
+        .filter_map(|f| {
+            let bucket = f.get("s3Bucket")?.as_str()?;
+            let key = f.get("s3Object")?.as_str()?;
+            Some(S3Location::new(bucket, key))
+        })
+        .collect()
+}
+
 fn parse_location(
     bucket: &str,
     key: &str,

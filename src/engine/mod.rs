@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::core::chain::{
     walk, ContentProblem, DigestCandidate, DigestStatus, Range, WalkedDigest,
 };
-use crate::core::digest::ParsedDigest;
+use crate::core::digest::{listed_log_files, ParsedDigest};
 use crate::core::finding::{Evidence, Finding, Kind};
 use crate::core::gz::{inflate_all, GzOutcome, GzProblem, Limits};
 use crate::core::layout::{
@@ -129,18 +129,24 @@ pub fn verify(
         };
         chains.entry(r.key.chain()).or_default().push(candidate);
     }
-    let referenced: BTreeSet<S3Location> = chains
-        .values()
-        .flatten()
-        .filter_map(|c| c.content.as_ref().ok())
-        .flat_map(|d| d.log_files.iter().map(|l| l.location.clone()))
-        .collect();
-
     let walked: Vec<(ChainId, Vec<WalkedDigest>)> = chains
         .into_par_iter()
         .map(|(id, candidates)| {
             let w = walk(&id, candidates, keys, range);
             (id, w)
+        })
+        .collect();
+    let referenced: BTreeSet<S3Location> = walked
+        .iter()
+        .flat_map(|(_, ws)| ws.iter())
+        .flat_map(|w| match &w.status {
+            DigestStatus::Verified(v) => v
+                .digest()
+                .log_files
+                .iter()
+                .map(|l| l.location.clone())
+                .collect(),
+            DigestStatus::Unverified { listed } => listed.clone(),
         })
         .collect();
     let chain_reports = check_logs(source, &bucket, walked);
@@ -196,9 +202,16 @@ impl ReadDigest {
     fn new(key: DigestKey, key_text: String, stored: Result<StoredObject, ReadError>) -> Self {
         let (content, signature, backfill_generated) = match stored {
             Ok(StoredObject { bytes, record }) => {
-                let content = inflate_all(&bytes, Limits::DIGEST)
-                    .map_err(|p| ContentProblem::Format(p.to_string()))
-                    .and_then(|raw| ParsedDigest::parse(&raw).map_err(ContentProblem::from));
+                let content = match inflate_all(&bytes, Limits::DIGEST) {
+                    Err(p) => Err(ContentProblem::Format {
+                        detail: p.to_string(),
+                        listed: Vec::new(),
+                    }),
+                    Ok(raw) => ParsedDigest::parse(&raw).map_err(|e| ContentProblem::Format {
+                        detail: e.to_string(),
+                        listed: listed_log_files(&raw),
+                    }),
+                };
                 (content, record.signature(), record.backfill_generated())
             }
             Err(e) => {
@@ -312,7 +325,7 @@ fn check_logs(
             DigestStatus::Verified(v) => {
                 Some(v.digest().log_files.iter().map(|l| l.location.clone()))
             }
-            DigestStatus::Unverified(_) => None,
+            DigestStatus::Unverified { .. } => None,
         })
         .flatten()
         .collect();
@@ -339,10 +352,10 @@ fn check_logs(
                             ));
                         }
                     }
-                    DigestStatus::Unverified(Some(d)) => {
-                        findings.extend(d.log_files.iter().map(|l| {
+                    DigestStatus::Unverified { listed } => {
+                        findings.extend(listed.iter().map(|l| {
                             Finding::new(
-                                l.location.uri(),
+                                l.uri(),
                                 Kind::LogUnverifiable,
                                 "its digest could not be verified",
                             )
@@ -352,7 +365,6 @@ fn check_logs(
                             })
                         }));
                     }
-                    DigestStatus::Unverified(None) => {}
                 }
             }
             ChainReport {
