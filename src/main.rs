@@ -30,7 +30,10 @@ fn verify(args: &VerifyArgs) -> Result<u8, String> {
             .build_global()
             .map_err(|e| e.to_string())?;
     }
-    let keys = args.keys().map_err(|e| e.to_string())?;
+    let keys = trailproof::source::PinnedKeys {
+        keys: args.keys().map_err(|e| e.to_string())?,
+        path: args.public_keys.clone(),
+    };
     let evidence = LocalEvidence::open(&args.dir).map_err(|e| e.to_string())?;
     let report = engine::verify(&evidence, &keys, &args.settings()).map_err(|e| e.to_string())?;
     let stdout = std::io::stdout();

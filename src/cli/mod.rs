@@ -114,7 +114,6 @@ impl VerifyArgs {
                 .iter()
                 .cloned()
                 .collect::<BTreeMap<_, _>>(),
-            key_origin: format!("pinned: {}", self.public_keys.display()),
         }
     }
 }

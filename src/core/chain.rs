@@ -34,6 +34,10 @@ const COVERAGE_SLACK: SignedDuration = SignedDuration::from_hours(1);
 pub struct Range {
     pub start: Timestamp,
     pub end: Timestamp,
+    /// Whether the user asked for these ends. A range taken from the evidence itself says
+    /// nothing about where chains should start or stop, so it gets no coverage findings.
+    pub start_requested: bool,
+    pub end_requested: bool,
 }
 
 impl Range {
@@ -75,7 +79,7 @@ pub struct DigestCandidate {
 #[derive(Debug, Clone)]
 pub enum DigestStatus {
     /// Signature verified: its log-file hashes can be trusted.
-    Verified(VerifiedDigest),
+    Verified(Box<VerifiedDigest>),
     /// Not verified, or disproven; the log files it lists cannot be verified through it.
     Unverified { listed: Vec<S3Location> },
 }
@@ -286,7 +290,9 @@ fn judge(
         }
         tried.push(sig);
         match verify_digest(&parsed, sig, keys, signed_at) {
-            Ok(verified) => return done(DigestStatus::Verified(verified), findings, true),
+            Ok(verified) => {
+                return done(DigestStatus::Verified(Box::new(verified)), findings, true)
+            }
             Err(failure) => {
                 first_failure.get_or_insert(failure);
             }
@@ -474,7 +480,7 @@ fn continuity_findings(
 
     if let Some(newest) = candidates.first() {
         let end = end_of(newest);
-        if end + COVERAGE_SLACK < range.end {
+        if range.end_requested && end + COVERAGE_SLACK < range.end {
             let f = Finding::new(
                 newest.location.uri(),
                 Kind::CoverageEnd,
@@ -494,7 +500,10 @@ fn continuity_findings(
         trusted.get(last).copied().unwrap_or(false),
     ) {
         if let Ok(d) = &oldest.content {
-            if d.previous.is_none() && d.start > range.start + COVERAGE_SLACK {
+            if range.start_requested
+                && d.previous.is_none()
+                && d.start > range.start + COVERAGE_SLACK
+            {
                 let f = Finding::new(
                     oldest.location.uri(),
                     Kind::CoverageStart,
@@ -636,6 +645,8 @@ mod tests {
         Range {
             start: parse_iso("2026-01-01T00:00:00Z").unwrap(),
             end: parse_iso("2026-01-01T09:04:04Z").unwrap(),
+            start_requested: true,
+            end_requested: true,
         }
     }
 

@@ -52,6 +52,7 @@ struct WireKey {
 #[derive(Deserialize, Serialize)]
 #[serde(untagged)]
 enum WireTime {
+    Seconds(i64),
     Epoch(f64),
     Text(String),
 }
@@ -60,6 +61,9 @@ impl WireTime {
     fn resolve(&self, index: usize) -> Result<Timestamp, KeyFileError> {
         let bad = |value: String| KeyFileError::Time { index, value };
         match self {
+            WireTime::Seconds(secs) => {
+                Timestamp::from_second(*secs).map_err(|_| bad(secs.to_string()))
+            }
             WireTime::Epoch(secs) if secs.is_finite() && secs.fract() == 0.0 => {
                 Timestamp::from_second(*secs as i64).map_err(|_| bad(secs.to_string()))
             }
@@ -69,30 +73,79 @@ impl WireTime {
     }
 }
 
-/// Parses a key file into a key set, checking each fingerprint against its key.
-pub fn parse_key_file(bytes: &[u8]) -> Result<KeySet, KeyFileError> {
+/// One key as ListPublicKeys delivers it: DER bytes, validity window, stated fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub der: Vec<u8>,
+    pub valid_from: Timestamp,
+    pub valid_to: Timestamp,
+    pub fingerprint: String,
+}
+
+/// Reads the records of a key file without judging the keys.
+pub fn read_key_file(bytes: &[u8]) -> Result<Vec<KeyRecord>, KeyFileError> {
     let wire: Wire = serde_json::from_slice(bytes).map_err(|e| KeyFileError::Json {
         detail: e.to_string(),
     })?;
+    wire.public_key_list
+        .iter()
+        .enumerate()
+        .map(|(index, k)| {
+            Ok(KeyRecord {
+                der: base64::engine::general_purpose::STANDARD
+                    .decode(k.value.trim())
+                    .map_err(|_| KeyFileError::Base64 { index })?,
+                valid_from: k.validity_start_time.resolve(index)?,
+                valid_to: k.validity_end_time.resolve(index)?,
+                fingerprint: k.fingerprint.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Turns records into usable keys, checking each fingerprint against its key.
+pub fn key_set(records: &[KeyRecord]) -> Result<KeySet, KeyFileError> {
     let mut set = KeySet::default();
-    for (index, k) in wire.public_key_list.iter().enumerate() {
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(k.value.trim())
-            .map_err(|_| KeyFileError::Base64 { index })?;
-        let from = k.validity_start_time.resolve(index)?;
-        let to = k.validity_end_time.resolve(index)?;
-        let key = PublicKey::from_der(&der, from, to)
+    for (index, r) in records.iter().enumerate() {
+        let key = PublicKey::from_der(&r.der, r.valid_from, r.valid_to)
             .map_err(|source| KeyFileError::Key { index, source })?;
-        if key.fingerprint().as_str() != k.fingerprint {
+        if key.fingerprint().as_str() != r.fingerprint {
             return Err(KeyFileError::FingerprintMismatch {
                 index,
-                stated: k.fingerprint.clone(),
+                stated: r.fingerprint.clone(),
                 actual: key.fingerprint().clone(),
             });
         }
         set.insert(key);
     }
     Ok(set)
+}
+
+/// Parses a key file into a key set.
+pub fn parse_key_file(bytes: &[u8]) -> Result<KeySet, KeyFileError> {
+    key_set(&read_key_file(bytes)?)
+}
+
+/// Writes records in the shape `aws cloudtrail list-public-keys` prints (epoch seconds),
+/// sorted by fingerprint so the same keys always give the same file.
+pub fn write_key_file(records: &[KeyRecord]) -> Vec<u8> {
+    let mut sorted: Vec<&KeyRecord> = records.iter().collect();
+    sorted.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+    sorted.dedup_by(|a, b| a.fingerprint == b.fingerprint);
+    let wire = Wire {
+        public_key_list: sorted
+            .iter()
+            .map(|r| WireKey {
+                value: base64::engine::general_purpose::STANDARD.encode(&r.der),
+                validity_start_time: WireTime::Seconds(r.valid_from.as_second()),
+                validity_end_time: WireTime::Seconds(r.valid_to.as_second()),
+                fingerprint: r.fingerprint.clone(),
+            })
+            .collect(),
+    };
+    let mut out = serde_json::to_vec_pretty(&wire).unwrap_or_default();
+    out.push(b'\n');
+    out
 }
 
 #[cfg(test)]
@@ -160,6 +213,18 @@ mod tests {
             parse_key_file(&key_file(|s| serde_json::json!(s), true)),
             Err(KeyFileError::FingerprintMismatch { index: 0, .. })
         ));
+    }
+
+    #[test]
+    fn written_files_read_back_identically() {
+        let records = read_key_file(&aws_keys_json()).unwrap();
+        let written = write_key_file(&records);
+        let again = read_key_file(&written).unwrap();
+        assert_eq!(again.len(), 4);
+        assert_eq!(write_key_file(&again), written);
+        assert!(String::from_utf8(written)
+            .unwrap()
+            .contains("\"ValidityStartTime\": 1436317441,"));
     }
 
     #[test]

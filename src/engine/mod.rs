@@ -19,11 +19,12 @@ use crate::core::gz::{inflate_all, GzOutcome, GzProblem, Limits};
 use crate::core::layout::{
     parse_key, ChainId, CloudTrailKey, DigestKey, LogKey, ObjectType, Scope,
 };
-use crate::core::sign::KeySet;
 use crate::core::time::format_iso;
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report};
-use crate::source::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject};
+use crate::source::{
+    KeyNeeds, KeyProvider, ListRequest, ObjectSource, ReadError, SourceError, StoredObject,
+};
 
 /// What to verify, already validated by the CLI.
 #[derive(Debug, Clone, Default)]
@@ -36,8 +37,6 @@ pub struct Settings {
     pub bucket: Option<String>,
     /// Signatures of chain heads, by digest key.
     pub head_signatures: BTreeMap<String, Vec<u8>>,
-    /// Where the keys came from, for the report.
-    pub key_origin: String,
 }
 
 /// Why the engine could not do the job.
@@ -61,7 +60,7 @@ pub enum EngineError {
 /// Verifies what `source` holds.
 pub fn verify(
     source: &dyn ObjectSource,
-    keys: &KeySet,
+    key_provider: &dyn KeyProvider,
     settings: &Settings,
 ) -> Result<Report, EngineError> {
     let request = ListRequest {
@@ -129,6 +128,8 @@ pub fn verify(
         };
         chains.entry(r.key.chain()).or_default().push(candidate);
     }
+    let keys = key_provider.keys(&key_needs(&chains, range))?;
+    let keys = &keys;
     let walked: Vec<(ChainId, Vec<WalkedDigest>)> = chains
         .into_par_iter()
         .map(|(id, candidates)| {
@@ -180,7 +181,7 @@ pub fn verify(
                 fingerprint: k.fingerprint().to_string(),
                 valid_from: k.valid_from,
                 valid_to: k.valid_to,
-                origin: settings.key_origin.clone(),
+                origin: key_provider.origin(),
             })
             .collect(),
         chains: chain_reports,
@@ -238,6 +239,24 @@ impl ReadDigest {
     }
 }
 
+/// The keys the AWS CLI would ask for: the range plus two hours in each source Region, and each
+/// backfill digest's generation time plus or minus an hour.
+fn key_needs(chains: &BTreeMap<ChainId, Vec<DigestCandidate>>, range: Range) -> KeyNeeds {
+    let hour = SignedDuration::from_hours(1);
+    let mut windows = vec![(range.start, range.end + 2 * hour)];
+    for c in chains.values().flatten() {
+        if let Some(t) = c.backfill_generated {
+            windows.push((t - hour, t + hour));
+        }
+    }
+    windows.sort();
+    windows.dedup();
+    KeyNeeds {
+        regions: chains.keys().map(|c| c.scope.region.clone()).collect(),
+        windows,
+    }
+}
+
 fn selected(settings: &Settings, scope: &Scope) -> bool {
     (settings.accounts.is_empty() || settings.accounts.contains(&scope.account))
         && (settings.regions.is_empty() || settings.regions.contains(&scope.region))
@@ -254,20 +273,20 @@ fn resolve_range(
     digests: &[DigestKey],
     logs: &[(String, LogKey)],
 ) -> Result<(Range, bool), EngineError> {
-    let times = || {
-        digests
-            .iter()
-            .map(|d| d.end_time)
-            .chain(logs.iter().map(|(_, l)| l.time))
+    // The evidence's own extent: digests if there are any, else log files.
+    let times: Vec<Timestamp> = if digests.is_empty() {
+        logs.iter().map(|(_, l)| l.time).collect()
+    } else {
+        digests.iter().map(|d| d.end_time).collect()
     };
     let derived = settings.start.is_none() || settings.end.is_none();
     let start = match settings.start {
         Some(s) => s,
-        None => times().min().unwrap_or_default() - SignedDuration::from_hours(1),
+        None => times.iter().min().copied().unwrap_or_default() - SignedDuration::from_hours(1),
     };
     let end = match settings.end {
         Some(e) => e,
-        None => times().max().unwrap_or_default(),
+        None => times.iter().max().copied().unwrap_or_default(),
     };
     if start > end {
         return Err(EngineError::BadRange {
@@ -275,7 +294,13 @@ fn resolve_range(
             end: format_iso(end),
         });
     }
-    Ok((Range { start, end }, derived))
+    let range = Range {
+        start,
+        end,
+        start_requested: settings.start.is_some(),
+        end_requested: settings.end.is_some(),
+    };
+    Ok((range, derived))
 }
 
 /// The bucket: as given, as the source knows it, or as the in-place digests say.

@@ -1,10 +1,19 @@
 //! Adapters: the only code that touches the disk or the network.
 
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "aws")]
+pub mod cloudtrail;
 pub mod local;
+#[cfg(feature = "aws")]
+pub mod s3;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use jiff::Timestamp;
+
+use crate::core::sign::KeySet;
 
 use crate::core::evidence::ObjectRecord;
 use crate::core::gz::GzOutcome;
@@ -29,6 +38,9 @@ pub enum SourceError {
         path: PathBuf,
         source: crate::core::evidence::EvidenceError,
     },
+    /// An AWS call that the run cannot do without (a listing, the public keys).
+    #[error("could not {what}: {detail}")]
+    Aws { what: String, detail: String },
 }
 
 /// Why one object could not be read.
@@ -80,4 +92,36 @@ pub trait ObjectSource: Sync {
     ) -> Vec<Result<GzOutcome, ReadError>>;
     /// What this source could not see, in words.
     fn notes(&self) -> Vec<String>;
+}
+
+/// What keys a run needs: the source Regions of its chains, and the time windows the AWS CLI
+/// asks for (the range plus two hours; each backfill digest's generation time plus or minus an
+/// hour).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyNeeds {
+    pub regions: BTreeSet<String>,
+    pub windows: Vec<(Timestamp, Timestamp)>,
+}
+
+/// Where public keys come from: a pinned file, or CloudTrail.
+pub trait KeyProvider {
+    fn keys(&self, needs: &KeyNeeds) -> Result<KeySet, SourceError>;
+    /// Said in the report next to each key.
+    fn origin(&self) -> String;
+}
+
+/// Keys read from a file; the same whatever the run needs.
+pub struct PinnedKeys {
+    pub keys: KeySet,
+    pub path: PathBuf,
+}
+
+impl KeyProvider for PinnedKeys {
+    fn keys(&self, _needs: &KeyNeeds) -> Result<KeySet, SourceError> {
+        Ok(self.keys.clone())
+    }
+
+    fn origin(&self) -> String {
+        format!("pinned file {}", self.path.display())
+    }
 }

@@ -1,0 +1,60 @@
+//! AWS configuration shared by the S3 and CloudTrail clients: the credential chain of
+//! aws-config (environment, profiles, SSO, instance roles, assume-role through a profile),
+//! retries with backoff, timeouts, and an HTTPS client on rustls with ring, the crypto library
+//! the verifier already uses.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+
+/// Where and as whom to talk to AWS.
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    /// An S3-compatible or local endpoint; implies path-style addressing.
+    pub endpoint_url: Option<String>,
+}
+
+impl AwsOptions {
+    /// Path-style addressing is needed whenever a custom endpoint is in play, whether given as
+    /// a flag or through the AWS CLI's environment variables.
+    pub fn custom_endpoint(&self) -> bool {
+        self.endpoint_url.is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+    }
+}
+
+/// Attempts per request; the SDK backs off exponentially between them on throttling, 5xx and
+/// connection errors.
+const MAX_ATTEMPTS: u32 = 6;
+
+pub async fn load(options: &AwsOptions, region: Option<&str>) -> SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(60))
+                .operation_attempt_timeout(Duration::from_secs(300))
+                .build(),
+        );
+    if let Some(p) = &options.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(r) = region.or(options.region.as_deref()) {
+        loader = loader.region(Region::new(r.to_owned()));
+    }
+    if let Some(e) = &options.endpoint_url {
+        loader = loader.endpoint_url(e);
+    }
+    loader.load().await
+}

@@ -1,0 +1,178 @@
+//! CloudTrail and STS calls: public keys (ListPublicKeys, per Region, paginated, cached for
+//! the run), trail lookup (DescribeTrails), and the caller's identity for acquisition records.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use aws_sdk_cloudtrail::error::DisplayErrorContext;
+use aws_smithy_types::DateTime;
+use jiff::Timestamp;
+
+use super::aws::{load, AwsOptions};
+use super::{KeyNeeds, KeyProvider, SourceError};
+use crate::core::keyfile::{key_set, KeyRecord};
+use crate::core::sign::KeySet;
+
+/// Fetches keys from CloudTrail in each source Region the run needs.
+pub struct CloudTrailKeys {
+    runtime: tokio::runtime::Runtime,
+    options: AwsOptions,
+    /// Everything fetched so far, by (Region, window), so repeated needs cost nothing.
+    cache: Mutex<BTreeMap<(String, i64, i64), Vec<KeyRecord>>>,
+}
+
+impl CloudTrailKeys {
+    pub fn new(options: &AwsOptions) -> Result<Self, SourceError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SourceError::Aws {
+                what: "start the async runtime".into(),
+                detail: e.to_string(),
+            })?;
+        Ok(CloudTrailKeys {
+            runtime,
+            options: options.clone(),
+            cache: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The raw records for the needs, as a pinned key file would hold them.
+    pub fn records(&self, needs: &KeyNeeds) -> Result<Vec<KeyRecord>, SourceError> {
+        let mut all = Vec::new();
+        for region in &needs.regions {
+            for &(start, end) in &needs.windows {
+                let slot = (region.clone(), start.as_second(), end.as_second());
+                let cached = self.cache.lock().ok().and_then(|c| c.get(&slot).cloned());
+                let records = match cached {
+                    Some(r) => r,
+                    None => {
+                        let fetched = self.runtime.block_on(list_public_keys(
+                            &self.options,
+                            region,
+                            start,
+                            end,
+                        ))?;
+                        if let Ok(mut c) = self.cache.lock() {
+                            c.insert(slot, fetched.clone());
+                        }
+                        fetched
+                    }
+                };
+                all.extend(records);
+            }
+        }
+        Ok(all)
+    }
+}
+
+impl KeyProvider for CloudTrailKeys {
+    fn keys(&self, needs: &KeyNeeds) -> Result<KeySet, SourceError> {
+        key_set(&self.records(needs)?).map_err(|e| SourceError::Aws {
+            what: "use the keys CloudTrail returned".into(),
+            detail: e.to_string(),
+        })
+    }
+
+    fn origin(&self) -> String {
+        "cloudtrail:ListPublicKeys".to_owned()
+    }
+}
+
+async fn list_public_keys(
+    options: &AwsOptions,
+    region: &str,
+    start: Timestamp,
+    end: Timestamp,
+) -> Result<Vec<KeyRecord>, SourceError> {
+    let client = aws_sdk_cloudtrail::Client::new(&load(options, Some(region)).await);
+    let fail = |detail: String| SourceError::Aws {
+        what: format!("list the public keys of {region}"),
+        detail,
+    };
+    let mut records = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_public_keys()
+            .start_time(DateTime::from_secs(start.as_second()))
+            .end_time(DateTime::from_secs(end.as_second()))
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| fail(DisplayErrorContext(&e).to_string()))?;
+        for k in page.public_key_list() {
+            let time = |t: Option<&DateTime>| {
+                t.and_then(|t| Timestamp::from_second(t.secs()).ok())
+                    .ok_or_else(|| fail("a key without a validity time".into()))
+            };
+            records.push(KeyRecord {
+                // The SDK has already decoded the base64 of the wire: these are the DER bytes.
+                der: k
+                    .value()
+                    .map(|b| b.as_ref().to_vec())
+                    .ok_or_else(|| fail("a key without a value".into()))?,
+                valid_from: time(k.validity_start_time())?,
+                valid_to: time(k.validity_end_time())?,
+                fingerprint: k.fingerprint().unwrap_or_default().to_owned(),
+            });
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(records);
+        }
+    }
+}
+
+/// What DescribeTrails says about a trail.
+#[derive(Debug, Clone)]
+pub struct TrailInfo {
+    pub bucket: String,
+    pub prefix: Option<String>,
+    pub organization_trail: bool,
+}
+
+/// Looks a trail up by ARN in `region`.
+pub fn describe_trail(
+    options: &AwsOptions,
+    region: &str,
+    trail_arn: &str,
+) -> Result<TrailInfo, SourceError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SourceError::Aws {
+            what: "start the async runtime".into(),
+            detail: e.to_string(),
+        })?;
+    runtime.block_on(async {
+        let client = aws_sdk_cloudtrail::Client::new(&load(options, Some(region)).await);
+        let fail = |detail: String| SourceError::Aws {
+            what: format!("describe trail {trail_arn}"),
+            detail,
+        };
+        let out = client
+            .describe_trails()
+            .trail_name_list(trail_arn)
+            .send()
+            .await
+            .map_err(|e| fail(DisplayErrorContext(&e).to_string()))?;
+        // Some servers ignore the name list, so pick the trail by ARN.
+        let trail = out
+            .trail_list()
+            .iter()
+            .find(|t| t.trail_arn() == Some(trail_arn))
+            .ok_or_else(|| fail("no such trail".into()))?;
+        Ok(TrailInfo {
+            bucket: trail
+                .s3_bucket_name()
+                .ok_or_else(|| fail("the trail has no S3 bucket".into()))?
+                .to_owned(),
+            prefix: trail
+                .s3_key_prefix()
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned),
+            organization_trail: trail.is_organization_trail().unwrap_or(false),
+        })
+    })
+}

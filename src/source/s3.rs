@@ -1,0 +1,403 @@
+//! A CloudTrail bucket read straight from S3 (or an S3-compatible server).
+//!
+//! Listing follows the requested range: accounts, Regions and object types are discovered
+//! with delimited listings, then only the day folders in range are listed. Reads run as
+//! tokio tasks, at most `concurrency` at a time, so network latency overlaps; each log body is
+//! inflated and hashed as it streams in, so memory is bounded by the concurrency, not the
+//! corpus. An object that cannot be read (access denied, an error that persists through the
+//! SDK's retries, a stalled body) is "not verified", never "valid".
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::Client;
+use futures_util::{stream, StreamExt};
+use jiff::{Timestamp, ToSpan};
+use sha2::Digest as _;
+
+use super::aws::{load, AwsOptions};
+use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject};
+use crate::core::evidence::ObjectRecord;
+use crate::core::gz::{GzOutcome, Inflater, Limits};
+use crate::core::types::S3Location;
+
+/// Default number of requests in flight.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+/// A body that sends nothing for this long is abandoned (and retried).
+const STALL: Duration = Duration::from_secs(60);
+/// Whole-object attempts when a body breaks off mid-stream (the SDK retries the request itself).
+const BODY_ATTEMPTS: usize = 3;
+const MAX_DIGEST_STORED: u64 = 64 << 20;
+
+/// A bucket (and optional prefix) on S3.
+pub struct S3Source {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    bucket: String,
+    /// Without trailing slash; empty for none.
+    prefix: String,
+    concurrency: usize,
+}
+
+impl S3Source {
+    /// Connects to the bucket, finding its Region unless a custom endpoint is used.
+    pub fn connect(
+        options: &AwsOptions,
+        bucket: &str,
+        prefix: &str,
+        concurrency: usize,
+    ) -> Result<Self, SourceError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SourceError::Aws {
+                what: "start the async runtime".into(),
+                detail: e.to_string(),
+            })?;
+        let client = runtime.block_on(bucket_client(options, bucket));
+        Ok(S3Source {
+            runtime,
+            client,
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+            concurrency: concurrency.max(1),
+        })
+    }
+
+    /// Runs one job per item as tokio tasks, at most `concurrency` at once; results come back
+    /// in input order.
+    fn run_all<I, O, F, Fut>(&self, items: Vec<I>, job: F) -> Vec<Result<O, ReadError>>
+    where
+        I: Send + 'static,
+        O: Send + 'static,
+        F: Fn(Client, I) -> Fut,
+        Fut: Future<Output = Result<O, ReadError>> + Send + 'static,
+    {
+        let client = self.client.clone();
+        self.runtime.block_on(async {
+            stream::iter(items)
+                .map(|item| tokio::spawn(job(client.clone(), item)))
+                .buffered(self.concurrency)
+                .map(|joined| {
+                    joined.unwrap_or_else(|e| Err(ReadError::Io(format!("worker failed: {e}"))))
+                })
+                .collect()
+                .await
+        })
+    }
+
+    async fn list_all(&self, request: &ListRequest) -> Result<Vec<String>, SourceError> {
+        let root = if self.prefix.is_empty() {
+            "AWSLogs/".to_owned()
+        } else {
+            format!("{}/AWSLogs/", self.prefix)
+        };
+        let mut account_folders = Vec::new();
+        for folder in self.folders(&root).await? {
+            let name = folder
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            if name.starts_with("o-") {
+                account_folders.extend(self.folders(&folder).await?);
+            } else {
+                account_folders.push(folder);
+            }
+        }
+        account_folders.retain(|f| {
+            let account = f
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            request.accounts.is_empty() || request.accounts.iter().any(|a| a == account)
+        });
+        let mut region_folders = Vec::new();
+        for account in &account_folders {
+            for ty in ["CloudTrail-Digest/", "CloudTrail/"] {
+                for region in self.folders(&format!("{account}{ty}")).await? {
+                    let name = region
+                        .trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default();
+                    if request.regions.is_empty() || request.regions.iter().any(|r| r == name) {
+                        region_folders.push(region);
+                    }
+                }
+            }
+        }
+        let prefixes: Vec<String> = match request.range {
+            Some((start, end)) => region_folders
+                .iter()
+                .flat_map(|r| days(start, end).map(move |d| format!("{r}{d}/")))
+                .collect(),
+            None => region_folders,
+        };
+        let listed: Vec<Result<Vec<String>, SourceError>> = stream::iter(prefixes)
+            .map(|p| async move { self.keys_under(&p).await })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut keys = BTreeSet::new();
+        for l in listed {
+            keys.extend(l?);
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    /// The sub-folders directly under `prefix`.
+    async fn folders(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
+        Ok(self.list(prefix, true).await?.1)
+    }
+
+    async fn keys_under(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
+        Ok(self.list(prefix, false).await?.0)
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        delimited: bool,
+    ) -> Result<(Vec<String>, Vec<String>), SourceError> {
+        let mut keys = Vec::new();
+        let mut folders = Vec::new();
+        let mut token = None;
+        loop {
+            let mut req = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token);
+            if delimited {
+                req = req.delimiter("/");
+            }
+            let page = req.send().await.map_err(|e| SourceError::Aws {
+                what: format!("list s3://{}/{prefix}", self.bucket),
+                detail: DisplayErrorContext(&e).to_string(),
+            })?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            folders.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_owned)),
+            );
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() || page.is_truncated() != Some(true) {
+                break;
+            }
+        }
+        Ok((keys, folders))
+    }
+}
+
+/// The `YYYY/MM/DD` folders from `start`'s day to `end`'s day.
+fn days(start: Timestamp, end: Timestamp) -> impl Iterator<Item = String> {
+    let first = start.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let last = end.to_zoned(jiff::tz::TimeZone::UTC).date();
+    std::iter::successors(Some(first), move |d| {
+        d.checked_add(1.day()).ok().filter(|n| *n <= last)
+    })
+    .map(|d| d.strftime("%Y/%m/%d").to_string())
+}
+
+/// A client in the bucket's Region. GetBucketLocation answers an empty constraint for
+/// us-east-1; some S3-compatible servers answer something the SDK cannot parse, and with a
+/// custom endpoint the Region hardly matters, so failure falls back to the configured Region.
+async fn bucket_client(options: &AwsOptions, bucket: &str) -> Client {
+    let base = load(options, None).await;
+    let configured = s3_client(&base, options);
+    if options.custom_endpoint() {
+        return configured;
+    }
+    let region = match configured.get_bucket_location().bucket(bucket).send().await {
+        Ok(out) => match out.location_constraint().map(|c| c.as_str().to_owned()) {
+            Some(r) if !r.is_empty() => r,
+            _ => "us-east-1".to_owned(),
+        },
+        Err(_) => return configured,
+    };
+    if base.region().map(|r| r.as_ref()) == Some(region.as_str()) {
+        return configured;
+    }
+    s3_client(&load(options, Some(&region)).await, options)
+}
+
+fn s3_client(config: &aws_config::SdkConfig, options: &AwsOptions) -> Client {
+    let conf = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(options.custom_endpoint())
+        .build();
+    Client::from_conf(conf)
+}
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkError<E>) -> ReadError {
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    match (status, err.code()) {
+        (Some(404), _) | (_, Some("NoSuchKey" | "NotFound")) => ReadError::NotFound,
+        (Some(403), _) | (_, Some("AccessDenied")) => ReadError::Io("access denied".into()),
+        _ => ReadError::Io(DisplayErrorContext(err).to_string()),
+    }
+}
+
+async fn next_chunk(
+    body: &mut aws_sdk_s3::primitives::ByteStream,
+) -> Result<Option<bytes::Bytes>, ReadError> {
+    match tokio::time::timeout(STALL, body.try_next()).await {
+        Err(_) => Err(ReadError::Io(format!(
+            "body stalled for {} s",
+            STALL.as_secs()
+        ))),
+        Ok(Err(e)) => Err(ReadError::Io(format!("body broke off: {e}"))),
+        Ok(Ok(chunk)) => Ok(chunk),
+    }
+}
+
+async fn read_digest(client: Client, loc: S3Location) -> Result<StoredObject, ReadError> {
+    let mut last = ReadError::Io("not tried".into());
+    for _ in 0..BODY_ATTEMPTS {
+        let out = match client
+            .get_object()
+            .bucket(&loc.bucket)
+            .key(&loc.key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => return Err(classify(&e)),
+        };
+        let record = ObjectRecord {
+            size: out.content_length().and_then(|n| u64::try_from(n).ok()),
+            etag: out.e_tag().map(str::to_owned),
+            version_id: out.version_id().map(str::to_owned),
+            sha256: None,
+            metadata: out
+                .metadata()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.to_lowercase(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let mut body = out.body;
+        let mut bytes = Vec::new();
+        let read = loop {
+            match next_chunk(&mut body).await {
+                Ok(Some(chunk)) => {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() as u64 > MAX_DIGEST_STORED {
+                        return Err(ReadError::Io(format!(
+                            "larger than {MAX_DIGEST_STORED} bytes"
+                        )));
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        match read {
+            Ok(()) => {
+                let record = ObjectRecord {
+                    sha256: Some(hex::encode(sha2::Sha256::digest(&bytes))),
+                    ..record
+                };
+                return Ok(StoredObject { bytes, record });
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+async fn hash_log(client: Client, loc: S3Location) -> Result<GzOutcome, ReadError> {
+    let mut last = ReadError::Io("not tried".into());
+    for _ in 0..BODY_ATTEMPTS {
+        let out = match client
+            .get_object()
+            .bucket(&loc.bucket)
+            .key(&loc.key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => return Err(classify(&e)),
+        };
+        let mut body = out.body;
+        let mut inflater = Inflater::new(Limits::LOG);
+        let read = loop {
+            match next_chunk(&mut body).await {
+                Ok(Some(chunk)) => inflater.update(&chunk),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        match read {
+            Ok(()) => return Ok(inflater.finish().0),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+impl ObjectSource for S3Source {
+    fn describe(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+
+    fn bucket(&self) -> Option<String> {
+        Some(self.bucket.clone())
+    }
+
+    fn list(&self, request: &ListRequest) -> Result<Vec<String>, SourceError> {
+        self.runtime.block_on(self.list_all(request))
+    }
+
+    fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>> {
+        let items = keys
+            .iter()
+            .map(|k| S3Location::new(&self.bucket, k))
+            .collect();
+        self.run_all(items, read_digest)
+    }
+
+    /// Log files in other buckets (a trail moved between buckets) are read too: S3 has them.
+    fn hash_logs(
+        &self,
+        _bucket: &str,
+        locations: &[S3Location],
+    ) -> Vec<Result<GzOutcome, ReadError>> {
+        self.run_all(locations.to_vec(), hash_log)
+    }
+
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_folders_cover_the_range() {
+        let s: Timestamp = "2026-01-30T23:00:00Z".parse().unwrap();
+        let e: Timestamp = "2026-02-01T01:00:00Z".parse().unwrap();
+        assert_eq!(
+            days(s, e).collect::<Vec<_>>(),
+            ["2026/01/30", "2026/01/31", "2026/02/01"]
+        );
+        assert_eq!(days(s, s).count(), 1);
+    }
+}
