@@ -95,7 +95,7 @@ fn committed_cases_match_the_generator() {
 fn check_dir(name: &str, case: &Path) {
     let expected: Value =
         serde_json::from_slice(&std::fs::read(case.join("expected.json")).unwrap()).unwrap();
-    let (code, stdout, stderr) = run(&case, &["--format", "json"]);
+    let (code, stdout, stderr) = run(case, &["--format", "json"]);
     let report: Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("{name}: no JSON report ({e}); stderr: {stderr}"));
     let (got, valid_digests, valid_logs) = summarize(&report);
@@ -136,7 +136,7 @@ fn check_dir(name: &str, case: &Path) {
     );
 
     // The text report agrees on the exit status and names every finding.
-    let (text_code, text, _) = run(&case, &["--verbose"]);
+    let (text_code, text, _) = run(case, &["--verbose"]);
     assert_eq!(text_code, code, "{name}: text exit status");
     for (subject, _, _) in &want {
         assert!(
@@ -145,7 +145,7 @@ fn check_dir(name: &str, case: &Path) {
         );
     }
     // Same report whatever the thread count.
-    let (_, one_thread, _) = run(&case, &["--format", "json", "--threads", "1"]);
+    let (_, one_thread, _) = run(case, &["--format", "json", "--threads", "1"]);
     assert_eq!(one_thread, stdout, "{name}: report differs at 1 thread");
 }
 
