@@ -2,24 +2,33 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use trailproof::cli::{Cli, Command, Format, VerifyArgs};
+use trailproof::cli::{read_keys, Cli, Command, Format, VerifyArgs};
 use trailproof::engine;
 use trailproof::report;
 use trailproof::source::local::LocalEvidence;
+use trailproof::source::PinnedKeys;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Verify(args) => match verify(&args) {
-            Ok(code) => ExitCode::from(code),
-            Err(message) => {
-                eprintln!("trailproof: {message}");
-                ExitCode::from(2)
-            }
-        },
+    let result = match &cli.command {
+        Command::Verify(args) => verify(args),
+        #[cfg(feature = "aws")]
+        Command::ValidateLogs(args) => trailproof::cli::aws::run_validate_logs(args),
+        #[cfg(feature = "aws")]
+        Command::Acquire(args) => trailproof::cli::aws::run_acquire(args),
+        #[cfg(feature = "aws")]
+        Command::Keys(command) => trailproof::cli::aws::run_keys(command),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("trailproof: {message}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -30,12 +39,20 @@ fn verify(args: &VerifyArgs) -> Result<u8, String> {
             .build_global()
             .map_err(|e| e.to_string())?;
     }
-    let keys = trailproof::source::PinnedKeys {
-        keys: args.keys().map_err(|e| e.to_string())?,
-        path: args.public_keys.clone(),
+    let report = if args.source.starts_with("s3://") {
+        verify_s3(args)?
+    } else {
+        let path = args
+            .public_keys
+            .as_ref()
+            .ok_or("a local copy needs --public-keys (save them with `trailproof keys fetch` or `aws cloudtrail list-public-keys`)")?;
+        let keys = PinnedKeys {
+            keys: read_keys(path).map_err(|e| e.to_string())?,
+            path: path.clone(),
+        };
+        let evidence = LocalEvidence::open(Path::new(&args.source)).map_err(|e| e.to_string())?;
+        engine::verify(&evidence, &keys, &args.settings()).map_err(|e| e.to_string())?
     };
-    let evidence = LocalEvidence::open(&args.dir).map_err(|e| e.to_string())?;
-    let report = engine::verify(&evidence, &keys, &args.settings()).map_err(|e| e.to_string())?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let written = match args.format {
@@ -45,5 +62,17 @@ fn verify(args: &VerifyArgs) -> Result<u8, String> {
     written
         .and_then(|()| out.flush())
         .map_err(|e| format!("cannot write the report: {e}"))?;
-    Ok(if report.exit_code() == 0 { 0 } else { 1 })
+    Ok(report.exit_code())
+}
+
+#[cfg(feature = "aws")]
+fn verify_s3(args: &VerifyArgs) -> Result<report::Report, String> {
+    let (bucket, prefix) = trailproof::cli::aws::parse_s3_uri(&args.source)
+        .ok_or_else(|| format!("{} is not an s3://BUCKET[/PREFIX] URI", args.source))?;
+    trailproof::cli::aws::verify_s3(args, &bucket, &prefix)
+}
+
+#[cfg(not(feature = "aws"))]
+fn verify_s3(_args: &VerifyArgs) -> Result<report::Report, String> {
+    Err("this build has no S3 support (built without the `aws` feature)".into())
 }

@@ -11,6 +11,9 @@ use crate::core::sign::KeySet;
 use crate::core::types::decode_lower_hex;
 use crate::engine::Settings;
 
+#[cfg(feature = "aws")]
+pub mod aws;
+
 /// Integrity validation and forensics for AWS CloudTrail logs.
 #[derive(Debug, Parser)]
 #[command(name = "trailproof", version, about, long_about = None)]
@@ -21,21 +24,33 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Verify the digest chains and log files of a local copy of a CloudTrail bucket.
+    /// Verify the digest chains and log files of a CloudTrail bucket, on S3 or copied locally.
     ///
-    /// DIR is an evidence directory or a plain `aws s3 sync s3://BUCKET DIR` copy. Every
-    /// organization, account, Region and trail found under AWSLogs/ is verified, each chain
-    /// on its own. Exit status: 0 all valid, 1 integrity findings, 2 the job could not be done.
+    /// SOURCE is s3://BUCKET[/PREFIX], an evidence directory, or a plain
+    /// `aws s3 sync s3://BUCKET DIR` copy. Every organization, account, Region and trail found
+    /// under AWSLogs/ is verified, each chain on its own. Exit status: 0 all valid, 1 integrity
+    /// findings, 2 the job could not be done (or an object could not be read).
     Verify(VerifyArgs),
+    /// A drop-in for `aws cloudtrail validate-logs`: same flags, lines, summary and exit codes.
+    #[cfg(feature = "aws")]
+    ValidateLogs(aws::ValidateLogsArgs),
+    /// Download the objects in range into an evidence directory, with their S3 metadata.
+    #[cfg(feature = "aws")]
+    Acquire(aws::AcquireArgs),
+    /// Public-key files for offline runs.
+    #[cfg(feature = "aws")]
+    #[command(subcommand)]
+    Keys(aws::KeysCommand),
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The evidence directory (objects at DIR/<S3 key>).
-    pub dir: PathBuf,
-    /// CloudTrail public keys, as printed by `aws cloudtrail list-public-keys`.
+    /// s3://BUCKET[/PREFIX], or a directory holding objects at DIR/<S3 key>.
+    pub source: String,
+    /// CloudTrail public keys, as printed by `aws cloudtrail list-public-keys` (required for
+    /// a local copy; for S3 the default is to ask CloudTrail in each source Region).
     #[arg(long, value_name = "KEYS.json")]
-    pub public_keys: PathBuf,
+    pub public_keys: Option<PathBuf>,
     /// Verify log files delivered from this time on (default: the oldest digest's start).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub start_time: Option<Timestamp>,
@@ -65,6 +80,9 @@ pub struct VerifyArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    #[cfg(feature = "aws")]
+    #[command(flatten)]
+    pub aws: aws::AwsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,18 +107,19 @@ pub enum CliError {
     },
 }
 
-impl VerifyArgs {
-    pub fn keys(&self) -> Result<KeySet, CliError> {
-        let bytes = std::fs::read(&self.public_keys).map_err(|source| CliError::KeyFileRead {
-            path: self.public_keys.clone(),
-            source,
-        })?;
-        parse_key_file(&bytes).map_err(|source| CliError::KeyFile {
-            path: self.public_keys.clone(),
-            source,
-        })
-    }
+/// Reads a pinned key file.
+pub fn read_keys(path: &std::path::Path) -> Result<KeySet, CliError> {
+    let bytes = std::fs::read(path).map_err(|source| CliError::KeyFileRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_key_file(&bytes).map_err(|source| CliError::KeyFile {
+        path: path.to_owned(),
+        source,
+    })
+}
 
+impl VerifyArgs {
     pub fn settings(&self) -> Settings {
         Settings {
             start: self.start_time,
@@ -108,6 +127,7 @@ impl VerifyArgs {
             accounts: self.accounts.clone(),
             regions: self.regions.clone(),
             trails: self.trails.clone(),
+            home_region: None,
             bucket: self.s3_bucket.clone(),
             head_signatures: self
                 .head_signatures
@@ -120,7 +140,7 @@ impl VerifyArgs {
 
 /// Accepts RFC 3339 (`2026-01-01T00:00:00Z`), a date and time without offset (taken as UTC),
 /// or a bare date (midnight UTC), as the AWS CLI does.
-fn parse_time(text: &str) -> Result<Timestamp, String> {
+pub fn parse_time(text: &str) -> Result<Timestamp, String> {
     if let Ok(ts) = text.parse::<Timestamp>() {
         return Ok(ts);
     }

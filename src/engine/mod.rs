@@ -7,6 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+#[cfg(feature = "aws")]
+pub mod acquire;
+
 use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
 
@@ -34,6 +37,8 @@ pub struct Settings {
     pub accounts: Vec<String>,
     pub regions: Vec<String>,
     pub trails: Vec<String>,
+    /// Only chains of trails whose home Region is this (a trail ARN names it).
+    pub home_region: Option<String>,
     pub bucket: Option<String>,
     /// Signatures of chain heads, by digest key.
     pub head_signatures: BTreeMap<String, Vec<u8>>,
@@ -57,27 +62,44 @@ pub enum EngineError {
     UnknownHead { key: String },
 }
 
-/// Verifies what `source` holds.
-pub fn verify(
-    source: &dyn ObjectSource,
-    key_provider: &dyn KeyProvider,
-    settings: &Settings,
-) -> Result<Report, EngineError> {
+/// What a run will look at: the range and the objects in it, before anything is read.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub range: Range,
+    /// True when the range was taken from the evidence rather than given.
+    pub derived: bool,
+    /// Digests of the selected chains whose key time falls in the range.
+    pub digests: Vec<DigestKey>,
+    /// Log files of the selected accounts and Regions, with their keys.
+    pub logs: Vec<(String, LogKey)>,
+    /// Account/Region folders where a trail that the filters leave out also writes digests:
+    /// their log files may be that trail's, so none of them can be called unreferenced.
+    pub shared_scopes: BTreeSet<Scope>,
+}
+
+/// Lists the source and decides what is in the run.
+pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, EngineError> {
     let request = ListRequest {
-        range: settings
-            .start
-            .map(|s| (s, settings.end.unwrap_or(s) + SignedDuration::from_hours(1))),
+        range: settings.start.map(|s| {
+            (
+                s,
+                settings.end.unwrap_or_else(Timestamp::now) + SignedDuration::from_hours(1),
+            )
+        }),
         accounts: settings.accounts.clone(),
         regions: settings.regions.clone(),
     };
     let mut digests: Vec<DigestKey> = Vec::new();
     let mut logs: Vec<(String, LogKey)> = Vec::new();
+    let mut shared_scopes = BTreeSet::new();
     for key in source.list(&request)? {
         match parse_key(&key) {
-            Ok(CloudTrailKey::Digest(d))
-                if selected(settings, &d.scope) && trail_selected(settings, &d.trail) =>
-            {
-                digests.push(d)
+            Ok(CloudTrailKey::Digest(d)) if selected(settings, &d.scope) => {
+                if trail_selected(settings, &d) {
+                    digests.push(d)
+                } else {
+                    shared_scopes.insert(d.scope);
+                }
             }
             Ok(CloudTrailKey::Log(l))
                 if l.ty == ObjectType::Log && selected(settings, &l.scope) =>
@@ -99,7 +121,53 @@ pub fn verify(
     }
     let (range, derived) = resolve_range(settings, &digests, &logs)?;
     digests.retain(|d| range.holds_digest(d.end_time));
+    Ok(Plan {
+        range,
+        derived,
+        digests,
+        logs,
+        shared_scopes,
+    })
+}
 
+/// The report of a run that found nothing at all (the AWS CLI prints "No digests found").
+pub fn empty_report(source: &dyn ObjectSource, settings: &Settings) -> Report {
+    let start = settings.start.unwrap_or_default();
+    Report {
+        tool: "trailproof",
+        version: env!("CARGO_PKG_VERSION"),
+        source: source.describe(),
+        bucket: source.bucket().unwrap_or_default(),
+        range: RangeInfo {
+            start,
+            end: settings.end.unwrap_or(start),
+            derived_from_evidence: false,
+        },
+        filters: Filters {
+            accounts: settings.accounts.clone(),
+            regions: settings.regions.clone(),
+            trails: settings.trails.clone(),
+        },
+        keys: Vec::new(),
+        chains: Vec::new(),
+        unchained: Vec::new(),
+        notes: vec!["nothing in the source matched the filters".to_owned()],
+    }
+}
+
+/// Verifies what `source` holds.
+pub fn verify(
+    source: &dyn ObjectSource,
+    key_provider: &dyn KeyProvider,
+    settings: &Settings,
+) -> Result<Report, EngineError> {
+    let Plan {
+        range,
+        derived,
+        digests,
+        logs,
+        shared_scopes,
+    } = plan(source, settings)?;
     let digest_keys: Vec<String> = digests.iter().map(DigestKey::format).collect();
     let stored = source.read_digests(&digest_keys);
     let read: Vec<ReadDigest> = digests
@@ -153,12 +221,16 @@ pub fn verify(
     let chain_reports = check_logs(source, &bucket, walked);
 
     let mut notes = source.notes();
-    let unchained = if settings.trails.is_empty() {
-        unreferenced_logs(&bucket, &logs, &referenced, range)
-    } else {
-        notes.push("log files no digest references were not looked for, because --trail narrows the digests but log files do not name their trail".to_owned());
-        Vec::new()
-    };
+    let (checkable, shared): (Vec<_>, Vec<_>) = logs
+        .into_iter()
+        .partition(|(_, l)| !shared_scopes.contains(&l.scope));
+    if !shared.is_empty() {
+        notes.push(format!(
+            "{} log files were not checked for digest references: other trails, left out by the filters, write to the same folders",
+            shared.len()
+        ));
+    }
+    let unchained = unreferenced_logs(&bucket, &checkable, &referenced, range);
 
     Ok(Report {
         tool: "trailproof",
@@ -262,8 +334,12 @@ fn selected(settings: &Settings, scope: &Scope) -> bool {
         && (settings.regions.is_empty() || settings.regions.contains(&scope.region))
 }
 
-fn trail_selected(settings: &Settings, trail: &str) -> bool {
-    settings.trails.is_empty() || settings.trails.iter().any(|t| t == trail)
+fn trail_selected(settings: &Settings, digest: &DigestKey) -> bool {
+    (settings.trails.is_empty() || settings.trails.contains(&digest.trail))
+        && settings
+            .home_region
+            .as_ref()
+            .is_none_or(|h| *h == digest.home_region)
 }
 
 /// Without a given range, verify everything found: from an hour before the oldest digest ends

@@ -11,7 +11,7 @@
 //! - `unchained`: findings outside every chain (log files no digest references)
 //! - `notes`: what the run could not check, in words
 //! - `totals`: `{digests: {valid, invalid, not_verified}, logs: {...}, coverage_findings}`
-//! - `exit_code`: 0 all valid, 1 findings
+//! - `exit_code`: 0 all valid, 1 findings, 2 an object could not be read
 //!
 //! A finding is `{subject, kind, verdict, reason, evidence?}`: `subject` the `s3://` URI,
 //! `kind` one of the snake_case names of [`crate::core::finding::Kind`], `verdict` one of
@@ -30,7 +30,7 @@ struct Document<'a> {
     #[serde(flatten)]
     report: &'a Report,
     totals: Totals,
-    exit_code: i32,
+    exit_code: u8,
 }
 
 pub fn write(out: &mut dyn Write, report: &Report) -> io::Result<()> {

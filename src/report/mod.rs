@@ -1,5 +1,6 @@
 //! The report of one run, and its renderings.
 
+pub mod cli_compat;
 pub mod json;
 pub mod text;
 
@@ -179,9 +180,15 @@ impl Report {
         t
     }
 
-    /// 0 when everything checked is valid, 1 when anything is not.
-    pub fn exit_code(&self) -> i32 {
-        if self.all_findings().all(|f| f.verdict == Verdict::Valid) {
+    /// 0 when everything checked is valid, 1 when anything is not, 2 when an object could not
+    /// be read at all (the job was not fully done).
+    pub fn exit_code(&self) -> u8 {
+        if self
+            .all_findings()
+            .any(|f| matches!(f.kind, Kind::DigestUnreadable | Kind::LogUnreadable))
+        {
+            2
+        } else if self.all_findings().all(|f| f.verdict == Verdict::Valid) {
             0
         } else {
             1

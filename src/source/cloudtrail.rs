@@ -176,3 +176,37 @@ pub fn describe_trail(
         })
     })
 }
+
+/// Who the run is acting as (STS GetCallerIdentity), for acquisition records.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallerIdentity {
+    pub account: Option<String>,
+    pub arn: Option<String>,
+    pub user_id: Option<String>,
+}
+
+pub fn caller_identity(options: &AwsOptions) -> Result<CallerIdentity, SourceError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SourceError::Aws {
+            what: "start the async runtime".into(),
+            detail: e.to_string(),
+        })?;
+    runtime.block_on(async {
+        let client = aws_sdk_sts::Client::new(&load(options, None).await);
+        let out = client
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| SourceError::Aws {
+                what: "ask STS who the caller is".into(),
+                detail: aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
+            })?;
+        Ok(CallerIdentity {
+            account: out.account().map(str::to_owned),
+            arn: out.arn().map(str::to_owned),
+            user_id: out.user_id().map(str::to_owned),
+        })
+    })
+}

@@ -34,6 +34,8 @@ const MAX_DIGEST_STORED: u64 = 64 << 20;
 /// A bucket (and optional prefix) on S3.
 pub struct S3Source {
     runtime: tokio::runtime::Runtime,
+    /// ETag of every object the last listing saw, so acquisition can skip unchanged objects.
+    listed_etags: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
     client: Client,
     bucket: String,
     /// Without trailing slash; empty for none.
@@ -59,6 +61,7 @@ impl S3Source {
         let client = runtime.block_on(bucket_client(options, bucket));
         Ok(S3Source {
             runtime,
+            listed_etags: Default::default(),
             client,
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
@@ -199,6 +202,22 @@ impl S3Source {
     }
 }
 
+impl S3Source {
+    /// The ETag the last listing gave for `key`.
+    pub fn listed_etag(&self, key: &str) -> Option<String> {
+        self.listed_etags.lock().ok()?.get(key).cloned()
+    }
+
+    /// Downloads objects to files (through a `.part` file renamed when complete), hashing the
+    /// stored bytes on the way. Results in input order.
+    pub fn download(
+        &self,
+        items: Vec<(S3Location, std::path::PathBuf)>,
+    ) -> Vec<Result<ObjectRecord, ReadError>> {
+        self.run_all(items, download_one)
+    }
+}
+
 /// The `YYYY/MM/DD` folders from `start`'s day to `end`'s day.
 fn days(start: Timestamp, end: Timestamp) -> impl Iterator<Item = String> {
     let first = start.to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -273,20 +292,7 @@ async fn read_digest(client: Client, loc: S3Location) -> Result<StoredObject, Re
             Ok(out) => out,
             Err(e) => return Err(classify(&e)),
         };
-        let record = ObjectRecord {
-            size: out.content_length().and_then(|n| u64::try_from(n).ok()),
-            etag: out.e_tag().map(str::to_owned),
-            version_id: out.version_id().map(str::to_owned),
-            sha256: None,
-            metadata: out
-                .metadata()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.to_lowercase(), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
+        let record = record_of(&out);
         let mut body = out.body;
         let mut bytes = Vec::new();
         let read = loop {
@@ -315,6 +321,75 @@ async fn read_digest(client: Client, loc: S3Location) -> Result<StoredObject, Re
         }
     }
     Err(last)
+}
+
+async fn download_one(
+    client: Client,
+    (loc, path): (S3Location, std::path::PathBuf),
+) -> Result<ObjectRecord, ReadError> {
+    use tokio::io::AsyncWriteExt;
+    let io = |e: std::io::Error| ReadError::Io(format!("{}: {e}", path.display()));
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(io)?;
+    }
+    let mut part = path.clone().into_os_string();
+    part.push(".part");
+    let part = std::path::PathBuf::from(part);
+    let mut last = ReadError::Io("not tried".into());
+    for _ in 0..BODY_ATTEMPTS {
+        let out = match client
+            .get_object()
+            .bucket(&loc.bucket)
+            .key(&loc.key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => return Err(classify(&e)),
+        };
+        let mut record = record_of(&out);
+        let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
+        let mut sha = sha2::Sha256::new();
+        let mut body = out.body;
+        let read = loop {
+            match next_chunk(&mut body).await {
+                Ok(Some(chunk)) => {
+                    sha.update(&chunk);
+                    file.write_all(&chunk).await.map_err(io)?;
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        match read {
+            Ok(()) => {
+                file.sync_all().await.map_err(io)?;
+                tokio::fs::rename(&part, &path).await.map_err(io)?;
+                record.sha256 = Some(hex::encode(sha.finalize()));
+                return Ok(record);
+            }
+            Err(e) => last = e,
+        }
+    }
+    let _ = tokio::fs::remove_file(&part).await;
+    Err(last)
+}
+
+fn record_of(out: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> ObjectRecord {
+    ObjectRecord {
+        size: out.content_length().and_then(|n| u64::try_from(n).ok()),
+        etag: out.e_tag().map(str::to_owned),
+        version_id: out.version_id().map(str::to_owned),
+        sha256: None,
+        metadata: out
+            .metadata()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.to_lowercase(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
 }
 
 async fn hash_log(client: Client, loc: S3Location) -> Result<GzOutcome, ReadError> {

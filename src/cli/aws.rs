@@ -1,0 +1,317 @@
+//! The commands that talk to AWS: `verify s3://...`, `validate-logs`, `acquire`, `keys fetch`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use jiff::{SignedDuration, Timestamp};
+
+use super::{parse_time, read_keys, VerifyArgs};
+use crate::core::keyfile::write_key_file;
+use crate::engine::acquire::acquire;
+use crate::engine::{self, Settings};
+use crate::report;
+use crate::source::aws::AwsOptions;
+use crate::source::cloudtrail::{describe_trail, CloudTrailKeys};
+use crate::source::s3::{S3Source, DEFAULT_CONCURRENCY};
+use crate::source::{KeyNeeds, KeyProvider, PinnedKeys};
+
+/// How to reach AWS (credentials come from the usual chain: environment, profiles, SSO,
+/// instance roles).
+#[derive(Debug, Args, Clone, Default)]
+pub struct AwsArgs {
+    /// A named profile from the AWS config files.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// An S3-compatible endpoint (path-style). AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_S3 are
+    /// honoured too, as by the AWS CLI.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Requests in flight at most.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+}
+
+impl AwsArgs {
+    fn options(&self, region: Option<String>) -> AwsOptions {
+        AwsOptions {
+            profile: self.profile.clone(),
+            region,
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateLogsArgs {
+    /// The ARN of the trail, e.g. arn:aws:cloudtrail:us-east-1:111122223333:trail/main.
+    #[arg(long)]
+    pub trail_arn: String,
+    /// Validate log files delivered on or after this UTC time.
+    #[arg(long, value_parser = parse_time)]
+    pub start_time: Timestamp,
+    /// Validate log files delivered on or before this UTC time (default: now).
+    #[arg(long, value_parser = parse_time)]
+    pub end_time: Option<Timestamp>,
+    /// The bucket holding the digests (default: from DescribeTrails).
+    #[arg(long)]
+    pub s3_bucket: Option<String>,
+    /// The key prefix of the digests (default: from DescribeTrails).
+    #[arg(long)]
+    pub s3_prefix: Option<String>,
+    /// The account to validate (member account of an organization trail).
+    #[arg(long)]
+    pub account_id: Option<String>,
+    /// Print every valid digest and log file too.
+    #[arg(long)]
+    pub verbose: bool,
+    /// The source Region of the chain (default: the configured Region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Pinned public keys instead of asking CloudTrail.
+    #[arg(long, value_name = "KEYS.json")]
+    pub public_keys: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AcquireArgs {
+    /// s3://BUCKET[/PREFIX]
+    pub source: String,
+    /// The evidence directory to fill (created if needed; existing files are kept).
+    pub dir: PathBuf,
+    #[arg(long, value_parser = parse_time)]
+    pub start_time: Timestamp,
+    /// Default: now.
+    #[arg(long, value_parser = parse_time)]
+    pub end_time: Option<Timestamp>,
+    #[arg(long = "account-id", value_name = "ACCOUNT")]
+    pub accounts: Vec<String>,
+    /// Source Regions (repeatable).
+    #[arg(long = "region", value_name = "REGION")]
+    pub regions: Vec<String>,
+    #[arg(long = "trail", value_name = "NAME")]
+    pub trails: Vec<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Fetch CloudTrail public keys into the JSON shape `--public-keys` reads.
+    Fetch(KeysFetchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysFetchArgs {
+    /// Source Regions to fetch keys for (repeatable; keys are per Region).
+    #[arg(long = "region", value_name = "REGION", required = true)]
+    pub regions: Vec<String>,
+    #[arg(long, value_parser = parse_time)]
+    pub start_time: Timestamp,
+    /// Default: now.
+    #[arg(long, value_parser = parse_time)]
+    pub end_time: Option<Timestamp>,
+    /// Where to write (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// Splits `s3://bucket/prefix` into bucket and prefix.
+pub fn parse_s3_uri(uri: &str) -> Option<(String, String)> {
+    let rest = uri.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    (!bucket.is_empty()).then(|| (bucket.to_owned(), prefix.trim_matches('/').to_owned()))
+}
+
+/// `verify s3://...`: keys from the pinned file or from CloudTrail.
+pub fn verify_s3(args: &VerifyArgs, bucket: &str, prefix: &str) -> Result<report::Report, String> {
+    let options = args.aws.options(None);
+    let source = S3Source::connect(&options, bucket, prefix, args.aws.concurrency)
+        .map_err(|e| e.to_string())?;
+    let keys: Box<dyn KeyProvider> = match &args.public_keys {
+        Some(path) => Box::new(PinnedKeys {
+            keys: read_keys(path).map_err(|e| e.to_string())?,
+            path: path.clone(),
+        }),
+        None => Box::new(CloudTrailKeys::new(&options).map_err(|e| e.to_string())?),
+    };
+    engine::verify(&source, keys.as_ref(), &args.settings()).map_err(|e| e.to_string())
+}
+
+pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, String> {
+    let arn = TrailArn::parse(&args.trail_arn)
+        .ok_or_else(|| format!("Invalid trail ARN provided: {}", args.trail_arn))?;
+    let end = args.end_time.unwrap_or_else(Timestamp::now);
+    if args.start_time > end {
+        return Err("Invalid time range specified: start-time must occur before end-time".into());
+    }
+    let source_region = match &args.region {
+        Some(r) => r.clone(),
+        None => configured_region(&args.aws)?.unwrap_or_else(|| arn.region.clone()),
+    };
+    let options = args.aws.options(Some(source_region.clone()));
+    let (bucket, prefix) = match &args.s3_bucket {
+        Some(b) => (b.clone(), args.s3_prefix.clone().unwrap_or_default()),
+        None => {
+            let trail = describe_trail(&options, &source_region, &args.trail_arn)
+                .map_err(|e| e.to_string())?;
+            if trail.organization_trail && args.account_id.is_none() {
+                return Err(
+                    "Missing required parameter for organization trail: '--account-id'".into(),
+                );
+            }
+            (
+                trail.bucket,
+                args.s3_prefix.clone().or(trail.prefix).unwrap_or_default(),
+            )
+        }
+    };
+    let account = args
+        .account_id
+        .clone()
+        .unwrap_or_else(|| arn.account.clone());
+    let source = S3Source::connect(&options, &bucket, &prefix, args.aws.concurrency)
+        .map_err(|e| e.to_string())?;
+    let keys: Box<dyn KeyProvider> = match &args.public_keys {
+        Some(path) => Box::new(PinnedKeys {
+            keys: read_keys(path).map_err(|e| e.to_string())?,
+            path: path.clone(),
+        }),
+        None => Box::new(CloudTrailKeys::new(&options).map_err(|e| e.to_string())?),
+    };
+    let settings = Settings {
+        start: Some(args.start_time),
+        end: Some(end),
+        accounts: vec![account],
+        regions: vec![source_region],
+        trails: vec![arn.name.clone()],
+        home_region: Some(arn.region.clone()),
+        bucket: Some(bucket),
+        head_signatures: Default::default(),
+    };
+    let report = match engine::verify(&source, keys.as_ref(), &settings) {
+        Ok(r) => r,
+        // The CLI prints an empty summary when there is nothing at all.
+        Err(engine::EngineError::NothingFound { .. }) => engine::empty_report(&source, &settings),
+        Err(e) => return Err(e.to_string()),
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let (mut out, mut err) = (stdout.lock(), stderr.lock());
+    let outcome = report::cli_compat::write(
+        &mut out,
+        &mut err,
+        &report,
+        &args.trail_arn,
+        args.start_time,
+        end,
+        args.verbose,
+    )
+    .map_err(|e| format!("cannot write the report: {e}"))?;
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(outcome.exit_code)
+}
+
+pub fn run_acquire(args: &AcquireArgs) -> Result<u8, String> {
+    let (bucket, prefix) = parse_s3_uri(&args.source)
+        .ok_or_else(|| format!("{} is not an s3://BUCKET[/PREFIX] URI", args.source))?;
+    let options = args.aws.options(None);
+    let source = S3Source::connect(&options, &bucket, &prefix, args.aws.concurrency)
+        .map_err(|e| e.to_string())?;
+    let settings = Settings {
+        start: Some(args.start_time),
+        end: Some(args.end_time.unwrap_or_else(Timestamp::now)),
+        accounts: args.accounts.clone(),
+        regions: args.regions.clone(),
+        trails: args.trails.clone(),
+        ..Settings::default()
+    };
+    let summary = acquire(&source, &options, &settings, &args.dir).map_err(|e| e.to_string())?;
+    eprintln!("{summary}");
+    Ok(if summary.failed == 0 { 0 } else { 2 })
+}
+
+pub fn run_keys(command: &KeysCommand) -> Result<u8, String> {
+    let KeysCommand::Fetch(args) = command;
+    let end = args.end_time.unwrap_or_else(Timestamp::now);
+    let provider = CloudTrailKeys::new(&args.aws.options(None)).map_err(|e| e.to_string())?;
+    let needs = KeyNeeds {
+        regions: args.regions.iter().cloned().collect(),
+        // The window the AWS CLI uses for a range, so online and offline runs see the same keys.
+        windows: vec![(args.start_time, end + SignedDuration::from_hours(2))],
+    };
+    let records = provider.records(&needs).map_err(|e| e.to_string())?;
+    crate::core::keyfile::key_set(&records).map_err(|e| e.to_string())?;
+    let json = write_key_file(&records);
+    match &args.out {
+        Some(path) => std::fs::write(path, json)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        None => std::io::stdout()
+            .write_all(&json)
+            .map_err(|e| e.to_string())?,
+    }
+    Ok(0)
+}
+
+/// The Region the AWS CLI would use: AWS_REGION, AWS_DEFAULT_REGION, then the profile's.
+fn configured_region(aws: &AwsArgs) -> Result<Option<String>, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let config = runtime.block_on(crate::source::aws::load(&aws.options(None), None));
+    Ok(config.region().map(|r| r.to_string()))
+}
+
+/// `arn:PARTITION:cloudtrail:REGION:ACCOUNT:trail/NAME`
+struct TrailArn {
+    region: String,
+    account: String,
+    name: String,
+}
+
+impl TrailArn {
+    fn parse(arn: &str) -> Option<Self> {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let ["arn", _partition, "cloudtrail", region, account, resource] = parts.as_slice() else {
+            return None;
+        };
+        let name = resource.strip_prefix("trail/")?;
+        (account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && !region.is_empty()
+            && !name.is_empty())
+        .then(|| TrailArn {
+            region: (*region).to_owned(),
+            account: (*account).to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_and_uris() {
+        let a =
+            TrailArn::parse("arn:aws:cloudtrail:eu-west-1:111122223333:trail/my_trail").unwrap();
+        assert_eq!(
+            (a.region.as_str(), a.account.as_str(), a.name.as_str()),
+            ("eu-west-1", "111122223333", "my_trail")
+        );
+        assert!(TrailArn::parse("arn:aws:s3:::bucket").is_none());
+        assert!(TrailArn::parse("arn:aws:cloudtrail:eu-west-1:1111:trail/x").is_none());
+        assert_eq!(
+            parse_s3_uri("s3://b/p/q/"),
+            Some(("b".into(), "p/q".into()))
+        );
+        assert_eq!(parse_s3_uri("s3://b"), Some(("b".into(), String::new())));
+        assert_eq!(parse_s3_uri("/tmp/x"), None);
+    }
+}
