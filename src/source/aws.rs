@@ -33,12 +33,17 @@ impl AwsOptions {
 /// connection errors.
 const MAX_ATTEMPTS: u32 = 6;
 
-pub async fn load(options: &AwsOptions, region: Option<&str>) -> SdkConfig {
-    let http = aws_smithy_http_client::Builder::new()
+/// HTTPS on rustls with ring (no aws-lc C build).
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+        .build_https()
+}
+
+/// The SDK configuration for `options`, in `region` if given (else the configured one).
+pub async fn load(options: &AwsOptions, region: Option<&str>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
+        .http_client(http_client())
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .timeout_config(
             TimeoutConfig::builder()

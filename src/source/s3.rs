@@ -30,6 +30,9 @@ const STALL: Duration = Duration::from_secs(60);
 /// Whole-object attempts when a body breaks off mid-stream (the SDK retries the request itself).
 const BODY_ATTEMPTS: usize = 3;
 const MAX_DIGEST_STORED: u64 = 64 << 20;
+/// How deep below the given prefix trail prefixes are looked for.
+const MAX_PREFIX_DEPTH: usize = 4;
+const MAX_DISCOVERY_LISTINGS: usize = 256;
 
 /// A bucket (and optional prefix) on S3.
 pub struct S3Source {
@@ -92,13 +95,12 @@ impl S3Source {
     }
 
     async fn list_all(&self, request: &ListRequest) -> Result<Vec<String>, SourceError> {
-        let root = if self.prefix.is_empty() {
-            "AWSLogs/".to_owned()
-        } else {
-            format!("{}/AWSLogs/", self.prefix)
-        };
         let mut account_folders = Vec::new();
-        for folder in self.folders(&root).await? {
+        let mut top = Vec::new();
+        for root in self.awslogs_roots().await? {
+            top.extend(self.folders(&root).await?);
+        }
+        for folder in top {
             let name = folder
                 .trim_end_matches('/')
                 .rsplit('/')
@@ -152,6 +154,39 @@ impl S3Source {
         Ok(keys.into_iter().collect())
     }
 
+    /// Every `AWSLogs/` folder under the source's prefix: trails may write under prefixes of
+    /// their own (`logs/prod/AWSLogs/...`), and a bucket-wide run should find them all. The
+    /// search stops at `MAX_PREFIX_DEPTH` levels and `MAX_DISCOVERY_LISTINGS` listings.
+    async fn awslogs_roots(&self) -> Result<Vec<String>, SourceError> {
+        let start = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let mut roots = Vec::new();
+        let mut level = vec![start];
+        let mut listings = 0;
+        for _ in 0..=MAX_PREFIX_DEPTH {
+            let mut next = Vec::new();
+            for folder in level {
+                if listings >= MAX_DISCOVERY_LISTINGS {
+                    break;
+                }
+                listings += 1;
+                for child in self.folders(&folder).await? {
+                    if child.ends_with("/AWSLogs/") || child == "AWSLogs/" {
+                        roots.push(child);
+                    } else {
+                        next.push(child);
+                    }
+                }
+            }
+            level = next;
+        }
+        roots.sort();
+        Ok(roots)
+    }
+
     /// The sub-folders directly under `prefix`.
     async fn folders(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
         Ok(self.list(prefix, true).await?.1)
@@ -183,11 +218,14 @@ impl S3Source {
                 what: format!("list s3://{}/{prefix}", self.bucket),
                 detail: DisplayErrorContext(&e).to_string(),
             })?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
+            for o in page.contents() {
+                if let Some(k) = o.key() {
+                    keys.push(k.to_owned());
+                    if let (Some(etag), Ok(mut seen)) = (o.e_tag(), self.listed_etags.lock()) {
+                        seen.insert(k.to_owned(), etag.to_owned());
+                    }
+                }
+            }
             folders.extend(
                 page.common_prefixes()
                     .iter()
@@ -232,7 +270,11 @@ fn days(start: Timestamp, end: Timestamp) -> impl Iterator<Item = String> {
 /// us-east-1; some S3-compatible servers answer something the SDK cannot parse, and with a
 /// custom endpoint the Region hardly matters, so failure falls back to the configured Region.
 async fn bucket_client(options: &AwsOptions, bucket: &str) -> Client {
-    let base = load(options, None).await;
+    let mut base = load(options, None).await;
+    if base.region().is_none() {
+        // Like the AWS CLI: with no Region configured, ask us-east-1 where the bucket is.
+        base = load(options, Some("us-east-1")).await;
+    }
     let configured = s3_client(&base, options);
     if options.custom_endpoint() {
         return configured;

@@ -1,0 +1,278 @@
+//! Shared by the integration tests: the committed cases, running the binary, comparing a
+//! report with a case's expectations, and a real moto server on loopback.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn cases_dir() -> PathBuf {
+    repo().join("testdata/cases")
+}
+
+pub fn expected(case: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(case.join("expected.json")).unwrap()).unwrap()
+}
+
+/// The case's own arguments, as strings.
+pub fn case_args(case: &Path) -> Vec<String> {
+    expected(case)["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `trailproof ARGS` in `dir` with extra environment.
+pub fn trailproof(dir: &Path, args: &[String], env: &[(&str, String)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailproof"));
+    cmd.current_dir(dir).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+pub type Triple = (String, String, String);
+
+/// (subject, kind, verdict) of every finding that is not valid, plus valid counts.
+pub fn summarize(report: &Value) -> (Vec<Triple>, usize, usize) {
+    let mut findings: Vec<&Value> = Vec::new();
+    for chain in report["chains"].as_array().unwrap() {
+        findings.extend(chain["findings"].as_array().unwrap());
+    }
+    findings.extend(report["unchained"].as_array().unwrap());
+    let s = |f: &Value, k: &str| f[k].as_str().unwrap().to_owned();
+    let mut bad: Vec<_> = findings
+        .iter()
+        .filter(|f| f["verdict"] != "valid")
+        .map(|f| (s(f, "subject"), s(f, "kind"), s(f, "verdict")))
+        .collect();
+    bad.sort();
+    let count = |kind: &str| findings.iter().filter(|f| f["kind"] == kind).count();
+    (bad, count("digest_valid"), count("log_valid"))
+}
+
+/// Asserts that a JSON report (and the exit code that came with it) is what the case states.
+pub fn assert_report_matches(name: &str, case: &Path, out: &Output) {
+    let expected = expected(case);
+    let report: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{name}: no JSON report ({e}); stderr: {}", out.stderr));
+    let (got, valid_digests, valid_logs) = summarize(&report);
+    let mut want: Vec<Triple> = expected["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap().to_owned();
+            (s("subject"), s("kind"), s("verdict"))
+        })
+        .collect();
+    want.sort();
+    let missing: Vec<_> = want.iter().filter(|w| !got.contains(w)).collect();
+    let extra: Vec<_> = got.iter().filter(|g| !want.contains(g)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{name}: {}\n  expected but not reported: {missing:#?}\n  reported but not expected: {extra:#?}",
+        expected["description"]
+    );
+    assert_eq!(
+        (valid_digests as u64, valid_logs as u64),
+        (
+            expected["valid"]["digests"].as_u64().unwrap(),
+            expected["valid"]["logs"].as_u64().unwrap()
+        ),
+        "{name}: valid (digests, logs)"
+    );
+    assert_eq!(
+        out.code as i64,
+        expected["exit_code"].as_i64().unwrap(),
+        "{name}: exit status; stderr: {}",
+        out.stderr
+    );
+    assert_eq!(
+        report["exit_code"].as_i64().unwrap(),
+        out.code as i64,
+        "{name}: exit_code field"
+    );
+}
+
+/// Every committed case name.
+pub fn case_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(cases_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| cases_dir().join(n).join("expected.json").exists())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A moto server (S3 + CloudTrail, with ListPublicKeys added) on a free loopback port,
+/// stopped when dropped.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    /// Starts the server; `keys` is the key file ListPublicKeys answers from. Fails loudly if
+    /// python3 or moto is missing: these tests are never skipped.
+    pub fn start(keys: &Path) -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .arg(repo().join("tests/support/moto_server.py"))
+            .arg(port.to_string())
+            .arg(keys)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with moto[server] is needed (pip install 'moto[server]')");
+        let mut moto = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto server exited at start ({status}); is `moto[server]` installed?");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto server did not start within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Environment for any AWS client pointed at this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_CONFIG_FILE", "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    /// Forgets every bucket and trail.
+    pub fn reset(&self) {
+        post(self.port, "/moto-api/reset", "");
+    }
+
+    #[cfg(feature = "aws")]
+    /// Creates `bucket` and uploads a case's bucket copy, S3 metadata (signatures) included
+    /// when the case has an evidence-metadata file.
+    pub fn upload(&self, case: &Path, bucket: &str) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let conf = aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .endpoint_url(self.endpoint())
+                .force_path_style(true)
+                .http_client(trailproof::source::aws::http_client())
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .build();
+            let s3 = aws_sdk_s3::Client::from_conf(conf);
+            s3.create_bucket().bucket(bucket).send().await.unwrap();
+            let root = case.join("bucket");
+            let meta: Value = std::fs::read(root.join("trailproof-evidence.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or(Value::Null);
+            for path in walk(&root) {
+                let key = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                if key == "trailproof-evidence.json" {
+                    continue;
+                }
+                let mut put = s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .body(std::fs::read(&path).unwrap().into());
+                if let Some(m) = meta["objects"][&key]["metadata"].as_object() {
+                    for (k, v) in m {
+                        put = put.metadata(k, v.as_str().unwrap());
+                    }
+                }
+                put.send().await.unwrap();
+            }
+        });
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn post(port: u16, path: &str, body: &str) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"),
+        "moto {path}: {reply}"
+    );
+}

@@ -1,0 +1,35 @@
+"""moto's S3 + CloudTrail server, plus the ListPublicKeys call moto lacks.
+
+Usage: python3 moto_server.py PORT KEYS.json
+
+KEYS.json is in the shape `aws cloudtrail list-public-keys` prints (Value = base64 of the DER,
+as on the wire); the handler returns the keys whose validity overlaps the requested window.
+"""
+import json
+import sys
+
+from moto.cloudtrail.responses import CloudTrailResponse
+from moto.server import main
+
+PORT = sys.argv[1]
+with open(sys.argv[2]) as f:
+    KEYS = json.load(f)["PublicKeyList"]
+
+
+def list_public_keys(self):
+    params = json.loads(self.body) if self.body else {}
+    start = params.get("StartTime")
+    end = params.get("EndTime")
+    keys = [
+        k
+        for k in KEYS
+        if (end is None or k["ValidityStartTime"] <= end)
+        and (start is None or k["ValidityEndTime"] >= start)
+    ]
+    return json.dumps({"PublicKeyList": keys})
+
+
+CloudTrailResponse.list_public_keys = list_public_keys
+
+if __name__ == "__main__":
+    main(["-H", "127.0.0.1", "-p", PORT])
