@@ -189,3 +189,262 @@ fn keys_come_from_cloudtrail_when_not_pinned() {
     let out = trailproof(&case, &pinned, &moto.env());
     assert_report_matches("fetched keys", &case, &out);
 }
+
+/// The chains of a case: (account, source Region, trail ARN, prefix, organization?).
+fn chains_of(case: &Path) -> BTreeSet<(String, String, String, String, bool)> {
+    let mut out = BTreeSet::new();
+    let root = case.join("bucket");
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let key = p.strip_prefix(&root).unwrap().to_str().unwrap().to_owned();
+            if let Ok(trailproof::core::layout::CloudTrailKey::Digest(k)) =
+                trailproof::core::layout::parse_key(&key)
+            {
+                out.insert((
+                    k.scope.account.clone(),
+                    k.scope.region.clone(),
+                    format!(
+                        "arn:aws:cloudtrail:{}:{}:trail/{}",
+                        k.home_region, k.scope.account, k.trail
+                    ),
+                    k.scope.prefix.clone(),
+                    k.scope.organization.is_some(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// `Digest file`/`Log file` lines by object URI, from both streams.
+fn verdict_lines(out: &Output) -> std::collections::BTreeMap<String, String> {
+    out.stdout
+        .lines()
+        .chain(out.stderr.lines())
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, '\t');
+            let (what, uri, status) = (parts.next()?, parts.next()?, parts.next()?);
+            let uri = uri.strip_prefix("after ").unwrap_or(uri);
+            (what.ends_with("Digest file") || what == "Log file")
+                .then(|| (uri.to_owned(), status.to_owned()))
+        })
+        .collect()
+}
+
+/// Where `aws cloudtrail validate-logs` is known to be weaker, the finding kinds trailproof
+/// reports that the CLI cannot (a CLI "valid", or no line at all, is expected there).
+const CLI_BLIND_KINDS: &[&str] = &[
+    "digest_link_hash_mismatch", // the CLI never checks previousDigestHashValue
+    "digest_link_signature_mismatch", // nor previousDigestSignature
+    "digest_successor_missing",  // two deleted digests in a row look like one (aws-cli #7054)
+    "log_unreferenced",          // injected files are never looked for
+    "log_trailing_data",         // AWS CLI v1 hashes the first gzip member and ignores the rest
+    "log_truncated",             // a cut trailer passes; a cut body is "hash value doesn't match"
+    "digest_format", // digestSignatureAlgorithm is not checked (a bad one fails the signature instead)
+];
+
+#[test]
+fn validate_logs_matches_the_aws_cli() {
+    let keys = tempfile::NamedTempFile::new().unwrap();
+    let moto = Moto::start(keys.path());
+    let mut compared = 0;
+    for name in case_names() {
+        let case = cases_dir().join(&name);
+        std::fs::copy(case.join("public-keys.json"), keys.path()).unwrap();
+        moto.reset();
+        moto.upload(&case, BUCKET);
+        let expected = support::expected(&case);
+        let blind: BTreeSet<String> = expected["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| CLI_BLIND_KINDS.contains(&f["kind"].as_str().unwrap()))
+            .map(|f| f["subject"].as_str().unwrap().to_owned())
+            .collect();
+        let args = case_args(&case);
+        let range: Vec<String> = args
+            .windows(2)
+            .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
+            .flat_map(|w| w.to_vec())
+            .collect();
+        let with_metadata = case.join("bucket/trailproof-evidence.json").exists();
+        for (account, region, arn, prefix, org) in chains_of(&case) {
+            let mut common = vec![
+                "--trail-arn".to_owned(),
+                arn.clone(),
+                "--s3-bucket".into(),
+                BUCKET.into(),
+            ];
+            common.extend(range.clone());
+            common.extend([
+                "--account-id".into(),
+                account.clone(),
+                "--region".into(),
+                region.clone(),
+                "--verbose".into(),
+            ]);
+            if !prefix.is_empty() {
+                common.extend(["--s3-prefix".into(), prefix.clone()]);
+            }
+            let mut ours_args = vec!["validate-logs".to_owned()];
+            ours_args.extend(common.clone());
+            let ours = trailproof(&case, &ours_args, &moto.env());
+            let mut cli = std::process::Command::new("python3");
+            cli.args(["-m", "awscli", "cloudtrail", "validate-logs"])
+                .args(&common)
+                .current_dir(&case);
+            for (k, v) in moto.env() {
+                cli.env(k, v);
+            }
+            let out = cli
+                .output()
+                .expect("python3 -m awscli (pip install awscli)");
+            let theirs = Output {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8(out.stdout).unwrap(),
+                stderr: String::from_utf8(out.stderr).unwrap(),
+            };
+            let what = format!("{name} {arn} in {region}");
+            assert!(
+                ours.code != 2,
+                "{what}: trailproof could not run: {}",
+                ours.stderr
+            );
+            if org {
+                // The CLI cannot find an organization trail's digests with --s3-bucket: it
+                // looks under AWSLogs/ACCOUNT/ instead of AWSLogs/o-ORG/ACCOUNT/.
+                assert!(
+                    theirs.stdout.contains("No digests found"),
+                    "{what}: the CLI found org digests?\n{}",
+                    theirs.stdout
+                );
+                assert!(
+                    !ours.stdout.contains("No digests found"),
+                    "{what}: trailproof found no digests"
+                );
+                continue;
+            }
+            if !with_metadata {
+                // Without S3 metadata the CLI has no signature for any digest; trailproof takes
+                // each digest's signature from its successor, so only the newest fails.
+                let cli_digests = verdict_lines(&theirs);
+                assert!(
+                    cli_digests
+                        .values()
+                        .all(|s| s == "INVALID: signature verification failed"),
+                    "{what}: {cli_digests:?}"
+                );
+                continue;
+            }
+            compared += 1;
+            if blind.is_empty() {
+                assert_eq!(ours.stdout, theirs.stdout, "{what}: stdout differs");
+                assert_eq!(ours.stderr, theirs.stderr, "{what}: stderr differs");
+                assert_eq!(ours.code, theirs.code, "{what}: exit status");
+            } else {
+                let (o, t) = (verdict_lines(&ours), verdict_lines(&theirs));
+                for (uri, status) in &t {
+                    if !blind.contains(uri) {
+                        assert_eq!(o.get(uri), Some(status), "{what}: {uri}");
+                    }
+                }
+                for (uri, status) in &o {
+                    if !blind.contains(uri) {
+                        assert_eq!(
+                            t.get(uri),
+                            Some(status),
+                            "{what}: {uri} only in trailproof's output"
+                        );
+                    }
+                }
+                assert_eq!(
+                    ours.code, 1,
+                    "{what}: trailproof must fail what the CLI cannot see"
+                );
+            }
+        }
+    }
+    assert!(compared >= 15, "only {compared} chains compared");
+}
+
+#[test]
+fn validate_logs_finds_the_bucket_with_describe_trails() {
+    let case = cases_dir().join("clean-prefix");
+    let moto = Moto::start(&keys_of("clean-prefix"));
+    moto.upload(&case, BUCKET);
+    // moto creates trails in its own account, 123456789012; the digests belong to another
+    // account, named with --account-id as for an organization member.
+    let (_, region, arn, prefix, _) = chains_of(&case).into_iter().next().unwrap();
+    let name = arn.rsplit('/').next().unwrap().to_owned();
+    let home = arn.split(':').nth(3).unwrap().to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let moto_arn = runtime.block_on(async {
+        let conf = aws_sdk_cloudtrail::Config::builder()
+            .behavior_version(aws_sdk_cloudtrail::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudtrail::config::Region::new(home.clone()))
+            .endpoint_url(moto.endpoint())
+            .http_client(trailproof::source::aws::http_client())
+            .credentials_provider(aws_sdk_cloudtrail::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build();
+        let ct = aws_sdk_cloudtrail::Client::from_conf(conf);
+        let out = ct
+            .create_trail()
+            .name(&name)
+            .s3_bucket_name(BUCKET)
+            .s3_key_prefix(&prefix)
+            .is_multi_region_trail(true)
+            .send()
+            .await
+            .unwrap();
+        out.trail_arn().unwrap().to_owned()
+    });
+    let common: Vec<String> = [
+        "--trail-arn",
+        &moto_arn,
+        "--start-time",
+        "2026-01-01T00:00:00Z",
+        "--end-time",
+        "2026-01-01T02:00:00Z",
+        "--account-id",
+        "111122223333",
+        "--region",
+        &region,
+        "--verbose",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut ours_args = vec!["validate-logs".to_owned()];
+    ours_args.extend(common.clone());
+    let ours = trailproof(&case, &ours_args, &moto.env());
+    let out = std::process::Command::new("python3")
+        .args(["-m", "awscli", "cloudtrail", "validate-logs"])
+        .args(&common)
+        .envs(moto.env())
+        .output()
+        .unwrap();
+    assert_eq!(ours.code, 0, "{}", ours.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ours.stdout, String::from_utf8(out.stdout).unwrap());
+    assert!(
+        ours.stdout.contains("digest files valid"),
+        "{}",
+        ours.stdout
+    );
+}

@@ -3,7 +3,8 @@
 Usage: python3 moto_server.py PORT KEYS.json
 
 KEYS.json is in the shape `aws cloudtrail list-public-keys` prints (Value = base64 of the DER,
-as on the wire); the handler returns the keys whose validity overlaps the requested window.
+as on the wire); the handler returns the keys whose validity overlaps the requested window. The
+file is read at every call, so a test can swap the keys between scenarios.
 """
 import json
 import sys
@@ -12,17 +13,18 @@ from moto.cloudtrail.responses import CloudTrailResponse
 from moto.server import main
 
 PORT = sys.argv[1]
-with open(sys.argv[2]) as f:
-    KEYS = json.load(f)["PublicKeyList"]
+KEYS_FILE = sys.argv[2]
 
 
 def list_public_keys(self):
+    with open(KEYS_FILE) as f:
+        keys = json.load(f)["PublicKeyList"]
     params = json.loads(self.body) if self.body else {}
     start = params.get("StartTime")
     end = params.get("EndTime")
     keys = [
         k
-        for k in KEYS
+        for k in keys
         if (end is None or k["ValidityStartTime"] <= end)
         and (start is None or k["ValidityEndTime"] >= start)
     ]
