@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::progress::{Progress, Stored};
 use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject};
 use crate::core::evidence::{EvidenceMetadata, EVIDENCE_FILE};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
@@ -218,9 +219,14 @@ impl ObjectSource for LocalEvidence {
         bucket: &str,
         locations: &[S3Location],
     ) -> Vec<Result<GzOutcome, ReadError>> {
+        let progress = Progress::new("log files hashed", locations.len());
         locations
             .par_iter()
-            .map(|l| self.hash_log(l, bucket))
+            .map(|l| {
+                let result = self.hash_log(l, bucket);
+                progress.done(result.as_ref().map_or(0, Stored::stored_bytes));
+                result
+            })
             .collect()
     }
 

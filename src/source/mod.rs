@@ -5,6 +5,7 @@ pub mod aws;
 #[cfg(feature = "aws")]
 pub mod cloudtrail;
 pub mod local;
+pub mod progress;
 #[cfg(feature = "aws")]
 pub mod s3;
 

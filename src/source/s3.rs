@@ -18,6 +18,7 @@ use jiff::{Timestamp, ToSpan};
 use sha2::Digest as _;
 
 use super::aws::{load, AwsOptions};
+use super::progress::{Progress, Stored};
 use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject};
 use crate::core::evidence::ObjectRecord;
 use crate::core::gz::{GzOutcome, Inflater, Limits};
@@ -74,20 +75,24 @@ impl S3Source {
 
     /// Runs one job per item as tokio tasks, at most `concurrency` at once; results come back
     /// in input order.
-    fn run_all<I, O, F, Fut>(&self, items: Vec<I>, job: F) -> Vec<Result<O, ReadError>>
+    fn run_all<I, O, F, Fut>(&self, what: &str, items: Vec<I>, job: F) -> Vec<Result<O, ReadError>>
     where
         I: Send + 'static,
-        O: Send + 'static,
+        O: Stored + Send + 'static,
         F: Fn(Client, I) -> Fut,
         Fut: Future<Output = Result<O, ReadError>> + Send + 'static,
     {
         let client = self.client.clone();
+        let progress = Progress::new(what, items.len());
         self.runtime.block_on(async {
             stream::iter(items)
                 .map(|item| tokio::spawn(job(client.clone(), item)))
                 .buffered(self.concurrency)
                 .map(|joined| {
-                    joined.unwrap_or_else(|e| Err(ReadError::Io(format!("worker failed: {e}"))))
+                    let result = joined
+                        .unwrap_or_else(|e| Err(ReadError::Io(format!("worker failed: {e}"))));
+                    progress.done(result.as_ref().map_or(0, Stored::stored_bytes));
+                    result
                 })
                 .collect()
                 .await
@@ -252,7 +257,7 @@ impl S3Source {
         &self,
         items: Vec<(S3Location, std::path::PathBuf)>,
     ) -> Vec<Result<ObjectRecord, ReadError>> {
-        self.run_all(items, download_one)
+        self.run_all("objects downloaded", items, download_one)
     }
 }
 
@@ -486,7 +491,7 @@ impl ObjectSource for S3Source {
             .iter()
             .map(|k| S3Location::new(&self.bucket, k))
             .collect();
-        self.run_all(items, read_digest)
+        self.run_all("digests read", items, read_digest)
     }
 
     /// Log files in other buckets (a trail moved between buckets) are read too: S3 has them.
@@ -495,7 +500,7 @@ impl ObjectSource for S3Source {
         _bucket: &str,
         locations: &[S3Location],
     ) -> Vec<Result<GzOutcome, ReadError>> {
-        self.run_all(locations.to_vec(), hash_log)
+        self.run_all("log files hashed", locations.to_vec(), hash_log)
     }
 
     fn notes(&self) -> Vec<String> {

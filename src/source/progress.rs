@@ -1,0 +1,85 @@
+//! Progress on stderr while objects are read: objects done, bytes, rate. Drawn only when
+//! stderr is a terminal, so piped and redirected runs print nothing extra.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::StoredObject;
+use crate::core::evidence::ObjectRecord;
+use crate::core::gz::GzOutcome;
+
+/// Anything read from a source knows how many stored bytes it took.
+pub trait Stored {
+    fn stored_bytes(&self) -> u64;
+}
+
+impl Stored for GzOutcome {
+    fn stored_bytes(&self) -> u64 {
+        self.stored_len
+    }
+}
+
+impl Stored for StoredObject {
+    fn stored_bytes(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+}
+
+impl Stored for ObjectRecord {
+    fn stored_bytes(&self) -> u64 {
+        self.size.unwrap_or(0)
+    }
+}
+
+/// One phase's bar.
+pub struct Progress {
+    bar: ProgressBar,
+    bytes: AtomicU64,
+    started: Instant,
+}
+
+impl Progress {
+    pub fn new(what: &str, total: usize) -> Self {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(total as u64), target);
+        if let Ok(style) = ProgressStyle::with_template("{pos}/{len} {prefix} [{elapsed}] {msg}") {
+            bar.set_style(style);
+        }
+        bar.set_prefix(what.to_owned());
+        Progress {
+            bar,
+            bytes: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// One object finished, having read `bytes` stored bytes.
+    pub fn done(&self, bytes: u64) {
+        let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = self.bar.position() as f64 / secs;
+        self.bar.set_message(format!(
+            "{:.1} MB, {:.1} MB/s, {rate:.0} objects/s",
+            mb(total),
+            mb(total) / secs
+        ));
+        self.bar.inc(1);
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
