@@ -221,7 +221,7 @@ impl S3Source {
             }
             let page = req.send().await.map_err(|e| SourceError::Aws {
                 what: format!("list s3://{}/{prefix}", self.bucket),
-                detail: DisplayErrorContext(&e).to_string(),
+                detail: with_hint(DisplayErrorContext(&e).to_string()),
             })?;
             for o in page.contents() {
                 if let Some(k) = o.key() {
@@ -302,6 +302,20 @@ fn s3_client(config: &aws_config::SdkConfig, options: &AwsOptions) -> Client {
         .force_path_style(options.custom_endpoint())
         .build();
     Client::from_conf(conf)
+}
+
+/// Adds what to do next to the errors people meet first.
+fn with_hint(detail: String) -> String {
+    let hint = if detail.contains("credentials") {
+        "; no usable AWS credentials: set AWS_PROFILE or pass --profile, run `aws configure` or `aws sso login`"
+    } else if detail.contains("AccessDenied") || detail.contains("403") {
+        "; access denied: the caller needs s3:ListBucket on the bucket"
+    } else if detail.contains("NoSuchBucket") {
+        "; no such bucket (check the name, and --endpoint-url for S3-compatible servers)"
+    } else {
+        ""
+    };
+    format!("{detail}{hint}")
 }
 
 fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkError<E>) -> ReadError {
