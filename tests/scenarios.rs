@@ -141,3 +141,99 @@ cases! {
     log_truncated_trailer,
     restart_gap,
 }
+
+/// Copies a committed case into a temporary directory to be damaged further.
+fn scratch_copy(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(cases_dir().join(name))
+        .arg(dir.path().join("case"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+fn json_findings(out: &support::Output) -> Vec<support::Triple> {
+    support::summarize(
+        &serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr)),
+    )
+    .0
+}
+
+#[test]
+fn a_log_file_symlinked_out_of_the_evidence_is_a_finding_not_a_read() {
+    let dir = scratch_copy("clean-plain");
+    let case = dir.path().join("case");
+    let secret = dir.path().join("outside.json.gz");
+    let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01";
+    let log = std::fs::read_dir(case.join("bucket").join(key))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(&log, &secret).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink(&secret, &log).unwrap();
+    let out = run(&case, &["--format", "json"]);
+    let subject = format!(
+        "s3://acme-cloudtrail-logs/{key}/{}",
+        log.file_name().unwrap().to_str().unwrap()
+    );
+    assert_eq!(
+        json_findings(&out),
+        vec![(subject, "path_escape".into(), "invalid".into())]
+    );
+    assert_eq!(out.code, 1);
+}
+
+#[test]
+fn a_key_outside_its_validity_window_does_not_verify() {
+    let dir = scratch_copy("clean-plain");
+    let case = dir.path().join("case");
+    let path = case.join("public-keys.json");
+    let mut keys: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for k in keys["PublicKeyList"].as_array_mut().unwrap() {
+        // Valid for a day, a year before the digests.
+        k["ValidityStartTime"] = 1_704_067_200.into();
+        k["ValidityEndTime"] = 1_704_153_600.into();
+    }
+    std::fs::write(&path, serde_json::to_vec(&keys).unwrap()).unwrap();
+    let out = run(&case, &["--format", "json"]);
+    let found = json_findings(&out);
+    let digests: Vec<_> = found
+        .iter()
+        .filter(|f| f.1.starts_with("digest_"))
+        .collect();
+    assert_eq!(digests.len(), 6, "{found:#?}");
+    assert!(digests
+        .iter()
+        .all(|f| f.1 == "digest_key_not_valid" && f.2 == "invalid"));
+    assert!(found
+        .iter()
+        .filter(|f| f.1.starts_with("log_"))
+        .all(|f| f.1 == "log_unverifiable"));
+    assert_eq!(out.code, 1);
+}
+
+#[test]
+fn a_key_file_with_a_wrong_fingerprint_stops_the_run() {
+    let dir = scratch_copy("clean-plain");
+    let case = dir.path().join("case");
+    let path = case.join("public-keys.json");
+    let mut keys: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    keys["PublicKeyList"][0]["Fingerprint"] = "0".repeat(32).into();
+    std::fs::write(&path, serde_json::to_vec(&keys).unwrap()).unwrap();
+    let out = run(&case, &[]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("does not match the key"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
+}
