@@ -448,3 +448,105 @@ fn validate_logs_finds_the_bucket_with_describe_trails() {
         ours.stdout
     );
 }
+
+/// `verify s3://` through the fault proxy.
+fn verify_via(proxy: &support::FaultProxy, moto: &Moto, case: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["verify".to_owned(), format!("s3://{BUCKET}")];
+    args.extend(case_args(case));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend([
+        "--format".to_owned(),
+        "json".to_owned(),
+        "--endpoint-url".to_owned(),
+        proxy.endpoint(),
+    ]);
+    let mut env = moto.env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    trailproof(case, &args, &env)
+}
+
+/// The verdict on one subject, from a JSON report.
+fn verdicts_of(out: &Output, subject_part: &str) -> Vec<(String, String)> {
+    let v: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+    let mut all = Vec::new();
+    for c in v["chains"].as_array().unwrap() {
+        all.extend(c["findings"].as_array().unwrap().iter().cloned());
+    }
+    all.iter()
+        .filter(|f| f["subject"].as_str().unwrap().contains(subject_part))
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_owned(),
+                f["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn s3_faults_never_become_valid() {
+    let moto = Moto::start(&keys_of("clean-plain"));
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    let proxy = support::FaultProxy::start(&moto, rules.path());
+    let set_rules = |r: Value| std::fs::write(rules.path(), r.to_string()).unwrap();
+
+    // Transient 5xx, SlowDown, resets and cut bodies on a quarter of the requests: retried,
+    // and the verdicts are those of a clean run.
+    set_rules(serde_json::json!({"transient_rate": 0.25}));
+    for name in ["clean-org", "log-modified", "digest-deleted-two"] {
+        let case = cases_dir().join(name);
+        moto.reset();
+        moto.upload(&case, BUCKET);
+        let out = verify_via(&proxy, &moto, &case, &[]);
+        assert_report_matches(&format!("faulty {name}"), &case, &out);
+    }
+
+    // One log file that always fails, one whose body is always cut, one that stalls: each is
+    // "not verified", the rest is judged as usual, and the run ends with exit status 2.
+    let case = cases_dir().join("clean-plain");
+    moto.reset();
+    moto.upload(&case, BUCKET);
+    let logs: Vec<String> = {
+        let clean = verify_s3(&moto, &case, &["--format", "json"]);
+        let v: Value = serde_json::from_str(&clean.stdout).unwrap();
+        v["chains"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == "log_valid")
+            .map(|f| {
+                f["subject"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('_')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert!(logs.len() >= 3);
+    set_rules(
+        serde_json::json!({"persistent": [logs[0]], "truncate": [logs[1]], "stall": [logs[2]]}),
+    );
+    let started = std::time::Instant::now();
+    let out = verify_via(&proxy, &moto, &case, &["--read-timeout", "2"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "a stalled body must time out"
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for l in &logs[..3] {
+        assert_eq!(
+            verdicts_of(&out, l),
+            vec![("log_unreadable".to_owned(), "not_verified".to_owned())],
+            "{l}"
+        );
+    }
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        v["totals"]["logs"]["valid"].as_u64().unwrap() as usize,
+        12 - 3
+    );
+}

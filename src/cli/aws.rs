@@ -30,6 +30,9 @@ pub struct AwsArgs {
     /// Requests in flight at most.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
+    /// Seconds a response may stall before it is abandoned and retried.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub read_timeout: u64,
 }
 
 impl AwsArgs {
@@ -38,6 +41,7 @@ impl AwsArgs {
             profile: self.profile.clone(),
             region,
             endpoint_url: self.endpoint_url.clone(),
+            read_timeout: std::time::Duration::from_secs(self.read_timeout.max(1)),
         }
     }
 }

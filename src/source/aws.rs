@@ -11,12 +11,25 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
 /// Where and as whom to talk to AWS.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AwsOptions {
     pub profile: Option<String>,
     pub region: Option<String>,
     /// An S3-compatible or local endpoint; implies path-style addressing.
     pub endpoint_url: Option<String>,
+    /// How long a response may send nothing before it is abandoned and retried.
+    pub read_timeout: Duration,
+}
+
+impl Default for AwsOptions {
+    fn default() -> Self {
+        AwsOptions {
+            profile: None,
+            region: None,
+            endpoint_url: None,
+            read_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 impl AwsOptions {
@@ -48,7 +61,7 @@ pub async fn load(options: &AwsOptions, region: Option<&str>) -> SdkConfig {
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(10))
-                .read_timeout(Duration::from_secs(60))
+                .read_timeout(options.read_timeout)
                 .operation_attempt_timeout(Duration::from_secs(300))
                 .build(),
         );

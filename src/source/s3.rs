@@ -26,8 +26,6 @@ use crate::core::types::S3Location;
 
 /// Default number of requests in flight.
 pub const DEFAULT_CONCURRENCY: usize = 32;
-/// A body that sends nothing for this long is abandoned (and retried).
-const STALL: Duration = Duration::from_secs(60);
 /// Whole-object attempts when a body breaks off mid-stream (the SDK retries the request itself).
 const BODY_ATTEMPTS: usize = 3;
 const MAX_DIGEST_STORED: u64 = 64 << 20;
@@ -45,6 +43,8 @@ pub struct S3Source {
     /// Without trailing slash; empty for none.
     prefix: String,
     concurrency: usize,
+    /// A body that sends nothing for this long is abandoned (and retried).
+    stall: Duration,
 }
 
 impl S3Source {
@@ -70,6 +70,7 @@ impl S3Source {
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
             concurrency: concurrency.max(1),
+            stall: options.read_timeout,
         })
     }
 
@@ -257,7 +258,10 @@ impl S3Source {
         &self,
         items: Vec<(S3Location, std::path::PathBuf)>,
     ) -> Vec<Result<ObjectRecord, ReadError>> {
-        self.run_all("objects downloaded", items, download_one)
+        let stall = self.stall;
+        self.run_all("objects downloaded", items, move |c, i| {
+            download_one(c, i, stall)
+        })
     }
 }
 
@@ -329,18 +333,23 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkErro
 
 async fn next_chunk(
     body: &mut aws_sdk_s3::primitives::ByteStream,
+    stall: Duration,
 ) -> Result<Option<bytes::Bytes>, ReadError> {
-    match tokio::time::timeout(STALL, body.try_next()).await {
+    match tokio::time::timeout(stall, body.try_next()).await {
         Err(_) => Err(ReadError::Io(format!(
             "body stalled for {} s",
-            STALL.as_secs()
+            stall.as_secs()
         ))),
         Ok(Err(e)) => Err(ReadError::Io(format!("body broke off: {e}"))),
         Ok(Ok(chunk)) => Ok(chunk),
     }
 }
 
-async fn read_digest(client: Client, loc: S3Location) -> Result<StoredObject, ReadError> {
+async fn read_digest(
+    client: Client,
+    loc: S3Location,
+    stall: Duration,
+) -> Result<StoredObject, ReadError> {
     let mut last = ReadError::Io("not tried".into());
     for _ in 0..BODY_ATTEMPTS {
         let out = match client
@@ -357,7 +366,7 @@ async fn read_digest(client: Client, loc: S3Location) -> Result<StoredObject, Re
         let mut body = out.body;
         let mut bytes = Vec::new();
         let read = loop {
-            match next_chunk(&mut body).await {
+            match next_chunk(&mut body, stall).await {
                 Ok(Some(chunk)) => {
                     bytes.extend_from_slice(&chunk);
                     if bytes.len() as u64 > MAX_DIGEST_STORED {
@@ -387,6 +396,7 @@ async fn read_digest(client: Client, loc: S3Location) -> Result<StoredObject, Re
 async fn download_one(
     client: Client,
     (loc, path): (S3Location, std::path::PathBuf),
+    stall: Duration,
 ) -> Result<ObjectRecord, ReadError> {
     use tokio::io::AsyncWriteExt;
     let io = |e: std::io::Error| ReadError::Io(format!("{}: {e}", path.display()));
@@ -413,7 +423,7 @@ async fn download_one(
         let mut sha = sha2::Sha256::new();
         let mut body = out.body;
         let read = loop {
-            match next_chunk(&mut body).await {
+            match next_chunk(&mut body, stall).await {
                 Ok(Some(chunk)) => {
                     sha.update(&chunk);
                     file.write_all(&chunk).await.map_err(io)?;
@@ -453,7 +463,11 @@ fn record_of(out: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> Object
     }
 }
 
-async fn hash_log(client: Client, loc: S3Location) -> Result<GzOutcome, ReadError> {
+async fn hash_log(
+    client: Client,
+    loc: S3Location,
+    stall: Duration,
+) -> Result<GzOutcome, ReadError> {
     let mut last = ReadError::Io("not tried".into());
     for _ in 0..BODY_ATTEMPTS {
         let out = match client
@@ -469,7 +483,7 @@ async fn hash_log(client: Client, loc: S3Location) -> Result<GzOutcome, ReadErro
         let mut body = out.body;
         let mut inflater = Inflater::new(Limits::LOG);
         let read = loop {
-            match next_chunk(&mut body).await {
+            match next_chunk(&mut body, stall).await {
                 Ok(Some(chunk)) => inflater.update(&chunk),
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
@@ -505,7 +519,8 @@ impl ObjectSource for S3Source {
             .iter()
             .map(|k| S3Location::new(&self.bucket, k))
             .collect();
-        self.run_all("digests read", items, read_digest)
+        let stall = self.stall;
+        self.run_all("digests read", items, move |c, i| read_digest(c, i, stall))
     }
 
     /// Log files in other buckets (a trail moved between buckets) are read too: S3 has them.
@@ -514,7 +529,10 @@ impl ObjectSource for S3Source {
         _bucket: &str,
         locations: &[S3Location],
     ) -> Vec<Result<GzOutcome, ReadError>> {
-        self.run_all("log files hashed", locations.to_vec(), hash_log)
+        let stall = self.stall;
+        self.run_all("log files hashed", locations.to_vec(), move |c, i| {
+            hash_log(c, i, stall)
+        })
     }
 
     fn notes(&self) -> Vec<String> {

@@ -241,6 +241,49 @@ impl Moto {
     }
 }
 
+/// The fault-injecting proxy (tests/support/fault_proxy.py) in front of a moto server.
+pub struct FaultProxy {
+    child: Child,
+    pub port: u16,
+}
+
+impl FaultProxy {
+    /// `rules` is a JSON file the proxy re-reads at every request.
+    pub fn start(upstream: &Moto, rules: &Path) -> FaultProxy {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .arg(repo().join("tests/support/fault_proxy.py"))
+            .arg(port.to_string())
+            .arg(upstream.port.to_string())
+            .arg(rules)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "fault proxy did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FaultProxy { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

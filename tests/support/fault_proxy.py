@@ -1,0 +1,108 @@
+"""An HTTP proxy that injects S3 faults in front of a server (moto), for trailproof's tests.
+
+Usage: python3 fault_proxy.py PORT UPSTREAM_PORT RULES.json
+
+RULES.json is read at every request:
+  {"transient_rate": 0.2,          # share of requests that fail once in a random way
+   "persistent": ["substring"],     # GETs of keys containing this always answer 500
+   "stall": ["substring"],          # GETs of these send headers and half the body, then hang
+   "truncate": ["substring"]}       # GETs of these always end the body early
+Transient faults: 503 SlowDown, 500 InternalError, a connection reset before any answer, or a
+body cut short after its headers promised more.
+"""
+import http.client
+import json
+import random
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PORT = int(sys.argv[1])
+UPSTREAM = int(sys.argv[2])
+RULES = sys.argv[3]
+RNG = random.Random(7)
+LOCK = threading.Lock()
+
+
+def rules():
+    with open(RULES) as f:
+        return json.load(f)
+
+
+class Proxy(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def forward(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        conn = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return resp, data
+
+    def send(self, resp, data, cut=None):
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data if cut is None else data[:cut])
+        self.wfile.flush()
+
+    def error(self, status, code):
+        body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def handle_one(self):
+        r = rules()
+        is_object_get = self.command == "GET" and "list-type" not in self.path and self.path.count("/") > 2
+        if is_object_get and any(s in self.path for s in r.get("persistent", [])):
+            self.forward()
+            return self.error(500, "InternalError")
+        if is_object_get and any(s in self.path for s in r.get("stall", [])):
+            resp, data = self.forward()
+            self.send(resp, data, cut=len(data) // 2)
+            time.sleep(3600)
+            return
+        if is_object_get and any(s in self.path for s in r.get("truncate", [])):
+            resp, data = self.forward()
+            self.send(resp, data, cut=len(data) // 2)
+            self.close_connection = True
+            return
+        with LOCK:
+            roll = RNG.random()
+            kind = RNG.choice(["slowdown", "internal", "reset", "cut"])
+        if roll < r.get("transient_rate", 0.0):
+            if kind == "slowdown":
+                return self.error(503, "SlowDown")
+            if kind == "internal":
+                return self.error(500, "InternalError")
+            if kind == "reset":
+                self.close_connection = True
+                return
+            if is_object_get:
+                resp, data = self.forward()
+                self.send(resp, data, cut=len(data) // 2)
+                self.close_connection = True
+                return
+        resp, data = self.forward()
+        self.send(resp, data)
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = handle_one
+
+
+if __name__ == "__main__":
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer(("127.0.0.1", PORT), Proxy).serve_forever()
