@@ -237,3 +237,61 @@ fn a_key_file_with_a_wrong_fingerprint_stops_the_run() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// Every case of the adversarial corpus gives exactly its stated verdicts (one test, so a
+/// failure lists every case that broke).
+#[test]
+fn adversarial_corpus() {
+    let root = support::repo().join("testdata/adversarial");
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= 40,
+        "the adversarial corpus has {} cases",
+        names.len()
+    );
+    let failures: Vec<String> = names
+        .iter()
+        .filter_map(|name| {
+            let case = root.join(name);
+            std::panic::catch_unwind(|| {
+                assert_report_matches(name, &case, &run(&case, &["--format", "json"]))
+            })
+            .err()
+            .map(|e| {
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| name.clone())
+            })
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} adversarial cases failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn adversarial_corpus_matches_the_generator() {
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_trailproof-testgen"))
+        .arg("adversarial")
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let diff = Command::new("diff")
+        .arg("-r")
+        .arg("-q")
+        .arg(out.path())
+        .arg(support::repo().join("testdata/adversarial"))
+        .output()
+        .unwrap();
+    assert!(diff.status.success(), "regenerate with `cargo run --bin trailproof-testgen -- adversarial testdata/adversarial`:\n{}", String::from_utf8_lossy(&diff.stdout));
+}

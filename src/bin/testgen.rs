@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use trailproof::fixture::{all_cases, Attack, Corpus, World, ATTACKS};
+use trailproof::fixture::{adversarial_cases, all_cases, Attack, Corpus, World, ATTACKS};
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Write every committed scenario into DIR/<scenario>/ (deterministic).
     Cases { dir: PathBuf },
+    /// Write the adversarial corpus (hostile bytes, one expected verdict each) into DIR/<case>/.
+    Adversarial { dir: PathBuf },
     /// Write one large realistic corpus (for benchmarks) into OUT.
     Corpus {
         out: PathBuf,
@@ -82,8 +84,8 @@ fn attack_help() -> String {
     text
 }
 
-fn write_cases(dir: &Path) -> Result<(), String> {
-    for corpus in all_cases() {
+fn write_cases(dir: &Path, cases: Vec<Corpus>) -> Result<(), String> {
+    for corpus in cases {
         let out = dir.join(&corpus.scenario);
         // Start from an empty directory so files of an older generator version cannot linger.
         if out.exists() {
@@ -105,7 +107,8 @@ fn write_cases(dir: &Path) -> Result<(), String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Cases { dir } => write_cases(&dir),
+        Command::Cases { dir } => write_cases(&dir, all_cases()),
+        Command::Adversarial { dir } => write_cases(&dir, adversarial_cases()),
         Command::Corpus {
             out,
             seed,

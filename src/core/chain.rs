@@ -437,42 +437,50 @@ fn continuity_findings(
                 if incoming.get(i).is_some_and(|v| !v.is_empty())
                     || link.location == older.location => {}
             Some(link) => {
-                let linked_older = candidates.iter().position(|c| c.location == link.location);
-                match (linked_older, parse_key(&link.location.key)) {
-                    (Some(_), _) => {
-                        let f = Finding::new(
+                // A digest of this chain that the link names but that is gone.
+                let missing = match parse_key(&link.location.key) {
+                    Ok(CloudTrailKey::Digest(k))
+                        if k.chain() == older.key.chain()
+                            && link.location.bucket == older.location.bucket
+                            && !candidates.iter().any(|c| c.location == link.location) =>
+                    {
+                        Some(k)
+                    }
+                    _ => None,
+                };
+                let finding = match missing {
+                    Some(k) if k.end_time > older_end + SLACK => {
+                        // The missing digest ended at `k.end_time`, so it started about an
+                        // hour earlier: whatever lies between is unaccounted for.
+                        let hole_end = k.end_time - SignedDuration::from_hours(1);
+                        Some(
+                            Finding::new(
+                                older.location.uri(),
+                                Kind::DigestSuccessorMissing,
+                                format!(
+                                    "the digest after this one is missing too: nothing covers {} to {}",
+                                    format_iso(older_end),
+                                    format_iso(hole_end)
+                                ),
+                            )
+                            .with(Evidence { named_by: Some(link.location.uri()), ..period(older_end, hole_end) }),
+                        )
+                    }
+                    // The one missing digest was this one's successor.
+                    Some(k) if k.end_time >= older_end => None,
+                    // The link skips this digest: to another present digest, to itself, to
+                    // another chain or bucket, or to something older.
+                    _ => Some(
+                        Finding::new(
                             older.location.uri(),
                             Kind::DigestUnlinked,
                             "no digest of its chain links to it",
                         )
-                        .with(Evidence {
-                            named_by: None,
-                            ..period(older_end, newer_digest.start)
-                        });
-                        push(walked, i, f);
-                    }
-                    (None, Ok(CloudTrailKey::Digest(missing)))
-                        if missing.end_time > older_end + SLACK =>
-                    {
-                        // The missing digest ended at `missing.end_time`, so it started about an
-                        // hour earlier: whatever lies between is unaccounted for.
-                        let hole_end = missing.end_time - SignedDuration::from_hours(1);
-                        let f = Finding::new(
-                            older.location.uri(),
-                            Kind::DigestSuccessorMissing,
-                            format!(
-                                "the digest after this one is missing too: nothing covers {} to {}",
-                                format_iso(older_end),
-                                format_iso(hole_end)
-                            ),
-                        )
-                        .with(Evidence {
-                            named_by: Some(link.location.uri()),
-                            ..period(older_end, hole_end)
-                        });
-                        push(walked, i, f);
-                    }
-                    _ => {}
+                        .with(period(older_end, newer_digest.start)),
+                    ),
+                };
+                if let Some(f) = finding {
+                    push(walked, i, f);
                 }
             }
         }
