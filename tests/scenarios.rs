@@ -80,7 +80,10 @@ fn check_dir(name: &str, case: &Path) {
     // The same report whatever the thread count: it gets signed and compared.
     for threads in ["1", "2", "8"] {
         let other = run(case, &["--format", "json", "--threads", threads]);
-        assert_eq!(other.stdout, json.stdout, "{name}: report differs at {threads} threads");
+        assert_eq!(
+            other.stdout, json.stdout,
+            "{name}: report differs at {threads} threads"
+        );
     }
 }
 

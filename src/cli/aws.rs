@@ -263,10 +263,7 @@ pub fn run_keys(command: &KeysCommand) -> Result<u8, String> {
 
 /// The Region the AWS CLI would use: AWS_REGION, AWS_DEFAULT_REGION, then the profile's.
 fn configured_region(aws: &AwsArgs) -> Result<Option<String>, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = crate::source::aws::runtime(false).map_err(|e| e.to_string())?;
     let config = runtime.block_on(crate::source::aws::load(&aws.options(None), None));
     Ok(config.region().map(|r| r.to_string()))
 }

@@ -46,6 +46,22 @@ impl AwsOptions {
 /// connection errors.
 const MAX_ATTEMPTS: u32 = 6;
 
+/// A tokio runtime for the blocking façade the engine sees.
+pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, super::SourceError> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| super::SourceError::Aws {
+            what: "start the async runtime".into(),
+            detail: e.to_string(),
+        })
+}
+
 /// HTTPS on rustls with ring (no aws-lc C build).
 pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     aws_smithy_http_client::Builder::new()

@@ -23,13 +23,7 @@ pub struct CloudTrailKeys {
 
 impl CloudTrailKeys {
     pub fn new(options: &AwsOptions) -> Result<Self, SourceError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SourceError::Aws {
-                what: "start the async runtime".into(),
-                detail: e.to_string(),
-            })?;
+        let runtime = super::aws::runtime(false)?;
         Ok(CloudTrailKeys {
             runtime,
             options: options.clone(),
@@ -138,13 +132,7 @@ pub fn describe_trail(
     region: &str,
     trail_arn: &str,
 ) -> Result<TrailInfo, SourceError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SourceError::Aws {
-            what: "start the async runtime".into(),
-            detail: e.to_string(),
-        })?;
+    let runtime = super::aws::runtime(false)?;
     runtime.block_on(async {
         let client = aws_sdk_cloudtrail::Client::new(&load(options, Some(region)).await);
         let fail = |detail: String| SourceError::Aws {
@@ -186,13 +174,7 @@ pub struct CallerIdentity {
 }
 
 pub fn caller_identity(options: &AwsOptions) -> Result<CallerIdentity, SourceError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SourceError::Aws {
-            what: "start the async runtime".into(),
-            detail: e.to_string(),
-        })?;
+    let runtime = super::aws::runtime(false)?;
     runtime.block_on(async {
         let client = aws_sdk_sts::Client::new(&load(options, None).await);
         let out = client

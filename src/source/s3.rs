@@ -55,13 +55,7 @@ impl S3Source {
         prefix: &str,
         concurrency: usize,
     ) -> Result<Self, SourceError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SourceError::Aws {
-                what: "start the async runtime".into(),
-                detail: e.to_string(),
-            })?;
+        let runtime = super::aws::runtime(true)?;
         let client = runtime.block_on(bucket_client(options, bucket));
         Ok(S3Source {
             runtime,
@@ -345,105 +339,124 @@ async fn next_chunk(
     }
 }
 
-async fn read_digest(
-    client: Client,
-    loc: S3Location,
+/// GETs an object and streams its body into a fresh `state` per attempt; a body that breaks
+/// off or stalls is fetched again, up to `BODY_ATTEMPTS` times. Answers the final state and
+/// what S3 said about the object.
+async fn get_streamed<S>(
+    client: &Client,
+    loc: &S3Location,
     stall: Duration,
-) -> Result<StoredObject, ReadError> {
+    mut fresh: impl FnMut() -> Result<S, ReadError>,
+    mut feed: impl FnMut(&mut S, &[u8]) -> Result<(), ReadError>,
+) -> Result<(S, ObjectRecord), ReadError> {
     let mut last = ReadError::Io("not tried".into());
     for _ in 0..BODY_ATTEMPTS {
-        let out = match client
+        let out = client
             .get_object()
             .bucket(&loc.bucket)
             .key(&loc.key)
             .send()
             .await
-        {
-            Ok(out) => out,
-            Err(e) => return Err(classify(&e)),
-        };
+            .map_err(|e| classify(&e))?;
         let record = record_of(&out);
         let mut body = out.body;
-        let mut bytes = Vec::new();
+        let mut state = fresh()?;
         let read = loop {
             match next_chunk(&mut body, stall).await {
-                Ok(Some(chunk)) => {
-                    bytes.extend_from_slice(&chunk);
-                    if bytes.len() as u64 > MAX_DIGEST_STORED {
-                        return Err(ReadError::Io(format!(
-                            "larger than {MAX_DIGEST_STORED} bytes"
-                        )));
-                    }
-                }
+                Ok(Some(chunk)) => feed(&mut state, &chunk)?,
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             }
         };
         match read {
-            Ok(()) => {
-                let record = ObjectRecord {
-                    sha256: Some(hex::encode(sha2::Sha256::digest(&bytes))),
-                    ..record
-                };
-                return Ok(StoredObject { bytes, record });
-            }
+            Ok(()) => return Ok((state, record)),
             Err(e) => last = e,
         }
     }
     Err(last)
 }
 
+async fn read_digest(
+    client: Client,
+    loc: S3Location,
+    stall: Duration,
+) -> Result<StoredObject, ReadError> {
+    let (bytes, record) = get_streamed(
+        &client,
+        &loc,
+        stall,
+        || Ok(Vec::new()),
+        |bytes: &mut Vec<u8>, chunk| {
+            bytes.extend_from_slice(chunk);
+            if bytes.len() as u64 > MAX_DIGEST_STORED {
+                return Err(ReadError::Io(format!(
+                    "larger than {MAX_DIGEST_STORED} bytes"
+                )));
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    let record = ObjectRecord {
+        sha256: Some(hex::encode(sha2::Sha256::digest(&bytes))),
+        ..record
+    };
+    Ok(StoredObject { bytes, record })
+}
+
+async fn hash_log(
+    client: Client,
+    loc: S3Location,
+    stall: Duration,
+) -> Result<GzOutcome, ReadError> {
+    let fresh = || Ok(Inflater::new(Limits::LOG));
+    let (inflater, _) = get_streamed(&client, &loc, stall, fresh, |i: &mut Inflater, chunk| {
+        i.update(chunk);
+        Ok(())
+    })
+    .await?;
+    Ok(inflater.finish().0)
+}
+
+/// Streams an object into `path` through a `.part` file renamed when complete, hashing the
+/// stored bytes on the way.
 async fn download_one(
     client: Client,
     (loc, path): (S3Location, std::path::PathBuf),
     stall: Duration,
 ) -> Result<ObjectRecord, ReadError> {
-    use tokio::io::AsyncWriteExt;
+    use std::io::Write as _;
     let io = |e: std::io::Error| ReadError::Io(format!("{}: {e}", path.display()));
     if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        std::fs::create_dir_all(parent).map_err(io)?;
     }
     let mut part = path.clone().into_os_string();
     part.push(".part");
     let part = std::path::PathBuf::from(part);
-    let mut last = ReadError::Io("not tried".into());
-    for _ in 0..BODY_ATTEMPTS {
-        let out = match client
-            .get_object()
-            .bucket(&loc.bucket)
-            .key(&loc.key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) => return Err(classify(&e)),
-        };
-        let mut record = record_of(&out);
-        let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
-        let mut sha = sha2::Sha256::new();
-        let mut body = out.body;
-        let read = loop {
-            match next_chunk(&mut body, stall).await {
-                Ok(Some(chunk)) => {
-                    sha.update(&chunk);
-                    file.write_all(&chunk).await.map_err(io)?;
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        match read {
-            Ok(()) => {
-                file.sync_all().await.map_err(io)?;
-                tokio::fs::rename(&part, &path).await.map_err(io)?;
-                record.sha256 = Some(hex::encode(sha.finalize()));
-                return Ok(record);
-            }
-            Err(e) => last = e,
+    let fresh = || {
+        Ok((
+            std::fs::File::create(&part).map_err(io)?,
+            sha2::Sha256::new(),
+        ))
+    };
+    let feed = |(file, sha): &mut (std::fs::File, sha2::Sha256), chunk: &[u8]| {
+        sha.update(chunk);
+        file.write_all(chunk).map_err(io)
+    };
+    match get_streamed(&client, &loc, stall, fresh, feed).await {
+        Ok(((file, sha), record)) => {
+            file.sync_all().map_err(io)?;
+            std::fs::rename(&part, &path).map_err(io)?;
+            Ok(ObjectRecord {
+                sha256: Some(hex::encode(sha.finalize())),
+                ..record
+            })
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            Err(e)
         }
     }
-    let _ = tokio::fs::remove_file(&part).await;
-    Err(last)
 }
 
 fn record_of(out: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> ObjectRecord {
@@ -461,40 +474,6 @@ fn record_of(out: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> Object
             })
             .unwrap_or_default(),
     }
-}
-
-async fn hash_log(
-    client: Client,
-    loc: S3Location,
-    stall: Duration,
-) -> Result<GzOutcome, ReadError> {
-    let mut last = ReadError::Io("not tried".into());
-    for _ in 0..BODY_ATTEMPTS {
-        let out = match client
-            .get_object()
-            .bucket(&loc.bucket)
-            .key(&loc.key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) => return Err(classify(&e)),
-        };
-        let mut body = out.body;
-        let mut inflater = Inflater::new(Limits::LOG);
-        let read = loop {
-            match next_chunk(&mut body, stall).await {
-                Ok(Some(chunk)) => inflater.update(&chunk),
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        match read {
-            Ok(()) => return Ok(inflater.finish().0),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
 }
 
 impl ObjectSource for S3Source {
