@@ -131,18 +131,26 @@ pub fn parse_s3_uri(uri: &str) -> Option<(String, String)> {
     (!bucket.is_empty()).then(|| (bucket.to_owned(), prefix.trim_matches('/').to_owned()))
 }
 
-/// `verify s3://...`: keys from the pinned file or from CloudTrail.
-pub fn verify_s3(args: &VerifyArgs, bucket: &str, prefix: &str) -> Result<report::Report, String> {
-    let options = args.aws.options(None);
-    let source = S3Source::connect(&options, bucket, prefix, args.aws.concurrency)
-        .map_err(|e| e.to_string())?;
-    let keys: Box<dyn KeyProvider> = match &args.public_keys {
+/// Keys from the pinned file if one is given, else from CloudTrail.
+fn key_provider(
+    pinned: Option<&PathBuf>,
+    options: &AwsOptions,
+) -> Result<Box<dyn KeyProvider>, String> {
+    Ok(match pinned {
         Some(path) => Box::new(PinnedKeys {
             keys: read_keys(path).map_err(|e| e.to_string())?,
             path: path.clone(),
         }),
-        None => Box::new(CloudTrailKeys::new(&options).map_err(|e| e.to_string())?),
-    };
+        None => Box::new(CloudTrailKeys::new(options).map_err(|e| e.to_string())?),
+    })
+}
+
+/// `verify s3://...`.
+pub fn verify_s3(args: &VerifyArgs, bucket: &str, prefix: &str) -> Result<report::Report, String> {
+    let options = args.aws.options(None);
+    let source = S3Source::connect(&options, bucket, prefix, args.aws.concurrency)
+        .map_err(|e| e.to_string())?;
+    let keys = key_provider(args.public_keys.as_ref(), &options)?;
     engine::verify(&source, keys.as_ref(), &args.settings()).map_err(|e| e.to_string())
 }
 
@@ -180,13 +188,7 @@ pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, String> {
         .unwrap_or_else(|| arn.account.clone());
     let source = S3Source::connect(&options, &bucket, &prefix, args.aws.concurrency)
         .map_err(|e| e.to_string())?;
-    let keys: Box<dyn KeyProvider> = match &args.public_keys {
-        Some(path) => Box::new(PinnedKeys {
-            keys: read_keys(path).map_err(|e| e.to_string())?,
-            path: path.clone(),
-        }),
-        None => Box::new(CloudTrailKeys::new(&options).map_err(|e| e.to_string())?),
-    };
+    let keys = key_provider(args.public_keys.as_ref(), &options)?;
     let settings = Settings {
         start: Some(args.start_time),
         end: Some(end),

@@ -54,48 +54,16 @@ pub fn write(
         } else {
             ""
         };
-        let mut after: Vec<&Finding> = Vec::new();
-        let mut current: Option<&str> = None;
-        for f in &chain.findings {
+        let home = home_region(&chain.chain.trail_arn);
+        for f in cli_order(&chain.findings) {
             unreadable |= matches!(f.kind, Kind::DigestUnreadable | Kind::LogUnreadable);
-            if comes_after_logs(f.kind) {
-                after.push(f);
-                continue;
-            }
-            if f.kind.object() == ObjectKind::Digest && current != Some(f.subject.as_str()) {
-                for a in after.drain(..) {
-                    w.finding(
-                        a,
-                        prefix,
-                        &home_region(&chain.chain.trail_arn),
-                        &mut counts,
-                        chain.chain.backfill,
-                    )?;
-                }
-                current = Some(f.subject.as_str());
-            }
             if f.kind == Kind::DigestValid {
                 if let (Some(from), Some(to)) = (f.evidence.from, f.evidence.to) {
                     let (from, to) = (from.max(start), to.min(end));
                     found = Some(found.map_or((from, to), |(a, b)| (a.min(from), b.max(to))));
                 }
             }
-            w.finding(
-                f,
-                prefix,
-                &home_region(&chain.chain.trail_arn),
-                &mut counts,
-                chain.chain.backfill,
-            )?;
-        }
-        for a in after.drain(..) {
-            w.finding(
-                a,
-                prefix,
-                &home_region(&chain.chain.trail_arn),
-                &mut counts,
-                chain.chain.backfill,
-            )?;
+            w.finding(f, prefix, &home, &mut counts, chain.chain.backfill)?;
         }
     }
     for f in &report.unchained {
@@ -139,6 +107,27 @@ pub fn write(
         0
     };
     Ok(Outcome { exit_code })
+}
+
+/// The CLI's order: each digest, its log files, then what it met on the way to the previous
+/// digest. The report keeps the latter with the digest, before its log files.
+fn cli_order(findings: &[Finding]) -> Vec<&Finding> {
+    let mut out = Vec::with_capacity(findings.len());
+    let mut after: Vec<&Finding> = Vec::new();
+    let mut current: Option<&str> = None;
+    for f in findings {
+        if comes_after_logs(f.kind) {
+            after.push(f);
+            continue;
+        }
+        if f.kind.object() == ObjectKind::Digest && current != Some(f.subject.as_str()) {
+            out.append(&mut after);
+            current = Some(f.subject.as_str());
+        }
+        out.push(f);
+    }
+    out.append(&mut after);
+    out
 }
 
 /// Findings the CLI reports when it moves on from a digest, after that digest's log files.
