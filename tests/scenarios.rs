@@ -297,3 +297,70 @@ fn adversarial_corpus_matches_the_generator() {
         .unwrap();
     assert!(diff.status.success(), "regenerate with `cargo run --bin trailproof-testgen -- adversarial testdata/adversarial`:\n{}", String::from_utf8_lossy(&diff.stdout));
 }
+
+/// A log file that inflates to 1 GiB (from about 1 MB) is stopped by the inflate budget with
+/// a "not verified" finding, quickly and in constant memory.
+#[test]
+fn a_one_gigabyte_gzip_bomb_stays_within_the_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(support::repo().join("testdata/adversarial/gz-bomb-ratio"))
+        .arg(dir.path().join("case"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let case = dir.path().join("case");
+    let expected = support::expected(&case);
+    let bomb = expected["findings"][0]["subject"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("s3://acme-cloudtrail-logs/");
+    let path = case.join("bucket").join(bomb);
+    // Python's zlib writes the gigabyte of zeros in about a second.
+    let made = Command::new("python3")
+        .arg("-c")
+        .arg("import gzip,sys\nwith gzip.open(sys.argv[1],'wb',compresslevel=1) as f:\n  z=bytes(1<<20)\n  for _ in range(1024): f.write(z)")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert!(std::fs::metadata(&path).unwrap().len() < 8 << 20);
+
+    // Peak memory of the child, measured by the kernel (ru_maxrss, KiB).
+    let mut args = vec![
+        env!("CARGO_BIN_EXE_trailproof").to_owned(),
+        "verify".into(),
+        "bucket".into(),
+    ];
+    args.extend(support::case_args(&case));
+    args.extend(["--format".into(), "json".into()]);
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg("import resource,subprocess,sys\nr=subprocess.run(sys.argv[1:],capture_output=True)\nsys.stdout.write(r.stdout.decode())\nsys.stderr.write('RSS %d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\nsys.exit(r.returncode)")
+        .args(&args)
+        .current_dir(&case)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let rss_kib: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("RSS "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (found, _, _) = support::summarize(&report);
+    assert_eq!(
+        found,
+        vec![(
+            format!("s3://acme-cloudtrail-logs/{bomb}"),
+            "log_budget_exceeded".into(),
+            "not_verified".into()
+        )]
+    );
+    assert!(
+        rss_kib < 100 * 1024,
+        "peak RSS {rss_kib} KiB for a 1 GiB bomb"
+    );
+}
