@@ -1,13 +1,11 @@
 //! The `trailproof` command: flags in, report out, exit status 0 / 1 / 2.
 #![forbid(unsafe_code)]
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use trailproof::cli::{Cli, Command, Format, VerifyArgs};
+use trailproof::cli::{self, Cli, Command, VerifyArgs};
 use trailproof::engine;
-use trailproof::report;
 use trailproof::source::local::LocalEvidence;
 
 fn main() -> ExitCode {
@@ -17,6 +15,13 @@ fn main() -> ExitCode {
             Ok(code) => ExitCode::from(code),
             Err(message) => {
                 eprintln!("trailproof: {message}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Report(args) => match cli::report::run(&args, &mut std::io::stdout().lock()) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("trailproof: {e}");
                 ExitCode::from(2)
             }
         },
@@ -35,15 +40,19 @@ fn verify(args: &VerifyArgs) -> Result<u8, String> {
         path: args.public_keys.clone(),
     };
     let evidence = LocalEvidence::open(&args.dir).map_err(|e| e.to_string())?;
-    let report = engine::verify(&evidence, &keys, &args.settings()).map_err(|e| e.to_string())?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let written = match args.format {
-        Format::Text => report::text::write(&mut out, &report, args.verbose),
-        Format::Json => report::json::write(&mut out, &report),
+    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let output = cli::report::Output::new(args.format, args.verbose, &args.sign, stdout)
+        .map_err(|e| e.to_string())?;
+    let report = {
+        let sink = output.sink();
+        engine::verify_streaming(
+            &evidence,
+            &keys,
+            &args.settings(),
+            sink.as_ref().map(|s| s as engine::FindingSink),
+        )
+        .map_err(|e| e.to_string())?
     };
-    written
-        .and_then(|()| out.flush())
-        .map_err(|e| format!("cannot write the report: {e}"))?;
+    output.finish(&report).map_err(|e| e.to_string())?;
     Ok(if report.exit_code() == 0 { 0 } else { 1 })
 }

@@ -57,11 +57,27 @@ pub enum EngineError {
     UnknownHead { key: String },
 }
 
+/// Receives findings while the engine runs, for output that cannot wait for the whole report:
+/// each chain's findings once its walk and log checks are done, then those of the pass over log
+/// files no digest names (chain `None`). Called on the caller's thread, in report order, so the
+/// stream is the same at any thread count.
+pub type FindingSink<'a> = &'a dyn Fn(Option<&ChainInfo>, &[Finding]);
+
 /// Verifies what `source` holds.
 pub fn verify(
     source: &dyn ObjectSource,
     key_provider: &dyn KeyProvider,
     settings: &Settings,
+) -> Result<Report, EngineError> {
+    verify_streaming(source, key_provider, settings, None)
+}
+
+/// [`verify`], handing findings to `sink` as they are decided. The report is the same.
+pub fn verify_streaming(
+    source: &dyn ObjectSource,
+    key_provider: &dyn KeyProvider,
+    settings: &Settings,
+    sink: Option<FindingSink<'_>>,
 ) -> Result<Report, EngineError> {
     let request = ListRequest {
         range: settings
@@ -150,7 +166,7 @@ pub fn verify(
             DigestStatus::Unverified { listed } => listed.clone(),
         })
         .collect();
-    let chain_reports = check_logs(source, &bucket, walked);
+    let chain_reports = check_logs(source, &bucket, walked, sink);
 
     let mut notes = source.notes();
     let unchained = if settings.trails.is_empty() {
@@ -159,6 +175,9 @@ pub fn verify(
         notes.push("log files no digest references were not looked for, because --trail narrows the digests but log files do not name their trail".to_owned());
         Vec::new()
     };
+    if let Some(sink) = sink {
+        sink(None, &unchained);
+    }
 
     Ok(Report {
         tool: "trailproof",
@@ -342,6 +361,7 @@ fn check_logs(
     source: &dyn ObjectSource,
     bucket: &str,
     walked: Vec<(ChainId, Vec<WalkedDigest>)>,
+    sink: Option<FindingSink<'_>>,
 ) -> Vec<ChainReport> {
     let wanted: Vec<S3Location> = walked
         .iter()
@@ -392,10 +412,14 @@ fn check_logs(
                     }
                 }
             }
-            ChainReport {
+            let report = ChainReport {
                 chain: ChainInfo::from(&id),
                 findings,
+            };
+            if let Some(sink) = sink {
+                sink(Some(&report.chain), &report.findings);
             }
+            report
         })
         .collect()
 }
