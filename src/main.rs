@@ -40,7 +40,7 @@ fn verify(args: &VerifyArgs) -> Result<u8, String> {
         path: args.public_keys.clone(),
     };
     let evidence = LocalEvidence::open(&args.dir).map_err(|e| e.to_string())?;
-    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let stdout = std::io::BufWriter::new(std::io::stdout());
     let output = cli::report::Output::new(args.format, args.verbose, &args.sign, stdout)
         .map_err(|e| e.to_string())?;
     let report = {

@@ -1,8 +1,8 @@
 //! Report output for `verify` (formats, signing) and the `report verify` command.
 
-use std::cell::RefCell;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
@@ -111,17 +111,17 @@ fn cert_error(path: &Path) -> impl FnOnce(CertError) -> ReportCliError + '_ {
 
 /// The output of one `verify` run: started before the run so that a bad signing key stops it
 /// before any work, and so that the run's clock starts with it.
-pub struct Output<W: Write> {
+pub struct Output<W: Write + Send> {
     format: Format,
     verbose: bool,
-    out: RefCell<W>,
+    out: Mutex<W>,
     /// The first write error of the JSONL stream, reported when the run ends.
-    stream_error: RefCell<Option<io::Error>>,
+    stream_error: Mutex<Option<io::Error>>,
     signer: Option<(Signer, PathBuf)>,
     started: Timestamp,
 }
 
-impl<W: Write> Output<W> {
+impl<W: Write + Send> Output<W> {
     pub fn new(
         format: Format,
         verbose: bool,
@@ -142,28 +142,37 @@ impl<W: Write> Output<W> {
         Ok(Output {
             format,
             verbose,
-            out: RefCell::new(out),
-            stream_error: RefCell::new(None),
+            out: Mutex::new(out),
+            stream_error: Mutex::new(None),
             signer,
             started: Timestamp::now(),
         })
     }
 
     /// For JSONL, what the engine hands findings to as it decides them.
-    pub fn sink(&self) -> Option<impl Fn(Option<&ChainInfo>, &[Finding]) + '_> {
+    pub fn sink(&self) -> Option<impl Fn(Option<&ChainInfo>, &[Finding]) + Sync + '_> {
         (self.format == Format::Jsonl).then_some(|chain: Option<&ChainInfo>, f: &[Finding]| {
-            let mut out = self.out.borrow_mut();
+            // A panic while holding the lock cannot leave a half-written line we would care
+            // about: the run is over then.
+            let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
             // Flushed per batch so a pipeline sees each chain when it is done.
             let written = jsonl::write_findings(&mut *out, chain, f).and_then(|()| out.flush());
             if let Err(e) = written {
-                self.stream_error.borrow_mut().get_or_insert(e);
+                self.stream_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_or_insert(e);
             }
         })
     }
 
     /// Writes the report (the JSONL summary line), then the signed envelope if asked for.
     pub fn finish(self, report: &Report) -> Result<(), ReportCliError> {
-        if let Some(e) = self.stream_error.into_inner() {
+        if let Some(e) = self
+            .stream_error
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
             return Err(ReportCliError::Output(e));
         }
         let doc = Document::new(
@@ -173,7 +182,10 @@ impl<W: Write> Output<W> {
                 finished: Timestamp::now(),
             },
         );
-        let mut out = self.out.into_inner();
+        let mut out = self
+            .out
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         match self.format {
             Format::Text => text::write(&mut out, report, self.verbose),
             Format::Json => json::write(&mut out, &doc),

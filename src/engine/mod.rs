@@ -59,9 +59,9 @@ pub enum EngineError {
 
 /// Receives findings while the engine runs, for output that cannot wait for the whole report:
 /// each chain's findings once its walk and log checks are done, then those of the pass over log
-/// files no digest names (chain `None`). Called on the caller's thread, in report order, so the
-/// stream is the same at any thread count.
-pub type FindingSink<'a> = &'a dyn Fn(Option<&ChainInfo>, &[Finding]);
+/// files no digest names (chain `None`). Called in report order, one batch at a time, so the
+/// stream is the same at any thread count; `Sync` so the engine may run inside a thread pool.
+pub type FindingSink<'a> = &'a (dyn Fn(Option<&ChainInfo>, &[Finding]) + Sync);
 
 /// Verifies what `source` holds.
 pub fn verify(
