@@ -170,7 +170,7 @@ impl<'a> Document<'a> {
                 *used.entry(fp.as_str()).or_default() += 1;
             }
         }
-        let not_proven = not_proven(report, &chains);
+        let not_proven = not_proven(report, &chains, range);
         Document {
             schema: SCHEMA,
             tool: report.tool,
@@ -347,7 +347,7 @@ pub fn manifest(report: &Report) -> Vec<ManifestEntry> {
     by_uri.into_values().collect()
 }
 
-fn not_proven(report: &Report, chains: &[ChainDoc<'_>]) -> Vec<NotProven> {
+fn not_proven(report: &Report, chains: &[ChainDoc<'_>], range: Period) -> Vec<NotProven> {
     let mut out = Vec::new();
     let item = |what, chain: Option<&ChainInfo>, f: &Finding| NotProven {
         what,
@@ -367,12 +367,20 @@ fn not_proven(report: &Report, chains: &[ChainDoc<'_>]) -> Vec<NotProven> {
             out.push(item(what, Some(c.chain), f));
         }
         for p in &c.coverage.not_verified {
+            // Hourly digests do not start on the hour, so a chain's first and last digest
+            // usually leave a sliver of the range uncovered; the walk reports more than an hour
+            // as a coverage finding.
+            let detail = if p.from == range.from || p.to == range.to {
+                "no verified digest of this chain covers this end of the range"
+            } else {
+                "no verified digest of this chain covers this period"
+            };
             out.push(NotProven {
                 what: Unproven::NotVerifiedPeriod,
                 chain: Some(chain_label(c.chain)),
                 subject: None,
                 period: Some(*p),
-                detail: "no verified digest of this chain covers this period".to_owned(),
+                detail: detail.to_owned(),
             });
         }
     }

@@ -190,7 +190,7 @@ fn timeline(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
         h.push_str("<p>No chains.</p>\n");
         return Ok(());
     }
-    let (label_w, bar_w, row_h, top) = (330.0, 1000.0, 30.0, 34.0);
+    let (label_w, bar_w, row_h, top) = (290.0, 980.0, 30.0, 34.0);
     let axis = Axis {
         start: doc.range.start,
         span: doc
@@ -203,7 +203,8 @@ fn timeline(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
         width: bar_w,
     };
     let height = top + rows as f64 * row_h + 40.0;
-    let total_w = label_w + bar_w + 20.0;
+    // Room on the right for the last tick's label.
+    let total_w = label_w + bar_w + 50.0;
     writeln!(
         h,
         r#"<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{total_w}" height="{height}" viewBox="0 0 {total_w} {height}" role="img" aria-label="coverage per chain">"#
