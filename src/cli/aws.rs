@@ -146,12 +146,18 @@ fn key_provider(
 }
 
 /// `verify s3://...`.
-pub fn verify_s3(args: &VerifyArgs, bucket: &str, prefix: &str) -> Result<report::Report, String> {
+pub fn verify_s3(
+    args: &VerifyArgs,
+    bucket: &str,
+    prefix: &str,
+    sink: Option<engine::FindingSink<'_>>,
+) -> Result<report::Report, String> {
     let options = args.aws.options(None);
     let source = S3Source::connect(&options, bucket, prefix, args.aws.concurrency)
         .map_err(|e| e.to_string())?;
     let keys = key_provider(args.public_keys.as_ref(), &options)?;
-    engine::verify(&source, keys.as_ref(), &args.settings()).map_err(|e| e.to_string())
+    engine::verify_streaming(&source, keys.as_ref(), &args.settings(), sink)
+        .map_err(|e| e.to_string())
 }
 
 pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, String> {

@@ -1,5 +1,7 @@
 //! Command-line flags, turned into validated engine settings.
 
+pub mod report;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -30,7 +32,9 @@ pub enum Command {
     /// `aws s3 sync s3://BUCKET DIR` copy. Every organization, account, Region and trail found
     /// under AWSLogs/ is verified, each chain on its own. Exit status: 0 all valid, 1 integrity
     /// findings, 2 the job could not be done (or an object could not be read).
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
+    /// Work with signed reports: `report verify ENVELOPE`.
+    Report(report::ReportArgs),
     /// A drop-in for `aws cloudtrail validate-logs`: same flags, lines, summary and exit codes.
     #[cfg(feature = "aws")]
     ValidateLogs(aws::ValidateLogsArgs),
@@ -72,8 +76,12 @@ pub struct VerifyArgs {
     /// The S3 signature (x-amz-meta-signature) of a chain's newest digest (repeatable).
     #[arg(long = "head-signature", value_name = "KEY=HEX", value_parser = parse_head_signature)]
     pub head_signatures: Vec<(String, Vec<u8>)>,
+    /// text: like `aws cloudtrail validate-logs`; json: the whole report; jsonl: one finding per
+    /// line as decided, then a summary line; html: a self-contained page for auditors.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    #[command(flatten)]
+    pub sign: report::SignArgs,
     /// Also print valid objects and finding details.
     #[arg(long)]
     pub verbose: bool,
@@ -89,6 +97,8 @@ pub struct VerifyArgs {
 pub enum Format {
     Text,
     Json,
+    Jsonl,
+    Html,
 }
 
 /// Why the flags cannot be used.

@@ -164,6 +164,8 @@ pub fn walk(
         if !judged {
             if let DigestStatus::Verified(v) = &w.status {
                 let evidence = Evidence {
+                    // The digest's own hash, so a report's manifest can name it.
+                    actual_sha256: Some(v.digest().sha256()),
                     fingerprint: Some(v.fingerprint().clone()),
                     from: Some(v.digest().start),
                     to: Some(v.digest().end),

@@ -155,11 +155,27 @@ pub fn empty_report(source: &dyn ObjectSource, settings: &Settings) -> Report {
     }
 }
 
+/// Receives findings while the engine runs, for output that cannot wait for the whole report:
+/// each chain's findings once its walk and log checks are done, then those of the pass over log
+/// files no digest names (chain `None`). Called in report order, one batch at a time, so the
+/// stream is the same at any thread count; `Sync` so the engine may run inside a thread pool.
+pub type FindingSink<'a> = &'a (dyn Fn(Option<&ChainInfo>, &[Finding]) + Sync);
+
 /// Verifies what `source` holds.
 pub fn verify(
     source: &dyn ObjectSource,
     key_provider: &dyn KeyProvider,
     settings: &Settings,
+) -> Result<Report, EngineError> {
+    verify_streaming(source, key_provider, settings, None)
+}
+
+/// [`verify`], handing findings to `sink` as they are decided. The report is the same.
+pub fn verify_streaming(
+    source: &dyn ObjectSource,
+    key_provider: &dyn KeyProvider,
+    settings: &Settings,
+    sink: Option<FindingSink<'_>>,
 ) -> Result<Report, EngineError> {
     let Plan {
         range,
@@ -218,7 +234,7 @@ pub fn verify(
             DigestStatus::Unverified { listed } => listed.clone(),
         })
         .collect();
-    let chain_reports = check_logs(source, &bucket, walked);
+    let chain_reports = check_logs(source, &bucket, walked, sink);
 
     let mut notes = source.notes();
     let (checkable, shared): (Vec<_>, Vec<_>) = logs
@@ -231,6 +247,9 @@ pub fn verify(
         ));
     }
     let unchained = unreferenced_logs(&bucket, &checkable, &referenced, range);
+    if let Some(sink) = sink {
+        sink(None, &unchained);
+    }
 
     Ok(Report {
         tool: "trailproof",
@@ -418,6 +437,7 @@ fn check_logs(
     source: &dyn ObjectSource,
     bucket: &str,
     walked: Vec<(ChainId, Vec<WalkedDigest>)>,
+    sink: Option<FindingSink<'_>>,
 ) -> Vec<ChainReport> {
     let wanted: Vec<S3Location> = walked
         .iter()
@@ -468,10 +488,14 @@ fn check_logs(
                     }
                 }
             }
-            ChainReport {
+            let report = ChainReport {
                 chain: ChainInfo::from(&id),
                 findings,
+            };
+            if let Some(sink) = sink {
+                sink(Some(&report.chain), &report.findings);
             }
+            report
         })
         .collect()
 }

@@ -1,16 +1,28 @@
-//! The machine-readable report.
+//! The machine-readable report: the audit [`Document`], pretty-printed.
 //!
 //! Schema (`trailproof-report/1`), one JSON object:
 //! - `schema`: `"trailproof-report/1"`; `tool`, `version`
+//! - `run`: `{started, finished}`, the run's own clock (the only fields that differ between two
+//!   identical runs)
+//! - `signer` (signed payloads only): `{keyid, algorithm, certificate_sha256,
+//!   certificate_subject}`, see `src/report/dsse.rs`
 //! - `source`: the evidence directory or S3 URI; `bucket`
 //! - `range`: `{start, end, derived_from_evidence}` (RFC 3339 UTC)
 //! - `filters`: `{accounts, regions, trails}`
-//! - `keys`: `[{fingerprint, valid_from, valid_to, origin}]`, the public keys the run could use
+//! - `keys`: `[{fingerprint, valid_from, valid_to, origin, digests_verified}]`, the public keys
+//!   the run could use and how many digests each verified
 //! - `chains`: `[{chain: {trail_arn, trail, home_region, prefix, organization, account, region,
-//!   backfill}, findings: [...]}]`, digests newest first, each followed by its log files
+//!   backfill}, coverage: {verified, gaps, not_verified}, findings: [...]}]`, findings with
+//!   digests newest first, each followed by its log files; coverage lists are `[{from, to}]`
+//!   periods clipped to the range
 //! - `unchained`: findings outside every chain (log files no digest references)
 //! - `notes`: what the run could not check, in words
 //! - `totals`: `{digests: {valid, invalid, not_verified}, logs: {...}, coverage_findings}`
+//! - `manifest`: `[{uri, object, version_id, sha256, verdict}]`, every judged object sorted by
+//!   URI; `sha256` of the inflated content when it was read; `version_id` null for local copies
+//! - `not_proven`: `[{what, chain, subject, period, detail}]`, what this report does not prove
+//!   (`what`: `gap`, `not_verified_period`, `unverifiable_head`, `unreferenced_log`,
+//!   `not_verified_object`, `outside_range`, `trusted_keys`, `note`)
 //! - `exit_code`: 0 all valid, 1 findings, 2 an object could not be read
 //!
 //! A finding is `{subject, kind, verdict, reason, evidence?}`: `subject` the `s3://` URI,
@@ -20,26 +32,9 @@
 
 use std::io::{self, Write};
 
-use serde::Serialize;
+use super::audit::Document;
 
-use super::{Report, Totals};
-
-#[derive(Serialize)]
-struct Document<'a> {
-    schema: &'static str,
-    #[serde(flatten)]
-    report: &'a Report,
-    totals: Totals,
-    exit_code: u8,
-}
-
-pub fn write(out: &mut dyn Write, report: &Report) -> io::Result<()> {
-    let doc = Document {
-        schema: "trailproof-report/1",
-        report,
-        totals: report.totals(),
-        exit_code: report.exit_code(),
-    };
-    serde_json::to_writer_pretty(&mut *out, &doc)?;
+pub fn write(out: &mut dyn Write, doc: &Document<'_>) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, doc)?;
     writeln!(out)
 }

@@ -1,11 +1,17 @@
 //! The report of one run, and its renderings.
 
+pub mod audit;
 pub mod cli_compat;
+pub mod dsse;
+pub mod html;
 pub mod json;
+pub mod jsonl;
+pub mod signing;
+pub mod statement;
 pub mod text;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
 use crate::core::layout::ChainId;
@@ -29,7 +35,7 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RangeInfo {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -37,14 +43,14 @@ pub struct RangeInfo {
     pub derived_from_evidence: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Filters {
     pub accounts: Vec<String>,
     pub regions: Vec<String>,
     pub trails: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyInfo {
     pub fingerprint: String,
     pub valid_from: Timestamp,
@@ -59,7 +65,7 @@ pub struct ChainReport {
     pub findings: Vec<Finding>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChainInfo {
     pub trail_arn: String,
     pub trail: String,
@@ -87,7 +93,7 @@ impl From<&ChainId> for ChainInfo {
 }
 
 /// Valid / not verified / invalid (including missing) objects of one kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     pub valid: usize,
     pub invalid: usize,
@@ -107,7 +113,7 @@ impl Tally {
 }
 
 /// Counts per object kind, one per subject (its worst judging finding).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub digests: Tally,
     pub logs: Tally,

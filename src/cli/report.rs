@@ -1,0 +1,311 @@
+//! Report output for `verify` (formats, signing) and the `report verify` command.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use clap::{Args, Subcommand};
+use jiff::Timestamp;
+
+use super::Format;
+use crate::core::finding::Finding;
+use crate::core::time::format_iso;
+use crate::report::audit::{Document, RunInfo};
+use crate::report::dsse::Trust;
+use crate::report::signing::{CertError, Certificate, KeyError, PublicKey, SigningKey};
+use crate::report::statement::{self, ReportError, SignError, Signer, VerifiedReport};
+use crate::report::{html, json, jsonl, text, ChainInfo, Report, Tally};
+
+/// Signing flags of `verify`.
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// Also write the report as a signed in-toto statement in a DSSE envelope, signed with this
+    /// PKCS#8 PEM private key (Ed25519, ECDSA P-256 or RSA 2048+).
+    #[arg(long, value_name = "KEY.pem", requires = "sign_out")]
+    pub sign_key: Option<PathBuf>,
+    /// X.509 certificate (PEM) of the signing key, embedded so a verifier can check the
+    /// signer's identity against a CA it trusts.
+    #[arg(long, value_name = "CERT.pem", requires = "sign_key")]
+    pub sign_cert: Option<PathBuf>,
+    /// Where to write the signed envelope (the report itself still goes to stdout).
+    #[arg(long, value_name = "FILE", requires = "sign_key")]
+    pub sign_out: Option<PathBuf>,
+}
+
+/// `trailproof report ...`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub command: ReportCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Verify a signed report (a DSSE envelope from `verify --sign-key`) and print its summary.
+    ///
+    /// Checks the envelope's exact form, the signature, the certificate (with --ca: issued by
+    /// the CA, valid now and when the report was made, for the signing key), and the payload's
+    /// schema. Exit status: 0 the envelope is intact and trusted (whatever the report found:
+    /// read its result), 1 it is not, 2 the check could not be done.
+    Verify(ReportVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportVerifyArgs {
+    /// The envelope written by `verify --sign-out`.
+    pub envelope: PathBuf,
+    /// Trust this public key (SubjectPublicKeyInfo PEM).
+    #[arg(
+        long,
+        value_name = "PUB.pem",
+        required_unless_present = "ca",
+        conflicts_with = "ca"
+    )]
+    pub key: Option<PathBuf>,
+    /// Trust signers whose certificate (embedded in the envelope) this CA issued.
+    #[arg(long, value_name = "CA.pem")]
+    pub ca: Option<PathBuf>,
+}
+
+/// Why the report could not be written, signed or checked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportCliError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot write the report: {0}")]
+    Output(io::Error),
+    #[error("{path}: {source}")]
+    Key { path: PathBuf, source: KeyError },
+    #[error("{path}: {source}")]
+    Cert {
+        path: PathBuf,
+        source: Box<CertError>,
+    },
+    #[error(transparent)]
+    Sign(#[from] SignError),
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ReportCliError> {
+    std::fs::read(path).map_err(|source| ReportCliError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn key_error(path: &Path) -> impl FnOnce(KeyError) -> ReportCliError + '_ {
+    move |source| ReportCliError::Key {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn cert_error(path: &Path) -> impl FnOnce(CertError) -> ReportCliError + '_ {
+    move |source| ReportCliError::Cert {
+        path: path.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+/// The output of one `verify` run: started before the run so that a bad signing key stops it
+/// before any work, and so that the run's clock starts with it.
+pub struct Output<W: Write + Send> {
+    format: Format,
+    verbose: bool,
+    out: Mutex<W>,
+    /// The first write error of the JSONL stream, reported when the run ends.
+    stream_error: Mutex<Option<io::Error>>,
+    signer: Option<(Signer, PathBuf)>,
+    started: Timestamp,
+}
+
+impl<W: Write + Send> Output<W> {
+    pub fn new(
+        format: Format,
+        verbose: bool,
+        sign: &SignArgs,
+        out: W,
+    ) -> Result<Self, ReportCliError> {
+        let signer = match (&sign.sign_key, &sign.sign_out) {
+            (Some(key_path), Some(out_path)) => {
+                let key = SigningKey::from_pem(&read(key_path)?).map_err(key_error(key_path))?;
+                let cert = match &sign.sign_cert {
+                    Some(p) => Some(Certificate::from_pem(&read(p)?).map_err(cert_error(p))?),
+                    None => None,
+                };
+                Some((Signer::new(key, cert)?, out_path.clone()))
+            }
+            _ => None,
+        };
+        Ok(Output {
+            format,
+            verbose,
+            out: Mutex::new(out),
+            stream_error: Mutex::new(None),
+            signer,
+            started: Timestamp::now(),
+        })
+    }
+
+    /// For JSONL, what the engine hands findings to as it decides them.
+    pub fn sink(&self) -> Option<impl Fn(Option<&ChainInfo>, &[Finding]) + Sync + '_> {
+        (self.format == Format::Jsonl).then_some(|chain: Option<&ChainInfo>, f: &[Finding]| {
+            // A panic while holding the lock cannot leave a half-written line we would care
+            // about: the run is over then.
+            let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+            // Flushed per batch so a pipeline sees each chain when it is done.
+            let written = jsonl::write_findings(&mut *out, chain, f).and_then(|()| out.flush());
+            if let Err(e) = written {
+                self.stream_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_or_insert(e);
+            }
+        })
+    }
+
+    /// Writes the report (the JSONL summary line), then the signed envelope if asked for.
+    pub fn finish(self, report: &Report) -> Result<(), ReportCliError> {
+        if let Some(e) = self
+            .stream_error
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            return Err(ReportCliError::Output(e));
+        }
+        let doc = Document::new(
+            report,
+            RunInfo {
+                started: self.started,
+                finished: Timestamp::now(),
+            },
+        );
+        let mut out = self
+            .out
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        match self.format {
+            Format::Text => text::write(&mut out, report, self.verbose),
+            Format::Json => json::write(&mut out, &doc),
+            Format::Jsonl => jsonl::write_summary(&mut out, &doc),
+            Format::Html => html::write(&mut out, &doc),
+        }
+        .and_then(|()| out.flush())
+        .map_err(ReportCliError::Output)?;
+        if let Some((signer, path)) = &self.signer {
+            let envelope = signer.seal(&doc, statement::MAX_OBJECT_SUBJECTS)?;
+            std::fs::write(path, envelope).map_err(|source| ReportCliError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `trailproof report ...`; returns the exit status.
+pub fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, ReportCliError> {
+    match &args.command {
+        ReportCommand::Verify(v) => verify(v, out),
+    }
+}
+
+fn verify(args: &ReportVerifyArgs, out: &mut dyn Write) -> Result<u8, ReportCliError> {
+    let envelope = read(&args.envelope)?;
+    let (key, ca): (PublicKey, Certificate);
+    let trust = match (&args.key, &args.ca) {
+        (Some(p), _) => {
+            key = PublicKey::from_pem(&read(p)?).map_err(key_error(p))?;
+            Trust::Key(&key)
+        }
+        (None, Some(p)) => {
+            ca = Certificate::from_pem(&read(p)?).map_err(cert_error(p))?;
+            Trust::Ca(&ca)
+        }
+        // clap requires one of them; without either there is nothing to trust.
+        (None, None) => return Ok(2),
+    };
+    let result = statement::verify(&envelope, trust, Timestamp::now());
+    print_verification(out, &args.envelope, &result).map_err(ReportCliError::Output)?;
+    Ok(if result.is_ok() { 0 } else { 1 })
+}
+
+fn tally(t: &Tally) -> String {
+    format!(
+        "{}/{} valid, {} invalid, {} not verified",
+        t.valid,
+        t.total(),
+        t.invalid,
+        t.not_verified
+    )
+}
+
+fn print_verification(
+    out: &mut dyn Write,
+    path: &Path,
+    result: &Result<VerifiedReport, ReportError>,
+) -> io::Result<()> {
+    let v = match result {
+        Err(e) => {
+            writeln!(out, "Envelope\t{}\tNOT INTACT: {e}", path.display())?;
+            return writeln!(out, "RESULT: the signed report cannot be trusted");
+        }
+        Ok(v) => v,
+    };
+    let r = &v.report;
+    writeln!(out, "Envelope\t{}\tintact", path.display())?;
+    write!(
+        out,
+        "Signed by\t{} key {}",
+        r.signer.algorithm, r.signer.keyid
+    )?;
+    match &v.certificate {
+        Some(c) => writeln!(out, ", certificate {:?}", c.subject())?,
+        None => writeln!(out)?,
+    }
+    writeln!(out, "Report\t{} {}, {}", r.tool, r.version, r.schema)?;
+    writeln!(
+        out,
+        "Run\t{} to {}",
+        format_iso(r.run.started),
+        format_iso(r.run.finished)
+    )?;
+    writeln!(out, "Source\t{} (bucket {})", r.source, r.bucket)?;
+    writeln!(
+        out,
+        "Range\t{} to {}",
+        format_iso(r.range.start),
+        format_iso(r.range.end)
+    )?;
+    writeln!(out, "Chains\t{}", r.chains.len())?;
+    writeln!(out, "Digests\t{}", tally(&r.totals.digests))?;
+    writeln!(out, "Logs\t{}", tally(&r.totals.logs))?;
+    writeln!(
+        out,
+        "Gaps and coverage findings\t{}",
+        r.totals.coverage_findings
+    )?;
+    writeln!(
+        out,
+        "Objects\t{} in the manifest; subjects: {}",
+        r.manifest.len(),
+        if v.manifest_subject {
+            "the manifest's digest".to_owned()
+        } else {
+            format!("{} objects by SHA-256", v.subjects)
+        }
+    )?;
+    writeln!(out, "Not proven\t{} items", r.not_proven.len())?;
+    let verdict = if r.exit_code == 0 {
+        "every object in range is valid"
+    } else {
+        "integrity findings"
+    };
+    writeln!(
+        out,
+        "RESULT: the signed report is intact; it says: {verdict} (exit_code {})",
+        r.exit_code
+    )
+}

@@ -1,0 +1,488 @@
+//! The audit document: a [`Report`] with the run's own times, per-chain coverage, a manifest of
+//! every checked object and what the run does not prove. The JSON, JSONL, HTML and signed
+//! (in-toto) outputs all render this one document.
+//!
+//! Everything here is derived from the report's findings, which the engine emits in a fixed
+//! order, so the document is the same at any thread count. The only wall-clock facts are in
+//! [`RunInfo`]: fix it (library tests) or strip the `run` object (binary tests) to compare two
+//! runs byte for byte.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{ChainInfo, Filters, KeyInfo, RangeInfo, Report, Totals};
+use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
+use crate::core::time::format_iso;
+
+/// The JSON schema name; `report verify` accepts exactly this.
+pub const SCHEMA: &str = "trailproof-report/1";
+
+/// When the run happened: the only facts of a report that differ between two identical runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunInfo {
+    pub started: Timestamp,
+    pub finished: Timestamp,
+}
+
+/// Who signed a report, inside the signed payload so that the envelope's unsigned hints (key id,
+/// certificate) are bound to the signature: changing them is detected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerInfo {
+    /// Lowercase hex SHA-256 of the signing key's SubjectPublicKeyInfo (DER).
+    pub keyid: String,
+    pub algorithm: String,
+    /// Lowercase hex SHA-256 of the embedded certificate's PEM bytes, when one is embedded.
+    pub certificate_sha256: Option<String>,
+    /// The certificate's subject, for people.
+    pub certificate_subject: Option<String>,
+}
+
+/// A closed period of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Period {
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
+/// What one chain covers within the range. The three lists are disjoint and, for a standard
+/// chain, together make up the range.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Coverage {
+    /// Covered by valid digests.
+    pub verified: Vec<Period>,
+    /// Nothing covers them: gaps between chain segments, missing digests, uncovered range ends.
+    pub gaps: Vec<Period>,
+    /// Digests exist (or may) but none could be verified. Always empty for backfill chains,
+    /// whose digests cover late deliveries, not a stretch of time.
+    pub not_verified: Vec<Period>,
+}
+
+/// One checked object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestEntry {
+    pub uri: String,
+    pub object: ObjectKind,
+    /// The S3 version id, when the source knows it (local copies do not).
+    pub version_id: Option<String>,
+    /// Lowercase hex SHA-256 of the inflated content (what CloudTrail digests hash), when the
+    /// object could be read.
+    pub sha256: Option<String>,
+    /// The worst verdict of the findings that judge it.
+    pub verdict: Verdict,
+}
+
+/// Kinds of things a report does not prove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unproven {
+    /// A period no digest covers.
+    Gap,
+    /// A period whose digests could not be verified.
+    NotVerifiedPeriod,
+    /// A chain's newest digest without its signature.
+    UnverifiableHead,
+    /// A log file in no digest: delivered while validation was off, or injected.
+    UnreferencedLog,
+    /// Any other object that could not be checked.
+    NotVerifiedObject,
+    /// Time outside the range, other buckets, Insights files.
+    OutsideRange,
+    /// The public keys are a trust anchor.
+    TrustedKeys,
+    /// What the source or the engine said it could not check.
+    Note,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotProven {
+    pub what: Unproven,
+    /// `account Region trail` of the chain concerned, if one.
+    pub chain: Option<String>,
+    pub subject: Option<String>,
+    pub period: Option<Period>,
+    pub detail: String,
+}
+
+/// A public key the run could use, and how many digests it verified.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyUse<'a> {
+    #[serde(flatten)]
+    pub key: &'a KeyInfo,
+    pub digests_verified: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainDoc<'a> {
+    pub chain: &'a ChainInfo,
+    pub coverage: Coverage,
+    pub findings: &'a [Finding],
+}
+
+/// The audit document (JSON schema [`SCHEMA`]; field by field in `src/report/json.rs`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Document<'a> {
+    pub schema: &'static str,
+    pub tool: &'a str,
+    pub version: &'a str,
+    pub run: RunInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<SignerInfo>,
+    pub source: &'a str,
+    pub bucket: &'a str,
+    pub range: &'a RangeInfo,
+    pub filters: &'a Filters,
+    pub keys: Vec<KeyUse<'a>>,
+    pub chains: Vec<ChainDoc<'a>>,
+    pub unchained: &'a [Finding],
+    pub notes: &'a [String],
+    pub totals: Totals,
+    pub manifest: Vec<ManifestEntry>,
+    pub not_proven: Vec<NotProven>,
+    pub exit_code: i64,
+}
+
+impl<'a> Document<'a> {
+    pub fn new(report: &'a Report, run: RunInfo) -> Self {
+        let range = Period {
+            from: report.range.start,
+            to: report.range.end,
+        };
+        let chains: Vec<ChainDoc<'a>> = report
+            .chains
+            .iter()
+            .map(|c| ChainDoc {
+                chain: &c.chain,
+                coverage: coverage(&c.findings, range, c.chain.backfill),
+                findings: &c.findings,
+            })
+            .collect();
+        let mut used: BTreeMap<&str, usize> = BTreeMap::new();
+        for f in report.all_findings() {
+            if let (Kind::DigestValid, Some(fp)) = (f.kind, &f.evidence.fingerprint) {
+                *used.entry(fp.as_str()).or_default() += 1;
+            }
+        }
+        let not_proven = not_proven(report, &chains, range);
+        Document {
+            schema: SCHEMA,
+            tool: report.tool,
+            version: report.version,
+            run,
+            signer: None,
+            source: &report.source,
+            bucket: &report.bucket,
+            range: &report.range,
+            filters: &report.filters,
+            keys: report
+                .keys
+                .iter()
+                .map(|k| KeyUse {
+                    key: k,
+                    digests_verified: used.get(k.fingerprint.as_str()).copied().unwrap_or(0),
+                })
+                .collect(),
+            chains,
+            unchained: &report.unchained,
+            notes: &report.notes,
+            totals: report.totals(),
+            manifest: manifest(report),
+            not_proven,
+            exit_code: report.exit_code().into(),
+        }
+    }
+
+    /// Every finding, in report order.
+    pub fn findings(&self) -> impl Iterator<Item = (Option<&'a ChainInfo>, &'a Finding)> + '_ {
+        self.chains
+            .iter()
+            .flat_map(|c| c.findings.iter().map(|f| (Some(c.chain), f)))
+            .chain(self.unchained.iter().map(|f| (None, f)))
+    }
+}
+
+/// `account Region trail`, the way people name a chain.
+pub fn chain_label(c: &ChainInfo) -> String {
+    format!(
+        "{} {} {}{}",
+        c.account,
+        c.region,
+        c.trail,
+        if c.backfill { " (backfill)" } else { "" }
+    )
+}
+
+/// Periods are closed; two that touch make one.
+fn merge(mut periods: Vec<Period>) -> Vec<Period> {
+    periods.retain(|p| p.from < p.to);
+    periods.sort();
+    let mut out: Vec<Period> = Vec::with_capacity(periods.len());
+    for p in periods {
+        match out.last_mut() {
+            Some(last) if p.from <= last.to => last.to = last.to.max(p.to),
+            _ => out.push(p),
+        }
+    }
+    out
+}
+
+fn clip(periods: impl IntoIterator<Item = Period>, range: Period) -> Vec<Period> {
+    merge(
+        periods
+            .into_iter()
+            .map(|p| Period {
+                from: p.from.max(range.from),
+                to: p.to.min(range.to),
+            })
+            .collect(),
+    )
+}
+
+/// `range` minus the merged `taken` periods.
+fn remainder(range: Period, taken: &[Period]) -> Vec<Period> {
+    let mut out = Vec::new();
+    let mut cursor = range.from;
+    for p in merge(taken.to_vec()) {
+        if p.from > cursor {
+            out.push(Period {
+                from: cursor,
+                to: p.from.min(range.to),
+            });
+        }
+        cursor = cursor.max(p.to);
+    }
+    if cursor < range.to {
+        out.push(Period {
+            from: cursor,
+            to: range.to,
+        });
+    }
+    merge(out)
+}
+
+fn period_of(f: &Finding) -> Option<Period> {
+    Some(Period {
+        from: f.evidence.from?,
+        to: f.evidence.to?,
+    })
+}
+
+fn is_gap(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::ChainGap | Kind::CoverageStart | Kind::CoverageEnd | Kind::DigestSuccessorMissing
+    )
+}
+
+/// Verified periods are the windows of valid digests; gaps are the periods the walk reported as
+/// uncovered; whatever else of the range remains could not be verified.
+pub fn coverage(findings: &[Finding], range: Period, backfill: bool) -> Coverage {
+    let verified = clip(
+        findings
+            .iter()
+            .filter(|f| f.kind == Kind::DigestValid)
+            .filter_map(period_of),
+        range,
+    );
+    if backfill {
+        return Coverage {
+            verified,
+            ..Coverage::default()
+        };
+    }
+    let gaps = remainder_of(
+        clip(
+            findings
+                .iter()
+                .filter(|f| is_gap(f.kind))
+                .filter_map(period_of),
+            range,
+        ),
+        &verified,
+    );
+    let taken: Vec<Period> = verified.iter().chain(gaps.iter()).copied().collect();
+    Coverage {
+        not_verified: remainder(range, &taken),
+        verified,
+        gaps,
+    }
+}
+
+/// `periods` minus `taken`, so the coverage lists stay disjoint even when a gap finding's period
+/// touches a verified window.
+fn remainder_of(periods: Vec<Period>, taken: &[Period]) -> Vec<Period> {
+    merge(
+        periods
+            .into_iter()
+            .flat_map(|p| remainder(p, taken))
+            .collect(),
+    )
+}
+
+/// One entry per judged subject, sorted by URI.
+pub fn manifest(report: &Report) -> Vec<ManifestEntry> {
+    let mut by_uri: BTreeMap<&str, ManifestEntry> = BTreeMap::new();
+    for f in report.all_findings().filter(|f| f.kind.judges_subject()) {
+        let entry = by_uri
+            .entry(f.subject.as_str())
+            .or_insert_with(|| ManifestEntry {
+                uri: f.subject.clone(),
+                object: f.kind.object(),
+                version_id: None,
+                sha256: None,
+                verdict: f.verdict,
+            });
+        entry.verdict = entry.verdict.max(f.verdict);
+        if entry.sha256.is_none() {
+            entry.sha256 = f.evidence.actual_sha256.map(|h| h.to_hex());
+        }
+    }
+    by_uri.into_values().collect()
+}
+
+fn not_proven(report: &Report, chains: &[ChainDoc<'_>], range: Period) -> Vec<NotProven> {
+    let mut out = Vec::new();
+    let item = |what, chain: Option<&ChainInfo>, f: &Finding| NotProven {
+        what,
+        chain: chain.map(chain_label),
+        subject: Some(f.subject.clone()),
+        period: period_of(f),
+        detail: f.reason.clone(),
+    };
+    for c in chains {
+        for f in c.findings {
+            let what = match f.kind {
+                k if is_gap(k) => Unproven::Gap,
+                Kind::DigestSignatureUnavailable => Unproven::UnverifiableHead,
+                _ if f.verdict == Verdict::NotVerified => Unproven::NotVerifiedObject,
+                _ => continue,
+            };
+            out.push(item(what, Some(c.chain), f));
+        }
+        for p in &c.coverage.not_verified {
+            // Hourly digests do not start on the hour, so a chain's first and last digest
+            // usually leave a sliver of the range uncovered; the walk reports more than an hour
+            // as a coverage finding.
+            let detail = if p.from == range.from || p.to == range.to {
+                "no verified digest of this chain covers this end of the range"
+            } else {
+                "no verified digest of this chain covers this period"
+            };
+            out.push(NotProven {
+                what: Unproven::NotVerifiedPeriod,
+                chain: Some(chain_label(c.chain)),
+                subject: None,
+                period: Some(*p),
+                detail: detail.to_owned(),
+            });
+        }
+    }
+    for f in &report.unchained {
+        let what = match f.kind {
+            Kind::LogUnreferenced => Unproven::UnreferencedLog,
+            _ if f.verdict == Verdict::NotVerified => Unproven::NotVerifiedObject,
+            _ => continue,
+        };
+        out.push(item(what, None, f));
+    }
+    out.push(NotProven {
+        what: Unproven::OutsideRange,
+        chain: None,
+        subject: None,
+        period: None,
+        detail: format!(
+            "anything delivered before {} or after {}, objects in other buckets, Insights files (CloudTrail does not digest them), and accounts, Regions or trails the filters leave out",
+            format_iso(report.range.start),
+            format_iso(report.range.end)
+        ),
+    });
+    let mut origins: Vec<&str> = report.keys.iter().map(|k| k.origin.as_str()).collect();
+    origins.sort_unstable();
+    origins.dedup();
+    for origin in origins {
+        out.push(NotProven {
+            what: Unproven::TrustedKeys,
+            chain: None,
+            subject: None,
+            period: None,
+            detail: format!("the CloudTrail public keys from {origin} are trusted as given"),
+        });
+    }
+    out.extend(report.notes.iter().map(|n| NotProven {
+        what: Unproven::Note,
+        chain: None,
+        subject: None,
+        period: None,
+        detail: n.clone(),
+    }));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::finding::Evidence;
+
+    fn t(h: i64) -> Timestamp {
+        Timestamp::from_second(h * 3600).unwrap()
+    }
+
+    fn p(a: i64, b: i64) -> Period {
+        Period {
+            from: t(a),
+            to: t(b),
+        }
+    }
+
+    fn windowed(kind: Kind, a: i64, b: i64) -> Finding {
+        Finding::new(format!("s3://b/{kind:?}{a}"), kind, "r").with(Evidence {
+            from: Some(t(a)),
+            to: Some(t(b)),
+            ..Evidence::default()
+        })
+    }
+
+    #[test]
+    fn touching_periods_merge_and_the_rest_is_what_remains() {
+        assert_eq!(
+            merge(vec![p(2, 3), p(0, 1), p(1, 2), p(5, 6)]),
+            vec![p(0, 3), p(5, 6)]
+        );
+        assert_eq!(
+            remainder(p(0, 10), &[p(2, 3), p(8, 12)]),
+            vec![p(0, 2), p(3, 8)]
+        );
+        assert_eq!(remainder(p(0, 10), &[]), vec![p(0, 10)]);
+        assert_eq!(remainder(p(0, 10), &[p(0, 10)]), vec![]);
+    }
+
+    #[test]
+    fn coverage_splits_the_range_into_verified_gaps_and_not_verified() {
+        let findings = vec![
+            windowed(Kind::DigestValid, 0, 1),
+            windowed(Kind::DigestValid, 1, 2),
+            windowed(Kind::ChainGap, 2, 4),
+            windowed(Kind::DigestValid, 4, 5),
+            // hour 5-6: a digest whose signature is unavailable (no period evidence)
+            Finding::new("s3://b/head", Kind::DigestSignatureUnavailable, "r"),
+        ];
+        let c = coverage(&findings, p(0, 6), false);
+        assert_eq!(c.verified, vec![p(0, 2), p(4, 5)]);
+        assert_eq!(c.gaps, vec![p(2, 4)]);
+        assert_eq!(c.not_verified, vec![p(5, 6)]);
+        let backfill = coverage(&findings, p(0, 6), true);
+        assert_eq!(backfill.verified, vec![p(0, 2), p(4, 5)]);
+        assert!(backfill.gaps.is_empty() && backfill.not_verified.is_empty());
+        // Windows reaching past the range are clipped to it.
+        let c = coverage(&[windowed(Kind::DigestValid, 0, 9)], p(1, 3), false);
+        assert_eq!(c.verified, vec![p(1, 3)]);
+        assert!(c.gaps.is_empty() && c.not_verified.is_empty());
+    }
+}

@@ -1,0 +1,257 @@
+//! DSSE envelopes (<https://github.com/secure-systems-lab/dsse>, protocol v1).
+//!
+//! The signature covers the pre-authentication encoding
+//! `"DSSEv1" SP LEN(type) SP type SP LEN(payload) SP payload` (lengths as ASCII decimal).
+//! trailproof writes one signature per envelope, as compact JSON in a fixed field order plus a
+//! newline:
+//!
+//! `{"payload":B64,"payloadType":TYPE,"signatures":[{"keyid":HEX,"sig":B64[,"certificate":B64]}]}`
+//!
+//! `keyid` is the SHA-256 of the signer's SubjectPublicKeyInfo; `certificate`, when present, is
+//! the base64 of the signer's X.509 certificate in PEM (the field name and encoding of the
+//! in-toto `witness` tool). Both sit outside the signature, so the signed payload repeats them
+//! (see [`super::audit::SignerInfo`]) and [`open`] requires the envelope to be in exactly this
+//! form: any change to any byte of an envelope, even whitespace, fails verification.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::signing::{Algorithm, CertError, Certificate, KeyError, PublicKey, SigningKey};
+
+/// What trust a verifier starts from.
+#[derive(Debug, Clone, Copy)]
+pub enum Trust<'a> {
+    /// This key signed it.
+    Key(&'a PublicKey),
+    /// A certificate this CA issued, embedded in the envelope, names the key.
+    Ca(&'a Certificate),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    payload: String,
+    #[serde(rename = "payloadType")]
+    payload_type: String,
+    signatures: Vec<Signature>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Signature {
+    keyid: String,
+    sig: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certificate: Option<String>,
+}
+
+/// Why an envelope is not intact, or not trusted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    #[error("not a DSSE envelope: {detail}")]
+    Json { detail: String },
+    #[error("the envelope is not in trailproof's exact form (changed after signing?)")]
+    NotCanonical,
+    #[error("payloadType is {found:?}, expected {expected:?}")]
+    PayloadType {
+        found: String,
+        expected: &'static str,
+    },
+    #[error("expected exactly one signature, found {count}")]
+    SignatureCount { count: usize },
+    #[error("{field} is not canonical base64")]
+    Base64 { field: &'static str },
+    #[error("the envelope names key {found}, but the verifying key is {expected}")]
+    KeyIdMismatch { found: String, expected: String },
+    #[error("--ca needs a certificate in the envelope, and there is none")]
+    NoCertificate,
+    #[error("embedded certificate: {0}")]
+    Certificate(#[from] CertError),
+    #[error("the signature does not verify under the {algorithm} key {keyid}")]
+    BadSignature { algorithm: Algorithm, keyid: String },
+}
+
+/// The DSSE pre-authentication encoding.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Signs `payload` and returns the envelope's bytes.
+pub fn seal(
+    payload_type: &str,
+    payload: &[u8],
+    key: &SigningKey,
+    certificate: Option<&Certificate>,
+) -> Result<Vec<u8>, KeyError> {
+    let sig = key.sign(&pae(payload_type, payload))?;
+    let envelope = Envelope {
+        payload: STANDARD.encode(payload),
+        payload_type: payload_type.to_owned(),
+        signatures: vec![Signature {
+            keyid: key.public().keyid(),
+            sig: STANDARD.encode(sig),
+            certificate: certificate.map(|c| STANDARD.encode(c.pem())),
+        }],
+    };
+    Ok(canonical(&envelope))
+}
+
+fn canonical(envelope: &Envelope) -> Vec<u8> {
+    // Serializing plain strings and vectors cannot fail.
+    let mut out = serde_json::to_vec(envelope).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// An envelope whose signature verified.
+#[derive(Debug)]
+pub struct Opened {
+    pub payload: Vec<u8>,
+    pub key: PublicKey,
+    pub certificate: Option<Certificate>,
+}
+
+fn decode(field: &'static str, text: &str) -> Result<Vec<u8>, EnvelopeError> {
+    let bytes = STANDARD
+        .decode(text)
+        .map_err(|_| EnvelopeError::Base64 { field })?;
+    // Only one spelling per byte string, so no byte of the envelope is free to change.
+    if STANDARD.encode(&bytes) != text {
+        return Err(EnvelopeError::Base64 { field });
+    }
+    Ok(bytes)
+}
+
+/// Verifies an envelope's form, key and signature, and returns its payload. `ca_times` are the
+/// moments the certificate must be valid at (with [`Trust::Ca`]).
+pub fn open(
+    bytes: &[u8],
+    payload_type: &'static str,
+    trust: Trust<'_>,
+    ca_times: &[jiff::Timestamp],
+) -> Result<Opened, EnvelopeError> {
+    let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Json {
+        detail: e.to_string(),
+    })?;
+    if canonical(&envelope) != bytes {
+        return Err(EnvelopeError::NotCanonical);
+    }
+    if envelope.payload_type != payload_type {
+        return Err(EnvelopeError::PayloadType {
+            found: envelope.payload_type,
+            expected: payload_type,
+        });
+    }
+    let [signature] = envelope.signatures.as_slice() else {
+        return Err(EnvelopeError::SignatureCount {
+            count: envelope.signatures.len(),
+        });
+    };
+    let payload = decode("payload", &envelope.payload)?;
+    let sig = decode("sig", &signature.sig)?;
+    let certificate = match &signature.certificate {
+        Some(c) => Some(Certificate::from_pem(&decode("certificate", c)?)?),
+        None => None,
+    };
+    let key = match (trust, &certificate) {
+        (Trust::Key(key), Some(cert)) => {
+            cert.check_key(key)?;
+            key.clone()
+        }
+        (Trust::Key(key), None) => key.clone(),
+        (Trust::Ca(ca), Some(cert)) => {
+            cert.check_issued_by(ca, ca_times)?;
+            cert.public_key().clone()
+        }
+        (Trust::Ca(_), None) => return Err(EnvelopeError::NoCertificate),
+    };
+    if signature.keyid != key.keyid() {
+        return Err(EnvelopeError::KeyIdMismatch {
+            found: signature.keyid.clone(),
+            expected: key.keyid(),
+        });
+    }
+    if !key.verify(&pae(payload_type, &payload), &sig) {
+        return Err(EnvelopeError::BadSignature {
+            algorithm: key.algorithm(),
+            keyid: key.keyid(),
+        });
+    }
+    Ok(Opened {
+        payload,
+        key,
+        certificate,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::signing::tests::key_file;
+    use super::*;
+
+    const TYPE: &str = "application/example";
+
+    #[test]
+    fn pae_is_the_spec_s_example() {
+        // The DSSE protocol document's test vector.
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
+    }
+
+    #[test]
+    fn sealed_envelopes_open_with_the_right_trust_only() {
+        let key = SigningKey::from_pem(&key_file("p256.pem")).unwrap();
+        let cert = Certificate::from_pem(&key_file("p256.cert.pem")).unwrap();
+        let ca = Certificate::from_pem(&key_file("ca.pem")).unwrap();
+        let other_ca = Certificate::from_pem(&key_file("other-ca.pem")).unwrap();
+        let ed = PublicKey::from_pem(&key_file("ed25519.pub.pem")).unwrap();
+        let now = [jiff::Timestamp::now()];
+
+        let env = seal(TYPE, b"{}", &key, Some(&cert)).unwrap();
+        let opened = open(&env, TYPE, Trust::Key(key.public()), &now).unwrap();
+        assert_eq!(opened.payload, b"{}");
+        assert_eq!(opened.certificate.as_ref(), Some(&cert));
+        open(&env, TYPE, Trust::Ca(&ca), &now).unwrap();
+        assert!(matches!(
+            open(&env, TYPE, Trust::Ca(&other_ca), &now),
+            Err(EnvelopeError::Certificate(CertError::WrongIssuer { .. }))
+        ));
+        assert!(matches!(
+            open(&env, TYPE, Trust::Key(&ed), &now),
+            Err(EnvelopeError::Certificate(CertError::KeyMismatch { .. }))
+        ));
+        assert!(matches!(
+            open(&env, "other/type", Trust::Key(key.public()), &now),
+            Err(EnvelopeError::PayloadType { .. })
+        ));
+
+        let bare = seal(TYPE, b"{}", &key, None).unwrap();
+        assert!(matches!(
+            open(&bare, TYPE, Trust::Ca(&ca), &now),
+            Err(EnvelopeError::NoCertificate)
+        ));
+        assert!(matches!(
+            open(&bare, TYPE, Trust::Key(&ed), &now),
+            Err(EnvelopeError::KeyIdMismatch { .. })
+        ));
+        // Pretty-printing an envelope changes bytes the signature does not cover: refused.
+        let v: serde_json::Value = serde_json::from_slice(&bare).unwrap();
+        let pretty = serde_json::to_vec_pretty(&v).unwrap();
+        assert!(matches!(
+            open(&pretty, TYPE, Trust::Key(key.public()), &now),
+            Err(EnvelopeError::NotCanonical)
+        ));
+    }
+}

@@ -1,0 +1,588 @@
+//! Keys and certificates that sign and verify reports.
+//!
+//! Three signature schemes, each fixed by the key's type so that a key can never be used with
+//! another scheme than the one it was made for: Ed25519; ECDSA P-256 with SHA-256 (ASN.1 DER
+//! signatures); RSA PKCS#1 v1.5 with SHA-256, 2048 bits or more. Private keys are PKCS#8 PEM
+//! (`openssl genpkey` writes them), public keys SubjectPublicKeyInfo PEM (`openssl pkey
+//! -pubout`), certificates X.509 PEM. A key's id is the lowercase hex SHA-256 of its
+//! SubjectPublicKeyInfo DER, as `openssl pkey -pubin -outform DER | sha256sum` prints it.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_PKCS1_SHA256WITHRSA,
+    OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA, OID_SIG_ECDSA_WITH_SHA256,
+    OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ED25519,
+};
+use x509_parser::pem::Pem;
+use x509_parser::prelude::{ASN1Time, FromDer, X509Certificate};
+use x509_parser::public_key::PublicKey as ParsedKey;
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+use crate::core::types::Sha256;
+
+/// The smallest RSA modulus accepted, for signing and for verifying.
+const MIN_RSA_BITS: usize = 2048;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Ed25519,
+    EcdsaP256Sha256,
+    RsaPkcs1Sha256,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Ed25519 => "ed25519",
+            Algorithm::EcdsaP256Sha256 => "ecdsa-p256-sha256",
+            Algorithm::RsaPkcs1Sha256 => "rsa-pkcs1v15-sha256",
+        }
+    }
+
+    /// The AlgorithmIdentifier of a SubjectPublicKeyInfo for this key type, in DER.
+    fn spki_algorithm_der(self) -> &'static [u8] {
+        match self {
+            // SEQUENCE { OID 1.3.101.112 }
+            Algorithm::Ed25519 => &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70],
+            // SEQUENCE { OID id-ecPublicKey, OID prime256v1 }
+            Algorithm::EcdsaP256Sha256 => &[
+                0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+                0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+            ],
+            // SEQUENCE { OID rsaEncryption, NULL }
+            Algorithm::RsaPkcs1Sha256 => &[
+                0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
+                0x00,
+            ],
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a key cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    #[error("expected one PEM block labelled {expected:?}, found {found:?}")]
+    Pem {
+        expected: &'static str,
+        found: Vec<String>,
+    },
+    #[error("the {scheme} key was rejected: {reason}")]
+    Rejected { scheme: Algorithm, reason: String },
+    #[error("not an Ed25519, ECDSA P-256 or RSA key in PKCS#8 form (convert with `openssl pkcs8 -topk8 -nocrypt`)")]
+    UnsupportedPrivateKey,
+    #[error("unsupported public key algorithm {oid} (Ed25519, ECDSA P-256 and RSA are supported)")]
+    UnsupportedPublicKey { oid: String },
+    #[error("malformed SubjectPublicKeyInfo")]
+    MalformedPublicKey,
+    #[error("RSA key of {bits} bits: at least {MIN_RSA_BITS} are required")]
+    RsaTooSmall { bits: usize },
+    #[error("signing failed")]
+    Signing,
+}
+
+/// Why a certificate cannot be used or trusted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertError {
+    #[error("expected one PEM block labelled \"CERTIFICATE\", found {found:?}")]
+    Pem { found: Vec<String> },
+    #[error("malformed X.509 certificate: {detail}")]
+    Malformed { detail: String },
+    #[error("the certificate's public key: {0}")]
+    Key(KeyError),
+    #[error("the certificate is for key {certificate_keyid}, not for key {keyid}")]
+    KeyMismatch {
+        keyid: String,
+        certificate_keyid: String,
+    },
+    #[error(
+        "{which} certificate {subject:?} is not valid at {at} (valid {not_before} to {not_after})"
+    )]
+    NotValidAt {
+        which: &'static str,
+        subject: String,
+        at: String,
+        not_before: String,
+        not_after: String,
+    },
+    #[error("the certificate was issued by {issuer:?}, not by the CA {ca:?}")]
+    WrongIssuer { issuer: String, ca: String },
+    #[error("the CA certificate {subject:?} is not a CA (basicConstraints CA:TRUE and keyCertSign are required)")]
+    NotACa { subject: String },
+    #[error("the certificate may not sign (its keyUsage lacks digitalSignature)")]
+    NoDigitalSignature,
+    #[error("the certificate's signature algorithm {oid} is not accepted (RSA or ECDSA with SHA-256/384/512, or Ed25519)")]
+    WeakSignatureAlgorithm { oid: String },
+    #[error("the certificate's signature does not verify under the CA's key")]
+    BadSignature,
+}
+
+/// Exactly one PEM block with `label`.
+fn one_pem(bytes: &[u8], label: &'static str) -> Result<Vec<u8>, Vec<String>> {
+    let blocks: Vec<Pem> = Pem::iter_from_buffer(bytes).map_while(Result::ok).collect();
+    match blocks.as_slice() {
+        [only] if only.label == label => Ok(only.contents.clone()),
+        _ => Err(blocks.into_iter().map(|b| b.label).collect()),
+    }
+}
+
+fn der_length(len: usize) -> Vec<u8> {
+    match len {
+        0..=0x7f => vec![len as u8],
+        0x80..=0xff => vec![0x81, len as u8],
+        _ => vec![0x82, (len >> 8) as u8, len as u8],
+    }
+}
+
+/// SubjectPublicKeyInfo DER from an algorithm and the raw key bits ring hands out.
+fn spki_der(algorithm: Algorithm, key: &[u8]) -> Vec<u8> {
+    let mut bit_string = vec![0x03];
+    bit_string.extend(der_length(key.len() + 1));
+    bit_string.push(0); // no unused bits
+    bit_string.extend_from_slice(key);
+    let alg = algorithm.spki_algorithm_der();
+    let mut out = vec![0x30];
+    out.extend(der_length(alg.len() + bit_string.len()));
+    out.extend_from_slice(alg);
+    out.extend(bit_string);
+    out
+}
+
+enum Pair {
+    Ed25519(Ed25519KeyPair),
+    Ecdsa(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
+/// A private key that signs reports.
+pub struct SigningKey {
+    pair: Pair,
+    public: PublicKey,
+    rng: SystemRandom,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material.
+        write!(
+            f,
+            "SigningKey({}, {})",
+            self.public.algorithm,
+            self.public.keyid()
+        )
+    }
+}
+
+impl SigningKey {
+    /// Reads a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`).
+    pub fn from_pem(pem: &[u8]) -> Result<Self, KeyError> {
+        let der = one_pem(pem, "PRIVATE KEY").map_err(|found| KeyError::Pem {
+            expected: "PRIVATE KEY",
+            found,
+        })?;
+        let rng = SystemRandom::new();
+        // ring tells the key types apart: each parser refuses another type's key with
+        // "WrongAlgorithm", so the first other answer is the real one.
+        let rejected = |scheme, e: ring::error::KeyRejected| KeyError::Rejected {
+            scheme,
+            reason: e.to_string(),
+        };
+        let wrong = |e: &ring::error::KeyRejected| e.to_string() == "WrongAlgorithm";
+        let (pair, algorithm, raw_public) = match Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der) {
+            Ok(k) => {
+                let raw = k.public_key().as_ref().to_vec();
+                (Pair::Ed25519(k), Algorithm::Ed25519, raw)
+            }
+            Err(e) if !wrong(&e) => return Err(rejected(Algorithm::Ed25519, e)),
+            Err(_) => match EcdsaKeyPair::from_pkcs8(
+                &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                &der,
+                &rng,
+            ) {
+                Ok(k) => {
+                    let raw = k.public_key().as_ref().to_vec();
+                    (Pair::Ecdsa(k), Algorithm::EcdsaP256Sha256, raw)
+                }
+                Err(e) if !wrong(&e) => return Err(rejected(Algorithm::EcdsaP256Sha256, e)),
+                Err(_) => match RsaKeyPair::from_pkcs8(&der) {
+                    Ok(k) => {
+                        let bits = k.public().modulus_len() * 8;
+                        if bits < MIN_RSA_BITS {
+                            return Err(KeyError::RsaTooSmall { bits });
+                        }
+                        let raw = k.public().as_ref().to_vec();
+                        (Pair::Rsa(k), Algorithm::RsaPkcs1Sha256, raw)
+                    }
+                    Err(e) if e.to_string() == "TooSmall" => {
+                        return Err(KeyError::RsaTooSmall {
+                            bits: rsa_bits_of_pkcs8(&der).unwrap_or(0),
+                        })
+                    }
+                    Err(e) if !wrong(&e) => return Err(rejected(Algorithm::RsaPkcs1Sha256, e)),
+                    Err(_) => return Err(KeyError::UnsupportedPrivateKey),
+                },
+            },
+        };
+        let public = PublicKey::from_spki_der(&spki_der(algorithm, &raw_public))?;
+        Ok(SigningKey { pair, public, rng })
+    }
+
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        match &self.pair {
+            Pair::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
+            Pair::Ecdsa(k) => k
+                .sign(&self.rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| KeyError::Signing),
+            Pair::Rsa(k) => {
+                let mut sig = vec![0; k.public().modulus_len()];
+                k.sign(&signature::RSA_PKCS1_SHA256, &self.rng, message, &mut sig)
+                    .map_err(|_| KeyError::Signing)?;
+                Ok(sig)
+            }
+        }
+    }
+}
+
+/// The modulus size of a PKCS#8 RSA key ring refused as too small, for the error message:
+/// ring does not say, so read it from the key's public half.
+fn rsa_bits_of_pkcs8(der: &[u8]) -> Option<usize> {
+    use x509_parser::der_parser::der::parse_der;
+    let (_, info) = parse_der(der).ok()?;
+    let fields = info.as_sequence().ok()?;
+    let key = fields.get(2)?.as_slice().ok()?;
+    let (_, rsa) = parse_der(key).ok()?;
+    let modulus = rsa.as_sequence().ok()?.get(1)?.as_bigint().ok()?;
+    Some(modulus.bits() as usize)
+}
+
+/// A public key that verifies reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    algorithm: Algorithm,
+    spki: Vec<u8>,
+    /// The BIT STRING contents of the SubjectPublicKeyInfo: what ring verifies with.
+    raw: Vec<u8>,
+}
+
+impl PublicKey {
+    /// Reads a SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`).
+    pub fn from_pem(pem: &[u8]) -> Result<Self, KeyError> {
+        let der = one_pem(pem, "PUBLIC KEY").map_err(|found| KeyError::Pem {
+            expected: "PUBLIC KEY",
+            found,
+        })?;
+        Self::from_spki_der(&der)
+    }
+
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        match SubjectPublicKeyInfo::from_der(der) {
+            Ok(([], spki)) => Self::from_spki(&spki),
+            _ => Err(KeyError::MalformedPublicKey),
+        }
+    }
+
+    fn from_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<Self, KeyError> {
+        let oid = &spki.algorithm.algorithm;
+        let algorithm = if *oid == OID_SIG_ED25519 {
+            Algorithm::Ed25519
+        } else if *oid == OID_KEY_TYPE_EC_PUBLIC_KEY {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok());
+            if curve != Some(OID_EC_P256) {
+                return Err(KeyError::UnsupportedPublicKey {
+                    oid: format!("{oid} on curve {curve:?}"),
+                });
+            }
+            Algorithm::EcdsaP256Sha256
+        } else if *oid == OID_PKCS1_RSAENCRYPTION {
+            let bits = match spki.parsed() {
+                Ok(ParsedKey::RSA(rsa)) => rsa.key_size(),
+                _ => return Err(KeyError::MalformedPublicKey),
+            };
+            if bits < MIN_RSA_BITS {
+                return Err(KeyError::RsaTooSmall { bits });
+            }
+            Algorithm::RsaPkcs1Sha256
+        } else {
+            return Err(KeyError::UnsupportedPublicKey {
+                oid: oid.to_id_string(),
+            });
+        };
+        Ok(PublicKey {
+            algorithm,
+            spki: spki.raw.to_vec(),
+            raw: spki.subject_public_key.data.to_vec(),
+        })
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// Lowercase hex SHA-256 of the SubjectPublicKeyInfo DER.
+    pub fn keyid(&self) -> String {
+        Sha256::of(&self.spki).to_hex()
+    }
+
+    pub fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
+        let alg: &dyn signature::VerificationAlgorithm = match self.algorithm {
+            Algorithm::Ed25519 => &signature::ED25519,
+            Algorithm::EcdsaP256Sha256 => &signature::ECDSA_P256_SHA256_ASN1,
+            Algorithm::RsaPkcs1Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        };
+        signature::UnparsedPublicKey::new(alg, &self.raw)
+            .verify(message, sig)
+            .is_ok()
+    }
+}
+
+/// An X.509 certificate, kept as its PEM text (what the envelope embeds) and DER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    pem: Vec<u8>,
+    der: Vec<u8>,
+    subject: String,
+    public: PublicKey,
+}
+
+impl Certificate {
+    pub fn from_pem(pem: &[u8]) -> Result<Self, CertError> {
+        let der = one_pem(pem, "CERTIFICATE").map_err(|found| CertError::Pem { found })?;
+        let (subject, public) = {
+            let cert = parse(&der)?;
+            (
+                cert.subject().to_string(),
+                PublicKey::from_spki(cert.public_key()).map_err(CertError::Key)?,
+            )
+        };
+        Ok(Certificate {
+            pem: pem.to_vec(),
+            der,
+            subject,
+            public,
+        })
+    }
+
+    /// The exact PEM bytes, as read.
+    pub fn pem(&self) -> &[u8] {
+        &self.pem
+    }
+
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// Refuses a certificate that is not for `key`.
+    pub fn check_key(&self, key: &PublicKey) -> Result<(), CertError> {
+        if self.public == *key {
+            Ok(())
+        } else {
+            Err(CertError::KeyMismatch {
+                keyid: key.keyid(),
+                certificate_keyid: self.public.keyid(),
+            })
+        }
+    }
+
+    /// Checks that `ca` issued this certificate for signing, and that both are valid at every
+    /// time in `at`. Only a certificate issued directly by the CA is accepted.
+    pub fn check_issued_by(&self, ca: &Certificate, at: &[Timestamp]) -> Result<(), CertError> {
+        let leaf = parse(&self.der)?;
+        let anchor = parse(&ca.der)?;
+        for &t in at {
+            valid_at(&anchor, "the CA", t)?;
+            valid_at(&leaf, "the signer's", t)?;
+        }
+        if leaf.issuer().as_raw() != anchor.subject().as_raw() {
+            return Err(CertError::WrongIssuer {
+                issuer: leaf.issuer().to_string(),
+                ca: ca.subject.clone(),
+            });
+        }
+        let key_cert_sign = match anchor.key_usage() {
+            Ok(Some(ku)) => ku.value.key_cert_sign(),
+            Ok(None) => true,
+            Err(_) => false,
+        };
+        if !anchor.is_ca() || !key_cert_sign {
+            return Err(CertError::NotACa {
+                subject: ca.subject.clone(),
+            });
+        }
+        match leaf.key_usage() {
+            Ok(Some(ku)) if !ku.value.digital_signature() => {
+                return Err(CertError::NoDigitalSignature)
+            }
+            Err(e) => {
+                return Err(CertError::Malformed {
+                    detail: e.to_string(),
+                })
+            }
+            _ => {}
+        }
+        let alg = &leaf.signature_algorithm.algorithm;
+        let accepted = [
+            OID_PKCS1_SHA256WITHRSA,
+            OID_PKCS1_SHA384WITHRSA,
+            OID_PKCS1_SHA512WITHRSA,
+            OID_SIG_ECDSA_WITH_SHA256,
+            OID_SIG_ECDSA_WITH_SHA384,
+            OID_SIG_ED25519,
+        ];
+        if !accepted.contains(alg) {
+            return Err(CertError::WeakSignatureAlgorithm {
+                oid: alg.to_id_string(),
+            });
+        }
+        leaf.verify_signature(Some(anchor.public_key()))
+            .map_err(|_| CertError::BadSignature)
+    }
+}
+
+fn parse(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
+    match X509Certificate::from_der(der) {
+        Ok(([], cert)) => Ok(cert),
+        Ok(_) => Err(CertError::Malformed {
+            detail: "trailing data after the certificate".into(),
+        }),
+        Err(e) => Err(CertError::Malformed {
+            detail: e.to_string(),
+        }),
+    }
+}
+
+fn valid_at(
+    cert: &X509Certificate<'_>,
+    which: &'static str,
+    t: Timestamp,
+) -> Result<(), CertError> {
+    let ok = ASN1Time::from_timestamp(t.as_second())
+        .map(|at| cert.validity().is_valid_at(at))
+        .unwrap_or(false);
+    if ok {
+        return Ok(());
+    }
+    Err(CertError::NotValidAt {
+        which,
+        subject: cert.subject().to_string(),
+        at: crate::core::time::format_iso(t),
+        not_before: cert.validity().not_before.to_string(),
+        not_after: cert.validity().not_after.to_string(),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn key_file(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/report-keys")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn each_key_type_signs_and_its_openssl_public_key_verifies() {
+        for (name, alg) in [
+            ("ed25519", Algorithm::Ed25519),
+            ("p256", Algorithm::EcdsaP256Sha256),
+            ("rsa2048", Algorithm::RsaPkcs1Sha256),
+        ] {
+            let key = SigningKey::from_pem(&key_file(&format!("{name}.pem"))).unwrap();
+            let public = PublicKey::from_pem(&key_file(&format!("{name}.pub.pem"))).unwrap();
+            // The SubjectPublicKeyInfo built from ring's key bits is openssl's, byte for byte.
+            assert_eq!(key.public(), &public, "{name}");
+            assert_eq!(public.algorithm(), alg);
+            let sig = key.sign(b"message").unwrap();
+            assert!(public.verify(b"message", &sig), "{name}");
+            assert!(!public.verify(b"messagE", &sig), "{name}");
+        }
+    }
+
+    #[test]
+    fn unsupported_and_weak_keys_are_refused_by_name() {
+        assert_eq!(
+            SigningKey::from_pem(&key_file("rsa1024.pem")).unwrap_err(),
+            KeyError::RsaTooSmall { bits: 1024 }
+        );
+        assert_eq!(
+            SigningKey::from_pem(&key_file("p384.pem")).unwrap_err(),
+            KeyError::UnsupportedPrivateKey
+        );
+        assert!(matches!(
+            SigningKey::from_pem(&key_file("p256.pub.pem")),
+            Err(KeyError::Pem { .. })
+        ));
+        assert!(matches!(
+            PublicKey::from_pem(&key_file("p256.pem")),
+            Err(KeyError::Pem { .. })
+        ));
+    }
+
+    #[test]
+    fn certificates_match_their_key_and_chain_to_their_ca_only() {
+        let now = Timestamp::now();
+        let ca = Certificate::from_pem(&key_file("ca.pem")).unwrap();
+        let other = Certificate::from_pem(&key_file("other-ca.pem")).unwrap();
+        let p256 = PublicKey::from_pem(&key_file("p256.pub.pem")).unwrap();
+        let ed = PublicKey::from_pem(&key_file("ed25519.pub.pem")).unwrap();
+        for name in ["ed25519", "p256", "rsa2048"] {
+            let cert = Certificate::from_pem(&key_file(&format!("{name}.cert.pem"))).unwrap();
+            cert.check_issued_by(&ca, &[now]).unwrap();
+            assert!(matches!(
+                cert.check_issued_by(&other, &[now]),
+                Err(CertError::WrongIssuer { .. })
+            ));
+        }
+        let cert = Certificate::from_pem(&key_file("p256.cert.pem")).unwrap();
+        cert.check_key(&p256).unwrap();
+        assert!(matches!(
+            cert.check_key(&ed),
+            Err(CertError::KeyMismatch { .. })
+        ));
+        // Issued by the other CA under the same name scheme: refused by ours.
+        let foreign = Certificate::from_pem(&key_file("p256.other-ca.cert.pem")).unwrap();
+        assert!(foreign.check_issued_by(&ca, &[now]).is_err());
+        foreign.check_issued_by(&other, &[now]).unwrap();
+        // A CA certificate used as a signer's CA must be a CA: the signer's own is not.
+        assert!(matches!(
+            cert.check_issued_by(&cert, &[now]),
+            Err(CertError::WrongIssuer { .. } | CertError::NotACa { .. })
+        ));
+        // Outside the validity period (the committed certificates run for 100 years).
+        let late = "2200-01-01T00:00:00Z".parse().unwrap();
+        assert!(matches!(
+            cert.check_issued_by(&ca, &[now, late]),
+            Err(CertError::NotValidAt { .. })
+        ));
+        let early = "2001-01-01T00:00:00Z".parse().unwrap();
+        assert!(matches!(
+            cert.check_issued_by(&ca, &[early]),
+            Err(CertError::NotValidAt { .. })
+        ));
+    }
+}
