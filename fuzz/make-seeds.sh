@@ -69,6 +69,12 @@ for k in d["PublicKeyList"][:2]:
 d["PublicKeyList"] = d["PublicKeyList"][:2]
 json.dump(d, sys.stdout)
 PY
+# A key whose RSA modulus is zero (PKCS#1 DER 30 06 02 01 00 02 01 03): once an overflow.
+python3 - > "$out/keyfile/zero-modulus.json" <<'PY'
+import base64, hashlib, json
+der = bytes([0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x03])
+print(json.dumps({"PublicKeyList": [{"Value": base64.b64encode(der).decode(), "ValidityStartTime": 1765065600, "ValidityEndTime": 1767657600, "Fingerprint": hashlib.md5(der).hexdigest()}]}))
+PY
 
 # Evidence metadata: plain, organization (two accounts), backfill (its extra metadata).
 for c in clean-plain clean-org clean-backfill; do
