@@ -43,7 +43,7 @@ pub struct Range {
 impl Range {
     /// Digests ending up to an hour after the range also cover log files delivered inside it.
     pub fn holds_digest(&self, key_time: Timestamp) -> bool {
-        key_time >= self.start && key_time <= self.end + SignedDuration::from_hours(1)
+        key_time >= self.start && key_time <= later(self.end, SignedDuration::from_hours(1))
     }
 }
 
@@ -451,10 +451,13 @@ fn continuity_findings(
                     _ => None,
                 };
                 let finding = match missing {
-                    Some(k) if k.end_time > older_end + SLACK => {
+                    Some(k) if k.end_time > later(older_end, SLACK) => {
                         // The missing digest ended at `k.end_time`, so it started about an
                         // hour earlier: whatever lies between is unaccounted for.
-                        let hole_end = k.end_time - SignedDuration::from_hours(1);
+                        let hole_end = k
+                            .end_time
+                            .checked_sub(SignedDuration::from_hours(1))
+                            .unwrap_or(Timestamp::MIN);
                         Some(
                             Finding::new(
                                 older.location.uri(),
@@ -490,7 +493,7 @@ fn continuity_findings(
 
     if let Some(newest) = candidates.first() {
         let end = end_of(newest);
-        if range.end_requested && end + COVERAGE_SLACK < range.end {
+        if range.end_requested && later(end, COVERAGE_SLACK) < range.end {
             let f = Finding::new(
                 newest.location.uri(),
                 Kind::CoverageEnd,
@@ -512,7 +515,7 @@ fn continuity_findings(
         if let Ok(d) = &oldest.content {
             if range.start_requested
                 && d.previous.is_none()
-                && d.start > range.start + COVERAGE_SLACK
+                && d.start > later(range.start, COVERAGE_SLACK)
             {
                 let f = Finding::new(
                     oldest.location.uri(),
@@ -528,6 +531,13 @@ fn continuity_findings(
             }
         }
     }
+}
+
+/// `t + slack`, saturating: evidence may carry any time up to the last one jiff represents
+/// (late on 9999-12-30), where jiff's `+` panics on overflow. Nothing lies beyond the maximum,
+/// so every comparison with a saturated sum comes out as it would with the exact one.
+fn later(t: Timestamp, slack: SignedDuration) -> Timestamp {
+    t.checked_add(slack).unwrap_or(Timestamp::MAX)
 }
 
 fn unverified(d: &ParsedDigest) -> DigestStatus {
@@ -784,6 +794,72 @@ mod tests {
                 (
                     "20260101T020404Z.json.gz".into(),
                     Kind::DigestSignatureInvalid
+                ),
+            ]
+        );
+    }
+
+    /// Found by fuzz/chain: the walker added its slack to digest and range times with jiff's
+    /// `+`, which panics past the last representable time (9999-12-30T22:00:00.999999999Z), and
+    /// hostile evidence may carry times up to there.
+    #[test]
+    fn slack_added_near_the_end_of_time_does_not_overflow() {
+        let key = |hms: &str| {
+            let CloudTrailKey::Digest(k) = parse_key(&format!(
+                "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/9999/12/30/111122223333_CloudTrail-Digest_us-east-1_trail1_us-east-1_99991230T{hms}Z.json.gz"
+            ))
+            .unwrap() else {
+                panic!()
+            };
+            k
+        };
+        let candidate = |k: &DigestKey, link: Option<&DigestKey>| {
+            let link = match link {
+                Some(l) => format!(
+                    r#""previousDigestS3Bucket":"{BUCKET}","previousDigestS3Object":"{}","previousDigestHashValue":"{}","previousDigestHashAlgorithm":"SHA-256","previousDigestSignature":"0102""#,
+                    l.format(),
+                    "ab".repeat(32)
+                ),
+                None => r#""previousDigestS3Bucket":null,"previousDigestS3Object":null,"previousDigestHashValue":null,"previousDigestHashAlgorithm":null,"previousDigestSignature":null"#.to_owned(),
+            };
+            let end = format_iso(k.end_time);
+            let raw = format!(
+                r#"{{"awsAccountId":"111122223333","digestStartTime":"{end}","digestEndTime":"{end}","digestS3Bucket":"{BUCKET}","digestS3Object":"{}","digestPublicKeyFingerprint":"{}","digestSignatureAlgorithm":"SHA256withRSA","newestEventTime":null,"oldestEventTime":null,{link},"logFiles":[]}}"#,
+                k.format(),
+                "0".repeat(32)
+            );
+            DigestCandidate {
+                location: S3Location::new(BUCKET, k.format()),
+                key: k.clone(),
+                content: Ok(ParsedDigest::parse(raw.as_bytes()).unwrap()),
+                signature: None,
+                backfill_generated: None,
+            }
+        };
+        // The newest names a missing digest; the one before the hole ends within the slack of
+        // the end of time, and so does the requested range.
+        let (older, missing, newer) = (key("210000"), key("214000"), key("215959"));
+        let c = vec![candidate(&older, None), candidate(&newer, Some(&missing))];
+        let at = parse_iso("9999-12-30T21:59:59Z").unwrap();
+        let range = Range {
+            start: at,
+            end: at,
+            start_requested: true,
+            end_requested: true,
+        };
+        assert!(range.holds_digest(newer.end_time));
+        let walked = walk(&older.chain(), c, &KeySet::default(), range);
+        assert_eq!(walked.len(), 2);
+        assert_eq!(
+            kinds(&walked),
+            vec![
+                (
+                    "99991230T215959Z.json.gz".into(),
+                    Kind::DigestSignatureUnavailable
+                ),
+                (
+                    "99991230T210000Z.json.gz".into(),
+                    Kind::DigestSignatureUnavailable
                 ),
             ]
         );

@@ -17,6 +17,8 @@ pub struct Limits {
     /// Inflated bytes at most.
     pub max_inflated: u64,
     /// Inflated bytes per stored byte at most, once more than `ratio_floor` bytes came out.
+    /// Checked after every [`RATIO_STEP`] stored bytes and at the end, never between: the
+    /// verdict must not depend on how the source happened to chunk the bytes.
     pub max_ratio: u64,
     /// Below this many inflated bytes the ratio is not checked (tiny files compress very well).
     pub ratio_floor: u64,
@@ -92,6 +94,11 @@ pub struct Inflater {
     out: Vec<u8>,
 }
 
+/// Stored bytes between two ratio checks. Inflating every byte of a prefix gives the same output
+/// however it was chunked, so checking at fixed stored offsets gives the same verdict for any
+/// chunking; a bomb still stops within this many stored bytes of going over the ratio.
+pub const RATIO_STEP: u64 = 16 * 1024;
+
 /// A header longer than this (a huge FNAME, FCOMMENT or FEXTRA) is treated as corrupt.
 const MAX_HEADER: usize = 64 * 1024;
 const OUT_CHUNK: usize = 64 * 1024;
@@ -127,11 +134,22 @@ impl Inflater {
     }
 
     pub fn update(&mut self, chunk: &[u8]) {
-        self.stored += chunk.len() as u64;
         if let Some(h) = &mut self.stored_sha {
             h.update(chunk);
         }
-        self.process(chunk);
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            // Up to the next multiple of RATIO_STEP, where the ratio is checked.
+            let to_step = RATIO_STEP - self.stored % RATIO_STEP;
+            let take = usize::try_from(to_step).map_or(rest.len(), |n| n.min(rest.len()));
+            let (piece, tail) = rest.split_at(take);
+            self.stored += piece.len() as u64;
+            self.process(piece);
+            if self.stored.is_multiple_of(RATIO_STEP) {
+                self.check_ratio();
+            }
+            rest = tail;
+        }
     }
 
     fn process(&mut self, chunk: &[u8]) {
@@ -205,7 +223,7 @@ impl Inflater {
                 }
             }
             self.inflated += produced as u64;
-            if self.over_budget() {
+            if self.inflated > self.limits.max_inflated {
                 self.fail(GzProblem::Budget {
                     inflated: self.inflated,
                     stored: self.stored,
@@ -229,10 +247,28 @@ impl Inflater {
         }
     }
 
-    fn over_budget(&self) -> bool {
-        self.inflated > self.limits.max_inflated
-            || (self.inflated > self.limits.ratio_floor
-                && self.inflated / self.stored.max(1) > self.limits.max_ratio)
+    /// The decoder can hold back output until it is called again: call it once more with no
+    /// input, so that what came out of the bytes so far does not depend on their chunking.
+    fn drain(&mut self) {
+        if matches!(self.state, State::Body) {
+            self.inflate_some(&[]);
+        }
+    }
+
+    /// The ratio over all stored bytes so far; only called at fixed stored offsets.
+    fn check_ratio(&mut self) {
+        self.drain();
+        if matches!(self.state, State::Failed) {
+            return;
+        }
+        if self.inflated > self.limits.ratio_floor
+            && self.inflated / self.stored.max(1) > self.limits.max_ratio
+        {
+            self.fail(GzProblem::Budget {
+                inflated: self.inflated,
+                stored: self.stored,
+            });
+        }
     }
 
     fn check_trailer(&mut self) {
@@ -267,6 +303,11 @@ impl Inflater {
 
     /// Ends the stream and reports.
     pub fn finish(mut self) -> (GzOutcome, Option<Vec<u8>>) {
+        self.drain();
+        // The last check point: the whole object.
+        if !self.stored.is_multiple_of(RATIO_STEP) {
+            self.check_ratio();
+        }
         if self.problem.is_none() {
             self.problem = match &self.state {
                 State::Done if self.trailing > 0 => Some(GzProblem::TrailingData {
@@ -500,6 +541,49 @@ mod tests {
         let o = run(&bomb, absolute, 8192);
         assert!(matches!(o.problem, Some(GzProblem::Budget { .. })));
         assert!(o.inflated_len <= (1 << 20) + OUT_CHUNK as u64);
+    }
+
+    /// Found by fuzz/gz: the ratio was checked against the stored bytes received so far after
+    /// every inflate call, so a stream whose compressible part comes first went over the ratio
+    /// when it arrived in small chunks (as from S3) and not when read in one piece.
+    #[test]
+    fn ratio_budget_does_not_depend_on_chunking() {
+        // 1 MiB of zeros (about 1 KiB stored), then 100 KiB that do not compress: about 11
+        // inflated bytes per stored byte overall, about 65 over the first 16 KiB (a check
+        // point), and far more over the first few KiB.
+        let mut data = vec![0u8; 1 << 20];
+        let mut x: u32 = 1;
+        data.extend((0..100 * 1024).map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 24) as u8
+        }));
+        let stored = gzip(&data);
+        let limits = Limits {
+            max_inflated: 1 << 30,
+            max_ratio: 100,
+            ratio_floor: 64 * 1024,
+        };
+        let whole = run(&stored, limits, stored.len());
+        assert_eq!(whole.problem, None);
+        for chunk in [1, 7, 4096, 20_000] {
+            assert_eq!(run(&stored, limits, chunk), whole, "chunk {chunk}");
+        }
+    }
+
+    /// Found by fuzz/gz: the decoder can hold back output until it is called again, and a
+    /// truncated stream fed in small chunks was never called again, so its partial output (and
+    /// hash) depended on the chunking.
+    #[test]
+    fn truncated_output_does_not_depend_on_chunking() {
+        // The fuzzer's input: a log cut short (3,748 bytes), whose last decoded byte the decoder
+        // holds back when fed in small chunks.
+        let stored = include_bytes!("../../testdata/fuzz/gz-held-back-output.gz");
+        let whole = run(stored, Limits::LOG, stored.len());
+        assert_eq!(whole.problem, Some(GzProblem::Truncated));
+        assert_eq!(whole.inflated_len, 65537);
+        for chunk in [1, 2, 100] {
+            assert_eq!(run(stored, Limits::LOG, chunk), whole, "chunk {chunk}");
+        }
     }
 
     #[test]

@@ -82,7 +82,8 @@ impl PublicKey {
                 _ => return Err(encoding()),
             },
         };
-        let bits = modulus.len() * 8 - modulus.first().map_or(8, |b| b.leading_zeros() as usize);
+        // `modulus` has no leading zero byte; it is empty when the modulus is zero.
+        let bits = modulus.len() * 8 - modulus.first().map_or(0, |b| b.leading_zeros() as usize);
         if bits < 2048 {
             return Err(KeyError::TooSmall { fingerprint, bits });
         }
@@ -104,6 +105,13 @@ impl PublicKey {
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 only; ring refuses the MD5 and SHA-1 forms.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        // Fuzz builds only (cargo-fuzz sets `--cfg fuzzing`; elsewhere this is a constant false
+        // and compiled out): a fuzzer cannot forge RSA, so without this it would never reach the
+        // chain walker past the signature check. An empty signature still fails, as under ring,
+        // so both outcomes stay reachable.
+        if cfg!(fuzzing) {
+            return !signature.is_empty();
+        }
         RsaPublicKeyComponents {
             n: &self.modulus,
             e: &self.exponent,
@@ -269,6 +277,19 @@ mod tests {
         bad_sig[10] ^= 1;
         assert!(!key.verify(message.as_bytes(), &bad_sig));
         assert!(!key.verify(message.as_bytes(), &signature[1..]));
+    }
+
+    /// An RSA key whose modulus is zero has no bytes left once leading zeros are stripped;
+    /// counting its bits subtracted 8 from 0.
+    #[test]
+    fn a_zero_modulus_is_too_small_not_an_overflow() {
+        let (a, b) = window();
+        // RSAPublicKey ::= SEQUENCE { modulus INTEGER 0, publicExponent INTEGER 3 }
+        let der = [0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x03];
+        assert!(matches!(
+            PublicKey::from_der(&der, a, b),
+            Err(KeyError::TooSmall { bits: 0, .. })
+        ));
     }
 
     #[test]
