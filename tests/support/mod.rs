@@ -138,32 +138,8 @@ impl Moto {
     /// Starts the server; `keys` is the key file ListPublicKeys answers from. Fails loudly if
     /// python3 or moto is missing: these tests are never skipped.
     pub fn start(keys: &Path) -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .arg(repo().join("tests/support/moto_server.py"))
-            .arg(port.to_string())
-            .arg(keys)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 with moto[server] is needed (pip install 'moto[server]')");
-        let mut moto = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto server exited at start ({status}); is `moto[server]` installed?");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moto server did not start within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
+        let (child, port) = serve("moto_server.py", &[keys.as_os_str()]);
+        Moto { child, port }
     }
 
     pub fn endpoint(&self) -> String {
@@ -250,25 +226,8 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// `rules` is a JSON file the proxy re-reads at every request.
     pub fn start(upstream: &Moto, rules: &Path) -> FaultProxy {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .arg(repo().join("tests/support/fault_proxy.py"))
-            .arg(port.to_string())
-            .arg(upstream.port.to_string())
-            .arg(rules)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "fault proxy did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let upstream = upstream.port.to_string();
+        let (child, port) = serve("fault_proxy.py", &[upstream.as_ref(), rules.as_os_str()]);
         FaultProxy { child, port }
     }
 
@@ -289,6 +248,37 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `tests/support/SCRIPT PORT ARGS...` on a free loopback port and waits until it
+/// listens. Fails loudly if python3 or the script's packages are missing: these tests are
+/// never skipped.
+fn serve(script: &str, args: &[&std::ffi::OsStr]) -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new("python3")
+        .arg(repo().join("tests/support").join(script))
+        .arg(port.to_string())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 is needed, with tests/requirements.txt installed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{script} exited at start ({status}); is `pip install -r tests/requirements.txt` done?");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{script} did not listen within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, port)
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
