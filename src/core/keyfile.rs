@@ -68,7 +68,13 @@ impl WireTime {
                 Timestamp::from_second(*secs as i64).map_err(|_| bad(secs.to_string()))
             }
             WireTime::Epoch(secs) => Err(bad(secs.to_string())),
-            WireTime::Text(text) => text.parse::<Timestamp>().map_err(|_| bad(text.clone())),
+            // Whole seconds only, as for epoch numbers: the file is written back in epoch
+            // seconds, and a window must not change by being written.
+            WireTime::Text(text) => text
+                .parse::<Timestamp>()
+                .ok()
+                .filter(|t| t.subsec_nanosecond() == 0)
+                .ok_or_else(|| bad(text.clone())),
         }
     }
 }
@@ -225,6 +231,23 @@ mod tests {
         assert!(String::from_utf8(written)
             .unwrap()
             .contains("\"ValidityStartTime\": 1436317441,"));
+    }
+
+    /// Found by fuzz/keyfile: an ISO 8601 time with a fraction of a second was read as is and
+    /// written back truncated to the second, so writing a key file moved a key's window.
+    #[test]
+    fn sub_second_iso_times_are_rejected_not_truncated_on_write() {
+        let file = |end: &str| {
+            format!(
+                r#"{{"PublicKeyList":[{{"Value":"AAAA","ValidityStartTime":0,"ValidityEndTime":"{end}","Fingerprint":"x"}}]}}"#
+            )
+        };
+        assert!(matches!(
+            read_key_file(file("2026-01-06T00:00:06.5Z").as_bytes()),
+            Err(KeyFileError::Time { index: 0, .. })
+        ));
+        let records = read_key_file(file("2026-01-06T00:00:06.000Z").as_bytes()).unwrap();
+        assert_eq!(read_key_file(&write_key_file(&records)).unwrap(), records);
     }
 
     #[test]

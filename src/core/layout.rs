@@ -190,8 +190,9 @@ pub fn parse_key(key: &str) -> Result<CloudTrailKey, LayoutError> {
     {
         let at = search_from + pos;
         search_from = at + 1;
-        // `AWSLogs` must be a whole path segment.
-        if at > 0 && key.as_bytes().get(at - 1) != Some(&b'/') {
+        // `AWSLogs` must be a whole path segment, after a prefix that is not empty: a key
+        // starting `/AWSLogs/` is another object than the `AWSLogs/` key it would format to.
+        if at == 1 || (at > 1 && key.as_bytes().get(at - 1) != Some(&b'/')) {
             continue;
         }
         let prefix = key.get(..at.saturating_sub(1)).unwrap_or_default();
@@ -383,6 +384,19 @@ mod tests {
             panic!()
         };
         assert_eq!(k.scope.prefix, "AWSLogs/x");
+    }
+
+    /// Found by fuzz/layout: `/AWSLogs/...` parsed with an empty prefix, so it formatted back
+    /// to `AWSLogs/...`, another object, and was taken for that object's digest.
+    #[test]
+    fn a_leading_slash_is_not_an_empty_prefix() {
+        assert!(parse_key(&format!("/{REAL_DIGEST}")).is_err());
+        let nested = format!("/AWSLogs/x/{REAL_DIGEST}");
+        let CloudTrailKey::Digest(k) = parse_key(&nested).unwrap() else {
+            panic!()
+        };
+        assert_eq!(k.scope.prefix, "/AWSLogs/x");
+        assert_eq!(k.format(), nested);
     }
 
     #[test]
