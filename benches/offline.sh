@@ -17,7 +17,7 @@ work=$(mktemp -d /tmp/trailproof-offline.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 cargo build --release --locked --bins >&2
-bin=${CARGO_TARGET_DIR:-target}/release
+bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release
 roofline=$(cargo bench --no-default-features --locked --bench roofline --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json,sys
 for line in sys.stdin:

@@ -117,7 +117,8 @@ impl Inflater {
             inflated: 0,
             trailing: 0,
             problem: None,
-            out: vec![0; OUT_CHUNK],
+            // Written through its spare capacity: no zeroing per object.
+            out: Vec::with_capacity(OUT_CHUNK),
         }
     }
 
@@ -210,17 +211,16 @@ impl Inflater {
             let before_in = self.inflate.total_in();
             let before_out = self.inflate.total_out();
             let rest = input.get(used..).unwrap_or_default();
+            self.out.clear();
             let status = self
                 .inflate
-                .decompress(rest, &mut self.out, FlushDecompress::None);
+                .decompress_vec(rest, &mut self.out, FlushDecompress::None);
             used += (self.inflate.total_in() - before_in) as usize;
             let produced = (self.inflate.total_out() - before_out) as usize;
-            if let Some(out) = self.out.get(..produced) {
-                self.crc.update(out);
-                self.sha.update(out);
-                if let Some(kept) = &mut self.kept {
-                    kept.extend_from_slice(out);
-                }
+            self.crc.update(&self.out);
+            self.sha.update(&self.out);
+            if let Some(kept) = &mut self.kept {
+                kept.extend_from_slice(&self.out);
             }
             self.inflated += produced as u64;
             if self.inflated > self.limits.max_inflated {
@@ -235,7 +235,7 @@ impl Inflater {
                     self.state = State::Trailer(Vec::with_capacity(8));
                     return used;
                 }
-                Ok(_) if used >= input.len() && produced < self.out.len() => return used,
+                Ok(_) if used >= input.len() && produced < self.out.capacity() => return used,
                 Ok(_) => {}
                 // The backend's own message varies with its version (zlib-rs even reports
                 // "repeated call with bad state" for a bad distance): a fixed text keeps

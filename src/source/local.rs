@@ -4,9 +4,11 @@
 //! digest names is resolved under the root; a key with `..`, an absolute path, a NUL, or a
 //! symlink leading out of the root is refused and becomes a finding. Nothing is ever written.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::sync::RwLock;
 
 use rayon::prelude::*;
 
@@ -28,6 +30,8 @@ pub struct LocalEvidence {
     keys: Vec<String>,
     /// Names that are not UTF-8 and so cannot be S3 keys; reported, not read.
     unusable: Vec<PathBuf>,
+    /// Directories under the root and their canonical paths, filled as keys are resolved.
+    parents: RwLock<HashMap<PathBuf, PathBuf>>,
 }
 
 impl LocalEvidence {
@@ -66,6 +70,7 @@ impl LocalEvidence {
             metadata,
             keys: Vec::new(),
             unusable: Vec::new(),
+            parents: RwLock::default(),
         };
         evidence.walk_tree()?;
         Ok(evidence)
@@ -122,6 +127,30 @@ impl LocalEvidence {
             )));
         }
         let path = self.root.join(rel);
+        // Most keys share a few day folders: a parent already known to lie under the root
+        // costs one lstat of the file instead of a readlink per path component.
+        if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
+            let known = self
+                .parents
+                .read()
+                .ok()
+                .and_then(|p| p.get(parent).cloned());
+            let real_parent = known.or_else(|| {
+                let real = parent.canonicalize().ok()?;
+                if !real.starts_with(&self.root) {
+                    return None;
+                }
+                if let Ok(mut p) = self.parents.write() {
+                    p.insert(parent.to_owned(), real.clone());
+                }
+                Some(real)
+            });
+            if let Some(real_parent) = real_parent {
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.file_type().is_symlink()) {
+                    return Ok(real_parent.join(name));
+                }
+            }
+        }
         match path.canonicalize() {
             Ok(real) if real.starts_with(&self.root) => Ok(real),
             Ok(real) => Err(ReadError::Escape(format!(
@@ -166,15 +195,20 @@ impl LocalEvidence {
 }
 
 impl LocalEvidence {
-    fn hash_log(&self, location: &S3Location, bucket: &str) -> Result<GzOutcome, ReadError> {
+    /// `buf` is reused from file to file, so it is not zeroed again for each one.
+    fn hash_log(
+        &self,
+        location: &S3Location,
+        bucket: &str,
+        buf: &mut [u8],
+    ) -> Result<GzOutcome, ReadError> {
         if location.bucket != bucket {
             return Err(ReadError::OtherBucket);
         }
         let mut file = self.open_object(&location.key)?;
         let mut inflater = Inflater::new(Limits::LOG);
-        let mut buf = vec![0u8; READ_CHUNK];
         loop {
-            match file.read(&mut buf) {
+            match file.read(buf) {
                 Ok(0) => break,
                 Ok(n) => inflater.update(buf.get(..n).unwrap_or_default()),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -222,11 +256,14 @@ impl ObjectSource for LocalEvidence {
         let progress = Progress::new("log files hashed", locations.len());
         locations
             .par_iter()
-            .map(|l| {
-                let result = self.hash_log(l, bucket);
-                progress.done(result.as_ref().map_or(0, Stored::stored_bytes));
-                result
-            })
+            .map_init(
+                || vec![0u8; READ_CHUNK],
+                |buf, l| {
+                    let result = self.hash_log(l, bucket, buf);
+                    progress.done(result.as_ref().map_or(0, Stored::stored_bytes));
+                    result
+                },
+            )
             .collect()
     }
 
