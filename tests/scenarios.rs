@@ -63,9 +63,40 @@ fn committed_cases_match_the_generator() {
     );
 }
 
+/// The plain text report counts valid log files without keeping their findings
+/// (`omit_valid_logs`): its totals must be the full JSON report's.
+fn assert_plain_text_totals(name: &str, case: &Path, json: &support::Output) {
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let text = run(case, &[]);
+    assert_eq!(text.code, json.code, "{name}: plain text exit status");
+    let total = text
+        .stdout
+        .split("Total for ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{name}: no grand total in\n{}", text.stdout));
+    for object in ["digests", "logs"] {
+        let t = &report["totals"][object];
+        let (valid, all) = (
+            t["valid"].as_u64().unwrap(),
+            ["valid", "invalid", "not_verified"]
+                .iter()
+                .map(|k| t[k].as_u64().unwrap())
+                .sum::<u64>(),
+        );
+        if all > 0 {
+            let line = format!("{valid}/{all} {} files valid", &object[..object.len() - 1]);
+            assert!(
+                total.contains(&line),
+                "{name}: plain text total lacks {line:?}:\n{total}"
+            );
+        }
+    }
+}
+
 fn check_dir(name: &str, case: &Path) {
     let json = run(case, &["--format", "json"]);
     assert_report_matches(name, case, &json);
+    assert_plain_text_totals(name, case, &json);
     let want = support::summarize(&serde_json::from_str(&json.stdout).unwrap()).0;
 
     // The text report agrees on the exit status and names every finding.
@@ -270,7 +301,9 @@ fn adversarial_corpus() {
         .filter_map(|name| {
             let case = root.join(name);
             std::panic::catch_unwind(|| {
-                assert_report_matches(name, &case, &run(&case, &["--format", "json"]))
+                let json = run(&case, &["--format", "json"]);
+                assert_report_matches(name, &case, &json);
+                assert_plain_text_totals(name, &case, &json);
             })
             .err()
             .map(|e| {

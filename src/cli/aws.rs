@@ -204,6 +204,8 @@ pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, String> {
         home_region: Some(arn.region.clone()),
         bucket: Some(bucket),
         head_signatures: Default::default(),
+        // Without --verbose, valid log files are only counted in the summary.
+        omit_valid_logs: !args.verbose,
     };
     let report = match engine::verify(&source, keys.as_ref(), &settings) {
         Ok(r) => r,

@@ -144,6 +144,11 @@ impl VerifyArgs {
                 .iter()
                 .cloned()
                 .collect::<BTreeMap<_, _>>(),
+            // Only the plain text report prints nothing per valid log file; JSON, HTML, JSONL
+            // and signed reports keep the full manifest.
+            omit_valid_logs: self.format == Format::Text
+                && !self.verbose
+                && self.sign.sign_key.is_none(),
         }
     }
 }

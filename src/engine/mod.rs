@@ -5,7 +5,7 @@
 //! for log files nobody named. Every collection keeps its input order, so the report is the
 //! same whatever the thread count. Workers never print.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 #[cfg(feature = "aws")]
 pub mod acquire;
@@ -42,6 +42,11 @@ pub struct Settings {
     pub bucket: Option<String>,
     /// Signatures of chain heads, by digest key.
     pub head_signatures: BTreeMap<String, Vec<u8>>,
+    /// Count valid log files per chain instead of keeping their findings, for outputs that
+    /// print only problems: the report then holds no per-file record of what was valid, and
+    /// memory no longer grows with the number of valid log files. The sink does not see
+    /// them either.
+    pub omit_valid_logs: bool,
 }
 
 /// Why the engine could not do the job.
@@ -221,21 +226,6 @@ pub fn verify_streaming(
             (id, w)
         })
         .collect();
-    let referenced: BTreeSet<S3Location> = walked
-        .iter()
-        .flat_map(|(_, ws)| ws.iter())
-        .flat_map(|w| match &w.status {
-            DigestStatus::Verified(v) => v
-                .digest()
-                .log_files
-                .iter()
-                .map(|l| l.location.clone())
-                .collect(),
-            DigestStatus::Unverified { listed } => listed.clone(),
-        })
-        .collect();
-    let chain_reports = check_logs(source, &bucket, walked, sink);
-
     let mut notes = source.notes();
     let (checkable, shared): (Vec<_>, Vec<_>) = logs
         .into_iter()
@@ -246,7 +236,12 @@ pub fn verify_streaming(
             shared.len()
         ));
     }
-    let unchained = unreferenced_logs(&bucket, &checkable, &referenced, range);
+    // Decided before the log files are hashed, while the walked digests can be borrowed
+    // rather than copied; handed to the sink after the chains, as before.
+    let unchained = unreferenced_logs(&bucket, &checkable, &walked, range);
+    drop(checkable);
+    let chain_reports = check_logs(source, &bucket, walked, sink, settings.omit_valid_logs);
+
     if let Some(sink) = sink {
         sink(None, &unchained);
     }
@@ -438,23 +433,32 @@ fn check_logs(
     bucket: &str,
     walked: Vec<(ChainId, Vec<WalkedDigest>)>,
     sink: Option<FindingSink<'_>>,
+    omit_valid_logs: bool,
 ) -> Vec<ChainReport> {
-    let wanted: Vec<S3Location> = walked
+    let wanted: Vec<&S3Location> = walked
         .iter()
         .flat_map(|(_, ws)| ws.iter())
         .filter_map(|w| match &w.status {
-            DigestStatus::Verified(v) => {
-                Some(v.digest().log_files.iter().map(|l| l.location.clone()))
-            }
+            DigestStatus::Verified(v) => Some(v.digest().log_files.iter().map(|l| &l.location)),
             DigestStatus::Unverified { .. } => None,
         })
         .flatten()
         .collect();
-    let mut outcomes = source.hash_logs(bucket, &wanted).into_iter();
+    let outcomes = source.hash_logs(bucket, &wanted);
+    drop(wanted);
+    let mut outcomes = outcomes.into_iter();
 
     walked
         .into_iter()
         .map(|(id, ws)| {
+            // A log file two digests of the chain list is counted once, by its worst finding
+            // (`Totals::of`): only a file listed once may be counted without its finding.
+            let repeated = if omit_valid_logs {
+                listed_more_than_once(&ws)
+            } else {
+                HashSet::new()
+            };
+            let mut omitted = 0;
             let mut findings = Vec::new();
             for w in ws {
                 findings.extend(w.findings);
@@ -465,12 +469,16 @@ fn check_logs(
                             let outcome = outcomes
                                 .next()
                                 .unwrap_or(Err(ReadError::Io("no result".into())));
-                            findings.push(log_finding(
-                                &entry.location,
-                                entry.hash,
-                                &named_by,
-                                outcome,
-                            ));
+                            let finding =
+                                log_finding(&entry.location, entry.hash, &named_by, outcome);
+                            if omit_valid_logs
+                                && finding.kind == Kind::LogValid
+                                && !repeated.contains(&entry.location)
+                            {
+                                omitted += 1;
+                            } else {
+                                findings.push(finding);
+                            }
                         }
                     }
                     DigestStatus::Unverified { listed } => {
@@ -491,6 +499,7 @@ fn check_logs(
             let report = ChainReport {
                 chain: ChainInfo::from(&id),
                 findings,
+                omitted_valid_logs: omitted,
             };
             if let Some(sink) = sink {
                 sink(Some(&report.chain), &report.findings);
@@ -498,6 +507,24 @@ fn check_logs(
             report
         })
         .collect()
+}
+
+/// The log files listed more than once in one chain (by any digest, verified or not).
+fn listed_more_than_once(ws: &[WalkedDigest]) -> HashSet<S3Location> {
+    let mut seen = HashSet::new();
+    ws.iter()
+        .flat_map(|w| listed(&w.status))
+        .filter(|l| !seen.insert(*l))
+        .cloned()
+        .collect()
+}
+
+/// The log files a walked digest lists.
+fn listed(status: &DigestStatus) -> Box<dyn Iterator<Item = &S3Location> + '_> {
+    match status {
+        DigestStatus::Verified(v) => Box::new(v.digest().log_files.iter().map(|l| &l.location)),
+        DigestStatus::Unverified { listed } => Box::new(listed.iter()),
+    }
 }
 
 /// Turns one log file's read outcome into its finding.
@@ -578,12 +605,18 @@ fn log_finding(
 fn unreferenced_logs(
     bucket: &str,
     logs: &[(String, LogKey)],
-    referenced: &BTreeSet<S3Location>,
+    walked: &[(ChainId, Vec<WalkedDigest>)],
     range: Range,
 ) -> Vec<Finding> {
+    let referenced: HashSet<(&str, &str)> = walked
+        .iter()
+        .flat_map(|(_, ws)| ws.iter())
+        .flat_map(|w| listed(&w.status))
+        .map(|l| (l.bucket.as_str(), l.key.as_str()))
+        .collect();
     logs.iter()
         .filter(|(_, l)| l.time >= range.start && l.time <= range.end)
-        .filter(|(key, _)| !referenced.contains(&S3Location::new(bucket, key.as_str())))
+        .filter(|(key, _)| !referenced.contains(&(bucket, key.as_str())))
         .map(|(key, l)| {
             Finding::new(
                 S3Location::new(bucket, key.as_str()).uri(),

@@ -65,6 +65,7 @@ pub fn write(
             }
             w.finding(f, prefix, &home, &mut counts, chain.chain.backfill)?;
         }
+        counts.logs.0 += chain.omitted_valid_logs;
     }
     for f in &report.unchained {
         w.finding(f, "", "", &mut counts, false)?;

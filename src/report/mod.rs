@@ -63,6 +63,23 @@ pub struct KeyInfo {
 pub struct ChainReport {
     pub chain: ChainInfo,
     pub findings: Vec<Finding>,
+    /// Valid log files counted but not kept as findings (`Settings::omit_valid_logs`); each
+    /// is listed once in the chain and has no other finding.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted_valid_logs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl ChainReport {
+    /// Counts per object kind, the omitted valid log files included.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::of(&self.findings);
+        t.logs.valid += self.omitted_valid_logs;
+        t
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,7 +197,7 @@ impl Report {
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for c in &self.chains {
-            t.add(Totals::of(&c.findings));
+            t.add(c.totals());
         }
         t.add(Totals::of(&self.unchained));
         t

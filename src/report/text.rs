@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use jiff::Timestamp;
 
-use super::{ChainReport, Report, Tally, Totals};
+use super::{ChainReport, Report, Tally};
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
 use crate::core::time::format_iso;
 
@@ -95,7 +95,7 @@ fn write_chain(
         format_iso(report.range.start),
         format_iso(report.range.end)
     )?;
-    let totals = Totals::of(&chain.findings);
+    let totals = chain.totals();
     if totals.digests.total() == 0 {
         return writeln!(out, "No digests found\n");
     }

@@ -251,7 +251,7 @@ impl ObjectSource for LocalEvidence {
     fn hash_logs(
         &self,
         bucket: &str,
-        locations: &[S3Location],
+        locations: &[&S3Location],
     ) -> Vec<Result<GzOutcome, ReadError>> {
         let progress = Progress::new("log files hashed", locations.len());
         locations

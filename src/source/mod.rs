@@ -89,7 +89,7 @@ pub trait ObjectSource: Sync {
     fn hash_logs(
         &self,
         bucket: &str,
-        locations: &[S3Location],
+        locations: &[&S3Location],
     ) -> Vec<Result<GzOutcome, ReadError>>;
     /// What this source could not see, in words.
     fn notes(&self) -> Vec<String>;

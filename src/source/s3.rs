@@ -25,7 +25,7 @@ use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::types::S3Location;
 
 /// Default number of requests in flight.
-pub const DEFAULT_CONCURRENCY: usize = 32;
+pub const DEFAULT_CONCURRENCY: usize = 64;
 /// Whole-object attempts when a body breaks off mid-stream (the SDK retries the request itself).
 const BODY_ATTEMPTS: usize = 3;
 const MAX_DIGEST_STORED: u64 = 64 << 20;
@@ -70,14 +70,17 @@ impl S3Source {
 
     /// Runs one job per item as tokio tasks, at most `concurrency` at once; results come back
     /// in input order.
-    fn run_all<I, O, F, Fut>(&self, what: &str, items: Vec<I>, job: F) -> Vec<Result<O, ReadError>>
+    fn run_all<T, I, O, F, Fut>(&self, what: &str, items: T, job: F) -> Vec<Result<O, ReadError>>
     where
+        T: IntoIterator<Item = I>,
+        T::IntoIter: ExactSizeIterator,
         I: Send + 'static,
         O: Stored + Send + 'static,
         F: Fn(Client, I) -> Fut,
         Fut: Future<Output = Result<O, ReadError>> + Send + 'static,
     {
         let client = self.client.clone();
+        let items = items.into_iter();
         let progress = Progress::new(what, items.len());
         self.runtime.block_on(async {
             stream::iter(items)
@@ -494,7 +497,7 @@ impl ObjectSource for S3Source {
     }
 
     fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>> {
-        let items = keys
+        let items: Vec<_> = keys
             .iter()
             .map(|k| S3Location::new(&self.bucket, k))
             .collect();
@@ -506,12 +509,12 @@ impl ObjectSource for S3Source {
     fn hash_logs(
         &self,
         _bucket: &str,
-        locations: &[S3Location],
+        locations: &[&S3Location],
     ) -> Vec<Result<GzOutcome, ReadError>> {
         let stall = self.stall;
-        self.run_all("log files hashed", locations.to_vec(), move |c, i| {
-            hash_log(c, i, stall)
-        })
+        // Cloned as each one is started, so only those in flight exist twice.
+        let items = locations.iter().map(|&l| l.clone());
+        self.run_all("log files hashed", items, move |c, i| hash_log(c, i, stall))
     }
 
     fn notes(&self) -> Vec<String> {
