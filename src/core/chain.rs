@@ -229,7 +229,7 @@ fn judge(
                 false,
             );
         }
-        Ok(parsed) => parsed.clone(),
+        Ok(parsed) => parsed,
     };
     if parsed.location != cand.location {
         let f = Finding::new(
@@ -241,7 +241,7 @@ fn judge(
             detail: Some(format!("delivered to {}", parsed.location)),
             ..Evidence::default()
         });
-        return done(unverified(&parsed), vec![f], false);
+        return done(unverified(parsed), vec![f], false);
     }
 
     for (j, newer) in vouching {
@@ -291,7 +291,7 @@ fn judge(
             continue;
         }
         tried.push(sig);
-        match verify_digest(&parsed, sig, keys, signed_at) {
+        match verify_digest(parsed, sig, keys, signed_at) {
             Ok(verified) => {
                 return done(DigestStatus::Verified(Box::new(verified)), findings, true)
             }
@@ -334,7 +334,7 @@ fn judge(
         ),
     };
     findings.push(finding);
-    done(unverified(&parsed), findings, trusted)
+    done(unverified(parsed), findings, trusted)
 }
 
 /// Findings about where links point: missing digests, other buckets, other chains.

@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::layout::{parse_key, CloudTrailKey};
+
 /// The file name, at the root of the evidence directory.
 pub const EVIDENCE_FILE: &str = "trailproof-evidence.json";
 pub const EVIDENCE_FORMAT: &str = "trailproof-evidence/1";
@@ -101,6 +103,61 @@ impl EvidenceMetadata {
         }
         Ok(m)
     }
+
+    /// Parses like [`EvidenceMetadata::parse`], every record checked, but keeps only the
+    /// records of digest files: verification needs nothing else (their signatures), and a copy
+    /// may hold millions of log files.
+    pub fn parse_digest_records(bytes: &[u8]) -> Result<Self, EvidenceError> {
+        let m: DigestRecords = serde_json::from_slice(bytes).map_err(|e| EvidenceError::Json {
+            detail: e.to_string(),
+        })?;
+        if m.format != EVIDENCE_FORMAT {
+            return Err(EvidenceError::Format(m.format));
+        }
+        Ok(EvidenceMetadata {
+            format: m.format,
+            bucket: m.bucket,
+            objects: m.objects,
+        })
+    }
+}
+
+/// The evidence-metadata document with only digest records kept.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DigestRecords {
+    format: String,
+    bucket: String,
+    #[serde(deserialize_with = "digest_records")]
+    objects: BTreeMap<String, ObjectRecord>,
+}
+
+fn digest_records<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, ObjectRecord>, D::Error> {
+    struct Records;
+    impl<'de> serde::de::Visitor<'de> for Records {
+        type Value = BTreeMap<String, ObjectRecord>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of object records")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let record: ObjectRecord = map.next_value()?;
+                if matches!(parse_key(&key), Ok(CloudTrailKey::Digest(_))) {
+                    out.insert(key, record);
+                }
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Records)
 }
 
 #[cfg(test)]
@@ -116,6 +173,26 @@ mod tests {
         assert_eq!(m.objects["l"].signature(), None);
         let round = serde_json::to_vec(&m).unwrap();
         assert_eq!(EvidenceMetadata::parse(&round).unwrap(), m);
+    }
+
+    #[test]
+    fn digest_records_only_and_every_record_checked() {
+        let digest = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_management-trail_us-east-1_20260101T010000Z.json.gz";
+        let log = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/111122223333_CloudTrail_us-east-1_20260101T0005Z_abcdefgh12345678.json.gz";
+        let doc = |log_record: &str| {
+            format!(
+                r#"{{"format":"trailproof-evidence/1","bucket":"b","objects":{{"{digest}":{{"metadata":{{"signature":"0a"}}}},"{log}":{log_record}}}}}"#
+            )
+        };
+        let m = EvidenceMetadata::parse_digest_records(doc("{}").as_bytes()).unwrap();
+        assert_eq!(m.objects.keys().collect::<Vec<_>>(), [digest]);
+        assert_eq!(m.objects[digest].signature(), Some(vec![0x0a]));
+        // A malformed record is an error even where it would be dropped.
+        assert!(EvidenceMetadata::parse_digest_records(doc(r#"{"size":"x"}"#).as_bytes()).is_err());
+        assert!(EvidenceMetadata::parse_digest_records(
+            br#"{"format":"trailproof-evidence/1","bucket":"b","objects":{},"extra":1}"#
+        )
+        .is_err());
     }
 
     #[test]

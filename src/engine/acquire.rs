@@ -134,8 +134,8 @@ pub fn acquire(
     }
     wanted_logs.extend(
         logs.iter()
-            .filter(|(_, l)| l.time >= range.start && l.time <= range.end)
-            .map(|(k, _)| k.clone()),
+            .filter(|l| l.time >= range.start && l.time <= range.end)
+            .map(|l| l.key.clone()),
     );
 
     let mut fetch = Vec::new();

@@ -19,9 +19,7 @@ use crate::core::chain::{
 use crate::core::digest::{listed_log_files, ParsedDigest};
 use crate::core::finding::{Evidence, Finding, Kind};
 use crate::core::gz::{inflate_all, GzOutcome, GzProblem, Limits};
-use crate::core::layout::{
-    parse_key, ChainId, CloudTrailKey, DigestKey, LogKey, ObjectType, Scope,
-};
+use crate::core::layout::{parse_key, ChainId, CloudTrailKey, DigestKey, ObjectType, Scope};
 use crate::core::time::format_iso;
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report};
@@ -75,11 +73,23 @@ pub struct Plan {
     pub derived: bool,
     /// Digests of the selected chains whose key time falls in the range.
     pub digests: Vec<DigestKey>,
-    /// Log files of the selected accounts and Regions, with their keys.
-    pub logs: Vec<(String, LogKey)>,
+    /// Log files of the selected accounts and Regions.
+    pub logs: Vec<ListedLog>,
+    /// The account/Region folders the log files are in (`ListedLog::scope` indexes this).
+    pub scopes: Vec<Scope>,
     /// Account/Region folders where a trail that the filters leave out also writes digests:
     /// their log files may be that trail's, so none of them can be called unreferenced.
     pub shared_scopes: BTreeSet<Scope>,
+}
+
+/// A log file the listing found, kept small: a run may list millions of them.
+#[derive(Debug, Clone)]
+pub struct ListedLog {
+    pub key: String,
+    /// Delivery time, from the key.
+    pub time: Timestamp,
+    /// Its folder: an index into `Plan::scopes`.
+    pub scope: usize,
 }
 
 /// Lists the source and decides what is in the run.
@@ -95,7 +105,8 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
         regions: settings.regions.clone(),
     };
     let mut digests: Vec<DigestKey> = Vec::new();
-    let mut logs: Vec<(String, LogKey)> = Vec::new();
+    let mut logs: Vec<ListedLog> = Vec::new();
+    let mut scope_ids: BTreeMap<Scope, usize> = BTreeMap::new();
     let mut shared_scopes = BTreeSet::new();
     for key in source.list(&request)? {
         match parse_key(&key) {
@@ -109,7 +120,13 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
             Ok(CloudTrailKey::Log(l))
                 if l.ty == ObjectType::Log && selected(settings, &l.scope) =>
             {
-                logs.push((key, l))
+                let next = scope_ids.len();
+                let scope = *scope_ids.entry(l.scope).or_insert(next);
+                logs.push(ListedLog {
+                    key,
+                    time: l.time,
+                    scope,
+                });
             }
             _ => {}
         }
@@ -126,11 +143,14 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
     }
     let (range, derived) = resolve_range(settings, &digests, &logs)?;
     digests.retain(|d| range.holds_digest(d.end_time));
+    let mut scopes: Vec<(usize, Scope)> = scope_ids.into_iter().map(|(s, i)| (i, s)).collect();
+    scopes.sort_by_key(|(i, _)| *i);
     Ok(Plan {
         range,
         derived,
         digests,
         logs,
+        scopes: scopes.into_iter().map(|(_, s)| s).collect(),
         shared_scopes,
     })
 }
@@ -187,6 +207,7 @@ pub fn verify_streaming(
         derived,
         digests,
         logs,
+        scopes,
         shared_scopes,
     } = plan(source, settings)?;
     let digest_keys: Vec<String> = digests.iter().map(DigestKey::format).collect();
@@ -227,9 +248,11 @@ pub fn verify_streaming(
         })
         .collect();
     let mut notes = source.notes();
-    let (checkable, shared): (Vec<_>, Vec<_>) = logs
-        .into_iter()
-        .partition(|(_, l)| !shared_scopes.contains(&l.scope));
+    let (checkable, shared): (Vec<_>, Vec<_>) = logs.into_iter().partition(|l| {
+        scopes
+            .get(l.scope)
+            .is_none_or(|s| !shared_scopes.contains(s))
+    });
     if !shared.is_empty() {
         notes.push(format!(
             "{} log files were not checked for digest references: other trails, left out by the filters, write to the same folders",
@@ -361,11 +384,11 @@ fn trail_selected(settings: &Settings, digest: &DigestKey) -> bool {
 fn resolve_range(
     settings: &Settings,
     digests: &[DigestKey],
-    logs: &[(String, LogKey)],
+    logs: &[ListedLog],
 ) -> Result<(Range, bool), EngineError> {
     // The evidence's own extent: digests if there are any, else log files.
     let times: Vec<Timestamp> = if digests.is_empty() {
-        logs.iter().map(|(_, l)| l.time).collect()
+        logs.iter().map(|l| l.time).collect()
     } else {
         digests.iter().map(|d| d.end_time).collect()
     };
@@ -604,7 +627,7 @@ fn log_finding(
 /// Log files delivered inside the range that no digest vouches for.
 fn unreferenced_logs(
     bucket: &str,
-    logs: &[(String, LogKey)],
+    logs: &[ListedLog],
     walked: &[(ChainId, Vec<WalkedDigest>)],
     range: Range,
 ) -> Vec<Finding> {
@@ -615,11 +638,11 @@ fn unreferenced_logs(
         .map(|l| (l.bucket.as_str(), l.key.as_str()))
         .collect();
     logs.iter()
-        .filter(|(_, l)| l.time >= range.start && l.time <= range.end)
-        .filter(|(key, _)| !referenced.contains(&(bucket, key.as_str())))
-        .map(|(key, l)| {
+        .filter(|l| l.time >= range.start && l.time <= range.end)
+        .filter(|l| !referenced.contains(&(bucket, l.key.as_str())))
+        .map(|l| {
             Finding::new(
-                S3Location::new(bucket, key.as_str()).uri(),
+                S3Location::new(bucket, l.key.as_str()).uri(),
                 Kind::LogUnreferenced,
                 "not referenced by any digest: injected, or delivered while log file validation was off",
             )

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
 use rayon::prelude::*;
@@ -27,9 +28,9 @@ const READ_CHUNK: usize = 256 * 1024;
 pub struct LocalEvidence {
     root: PathBuf,
     metadata: Option<EvidenceMetadata>,
-    keys: Vec<String>,
-    /// Names that are not UTF-8 and so cannot be S3 keys; reported, not read.
-    unusable: Vec<PathBuf>,
+    /// How many names the last listing found that are not UTF-8 and so cannot be S3 keys;
+    /// reported, not read.
+    unusable: AtomicUsize,
     /// Directories under the root and their canonical paths, filled as keys are resolved.
     parents: RwLock<HashMap<PathBuf, PathBuf>>,
 }
@@ -49,35 +50,36 @@ impl LocalEvidence {
             });
         }
         let meta_path = root.join(EVIDENCE_FILE);
-        let metadata =
-            match std::fs::read(&meta_path) {
-                Ok(bytes) => Some(EvidenceMetadata::parse(&bytes).map_err(|source| {
-                    SourceError::Evidence {
-                        path: meta_path,
-                        source,
-                    }
-                })?),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(source) => {
-                    return Err(SourceError::Io {
-                        path: meta_path,
-                        source,
-                    })
-                }
-            };
-        let mut evidence = LocalEvidence {
+        let metadata = match std::fs::read(&meta_path) {
+            // Verification reads only digests' records (their signatures); keeping the log
+            // files' would make memory grow with every file of the copy.
+            Ok(bytes) => Some(EvidenceMetadata::parse_digest_records(&bytes).map_err(
+                |source| SourceError::Evidence {
+                    path: meta_path,
+                    source,
+                },
+            )?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(SourceError::Io {
+                    path: meta_path,
+                    source,
+                })
+            }
+        };
+        Ok(LocalEvidence {
             root,
             metadata,
-            keys: Vec::new(),
-            unusable: Vec::new(),
+            unusable: AtomicUsize::new(0),
             parents: RwLock::default(),
-        };
-        evidence.walk_tree()?;
-        Ok(evidence)
+        })
     }
 
     /// Walks the tree without following directory symlinks (no loops, no escape by listing).
-    fn walk_tree(&mut self) -> Result<(), SourceError> {
+    /// Keys come out sorted; nothing is kept, so a listing costs memory only while it is used.
+    fn walk_tree(&self) -> Result<Vec<String>, SourceError> {
+        let mut keys = Vec::new();
+        let mut unusable = 0;
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
             let entries = std::fs::read_dir(&dir).map_err(|source| SourceError::Io {
@@ -106,13 +108,14 @@ impl LocalEvidence {
                 };
                 match rel.to_str() {
                     Some(EVIDENCE_FILE) => {}
-                    Some(key) => self.keys.push(key.replace(std::path::MAIN_SEPARATOR, "/")),
-                    None => self.unusable.push(rel.to_owned()),
+                    Some(key) => keys.push(key.replace(std::path::MAIN_SEPARATOR, "/")),
+                    None => unusable += 1,
                 }
             }
         }
-        self.keys.sort();
-        Ok(())
+        keys.sort();
+        self.unusable.store(unusable, Ordering::Relaxed);
+        Ok(keys)
     }
 
     /// Resolves a key to a path under the root, refusing anything that would leave it.
@@ -230,7 +233,7 @@ impl ObjectSource for LocalEvidence {
 
     /// A directory is listed whole: it is already on disk, so narrowing would save nothing.
     fn list(&self, _request: &ListRequest) -> Result<Vec<String>, SourceError> {
-        Ok(self.keys.clone())
+        self.walk_tree()
     }
 
     fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>> {
@@ -269,10 +272,11 @@ impl ObjectSource for LocalEvidence {
 
     fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
-        if !self.unusable.is_empty() {
+        let unusable = self.unusable.load(Ordering::Relaxed);
+        if unusable > 0 {
             notes.push(format!(
                 "{} file names in the evidence are not UTF-8 and cannot be S3 keys; they were not read",
-                self.unusable.len()
+                unusable
             ));
         }
         if self.metadata.is_none() {
