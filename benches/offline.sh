@@ -29,17 +29,19 @@ bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release
 cores=$(nproc)
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-# program dir threads -> "seconds peak_kib"
+# program dir threads -> "seconds peak_kib" (wall to the millisecond, whole process)
 measure() {
-  local out=$work/out code=0
+  local out=$work/out code=0 t0 t1
+  t0=$(date +%s%N)
   if [ "$1" = roofline ]; then
-    RAYON_NUM_THREADS=$3 /usr/bin/time -f '%e %M' -o "$work/time" "$roofline" "$2" > "$out" 2>&1 || code=$?
+    RAYON_NUM_THREADS=$3 /usr/bin/time -f '%M' -o "$work/time" "$roofline" "$2" > "$out" 2>&1 || code=$?
   else
-    (cd "$2/.." && /usr/bin/time -f '%e %M' -o "$work/time" "$bin/trailproof" verify bucket \
+    (cd "$2/.." && /usr/bin/time -f '%M' -o "$work/time" "$bin/trailproof" verify bucket \
       "${args[@]}" --threads "$3" > "$out" 2>&1) || code=$?
   fi
+  t1=$(date +%s%N)
   if [ "$code" != 0 ]; then echo "$1 failed ($code):" >&2; tail -5 "$out" >&2; exit 2; fi
-  cat "$work/time"
+  echo "$(echo "($t1 - $t0) / 1000000000" | bc -l | cut -c1-6) $(cat "$work/time")"
 }
 # program dir threads -> median seconds, max peak KiB over RUNS
 runs() {
@@ -51,7 +53,7 @@ runs() {
   echo "$(echo "$t" | median) $m"
 }
 
-declare -A size secs rss
+declare -A size secs rss roof
 for scale in $SCALES; do
   dir=$work/x$scale
   "$bin/trailproof-testgen" corpus "$dir" --hours $((HOURS * scale)) --logs-per-hour "$LOGS" \
@@ -69,7 +71,7 @@ for scale in $SCALES; do
       for prog in roofline trailproof; do
         read -r s k < <(runs $prog "$dir/bucket" "$threads")
         best[$prog.$threads]=$s
-        printf '%-26s %8s %10.2f %10.0f %14.1f\n' \
+        printf '%-26s %8s %10.3f %10.0f %14.1f\n' \
           "$([ $prog = roofline ] && echo roofline || echo 'trailproof verify DIR')" "$threads" "$s" \
           "$(echo "${size[$scale]} / 1000000 / $s" | bc -l)" "$(echo "$k / 1024" | bc -l)"
       done
@@ -77,14 +79,16 @@ for scale in $SCALES; do
     echo "trailproof / roofline throughput at $cores threads: $(echo "${best[roofline.$cores]} / ${best[trailproof.$cores]}" | bc -l | cut -c1-5)"
   fi
   read -r secs[$scale] rss[$scale] < <(runs trailproof "$dir/bucket" "$cores")
+  read -r roof[$scale] _ < <(runs roofline "$dir/bucket" "$cores")
   rm -rf "$dir"
 done
 
 echo
 echo "scaling of trailproof verify DIR ($cores threads)"
-printf '%-8s %14s %10s %14s\n' scale "inflated MB" "wall (s)" "peak RSS (MB)"
+printf '%-8s %14s %10s %14s %16s\n' scale "inflated MB" "wall (s)" "peak RSS (MB)" "of roofline"
 for scale in $SCALES; do
-  printf '%-8s %14.0f %10.2f %14.1f\n' "x$scale" "$(echo "${size[$scale]} / 1000000" | bc -l)" "${secs[$scale]}" "$(echo "${rss[$scale]} / 1024" | bc -l)"
+  printf '%-8s %14.0f %10.3f %14.1f %16.2f\n' "x$scale" "$(echo "${size[$scale]} / 1000000" | bc -l)" "${secs[$scale]}" \
+    "$(echo "${rss[$scale]} / 1024" | bc -l)" "$(echo "${roof[$scale]} / ${secs[$scale]}" | bc -l)"
 done
 python3 - "$SCALES" "$(for s in $SCALES; do echo -n "${size[$s]}:${secs[$s]}:${rss[$s]} "; done)" <<'EOF'
 import math, sys

@@ -3,6 +3,8 @@
 //! The raw bytes are kept because the signature and the next digest's link cover them exactly
 //! as delivered (CloudTrail escapes `/` as `\/`, so a re-serialisation would hash differently).
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use serde::Deserialize;
 
@@ -62,7 +64,9 @@ pub struct ParsedDigest {
     pub oldest_event: Option<Timestamp>,
     /// `None` at a chain start.
     pub previous: Option<PreviousLink>,
-    pub log_files: Vec<LogFileEntry>,
+    /// Shared, so that the verified copy of a digest (`VerifiedDigest`) and the walk's own
+    /// share one list: digests list most of a run's objects.
+    pub log_files: Arc<[LogFileEntry]>,
 }
 
 impl ParsedDigest {
@@ -164,7 +168,8 @@ impl ParsedDigest {
                     oldest_event: optional_time("logFiles.oldestEventTime", &l.oldest_event_time)?,
                 })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?
+            .into();
 
         Ok(ParsedDigest {
             raw_sha256,

@@ -488,7 +488,7 @@ fn check_logs(
                 let named_by = w.location.uri();
                 match &w.status {
                     DigestStatus::Verified(v) => {
-                        for entry in &v.digest().log_files {
+                        for entry in v.digest().log_files.iter() {
                             let outcome = outcomes
                                 .next()
                                 .unwrap_or(Err(ReadError::Io("no result".into())));
