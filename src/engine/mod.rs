@@ -476,10 +476,10 @@ fn check_logs(
         .map(|(id, ws)| {
             // A log file two digests of the chain list is counted once, by its worst finding
             // (`Totals::of`): only a file listed once may be counted without its finding.
-            let repeated = if omit_valid_logs {
-                listed_more_than_once(&ws)
+            let omittable = if omit_valid_logs {
+                omittable_valid_logs(&ws)
             } else {
-                HashSet::new()
+                None
             };
             let mut omitted = 0;
             let mut findings = Vec::new();
@@ -496,7 +496,9 @@ fn check_logs(
                                 log_finding(&entry.location, entry.hash, &named_by, outcome);
                             if omit_valid_logs
                                 && finding.kind == Kind::LogValid
-                                && !repeated.contains(&entry.location)
+                                && omittable
+                                    .as_ref()
+                                    .is_some_and(|repeated| !repeated.contains(&entry.location))
                             {
                                 omitted += 1;
                             } else {
@@ -532,14 +534,22 @@ fn check_logs(
         .collect()
 }
 
-/// The log files listed more than once in one chain (by any digest, verified or not).
-fn listed_more_than_once(ws: &[WalkedDigest]) -> HashSet<S3Location> {
+/// Which valid log files of a chain may be counted without their finding: `None` when none
+/// may, else the exceptions, the files listed more than once. Totals merge findings by their
+/// `s3://` text, and a bucket name with a `/` (which only a malformed digest's lenient listing
+/// can carry) can give two locations the same text: then nothing is omitted.
+fn omittable_valid_logs(ws: &[WalkedDigest]) -> Option<HashSet<S3Location>> {
     let mut seen = HashSet::new();
-    ws.iter()
-        .flat_map(|w| listed(&w.status))
-        .filter(|l| !seen.insert(*l))
-        .cloned()
-        .collect()
+    let mut repeated = HashSet::new();
+    for l in ws.iter().flat_map(|w| listed(&w.status)) {
+        if l.bucket.contains('/') {
+            return None;
+        }
+        if !seen.insert(l) {
+            repeated.insert(l.clone());
+        }
+    }
+    Some(repeated)
 }
 
 /// The log files a walked digest lists.

@@ -177,10 +177,19 @@ impl LocalEvidence {
     /// Opens an object for streaming.
     pub fn open_object(&self, key: &str) -> Result<File, ReadError> {
         let path = self.resolve(key)?;
-        File::open(&path).map_err(|e| match e.kind() {
+        let file = File::open(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => ReadError::NotFound,
             _ => ReadError::Io(e.to_string()),
-        })
+        })?;
+        // `resolve` checked the path, but a folder swapped for a symlink since then (or since
+        // its canonical form was cached) would be followed by `open`: check what was opened.
+        match opened_path(&file) {
+            Some(real) if !real.starts_with(&self.root) => Err(ReadError::Escape(format!(
+                "{key} resolves to {}",
+                real.display()
+            ))),
+            _ => Ok(file),
+        }
     }
 
     /// Reads a whole object, refusing more than `max` bytes (digests are held in memory).
@@ -195,6 +204,19 @@ impl LocalEvidence {
         }
         Ok(bytes)
     }
+}
+
+/// The path the kernel has for an open file (Linux: `/proc/self/fd/N`); `None` where that is not
+/// available, and then only `resolve`'s check stands.
+#[cfg(target_os = "linux")]
+fn opened_path(file: &File) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn opened_path(_file: &File) -> Option<PathBuf> {
+    None
 }
 
 impl LocalEvidence {
@@ -336,6 +358,23 @@ mod tests {
         assert!(matches!(
             ev.read_object("AWSLogs/a/x.json.gz", 0),
             Err(ReadError::Io(_))
+        ));
+        // The check after opening sees the real path, so a swapped folder would be caught.
+        let opened = ev.open_object("AWSLogs/a/x.json.gz").unwrap();
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            opened_path(&opened),
+            Some(root.canonicalize().unwrap().join("AWSLogs/a/x.json.gz"))
+        );
+        // A folder swapped for a link out after its canonical form was cached.
+        std::fs::create_dir_all(outer.path().join("elsewhere")).unwrap();
+        std::fs::write(outer.path().join("elsewhere/x.json.gz"), b"outside").unwrap();
+        std::fs::rename(root.join("AWSLogs/a"), outer.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(outer.path().join("elsewhere"), root.join("AWSLogs/a")).unwrap();
+        drop(opened);
+        assert!(matches!(
+            ev.read_object("AWSLogs/a/x.json.gz", 10),
+            Err(ReadError::Escape(_))
         ));
     }
 }
