@@ -660,3 +660,38 @@ fn unreferenced_logs(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walked(listed: &[(&str, &str)]) -> WalkedDigest {
+        let key = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_management-trail_us-east-1_20260101T010000Z.json.gz";
+        let Ok(CloudTrailKey::Digest(parsed)) = parse_key(key) else {
+            panic!("a digest key");
+        };
+        WalkedDigest {
+            location: S3Location::new("b", key),
+            key: parsed,
+            status: DigestStatus::Unverified {
+                listed: listed
+                    .iter()
+                    .map(|(b, k)| S3Location::new(*b, *k))
+                    .collect(),
+            },
+            findings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn valid_logs_listed_twice_or_under_a_slashed_bucket_are_kept() {
+        let chain = [walked(&[("b", "x"), ("b", "y")]), walked(&[("b", "x")])];
+        assert_eq!(
+            omittable_valid_logs(&chain),
+            Some(HashSet::from([S3Location::new("b", "x")]))
+        );
+        // `s3://b/AWSLogs/x` is also what ("b", "AWSLogs/x") prints as.
+        let chain = [walked(&[("b", "AWSLogs/x")]), walked(&[("b/AWSLogs", "x")])];
+        assert_eq!(omittable_valid_logs(&chain), None);
+    }
+}
