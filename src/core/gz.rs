@@ -209,14 +209,13 @@ impl Inflater {
         let mut used = 0usize;
         loop {
             let before_in = self.inflate.total_in();
-            let before_out = self.inflate.total_out();
             let rest = input.get(used..).unwrap_or_default();
             self.out.clear();
             let status = self
                 .inflate
                 .decompress_vec(rest, &mut self.out, FlushDecompress::None);
             used += (self.inflate.total_in() - before_in) as usize;
-            let produced = (self.inflate.total_out() - before_out) as usize;
+            let produced = self.out.len();
             self.crc.update(&self.out);
             self.sha.update(&self.out);
             if let Some(kept) = &mut self.kept {

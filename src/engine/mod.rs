@@ -494,8 +494,7 @@ fn check_logs(
                                 .unwrap_or(Err(ReadError::Io("no result".into())));
                             let finding =
                                 log_finding(&entry.location, entry.hash, &named_by, outcome);
-                            if omit_valid_logs
-                                && finding.kind == Kind::LogValid
+                            if finding.kind == Kind::LogValid
                                 && omittable
                                     .as_ref()
                                     .is_some_and(|repeated| !repeated.contains(&entry.location))
