@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::digest::ParsedDigest;
+use super::digest::{LogFiles, ParsedDigest};
 use super::finding::{Evidence, Finding, Kind};
 use super::layout::{parse_key, ChainId, CloudTrailKey, DigestKey};
 use super::sign::{verify_digest, KeySet, SignatureFailure, VerifiedDigest};
@@ -81,7 +81,17 @@ pub enum DigestStatus {
     /// Signature verified: its log-file hashes can be trusted.
     Verified(Box<VerifiedDigest>),
     /// Not verified, or disproven; the log files it lists cannot be verified through it.
-    Unverified { listed: Vec<S3Location> },
+    Unverified { listed: Listed },
+}
+
+/// The log files an unverified digest names, as far as they can be known.
+#[derive(Debug, Clone)]
+pub enum Listed {
+    /// Named here: a malformed digest's lenient listing, or none for an unreadable one.
+    Names(Vec<S3Location>),
+    /// In the digest's own list, which was set aside ([`LogFiles`]): read it again to name
+    /// them.
+    SetAside(Box<ParsedDigest>),
 }
 
 /// One digest after the walk, with every finding about it or attached to it.
@@ -207,7 +217,7 @@ fn judge(
             let f =
                 Finding::new(&uri, Kind::DigestFormat, "invalid format").with(detail_only(detail));
             let status = DigestStatus::Unverified {
-                listed: listed.clone(),
+                listed: Listed::Names(listed.clone()),
             };
             return done(status, vec![f], false);
         }
@@ -215,7 +225,9 @@ fn judge(
             let f = Finding::new(&uri, Kind::DigestUnreadable, "could not be read")
                 .with(detail_only(detail));
             return done(
-                DigestStatus::Unverified { listed: Vec::new() },
+                DigestStatus::Unverified {
+                    listed: Listed::Names(Vec::new()),
+                },
                 vec![f],
                 false,
             );
@@ -224,7 +236,9 @@ fn judge(
             let f = Finding::new(&uri, Kind::PathEscape, "path leaves the evidence directory")
                 .with(detail_only(detail));
             return done(
-                DigestStatus::Unverified { listed: Vec::new() },
+                DigestStatus::Unverified {
+                    listed: Listed::Names(Vec::new()),
+                },
                 vec![f],
                 false,
             );
@@ -541,9 +555,11 @@ fn later(t: Timestamp, slack: SignedDuration) -> Timestamp {
 }
 
 fn unverified(d: &ParsedDigest) -> DigestStatus {
-    DigestStatus::Unverified {
-        listed: d.log_files.iter().map(|l| l.location.clone()).collect(),
-    }
+    let listed = match &d.log_files {
+        LogFiles::Parsed(list) => Listed::Names(list.iter().map(|l| l.location.clone()).collect()),
+        LogFiles::SetAside { .. } => Listed::SetAside(Box::new(d.clone())),
+    };
+    DigestStatus::Unverified { listed }
 }
 
 fn push(walked: &mut [WalkedDigest], i: usize, f: Finding) {

@@ -64,14 +64,59 @@ pub struct ParsedDigest {
     pub oldest_event: Option<Timestamp>,
     /// `None` at a chain start.
     pub previous: Option<PreviousLink>,
+    pub log_files: LogFiles,
+}
+
+/// The log files a digest names.
+///
+/// Log lists are most of a digest, and a run holds every digest of its chains at once (the
+/// walk needs them all); so a run may set a digest's list aside once the strict parse has
+/// checked it, and parse it again from the same bytes when it gets to those log files
+/// ([`ParsedDigest::log_files_from`]). That keeps a run's memory flat in the number of log
+/// files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogFiles {
     /// Shared, so that the verified copy of a digest (`VerifiedDigest`) and the walk's own
-    /// share one list: digests list most of a run's objects.
-    pub log_files: Arc<[LogFileEntry]>,
+    /// share one list.
+    Parsed(Arc<[LogFileEntry]>),
+    SetAside {
+        count: usize,
+    },
+}
+
+impl LogFiles {
+    pub fn len(&self) -> usize {
+        match self {
+            LogFiles::Parsed(l) => l.len(),
+            LogFiles::SetAside { count } => *count,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Why a digest's log list could not be had again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RereadError {
+    #[error("its content changed after it was first read (SHA-256 {now}, was {was})")]
+    Changed { was: Sha256, now: Sha256 },
+    #[error(transparent)]
+    Format(#[from] DigestFormatError),
 }
 
 impl ParsedDigest {
     /// Parses the inflated bytes of a digest file.
     pub fn parse(raw: &[u8]) -> Result<Self, DigestFormatError> {
+        let (mut digest, list) = Self::parse_parts(raw)?;
+        digest.log_files = LogFiles::Parsed(list);
+        Ok(digest)
+    }
+
+    /// The digest with its list set aside, and the list.
+    fn parse_parts(raw: &[u8]) -> Result<(Self, Arc<[LogFileEntry]>), DigestFormatError> {
         let text = std::str::from_utf8(raw).map_err(|e| DigestFormatError::Json {
             detail: e.to_string(),
         })?;
@@ -86,7 +131,30 @@ impl ParsedDigest {
         self.raw_sha256
     }
 
-    fn from_wire(w: Wire, raw_sha256: Sha256) -> Result<Self, DigestFormatError> {
+    /// Drops the parsed log list, keeping its length: see [`LogFiles`].
+    pub fn set_aside_log_files(&mut self) {
+        self.log_files = LogFiles::SetAside {
+            count: self.log_files.len(),
+        };
+    }
+
+    /// This digest's log list, parsed from `raw` if that is, byte for byte, what this digest
+    /// was parsed from: what was verified about the digest holds for the list too.
+    pub fn log_files_from(&self, raw: &[u8]) -> Result<Arc<[LogFileEntry]>, RereadError> {
+        let now = Sha256::of(raw);
+        if now != self.raw_sha256 {
+            return Err(RereadError::Changed {
+                was: self.raw_sha256,
+                now,
+            });
+        }
+        Ok(Self::parse_parts(raw)?.1)
+    }
+
+    fn from_wire(
+        w: Wire,
+        raw_sha256: Sha256,
+    ) -> Result<(Self, Arc<[LogFileEntry]>), DigestFormatError> {
         let field = |field: &'static str, value: &str| DigestFormatError::Field {
             field,
             value: value.to_owned(),
@@ -168,10 +236,9 @@ impl ParsedDigest {
                     oldest_event: optional_time("logFiles.oldestEventTime", &l.oldest_event_time)?,
                 })
             })
-            .collect::<Result<Vec<_>, _>>()?
-            .into();
+            .collect::<Result<Vec<_>, _>>()?;
 
-        Ok(ParsedDigest {
+        let digest = ParsedDigest {
             raw_sha256,
             account: w.aws_account_id,
             start,
@@ -182,8 +249,11 @@ impl ParsedDigest {
             newest_event,
             oldest_event,
             previous,
-            log_files,
-        })
+            log_files: LogFiles::SetAside {
+                count: log_files.len(),
+            },
+        };
+        Ok((digest, log_files.into()))
     }
 }
 

@@ -44,7 +44,7 @@ pub enum ObjectType {
 }
 
 impl ObjectType {
-    fn folder(self) -> &'static str {
+    pub fn folder(self) -> &'static str {
         match self {
             ObjectType::Log => "CloudTrail",
             ObjectType::Digest => "CloudTrail-Digest",

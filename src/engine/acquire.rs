@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{plan, EngineError, Plan, Settings};
+use super::{for_each_log, plan, EngineError, Plan, Settings};
 use crate::core::digest::listed_log_files;
 use crate::core::evidence::{EvidenceMetadata, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{inflate_all, Limits};
@@ -93,12 +93,7 @@ pub fn acquire(
         });
     }
 
-    let Plan {
-        range,
-        digests,
-        logs,
-        ..
-    } = plan(source, settings)?;
+    let Plan { range, digests, .. } = plan(source, settings)?;
     let mut summary = AcquireSummary::default();
 
     // Digests are read whole (they are small and say which log files to fetch).
@@ -132,11 +127,11 @@ pub fn acquire(
             Err(e) => fail(&mut summary, key, &format!("{e:?}")),
         }
     }
-    wanted_logs.extend(
-        logs.iter()
-            .filter(|l| l.time >= range.start && l.time <= range.end)
-            .map(|l| l.key.clone()),
-    );
+    for_each_log(source, settings, &mut |key, log| {
+        if log.time >= range.start && log.time <= range.end {
+            wanted_logs.insert(key);
+        }
+    })?;
 
     let mut fetch = Vec::new();
     for key in &wanted_logs {

@@ -5,7 +5,10 @@
 //! for log files nobody named. Every collection keeps its input order, so the report is the
 //! same whatever the thread count. Workers never print.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 
 #[cfg(feature = "aws")]
 pub mod acquire;
@@ -14,15 +17,18 @@ use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
 
 use crate::core::chain::{
-    walk, ContentProblem, DigestCandidate, DigestStatus, Range, WalkedDigest,
+    walk, ContentProblem, DigestCandidate, DigestStatus, Listed, Range, WalkedDigest,
 };
-use crate::core::digest::{listed_log_files, ParsedDigest};
+use crate::core::digest::{listed_log_files, LogFileEntry, LogFiles, ParsedDigest};
 use crate::core::finding::{Evidence, Finding, Kind};
 use crate::core::gz::{inflate_all, GzOutcome, GzProblem, Limits};
-use crate::core::layout::{parse_key, ChainId, CloudTrailKey, DigestKey, ObjectType, Scope};
+use crate::core::layout::{
+    parse_key, ChainId, CloudTrailKey, DigestKey, LogKey, ObjectType, Scope,
+};
 use crate::core::time::format_iso;
-use crate::core::types::S3Location;
+use crate::core::types::{S3Location, Sha256};
 use crate::report::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report};
+use crate::source::progress::Progress;
 use crate::source::{
     KeyNeeds, KeyProvider, ListRequest, ObjectSource, ReadError, SourceError, StoredObject,
 };
@@ -65,7 +71,8 @@ pub enum EngineError {
     UnknownHead { key: String },
 }
 
-/// What a run will look at: the range and the objects in it, before anything is read.
+/// What a run will look at: the range and the digests in it, before anything is read. Log
+/// files are listed later, once, against what the digests name: a run keeps no list of them.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub range: Range,
@@ -73,28 +80,61 @@ pub struct Plan {
     pub derived: bool,
     /// Digests of the selected chains whose key time falls in the range.
     pub digests: Vec<DigestKey>,
-    /// Log files of the selected accounts and Regions.
-    pub logs: Vec<ListedLog>,
-    /// The account/Region folders the log files are in (`ListedLog::scope` indexes this).
-    pub scopes: Vec<Scope>,
     /// Account/Region folders where a trail that the filters leave out also writes digests:
     /// their log files may be that trail's, so none of them can be called unreferenced.
     pub shared_scopes: BTreeSet<Scope>,
 }
 
-/// A log file the listing found, kept small: a run may list millions of them.
-#[derive(Debug, Clone)]
-pub struct ListedLog {
-    pub key: String,
-    /// Delivery time, from the key.
-    pub time: Timestamp,
-    /// Its folder: an index into `Plan::scopes`.
-    pub scope: usize,
+/// Lists the digests and decides what is in the run.
+pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, EngineError> {
+    let mut digests: Vec<DigestKey> = Vec::new();
+    let mut shared_scopes = BTreeSet::new();
+    source.list(
+        &list_request(settings, ObjectType::Digest),
+        &mut |key| match parse_key(&key) {
+            Ok(CloudTrailKey::Digest(d)) if selected(settings, &d.scope) => {
+                if trail_selected(settings, &d) {
+                    digests.push(d)
+                } else {
+                    shared_scopes.insert(d.scope);
+                }
+            }
+            _ => {}
+        },
+    )?;
+    for head in settings.head_signatures.keys() {
+        if !digests.iter().any(|d| d.format() == *head) {
+            return Err(EngineError::UnknownHead { key: head.clone() });
+        }
+    }
+    // The evidence's own extent: digests if there are any, else log files.
+    let mut extent: Option<(Timestamp, Timestamp)> = None;
+    let mut widen = |t: Timestamp| {
+        extent = Some(extent.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+    };
+    if digests.is_empty() {
+        for_each_log(source, settings, &mut |_, log| widen(log.time))?;
+    } else {
+        digests.iter().for_each(|d| widen(d.end_time));
+    }
+    let Some(extent) = extent else {
+        return Err(EngineError::NothingFound {
+            source_name: source.describe(),
+        });
+    };
+    let (range, derived) = resolve_range(settings, extent)?;
+    digests.retain(|d| range.holds_digest(d.end_time));
+    Ok(Plan {
+        range,
+        derived,
+        digests,
+        shared_scopes,
+    })
 }
 
-/// Lists the source and decides what is in the run.
-pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, EngineError> {
-    let request = ListRequest {
+fn list_request(settings: &Settings, objects: ObjectType) -> ListRequest {
+    ListRequest {
+        objects,
         range: settings.start.map(|s| {
             (
                 s,
@@ -103,55 +143,21 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
         }),
         accounts: settings.accounts.clone(),
         regions: settings.regions.clone(),
-    };
-    let mut digests: Vec<DigestKey> = Vec::new();
-    let mut logs: Vec<ListedLog> = Vec::new();
-    let mut scope_ids: BTreeMap<Scope, usize> = BTreeMap::new();
-    let mut shared_scopes = BTreeSet::new();
-    for key in source.list(&request)? {
-        match parse_key(&key) {
-            Ok(CloudTrailKey::Digest(d)) if selected(settings, &d.scope) => {
-                if trail_selected(settings, &d) {
-                    digests.push(d)
-                } else {
-                    shared_scopes.insert(d.scope);
-                }
+    }
+}
+
+/// Hands `each` every log file of the selected accounts and Regions, with its parsed key.
+fn for_each_log(
+    source: &dyn ObjectSource,
+    settings: &Settings,
+    each: &mut dyn FnMut(String, LogKey),
+) -> Result<(), SourceError> {
+    source.list(&list_request(settings, ObjectType::Log), &mut |key| {
+        if let Ok(CloudTrailKey::Log(l)) = parse_key(&key) {
+            if l.ty == ObjectType::Log && selected(settings, &l.scope) {
+                each(key, l);
             }
-            Ok(CloudTrailKey::Log(l))
-                if l.ty == ObjectType::Log && selected(settings, &l.scope) =>
-            {
-                let next = scope_ids.len();
-                let scope = *scope_ids.entry(l.scope).or_insert(next);
-                logs.push(ListedLog {
-                    key,
-                    time: l.time,
-                    scope,
-                });
-            }
-            _ => {}
         }
-    }
-    for head in settings.head_signatures.keys() {
-        if !digests.iter().any(|d| d.format() == *head) {
-            return Err(EngineError::UnknownHead { key: head.clone() });
-        }
-    }
-    if digests.is_empty() && logs.is_empty() {
-        return Err(EngineError::NothingFound {
-            source_name: source.describe(),
-        });
-    }
-    let (range, derived) = resolve_range(settings, &digests, &logs)?;
-    digests.retain(|d| range.holds_digest(d.end_time));
-    let mut scopes: Vec<(usize, Scope)> = scope_ids.into_iter().map(|(s, i)| (i, s)).collect();
-    scopes.sort_by_key(|(i, _)| *i);
-    Ok(Plan {
-        range,
-        derived,
-        digests,
-        logs,
-        scopes: scopes.into_iter().map(|(_, s)| s).collect(),
-        shared_scopes,
     })
 }
 
@@ -206,20 +212,9 @@ pub fn verify_streaming(
         range,
         derived,
         digests,
-        logs,
-        scopes,
         shared_scopes,
     } = plan(source, settings)?;
-    let digest_keys: Vec<String> = digests.iter().map(DigestKey::format).collect();
-    let stored = source.read_digests(&digest_keys);
-    let read: Vec<ReadDigest> = digests
-        .into_iter()
-        .zip(digest_keys)
-        .zip(stored)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|((key, key_text), stored)| ReadDigest::new(key, key_text, stored))
-        .collect();
+    let read = read_digests(source, digests);
 
     let bucket = resolve_bucket(source, settings, &read)?;
     let mut chains: BTreeMap<ChainId, Vec<DigestCandidate>> = BTreeMap::new();
@@ -247,23 +242,33 @@ pub fn verify_streaming(
             (id, w)
         })
         .collect();
+    let mut referenced = Referenced::default();
+    let chain_reports = check_logs(
+        source,
+        &bucket,
+        walked,
+        sink,
+        settings.omit_valid_logs,
+        &mut referenced,
+    );
+    let referenced = referenced.done();
+    let mut shared = 0;
+    let mut unchained = Vec::new();
+    for_each_log(source, settings, &mut |key, log| {
+        if shared_scopes.contains(&log.scope) {
+            shared += 1;
+        } else if log.time >= range.start && log.time <= range.end && !referenced.contains(&key) {
+            unchained.push(unreferenced(&bucket, key, log.time));
+        }
+    })?;
+    // Listings come in no set order; the report's is the keys'.
+    unchained.sort_by(|a, b| a.subject.cmp(&b.subject));
     let mut notes = source.notes();
-    let (checkable, shared): (Vec<_>, Vec<_>) = logs.into_iter().partition(|l| {
-        scopes
-            .get(l.scope)
-            .is_none_or(|s| !shared_scopes.contains(s))
-    });
-    if !shared.is_empty() {
+    if shared > 0 {
         notes.push(format!(
-            "{} log files were not checked for digest references: other trails, left out by the filters, write to the same folders",
-            shared.len()
+            "{shared} log files were not checked for digest references: other trails, left out by the filters, write to the same folders"
         ));
     }
-    // Decided before the log files are hashed, while the walked digests can be borrowed
-    // rather than copied; handed to the sink after the chains, as before.
-    let unchained = unreferenced_logs(&bucket, &checkable, &walked, range);
-    drop(checkable);
-    let chain_reports = check_logs(source, &bucket, walked, sink, settings.omit_valid_logs);
 
     if let Some(sink) = sink {
         sink(None, &unchained);
@@ -299,6 +304,26 @@ pub fn verify_streaming(
     })
 }
 
+/// Digests read per batch: their stored bytes are held only until they are parsed.
+const DIGEST_BATCH: usize = 256;
+
+/// Reads and parses the digests, setting their log lists aside (see [`LogFiles`]).
+fn read_digests(source: &dyn ObjectSource, digests: Vec<DigestKey>) -> Vec<ReadDigest> {
+    let mut read = Vec::with_capacity(digests.len());
+    for batch in digests.chunks(DIGEST_BATCH) {
+        let keys: Vec<String> = batch.iter().map(DigestKey::format).collect();
+        let stored = source.read_digests(&keys);
+        read.par_extend(
+            batch
+                .par_iter()
+                .zip(keys)
+                .zip(stored)
+                .map(|((key, key_text), stored)| ReadDigest::new(key.clone(), key_text, stored)),
+        );
+    }
+    read
+}
+
 /// One digest after reading and parsing.
 struct ReadDigest {
     key: DigestKey,
@@ -317,10 +342,16 @@ impl ReadDigest {
                         detail: p.to_string(),
                         listed: Vec::new(),
                     }),
-                    Ok(raw) => ParsedDigest::parse(&raw).map_err(|e| ContentProblem::Format {
-                        detail: e.to_string(),
-                        listed: listed_log_files(&raw),
-                    }),
+                    Ok(raw) => match ParsedDigest::parse(&raw) {
+                        Ok(mut digest) => {
+                            digest.set_aside_log_files();
+                            Ok(digest)
+                        }
+                        Err(e) => Err(ContentProblem::Format {
+                            detail: e.to_string(),
+                            listed: listed_log_files(&raw),
+                        }),
+                    },
                 };
                 (content, record.signature(), record.backfill_generated())
             }
@@ -379,28 +410,17 @@ fn trail_selected(settings: &Settings, digest: &DigestKey) -> bool {
             .is_none_or(|h| *h == digest.home_region)
 }
 
-/// Without a given range, verify everything found: from an hour before the oldest digest ends
-/// (its start) to the newest digest's end.
+/// Without a given range, verify everything found: from an hour before the oldest time in the
+/// evidence's `extent` (a digest's end is an hour after its start) to the newest.
 fn resolve_range(
     settings: &Settings,
-    digests: &[DigestKey],
-    logs: &[ListedLog],
+    extent: (Timestamp, Timestamp),
 ) -> Result<(Range, bool), EngineError> {
-    // The evidence's own extent: digests if there are any, else log files.
-    let times: Vec<Timestamp> = if digests.is_empty() {
-        logs.iter().map(|l| l.time).collect()
-    } else {
-        digests.iter().map(|d| d.end_time).collect()
-    };
     let derived = settings.start.is_none() || settings.end.is_none();
-    let start = match settings.start {
-        Some(s) => s,
-        None => times.iter().min().copied().unwrap_or_default() - SignedDuration::from_hours(1),
-    };
-    let end = match settings.end {
-        Some(e) => e,
-        None => times.iter().max().copied().unwrap_or_default(),
-    };
+    let start = settings
+        .start
+        .unwrap_or(extent.0 - SignedDuration::from_hours(1));
+    let end = settings.end.unwrap_or(extent.1);
     if start > end {
         return Err(EngineError::BadRange {
             start: format_iso(start),
@@ -448,65 +468,200 @@ fn resolve_bucket(
     }
 }
 
-/// Hashes every log file the verified digests name, in one batch so the source can spread it
-/// over all its workers, then lays out each chain: each digest's findings followed by its log
-/// files', newest digest first.
+/// Log files hashed per batch: enough to keep every worker and every S3 request slot busy,
+/// few enough that a batch's log lists and outcomes stay small.
+const LOG_BATCH: usize = 4096;
+
+/// One step of laying out the chains: a digest, or the end of a chain.
+enum Step {
+    Digest(WalkedDigest),
+    EndOfChain(ChainId),
+}
+
+/// Hashes every log file the verified digests name and lays out each chain: each digest's
+/// findings followed by its log files', newest digest first. Digests go in batches of about
+/// [`LOG_BATCH`] log files: the batch's set-aside log lists are read again, its log files
+/// hashed in one call (so the source can spread them over all its workers), its findings
+/// decided, and the lists dropped. Every log file named is added to `referenced`.
 fn check_logs(
     source: &dyn ObjectSource,
     bucket: &str,
     walked: Vec<(ChainId, Vec<WalkedDigest>)>,
     sink: Option<FindingSink<'_>>,
     omit_valid_logs: bool,
+    referenced: &mut Referenced,
 ) -> Vec<ChainReport> {
-    let wanted: Vec<&S3Location> = walked
+    let total = walked
         .iter()
         .flat_map(|(_, ws)| ws.iter())
-        .filter_map(|w| match &w.status {
-            DigestStatus::Verified(v) => Some(v.digest().log_files.iter().map(|l| &l.location)),
-            DigestStatus::Unverified { .. } => None,
+        .map(|w| match &w.status {
+            DigestStatus::Verified(v) => v.digest().log_files.len(),
+            DigestStatus::Unverified { .. } => 0,
         })
-        .flatten()
-        .collect();
-    let outcomes = source.hash_logs(bucket, &wanted);
-    drop(wanted);
-    let mut outcomes = outcomes.into_iter();
-
-    walked
-        .into_iter()
-        .map(|(id, ws)| {
-            // A log file two digests of the chain list is counted once, by its worst finding
-            // (`Totals::of`): only a file listed once may be counted without its finding.
-            let omittable = if omit_valid_logs {
-                omittable_valid_logs(&ws)
-            } else {
-                None
+        .sum();
+    let progress = Progress::new("log files hashed", total);
+    let mut layout = Layout {
+        bucket,
+        sink,
+        omit_valid_logs,
+        reports: Vec::with_capacity(walked.len()),
+        chain: ChainLayout::new(omit_valid_logs),
+    };
+    let mut batch = Vec::new();
+    let mut batch_logs = 0;
+    for (id, ws) in walked {
+        for w in ws {
+            batch_logs += match &w.status {
+                DigestStatus::Verified(v) => v.digest().log_files.len(),
+                DigestStatus::Unverified {
+                    listed: Listed::SetAside(d),
+                } => d.log_files.len(),
+                DigestStatus::Unverified {
+                    listed: Listed::Names(names),
+                } => names.len(),
             };
-            let mut omitted = 0;
-            let mut findings = Vec::new();
-            for w in ws {
-                findings.extend(w.findings);
-                let named_by = w.location.uri();
-                match &w.status {
-                    DigestStatus::Verified(v) => {
-                        for entry in v.digest().log_files.iter() {
-                            let outcome = outcomes
-                                .next()
-                                .unwrap_or(Err(ReadError::Io("no result".into())));
-                            let finding =
-                                log_finding(&entry.location, entry.hash, &named_by, outcome);
-                            if finding.kind == Kind::LogValid
-                                && omittable
-                                    .as_ref()
-                                    .is_some_and(|repeated| !repeated.contains(&entry.location))
-                            {
-                                omitted += 1;
-                            } else {
-                                findings.push(finding);
-                            }
-                        }
+            batch.push(Step::Digest(w));
+            if batch_logs >= LOG_BATCH || batch.len() >= DIGEST_BATCH {
+                layout.run(source, std::mem::take(&mut batch), referenced, &progress);
+                batch_logs = 0;
+            }
+        }
+        batch.push(Step::EndOfChain(id));
+    }
+    layout.run(source, batch, referenced, &progress);
+    layout.reports
+}
+
+/// The chain reports laid out so far, and the chain being laid out.
+struct Layout<'a> {
+    bucket: &'a str,
+    sink: Option<FindingSink<'a>>,
+    omit_valid_logs: bool,
+    reports: Vec<ChainReport>,
+    chain: ChainLayout,
+}
+
+/// What an unverified digest's log files are, once known.
+enum Names {
+    Locations(Vec<S3Location>),
+    Entries(Arc<[LogFileEntry]>),
+}
+
+impl Layout<'_> {
+    fn run(
+        &mut self,
+        source: &dyn ObjectSource,
+        batch: Vec<Step>,
+        referenced: &mut Referenced,
+        progress: &Progress,
+    ) {
+        // Set-aside log lists, read again in one call.
+        let (keys, aside): (Vec<String>, Vec<&ParsedDigest>) = batch
+            .iter()
+            .filter_map(|s| match s {
+                Step::Digest(w) => set_aside(w).map(|d| (w.location.key.clone(), d)),
+                Step::EndOfChain(_) => None,
+            })
+            .unzip();
+        let mut lists: VecDeque<Result<Arc<[LogFileEntry]>, String>> = source
+            .read_digests(&keys)
+            .into_par_iter()
+            .zip(aside)
+            .map(|(stored, digest)| reread(digest, stored))
+            .collect();
+        drop(keys);
+
+        // Each digest with what it names: verified entries are hashed, the rest only named.
+        let mut steps = Vec::with_capacity(batch.len());
+        for step in batch {
+            let Step::Digest(mut w) = step else {
+                steps.push((step, None));
+                continue;
+            };
+            let listed = match &mut w.status {
+                DigestStatus::Verified(v) => match &v.digest().log_files {
+                    LogFiles::Parsed(list) => Ok(Names::Entries(list.clone())),
+                    LogFiles::SetAside { .. } => {
+                        lists.pop_front().unwrap_or(Err(lost())).map(Names::Entries)
                     }
-                    DigestStatus::Unverified { listed } => {
-                        findings.extend(listed.iter().map(|l| {
+                },
+                DigestStatus::Unverified {
+                    listed: Listed::SetAside(_),
+                } => lists.pop_front().unwrap_or(Err(lost())).map(Names::Entries),
+                DigestStatus::Unverified {
+                    listed: Listed::Names(names),
+                } => Ok(Names::Locations(std::mem::take(names))),
+            };
+            let listed = match listed {
+                Ok(names) => Some(names),
+                Err(detail) => {
+                    w.findings.push(
+                        Finding::new(
+                            w.location.uri(),
+                            Kind::DigestUnreadable,
+                            "could not be read again for the log files it lists; they were not checked",
+                        )
+                        .with(Evidence {
+                            detail: Some(detail),
+                            ..Evidence::default()
+                        }),
+                    );
+                    None
+                }
+            };
+            steps.push((Step::Digest(w), listed));
+        }
+
+        let wanted: Vec<&S3Location> = steps
+            .iter()
+            .filter_map(|(s, names)| match (s, names) {
+                (Step::Digest(w), Some(Names::Entries(list)))
+                    if matches!(w.status, DigestStatus::Verified(_)) =>
+                {
+                    Some(list.iter().map(|l| &l.location))
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let outcomes = source.hash_logs(self.bucket, &wanted, progress);
+        drop(wanted);
+        let mut outcomes = outcomes.into_iter();
+
+        for (step, names) in steps {
+            let w = match step {
+                Step::EndOfChain(id) => {
+                    self.end_chain(&id);
+                    continue;
+                }
+                Step::Digest(w) => w,
+            };
+            self.chain.findings.extend(w.findings);
+            let named_by = w.location.uri();
+            match (&w.status, names) {
+                (_, None) => {}
+                (DigestStatus::Verified(_), Some(Names::Entries(list))) => {
+                    for entry in list.iter() {
+                        referenced.insert(self.bucket, &entry.location);
+                        let outcome = outcomes
+                            .next()
+                            .unwrap_or(Err(ReadError::Io("no result".into())));
+                        self.chain.push(log_finding(
+                            &entry.location,
+                            entry.hash,
+                            &named_by,
+                            outcome,
+                        ));
+                    }
+                }
+                (_, Some(names)) => {
+                    let locations: Box<dyn Iterator<Item = &S3Location>> = match &names {
+                        Names::Locations(l) => Box::new(l.iter()),
+                        Names::Entries(l) => Box::new(l.iter().map(|e| &e.location)),
+                    };
+                    for l in locations {
+                        referenced.insert(self.bucket, l);
+                        self.chain.push(
                             Finding::new(
                                 l.uri(),
                                 Kind::LogUnverifiable,
@@ -515,48 +670,154 @@ fn check_logs(
                             .with(Evidence {
                                 named_by: Some(named_by.clone()),
                                 ..Evidence::default()
-                            })
-                        }));
+                            }),
+                        );
                     }
                 }
             }
-            let report = ChainReport {
-                chain: ChainInfo::from(&id),
-                findings,
-                omitted_valid_logs: omitted,
-            };
-            if let Some(sink) = sink {
-                sink(Some(&report.chain), &report.findings);
+        }
+    }
+
+    fn end_chain(&mut self, id: &ChainId) {
+        let done = std::mem::replace(&mut self.chain, ChainLayout::new(self.omit_valid_logs));
+        let report = ChainReport {
+            chain: ChainInfo::from(id),
+            findings: done.findings,
+            omitted_valid_logs: done.omitted.as_ref().map_or(0, |o| o.listings),
+            omitted_valid_files: done.omitted.as_ref().map_or(0, |o| o.files),
+        };
+        if let Some(sink) = self.sink {
+            sink(Some(&report.chain), &report.findings);
+        }
+        self.reports.push(report);
+    }
+}
+
+/// A digest whose log list was set aside, to be read again.
+fn set_aside(w: &WalkedDigest) -> Option<&ParsedDigest> {
+    match &w.status {
+        DigestStatus::Verified(v) => {
+            matches!(v.digest().log_files, LogFiles::SetAside { .. }).then(|| v.digest())
+        }
+        DigestStatus::Unverified {
+            listed: Listed::SetAside(d),
+        } => Some(d),
+        DigestStatus::Unverified { .. } => None,
+    }
+}
+
+/// A set-aside log list, from the digest read again: only from the very bytes first parsed.
+fn reread(
+    digest: &ParsedDigest,
+    stored: Result<StoredObject, ReadError>,
+) -> Result<Arc<[LogFileEntry]>, String> {
+    let stored = stored.map_err(|e| match e {
+        ReadError::NotFound => "gone when read again".to_owned(),
+        ReadError::Escape(d) | ReadError::Io(d) => d,
+        ReadError::OtherBucket => "in another bucket".to_owned(),
+    })?;
+    let raw = inflate_all(&stored.bytes, Limits::DIGEST).map_err(|p| p.to_string())?;
+    digest.log_files_from(&raw).map_err(|e| e.to_string())
+}
+
+fn lost() -> String {
+    "no result".to_owned()
+}
+
+/// One chain's findings so far.
+struct ChainLayout {
+    findings: Vec<Finding>,
+    /// `Some` when valid log files are counted instead of kept.
+    omitted: Option<Omitted>,
+}
+
+/// Valid log files counted instead of kept. A log file may be listed more than once (by two
+/// digests); totals count it once, by its worst finding, so each file's state is remembered
+/// by a 64-bit keyed hash of its `s3://` text (what totals merge by): a collision could only
+/// merge two valid files' counts, never hide a finding.
+#[derive(Default)]
+struct Omitted {
+    /// Per file: whether a finding of it is kept.
+    seen: HashMap<u64, bool>,
+    hasher: RandomState,
+    /// Valid listings not kept (the AWS CLI counts each).
+    listings: usize,
+    /// Files all of whose listings so far were valid and not kept.
+    files: usize,
+}
+
+impl ChainLayout {
+    fn new(omit_valid_logs: bool) -> Self {
+        ChainLayout {
+            findings: Vec::new(),
+            omitted: omit_valid_logs.then(Omitted::default),
+        }
+    }
+
+    /// Keeps a log file's finding, or counts it if it is valid and counting is on.
+    fn push(&mut self, finding: Finding) {
+        let Some(o) = &mut self.omitted else {
+            self.findings.push(finding);
+            return;
+        };
+        let valid = finding.kind == Kind::LogValid;
+        let kept = o.seen.entry(o.hasher.hash_one(&finding.subject));
+        match (kept, valid) {
+            (Entry::Vacant(slot), true) => {
+                slot.insert(false);
+                o.listings += 1;
+                o.files += 1;
             }
-            report
-        })
-        .collect()
-}
-
-/// Which valid log files of a chain may be counted without their finding: `None` when none
-/// may, else the exceptions, the files listed more than once. Totals merge findings by their
-/// `s3://` text, and a bucket name with a `/` (which only a malformed digest's lenient listing
-/// can carry) can give two locations the same text: then nothing is omitted.
-fn omittable_valid_logs(ws: &[WalkedDigest]) -> Option<HashSet<S3Location>> {
-    let mut seen = HashSet::new();
-    let mut repeated = HashSet::new();
-    for l in ws.iter().flat_map(|w| listed(&w.status)) {
-        if l.bucket.contains('/') {
-            return None;
-        }
-        if !seen.insert(l) {
-            repeated.insert(l.clone());
+            (Entry::Occupied(_), true) => o.listings += 1,
+            (Entry::Vacant(slot), false) => {
+                slot.insert(true);
+                self.findings.push(finding);
+            }
+            (Entry::Occupied(mut slot), false) => {
+                if !slot.insert(true) {
+                    // Its valid listings were counted as a file; now its worst finding is kept.
+                    o.files -= 1;
+                }
+                self.findings.push(finding);
+            }
         }
     }
-    Some(repeated)
 }
 
-/// The log files a walked digest lists.
-fn listed(status: &DigestStatus) -> Box<dyn Iterator<Item = &S3Location> + '_> {
-    match status {
-        DigestStatus::Verified(v) => Box::new(v.digest().log_files.iter().map(|l| &l.location)),
-        DigestStatus::Unverified { listed } => Box::new(listed.iter()),
+/// The log files the digests name, for finding those nobody names: a 128-bit SHA-256 prefix of
+/// each key in the run's bucket, not the key itself, so that it stays small. A false match
+/// would need a second preimage of a key a digest names.
+#[derive(Default)]
+struct Referenced(Vec<u128>);
+
+impl Referenced {
+    fn insert(&mut self, bucket: &str, location: &S3Location) {
+        if location.bucket == bucket {
+            self.0.push(fingerprint(&location.key));
+        }
     }
+
+    fn done(mut self) -> ReferencedSet {
+        self.0.sort_unstable();
+        self.0.dedup();
+        self.0.shrink_to_fit();
+        ReferencedSet(self.0)
+    }
+}
+
+struct ReferencedSet(Vec<u128>);
+
+impl ReferencedSet {
+    fn contains(&self, key: &str) -> bool {
+        self.0.binary_search(&fingerprint(key)).is_ok()
+    }
+}
+
+fn fingerprint(key: &str) -> u128 {
+    let hash = Sha256::of(key.as_bytes()).0;
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&hash[..16]);
+    u128::from_le_bytes(first)
 }
 
 /// Turns one log file's read outcome into its finding.
@@ -633,64 +894,60 @@ fn log_finding(
     }
 }
 
-/// Log files delivered inside the range that no digest vouches for.
-fn unreferenced_logs(
-    bucket: &str,
-    logs: &[ListedLog],
-    walked: &[(ChainId, Vec<WalkedDigest>)],
-    range: Range,
-) -> Vec<Finding> {
-    let referenced: HashSet<(&str, &str)> = walked
-        .iter()
-        .flat_map(|(_, ws)| ws.iter())
-        .flat_map(|w| listed(&w.status))
-        .map(|l| (l.bucket.as_str(), l.key.as_str()))
-        .collect();
-    logs.iter()
-        .filter(|l| l.time >= range.start && l.time <= range.end)
-        .filter(|l| !referenced.contains(&(bucket, l.key.as_str())))
-        .map(|l| {
-            Finding::new(
-                S3Location::new(bucket, l.key.as_str()).uri(),
-                Kind::LogUnreferenced,
-                "not referenced by any digest: injected, or delivered while log file validation was off",
-            )
-            .with(Evidence { from: Some(l.time), ..Evidence::default() })
-        })
-        .collect()
+/// A log file delivered inside the range that no digest vouches for.
+fn unreferenced(bucket: &str, key: String, time: Timestamp) -> Finding {
+    Finding::new(
+        S3Location::new(bucket, key).uri(),
+        Kind::LogUnreferenced,
+        "not referenced by any digest: injected, or delivered while log file validation was off",
+    )
+    .with(Evidence {
+        from: Some(time),
+        ..Evidence::default()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Totals;
 
-    fn walked(listed: &[(&str, &str)]) -> WalkedDigest {
-        let key = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_management-trail_us-east-1_20260101T010000Z.json.gz";
-        let Ok(CloudTrailKey::Digest(parsed)) = parse_key(key) else {
-            panic!("a digest key");
-        };
-        WalkedDigest {
-            location: S3Location::new("b", key),
-            key: parsed,
-            status: DigestStatus::Unverified {
-                listed: listed
-                    .iter()
-                    .map(|(b, k)| S3Location::new(*b, *k))
-                    .collect(),
-            },
-            findings: Vec::new(),
-        }
+    fn finding(bucket: &str, key: &str, kind: Kind) -> Finding {
+        Finding::new(S3Location::new(bucket, key).uri(), kind, "")
     }
 
     #[test]
-    fn valid_logs_listed_twice_or_under_a_slashed_bucket_are_kept() {
-        let chain = [walked(&[("b", "x"), ("b", "y")]), walked(&[("b", "x")])];
+    fn counted_valid_logs_total_as_the_kept_findings_would() {
+        use Kind::{LogHashMismatch as Bad, LogValid as Ok};
+        // A file listed twice, valid then not; one listed twice, valid both times; one whose
+        // second bucket/key split prints the same `s3://` text as the first.
+        let listings = [
+            ("b", "x", Ok),
+            ("b", "y", Ok),
+            ("b", "x", Ok),
+            ("b", "y", Bad),
+            ("b", "z", Bad),
+            ("b", "z", Ok),
+            ("b", "AWSLogs/w", Ok),
+            ("b/AWSLogs", "w", Bad),
+            ("b", "v", Ok),
+        ];
+        let mut counted = ChainLayout::new(true);
+        let mut kept = ChainLayout::new(false);
+        for (b, k, kind) in listings {
+            counted.push(finding(b, k, kind));
+            kept.push(finding(b, k, kind));
+        }
+        let omitted = counted.omitted.expect("counting");
         assert_eq!(
-            omittable_valid_logs(&chain),
-            Some(HashSet::from([S3Location::new("b", "x")]))
+            omitted.listings, 6,
+            "every valid listing: the AWS CLI counts each"
         );
-        // `s3://b/AWSLogs/x` is also what ("b", "AWSLogs/x") prints as.
-        let chain = [walked(&[("b", "AWSLogs/x")]), walked(&[("b/AWSLogs", "x")])];
-        assert_eq!(omittable_valid_logs(&chain), None);
+        assert_eq!(omitted.files, 2, "x and v");
+        assert_eq!(counted.findings.len(), 3, "the three bad listings");
+        let mut totals = Totals::of(&counted.findings);
+        totals.logs.valid += omitted.files;
+        assert_eq!(totals, Totals::of(&kept.findings));
+        assert_eq!(kept.findings.len(), listings.len());
     }
 }

@@ -63,10 +63,13 @@ pub struct KeyInfo {
 pub struct ChainReport {
     pub chain: ChainInfo,
     pub findings: Vec<Finding>,
-    /// Valid log files counted but not kept as findings (`Settings::omit_valid_logs`); each
-    /// is listed once in the chain and has no other finding.
+    /// Valid log-file listings counted but not kept as findings (`Settings::omit_valid_logs`).
     #[serde(skip_serializing_if = "is_zero")]
     pub omitted_valid_logs: usize,
+    /// Of those, the log files no kept finding is about, each counted once: what `totals`
+    /// adds (a file two digests list is one log file).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted_valid_files: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -77,7 +80,7 @@ impl ChainReport {
     /// Counts per object kind, the omitted valid log files included.
     pub fn totals(&self) -> Totals {
         let mut t = Totals::of(&self.findings);
-        t.logs.valid += self.omitted_valid_logs;
+        t.logs.valid += self.omitted_valid_files;
         t
     }
 }

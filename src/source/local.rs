@@ -75,10 +75,9 @@ impl LocalEvidence {
         })
     }
 
-    /// Walks the tree without following directory symlinks (no loops, no escape by listing).
-    /// Keys come out sorted; nothing is kept, so a listing costs memory only while it is used.
-    fn walk_tree(&self) -> Result<Vec<String>, SourceError> {
-        let mut keys = Vec::new();
+    /// Walks the tree without following directory symlinks (no loops, no escape by listing),
+    /// handing each file's key to `each`; nothing is kept.
+    fn walk_tree(&self, each: &mut dyn FnMut(String)) -> Result<(), SourceError> {
         let mut unusable = 0;
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
@@ -108,14 +107,13 @@ impl LocalEvidence {
                 };
                 match rel.to_str() {
                     Some(EVIDENCE_FILE) => {}
-                    Some(key) => keys.push(key.replace(std::path::MAIN_SEPARATOR, "/")),
+                    Some(key) => each(key.replace(std::path::MAIN_SEPARATOR, "/")),
                     None => unusable += 1,
                 }
             }
         }
-        keys.sort();
         self.unusable.store(unusable, Ordering::Relaxed);
-        Ok(keys)
+        Ok(())
     }
 
     /// Resolves a key to a path under the root, refusing anything that would leave it.
@@ -253,9 +251,13 @@ impl ObjectSource for LocalEvidence {
         self.metadata.as_ref().map(|m| m.bucket.clone())
     }
 
-    /// A directory is listed whole: it is already on disk, so narrowing would save nothing.
-    fn list(&self, _request: &ListRequest) -> Result<Vec<String>, SourceError> {
-        self.walk_tree()
+    /// A directory is listed whole: it is already on disk, so narrowing would save little.
+    fn list(
+        &self,
+        _request: &ListRequest,
+        each: &mut dyn FnMut(String),
+    ) -> Result<(), SourceError> {
+        self.walk_tree(each)
     }
 
     fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>> {
@@ -277,8 +279,8 @@ impl ObjectSource for LocalEvidence {
         &self,
         bucket: &str,
         locations: &[&S3Location],
+        progress: &Progress,
     ) -> Vec<Result<GzOutcome, ReadError>> {
-        let progress = Progress::new("log files hashed", locations.len());
         locations
             .par_iter()
             .map_init(
@@ -326,10 +328,16 @@ mod tests {
         .unwrap();
         std::os::unix::fs::symlink(outer.path(), root.join("AWSLogs/loop")).unwrap();
         let ev = LocalEvidence::open(&root).unwrap();
-        assert_eq!(
-            ev.list(&ListRequest::default()).unwrap(),
-            ["AWSLogs/a/out.json.gz", "AWSLogs/a/x.json.gz"]
-        );
+        let mut keys = Vec::new();
+        let request = ListRequest {
+            objects: crate::core::layout::ObjectType::Log,
+            range: None,
+            accounts: Vec::new(),
+            regions: Vec::new(),
+        };
+        ev.list(&request, &mut |k| keys.push(k)).unwrap();
+        keys.sort();
+        assert_eq!(keys, ["AWSLogs/a/out.json.gz", "AWSLogs/a/x.json.gz"]);
         assert_eq!(ev.read_object("AWSLogs/a/x.json.gz", 10).unwrap(), b"x");
         assert!(matches!(
             ev.read_object("AWSLogs/a/out.json.gz", 10),

@@ -14,11 +14,12 @@ use std::path::PathBuf;
 
 use jiff::Timestamp;
 
-use crate::core::sign::KeySet;
-
 use crate::core::evidence::ObjectRecord;
 use crate::core::gz::GzOutcome;
+use crate::core::layout::ObjectType;
+use crate::core::sign::KeySet;
 use crate::core::types::S3Location;
+use progress::Progress;
 
 /// Why a source could not be used at all (as opposed to one object failing, which is a finding).
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +65,10 @@ pub struct StoredObject {
 }
 
 /// What the engine wants listed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ListRequest {
+    /// Digests or log files.
+    pub objects: ObjectType,
     /// Digest key times of interest; `None` lists everything.
     pub range: Option<(Timestamp, Timestamp)>,
     pub accounts: Vec<String>,
@@ -80,16 +83,20 @@ pub trait ObjectSource: Sync {
     fn describe(&self) -> String;
     /// The bucket, when the source knows it (a bucket name or an evidence-metadata file).
     fn bucket(&self) -> Option<String>;
-    /// Every object key under the requested accounts, Regions and times (it may list more).
-    fn list(&self, request: &ListRequest) -> Result<Vec<String>, SourceError>;
+    /// Hands `each` every key of the requested type under the requested accounts, Regions and
+    /// times, in no set order. It may hand more (the engine parses every key), but it keeps
+    /// nothing: a bucket may hold millions of log files.
+    fn list(&self, request: &ListRequest, each: &mut dyn FnMut(String)) -> Result<(), SourceError>;
     /// Reads whole digest files (stored bytes) with their S3 facts.
     fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>>;
     /// Inflates and hashes log files as they stream in. `bucket` is the bucket the run is
     /// about; a source that holds only that bucket answers `OtherBucket` for the rest.
+    /// A run hashes in batches; `progress` is the run's.
     fn hash_logs(
         &self,
         bucket: &str,
         locations: &[&S3Location],
+        progress: &Progress,
     ) -> Vec<Result<GzOutcome, ReadError>>;
     /// What this source could not see, in words.
     fn notes(&self) -> Vec<String>;

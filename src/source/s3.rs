@@ -7,7 +7,6 @@
 //! corpus. An object that cannot be read (access denied, an error that persists through the
 //! SDK's retries, a stalled body) is "not verified", never "valid".
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -73,7 +72,12 @@ impl S3Source {
     /// Runs one job per item as tokio tasks, at most `concurrency` at once; results come back
     /// in input order. Jobs finish in any order, so one slow response does not hold the next
     /// ones back.
-    fn run_all<T, I, O, F, Fut>(&self, what: &str, items: T, job: F) -> Vec<Result<O, ReadError>>
+    fn run_all<T, I, O, F, Fut>(
+        &self,
+        progress: &Progress,
+        items: T,
+        job: F,
+    ) -> Vec<Result<O, ReadError>>
     where
         T: IntoIterator<Item = I>,
         T::IntoIter: ExactSizeIterator,
@@ -84,7 +88,6 @@ impl S3Source {
     {
         let client = self.client.clone();
         let items = items.into_iter();
-        let progress = Progress::new(what, items.len());
         let mut done: Vec<(usize, Result<O, ReadError>)> = self.runtime.block_on(async {
             stream::iter(items.enumerate())
                 .map(|(i, item)| {
@@ -105,7 +108,11 @@ impl S3Source {
         done.into_iter().map(|(_, r)| r).collect()
     }
 
-    async fn list_all(&self, request: &ListRequest) -> Result<Vec<String>, SourceError> {
+    async fn list_all(
+        &self,
+        request: &ListRequest,
+        each: &mut dyn FnMut(String),
+    ) -> Result<(), SourceError> {
         let mut account_folders = Vec::new();
         let mut top = Vec::new();
         for root in self.awslogs_roots().await? {
@@ -132,17 +139,16 @@ impl S3Source {
             request.accounts.is_empty() || request.accounts.iter().any(|a| a == account)
         });
         let mut region_folders = Vec::new();
+        let ty = request.objects.folder();
         for account in &account_folders {
-            for ty in ["CloudTrail-Digest/", "CloudTrail/"] {
-                for region in self.folders(&format!("{account}{ty}")).await? {
-                    let name = region
-                        .trim_end_matches('/')
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or_default();
-                    if request.regions.is_empty() || request.regions.iter().any(|r| r == name) {
-                        region_folders.push(region);
-                    }
+            for region in self.folders(&format!("{account}{ty}/")).await? {
+                let name = region
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default();
+                if request.regions.is_empty() || request.regions.iter().any(|r| r == name) {
+                    region_folders.push(region);
                 }
             }
         }
@@ -153,16 +159,15 @@ impl S3Source {
                 .collect(),
             None => region_folders,
         };
-        let listed: Vec<Result<Vec<String>, SourceError>> = stream::iter(prefixes)
+        // Each folder's keys are handed on as its listing completes: only the folders being
+        // listed are held.
+        let mut listed = stream::iter(prefixes)
             .map(|p| async move { self.keys_under(&p).await })
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        let mut keys = BTreeSet::new();
-        for l in listed {
-            keys.extend(l?);
+            .buffer_unordered(self.concurrency);
+        while let Some(keys) = listed.next().await {
+            keys?.into_iter().for_each(&mut *each);
         }
-        Ok(keys.into_iter().collect())
+        Ok(())
     }
 
     /// Every `AWSLogs/` folder under the source's prefix: trails may write under prefixes of
@@ -264,9 +269,8 @@ impl S3Source {
         items: Vec<(S3Location, std::path::PathBuf)>,
     ) -> Vec<Result<ObjectRecord, ReadError>> {
         let stall = self.stall;
-        self.run_all("objects downloaded", items, move |c, i| {
-            download_one(c, i, stall)
-        })
+        let progress = Progress::new("objects downloaded", items.len());
+        self.run_all(&progress, items, move |c, i| download_one(c, i, stall))
     }
 }
 
@@ -500,8 +504,8 @@ impl ObjectSource for S3Source {
         Some(self.bucket.clone())
     }
 
-    fn list(&self, request: &ListRequest) -> Result<Vec<String>, SourceError> {
-        self.runtime.block_on(self.list_all(request))
+    fn list(&self, request: &ListRequest, each: &mut dyn FnMut(String)) -> Result<(), SourceError> {
+        self.runtime.block_on(self.list_all(request, each))
     }
 
     fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>> {
@@ -510,7 +514,8 @@ impl ObjectSource for S3Source {
             .map(|k| S3Location::new(&self.bucket, k))
             .collect();
         let stall = self.stall;
-        self.run_all("digests read", items, move |c, i| read_digest(c, i, stall))
+        let progress = Progress::new("digests read", items.len());
+        self.run_all(&progress, items, move |c, i| read_digest(c, i, stall))
     }
 
     /// Log files in other buckets (a trail moved between buckets) are read too: S3 has them.
@@ -518,11 +523,12 @@ impl ObjectSource for S3Source {
         &self,
         _bucket: &str,
         locations: &[&S3Location],
+        progress: &Progress,
     ) -> Vec<Result<GzOutcome, ReadError>> {
         let stall = self.stall;
         // Cloned as each one is started, so only those in flight exist twice.
         let items = locations.iter().map(|&l| l.clone());
-        self.run_all("log files hashed", items, move |c, i| hash_log(c, i, stall))
+        self.run_all(progress, items, move |c, i| hash_log(c, i, stall))
     }
 
     fn notes(&self) -> Vec<String> {
