@@ -916,6 +916,95 @@ mod tests {
         Finding::new(S3Location::new(bucket, key).uri(), kind, "")
     }
 
+    /// A copy whose digests change after their first read, as if rewritten during the run.
+    struct Rewritten {
+        copy: crate::source::local::LocalEvidence,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl ObjectSource for Rewritten {
+        fn describe(&self) -> String {
+            self.copy.describe()
+        }
+        fn bucket(&self) -> Option<String> {
+            self.copy.bucket()
+        }
+        fn list(
+            &self,
+            request: &ListRequest,
+            each: &mut dyn FnMut(String),
+        ) -> Result<(), SourceError> {
+            self.copy.list(request, each)
+        }
+        fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>> {
+            let mut read = self.copy.read_digests(keys);
+            let later = self
+                .reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                > 0;
+            for stored in read.iter_mut().flatten().filter(|_| later) {
+                // Still a well-formed digest, listing the same log files: one more space.
+                let mut raw = inflate_all(&stored.bytes, Limits::DIGEST).unwrap();
+                raw.push(b' ');
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+                std::io::Write::write_all(&mut gz, &raw).unwrap();
+                stored.bytes = gz.finish().unwrap();
+            }
+            read
+        }
+        fn hash_logs(
+            &self,
+            bucket: &str,
+            locations: &[&S3Location],
+            progress: &Progress,
+        ) -> Vec<Result<crate::core::gz::GzOutcome, ReadError>> {
+            self.copy.hash_logs(bucket, locations, progress)
+        }
+        fn notes(&self) -> Vec<String> {
+            self.copy.notes()
+        }
+    }
+
+    #[test]
+    fn a_digest_rewritten_during_the_run_vouches_for_nothing() {
+        let case =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cases/clean-plain");
+        let keys = crate::source::PinnedKeys {
+            keys: crate::core::keyfile::parse_key_file(
+                &std::fs::read(case.join("public-keys.json")).unwrap(),
+            )
+            .unwrap(),
+            path: case.join("public-keys.json"),
+        };
+        let source = Rewritten {
+            copy: crate::source::local::LocalEvidence::open(&case.join("bucket")).unwrap(),
+            reads: Default::default(),
+        };
+        let report = verify(&source, &keys, &Settings::default()).unwrap();
+        let kinds = |kind| report.all_findings().filter(|f| f.kind == kind).count();
+        // Their signatures verified over the first bytes; the lists come from the second.
+        assert_eq!(kinds(Kind::DigestValid), 6);
+        assert_eq!(kinds(Kind::DigestUnreadable), 6);
+        assert_eq!(kinds(Kind::LogValid), 0);
+        assert_eq!(kinds(Kind::LogUnreferenced), 12);
+        assert!(report
+            .all_findings()
+            .filter(|f| f.kind == Kind::DigestUnreadable)
+            .all(|f| f
+                .evidence
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains("changed"))));
+        assert_eq!(report.totals().digests.not_verified, 6);
+        assert_eq!(report.exit_code(), 2);
+
+        // Read once, as it was: all valid.
+        let source = crate::source::local::LocalEvidence::open(&case.join("bucket")).unwrap();
+        let report = verify(&source, &keys, &Settings::default()).unwrap();
+        assert_eq!(report.totals().logs.valid, 12);
+        assert_eq!(report.exit_code(), 0);
+    }
+
     #[test]
     fn counted_valid_logs_total_as_the_kept_findings_would() {
         use Kind::{LogHashMismatch as Bad, LogValid as Ok};
