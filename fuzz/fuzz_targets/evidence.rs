@@ -1,13 +1,21 @@
-//! The evidence-metadata parser on any bytes; what parses survives a serde round trip.
+//! The evidence-metadata parser on any bytes; what parses survives a serde round trip, and the
+//! streaming parse that verification uses (digest records only) accepts exactly the same.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use trailproof::core::evidence::EvidenceMetadata;
 
 fuzz_target!(|raw: &[u8]| {
+    let digests_only = EvidenceMetadata::parse_digest_records(raw);
     let Ok(m) = EvidenceMetadata::parse(raw) else {
+        assert!(digests_only.is_err(), "accepted only by the streaming parse");
         return;
     };
+    let digests_only = digests_only.expect("accepted only by the full parse");
+    assert!(digests_only
+        .objects
+        .iter()
+        .all(|(k, r)| m.objects.get(k) == Some(r)));
     for record in m.objects.values() {
         let _ = record.signature();
         let _ = record.backfill_generated();

@@ -235,7 +235,8 @@ pub fn run_acquire(args: &AcquireArgs) -> Result<u8, String> {
         .ok_or_else(|| format!("{} is not an s3://BUCKET[/PREFIX] URI", args.source))?;
     let options = args.aws.options(None);
     let source = S3Source::connect(&options, &bucket, &prefix, args.aws.concurrency)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .remembering_etags();
     let settings = Settings {
         start: Some(args.start_time),
         end: Some(args.end_time.unwrap_or_else(Timestamp::now)),

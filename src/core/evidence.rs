@@ -106,11 +106,12 @@ impl EvidenceMetadata {
 
     /// Parses like [`EvidenceMetadata::parse`], every record checked, but keeps only the
     /// records of digest files: verification needs nothing else (their signatures), and a copy
-    /// may hold millions of log files.
-    pub fn parse_digest_records(bytes: &[u8]) -> Result<Self, EvidenceError> {
-        let m: DigestRecords = serde_json::from_slice(bytes).map_err(|e| EvidenceError::Json {
-            detail: e.to_string(),
-        })?;
+    /// may hold millions of log files. The document is read as it is parsed, never whole.
+    pub fn parse_digest_records(reader: impl std::io::Read) -> Result<Self, EvidenceError> {
+        let m: DigestRecords =
+            serde_json::from_reader(reader).map_err(|e| EvidenceError::Json {
+                detail: e.to_string(),
+            })?;
         if m.format != EVIDENCE_FORMAT {
             return Err(EvidenceError::Format(m.format));
         }
@@ -190,7 +191,7 @@ mod tests {
         // A malformed record is an error even where it would be dropped.
         assert!(EvidenceMetadata::parse_digest_records(doc(r#"{"size":"x"}"#).as_bytes()).is_err());
         assert!(EvidenceMetadata::parse_digest_records(
-            br#"{"format":"trailproof-evidence/1","bucket":"b","objects":{},"extra":1}"#
+            &br#"{"format":"trailproof-evidence/1","bucket":"b","objects":{},"extra":1}"#[..]
         )
         .is_err());
     }

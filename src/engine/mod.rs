@@ -5,8 +5,7 @@
 //! for log files nobody named. Every collection keeps its input order, so the report is the
 //! same whatever the thread count. Workers never print.
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
@@ -20,13 +19,13 @@ use crate::core::chain::{
     walk, ContentProblem, DigestCandidate, DigestStatus, Listed, Range, WalkedDigest,
 };
 use crate::core::digest::{listed_log_files, LogFileEntry, LogFiles, ParsedDigest};
-use crate::core::finding::{Evidence, Finding, Kind};
+use crate::core::finding::{Evidence, Finding, Kind, ObjectKind};
 use crate::core::gz::{inflate_all, GzOutcome, GzProblem, Limits};
 use crate::core::layout::{
     parse_key, ChainId, CloudTrailKey, DigestKey, LogKey, ObjectType, Scope,
 };
 use crate::core::time::format_iso;
-use crate::core::types::{S3Location, Sha256};
+use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report};
 use crate::source::progress::Progress;
 use crate::source::{
@@ -242,7 +241,13 @@ pub fn verify_streaming(
             (id, w)
         })
         .collect();
-    let mut referenced = Referenced::default();
+    let mut referenced = Referenced::with_capacity(
+        walked
+            .iter()
+            .flat_map(|(_, ws)| ws.iter())
+            .map(listed_count)
+            .sum(),
+    );
     let chain_reports = check_logs(
         source,
         &bucket,
@@ -470,10 +475,14 @@ fn resolve_bucket(
 
 /// Log files hashed per batch: enough to keep every worker and every S3 request slot busy,
 /// few enough that a batch's log lists and outcomes stay small.
-const LOG_BATCH: usize = 4096;
+const LOG_BATCH: usize = 2048;
 
-/// One step of laying out the chains: a digest, or the end of a chain.
+/// One step of laying out the chains.
 enum Step {
+    /// A chain whose digests name `listed` log files.
+    StartOfChain {
+        listed: usize,
+    },
     Digest(WalkedDigest),
     EndOfChain(ChainId),
 }
@@ -491,7 +500,7 @@ fn check_logs(
     omit_valid_logs: bool,
     referenced: &mut Referenced,
 ) -> Vec<ChainReport> {
-    let total = walked
+    let hashed = walked
         .iter()
         .flat_map(|(_, ws)| ws.iter())
         .map(|w| match &w.status {
@@ -499,27 +508,22 @@ fn check_logs(
             DigestStatus::Unverified { .. } => 0,
         })
         .sum();
-    let progress = Progress::new("log files hashed", total);
+    let progress = Progress::new("log files hashed", hashed);
     let mut layout = Layout {
         bucket,
         sink,
         omit_valid_logs,
         reports: Vec::with_capacity(walked.len()),
-        chain: ChainLayout::new(omit_valid_logs),
+        chain: ChainLayout::new(omit_valid_logs, 0),
     };
     let mut batch = Vec::new();
     let mut batch_logs = 0;
     for (id, ws) in walked {
+        batch.push(Step::StartOfChain {
+            listed: ws.iter().map(listed_count).sum(),
+        });
         for w in ws {
-            batch_logs += match &w.status {
-                DigestStatus::Verified(v) => v.digest().log_files.len(),
-                DigestStatus::Unverified {
-                    listed: Listed::SetAside(d),
-                } => d.log_files.len(),
-                DigestStatus::Unverified {
-                    listed: Listed::Names(names),
-                } => names.len(),
-            };
+            batch_logs += listed_count(&w);
             batch.push(Step::Digest(w));
             if batch_logs >= LOG_BATCH || batch.len() >= DIGEST_BATCH {
                 layout.run(source, std::mem::take(&mut batch), referenced, &progress);
@@ -530,6 +534,19 @@ fn check_logs(
     }
     layout.run(source, batch, referenced, &progress);
     layout.reports
+}
+
+/// How many log files a walked digest names.
+fn listed_count(w: &WalkedDigest) -> usize {
+    match &w.status {
+        DigestStatus::Verified(v) => v.digest().log_files.len(),
+        DigestStatus::Unverified {
+            listed: Listed::SetAside(d),
+        } => d.log_files.len(),
+        DigestStatus::Unverified {
+            listed: Listed::Names(names),
+        } => names.len(),
+    }
 }
 
 /// The chain reports laid out so far, and the chain being laid out.
@@ -560,7 +577,7 @@ impl Layout<'_> {
             .iter()
             .filter_map(|s| match s {
                 Step::Digest(w) => set_aside(w).map(|d| (w.location.key.clone(), d)),
-                Step::EndOfChain(_) => None,
+                _ => None,
             })
             .unzip();
         let mut lists: VecDeque<Result<Arc<[LogFileEntry]>, String>> = source
@@ -630,6 +647,10 @@ impl Layout<'_> {
 
         for (step, names) in steps {
             let w = match step {
+                Step::StartOfChain { listed } => {
+                    self.chain = ChainLayout::new(self.omit_valid_logs, listed);
+                    continue;
+                }
                 Step::EndOfChain(id) => {
                     self.end_chain(&id);
                     continue;
@@ -679,12 +700,13 @@ impl Layout<'_> {
     }
 
     fn end_chain(&mut self, id: &ChainId) {
-        let done = std::mem::replace(&mut self.chain, ChainLayout::new(self.omit_valid_logs));
+        let done = std::mem::replace(&mut self.chain, ChainLayout::new(false, 0));
+        let (omitted_valid_logs, omitted_valid_files) = done.counted();
         let report = ChainReport {
             chain: ChainInfo::from(id),
             findings: done.findings,
-            omitted_valid_logs: done.omitted.as_ref().map_or(0, |o| o.listings),
-            omitted_valid_files: done.omitted.as_ref().map_or(0, |o| o.files),
+            omitted_valid_logs,
+            omitted_valid_files,
         };
         if let Some(sink) = self.sink {
             sink(Some(&report.chain), &report.findings);
@@ -731,93 +753,97 @@ struct ChainLayout {
     omitted: Option<Omitted>,
 }
 
-/// Valid log files counted instead of kept. A log file may be listed more than once (by two
-/// digests); totals count it once, by its worst finding, so each file's state is remembered
-/// by a 64-bit keyed hash of its `s3://` text (what totals merge by): a collision could only
-/// merge two valid files' counts, never hide a finding.
-#[derive(Default)]
+/// Valid log-file listings counted instead of kept. A log file may be listed more than once
+/// (by two digests), and totals count each file once, by its worst finding, merging by `s3://`
+/// text; so each counted listing's text is remembered as a 64-bit keyed hash, and the files are
+/// counted when the chain is done. A collision could only merge two valid files' counts, never
+/// hide a finding.
 struct Omitted {
-    /// Per file: whether a finding of it is kept.
-    seen: HashMap<u64, bool>,
+    hashes: Vec<u64>,
     hasher: RandomState,
-    /// Valid listings not kept (the AWS CLI counts each).
-    listings: usize,
-    /// Files all of whose listings so far were valid and not kept.
-    files: usize,
 }
 
 impl ChainLayout {
-    fn new(omit_valid_logs: bool) -> Self {
+    /// `listed`: how many log files the chain's digests name, the most that may be counted.
+    fn new(omit_valid_logs: bool, listed: usize) -> Self {
         ChainLayout {
             findings: Vec::new(),
-            omitted: omit_valid_logs.then(Omitted::default),
+            omitted: omit_valid_logs.then(|| Omitted {
+                hashes: Vec::with_capacity(listed),
+                hasher: RandomState::new(),
+            }),
         }
     }
 
     /// Keeps a log file's finding, or counts it if it is valid and counting is on.
     fn push(&mut self, finding: Finding) {
-        let Some(o) = &mut self.omitted else {
-            self.findings.push(finding);
-            return;
-        };
-        let valid = finding.kind == Kind::LogValid;
-        let kept = o.seen.entry(o.hasher.hash_one(&finding.subject));
-        match (kept, valid) {
-            (Entry::Vacant(slot), true) => {
-                slot.insert(false);
-                o.listings += 1;
-                o.files += 1;
+        match &mut self.omitted {
+            Some(o) if finding.kind == Kind::LogValid => {
+                o.hashes.push(o.hasher.hash_one(&finding.subject));
             }
-            (Entry::Occupied(_), true) => o.listings += 1,
-            (Entry::Vacant(slot), false) => {
-                slot.insert(true);
-                self.findings.push(finding);
-            }
-            (Entry::Occupied(mut slot), false) => {
-                if !slot.insert(true) {
-                    // Its valid listings were counted as a file; now its worst finding is kept.
-                    o.files -= 1;
-                }
-                self.findings.push(finding);
-            }
+            _ => self.findings.push(finding),
         }
+    }
+
+    /// The valid listings counted, and the log files among them that no kept finding is about.
+    fn counted(&self) -> (usize, usize) {
+        let Some(o) = &self.omitted else {
+            return (0, 0);
+        };
+        let mut files = o.hashes.clone();
+        files.sort_unstable();
+        files.dedup();
+        let kept: HashSet<u64> = self
+            .findings
+            .iter()
+            .filter(|f| f.kind.object() == ObjectKind::Log)
+            .map(|f| o.hasher.hash_one(&f.subject))
+            .collect();
+        (
+            o.hashes.len(),
+            files.iter().filter(|h| !kept.contains(h)).count(),
+        )
     }
 }
 
-/// The log files the digests name, for finding those nobody names: a 128-bit SHA-256 prefix of
-/// each key in the run's bucket, not the key itself, so that it stays small. A false match
-/// would need a second preimage of a key a digest names.
-#[derive(Default)]
-struct Referenced(Vec<u128>);
+/// The log files the digests name, for finding those nobody names: a 64-bit hash of each key
+/// in the run's bucket, not the key itself, so that it stays small. The hash is keyed afresh
+/// for every run, so no key can be crafted to collide with one a digest names; by chance, a
+/// false match among a million keys has odds of about one in 10^7 million.
+struct Referenced {
+    hashes: Vec<u64>,
+    hasher: RandomState,
+}
 
 impl Referenced {
-    fn insert(&mut self, bucket: &str, location: &S3Location) {
-        if location.bucket == bucket {
-            self.0.push(fingerprint(&location.key));
+    fn with_capacity(n: usize) -> Self {
+        Referenced {
+            hashes: Vec::with_capacity(n),
+            hasher: RandomState::new(),
         }
     }
 
+    fn insert(&mut self, bucket: &str, location: &S3Location) {
+        if location.bucket == bucket {
+            self.hashes.push(self.hasher.hash_one(&location.key));
+        }
+    }
+
+    /// Sorted, for lookups.
     fn done(mut self) -> ReferencedSet {
-        self.0.sort_unstable();
-        self.0.dedup();
-        self.0.shrink_to_fit();
-        ReferencedSet(self.0)
+        self.hashes.sort_unstable();
+        self.hashes.dedup();
+        ReferencedSet(self)
     }
 }
 
-struct ReferencedSet(Vec<u128>);
+struct ReferencedSet(Referenced);
 
 impl ReferencedSet {
     fn contains(&self, key: &str) -> bool {
-        self.0.binary_search(&fingerprint(key)).is_ok()
+        let hash = self.0.hasher.hash_one(key);
+        self.0.hashes.binary_search(&hash).is_ok()
     }
-}
-
-fn fingerprint(key: &str) -> u128 {
-    let hash = Sha256::of(key.as_bytes()).0;
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&hash[..16]);
-    u128::from_le_bytes(first)
 }
 
 /// Turns one log file's read outcome into its finding.
@@ -1021,21 +1047,21 @@ mod tests {
             ("b/AWSLogs", "w", Bad),
             ("b", "v", Ok),
         ];
-        let mut counted = ChainLayout::new(true);
-        let mut kept = ChainLayout::new(false);
+        let mut counted = ChainLayout::new(true, listings.len());
+        let mut kept = ChainLayout::new(false, listings.len());
         for (b, k, kind) in listings {
             counted.push(finding(b, k, kind));
             kept.push(finding(b, k, kind));
         }
-        let omitted = counted.omitted.expect("counting");
+        let (listings_counted, files) = counted.counted();
         assert_eq!(
-            omitted.listings, 6,
+            listings_counted, 6,
             "every valid listing: the AWS CLI counts each"
         );
-        assert_eq!(omitted.files, 2, "x and v");
+        assert_eq!(files, 2, "x and v");
         assert_eq!(counted.findings.len(), 3, "the three bad listings");
         let mut totals = Totals::of(&counted.findings);
-        totals.logs.valid += omitted.files;
+        totals.logs.valid += files;
         assert_eq!(totals, Totals::of(&kept.findings));
         assert_eq!(kept.findings.len(), listings.len());
     }

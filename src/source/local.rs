@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
@@ -50,15 +50,17 @@ impl LocalEvidence {
             });
         }
         let meta_path = root.join(EVIDENCE_FILE);
-        let metadata = match std::fs::read(&meta_path) {
+        let metadata = match std::fs::File::open(&meta_path) {
             // Verification reads only digests' records (their signatures); keeping the log
             // files' would make memory grow with every file of the copy.
-            Ok(bytes) => Some(EvidenceMetadata::parse_digest_records(&bytes).map_err(
-                |source| SourceError::Evidence {
-                    path: meta_path,
-                    source,
-                },
-            )?),
+            Ok(file) => Some(
+                EvidenceMetadata::parse_digest_records(BufReader::new(file)).map_err(|source| {
+                    SourceError::Evidence {
+                        path: meta_path,
+                        source,
+                    }
+                })?,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(SourceError::Io {

@@ -37,8 +37,10 @@ const MAX_DISCOVERY_LISTINGS: usize = 256;
 /// A bucket (and optional prefix) on S3.
 pub struct S3Source {
     runtime: tokio::runtime::Runtime,
-    /// ETag of every object the last listing saw, so acquisition can skip unchanged objects.
-    listed_etags: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+    /// ETag of every object the listings saw, so acquisition can skip unchanged objects; kept
+    /// only when asked for ([`S3Source::remembering_etags`]): verification needs none, and
+    /// keeps no per-object state.
+    listed_etags: Option<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
     client: Client,
     bucket: String,
     /// Without trailing slash; empty for none.
@@ -60,7 +62,7 @@ impl S3Source {
         let client = runtime.block_on(bucket_client(options, bucket));
         Ok(S3Source {
             runtime,
-            listed_etags: Default::default(),
+            listed_etags: None,
             client,
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
@@ -237,7 +239,8 @@ impl S3Source {
             for o in page.contents() {
                 if let Some(k) = o.key() {
                     keys.push(k.to_owned());
-                    if let (Some(etag), Ok(mut seen)) = (o.e_tag(), self.listed_etags.lock()) {
+                    let seen = self.listed_etags.as_ref().and_then(|m| m.lock().ok());
+                    if let (Some(etag), Some(mut seen)) = (o.e_tag(), seen) {
                         seen.insert(k.to_owned(), etag.to_owned());
                     }
                 }
@@ -257,9 +260,15 @@ impl S3Source {
 }
 
 impl S3Source {
-    /// The ETag the last listing gave for `key`.
+    /// Remembers the ETag of every object listed, for [`S3Source::listed_etag`].
+    pub fn remembering_etags(mut self) -> Self {
+        self.listed_etags = Some(Default::default());
+        self
+    }
+
+    /// The ETag a listing gave for `key`, if ETags are remembered.
     pub fn listed_etag(&self, key: &str) -> Option<String> {
-        self.listed_etags.lock().ok()?.get(key).cloned()
+        self.listed_etags.as_ref()?.lock().ok()?.get(key).cloned()
     }
 
     /// Downloads objects to files (through a `.part` file renamed when complete), hashing the
