@@ -32,10 +32,9 @@ pub enum DigestFormatError {
 pub struct PreviousLink {
     pub location: S3Location,
     pub hash: Sha256,
-    /// Decoded signature bytes.
+    /// Decoded signature bytes. As written it is part of this digest's string to sign; only
+    /// lowercase hex is accepted, so re-encoding gives back exactly what was written.
     pub signature: Vec<u8>,
-    /// The signature exactly as written: it is part of this digest's string to sign.
-    pub signature_text: String,
 }
 
 /// One log file a digest vouches for.
@@ -212,7 +211,6 @@ impl ParsedDigest {
                     signature: decode_lower_hex(&signature_text)
                         .filter(|s| !s.is_empty())
                         .ok_or_else(|| field("previousDigestSignature", &signature_text))?,
-                    signature_text,
                 })
             }
             _ => return Err(DigestFormatError::PartialLink),

@@ -181,7 +181,7 @@ pub fn string_to_sign(d: &ParsedDigest) -> Vec<u8> {
     let previous = d
         .previous
         .as_ref()
-        .map_or("null", |p| p.signature_text.as_str());
+        .map_or_else(|| "null".to_owned(), |p| hex::encode(&p.signature));
     format!(
         "{}\n{}/{}\n{}\n{}",
         d.end_text,

@@ -310,7 +310,7 @@ pub fn verify_streaming(
 }
 
 /// Digests read per batch: their stored bytes are held only until they are parsed.
-const DIGEST_BATCH: usize = 256;
+const DIGEST_BATCH: usize = 64;
 
 /// Reads and parses the digests, setting their log lists aside (see [`LogFiles`]).
 fn read_digests(source: &dyn ObjectSource, digests: Vec<DigestKey>) -> Vec<ReadDigest> {
@@ -474,8 +474,11 @@ fn resolve_bucket(
 }
 
 /// Log files hashed per batch: enough to keep every worker and every S3 request slot busy,
-/// few enough that a batch's log lists and outcomes stay small.
+/// few enough that a batch's log lists and outcomes stay small. A batch also ends at
+/// `LOG_BATCH_DIGESTS` digests, which bounds the digests read again at once when they list
+/// few log files.
 const LOG_BATCH: usize = 2048;
+const LOG_BATCH_DIGESTS: usize = 256;
 
 /// One step of laying out the chains.
 enum Step {
@@ -525,7 +528,7 @@ fn check_logs(
         for w in ws {
             batch_logs += listed_count(&w);
             batch.push(Step::Digest(w));
-            if batch_logs >= LOG_BATCH || batch.len() >= DIGEST_BATCH {
+            if batch_logs >= LOG_BATCH || batch.len() >= LOG_BATCH_DIGESTS {
                 layout.run(source, std::mem::take(&mut batch), referenced, &progress);
                 batch_logs = 0;
             }
