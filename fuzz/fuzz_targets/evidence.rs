@@ -3,19 +3,20 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use trailproof::core::evidence::EvidenceMetadata;
+use trailproof::core::evidence::{DigestFacts, DigestRecords, EvidenceMetadata};
 
 fuzz_target!(|raw: &[u8]| {
-    let digests_only = EvidenceMetadata::parse_digest_records(raw);
+    let digests_only = DigestRecords::parse(raw);
     let Ok(m) = EvidenceMetadata::parse(raw) else {
         assert!(digests_only.is_err(), "accepted only by the streaming parse");
         return;
     };
     let digests_only = digests_only.expect("accepted only by the full parse");
+    assert_eq!(digests_only.bucket, m.bucket);
     assert!(digests_only
-        .objects
+        .digests
         .iter()
-        .all(|(k, r)| m.objects.get(k) == Some(r)));
+        .all(|(k, facts)| m.objects.get(k).map(DigestFacts::from).as_ref() == Some(facts)));
     for record in m.objects.values() {
         let _ = record.signature();
         let _ = record.backfill_generated();

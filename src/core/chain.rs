@@ -181,10 +181,13 @@ pub fn walk(
                     to: Some(v.digest().end),
                     ..Evidence::default()
                 };
-                w.findings.insert(
-                    0,
+                // First, in a list no longer than it needs to be: a run holds every digest's.
+                let mut findings = Vec::with_capacity(w.findings.len() + 1);
+                findings.push(
                     Finding::new(w.location.uri(), Kind::DigestValid, "valid").with(evidence),
                 );
+                findings.append(&mut w.findings);
+                w.findings = findings;
             }
         }
     }

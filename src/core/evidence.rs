@@ -103,42 +103,67 @@ impl EvidenceMetadata {
         }
         Ok(m)
     }
+}
 
-    /// Parses like [`EvidenceMetadata::parse`], every record checked, but keeps only the
-    /// records of digest files: verification needs nothing else (their signatures), and a copy
-    /// may hold millions of log files. The document is read as it is parsed, never whole.
-    pub fn parse_digest_records(reader: impl std::io::Read) -> Result<Self, EvidenceError> {
-        let m: DigestRecords =
+/// What verification takes from a digest's record, decoded once: its signature and backfill
+/// time. Records are mostly text, and a copy may hold many digests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestFacts {
+    pub signature: Option<Vec<u8>>,
+    pub backfill_generated: Option<jiff::Timestamp>,
+}
+
+impl From<&ObjectRecord> for DigestFacts {
+    fn from(r: &ObjectRecord) -> Self {
+        DigestFacts {
+            signature: r.signature(),
+            backfill_generated: r.backfill_generated(),
+        }
+    }
+}
+
+/// An evidence-metadata file as verification reads it: the bucket and each digest's facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestRecords {
+    pub bucket: String,
+    pub digests: BTreeMap<String, DigestFacts>,
+}
+
+impl DigestRecords {
+    /// Parses like [`EvidenceMetadata::parse`], every record checked, but keeps only the facts
+    /// of digest files: verification needs nothing else, and a copy may hold millions of log
+    /// files. The document is read as it is parsed, never whole.
+    pub fn parse(reader: impl std::io::Read) -> Result<Self, EvidenceError> {
+        let m: DigestRecordsDocument =
             serde_json::from_reader(reader).map_err(|e| EvidenceError::Json {
                 detail: e.to_string(),
             })?;
         if m.format != EVIDENCE_FORMAT {
             return Err(EvidenceError::Format(m.format));
         }
-        Ok(EvidenceMetadata {
-            format: m.format,
+        Ok(DigestRecords {
             bucket: m.bucket,
-            objects: m.objects,
+            digests: m.objects,
         })
     }
 }
 
-/// The evidence-metadata document with only digest records kept.
+/// The evidence-metadata document with only digests' facts kept.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DigestRecords {
+struct DigestRecordsDocument {
     format: String,
     bucket: String,
     #[serde(deserialize_with = "digest_records")]
-    objects: BTreeMap<String, ObjectRecord>,
+    objects: BTreeMap<String, DigestFacts>,
 }
 
 fn digest_records<'de, D: serde::Deserializer<'de>>(
     d: D,
-) -> Result<BTreeMap<String, ObjectRecord>, D::Error> {
+) -> Result<BTreeMap<String, DigestFacts>, D::Error> {
     struct Records;
     impl<'de> serde::de::Visitor<'de> for Records {
-        type Value = BTreeMap<String, ObjectRecord>;
+        type Value = BTreeMap<String, DigestFacts>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a map of object records")
@@ -152,7 +177,7 @@ fn digest_records<'de, D: serde::Deserializer<'de>>(
             while let Some(key) = map.next_key::<String>()? {
                 let record: ObjectRecord = map.next_value()?;
                 if matches!(parse_key(&key), Ok(CloudTrailKey::Digest(_))) {
-                    out.insert(key, record);
+                    out.insert(key, DigestFacts::from(&record));
                 }
             }
             Ok(out)
@@ -185,12 +210,12 @@ mod tests {
                 r#"{{"format":"trailproof-evidence/1","bucket":"b","objects":{{"{digest}":{{"metadata":{{"signature":"0a"}}}},"{log}":{log_record}}}}}"#
             )
         };
-        let m = EvidenceMetadata::parse_digest_records(doc("{}").as_bytes()).unwrap();
-        assert_eq!(m.objects.keys().collect::<Vec<_>>(), [digest]);
-        assert_eq!(m.objects[digest].signature(), Some(vec![0x0a]));
+        let m = DigestRecords::parse(doc("{}").as_bytes()).unwrap();
+        assert_eq!(m.digests.keys().collect::<Vec<_>>(), [digest]);
+        assert_eq!(m.digests[digest].signature, Some(vec![0x0a]));
         // A malformed record is an error even where it would be dropped.
-        assert!(EvidenceMetadata::parse_digest_records(doc(r#"{"size":"x"}"#).as_bytes()).is_err());
-        assert!(EvidenceMetadata::parse_digest_records(
+        assert!(DigestRecords::parse(doc(r#"{"size":"x"}"#).as_bytes()).is_err());
+        assert!(DigestRecords::parse(
             &br#"{"format":"trailproof-evidence/1","bucket":"b","objects":{},"extra":1}"#[..]
         )
         .is_err());

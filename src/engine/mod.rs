@@ -341,7 +341,7 @@ struct ReadDigest {
 impl ReadDigest {
     fn new(key: DigestKey, key_text: String, stored: Result<StoredObject, ReadError>) -> Self {
         let (content, signature, backfill_generated) = match stored {
-            Ok(StoredObject { bytes, record }) => {
+            Ok(StoredObject { bytes, facts, .. }) => {
                 let content = match inflate_all(&bytes, Limits::DIGEST) {
                     Err(p) => Err(ContentProblem::Format {
                         detail: p.to_string(),
@@ -358,7 +358,7 @@ impl ReadDigest {
                         }),
                     },
                 };
-                (content, record.signature(), record.backfill_generated())
+                (content, facts.signature, facts.backfill_generated)
             }
             Err(e) => {
                 let problem = match e {

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::progress::{Progress, Stored};
 use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject};
-use crate::core::evidence::{EvidenceMetadata, EVIDENCE_FILE};
+use crate::core::evidence::{DigestRecords, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::types::S3Location;
 
@@ -27,7 +27,7 @@ const READ_CHUNK: usize = 256 * 1024;
 #[derive(Debug)]
 pub struct LocalEvidence {
     root: PathBuf,
-    metadata: Option<EvidenceMetadata>,
+    metadata: Option<DigestRecords>,
     /// How many names the last listing found that are not UTF-8 and so cannot be S3 keys;
     /// reported, not read.
     unusable: AtomicUsize,
@@ -54,7 +54,7 @@ impl LocalEvidence {
             // Verification reads only digests' records (their signatures); keeping the log
             // files' would make memory grow with every file of the copy.
             Ok(file) => Some(
-                EvidenceMetadata::parse_digest_records(BufReader::new(file)).map_err(|source| {
+                DigestRecords::parse(BufReader::new(file)).map_err(|source| {
                     SourceError::Evidence {
                         path: meta_path,
                         source,
@@ -266,13 +266,17 @@ impl ObjectSource for LocalEvidence {
         keys.par_iter()
             .map(|key| {
                 let bytes = self.read_object(key, MAX_DIGEST_STORED)?;
-                let record = self
+                let facts = self
                     .metadata
                     .as_ref()
-                    .and_then(|m| m.objects.get(key))
+                    .and_then(|m| m.digests.get(key))
                     .cloned()
                     .unwrap_or_default();
-                Ok(StoredObject { bytes, record })
+                Ok(StoredObject {
+                    bytes,
+                    facts,
+                    record: ObjectRecord::default(),
+                })
             })
             .collect()
     }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use jiff::Timestamp;
 
-use crate::core::evidence::ObjectRecord;
+use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::GzOutcome;
 use crate::core::layout::ObjectType;
 use crate::core::sign::KeySet;
@@ -57,10 +57,13 @@ pub enum ReadError {
     Io(String),
 }
 
-/// A stored object as read, with what S3 said about it.
+/// A stored digest as read, with its facts.
 #[derive(Debug, Clone, Default)]
 pub struct StoredObject {
     pub bytes: Vec<u8>,
+    /// Its signature and backfill time, from S3's metadata or the evidence record.
+    pub facts: DigestFacts,
+    /// What S3 said about it, when read from S3 (acquisition records it); empty otherwise.
     pub record: ObjectRecord,
 }
 

@@ -19,7 +19,7 @@ use sha2::Digest as _;
 use super::aws::{load, AwsOptions};
 use super::progress::{Progress, Stored};
 use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject};
-use crate::core::evidence::ObjectRecord;
+use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::types::S3Location;
 
@@ -425,7 +425,11 @@ async fn read_digest(
         sha256: Some(hex::encode(sha2::Sha256::digest(&bytes))),
         ..record
     };
-    Ok(StoredObject { bytes, record })
+    Ok(StoredObject {
+        bytes,
+        facts: DigestFacts::from(&record),
+        record,
+    })
 }
 
 async fn hash_log(
