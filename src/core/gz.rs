@@ -157,6 +157,24 @@ impl Inflater {
         let mut input = chunk;
         while !input.is_empty() {
             input = match &mut self.state {
+                // A header that arrives whole in one chunk (the usual case) is parsed in place;
+                // only a header split across chunks is gathered in `buf`.
+                State::Header(buf) if buf.is_empty() && input.len() <= MAX_HEADER => {
+                    match parse_header(input) {
+                        HeaderParse::Complete(len) => {
+                            self.state = State::Body;
+                            input.get(len..).unwrap_or_default()
+                        }
+                        HeaderParse::NeedMore => {
+                            buf.extend_from_slice(input);
+                            &[]
+                        }
+                        HeaderParse::Invalid(p) => {
+                            self.fail(p);
+                            &[]
+                        }
+                    }
+                }
                 State::Header(buf) => {
                     let take = input.len().min(MAX_HEADER + 1 - buf.len().min(MAX_HEADER));
                     let (head, rest) = input.split_at(take);

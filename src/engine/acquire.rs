@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -127,11 +128,16 @@ pub fn acquire(
             Err(e) => fail(&mut summary, key, &format!("{e:?}")),
         }
     }
-    for_each_log(source, settings, &mut |key, log| {
+    let listed = Mutex::new(wanted_logs);
+    for_each_log(source, settings, &|key, log| {
         if log.time >= range.start && log.time <= range.end {
-            wanted_logs.insert(key);
+            listed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key);
         }
     })?;
+    let wanted_logs = listed.into_inner().unwrap_or_else(PoisonError::into_inner);
 
     let mut fetch = Vec::new();
     for key in &wanted_logs {

@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 #[cfg(feature = "aws")]
 pub mod acquire;
@@ -86,36 +87,40 @@ pub struct Plan {
 
 /// Lists the digests and decides what is in the run.
 pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, EngineError> {
-    let mut digests: Vec<DigestKey> = Vec::new();
-    let mut shared_scopes = BTreeSet::new();
-    source.list(
-        &list_request(settings, ObjectType::Digest),
-        &mut |key| match parse_key(&key) {
-            Ok(CloudTrailKey::Digest(d)) if selected(settings, &d.scope) => {
+    let found = Mutex::new((Vec::new(), BTreeSet::new()));
+    source.list(&list_request(settings, ObjectType::Digest), &|key| {
+        if let Ok(CloudTrailKey::Digest(d)) = parse_key(&key) {
+            if selected(settings, &d.scope) {
+                let mut found = found.lock().unwrap_or_else(PoisonError::into_inner);
                 if trail_selected(settings, &d) {
-                    digests.push(d)
+                    found.0.push(d)
                 } else {
-                    shared_scopes.insert(d.scope);
+                    found.1.insert(d.scope);
                 }
             }
-            _ => {}
-        },
-    )?;
+        }
+    })?;
+    let (mut digests, shared_scopes): (Vec<DigestKey>, BTreeSet<Scope>) =
+        found.into_inner().unwrap_or_else(PoisonError::into_inner);
+    // Listings come in no set order.
+    digests.sort_unstable();
     for head in settings.head_signatures.keys() {
         if !digests.iter().any(|d| d.format() == *head) {
             return Err(EngineError::UnknownHead { key: head.clone() });
         }
     }
     // The evidence's own extent: digests if there are any, else log files.
-    let mut extent: Option<(Timestamp, Timestamp)> = None;
-    let mut widen = |t: Timestamp| {
-        extent = Some(extent.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+    let extent: Mutex<Option<(Timestamp, Timestamp)>> = Mutex::new(None);
+    let widen = |t: Timestamp| {
+        let mut extent = extent.lock().unwrap_or_else(PoisonError::into_inner);
+        *extent = Some(extent.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
     };
     if digests.is_empty() {
-        for_each_log(source, settings, &mut |_, log| widen(log.time))?;
+        for_each_log(source, settings, &|_, log| widen(log.time))?;
     } else {
         digests.iter().for_each(|d| widen(d.end_time));
     }
+    let extent = extent.into_inner().unwrap_or_else(PoisonError::into_inner);
     let Some(extent) = extent else {
         return Err(EngineError::NothingFound {
             source_name: source.describe(),
@@ -145,13 +150,14 @@ fn list_request(settings: &Settings, objects: ObjectType) -> ListRequest {
     }
 }
 
-/// Hands `each` every log file of the selected accounts and Regions, with its parsed key.
+/// Hands `each` every log file of the selected accounts and Regions, with its parsed key, in
+/// no set order and from any thread.
 fn for_each_log(
     source: &dyn ObjectSource,
     settings: &Settings,
-    each: &mut dyn FnMut(String, LogKey),
+    each: &(dyn Fn(String, LogKey) + Sync),
 ) -> Result<(), SourceError> {
-    source.list(&list_request(settings, ObjectType::Log), &mut |key| {
+    source.list(&list_request(settings, ObjectType::Log), &|key| {
         if let Ok(CloudTrailKey::Log(l)) = parse_key(&key) {
             if l.ty == ObjectType::Log && selected(settings, &l.scope) {
                 each(key, l);
@@ -257,15 +263,23 @@ pub fn verify_streaming(
         &mut referenced,
     );
     let referenced = referenced.done();
-    let mut shared = 0;
-    let mut unchained = Vec::new();
-    for_each_log(source, settings, &mut |key, log| {
+    let shared = AtomicUsize::new(0);
+    let unchained = Mutex::new(Vec::new());
+    for_each_log(source, settings, &|key, log| {
         if shared_scopes.contains(&log.scope) {
-            shared += 1;
+            shared.fetch_add(1, Ordering::Relaxed);
         } else if log.time >= range.start && log.time <= range.end && !referenced.contains(&key) {
-            unchained.push(unreferenced(&bucket, key, log.time));
+            let finding = unreferenced(&bucket, key, log.time);
+            unchained
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(finding);
         }
     })?;
+    let shared = shared.into_inner();
+    let mut unchained = unchained
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
     // Listings come in no set order; the report's is the keys'.
     unchained.sort_by(|a, b| a.subject.cmp(&b.subject));
     let mut notes = source.notes();
@@ -961,7 +975,7 @@ mod tests {
         fn list(
             &self,
             request: &ListRequest,
-            each: &mut dyn FnMut(String),
+            each: &(dyn Fn(String) + Sync),
         ) -> Result<(), SourceError> {
             self.copy.list(request, each)
         }

@@ -9,7 +9,8 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, OnceLock, PoisonError, RwLock};
+use std::thread::JoinHandle;
 
 use rayon::prelude::*;
 
@@ -27,7 +28,11 @@ const READ_CHUNK: usize = 256 * 1024;
 #[derive(Debug)]
 pub struct LocalEvidence {
     root: PathBuf,
-    metadata: Option<DigestRecords>,
+    /// The evidence-metadata file's digest facts. It names every object of the copy, so it is
+    /// parsed on a thread of its own from `open` on, overlapping the first listing; the first
+    /// method that needs it waits ([`LocalEvidence::metadata`]).
+    metadata: OnceLock<Result<Option<DigestRecords>, String>>,
+    parsing: Mutex<Option<JoinHandle<Result<DigestRecords, SourceError>>>>,
     /// How many names the last listing found that are not UTF-8 and so cannot be S3 keys;
     /// reported, not read.
     unusable: AtomicUsize,
@@ -50,18 +55,20 @@ impl LocalEvidence {
             });
         }
         let meta_path = root.join(EVIDENCE_FILE);
-        let metadata = match std::fs::File::open(&meta_path) {
+        let metadata = OnceLock::new();
+        let parsing = match std::fs::File::open(&meta_path) {
             // Verification reads only digests' records (their signatures); keeping the log
             // files' would make memory grow with every file of the copy.
-            Ok(file) => Some(
-                DigestRecords::parse(BufReader::new(file)).map_err(|source| {
-                    SourceError::Evidence {
-                        path: meta_path,
-                        source,
-                    }
-                })?,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Ok(file) => Some(std::thread::spawn(move || {
+                DigestRecords::parse(BufReader::new(file)).map_err(|source| SourceError::Evidence {
+                    path: meta_path,
+                    source,
+                })
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let _ = metadata.set(Ok(None));
+                None
+            }
             Err(source) => {
                 return Err(SourceError::Io {
                     path: meta_path,
@@ -72,50 +79,101 @@ impl LocalEvidence {
         Ok(LocalEvidence {
             root,
             metadata,
+            parsing: Mutex::new(parsing),
             unusable: AtomicUsize::new(0),
             parents: RwLock::default(),
         })
     }
 
+    /// The evidence-metadata file's digest facts (`None` without the file), once parsed; an
+    /// error if it could not be.
+    fn metadata(&self) -> Result<Option<&DigestRecords>, SourceError> {
+        let mut parsing = self.parsing.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = parsing.take() {
+            let parsed = match handle.join() {
+                Ok(parsed) => parsed.map(Some).map_err(|e| e.to_string()),
+                Err(_) => Err(format!("{EVIDENCE_FILE}: its parse failed")),
+            };
+            let _ = self.metadata.set(parsed);
+        }
+        drop(parsing);
+        match self.metadata.get() {
+            Some(Ok(m)) => Ok(m.as_ref()),
+            Some(Err(detail)) => Err(SourceError::Metadata {
+                detail: detail.clone(),
+            }),
+            None => Err(SourceError::Metadata {
+                detail: format!("{EVIDENCE_FILE} was not parsed"),
+            }),
+        }
+    }
+
     /// Walks the tree without following directory symlinks (no loops, no escape by listing),
-    /// handing each file's key to `each`; nothing is kept.
-    fn walk_tree(&self, each: &mut dyn FnMut(String)) -> Result<(), SourceError> {
-        let mut unusable = 0;
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            let entries = std::fs::read_dir(&dir).map_err(|source| SourceError::Io {
-                path: dir.clone(),
+    /// handing `each` the key of every file with `/{folder}/` in its path (every key of that
+    /// object type has it); nothing is kept. The folders of each level are read in parallel.
+    fn walk_tree(&self, folder: &str, each: &(dyn Fn(String) + Sync)) -> Result<(), SourceError> {
+        let needle = format!("/{folder}/");
+        let unusable = AtomicUsize::new(0);
+        let mut level = vec![self.root.clone()];
+        while !level.is_empty() {
+            let next = level
+                .par_iter()
+                .map(|dir| self.walk_folder(dir, &needle, each, &unusable))
+                .collect::<Result<Vec<_>, _>>()?;
+            level = next.into_iter().flatten().collect();
+        }
+        self.unusable
+            .store(unusable.into_inner(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// One folder of [`LocalEvidence::walk_tree`]: hands on its files, returns its folders.
+    fn walk_folder(
+        &self,
+        dir: &Path,
+        needle: &str,
+        each: &(dyn Fn(String) + Sync),
+        unusable: &AtomicUsize,
+    ) -> Result<Vec<PathBuf>, SourceError> {
+        let mut folders = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|source| SourceError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| SourceError::Io {
+                path: dir.to_owned(),
                 source,
             })?;
-            for entry in entries {
-                let entry = entry.map_err(|source| SourceError::Io {
-                    path: dir.clone(),
-                    source,
-                })?;
-                let path = entry.path();
-                let ty = entry.file_type().map_err(|source| SourceError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                if ty.is_dir() {
-                    stack.push(path);
-                    continue;
+            let path = entry.path();
+            let ty = entry.file_type().map_err(|source| SourceError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            if ty.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            if ty.is_symlink() && path.is_dir() {
+                continue;
+            }
+            let Ok(rel) = path.strip_prefix(&self.root) else {
+                continue;
+            };
+            match rel.to_str() {
+                Some(EVIDENCE_FILE) => {}
+                Some(key) => {
+                    let key = key.replace(std::path::MAIN_SEPARATOR, "/");
+                    if key.contains(needle) {
+                        each(key);
+                    }
                 }
-                if ty.is_symlink() && path.is_dir() {
-                    continue;
-                }
-                let Ok(rel) = path.strip_prefix(&self.root) else {
-                    continue;
-                };
-                match rel.to_str() {
-                    Some(EVIDENCE_FILE) => {}
-                    Some(key) => each(key.replace(std::path::MAIN_SEPARATOR, "/")),
-                    None => unusable += 1,
+                None => {
+                    unusable.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
-        self.unusable.store(unusable, Ordering::Relaxed);
-        Ok(())
+        Ok(folders)
     }
 
     /// Resolves a key to a path under the root, refusing anything that would leave it.
@@ -250,25 +308,28 @@ impl ObjectSource for LocalEvidence {
     }
 
     fn bucket(&self) -> Option<String> {
-        self.metadata.as_ref().map(|m| m.bucket.clone())
+        self.metadata().ok().flatten().map(|m| m.bucket.clone())
     }
 
-    /// A directory is listed whole: it is already on disk, so narrowing would save little.
+    /// A directory is walked whole, whatever the accounts, Regions and times: narrowing would
+    /// save little on a disk.
     fn list(
         &self,
-        _request: &ListRequest,
-        each: &mut dyn FnMut(String),
+        request: &ListRequest,
+        each: &(dyn Fn(String) + Sync),
     ) -> Result<(), SourceError> {
-        self.walk_tree(each)
+        self.walk_tree(request.objects.folder(), each)?;
+        // The first listing is the first call of a run: a bad evidence-metadata file stops it.
+        self.metadata().map(drop)
     }
 
     fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>> {
+        // A bad file has stopped the run at its first listing.
+        let metadata = self.metadata().ok().flatten();
         keys.par_iter()
             .map(|key| {
                 let bytes = self.read_object(key, MAX_DIGEST_STORED)?;
-                let facts = self
-                    .metadata
-                    .as_ref()
+                let facts = metadata
                     .and_then(|m| m.digests.get(key))
                     .cloned()
                     .unwrap_or_default();
@@ -309,7 +370,7 @@ impl ObjectSource for LocalEvidence {
                 unusable
             ));
         }
-        if self.metadata.is_none() {
+        if matches!(self.metadata(), Ok(None)) {
             notes.push("no evidence-metadata file: digest signatures were taken from each next digest, so the newest digest of each chain segment cannot be verified without --head-signature".to_owned());
         }
         notes
@@ -321,32 +382,65 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bad_evidence_metadata_file_stops_the_first_listing() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join(EVIDENCE_FILE), b"{\"format\": 1").unwrap();
+        let ev = LocalEvidence::open(root.path()).unwrap();
+        let request = ListRequest {
+            objects: crate::core::layout::ObjectType::Digest,
+            range: None,
+            accounts: Vec::new(),
+            regions: Vec::new(),
+        };
+        for _ in 0..2 {
+            let err = ev.list(&request, &|_| {}).unwrap_err().to_string();
+            assert!(err.contains(EVIDENCE_FILE), "{err}");
+        }
+        assert_eq!(ev.bucket(), None);
+        assert!(ev.notes().is_empty(), "the file is there, just bad");
+    }
+
+    #[test]
     fn lists_and_locks_reads_to_the_root() {
         let outer = tempfile::tempdir().unwrap();
         let root = outer.path().join("copy");
-        std::fs::create_dir_all(root.join("AWSLogs/a")).unwrap();
-        std::fs::write(root.join("AWSLogs/a/x.json.gz"), b"x").unwrap();
+        std::fs::create_dir_all(root.join("AWSLogs/CloudTrail")).unwrap();
+        std::fs::write(root.join("AWSLogs/CloudTrail/x.json.gz"), b"x").unwrap();
+        // Listed only when digests are asked for.
+        std::fs::create_dir_all(root.join("AWSLogs/CloudTrail-Digest")).unwrap();
+        std::fs::write(root.join("AWSLogs/CloudTrail-Digest/d.json.gz"), b"d").unwrap();
         std::fs::write(outer.path().join("secret"), b"s").unwrap();
         std::os::unix::fs::symlink(
             outer.path().join("secret"),
-            root.join("AWSLogs/a/out.json.gz"),
+            root.join("AWSLogs/CloudTrail/out.json.gz"),
         )
         .unwrap();
         std::os::unix::fs::symlink(outer.path(), root.join("AWSLogs/loop")).unwrap();
         let ev = LocalEvidence::open(&root).unwrap();
-        let mut keys = Vec::new();
+        let keys = std::sync::Mutex::new(Vec::new());
         let request = ListRequest {
             objects: crate::core::layout::ObjectType::Log,
             range: None,
             accounts: Vec::new(),
             regions: Vec::new(),
         };
-        ev.list(&request, &mut |k| keys.push(k)).unwrap();
+        ev.list(&request, &|k| keys.lock().unwrap().push(k))
+            .unwrap();
+        let mut keys = keys.into_inner().unwrap();
         keys.sort();
-        assert_eq!(keys, ["AWSLogs/a/out.json.gz", "AWSLogs/a/x.json.gz"]);
-        assert_eq!(ev.read_object("AWSLogs/a/x.json.gz", 10).unwrap(), b"x");
+        assert_eq!(
+            keys,
+            [
+                "AWSLogs/CloudTrail/out.json.gz",
+                "AWSLogs/CloudTrail/x.json.gz"
+            ]
+        );
+        assert_eq!(
+            ev.read_object("AWSLogs/CloudTrail/x.json.gz", 10).unwrap(),
+            b"x"
+        );
         assert!(matches!(
-            ev.read_object("AWSLogs/a/out.json.gz", 10),
+            ev.read_object("AWSLogs/CloudTrail/out.json.gz", 10),
             Err(ReadError::Escape(_))
         ));
         assert!(matches!(
@@ -366,28 +460,36 @@ mod tests {
             Err(ReadError::Escape(_))
         ));
         assert_eq!(
-            ev.read_object("AWSLogs/a/none.json.gz", 10),
+            ev.read_object("AWSLogs/CloudTrail/none.json.gz", 10),
             Err(ReadError::NotFound)
         );
         assert!(matches!(
-            ev.read_object("AWSLogs/a/x.json.gz", 0),
+            ev.read_object("AWSLogs/CloudTrail/x.json.gz", 0),
             Err(ReadError::Io(_))
         ));
         // The check after opening sees the real path, so a swapped folder would be caught.
-        let opened = ev.open_object("AWSLogs/a/x.json.gz").unwrap();
+        let opened = ev.open_object("AWSLogs/CloudTrail/x.json.gz").unwrap();
         #[cfg(target_os = "linux")]
         assert_eq!(
             opened_path(&opened),
-            Some(root.canonicalize().unwrap().join("AWSLogs/a/x.json.gz"))
+            Some(
+                root.canonicalize()
+                    .unwrap()
+                    .join("AWSLogs/CloudTrail/x.json.gz")
+            )
         );
         // A folder swapped for a link out after its canonical form was cached.
         std::fs::create_dir_all(outer.path().join("elsewhere")).unwrap();
         std::fs::write(outer.path().join("elsewhere/x.json.gz"), b"outside").unwrap();
-        std::fs::rename(root.join("AWSLogs/a"), outer.path().join("moved")).unwrap();
-        std::os::unix::fs::symlink(outer.path().join("elsewhere"), root.join("AWSLogs/a")).unwrap();
+        std::fs::rename(root.join("AWSLogs/CloudTrail"), outer.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(
+            outer.path().join("elsewhere"),
+            root.join("AWSLogs/CloudTrail"),
+        )
+        .unwrap();
         drop(opened);
         assert!(matches!(
-            ev.read_object("AWSLogs/a/x.json.gz", 10),
+            ev.read_object("AWSLogs/CloudTrail/x.json.gz", 10),
             Err(ReadError::Escape(_))
         ));
     }

@@ -40,6 +40,9 @@ pub enum SourceError {
         path: PathBuf,
         source: crate::core::evidence::EvidenceError,
     },
+    /// The evidence-metadata file could not be read or parsed (the detail names it).
+    #[error("{detail}")]
+    Metadata { detail: String },
     /// An AWS call that the run cannot do without (a listing, the public keys).
     #[error("could not {what}: {detail}")]
     Aws { what: String, detail: String },
@@ -87,9 +90,13 @@ pub trait ObjectSource: Sync {
     /// The bucket, when the source knows it (a bucket name or an evidence-metadata file).
     fn bucket(&self) -> Option<String>;
     /// Hands `each` every key of the requested type under the requested accounts, Regions and
-    /// times, in no set order. It may hand more (the engine parses every key), but it keeps
-    /// nothing: a bucket may hold millions of log files.
-    fn list(&self, request: &ListRequest, each: &mut dyn FnMut(String)) -> Result<(), SourceError>;
+    /// times, in no set order and from any thread. It may hand more (the engine parses every
+    /// key), but it keeps nothing: a bucket may hold millions of log files.
+    fn list(
+        &self,
+        request: &ListRequest,
+        each: &(dyn Fn(String) + Sync),
+    ) -> Result<(), SourceError>;
     /// Reads whole digest files (stored bytes) with their S3 facts.
     fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>>;
     /// Inflates and hashes log files as they stream in. `bucket` is the bucket the run is

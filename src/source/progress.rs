@@ -62,6 +62,10 @@ impl Progress {
 
     /// One object finished, having read `bytes` stored bytes.
     pub fn done(&self, bytes: u64) {
+        // Called for every object, from every worker: nothing to do when nothing is drawn.
+        if self.bar.is_hidden() {
+            return;
+        }
         let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let rate = self.bar.position() as f64 / secs;

@@ -113,7 +113,7 @@ impl S3Source {
     async fn list_all(
         &self,
         request: &ListRequest,
-        each: &mut dyn FnMut(String),
+        each: &(dyn Fn(String) + Sync),
     ) -> Result<(), SourceError> {
         let mut account_folders = Vec::new();
         let mut top = Vec::new();
@@ -167,7 +167,7 @@ impl S3Source {
             .map(|p| async move { self.keys_under(&p).await })
             .buffer_unordered(self.concurrency);
         while let Some(keys) = listed.next().await {
-            keys?.into_iter().for_each(&mut *each);
+            keys?.into_iter().for_each(each);
         }
         Ok(())
     }
@@ -517,7 +517,11 @@ impl ObjectSource for S3Source {
         Some(self.bucket.clone())
     }
 
-    fn list(&self, request: &ListRequest, each: &mut dyn FnMut(String)) -> Result<(), SourceError> {
+    fn list(
+        &self,
+        request: &ListRequest,
+        each: &(dyn Fn(String) + Sync),
+    ) -> Result<(), SourceError> {
         self.runtime.block_on(self.list_all(request, each))
     }
 
