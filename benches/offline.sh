@@ -43,17 +43,18 @@ measure() {
   if [ "$code" != 0 ]; then echo "$1 failed ($code):" >&2; tail -5 "$out" >&2; exit 2; fi
   echo "$(echo "($t1 - $t0) / 1000000000" | bc -l | cut -c1-6) $(cat "$work/time")"
 }
-# program dir threads -> median seconds, max peak KiB over RUNS
+# program dir threads -> median seconds, median and max peak KiB over RUNS (a run's peak
+# memory varies with thread timing, like its wall time)
 runs() {
-  local t="" m=0 s k
+  local t="" r="" m=0 s k
   for _ in $(seq "$RUNS"); do
     read -r s k < <(measure "$@")
-    t+="$s "; [ "$k" -gt "$m" ] && m=$k
+    t+="$s "; r+="$k "; [ "$k" -gt "$m" ] && m=$k
   done
-  echo "$(echo "$t" | median) $m"
+  echo "$(echo "$t" | median) $(echo "$r" | median) $m"
 }
 
-declare -A size secs rss roof
+declare -A size secs rss rssmax roof
 for scale in $SCALES; do
   dir=$work/x$scale
   "$bin/trailproof-testgen" corpus "$dir" --hours $((HOURS * scale)) --logs-per-hour "$LOGS" \
@@ -65,32 +66,32 @@ for scale in $SCALES; do
   if [ "$scale" = "$(echo $SCALES | cut -d' ' -f1)" ]; then
     echo
     echo "corpus x$scale: $logs log files, $((size[$scale] / 1000000)) MB inflated; $cores cores; $RUNS runs each, alternating"
-    printf '%-26s %8s %10s %10s %14s\n' program threads "wall (s)" "MB/s" "peak RSS (MB)"
+    printf '%-26s %8s %10s %10s %21s\n' program threads "wall (s)" "MB/s" "median peak RSS (MB)"
     declare -A best
     for threads in $(seq "$cores"); do
       for prog in roofline trailproof; do
-        read -r s k < <(runs $prog "$dir/bucket" "$threads")
+        read -r s k _ < <(runs $prog "$dir/bucket" "$threads")
         best[$prog.$threads]=$s
-        printf '%-26s %8s %10.3f %10.0f %14.1f\n' \
+        printf '%-26s %8s %10.3f %10.0f %21.1f\n' \
           "$([ $prog = roofline ] && echo roofline || echo 'trailproof verify DIR')" "$threads" "$s" \
           "$(echo "${size[$scale]} / 1000000 / $s" | bc -l)" "$(echo "$k / 1024" | bc -l)"
       done
     done
     echo "trailproof / roofline throughput at $cores threads: $(echo "${best[roofline.$cores]} / ${best[trailproof.$cores]}" | bc -l | cut -c1-5)"
   fi
-  read -r secs[$scale] rss[$scale] < <(runs trailproof "$dir/bucket" "$cores")
+  read -r secs[$scale] rss[$scale] rssmax[$scale] < <(runs trailproof "$dir/bucket" "$cores")
   read -r roof[$scale] _ < <(runs roofline "$dir/bucket" "$cores")
   rm -rf "$dir"
 done
 
 echo
 echo "scaling of trailproof verify DIR ($cores threads)"
-printf '%-8s %14s %10s %14s %16s\n' scale "inflated MB" "wall (s)" "peak RSS (MB)" "of roofline"
+printf '%-8s %14s %10s %21s %16s\n' scale "inflated MB" "wall (s)" "median peak RSS (MB)" "of roofline"
 for scale in $SCALES; do
-  printf '%-8s %14.0f %10.3f %14.1f %16.2f\n' "x$scale" "$(echo "${size[$scale]} / 1000000" | bc -l)" "${secs[$scale]}" \
+  printf '%-8s %14.0f %10.3f %21.1f %16.2f\n' "x$scale" "$(echo "${size[$scale]} / 1000000" | bc -l)" "${secs[$scale]}" \
     "$(echo "${rss[$scale]} / 1024" | bc -l)" "$(echo "${roof[$scale]} / ${secs[$scale]}" | bc -l)"
 done
-python3 - "$SCALES" "$(for s in $SCALES; do echo -n "${size[$s]}:${secs[$s]}:${rss[$s]} "; done)" <<'EOF'
+python3 - "$SCALES" "$(for s in $SCALES; do echo -n "${size[$s]}:${secs[$s]}:${rss[$s]}:${rssmax[$s]} "; done)" <<'EOF'
 import math, sys
 points = [tuple(float(v) for v in p.split(":")) for p in sys.argv[2].split()]
 xs = [math.log(p[0]) for p in points]; ys = [math.log(p[1]) for p in points]
@@ -98,5 +99,5 @@ mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
 slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 print(f"fitted exponent (wall ~ size^k): k = {slope:.3f}")
 print(f"peak RSS, largest / smallest corpus ({points[-1][0] / points[0][0]:.1f}x the data): "
-      f"{points[-1][2] / points[0][2]:.2f}x")
+      f"{points[-1][2] / points[0][2]:.2f}x (medians), {points[-1][3] / points[0][3]:.2f}x (maxima)")
 EOF

@@ -825,8 +825,8 @@ impl ChainLayout {
 
 /// The log files the digests name, for finding those nobody names: a 64-bit hash of each key
 /// in the run's bucket, not the key itself, so that it stays small. The hash is keyed afresh
-/// for every run, so no key can be crafted to collide with one a digest names; by chance, a
-/// false match among a million keys has odds of about one in 10^7 million.
+/// for every run, so no key can be crafted to collide with one a digest names; by chance, with
+/// a million keys named, an unnamed key is taken for a named one with odds of about 1 in 2e13.
 struct Referenced {
     hashes: Vec<u64>,
     hasher: RandomState,
