@@ -19,12 +19,11 @@ use trailproof::report::{html, json, jsonl, Report};
 use trailproof::source::local::LocalEvidence;
 use trailproof::source::PinnedKeys;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
+use support::{case_args, cases_dir, expected, repo};
 
 fn key_path(name: &str) -> PathBuf {
-    root().join("testdata/report-keys").join(name)
+    repo().join("testdata/report-keys").join(name)
 }
 
 fn read(path: &Path) -> Vec<u8> {
@@ -33,28 +32,15 @@ fn read(path: &Path) -> Vec<u8> {
 
 /// Every committed case and the README sample.
 fn cases() -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(root().join("testdata/cases"))
+    let mut out: Vec<PathBuf> = std::fs::read_dir(cases_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("expected.json").exists())
         .collect();
     out.sort();
-    out.push(root().join("testdata/sample"));
+    out.push(repo().join("testdata/sample"));
     assert!(out.len() > 20, "the committed cases are missing");
     out
-}
-
-fn expected(case: &Path) -> Value {
-    serde_json::from_slice(&read(&case.join("expected.json"))).unwrap()
-}
-
-fn case_args(case: &Path) -> Vec<String> {
-    expected(case)["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_owned())
-        .collect()
 }
 
 fn trailproof(dir: &Path, args: &[&str]) -> Output {
@@ -92,7 +78,7 @@ fn python_verify(envelope: &Path, trust: &[&str]) -> Output {
         String::from_utf8_lossy(&probe.stderr)
     );
     Command::new("python3")
-        .arg(root().join("tests/interop/verify_dsse.py"))
+        .arg(repo().join("tests/interop/verify_dsse.py"))
         .arg(envelope)
         .args(trust)
         .output()
@@ -162,7 +148,7 @@ fn every_case_signs_and_verifies_with_trailproof_and_python() {
         ] {
             let mut args = vec!["report", "verify", env_path.to_str().unwrap()];
             args.extend(trust);
-            let v = trailproof(&root(), &args);
+            let v = trailproof(&repo(), &args);
             assert_eq!(v.status.code(), Some(0), "{name} {trust:?}: {v:?}");
             let text = stdout(&v);
             assert!(text.contains("intact"), "{name}: {text}");
@@ -184,7 +170,7 @@ fn every_case_signs_and_verifies_with_trailproof_and_python() {
 /// changed and however (every position flipped one way, a dense sample of positions more ways).
 #[test]
 fn every_byte_change_of_an_envelope_is_detected() {
-    let case = root().join("testdata/cases/log-modified");
+    let case = repo().join("testdata/cases/log-modified");
     let tmp = tempfile::tempdir().unwrap();
     let env_path = tmp.path().join("e.json");
     for kind in ["ed25519", "p256"] {
@@ -277,7 +263,7 @@ fn every_byte_change_of_an_envelope_is_detected() {
 /// The Python verifier is not a rubber stamp: it refuses what trailproof refuses.
 #[test]
 fn python_refuses_tampered_envelopes() {
-    let case = root().join("testdata/cases/clean-plain");
+    let case = repo().join("testdata/cases/clean-plain");
     let tmp = tempfile::tempdir().unwrap();
     let env_path = tmp.path().join("e.json");
     let key = key_path("rsa2048.pem");
@@ -334,7 +320,7 @@ fn python_refuses_tampered_envelopes() {
         assert_eq!(py.status.code(), Some(1), "python, {what}: {py:?}");
         assert!(stdout(&py).starts_with("NOT INTACT"), "{what}: {py:?}");
         let ours = trailproof(
-            &root(),
+            &repo(),
             &[
                 "report",
                 "verify",
@@ -443,7 +429,7 @@ fn reports_are_byte_identical_at_any_thread_count_and_the_sink_sees_everything_i
 /// it and check it against the signed manifest.
 #[test]
 fn the_manifest_subject_form_verifies_with_trailproof_and_python() {
-    let case = root().join("testdata/sample");
+    let case = repo().join("testdata/sample");
     let report = library_report(&case, 2, None);
     let key = SigningKey::from_pem(&read(&key_path("p256.pem"))).unwrap();
     let signer = Signer::new(key, None).unwrap();
@@ -460,7 +446,7 @@ fn the_manifest_subject_form_verifies_with_trailproof_and_python() {
     let public = key_path("p256.pub.pem");
     let trust = ["--key", public.to_str().unwrap()];
     let ours = trailproof(
-        &root(),
+        &repo(),
         &[
             "report",
             "verify",
@@ -477,7 +463,7 @@ fn the_manifest_subject_form_verifies_with_trailproof_and_python() {
     // Without a certificate there is nothing for a CA to vouch for.
     let ca = key_path("ca.pem");
     let ours = trailproof(
-        &root(),
+        &repo(),
         &[
             "report",
             "verify",
@@ -493,7 +479,7 @@ fn the_manifest_subject_form_verifies_with_trailproof_and_python() {
 /// missing envelope or key file is exit 2 for `report verify`.
 #[test]
 fn unusable_signing_keys_and_files_are_errors_not_findings() {
-    let case = root().join("testdata/cases/clean-plain");
+    let case = repo().join("testdata/cases/clean-plain");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("never.json");
     for (key, cert, says) in [
@@ -528,7 +514,7 @@ fn unusable_signing_keys_and_files_are_errors_not_findings() {
     let public = key_path("p256.pub.pem");
     let missing = tmp.path().join("missing.json");
     let r = trailproof(
-        &root(),
+        &repo(),
         &[
             "report",
             "verify",
@@ -540,7 +526,7 @@ fn unusable_signing_keys_and_files_are_errors_not_findings() {
     assert_eq!(r.status.code(), Some(2), "{r:?}");
     std::fs::write(&missing, b"{}\n").unwrap();
     let r = trailproof(
-        &root(),
+        &repo(),
         &[
             "report",
             "verify",
@@ -555,7 +541,7 @@ fn unusable_signing_keys_and_files_are_errors_not_findings() {
         "a private key is not a public key: {r:?}"
     );
     let r = trailproof(
-        &root(),
+        &repo(),
         &[
             "report",
             "verify",

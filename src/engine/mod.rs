@@ -1051,8 +1051,8 @@ mod tests {
     #[test]
     fn counted_valid_logs_total_as_the_kept_findings_would() {
         use Kind::{LogHashMismatch as Bad, LogValid as Ok};
-        // A file listed twice, valid then not; one listed twice, valid both times; one whose
-        // second bucket/key split prints the same `s3://` text as the first.
+        // Files listed twice: valid both times (x), valid then not (y), not then valid (z),
+        // under two bucket/key splits that print the same `s3://` text (w); once (v).
         let listings = [
             ("b", "x", Ok),
             ("b", "y", Ok),
