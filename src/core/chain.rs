@@ -215,6 +215,13 @@ fn judge(
             trusted,
         )
     };
+    // Nothing was read, so nothing is known to be listed.
+    let unread = |f: Finding| {
+        let status = DigestStatus::Unverified {
+            listed: Listed::Names(Vec::new()),
+        };
+        done(status, vec![f], false)
+    };
     let parsed = match &cand.content {
         Err(ContentProblem::Format { detail, listed }) => {
             let f =
@@ -225,25 +232,15 @@ fn judge(
             return done(status, vec![f], false);
         }
         Err(ContentProblem::Unreadable(detail)) => {
-            let f = Finding::new(&uri, Kind::DigestUnreadable, "could not be read")
-                .with(detail_only(detail));
-            return done(
-                DigestStatus::Unverified {
-                    listed: Listed::Names(Vec::new()),
-                },
-                vec![f],
-                false,
+            return unread(
+                Finding::new(&uri, Kind::DigestUnreadable, "could not be read")
+                    .with(detail_only(detail)),
             );
         }
         Err(ContentProblem::PathEscape(detail)) => {
-            let f = Finding::new(&uri, Kind::PathEscape, "path leaves the evidence directory")
-                .with(detail_only(detail));
-            return done(
-                DigestStatus::Unverified {
-                    listed: Listed::Names(Vec::new()),
-                },
-                vec![f],
-                false,
+            return unread(
+                Finding::new(&uri, Kind::PathEscape, "path leaves the evidence directory")
+                    .with(detail_only(detail)),
             );
         }
         Ok(parsed) => parsed,
