@@ -128,6 +128,33 @@ fn check_dir(name: &str, case: &Path) {
     }
 }
 
+/// A chain longer than one of the engine's batches (2,048 log files, each batch's digests read
+/// again for their lists): findings on both sides of a batch boundary, in the JSON report
+/// (every file kept) and the plain text one (valid files counted), at every thread count.
+#[test]
+fn a_chain_across_hashing_batches() {
+    let mut corpus = trailproof::fixture::World::new("acme-cloudtrail-logs")
+        .hours(48)
+        .logs_per_hour(50)
+        .records_per_log(1)
+        .build();
+    let logs: Vec<String> = corpus
+        .objects
+        .keys()
+        .filter(|k| k.contains("/CloudTrail/"))
+        .cloned()
+        .collect();
+    assert!(logs.len() > 2048, "{} log files", logs.len());
+    // Keys sort by time and the newest digests are hashed first.
+    let (newest, middle, oldest) = (&logs[logs.len() - 3], &logs[logs.len() / 2], &logs[2]);
+    corpus.modify_log(newest).unwrap();
+    corpus.delete_log(middle).unwrap();
+    corpus.modify_log(oldest).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    corpus.write(dir.path()).unwrap();
+    check_dir("batches", dir.path());
+}
+
 /// Every case directory must have a test below, so none is silently skipped.
 #[test]
 fn every_case_has_a_test() {

@@ -4,6 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use trailproof::core::evidence::{DigestFacts, DigestRecords, EvidenceMetadata};
+use trailproof::core::layout::{parse_key, CloudTrailKey};
 
 fuzz_target!(|raw: &[u8]| {
     let digests_only = DigestRecords::parse(raw);
@@ -17,6 +18,12 @@ fuzz_target!(|raw: &[u8]| {
         .digests
         .iter()
         .all(|(k, facts)| m.objects.get(k).map(DigestFacts::from).as_ref() == Some(facts)));
+    // And it keeps every digest's record.
+    assert!(m
+        .objects
+        .keys()
+        .filter(|k| matches!(parse_key(k), Ok(CloudTrailKey::Digest(_))))
+        .all(|k| digests_only.digests.contains_key(k)));
     for record in m.objects.values() {
         let _ = record.signature();
         let _ = record.backfill_generated();

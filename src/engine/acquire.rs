@@ -22,6 +22,7 @@ use crate::core::gz::{inflate_all, Limits};
 use crate::core::types::{S3Location, Sha256};
 use crate::source::aws::AwsOptions;
 use crate::source::cloudtrail::{caller_identity, CallerIdentity};
+use crate::source::progress::Progress;
 use crate::source::s3::S3Source;
 use crate::source::{ObjectSource, SourceError};
 
@@ -100,7 +101,10 @@ pub fn acquire(
     // Digests are read whole (they are small and say which log files to fetch).
     let digest_keys: Vec<String> = digests.iter().map(|d| d.format()).collect();
     let mut wanted_logs: BTreeSet<String> = BTreeSet::new();
-    for (key, read) in digest_keys.iter().zip(source.read_digests(&digest_keys)) {
+    let progress = Progress::new("digests read", digest_keys.len());
+    let read = source.read_digests(&digest_keys, &progress);
+    drop(progress);
+    for (key, read) in digest_keys.iter().zip(read) {
         summary.wanted += 1;
         match read {
             Ok(stored) => {

@@ -323,12 +323,17 @@ impl ObjectSource for LocalEvidence {
         self.metadata().map(drop)
     }
 
-    fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>> {
+    fn read_digests(
+        &self,
+        keys: &[String],
+        progress: &Progress,
+    ) -> Vec<Result<StoredObject, ReadError>> {
         // A bad file has stopped the run at its first listing.
         let metadata = self.metadata().ok().flatten();
         keys.par_iter()
             .map(|key| {
                 let bytes = self.read_object(key, MAX_DIGEST_STORED)?;
+                progress.done(bytes.len() as u64);
                 let facts = metadata
                     .and_then(|m| m.digests.get(key))
                     .cloned()

@@ -98,7 +98,12 @@ pub trait ObjectSource: Sync {
         each: &(dyn Fn(String) + Sync),
     ) -> Result<(), SourceError>;
     /// Reads whole digest files (stored bytes) with their S3 facts.
-    fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>>;
+    /// A run reads in batches; `progress` is the run's.
+    fn read_digests(
+        &self,
+        keys: &[String],
+        progress: &Progress,
+    ) -> Vec<Result<StoredObject, ReadError>>;
     /// Inflates and hashes log files as they stream in. `bucket` is the bucket the run is
     /// about; a source that holds only that bucket answers `OtherBucket` for the rest.
     /// A run hashes in batches; `progress` is the run's.

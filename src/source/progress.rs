@@ -48,6 +48,15 @@ impl Progress {
         } else {
             ProgressDrawTarget::hidden()
         };
+        Self::to(target, what, total)
+    }
+
+    /// Work that another bar already shows (reading digests again while log files are hashed).
+    pub fn hidden() -> Self {
+        Self::to(ProgressDrawTarget::hidden(), "", 0)
+    }
+
+    fn to(target: ProgressDrawTarget, what: &str, total: usize) -> Self {
         let bar = ProgressBar::with_draw_target(Some(total as u64), target);
         if let Ok(style) = ProgressStyle::with_template("{pos}/{len} {prefix} [{elapsed}] {msg}") {
             bar.set_style(style);

@@ -525,14 +525,17 @@ impl ObjectSource for S3Source {
         self.runtime.block_on(self.list_all(request, each))
     }
 
-    fn read_digests(&self, keys: &[String]) -> Vec<Result<StoredObject, ReadError>> {
+    fn read_digests(
+        &self,
+        keys: &[String],
+        progress: &Progress,
+    ) -> Vec<Result<StoredObject, ReadError>> {
         let items: Vec<_> = keys
             .iter()
             .map(|k| S3Location::new(&self.bucket, k))
             .collect();
         let stall = self.stall;
-        let progress = Progress::new("digests read", items.len());
-        self.run_all(&progress, items, move |c, i| read_digest(c, i, stall))
+        self.run_all(progress, items, move |c, i| read_digest(c, i, stall))
     }
 
     /// Log files in other buckets (a trail moved between buckets) are read too: S3 has them.
