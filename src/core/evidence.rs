@@ -94,14 +94,23 @@ impl EvidenceMetadata {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self, EvidenceError> {
-        let m: EvidenceMetadata =
-            serde_json::from_slice(bytes).map_err(|e| EvidenceError::Json {
-                detail: e.to_string(),
-            })?;
-        if m.format != EVIDENCE_FORMAT {
-            return Err(EvidenceError::Format(m.format));
-        }
+        let m: EvidenceMetadata = serde_json::from_slice(bytes).map_err(json_error)?;
+        known_format(&m.format)?;
         Ok(m)
+    }
+}
+
+fn json_error(e: serde_json::Error) -> EvidenceError {
+    EvidenceError::Json {
+        detail: e.to_string(),
+    }
+}
+
+fn known_format(format: &str) -> Result<(), EvidenceError> {
+    if format == EVIDENCE_FORMAT {
+        Ok(())
+    } else {
+        Err(EvidenceError::Format(format.to_owned()))
     }
 }
 
@@ -134,13 +143,8 @@ impl DigestRecords {
     /// of digest files: verification needs nothing else, and a copy may hold millions of log
     /// files. The document is read as it is parsed, never whole.
     pub fn parse(reader: impl std::io::Read) -> Result<Self, EvidenceError> {
-        let m: DigestRecordsDocument =
-            serde_json::from_reader(reader).map_err(|e| EvidenceError::Json {
-                detail: e.to_string(),
-            })?;
-        if m.format != EVIDENCE_FORMAT {
-            return Err(EvidenceError::Format(m.format));
-        }
+        let m: DigestRecordsDocument = serde_json::from_reader(reader).map_err(json_error)?;
+        known_format(&m.format)?;
         Ok(DigestRecords {
             bucket: m.bucket,
             digests: m.objects,

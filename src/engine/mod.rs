@@ -7,7 +7,7 @@
 //! else keeps its input order, so the report is the same whatever the thread count. Memory
 //! grows with the digests, not with the log files. Workers never print.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -597,63 +597,57 @@ impl Layout<'_> {
         referenced: &mut TextHashes,
         progress: &Progress,
     ) {
-        // Set-aside log lists, read again in one call, by step.
-        let (keys, aside): (Vec<String>, Vec<(usize, &ParsedDigest)>) = batch
+        // What each digest names: held, or in a list set aside, read again (in one call).
+        let found: Vec<Option<Result<Names, &ParsedDigest>>> = batch
             .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s {
-                Step::Digest(w) => set_aside(w).map(|d| (w.location.key.clone(), (i, d))),
+            .map(|s| match s {
+                Step::Digest(w) => Some(names(w)),
+                _ => None,
+            })
+            .collect();
+        let (keys, aside): (Vec<String>, Vec<&ParsedDigest>) = batch
+            .iter()
+            .zip(&found)
+            .filter_map(|(s, f)| match (s, f) {
+                (Step::Digest(w), Some(Err(d))) => Some((w.location.key.clone(), *d)),
                 _ => None,
             })
             .unzip();
-        let mut lists: HashMap<usize, Result<Arc<[LogFileEntry]>, String>> = if keys.is_empty() {
-            HashMap::new()
+        let mut lists = if keys.is_empty() {
+            Vec::new()
         } else {
             source
                 .read_digests(&keys, &Progress::hidden())
                 .into_par_iter()
                 .zip(aside)
-                .map(|(stored, (i, digest))| (i, reread(digest, stored)))
+                .map(|(stored, digest)| reread(digest, stored))
                 .collect()
-        };
+        }
+        .into_iter();
+        let found: Vec<Option<Result<Names, String>>> = found
+            .into_iter()
+            .map(|f| {
+                f.map(|held| match held {
+                    Ok(names) => Ok(names),
+                    Err(_) => lists
+                        .next()
+                        .unwrap_or_else(|| Err(NO_RESULT.to_owned()))
+                        .map(Names::Entries),
+                })
+            })
+            .collect();
         drop(keys);
 
         // Each digest with what it names: verified entries are hashed, the rest only named.
-        let mut steps = Vec::with_capacity(batch.len());
-        for (i, step) in batch.into_iter().enumerate() {
-            let Step::Digest(mut w) = step else {
-                steps.push((step, None));
-                continue;
-            };
-            let listed = match held(&mut w) {
-                Some(names) => Ok(names),
-                None => lists
-                    .remove(&i)
-                    .unwrap_or_else(|| Err(NO_RESULT.to_owned()))
-                    .map(Names::Entries),
-            };
-            let listed = match listed {
-                Ok(names) => Some(names),
-                Err(detail) => {
-                    // Its signature held for the bytes first read, but nothing it names can
-                    // be checked through it: it is not valid.
-                    w.findings.retain(|f| f.kind != Kind::DigestValid);
-                    w.findings.push(
-                        Finding::new(
-                            w.location.uri(),
-                            Kind::DigestUnreadable,
-                            "could not be read again for the log files it lists: they were not checked, and show as not referenced by any digest",
-                        )
-                        .with(Evidence {
-                            detail: Some(detail),
-                            ..Evidence::default()
-                        }),
-                    );
-                    None
-                }
-            };
-            steps.push((Step::Digest(w), listed));
-        }
+        let steps: Vec<(Step, Option<Names>)> = batch
+            .into_iter()
+            .zip(found)
+            .map(|(step, found)| match (step, found) {
+                (Step::Digest(w), Some(found)) => with_names(w, found),
+                // Chain markers, which name nothing.
+                (step, _) => (step, None),
+            })
+            .collect();
 
         let wanted: Vec<&S3Location> = steps
             .iter()
@@ -749,33 +743,44 @@ impl Layout<'_> {
     }
 }
 
-/// What a walked digest names, when that is known without reading it again (`None`: its list
-/// was set aside). Takes a lenient listing out of the digest.
-fn held(w: &mut WalkedDigest) -> Option<Names> {
-    match &mut w.status {
-        DigestStatus::Verified(v) => match &v.digest().log_files {
-            LogFiles::Parsed(list) => Some(Names::Entries(list.clone())),
-            LogFiles::SetAside { .. } => None,
-        },
-        DigestStatus::Unverified {
-            listed: Listed::Names(names),
-        } => Some(Names::Locations(std::mem::take(names))),
-        DigestStatus::Unverified {
-            listed: Listed::SetAside(_),
-        } => None,
-    }
+/// A digest with what it names, or, if its list could not be read again, with the finding that
+/// says so.
+fn with_names(mut w: WalkedDigest, found: Result<Names, String>) -> (Step, Option<Names>) {
+    let detail = match found {
+        Ok(names) => return (Step::Digest(w), Some(names)),
+        Err(detail) => detail,
+    };
+    // Its signature held for the bytes first read, but nothing it names can be checked
+    // through it: it is not valid.
+    w.findings.retain(|f| f.kind != Kind::DigestValid);
+    w.findings.push(
+        Finding::new(
+            w.location.uri(),
+            Kind::DigestUnreadable,
+            "could not be read again for the log files it lists: they were not checked, and show as not referenced by any digest",
+        )
+        .with(Evidence {
+            detail: Some(detail),
+            ..Evidence::default()
+        }),
+    );
+    (Step::Digest(w), None)
 }
 
-/// A digest whose log list was set aside, to be read again: where [`held`] gives `None`.
-fn set_aside(w: &WalkedDigest) -> Option<&ParsedDigest> {
-    match &w.status {
-        DigestStatus::Verified(v) => {
-            matches!(v.digest().log_files, LogFiles::SetAside { .. }).then(|| v.digest())
-        }
+/// What a walked digest names, or the digest whose list was set aside, to be read again.
+fn names(w: &WalkedDigest) -> Result<Names, &ParsedDigest> {
+    let digest = match &w.status {
+        DigestStatus::Verified(v) => v.digest(),
         DigestStatus::Unverified {
             listed: Listed::SetAside(d),
-        } => Some(d),
-        DigestStatus::Unverified { .. } => None,
+        } => d,
+        DigestStatus::Unverified {
+            listed: Listed::Names(names),
+        } => return Ok(Names::Locations(names.clone())),
+    };
+    match &digest.log_files {
+        LogFiles::Parsed(list) => Ok(Names::Entries(list.clone())),
+        LogFiles::SetAside { .. } => Err(digest),
     }
 }
 
