@@ -203,7 +203,7 @@ fn chain_walk(c: &mut Criterion) {
             || digests.clone(),
             |d| {
                 let walked = walk(&chain, d, &keys, range);
-                let findings = walked.iter().flat_map(|w| &w.findings);
+                let findings = walked.digests.iter().flat_map(|w| &w.findings);
                 assert!(findings.clone().all(|f| f.verdict == Verdict::Valid));
                 assert_eq!(findings.count(), DIGESTS as usize);
                 walked

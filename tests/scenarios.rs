@@ -210,6 +210,12 @@ cases! {
     log_truncated,
     log_truncated_trailer,
     restart_gap,
+    newest_deleted_end_exact,
+    deleted_after_end,
+    range_emptied,
+    tail_deleted,
+    hole_next_unverifiable,
+    digest_copied_with_logs,
 }
 
 /// Copies a committed case into a temporary directory to be damaged further.

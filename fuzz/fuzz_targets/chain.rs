@@ -15,9 +15,10 @@ use jiff::{SignedDuration, Timestamp};
 use libfuzzer_sys::fuzz_target;
 use trailproof::core::chain::{walk, ContentProblem, DigestCandidate, DigestStatus, Range};
 use trailproof::core::digest::ParsedDigest;
-use trailproof::core::finding::Kind;
+use trailproof::core::finding::{Kind, Verdict};
 use trailproof::core::keyfile::parse_key_file;
 use trailproof::core::layout::{DigestKey, Scope};
+use trailproof::core::ledger::{HourState, Ledger, Span};
 use trailproof::core::sign::KeySet;
 use trailproof::core::{S3Location, Sha256};
 
@@ -355,10 +356,42 @@ fuzz_target!(|input: Input| {
         e.1 += usize::from(c.content.is_ok());
     }
 
-    let walked = walk(&chain, candidates, keys, range);
+    let walked_chain = walk(&chain, candidates, keys, range);
+    let walked = &walked_chain.digests;
+
+    // The ledger adds up, and silence is never a verdict: a hole inside the range always comes
+    // with a finding that is not `valid`.
+    let mut spans = walked_chain.holes.clone();
+    spans.extend(walked.iter().map(|w| Span {
+        from: w.window.0,
+        to: w.window.1,
+        state: if matches!(w.status, DigestStatus::Verified(_)) && !w.context {
+            HourState::Verified
+        } else {
+            HourState::NotVerified
+        },
+    }));
+    let (from, to) = walked_chain.extent;
+    let ledger = Ledger::of(from, to, &spans);
+    assert_eq!(
+        ledger.hours,
+        ledger.counts.total(),
+        "ledger does not add up"
+    );
+    assert!(from <= to, "extent runs backwards");
+    let said = walked
+        .iter()
+        .flat_map(|w| w.findings.iter())
+        .any(|f| f.verdict != Verdict::Valid);
+    for hole in &walked_chain.holes {
+        assert!(!hole.state.is_proven(), "a hole counted as proven");
+        if hole.from.max(range.start) < hole.to.min(range.end) {
+            assert!(said, "a hole in the range with no finding: {hole:?}");
+        }
+    }
 
     let mut seen: HashMap<S3Location, (usize, usize)> = HashMap::new();
-    for w in &walked {
+    for w in walked {
         let valid = w.findings.iter().filter(|f| f.kind == Kind::DigestValid);
         let mut valid_count = 0;
         for f in valid {

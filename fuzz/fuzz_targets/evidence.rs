@@ -9,15 +9,20 @@ use trailproof::core::layout::{parse_key, CloudTrailKey};
 fuzz_target!(|raw: &[u8]| {
     let digests_only = DigestRecords::parse(raw);
     let Ok(m) = EvidenceMetadata::parse(raw) else {
-        assert!(digests_only.is_err(), "accepted only by the streaming parse");
+        assert!(
+            digests_only.is_err(),
+            "accepted only by the streaming parse"
+        );
         return;
     };
     let digests_only = digests_only.expect("accepted only by the full parse");
     assert_eq!(digests_only.bucket, m.bucket);
-    assert!(digests_only
-        .digests
-        .iter()
-        .all(|(k, facts)| m.objects.get(k).map(DigestFacts::from).as_ref() == Some(facts)));
+    assert!(digests_only.digests.iter().all(|(k, facts)| m
+        .objects
+        .get(k)
+        .map(DigestFacts::from)
+        .as_ref()
+        == Some(facts)));
     // And it keeps every digest's record.
     assert!(m
         .objects

@@ -19,15 +19,14 @@ use jiff::{SignedDuration, Timestamp};
 use super::digest::{LogFiles, ParsedDigest};
 use super::finding::{Evidence, Finding, Kind};
 use super::layout::{parse_key, ChainId, CloudTrailKey, DigestKey};
+use super::ledger::{HourState, Span};
 use super::sign::{verify_digest, KeySet, SignatureFailure, VerifiedDigest};
 use super::time::format_iso;
 use super::types::S3Location;
 
 /// Digests are hourly; a hole longer than this between two digests means one is gone.
 const SLACK: SignedDuration = SignedDuration::from_mins(90);
-/// How far a chain may stop short of either end of the range before that is a finding: the
-/// newest hour is only digested after it ends.
-const COVERAGE_SLACK: SignedDuration = SignedDuration::from_hours(1);
+const HOUR: SignedDuration = SignedDuration::from_hours(1);
 
 /// The requested time range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +42,7 @@ pub struct Range {
 impl Range {
     /// Digests ending up to an hour after the range also cover log files delivered inside it.
     pub fn holds_digest(&self, key_time: Timestamp) -> bool {
-        key_time >= self.start && key_time <= later(self.end, SignedDuration::from_hours(1))
+        key_time >= self.start && key_time <= later(self.end, HOUR)
     }
 }
 
@@ -101,15 +100,40 @@ pub struct WalkedDigest {
     pub key: DigestKey,
     pub status: DigestStatus,
     pub findings: Vec<Finding>,
+    /// The delivery window it accounts for: a verified digest's own (reaching back to the
+    /// digest its link names, when that one is present), otherwise the hour before its key time
+    /// (an unverified digest's fields are not believed).
+    pub window: (Timestamp, Timestamp),
+    /// Outside the range: read only to decide the range's edges (the nearest digest before the
+    /// start and after the end, whose links name what is missing at the edges). It is not
+    /// reported as an object and its log files are not checked; only findings about other
+    /// objects or periods stay on it.
+    pub context: bool,
 }
 
-/// Walks one chain. `candidates` may come in any order; the result is newest first.
+/// One chain after the walk.
+#[derive(Debug, Clone)]
+pub struct WalkedChain {
+    /// Newest first.
+    pub digests: Vec<WalkedDigest>,
+    /// Standard chains: the stretches of the timeline no digest accounts for, in the state
+    /// they are in (a signed restart is a `gap`; digests that are gone leave `missing`), at
+    /// the range ends too. Empty for backfill chains, which cover late deliveries rather than
+    /// a stretch of time. With the digests' windows they make up the chain's ledger.
+    pub holes: Vec<Span>,
+    /// The part of the range the chain answers for: the requested ends, or where the evidence
+    /// starts and ends when an end was not requested.
+    pub extent: (Timestamp, Timestamp),
+}
+
+/// Walks one chain. `candidates` may come in any order; digests outside the range (see
+/// [`WalkedDigest::context`]) may be among them.
 pub fn walk(
     chain: &ChainId,
     mut candidates: Vec<DigestCandidate>,
     keys: &KeySet,
     range: Range,
-) -> Vec<WalkedDigest> {
+) -> WalkedChain {
     candidates.sort_by(|a, b| {
         b.key
             .end_time
@@ -157,16 +181,29 @@ pub fn walk(
             .filter_map(|c| c.content.as_ref().ok()?.previous.as_ref())
             .map(|l| l.signature.as_slice())
             .collect();
-        let (w, is_trusted) = judge(chain, cand, &vouching, &signatures_from_successors, keys);
+        let (mut w, is_trusted) = judge(chain, cand, &vouching, &signatures_from_successors, keys);
+        w.context = !range.holds_digest(cand.key.end_time);
         walked.push(w);
         trusted.push(is_trusted);
     }
 
     link_findings(chain, &candidates, &trusted, &mut walked, range);
-    if !chain.backfill {
-        continuity_findings(&candidates, &incoming, &trusted, &mut walked, range);
-    }
+    set_windows(&candidates, &trusted, &mut walked);
+    let holes = if chain.backfill {
+        Vec::new()
+    } else {
+        continuity_findings(&candidates, &incoming, &trusted, &mut walked);
+        holes(chain, &candidates, &trusted, &mut walked, range)
+    };
+    let extent = extent(&walked, range);
     for w in &mut walked {
+        if w.context {
+            // Only what it says about others stays: it is not an object of this run.
+            let own = w.location.uri();
+            w.findings
+                .retain(|f| !(f.kind.judges_subject() && f.subject == own));
+            continue;
+        }
         let judged = w
             .findings
             .iter()
@@ -191,7 +228,11 @@ pub fn walk(
             }
         }
     }
-    walked
+    WalkedChain {
+        digests: walked,
+        holes,
+        extent,
+    }
 }
 
 /// Decides one digest on its own and on what the digests linking to it say about it.
@@ -211,6 +252,8 @@ fn judge(
                 key: cand.key.clone(),
                 status,
                 findings,
+                window: hour_before(cand.key.end_time),
+                context: false,
             },
             trusted,
         )
@@ -382,7 +425,7 @@ fn link_findings(
         let finding = match (&target, present.get(&link.location)) {
             (Some(_), Some(&i)) if i > j => None,
             (Some(k), None) if link.location.bucket != cand.location.bucket => {
-                (k.end_time >= range.start).then(|| {
+                range.holds_digest(k.end_time).then(|| {
                     Finding::new(
                         link.location.uri(),
                         Kind::DigestLinkOtherBucket,
@@ -391,7 +434,7 @@ fn link_findings(
                     .with(named(cand))
                 })
             }
-            (Some(k), None) => (k.end_time >= range.start).then(|| {
+            (Some(k), None) => range.holds_digest(k.end_time).then(|| {
                 Finding::new(link.location.uri(), Kind::DigestMissing, "not found")
                     .with(named(cand))
             }),
@@ -419,7 +462,6 @@ fn continuity_findings(
     incoming: &[Vec<usize>],
     trusted: &[bool],
     walked: &mut [WalkedDigest],
-    range: Range,
 ) {
     let end_of = |c: &DigestCandidate| c.content.as_ref().map_or(c.key.end_time, |d| d.end);
     for (i, older) in candidates.iter().enumerate().skip(1) {
@@ -504,47 +546,222 @@ fn continuity_findings(
             }
         }
     }
+}
 
-    if let Some(newest) = candidates.first() {
-        let end = end_of(newest);
-        if range.end_requested && later(end, COVERAGE_SLACK) < range.end {
+/// Each digest's window and whether it is context (see [`WalkedDigest`]).
+fn set_windows(candidates: &[DigestCandidate], trusted: &[bool], walked: &mut [WalkedDigest]) {
+    let present: HashMap<&S3Location, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (&c.location, i))
+        .collect();
+    // Own windows first: a link may reach back to any of them.
+    for w in walked.iter_mut() {
+        if let DigestStatus::Verified(v) = &w.status {
+            w.window = (v.digest().start.min(v.digest().end), v.digest().end);
+        }
+    }
+    for (j, cand) in candidates.iter().enumerate() {
+        let Some(w) = walked.get(j) else { continue };
+        if !matches!(w.status, DigestStatus::Verified(_))
+            || !trusted.get(j).copied().unwrap_or(false)
+        {
+            continue;
+        }
+        let Some(link) = cand.content.as_ref().ok().and_then(|d| d.previous.as_ref()) else {
+            continue;
+        };
+        // CloudTrail vouches that nothing lies between a digest and the one it links to.
+        let reaches = present
+            .get(&link.location)
+            .filter(|&&i| i > j)
+            .and_then(|&i| walked.get(i))
+            .map(|older| older.window.1);
+        if let (Some(older_end), Some(w)) = (reaches, walked.get_mut(j)) {
+            w.window.0 = w.window.0.min(older_end);
+        }
+    }
+}
+
+/// The part of the range the chain answers for.
+fn extent(walked: &[WalkedDigest], range: Range) -> (Timestamp, Timestamp) {
+    let members = walked.iter().filter(|w| !w.context);
+    let first = members.clone().map(|w| w.window.0).min();
+    let last = members.map(|w| w.window.1).max();
+    let start = match first {
+        Some(t) if !range.start_requested => t.max(range.start),
+        _ => range.start,
+    };
+    let end = match last {
+        Some(t) if !range.end_requested => t.min(range.end),
+        _ => range.end,
+    };
+    (start.min(end), end)
+}
+
+/// The stretches no digest accounts for, with a finding for each one in the range that no
+/// other finding explains, so that no hole of the range goes unsaid.
+fn holes(
+    chain: &ChainId,
+    candidates: &[DigestCandidate],
+    trusted: &[bool],
+    walked: &mut [WalkedDigest],
+    range: Range,
+) -> Vec<Span> {
+    let present: HashMap<&S3Location, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (&c.location, i))
+        .collect();
+    let trusted_at = |i: usize| trusted.get(i).copied().unwrap_or(false);
+    let previous = |i: usize| {
+        candidates
+            .get(i)
+            .and_then(|c| c.content.as_ref().ok())
+            .map(|d| d.previous.as_ref())
+    };
+    // What the hole before digest `i` is, and whether a finding already names it: a trusted
+    // link that names a missing digest of the range (reported as `not found`), or a signed
+    // restart (reported as a gap).
+    let verified: Vec<bool> = walked
+        .iter()
+        .map(|w| matches!(w.status, DigestStatus::Verified(_)))
+        .collect();
+    let before = |i: usize| -> (HourState, bool) {
+        let verified = verified.get(i).copied().unwrap_or(false);
+        match previous(i) {
+            Some(None) if verified => (HourState::Gap, true),
+            Some(None) if trusted_at(i) => (HourState::NotVerified, true),
+            Some(Some(link)) if trusted_at(i) => {
+                let missing_here = match parse_key(&link.location.key) {
+                    Ok(CloudTrailKey::Digest(k)) => {
+                        k.chain() == *chain
+                            && !present.contains_key(&link.location)
+                            && range.holds_digest(k.end_time)
+                    }
+                    _ => false,
+                };
+                if link.location.bucket
+                    != candidates.get(i).map_or("", |c| c.location.bucket.as_str())
+                {
+                    (HourState::NotVerified, missing_here)
+                } else {
+                    (HourState::Missing, missing_here)
+                }
+            }
+            _ => (HourState::Missing, false),
+        }
+    };
+
+    // Oldest first, by where each window ends.
+    let mut order: Vec<usize> = (0..walked.len()).collect();
+    order.sort_by_key(|&i| walked.get(i).map(|w| (w.window.1, w.window.0)));
+    let mut spans = Vec::new();
+    let mut reached: Option<(Timestamp, usize)> = None;
+    for &i in &order {
+        let Some((from, to)) = walked.get(i).map(|w| w.window) else {
+            continue;
+        };
+        let hole_from = match reached {
+            Some((end, _)) => end,
+            None if range.start_requested => range.start,
+            None => from,
+        };
+        if from > hole_from {
+            let (state, explained) = before(i);
+            spans.push(Span {
+                from: hole_from,
+                to: from,
+                state,
+            });
+            let in_range = hole_from.max(range.start) < from.min(range.end);
+            if in_range {
+                let start = hole_from.max(range.start);
+                let finding = match (reached, state, explained) {
+                    // A chain that starts inside the range: CloudTrail signed that it starts
+                    // here.
+                    (None, HourState::Gap, _) => Some((
+                        i,
+                        Kind::CoverageStart,
+                        format!(
+                            "the chain starts at {}, after the requested start {}",
+                            format_iso(from),
+                            format_iso(range.start)
+                        ),
+                    )),
+                    (None, _, _) if matches!(previous(i), Some(None)) => Some((
+                        i,
+                        Kind::CoverageStart,
+                        format!(
+                            "the chain starts at {}, after the requested start {}, with a digest that could not be verified",
+                            format_iso(from),
+                            format_iso(range.start)
+                        ),
+                    )),
+                    (_, _, true) => None,
+                    (None, _, false) => Some((
+                        i,
+                        Kind::CoverageStart,
+                        format!(
+                            "no verified digest of this chain covers {} to {}, the start of the requested range",
+                            format_iso(start),
+                            format_iso(from)
+                        ),
+                    )),
+                    (Some((_, older)), _, false) => Some((
+                        older,
+                        Kind::CoverageHole,
+                        format!(
+                            "no verified digest of this chain covers {} to {}: the digests that did are gone, or the next one could not be verified",
+                            format_iso(hole_from),
+                            format_iso(from)
+                        ),
+                    )),
+                };
+                if let Some((on, kind, reason)) = finding {
+                    let subject = candidates
+                        .get(on)
+                        .map(|c| c.location.uri())
+                        .unwrap_or_default();
+                    push(
+                        walked,
+                        on,
+                        Finding::new(subject, kind, reason).with(period(start, from)),
+                    );
+                }
+            }
+        }
+        if reached.is_none_or(|(end, _)| to > end) {
+            reached = Some((to, i));
+        }
+    }
+    if let (Some((end, newest)), true) = (reached, range.end_requested) {
+        if end < range.end {
+            spans.push(Span {
+                from: end,
+                to: range.end,
+                state: HourState::Missing,
+            });
             let f = Finding::new(
-                newest.location.uri(),
+                candidates.get(newest).map(|c| c.location.uri()).unwrap_or_default(),
                 Kind::CoverageEnd,
                 format!(
-                    "the chain ends at {}, before the requested end {}",
-                    format_iso(end),
-                    format_iso(range.end)
+                    "no verified digest of this chain covers {} to {}, the end of the requested range: the chain ends at {}",
+                    format_iso(end.max(range.start)),
+                    format_iso(range.end),
+                    format_iso(end)
                 ),
             )
             .with(period(end, range.end));
-            push(walked, 0, f);
+            push(walked, newest, f);
         }
     }
-    let last = candidates.len().saturating_sub(1);
-    if let (Some(oldest), true) = (
-        candidates.get(last),
-        trusted.get(last).copied().unwrap_or(false),
-    ) {
-        if let Ok(d) = &oldest.content {
-            if range.start_requested
-                && d.previous.is_none()
-                && d.start > later(range.start, COVERAGE_SLACK)
-            {
-                let f = Finding::new(
-                    oldest.location.uri(),
-                    Kind::CoverageStart,
-                    format!(
-                        "the chain starts at {}, after the requested start {}",
-                        format_iso(d.start),
-                        format_iso(range.start)
-                    ),
-                )
-                .with(period(range.start, d.start));
-                push(walked, last, f);
-            }
-        }
-    }
+    spans
+}
+
+/// The hour before `t`, saturating at the start of time.
+fn hour_before(t: Timestamp) -> (Timestamp, Timestamp) {
+    (t.checked_sub(HOUR).unwrap_or(Timestamp::MIN), t)
 }
 
 /// `t + slack`, saturating: evidence may carry any time up to the last one jiff represents
@@ -677,9 +894,18 @@ mod tests {
         out
     }
 
+    fn walk_digests(
+        chain: &ChainId,
+        candidates: Vec<DigestCandidate>,
+        keys: &KeySet,
+        range: Range,
+    ) -> Vec<WalkedDigest> {
+        walk(chain, candidates, keys, range).digests
+    }
+
     fn range() -> Range {
         Range {
-            start: parse_iso("2026-01-01T00:00:00Z").unwrap(),
+            start: parse_iso("2026-01-01T00:04:04Z").unwrap(),
             end: parse_iso("2026-01-01T09:04:04Z").unwrap(),
             start_requested: true,
             end_requested: true,
@@ -702,7 +928,7 @@ mod tests {
         let s = Signer::new();
         let c = chain(&s, 9, None);
         let id = c[0].key.chain();
-        let walked = walk(&id, c, &s.keys, range());
+        let walked = walk_digests(&id, c, &s.keys, range());
         assert_eq!(kinds(&walked), vec![]);
         assert!(walked
             .iter()
@@ -715,7 +941,7 @@ mod tests {
         let mut c = chain(&s, 9, None);
         c.iter_mut().for_each(|d| d.signature = None);
         let id = c[0].key.chain();
-        let walked = walk(&id, c, &s.keys, range());
+        let walked = walk_digests(&id, c, &s.keys, range());
         assert_eq!(
             kinds(&walked),
             vec![(
@@ -739,7 +965,7 @@ mod tests {
         c.remove(5); // hour 6
         c.remove(4); // hour 5
         let id = c[0].key.chain();
-        let walked = walk(&id, c, &s.keys, range());
+        let walked = walk_digests(&id, c, &s.keys, range());
         assert_eq!(
             kinds(&walked),
             vec![
@@ -759,7 +985,7 @@ mod tests {
         c.remove(4);
         let id = c[0].key.chain();
         assert_eq!(
-            kinds(&walk(&id, c, &s.keys, range())),
+            kinds(&walk_digests(&id, c, &s.keys, range())),
             vec![("20260101T050404Z.json.gz".into(), Kind::DigestMissing)]
         );
 
@@ -767,7 +993,7 @@ mod tests {
         c.remove(5); // hour 6: logging stopped for the hour before the restart
         let id = c[0].key.chain();
         assert_eq!(
-            kinds(&walk(&id, c, &s.keys, range())),
+            kinds(&walk_digests(&id, c, &s.keys, range())),
             vec![("20260101T070404Z.json.gz".into(), Kind::ChainGap)]
         );
     }
@@ -787,7 +1013,7 @@ mod tests {
         // Hour 4's S3 signature replaced: hour 4 fails on it, no successor carries another.
         c[3].signature = Some(vec![1; 256]);
         let id = c[0].key.chain();
-        let got = kinds(&walk(
+        let got = kinds(&walk_digests(
             &id,
             c,
             &s.keys,
@@ -864,21 +1090,17 @@ mod tests {
             end_requested: true,
         };
         assert!(range.holds_digest(newer.end_time));
-        let walked = walk(&older.chain(), c, &KeySet::default(), range);
+        let walked = walk_digests(&older.chain(), c, &KeySet::default(), range);
         assert_eq!(walked.len(), 2);
+        // The older one ends before the range: read for the range's start, not judged.
         assert_eq!(
             kinds(&walked),
-            vec![
-                (
-                    "99991230T215959Z.json.gz".into(),
-                    Kind::DigestSignatureUnavailable
-                ),
-                (
-                    "99991230T210000Z.json.gz".into(),
-                    Kind::DigestSignatureUnavailable
-                ),
-            ]
+            vec![(
+                "99991230T215959Z.json.gz".into(),
+                Kind::DigestSignatureUnavailable
+            )]
         );
+        assert!(walked[1].context);
     }
 
     #[test]
@@ -886,12 +1108,12 @@ mod tests {
         let s = Signer::new();
         let c = chain(&s, 5, None);
         let id = c[0].key.chain();
-        let got = kinds(&walk(&id, c.clone(), &s.keys, range()));
+        let got = kinds(&walk_digests(&id, c.clone(), &s.keys, range()));
         assert_eq!(
             got,
             vec![("20260101T050404Z.json.gz".into(), Kind::CoverageEnd)]
         );
-        let got = kinds(&walk(
+        let got = kinds(&walk_digests(
             &id,
             c,
             &KeySet::default(),

@@ -46,6 +46,8 @@ pub enum Kind {
     ChainGap,
     CoverageStart,
     CoverageEnd,
+    /// A stretch inside the range that no digest accounts for and no other finding names.
+    CoverageHole,
     LogValid,
     LogMissing,
     LogHashMismatch,
@@ -86,6 +88,7 @@ impl Kind {
             | ChainGap
             | CoverageStart
             | CoverageEnd
+            | CoverageHole
             | LogBudgetExceeded
             | LogUnverifiable
             | LogUnreferenced
@@ -103,8 +106,8 @@ impl Kind {
             ChainGap
                 | CoverageStart
                 | CoverageEnd
+                | CoverageHole
                 | DigestSuccessorMissing
-                | DigestLinkOutsideChain
                 | DigestLinkOtherBucket
         )
     }
@@ -141,11 +144,24 @@ pub struct Evidence {
     pub detail: Option<String>,
 }
 
-/// One checked subject and its outcome.
+/// One checked subject and its outcome. An object has one finding that judges it (its worst,
+/// see [`merge_by_object`]); the other reasons it is not valid are in `also`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// `s3://bucket/key` of the object the finding is about.
     pub subject: String,
+    pub kind: Kind,
+    pub verdict: Verdict,
+    pub reason: String,
+    #[serde(skip_serializing_if = "is_empty_evidence")]
+    pub evidence: Evidence,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<Reason>,
+}
+
+/// A further reason an object is not valid, besides its finding's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reason {
     pub kind: Kind,
     pub verdict: Verdict,
     pub reason: String,
@@ -165,11 +181,108 @@ impl Finding {
             verdict: kind.verdict(),
             reason: reason.into(),
             evidence: Evidence::default(),
+            also: Vec::new(),
         }
     }
 
     pub fn with(mut self, evidence: Evidence) -> Self {
         self.evidence = evidence;
         self
+    }
+}
+
+/// One finding per judged object: an object's findings that judge it become one, the worst
+/// (the first of the worst, in order) carrying the others' reasons in `also`; a `valid` finding
+/// gives way to any other. Findings that do not judge their subject (gaps, coverage, a missing
+/// neighbour) stay as they are. Order is kept: each object where its first finding was.
+pub fn merge_by_object(findings: Vec<Finding>) -> Vec<Finding> {
+    use std::collections::HashMap;
+    let mut first: HashMap<(ObjectKind, String), usize> = HashMap::new();
+    let mut out: Vec<Option<Finding>> = Vec::with_capacity(findings.len());
+    for f in findings {
+        if !f.kind.judges_subject() {
+            out.push(Some(f));
+            continue;
+        }
+        let key = (f.kind.object(), f.subject.clone());
+        let Some(slot) = first
+            .get(&key)
+            .and_then(|&i| out.get_mut(i))
+            .and_then(Option::as_mut)
+        else {
+            first.insert(key, out.len());
+            out.push(Some(f));
+            continue;
+        };
+        if f.verdict > slot.verdict {
+            let mut worse = f;
+            let kept = std::mem::replace(slot, Finding::new("", Kind::DigestValid, ""));
+            worse.also = kept.also;
+            if kept.verdict != Verdict::Valid {
+                worse.also.insert(
+                    0,
+                    Reason {
+                        kind: kept.kind,
+                        verdict: kept.verdict,
+                        reason: kept.reason,
+                        evidence: kept.evidence,
+                    },
+                );
+            }
+            *slot = worse;
+        } else if f.verdict != Verdict::Valid
+            && !(f.kind == slot.kind && f.reason == slot.reason)
+            && !slot
+                .also
+                .iter()
+                .any(|r| r.kind == f.kind && r.reason == f.reason)
+        {
+            slot.also.push(Reason {
+                kind: f.kind,
+                verdict: f.verdict,
+                reason: f.reason,
+                evidence: f.evidence,
+            });
+        }
+    }
+    out.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_broken_digest_is_one_invalid_line_not_valid_and_invalid() {
+        let merged = merge_by_object(vec![
+            Finding::new("s3://b/d", Kind::DigestValid, "valid"),
+            Finding::new("s3://b/d", Kind::ChainGap, "gap"),
+            Finding::new("s3://b/l", Kind::LogValid, "valid"),
+            Finding::new("s3://b/d", Kind::DigestLinkOutsideChain, "outside"),
+            Finding::new("s3://b/l", Kind::LogValid, "valid"),
+            Finding::new("s3://b/d", Kind::DigestKeyUnknown, "no key"),
+        ]);
+        let got: Vec<(&str, Kind, Vec<Kind>)> = merged
+            .iter()
+            .map(|f| {
+                (
+                    f.subject.as_str(),
+                    f.kind,
+                    f.also.iter().map(|r| r.kind).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "s3://b/d",
+                    Kind::DigestLinkOutsideChain,
+                    vec![Kind::DigestKeyUnknown]
+                ),
+                ("s3://b/d", Kind::ChainGap, vec![]),
+                ("s3://b/l", Kind::LogValid, vec![]),
+            ]
+        );
     }
 }

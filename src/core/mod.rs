@@ -21,6 +21,7 @@ pub mod finding;
 pub mod gz;
 pub mod keyfile;
 pub mod layout;
+pub mod ledger;
 pub mod sign;
 pub mod time;
 pub mod types;

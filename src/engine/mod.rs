@@ -19,14 +19,15 @@ use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
 
 use crate::core::chain::{
-    walk, ContentProblem, DigestCandidate, DigestStatus, Listed, Range, WalkedDigest,
+    walk, ContentProblem, DigestCandidate, DigestStatus, Listed, Range, WalkedChain, WalkedDigest,
 };
 use crate::core::digest::{listed_log_files, LogFileEntry, LogFiles, ParsedDigest};
-use crate::core::finding::{Evidence, Finding, Kind, ObjectKind};
+use crate::core::finding::{merge_by_object, Evidence, Finding, Kind, ObjectKind, Verdict};
 use crate::core::gz::{inflate_all, GzOutcome, GzProblem, Limits};
 use crate::core::layout::{
     parse_key, ChainId, CloudTrailKey, DigestKey, LogKey, ObjectType, Scope,
 };
+use crate::core::ledger::{HourState, Ledger, Span};
 use crate::core::time::format_iso;
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report};
@@ -79,50 +80,111 @@ pub struct Plan {
     pub range: Range,
     /// True when the range was taken from the evidence rather than given.
     pub derived: bool,
-    /// Digests of the selected chains whose key time falls in the range.
+    /// Digests of the selected chains whose key time falls in the range, and of each chain
+    /// the nearest digest before the range and after it (context: read only to decide the
+    /// range's edges, see [`WalkedDigest::context`]).
     pub digests: Vec<DigestKey>,
     /// Account/Region folders where a trail that the filters leave out also writes digests:
     /// their log files may be that trail's, so none of them can be called unreferenced.
     pub shared_scopes: BTreeSet<Scope>,
 }
 
+/// Digests found by the listing: those that may be in the range, and of each chain the nearest
+/// on either side of it.
+#[derive(Default)]
+struct Found {
+    digests: Vec<DigestKey>,
+    before: BTreeMap<ChainId, DigestKey>,
+    after: BTreeMap<ChainId, DigestKey>,
+    extent: Option<(Timestamp, Timestamp)>,
+    shared_scopes: BTreeSet<Scope>,
+}
+
+impl Found {
+    /// Keeps a digest that may be in the range; of the others, only the nearest per chain.
+    fn add(&mut self, settings: &Settings, d: DigestKey) {
+        let t = d.end_time;
+        self.extent = Some(self.extent.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+        let after_end = settings.end.is_some_and(|end| {
+            t > end
+                .checked_add(SignedDuration::from_hours(1))
+                .unwrap_or(Timestamp::MAX)
+        });
+        if settings.start.is_some_and(|start| t < start) {
+            let slot = self.before.entry(d.chain());
+            let kept = slot.or_insert_with(|| d.clone());
+            if d > *kept {
+                *kept = d;
+            }
+        } else if after_end {
+            let slot = self.after.entry(d.chain());
+            let kept = slot.or_insert_with(|| d.clone());
+            if d < *kept {
+                *kept = d;
+            }
+        } else {
+            self.digests.push(d);
+        }
+    }
+}
+
 /// Lists the digests and decides what is in the run.
+///
+/// Every digest of the selected accounts and Regions is listed, whatever its time: a chain is
+/// known from any digest of it, and the nearest digest on either side of the range decides
+/// its edges (the one after the end names, by its link, a missing digest at the end; the one
+/// before the start, where a hole at the start begins). Listing costs one request per
+/// thousand digests of a chain's history on S3 (about nine a year); only the digests in the
+/// range and those two per chain are read.
 pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, EngineError> {
-    let found = Mutex::new((Vec::new(), BTreeSet::new()));
-    source.list(&list_request(settings, ObjectType::Digest), &|key| {
+    let found = Mutex::new(Found::default());
+    let mut request = list_request(settings, ObjectType::Digest);
+    request.range = None;
+    source.list(&request, &|key| {
         if let Ok(CloudTrailKey::Digest(d)) = parse_key(&key) {
             if selected(settings, &d.scope) {
                 let mut found = found.lock().unwrap_or_else(PoisonError::into_inner);
                 if trail_selected(settings, &d) {
-                    found.0.push(d)
+                    found.add(settings, d)
                 } else {
-                    found.1.insert(d.scope);
+                    found.shared_scopes.insert(d.scope);
                 }
             }
         }
     })?;
-    let (mut digests, shared_scopes): (Vec<DigestKey>, BTreeSet<Scope>) =
-        found.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let Found {
+        mut digests,
+        before,
+        after,
+        extent,
+        shared_scopes,
+    } = found.into_inner().unwrap_or_else(PoisonError::into_inner);
     // Listings come in no set order, and need not give each key once.
     digests.sort_unstable();
     digests.dedup();
     for head in settings.head_signatures.keys() {
-        if !digests.iter().any(|d| d.format() == *head) {
+        let known = digests
+            .iter()
+            .chain(before.values())
+            .chain(after.values())
+            .any(|d| d.format() == *head);
+        if !known {
             return Err(EngineError::UnknownHead { key: head.clone() });
         }
     }
     // The evidence's own extent: digests if there are any, else log files.
-    let extent: Mutex<Option<(Timestamp, Timestamp)>> = Mutex::new(None);
-    let widen = |t: Timestamp| {
-        let mut extent = extent.lock().unwrap_or_else(PoisonError::into_inner);
-        *extent = Some(extent.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+    let extent = match extent {
+        Some(e) => Some(e),
+        None => {
+            let extent: Mutex<Option<(Timestamp, Timestamp)>> = Mutex::new(None);
+            for_each_log(source, settings, &|_, log| {
+                let mut extent = extent.lock().unwrap_or_else(PoisonError::into_inner);
+                let t = log.time;
+                *extent = Some(extent.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+            })?;
+            extent.into_inner().unwrap_or_else(PoisonError::into_inner)
+        }
     };
-    if digests.is_empty() {
-        for_each_log(source, settings, &|_, log| widen(log.time))?;
-    } else {
-        digests.iter().for_each(|d| widen(d.end_time));
-    }
-    let extent = extent.into_inner().unwrap_or_else(PoisonError::into_inner);
     let Some(extent) = extent else {
         return Err(EngineError::NothingFound {
             source_name: source.describe(),
@@ -130,6 +192,8 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
     };
     let (range, derived) = resolve_range(settings, extent)?;
     digests.retain(|d| range.holds_digest(d.end_time));
+    digests.extend(before.into_values().chain(after.into_values()));
+    digests.sort_unstable();
     Ok(Plan {
         range,
         derived,
@@ -224,16 +288,21 @@ pub fn verify_streaming(
         digests,
         shared_scopes,
     } = plan(source, settings)?;
-    let read = read_digests(source, digests);
+    // Log files each digest names, as keyed hashes: a log file that a verified digest judges
+    // gets no "its digest could not be verified" from another digest that names it too.
+    let hasher = RandomState::new();
+    let read = read_digests(source, digests, &hasher);
 
     let bucket = resolve_bucket(source, settings, &read)?;
     let mut chains: BTreeMap<ChainId, Vec<DigestCandidate>> = BTreeMap::new();
+    let mut named: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for r in read {
         let signature = settings
             .head_signatures
             .get(&r.key_text)
             .cloned()
             .or(r.signature);
+        named.insert(r.key_text.clone(), r.named);
         let candidate = DigestCandidate {
             location: S3Location::new(&bucket, &r.key_text),
             backfill_generated: r.backfill_generated,
@@ -245,17 +314,30 @@ pub fn verify_streaming(
     }
     let keys = key_provider.keys(&key_needs(&chains, range))?;
     let keys = &keys;
-    let walked: Vec<(ChainId, Vec<WalkedDigest>)> = chains
+    let walked: Vec<(ChainId, WalkedChain)> = chains
         .into_par_iter()
         .map(|(id, candidates)| {
             let w = walk(&id, candidates, keys, range);
             (id, w)
         })
         .collect();
+    let mut judged = TextHashes {
+        hashes: Vec::new(),
+        hasher,
+    };
+    for w in walked.iter().flat_map(|(_, c)| c.digests.iter()) {
+        if !w.context && matches!(w.status, DigestStatus::Verified(_)) {
+            if let Some(hashes) = named.get(&w.location.key) {
+                judged.hashes.extend_from_slice(hashes);
+            }
+        }
+    }
+    drop(named);
+    let judged = judged.into_set();
     let mut referenced = TextHashes::with_capacity(
         walked
             .iter()
-            .flat_map(|(_, ws)| ws.iter())
+            .flat_map(|(_, c)| c.digests.iter())
             .map(listed_count)
             .sum(),
     );
@@ -266,6 +348,7 @@ pub fn verify_streaming(
         sink,
         settings.omit_valid_logs,
         &mut referenced,
+        &judged,
     );
     let referenced = referenced.into_set();
     let shared = AtomicUsize::new(0);
@@ -334,7 +417,11 @@ pub fn verify_streaming(
 const DIGEST_BATCH: usize = 64;
 
 /// Reads and parses the digests, setting their log lists aside (see [`LogFiles`]).
-fn read_digests(source: &dyn ObjectSource, digests: Vec<DigestKey>) -> Vec<ReadDigest> {
+fn read_digests(
+    source: &dyn ObjectSource,
+    digests: Vec<DigestKey>,
+    hasher: &RandomState,
+) -> Vec<ReadDigest> {
     let progress = Progress::new("digests read", digests.len());
     let mut read = Vec::with_capacity(digests.len());
     for batch in digests.chunks(DIGEST_BATCH) {
@@ -345,7 +432,9 @@ fn read_digests(source: &dyn ObjectSource, digests: Vec<DigestKey>) -> Vec<ReadD
                 .par_iter()
                 .zip(keys)
                 .zip(stored)
-                .map(|((key, key_text), stored)| ReadDigest::new(key.clone(), key_text, stored)),
+                .map(|((key, key_text), stored)| {
+                    ReadDigest::new(key.clone(), key_text, stored, hasher)
+                }),
         );
     }
     read
@@ -358,10 +447,18 @@ struct ReadDigest {
     content: Result<ParsedDigest, ContentProblem>,
     signature: Option<Vec<u8>>,
     backfill_generated: Option<Timestamp>,
+    /// The `s3://` texts of the log files it lists, hashed with the run's key.
+    named: Vec<u64>,
 }
 
 impl ReadDigest {
-    fn new(key: DigestKey, key_text: String, stored: Result<StoredObject, ReadError>) -> Self {
+    fn new(
+        key: DigestKey,
+        key_text: String,
+        stored: Result<StoredObject, ReadError>,
+        hasher: &RandomState,
+    ) -> Self {
+        let mut named = Vec::new();
         let (content, signature, backfill_generated) = match stored {
             Ok(StoredObject { bytes, facts, .. }) => {
                 let content = match inflate_all(&bytes, Limits::DIGEST) {
@@ -371,6 +468,12 @@ impl ReadDigest {
                     }),
                     Ok(raw) => match ParsedDigest::parse(&raw) {
                         Ok(mut digest) => {
+                            if let LogFiles::Parsed(list) = &digest.log_files {
+                                named = list
+                                    .iter()
+                                    .map(|l| hasher.hash_one(l.location.uri()))
+                                    .collect();
+                            }
                             digest.set_aside_log_files();
                             Ok(digest)
                         }
@@ -402,6 +505,7 @@ impl ReadDigest {
             content,
             signature,
             backfill_generated,
+            named,
         }
     }
 }
@@ -414,6 +518,15 @@ fn key_needs(chains: &BTreeMap<ChainId, Vec<DigestCandidate>>, range: Range) -> 
     for c in chains.values().flatten() {
         if let Some(t) = c.backfill_generated {
             windows.push((t - hour, t + hour));
+        }
+        // Digests read only for the range's edges are verified too: their links are believed
+        // only then.
+        let t = c.key.end_time;
+        if !range.holds_digest(t) {
+            windows.push((
+                t.checked_sub(hour).unwrap_or(Timestamp::MIN),
+                t.checked_add(hour).unwrap_or(Timestamp::MAX),
+            ));
         }
     }
     windows.sort();
@@ -504,9 +617,11 @@ const LOG_BATCH_DIGESTS: usize = 256;
 
 /// One step of laying out the chains.
 enum Step {
-    /// A chain whose digests name `listed` log files.
+    /// A chain whose digests name `listed` log files, with what the walk found of its timeline.
     StartOfChain {
         listed: usize,
+        holes: Vec<Span>,
+        extent: (Timestamp, Timestamp),
     },
     Digest(WalkedDigest),
     EndOfChain(ChainId),
@@ -521,14 +636,15 @@ enum Step {
 fn check_logs(
     source: &dyn ObjectSource,
     bucket: &str,
-    walked: Vec<(ChainId, Vec<WalkedDigest>)>,
+    walked: Vec<(ChainId, WalkedChain)>,
     sink: Option<FindingSink<'_>>,
     omit_valid_logs: bool,
     referenced: &mut TextHashes,
+    judged: &TextSet,
 ) -> Vec<ChainReport> {
     let hashed = walked
         .iter()
-        .flat_map(|(_, ws)| ws.iter())
+        .flat_map(|(_, c)| c.digests.iter())
         .filter(|w| matches!(w.status, DigestStatus::Verified(_)))
         .map(listed_count)
         .sum();
@@ -537,16 +653,19 @@ fn check_logs(
         bucket,
         sink,
         omit_valid_logs,
+        judged,
         reports: Vec::with_capacity(walked.len()),
         chain: ChainLayout::new(omit_valid_logs, 0),
     };
     let mut batch = Vec::new();
     let (mut batch_logs, mut batch_digests) = (0, 0);
-    for (id, ws) in walked {
+    for (id, chain) in walked {
         batch.push(Step::StartOfChain {
-            listed: ws.iter().map(listed_count).sum(),
+            listed: chain.digests.iter().map(listed_count).sum(),
+            holes: chain.holes,
+            extent: chain.extent,
         });
-        for w in ws {
+        for w in chain.digests {
             batch_logs += listed_count(&w);
             batch_digests += 1;
             batch.push(Step::Digest(w));
@@ -561,8 +680,11 @@ fn check_logs(
     layout.reports
 }
 
-/// How many log files a walked digest names.
+/// How many log files a walked digest names (none are looked at for a context digest).
 fn listed_count(w: &WalkedDigest) -> usize {
+    if w.context {
+        return 0;
+    }
     match &w.status {
         DigestStatus::Verified(v) => v.digest().log_files.len(),
         DigestStatus::Unverified {
@@ -579,6 +701,8 @@ struct Layout<'a> {
     bucket: &'a str,
     sink: Option<FindingSink<'a>>,
     omit_valid_logs: bool,
+    /// Log files some verified digest of the run names.
+    judged: &'a TextSet,
     reports: Vec<ChainReport>,
     chain: ChainLayout,
 }
@@ -601,7 +725,7 @@ impl Layout<'_> {
         let found: Vec<Option<Result<Names, &ParsedDigest>>> = batch
             .iter()
             .map(|s| match s {
-                Step::Digest(w) => Some(names(w)),
+                Step::Digest(w) if !w.context => Some(names(w)),
                 _ => None,
             })
             .collect();
@@ -671,8 +795,14 @@ impl Layout<'_> {
 
         for (step, names) in steps {
             let w = match step {
-                Step::StartOfChain { listed } => {
+                Step::StartOfChain {
+                    listed,
+                    holes,
+                    extent,
+                } => {
                     self.chain = ChainLayout::new(self.omit_valid_logs, listed);
+                    self.chain.spans = holes;
+                    self.chain.extent = extent;
                     continue;
                 }
                 Step::EndOfChain(id) => {
@@ -681,8 +811,19 @@ impl Layout<'_> {
                 }
                 Step::Digest(w) => w,
             };
+            let uri = w.location.uri();
+            // The worst verdict of the digest itself, then of the log files it names.
+            let mut worst = w
+                .findings
+                .iter()
+                .filter(|f| f.kind.judges_subject() && f.subject == uri)
+                .map(|f| f.verdict)
+                .max()
+                .unwrap_or(Verdict::Valid);
+            let verified = matches!(w.status, DigestStatus::Verified(_)) && names.is_some();
+            let mut listed_any = false;
             self.chain.findings.extend(w.findings);
-            let named_by = w.location.uri();
+            let named_by = uri;
             match (&w.status, names) {
                 (_, None) => {}
                 (DigestStatus::Verified(_), Some(Names::Entries(list))) => {
@@ -693,12 +834,10 @@ impl Layout<'_> {
                         let outcome = outcomes
                             .next()
                             .unwrap_or_else(|| Err(ReadError::Io(NO_RESULT.to_owned())));
-                        self.chain.push(log_finding(
-                            &entry.location,
-                            entry.hash,
-                            &named_by,
-                            outcome,
-                        ));
+                        let finding = log_finding(&entry.location, entry.hash, &named_by, outcome);
+                        worst = worst.max(finding.verdict);
+                        listed_any = true;
+                        self.chain.push(finding);
                     }
                 }
                 (_, Some(names)) => {
@@ -707,12 +846,17 @@ impl Layout<'_> {
                         Names::Entries(l) => Box::new(l.iter().map(|e| &e.location)),
                     };
                     for l in locations {
+                        let text = l.uri();
+                        // A verified digest judges it: that verdict is the file's own.
+                        if self.judged.contains(&text) {
+                            continue;
+                        }
                         if l.bucket == self.bucket {
                             referenced.insert(&l.key);
                         }
                         self.chain.push(
                             Finding::new(
-                                l.uri(),
+                                text,
                                 Kind::LogUnverifiable,
                                 "its digest could not be verified",
                             )
@@ -724,17 +868,31 @@ impl Layout<'_> {
                     }
                 }
             }
+            let state = if w.context {
+                // Its log files were not looked at: whatever of the range it covers is not
+                // proven by it.
+                HourState::NotVerified
+            } else {
+                hour_state(worst, verified, listed_any)
+            };
+            self.chain.spans.push(Span {
+                from: w.window.0,
+                to: w.window.1,
+                state,
+            });
         }
     }
 
     fn end_chain(&mut self, id: &ChainId) {
         let done = std::mem::replace(&mut self.chain, ChainLayout::new(false, 0));
+        let ledger = (!id.backfill).then(|| Ledger::of(done.extent.0, done.extent.1, &done.spans));
         let (findings, omitted_valid_logs, omitted_valid_files) = done.finish();
         let report = ChainReport {
             chain: ChainInfo::from(id),
             findings,
             omitted_valid_logs,
             omitted_valid_files,
+            ledger,
         };
         if let Some(sink) = self.sink {
             sink(Some(&report.chain), &report.findings);
@@ -798,12 +956,28 @@ fn reread(
     digest.log_files_from(&raw).map_err(|e| e.to_string())
 }
 
+/// The state of the hours a digest's window covers, from the worst verdict of the digest and
+/// of the log files it names.
+fn hour_state(worst: Verdict, verified: bool, listed_any: bool) -> HourState {
+    match worst {
+        Verdict::Invalid => HourState::Invalid,
+        Verdict::Missing => HourState::Missing,
+        Verdict::NotVerified => HourState::NotVerified,
+        Verdict::Valid if !verified => HourState::NotVerified,
+        Verdict::Valid if listed_any => HourState::Verified,
+        Verdict::Valid => HourState::VerifiedEmpty,
+    }
+}
+
 /// What a read the source owed never came back as (a source that returns too few results).
 const NO_RESULT: &str = "no result";
 
 /// One chain's findings so far.
 struct ChainLayout {
     findings: Vec<Finding>,
+    /// The chain's timeline so far: holes from the walk, then each digest's window.
+    spans: Vec<Span>,
+    extent: (Timestamp, Timestamp),
     /// The subjects of valid log-file listings counted instead of kept, when counting is on.
     /// A log file may be listed more than once (by two digests), and totals count each file
     /// once, by its worst finding, merging by `s3://` text: so the files are counted when the
@@ -816,6 +990,8 @@ impl ChainLayout {
     fn new(omit_valid_logs: bool, listed: usize) -> Self {
         ChainLayout {
             findings: Vec::new(),
+            spans: Vec::new(),
+            extent: (Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH),
             omitted: omit_valid_logs.then(|| TextHashes::with_capacity(listed)),
         }
     }
@@ -831,19 +1007,19 @@ impl ChainLayout {
     /// The findings kept, the valid listings counted, and the log files among those that no
     /// kept finding is about.
     fn finish(self) -> (Vec<Finding>, usize, usize) {
+        let findings = merge_by_object(self.findings);
         let Some(omitted) = self.omitted else {
-            return (self.findings, 0, 0);
+            return (findings, 0, 0);
         };
         let listings = omitted.hashes.len();
         let counted = omitted.into_set();
-        let kept: HashSet<u64> = self
-            .findings
+        let kept: HashSet<u64> = findings
             .iter()
             .filter(|f| f.kind.object() == ObjectKind::Log)
             .map(|f| counted.hash(&f.subject))
             .collect();
         let files = counted.hashes().filter(|h| !kept.contains(h)).count();
-        (self.findings, listings, files)
+        (findings, listings, files)
     }
 }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
 use crate::core::layout::ChainId;
+use crate::core::ledger::{Counts, HourState, Ledger};
 
 /// Everything one run established, in a deterministic order.
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +71,9 @@ pub struct ChainReport {
     /// adds (a file two digests list is one log file).
     #[serde(skip_serializing_if = "is_zero")]
     pub omitted_valid_files: usize,
+    /// Every hour of the range in exactly one state (standard chains; `None` for backfill).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<Ledger>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -151,8 +155,8 @@ impl Totals {
                 Kind::ChainGap
                 | Kind::CoverageStart
                 | Kind::CoverageEnd
-                | Kind::DigestLinkOtherBucket
-                | Kind::DigestLinkOutsideChain => {
+                | Kind::CoverageHole
+                | Kind::DigestLinkOtherBucket => {
                     totals.coverage_findings += 1;
                     continue;
                 }
@@ -206,18 +210,81 @@ impl Report {
         t
     }
 
-    /// 0 when everything checked is valid, 1 when anything is not, 2 when an object could not
-    /// be read at all (the job was not fully done).
+    /// 0 when everything checked is valid and every hour of every chain's ledger is proven,
+    /// 1 when anything is not, 2 when an object could not be read at all (the job was not
+    /// fully done).
     pub fn exit_code(&self) -> u8 {
         if self
             .all_findings()
             .any(|f| matches!(f.kind, Kind::DigestUnreadable | Kind::LogUnreadable))
         {
             2
-        } else if self.all_findings().all(|f| f.verdict == Verdict::Valid) {
+        } else if self.all_findings().all(|f| f.verdict == Verdict::Valid)
+            && self.ledgers().all(Ledger::is_proven)
+        {
             0
         } else {
             1
+        }
+    }
+
+    pub fn ledgers(&self) -> impl Iterator<Item = &Ledger> {
+        self.chains.iter().filter_map(|c| c.ledger.as_ref())
+    }
+
+    /// The hours of every chain's ledger, added up.
+    pub fn ledger_counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for l in self.ledgers() {
+            counts.add_all(&l.counts);
+        }
+        counts
+    }
+
+    /// What kinds of problem the run found, worst first, for the result line.
+    pub fn problems(&self) -> Vec<Problem> {
+        let hours = self.ledger_counts();
+        let any = |v: Verdict| self.all_findings().any(|f| f.verdict == v);
+        let mut out = Vec::new();
+        if any(Verdict::Invalid) || hours.get(HourState::Invalid) > 0 {
+            out.push(Problem::Invalid);
+        }
+        if any(Verdict::Missing) || hours.get(HourState::Missing) > 0 {
+            out.push(Problem::Missing);
+        }
+        let unproven = self
+            .all_findings()
+            .any(|f| f.verdict == Verdict::NotVerified && !matches!(f.kind, Kind::ChainGap));
+        if unproven || hours.get(HourState::NotVerified) > 0 {
+            out.push(Problem::NotVerified);
+        }
+        if hours.get(HourState::Gap) > 0 || self.all_findings().any(|f| f.kind == Kind::ChainGap) {
+            out.push(Problem::Gaps);
+        }
+        out
+    }
+}
+
+/// A kind of problem a run can find, for the result line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// Tampered or otherwise invalid evidence.
+    Invalid,
+    /// Evidence that should be there and is not.
+    Missing,
+    /// Evidence that could not be checked.
+    NotVerified,
+    /// Periods CloudTrail itself says it did not log or validate (signed restarts).
+    Gaps,
+}
+
+impl Problem {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Problem::Invalid => "tampered or invalid evidence",
+            Problem::Missing => "missing evidence",
+            Problem::NotVerified => "evidence that could not be verified",
+            Problem::Gaps => "coverage gaps (logging or validation was off)",
         }
     }
 }

@@ -10,6 +10,7 @@ use jiff::Timestamp;
 
 use super::{ChainReport, Report, Tally};
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
+use crate::core::ledger::Counts;
 use crate::core::time::format_iso;
 
 /// Writes the report. `verbose` adds the valid lines and finding details.
@@ -26,6 +27,7 @@ pub fn write(out: &mut dyn Write, report: &Report, verbose: bool) -> io::Result<
         lines.close(out)?;
     }
     let t = report.totals();
+    let hours = report.ledger_counts();
     writeln!(
         out,
         "Total for {} ({} chain{}, {} to {}):",
@@ -45,15 +47,27 @@ pub fn write(out: &mut dyn Write, report: &Report, verbose: bool) -> io::Result<
             if t.coverage_findings == 1 { "" } else { "s" }
         )?;
     }
+    if hours.total() > 0 {
+        write!(out, "\n{}", ledger_line(&hours))?;
+    }
     writeln!(out, "\n")?;
     for note in &report.notes {
         writeln!(out, "Note: {note}")?;
     }
-    let verdict = match report.exit_code() {
-        0 => "RESULT: every object in range is valid",
-        _ => "RESULT: integrity findings (see above)",
+    let problems = report.problems();
+    if report.exit_code() == 0 && problems.is_empty() {
+        return writeln!(
+            out,
+            "RESULT: every object in range is valid and every hour of the range is proven"
+        );
+    }
+    let kinds: Vec<&str> = problems.iter().map(|p| p.describe()).collect();
+    let kinds = if kinds.is_empty() {
+        "see above".to_owned()
+    } else {
+        kinds.join(", ")
     };
-    writeln!(out, "{verdict}")
+    writeln!(out, "RESULT: integrity findings: {kinds}")
 }
 
 fn write_chain(
@@ -118,6 +132,9 @@ fn write_chain(
         },
     )?;
     write_tally(out, totals.logs, "log")?;
+    if let Some(l) = &chain.ledger {
+        write!(out, "\n{}", ledger_line(&l.counts))?;
+    }
     writeln!(out, "\n")
 }
 
@@ -159,6 +176,31 @@ fn write_tally(out: &mut dyn Write, t: Tally, name: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// A finding's reason and every further reason its object is not valid: one line per object.
+fn reasons(f: &Finding) -> String {
+    let mut text = f.reason.clone();
+    for r in &f.also {
+        text.push_str("; ");
+        text.push_str(&r.reason);
+    }
+    text
+}
+
+/// `ledger: N verified, ... of H hours`, the same counts as the JSON report's `ledger`.
+fn ledger_line(counts: &Counts) -> String {
+    format!(
+        "ledger: {} verified, {} verified-empty, {} gap, {} missing, {} invalid, {} not-verified of {} hour{}",
+        counts.verified,
+        counts.verified_empty,
+        counts.gap,
+        counts.missing,
+        counts.invalid,
+        counts.not_verified,
+        counts.total(),
+        if counts.total() == 1 { "" } else { "s" }
+    )
+}
+
 /// The AWS CLI's spacing: a problem line is followed by a blank line, and preceded by one when
 /// a valid line came just before it.
 struct Lines {
@@ -192,16 +234,17 @@ impl Lines {
                 "{prefix}{object}\tafter {}\tINVALID: not found; {}",
                 f.subject, f.reason
             ),
-            (Kind::CoverageStart | Kind::CoverageEnd, _) => format!(
+            (Kind::CoverageStart | Kind::CoverageEnd | Kind::CoverageHole, _) => format!(
                 "{prefix}Coverage\t{}\tNOT VERIFIED: {}",
                 f.subject, f.reason
             ),
             (_, Verdict::NotVerified) => format!(
                 "{prefix}{object}\t{}\tNOT VERIFIED: {}",
-                f.subject, f.reason
+                f.subject,
+                reasons(f)
             ),
             (_, Verdict::Invalid | Verdict::Missing) => {
-                format!("{prefix}{object}\t{}\tINVALID: {}", f.subject, f.reason)
+                format!("{prefix}{object}\t{}\tINVALID: {}", f.subject, reasons(f))
             }
         };
         if !self.last_was_blank {

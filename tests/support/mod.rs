@@ -62,10 +62,17 @@ pub fn summarize(report: &Value) -> (Vec<Triple>, usize, usize) {
     }
     findings.extend(report["unchained"].as_array().unwrap());
     let s = |f: &Value, k: &str| f[k].as_str().unwrap().to_owned();
+    // An object has one finding; its further reasons are in `also`, each one listed here.
     let mut bad: Vec<_> = findings
         .iter()
         .filter(|f| f["verdict"] != "valid")
-        .map(|f| (s(f, "subject"), s(f, "kind"), s(f, "verdict")))
+        .flat_map(|f| {
+            let also = f["also"].as_array().cloned().unwrap_or_default();
+            std::iter::once((s(f, "subject"), s(f, "kind"), s(f, "verdict"))).chain(
+                also.into_iter()
+                    .map(|r| (s(f, "subject"), s(&r, "kind"), s(&r, "verdict"))),
+            )
+        })
         .collect();
     bad.sort();
     let count = |kind: &str| findings.iter().filter(|f| f["kind"] == kind).count();
