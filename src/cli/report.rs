@@ -287,6 +287,19 @@ fn print_verification(
         "Gaps and coverage findings\t{}",
         r.totals.coverage_findings
     )?;
+    let c = &r.ledger.counts;
+    writeln!(
+        out,
+        "Ledger\t{} verified, {} verified-empty, {} gap, {} missing, {} invalid, {} not-verified of {} hours ({} chains)",
+        c.verified,
+        c.verified_empty,
+        c.gap,
+        c.missing,
+        c.invalid,
+        c.not_verified,
+        r.ledger.hours,
+        r.ledger.chains
+    )?;
     writeln!(
         out,
         "Objects\t{} in the manifest; subjects: {}",

@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{ChainInfo, Filters, KeyInfo, RangeInfo, Report, Totals};
+use super::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report, Totals};
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
+use crate::core::ledger::{Counts, HourState, Ledger};
 use crate::core::time::format_iso;
 
 /// The JSON schema name; `report verify` accepts exactly this.
@@ -123,7 +124,21 @@ pub struct KeyUse<'a> {
 pub struct ChainDoc<'a> {
     pub chain: &'a ChainInfo,
     pub coverage: Coverage,
+    /// Every hour of the range in one state; absent for backfill chains.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<&'a Ledger>,
     pub findings: &'a [Finding],
+}
+
+/// The ledgers of every chain, added up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerTotals {
+    /// Standard chains with a ledger.
+    pub chains: usize,
+    /// Hours of all of them (chains x hours of the range, when every chain answers for the
+    /// whole range).
+    pub hours: u64,
+    pub counts: Counts,
 }
 
 /// The audit document (JSON schema [`SCHEMA`]; field by field in `src/report/json.rs`).
@@ -144,6 +159,7 @@ pub struct Document<'a> {
     pub unchained: &'a [Finding],
     pub notes: &'a [String],
     pub totals: Totals,
+    pub ledger: LedgerTotals,
     pub manifest: Vec<ManifestEntry>,
     pub not_proven: Vec<NotProven>,
     pub exit_code: i64,
@@ -160,7 +176,8 @@ impl<'a> Document<'a> {
             .iter()
             .map(|c| ChainDoc {
                 chain: &c.chain,
-                coverage: coverage(&c.findings, range, c.chain.backfill),
+                coverage: coverage(c, range),
+                ledger: c.ledger.as_ref(),
                 findings: &c.findings,
             })
             .collect();
@@ -170,7 +187,7 @@ impl<'a> Document<'a> {
                 *used.entry(fp.as_str()).or_default() += 1;
             }
         }
-        let not_proven = not_proven(report, &chains, range);
+        let not_proven = not_proven(report, &chains);
         Document {
             schema: SCHEMA,
             tool: report.tool,
@@ -193,6 +210,11 @@ impl<'a> Document<'a> {
             unchained: &report.unchained,
             notes: &report.notes,
             totals: report.totals(),
+            ledger: LedgerTotals {
+                chains: report.ledgers().count(),
+                hours: report.ledger_counts().total(),
+                counts: report.ledger_counts(),
+            },
             manifest: manifest(report),
             not_proven,
             exit_code: report.exit_code().into(),
@@ -245,28 +267,6 @@ fn clip(periods: impl IntoIterator<Item = Period>, range: Period) -> Vec<Period>
     )
 }
 
-/// `range` minus the merged `taken` periods.
-fn remainder(range: Period, taken: &[Period]) -> Vec<Period> {
-    let mut out = Vec::new();
-    let mut cursor = range.from;
-    for p in merge(taken.to_vec()) {
-        if p.from > cursor {
-            out.push(Period {
-                from: cursor,
-                to: p.from.min(range.to),
-            });
-        }
-        cursor = cursor.max(p.to);
-    }
-    if cursor < range.to {
-        out.push(Period {
-            from: cursor,
-            to: range.to,
-        });
-    }
-    merge(out)
-}
-
 fn period_of(f: &Finding) -> Option<Period> {
     Some(Period {
         from: f.evidence.from?,
@@ -281,49 +281,47 @@ fn is_gap(kind: Kind) -> bool {
     )
 }
 
-/// Verified periods are the windows of valid digests; gaps are the periods the walk reported as
-/// uncovered; whatever else of the range remains could not be verified.
-pub fn coverage(findings: &[Finding], range: Period, backfill: bool) -> Coverage {
-    let verified = clip(
-        findings
-            .iter()
-            .filter(|f| f.kind == Kind::DigestValid)
-            .filter_map(period_of),
-        range,
-    );
-    if backfill {
-        return Coverage {
-            verified,
-            ..Coverage::default()
-        };
-    }
-    let gaps = remainder_of(
+/// A standard chain's coverage is its ledger's exact periods: verified (valid digests whose log
+/// files are valid), gaps (signed restarts and missing digests: nothing covers them) and not
+/// verified (the rest: unverifiable or invalid). A backfill chain has only its valid digests'
+/// windows.
+pub fn coverage(chain: &ChainReport, range: Period) -> Coverage {
+    let Some(ledger) = &chain.ledger else {
+        return backfill_coverage(&chain.findings, range);
+    };
+    let of = |states: &[HourState]| {
         clip(
-            findings
+            ledger
+                .periods
                 .iter()
-                .filter(|f| is_gap(f.kind))
-                .filter_map(period_of),
+                .filter(|p| states.contains(&p.state))
+                .map(|p| Period {
+                    from: p.from,
+                    to: p.to,
+                }),
             range,
-        ),
-        &verified,
-    );
-    let taken: Vec<Period> = verified.iter().chain(gaps.iter()).copied().collect();
+        )
+    };
     Coverage {
-        not_verified: remainder(range, &taken),
-        verified,
-        gaps,
+        verified: of(&[HourState::Verified, HourState::VerifiedEmpty]),
+        gaps: of(&[HourState::Gap, HourState::Missing]),
+        not_verified: of(&[HourState::NotVerified, HourState::Invalid]),
     }
 }
 
-/// `periods` minus `taken`, so the coverage lists stay disjoint even when a gap finding's period
-/// touches a verified window.
-fn remainder_of(periods: Vec<Period>, taken: &[Period]) -> Vec<Period> {
-    merge(
-        periods
-            .into_iter()
-            .flat_map(|p| remainder(p, taken))
-            .collect(),
-    )
+/// A backfill chain's coverage: the windows of its valid digests (they cover late deliveries,
+/// not a stretch of time, so nothing else is said).
+fn backfill_coverage(findings: &[Finding], range: Period) -> Coverage {
+    Coverage {
+        verified: clip(
+            findings
+                .iter()
+                .filter(|f| f.kind == Kind::DigestValid)
+                .filter_map(period_of),
+            range,
+        ),
+        ..Coverage::default()
+    }
 }
 
 /// One entry per judged subject, sorted by URI.
@@ -347,7 +345,7 @@ pub fn manifest(report: &Report) -> Vec<ManifestEntry> {
     by_uri.into_values().collect()
 }
 
-fn not_proven(report: &Report, chains: &[ChainDoc<'_>], range: Period) -> Vec<NotProven> {
+fn not_proven(report: &Report, chains: &[ChainDoc<'_>]) -> Vec<NotProven> {
     let mut out = Vec::new();
     let item = |what, chain: Option<&ChainInfo>, f: &Finding| NotProven {
         what,
@@ -366,21 +364,22 @@ fn not_proven(report: &Report, chains: &[ChainDoc<'_>], range: Period) -> Vec<No
             };
             out.push(item(what, Some(c.chain), f));
         }
-        for p in &c.coverage.not_verified {
-            // Hourly digests do not start on the hour, so a chain's first and last digest
-            // usually leave a sliver of the range uncovered; the walk reports more than an hour
-            // as a coverage finding.
-            let detail = if p.from == range.from || p.to == range.to {
-                "no verified digest of this chain covers this end of the range"
-            } else {
-                "no verified digest of this chain covers this period"
+        // Every stretch of the ledger that is not proven, with its state.
+        for p in c.ledger.iter().flat_map(|l| &l.periods) {
+            let what = match p.state {
+                HourState::Verified | HourState::VerifiedEmpty => continue,
+                HourState::Gap | HourState::Missing => Unproven::Gap,
+                HourState::NotVerified | HourState::Invalid => Unproven::NotVerifiedPeriod,
             };
             out.push(NotProven {
-                what: Unproven::NotVerifiedPeriod,
+                what,
                 chain: Some(chain_label(c.chain)),
                 subject: None,
-                period: Some(*p),
-                detail: detail.to_owned(),
+                period: Some(Period {
+                    from: p.from,
+                    to: p.to,
+                }),
+                detail: format!("ledger: {}", p.state.name()),
             });
         }
     }
@@ -450,39 +449,63 @@ mod tests {
     }
 
     #[test]
-    fn touching_periods_merge_and_the_rest_is_what_remains() {
+    fn touching_periods_merge() {
         assert_eq!(
             merge(vec![p(2, 3), p(0, 1), p(1, 2), p(5, 6)]),
             vec![p(0, 3), p(5, 6)]
         );
-        assert_eq!(
-            remainder(p(0, 10), &[p(2, 3), p(8, 12)]),
-            vec![p(0, 2), p(3, 8)]
-        );
-        assert_eq!(remainder(p(0, 10), &[]), vec![p(0, 10)]);
-        assert_eq!(remainder(p(0, 10), &[p(0, 10)]), vec![]);
     }
 
     #[test]
-    fn coverage_splits_the_range_into_verified_gaps_and_not_verified() {
+    fn coverage_is_the_ledger_and_backfill_has_only_valid_windows() {
+        use crate::core::ledger::Span;
+        let span = |a, b, state| Span {
+            from: t(a),
+            to: t(b),
+            state,
+        };
         let findings = vec![
             windowed(Kind::DigestValid, 0, 1),
             windowed(Kind::DigestValid, 1, 2),
             windowed(Kind::ChainGap, 2, 4),
             windowed(Kind::DigestValid, 4, 5),
-            // hour 5-6: a digest whose signature is unavailable (no period evidence)
-            Finding::new("s3://b/head", Kind::DigestSignatureUnavailable, "r"),
         ];
-        let c = coverage(&findings, p(0, 6), false);
+        let ledger = Ledger::of(
+            t(0),
+            t(6),
+            &[
+                span(0, 2, HourState::Verified),
+                span(2, 3, HourState::Gap),
+                span(3, 4, HourState::Missing),
+                span(4, 5, HourState::VerifiedEmpty),
+                span(5, 6, HourState::Invalid),
+            ],
+        );
+        let chain = |backfill: bool| ChainReport {
+            chain: ChainInfo {
+                trail_arn: String::new(),
+                trail: "t".into(),
+                home_region: "us-east-1".into(),
+                prefix: String::new(),
+                organization: None,
+                account: "111122223333".into(),
+                region: "us-east-1".into(),
+                backfill,
+            },
+            findings: findings.clone(),
+            omitted_valid_logs: 0,
+            omitted_valid_files: 0,
+            ledger: (!backfill).then(|| ledger.clone()),
+        };
+        let c = coverage(&chain(false), p(0, 6));
         assert_eq!(c.verified, vec![p(0, 2), p(4, 5)]);
         assert_eq!(c.gaps, vec![p(2, 4)]);
         assert_eq!(c.not_verified, vec![p(5, 6)]);
-        let backfill = coverage(&findings, p(0, 6), true);
+        let backfill = coverage(&chain(true), p(0, 6));
         assert_eq!(backfill.verified, vec![p(0, 2), p(4, 5)]);
         assert!(backfill.gaps.is_empty() && backfill.not_verified.is_empty());
         // Windows reaching past the range are clipped to it.
-        let c = coverage(&[windowed(Kind::DigestValid, 0, 9)], p(1, 3), false);
+        let c = backfill_coverage(&[windowed(Kind::DigestValid, 0, 9)], p(1, 3));
         assert_eq!(c.verified, vec![p(1, 3)]);
-        assert!(c.gaps.is_empty() && c.not_verified.is_empty());
     }
 }

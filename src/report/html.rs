@@ -15,10 +15,14 @@ use super::audit::{chain_label, Document, Period};
 use super::Tally;
 use crate::core::finding::{Finding, Verdict};
 use crate::core::layout::{parse_key, CloudTrailKey};
+use crate::core::ledger::{Counts, HourState};
 use crate::core::time::format_iso;
 
 const VERIFIED: &str = "#2e7d32";
-const GAP: &str = "#d32f2f";
+const VERIFIED_EMPTY: &str = "#81c784";
+const GAP: &str = "#78909c";
+const MISSING: &str = "#d32f2f";
+const INVALID_HOURS: &str = "#6a1b9a";
 const NOT_VERIFIED: &str = "#f9a825";
 const INVALID: &str = "#6a1b9a";
 const UNVERIFIED_ITEM: &str = "#ef6c00";
@@ -143,6 +147,29 @@ fn summary(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
     h.push_str("<h2>Summary</h2>\n<table class=\"grid\"><tr><th></th><th>checked</th><th>valid</th><th>invalid or missing</th><th>not verified</th></tr>");
     row(h, "Digest files", &doc.totals.digests)?;
     row(h, "Log files", &doc.totals.logs)?;
+    h.push_str("</table>\n<h2>Ledger</h2>\n<table class=\"grid\" id=\"ledger\"><tr><th>chain</th>");
+    for state in HourState::ALL {
+        write!(h, "<th>{}</th>", state.name())?;
+    }
+    h.push_str("<th>hours</th></tr>");
+    let ledger_row = |h: &mut String, name: &str, counts: &Counts| {
+        write!(h, "<tr><th>{}</th>", esc(name))?;
+        for state in HourState::ALL {
+            write!(
+                h,
+                "<td class=\"h-{}\">{}</td>",
+                state.name(),
+                counts.get(state)
+            )?;
+        }
+        write!(h, "<td>{}</td></tr>", counts.total())
+    };
+    for c in &doc.chains {
+        if let Some(l) = c.ledger {
+            ledger_row(h, &chain_label(c.chain), &l.counts)?;
+        }
+    }
+    ledger_row(h, "all chains", &doc.ledger.counts)?;
     writeln!(
         h,
         "</table>\n<p>{} chain{}; {} gap or coverage finding{}; {} item{} this report does not prove (below).</p>",
@@ -243,13 +270,28 @@ fn timeline(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
             x0 = axis.x0,
             label = esc(&chain_label(c.chain)),
         )?;
-        for (periods, colour, what) in [
-            (&c.coverage.verified, VERIFIED, "verified"),
-            (&c.coverage.gaps, GAP, "gap: nothing covers"),
-            (&c.coverage.not_verified, NOT_VERIFIED, "not verified"),
-        ] {
-            for p in periods {
-                bar(h, &axis, p, y + 5.0, colour, what)?;
+        match c.ledger {
+            // The ledger's hours, so the picture counts what the text and JSON count.
+            Some(ledger) => {
+                for run in &ledger.runs {
+                    let p = Period {
+                        from: run.from,
+                        to: run.to,
+                    };
+                    let what = format!(
+                        "{} hour{} {}",
+                        run.hours,
+                        if run.hours == 1 { "" } else { "s" },
+                        run.state.name()
+                    );
+                    bar(h, &axis, &p, y + 5.0, state_colour(run.state), &what)?;
+                }
+            }
+            // Backfill digests cover late deliveries: only their windows are drawn.
+            None => {
+                for p in &c.coverage.verified {
+                    bar(h, &axis, p, y + 5.0, VERIFIED, "verified")?;
+                }
             }
         }
         markers(h, doc, &axis, c.findings, y)?;
@@ -270,8 +312,11 @@ fn timeline(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
     let mut lx = label_w;
     for (colour, name, marker) in [
         (VERIFIED, "verified", false),
-        (GAP, "gap (nothing covers)", false),
-        (NOT_VERIFIED, "not verified", false),
+        (VERIFIED_EMPTY, "verified-empty", false),
+        (GAP, "gap (logging off)", false),
+        (MISSING, "missing", false),
+        (INVALID_HOURS, "invalid", false),
+        (NOT_VERIFIED, "not-verified", false),
         (INVALID, "invalid or missing object", true),
         (UNVERIFIED_ITEM, "object not verified", true),
     ] {
@@ -298,6 +343,17 @@ fn timeline(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
     }
     h.push_str("\n</svg>\n");
     Ok(())
+}
+
+fn state_colour(state: HourState) -> &'static str {
+    match state {
+        HourState::Verified => VERIFIED,
+        HourState::VerifiedEmpty => VERIFIED_EMPTY,
+        HourState::Gap => GAP,
+        HourState::Missing => MISSING,
+        HourState::Invalid => INVALID_HOURS,
+        HourState::NotVerified => NOT_VERIFIED,
+    }
 }
 
 fn bar(

@@ -16,11 +16,14 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::audit::{Coverage, Document, ManifestEntry, NotProven, RunInfo, SignerInfo, SCHEMA};
+use super::audit::{
+    Coverage, Document, LedgerTotals, ManifestEntry, NotProven, RunInfo, SignerInfo, SCHEMA,
+};
 use super::dsse::{self, EnvelopeError, Trust};
 use super::signing::{Certificate, KeyError, SigningKey};
 use super::{ChainInfo, RangeInfo, Totals};
 use crate::core::finding::{Kind, Verdict};
+use crate::core::ledger::{Counts, HourState, Ledger};
 use crate::core::types::Sha256;
 
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
@@ -171,6 +174,7 @@ pub struct ReportView {
     pub chains: Vec<ChainView>,
     pub unchained: Vec<FindingView>,
     pub totals: Totals,
+    pub ledger: LedgerTotals,
     pub manifest: Vec<ManifestEntry>,
     pub not_proven: Vec<NotProven>,
     pub exit_code: i64,
@@ -180,6 +184,8 @@ pub struct ReportView {
 pub struct ChainView {
     pub chain: ChainInfo,
     pub coverage: Coverage,
+    #[serde(default)]
+    pub ledger: Option<Ledger>,
     pub findings: Vec<FindingView>,
 }
 
@@ -217,8 +223,10 @@ pub enum ReportError {
         kind: Kind,
         verdict: Verdict,
     },
-    #[error("exit_code {exit_code} contradicts the findings")]
+    #[error("exit_code {exit_code} contradicts the findings or the ledger")]
     ExitCode { exit_code: i64 },
+    #[error("the ledger does not add up: {what}")]
+    Ledger { what: &'static str },
     #[error("signer's certificate at signing time: {0}")]
     SigningTime(super::signing::CertError),
 }
@@ -310,7 +318,30 @@ pub fn verify(
         }
         all_valid &= f.verdict == Verdict::Valid;
     }
-    if (report.exit_code == 0) != all_valid {
+    // The ledgers add up: each chain's hours, and the totals over the chains.
+    let mut counts = Counts::default();
+    let mut chains = 0;
+    for l in report.chains.iter().filter_map(|c| c.ledger.as_ref()) {
+        if l.hours != l.counts.total() || l.runs.iter().map(|r| r.hours).sum::<u64>() != l.hours {
+            return Err(ReportError::Ledger {
+                what: "a chain's hours",
+            });
+        }
+        counts.add_all(&l.counts);
+        chains += 1;
+    }
+    if counts != report.ledger.counts
+        || chains != report.ledger.chains
+        || report.ledger.hours != counts.total()
+    {
+        return Err(ReportError::Ledger {
+            what: "the totals over the chains",
+        });
+    }
+    let proven = HourState::ALL
+        .iter()
+        .all(|s| s.is_proven() || counts.get(*s) == 0);
+    if (report.exit_code == 0) != (all_valid && proven) {
         return Err(ReportError::ExitCode {
             exit_code: report.exit_code,
         });
