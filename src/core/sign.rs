@@ -232,10 +232,10 @@ mod tests {
 
     fn vector(path: &str) -> Vec<u8> {
         std::fs::read(format!(
-            "{}/../shared/vectors/{path}",
+            "{}/testdata/vectors/{path}",
             env!("CARGO_MANIFEST_DIR")
         ))
-        .expect("shared vectors")
+        .expect("testdata/vectors")
     }
 
     fn window() -> (Timestamp, Timestamp) {
