@@ -303,42 +303,9 @@ fn validate_logs_matches_the_aws_cli() {
             .flat_map(|w| w.to_vec())
             .collect();
         let with_metadata = case.join("bucket/trailproof-evidence.json").exists();
-        for (account, region, arn, prefix, org) in chains_of(&case) {
-            let mut common = vec![
-                "--trail-arn".to_owned(),
-                arn.clone(),
-                "--s3-bucket".into(),
-                BUCKET.into(),
-            ];
-            common.extend(range.clone());
-            common.extend([
-                "--account-id".into(),
-                account.clone(),
-                "--region".into(),
-                region.clone(),
-                "--verbose".into(),
-            ]);
-            if !prefix.is_empty() {
-                common.extend(["--s3-prefix".into(), prefix.clone()]);
-            }
-            let mut ours_args = vec!["validate-logs".to_owned()];
-            ours_args.extend(common.clone());
-            let ours = trailproof(&case, &ours_args, &moto.env());
-            let mut cli = std::process::Command::new("python3");
-            cli.args(["-m", "awscli", "cloudtrail", "validate-logs"])
-                .args(&common)
-                .current_dir(&case);
-            for (k, v) in moto.env() {
-                cli.env(k, v);
-            }
-            let out = cli
-                .output()
-                .expect("python3 -m awscli (pip install awscli)");
-            let theirs = Output {
-                code: out.status.code().unwrap_or(-1),
-                stdout: String::from_utf8(out.stdout).unwrap(),
-                stderr: String::from_utf8(out.stderr).unwrap(),
-            };
+        for chain in chains_of(&case) {
+            let (ours, theirs) = validate_logs_both(&moto, &case, &chain, &range);
+            let (_, region, arn, _, org) = chain;
             let what = format!("{name} {arn} in {region}");
             assert!(
                 ours.code != 2,
@@ -400,6 +367,113 @@ fn validate_logs_matches_the_aws_cli() {
         }
     }
     assert!(compared >= 15, "only {compared} chains compared");
+}
+
+/// `trailproof validate-logs` and `aws cloudtrail validate-logs --verbose` on one chain of
+/// `case` (as [`chains_of`] gives it), uploaded to `moto`: (ours, theirs).
+fn validate_logs_both(
+    moto: &Moto,
+    case: &Path,
+    (account, region, arn, prefix, _): &(String, String, String, String, bool),
+    range: &[String],
+) -> (Output, Output) {
+    let mut common = vec![
+        "--trail-arn".to_owned(),
+        arn.clone(),
+        "--s3-bucket".into(),
+        BUCKET.into(),
+    ];
+    common.extend(range.iter().cloned());
+    common.extend([
+        "--account-id".into(),
+        account.clone(),
+        "--region".into(),
+        region.clone(),
+        "--verbose".into(),
+    ]);
+    if !prefix.is_empty() {
+        common.extend(["--s3-prefix".into(), prefix.clone()]);
+    }
+    let mut ours_args = vec!["validate-logs".to_owned()];
+    ours_args.extend(common.clone());
+    let ours = trailproof(case, &ours_args, &moto.env());
+    let out = std::process::Command::new("python3")
+        .args(["-m", "awscli", "cloudtrail", "validate-logs"])
+        .args(&common)
+        .current_dir(case)
+        .envs(moto.env())
+        .output()
+        .expect("python3 -m awscli (pip install awscli)");
+    let theirs = Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    (ours, theirs)
+}
+
+/// A backfill digest whose S3 metadata has its signature but no
+/// `backfill-generation-timestamp` (which CloudTrail writes on every backfill digest: the
+/// object was rewritten): the AWS CLI says "invalid format" and exits 1; trailproof used to
+/// say valid. Byte for byte the same output now, and `verify s3://` calls it invalid too.
+#[test]
+fn rewritten_backfill_metadata_matches_the_aws_cli() {
+    the_pinned_aws_cli();
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case");
+    assert!(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(cases_dir().join("clean-backfill"))
+        .arg(&case)
+        .status()
+        .unwrap()
+        .success());
+    let path = case.join("bucket/trailproof-evidence.json");
+    let mut evidence: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let backfill = evidence["objects"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| k.ends_with("_backfill.json.gz"))
+        .unwrap()
+        .clone();
+    evidence["objects"][&backfill]["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("backfill-generation-timestamp")
+        .unwrap();
+    std::fs::write(&path, serde_json::to_vec(&evidence).unwrap()).unwrap();
+
+    let moto = Moto::start(&keys_of("clean-backfill"));
+    moto.upload(&case, BUCKET);
+    let args = case_args(&case);
+    let range: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
+        .flat_map(|w| w.to_vec())
+        .collect();
+    let chains = chains_of(&case);
+    assert_eq!(chains.len(), 1);
+    let (ours, theirs) = validate_logs_both(&moto, &case, chains.first().unwrap(), &range);
+    let line = format!("(backfill) Digest file\ts3://{BUCKET}/{backfill}\tINVALID: invalid format");
+    assert!(theirs.stderr.contains(&line), "{}", theirs.stderr);
+    assert_eq!(ours.stdout, theirs.stdout, "stdout differs");
+    assert_eq!(ours.stderr, theirs.stderr, "stderr differs");
+    assert_eq!((ours.code, theirs.code), (1, 1));
+
+    let out = verify_s3(&moto, &case, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let subject = format!("s3://{BUCKET}/{backfill}");
+    let kinds: Vec<&Value> = report["chains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+        .filter(|f| f["subject"] == subject.as_str())
+        .map(|f| &f["kind"])
+        .collect();
+    assert_eq!(kinds, [&Value::from("digest_format")]);
 }
 
 #[test]

@@ -22,11 +22,13 @@ use crate::core::chain::{
     walk, ContentProblem, DigestCandidate, DigestStatus, Listed, Range, WalkedDigest,
 };
 use crate::core::digest::{listed_log_files, LogFileEntry, LogFiles, ParsedDigest};
+use crate::core::evidence::GenerationTime;
 use crate::core::finding::{Evidence, Finding, Kind, ObjectKind};
 use crate::core::gz::{inflate_all, GzOutcome, GzProblem, Limits};
 use crate::core::layout::{
     parse_key, ChainId, CloudTrailKey, DigestKey, LogKey, ObjectType, Scope,
 };
+use crate::core::sign::SigningTime;
 use crate::core::time::format_iso;
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report};
@@ -357,7 +359,7 @@ struct ReadDigest {
     key_text: String,
     content: Result<ParsedDigest, ContentProblem>,
     signature: Option<Vec<u8>>,
-    backfill_generated: Option<Timestamp>,
+    backfill_generated: GenerationTime,
 }
 
 impl ReadDigest {
@@ -393,7 +395,7 @@ impl ReadDigest {
                     }
                     ReadError::Io(d) => ContentProblem::Unreadable(d),
                 };
-                (Err(problem), None, None)
+                (Err(problem), None, GenerationTime::Unknown)
             }
         };
         ReadDigest {
@@ -407,13 +409,22 @@ impl ReadDigest {
 }
 
 /// The keys the AWS CLI would ask for: the range plus two hours in each source Region, and each
-/// backfill digest's generation time plus or minus an hour.
+/// backfill digest's generation time plus or minus an hour; without a generation time, from the
+/// digest's end over the bound the chain walker allows (`SigningTime::backfill_unknown`).
+/// Times from the evidence saturate at the ends of the representable range.
 fn key_needs(chains: &BTreeMap<ChainId, Vec<DigestCandidate>>, range: Range) -> KeyNeeds {
     let hour = SignedDuration::from_hours(1);
-    let mut windows = vec![(range.start, range.end + 2 * hour)];
+    let add = |t: Timestamp, d: SignedDuration| t.checked_add(d).unwrap_or(Timestamp::MAX);
+    let sub = |t: Timestamp, d: SignedDuration| t.checked_sub(d).unwrap_or(Timestamp::MIN);
+    let mut windows = vec![(range.start, add(range.end, 2 * hour))];
     for c in chains.values().flatten() {
-        if let Some(t) = c.backfill_generated {
-            windows.push((t - hour, t + hour));
+        match &c.backfill_generated {
+            GenerationTime::Stated(t) => windows.push((sub(*t, hour), add(*t, hour))),
+            GenerationTime::Unknown if c.key.backfill => {
+                let bound = SigningTime::backfill_unknown(c.key.end_time);
+                windows.push((bound.earliest, bound.latest));
+            }
+            _ => {}
         }
     }
     windows.sort();
