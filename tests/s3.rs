@@ -476,6 +476,48 @@ fn rewritten_backfill_metadata_matches_the_aws_cli() {
     assert_eq!(kinds, [&Value::from("digest_format")]);
 }
 
+/// A trail name no digest has: `verify s3://` refuses it (exit 2, naming it), while
+/// `validate-logs` answers as the AWS CLI does, byte for byte ("No digests found").
+#[test]
+fn a_trail_without_digests_is_an_error_in_verify_and_the_cli_answer_in_validate_logs() {
+    the_pinned_aws_cli();
+    let case = cases_dir().join("clean-plain");
+    let moto = Moto::start(&keys_of("clean-plain"));
+    moto.upload(&case, BUCKET);
+    let out = verify_s3(&moto, &case, &["--trail", "management-trial"]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("--trail management-trial"),
+        "{}",
+        out.stderr
+    );
+
+    let (account, region, arn, prefix, org) = chains_of(&case).into_iter().next().unwrap();
+    let typo = (
+        account,
+        region,
+        arn.replace("management-trail", "management-trial"),
+        prefix,
+        org,
+    );
+    let range = [
+        "--start-time",
+        "2026-01-01T00:00:00Z",
+        "--end-time",
+        "2026-01-01T03:00:00Z",
+    ]
+    .map(String::from);
+    let (ours, theirs) = validate_logs_both(&moto, &case, &typo, &range);
+    assert!(
+        theirs.stdout.contains("No digests found"),
+        "{}",
+        theirs.stdout
+    );
+    assert_eq!(ours.stdout, theirs.stdout);
+    assert_eq!(ours.stderr, theirs.stderr);
+    assert_eq!(ours.code, theirs.code);
+}
+
 #[test]
 fn validate_logs_finds_the_bucket_with_describe_trails() {
     let case = cases_dir().join("clean-prefix");

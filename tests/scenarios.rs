@@ -607,3 +607,62 @@ fn rewritten_backfill_metadata_is_invalid_not_silently_valid() {
         text.stdout
     );
 }
+
+/// `--trail` with a name no digest has, on an intact copy, used to verify nothing and exit 0.
+/// Every filter value that selects nothing is an error naming it, even beside one that does.
+#[test]
+fn a_filter_value_that_matches_nothing_is_an_error_naming_it() {
+    let case = cases_dir().join("clean-plain");
+    for (extra, named) in [
+        (
+            &["--trail", "management-trial"][..],
+            "--trail management-trial",
+        ),
+        (
+            &["--trail", "management-trail", "--trail", "x"][..],
+            "--trail x",
+        ),
+        (
+            &["--region", "us-east-1", "--region", "us-east-9"][..],
+            "--region us-east-9",
+        ),
+        (
+            &["--account-id", "111122223334"][..],
+            "--account-id 111122223334",
+        ),
+    ] {
+        for format in ["text", "json"] {
+            let mut args = vec!["--format", format];
+            args.extend_from_slice(extra);
+            let out = run(&case, &args);
+            assert_eq!(out.code, 2, "{extra:?}: {}", out.stdout);
+            assert!(out.stderr.contains(named), "{extra:?}: {}", out.stderr);
+            assert!(out.stdout.is_empty(), "{extra:?}: {}", out.stdout);
+        }
+    }
+    let out = run(
+        &case,
+        &["--trail", "management-trail", "--region", "us-east-1"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+/// An account whose only CloudTrail files are log files (validation off) is not a typo: its
+/// filter matches them, and they are reported as no digest vouches for them.
+#[test]
+fn an_account_with_only_log_files_matches_its_filter() {
+    let dir = scratch_copy("clean-org");
+    let case = dir.path().join("case");
+    std::fs::remove_dir_all(
+        case.join("bucket/AWSLogs/o-a1b2c3d4e5/444455556666/CloudTrail-Digest"),
+    )
+    .unwrap();
+    let out = run(&case, &["--format", "json", "--account-id", "444455556666"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let found = json_findings(&out);
+    assert!(!found.is_empty());
+    assert!(
+        found.iter().all(|f| f.1 == "log_unreferenced"),
+        "{found:#?}"
+    );
+}

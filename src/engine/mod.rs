@@ -54,6 +54,35 @@ pub struct Settings {
     /// print only problems: the report then holds no per-file record of what was valid, and a
     /// valid log file costs 8 bytes instead of its finding. The sink does not see them either.
     pub omit_valid_logs: bool,
+    /// Accept filter values that select nothing, as `aws cloudtrail validate-logs` does ("No
+    /// digests found"). Otherwise each such value is an error ([`EngineError::UnmatchedFilters`]):
+    /// a typo would verify nothing and pass.
+    pub allow_unmatched_filters: bool,
+}
+
+/// A filter flag of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Filter {
+    Account,
+    Region,
+    Trail,
+}
+
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Filter::Account => "--account-id",
+            Filter::Region => "--region",
+            Filter::Trail => "--trail",
+        })
+    }
+}
+
+/// A filter value that selects nothing the source lists.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UnmatchedFilter {
+    pub filter: Filter,
+    pub value: String,
 }
 
 /// Why the engine could not do the job.
@@ -72,6 +101,35 @@ pub enum EngineError {
     BadRange { start: String, end: String },
     #[error("--head-signature names {key}, which is not a digest in the evidence")]
     UnknownHead { key: String },
+    #[error("{}", unmatched_message(.source_name, .unmatched, .trails_found))]
+    UnmatchedFilters {
+        source_name: String,
+        unmatched: Vec<UnmatchedFilter>,
+        /// The trails that do have digests under the other filters, to spot a typo.
+        trails_found: Vec<String>,
+    },
+}
+
+fn unmatched_message(
+    source_name: &str,
+    unmatched: &[UnmatchedFilter],
+    trails_found: &[String],
+) -> String {
+    let values: Vec<String> = unmatched
+        .iter()
+        .map(|u| format!("{} {}", u.filter, u.value))
+        .collect();
+    let mut message = format!(
+        "nothing in {source_name} matches {} (checked against every digest and log file listed for the range and the other filters); nothing was verified",
+        values.join(", ")
+    );
+    if unmatched.iter().any(|u| u.filter == Filter::Trail) {
+        message.push_str(&match trails_found {
+            [] => "; no trail has digests there".to_owned(),
+            found => format!("; trails with digests there: {}", found.join(", ")),
+        });
+    }
+    message
 }
 
 /// What a run will look at: the range and the digests in it, before anything is read. Log
@@ -88,13 +146,17 @@ pub struct Plan {
     pub shared_scopes: BTreeSet<Scope>,
 }
 
-/// Lists the digests and decides what is in the run.
+/// Lists the digests and decides what is in the run. Each filter value must select something
+/// the source lists (see [`Settings::allow_unmatched_filters`]).
 pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, EngineError> {
-    let found = Mutex::new((Vec::new(), BTreeSet::new()));
+    let found = Mutex::new((Vec::new(), BTreeSet::new(), BTreeSet::new()));
     source.list(&list_request(settings, ObjectType::Digest), &|key| {
         if let Ok(CloudTrailKey::Digest(d)) = parse_key(&key) {
             if selected(settings, &d.scope) {
                 let mut found = found.lock().unwrap_or_else(PoisonError::into_inner);
+                if !found.2.contains(&d.trail) {
+                    found.2.insert(d.trail.clone());
+                }
                 if trail_selected(settings, &d) {
                     found.0.push(d)
                 } else {
@@ -103,8 +165,11 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
             }
         }
     })?;
-    let (mut digests, shared_scopes): (Vec<DigestKey>, BTreeSet<Scope>) =
-        found.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let (mut digests, shared_scopes, trails_found): (
+        Vec<DigestKey>,
+        BTreeSet<Scope>,
+        BTreeSet<String>,
+    ) = found.into_inner().unwrap_or_else(PoisonError::into_inner);
     // Listings come in no set order, and need not give each key once.
     digests.sort_unstable();
     digests.dedup();
@@ -119,11 +184,43 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
         let mut extent = extent.lock().unwrap_or_else(PoisonError::into_inner);
         *extent = Some(extent.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
     };
-    if digests.is_empty() {
-        for_each_log(source, settings, &|_, log| widen(log.time))?;
+    let mut unmatched = if settings.allow_unmatched_filters {
+        Vec::new()
     } else {
-        digests.iter().for_each(|d| widen(d.end_time));
+        unmatched_filters(settings, &digests)
+    };
+    // Log files name an account and a Region too (not a trail): list them when there are no
+    // digests, or to see whether an account or Region no digest has is there.
+    if digests.is_empty() || unmatched.iter().any(|u| u.filter != Filter::Trail) {
+        let log_scopes = Mutex::new(BTreeSet::new());
+        for_each_log(source, settings, &|_, log| {
+            if digests.is_empty() {
+                widen(log.time);
+            }
+            let mut scopes = log_scopes.lock().unwrap_or_else(PoisonError::into_inner);
+            if !scopes.contains(&log.scope) {
+                scopes.insert(log.scope);
+            }
+        })?;
+        let log_scopes = log_scopes
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        unmatched.retain(|u| {
+            !log_scopes.iter().any(|s| match u.filter {
+                Filter::Account => s.account == u.value,
+                Filter::Region => s.region == u.value,
+                Filter::Trail => false,
+            })
+        });
     }
+    if !unmatched.is_empty() {
+        return Err(EngineError::UnmatchedFilters {
+            source_name: source.describe(),
+            unmatched,
+            trails_found: trails_found.into_iter().collect(),
+        });
+    }
+    digests.iter().for_each(|d| widen(d.end_time));
     let extent = extent.into_inner().unwrap_or_else(PoisonError::into_inner);
     let Some(extent) = extent else {
         return Err(EngineError::NothingFound {
@@ -138,6 +235,29 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
         digests,
         shared_scopes,
     })
+}
+
+/// The filter values no selected digest has, in flag order.
+fn unmatched_filters(settings: &Settings, digests: &[DigestKey]) -> Vec<UnmatchedFilter> {
+    let mut unmatched = Vec::new();
+    let mut check = |filter: Filter, values: &[String], has: &dyn Fn(&DigestKey, &str) -> bool| {
+        for value in values {
+            if !digests.iter().any(|d| has(d, value)) {
+                unmatched.push(UnmatchedFilter {
+                    filter,
+                    value: value.clone(),
+                });
+            }
+        }
+    };
+    check(Filter::Account, &settings.accounts, &|d, v| {
+        d.scope.account == v
+    });
+    check(Filter::Region, &settings.regions, &|d, v| {
+        d.scope.region == v
+    });
+    check(Filter::Trail, &settings.trails, &|d, v| d.trail == v);
+    unmatched
 }
 
 fn list_request(settings: &Settings, objects: ObjectType) -> ListRequest {
@@ -1096,6 +1216,75 @@ mod tests {
         let report = verify(&source, &keys, &Settings::default()).unwrap();
         assert_eq!(report.totals().logs.valid, 12);
         assert_eq!(report.exit_code(), 0);
+    }
+
+    /// Each filter value must select something: a typo used to verify nothing and exit 0
+    /// (for `--trail`), or pass unnoticed beside a value that matched.
+    #[test]
+    fn each_filter_value_that_matches_nothing_is_named() {
+        let case =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cases/clean-org");
+        let source = crate::source::local::LocalEvidence::open(&case.join("bucket")).unwrap();
+        let with = |accounts: &[&str], regions: &[&str], trails: &[&str]| Settings {
+            accounts: accounts.iter().map(|s| s.to_string()).collect(),
+            regions: regions.iter().map(|s| s.to_string()).collect(),
+            trails: trails.iter().map(|s| s.to_string()).collect(),
+            ..Settings::default()
+        };
+        let unmatched = |settings: &Settings| match plan(&source, settings) {
+            Err(EngineError::UnmatchedFilters {
+                unmatched,
+                trails_found,
+                ..
+            }) => (
+                unmatched
+                    .iter()
+                    .map(|u| format!("{} {}", u.filter, u.value))
+                    .collect::<Vec<_>>(),
+                trails_found,
+            ),
+            Ok(_) => (Vec::new(), Vec::new()),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            unmatched(&with(&[], &[], &["org-trail"])).0,
+            Vec::<String>::new()
+        );
+        let (values, found) = unmatched(&with(&[], &[], &["org-trial"]));
+        assert_eq!(values, ["--trail org-trial"]);
+        assert_eq!(found, ["org-trail"]);
+        assert_eq!(
+            unmatched(&with(
+                &["111122223333", "111122223334"],
+                &["us-east-1", "us-east-2"],
+                &["org-trail", "x"]
+            ))
+            .0,
+            [
+                "--account-id 111122223334",
+                "--region us-east-2",
+                "--trail x"
+            ]
+        );
+        // A value the other filters rule out matches nothing either.
+        assert_eq!(
+            unmatched(&with(&["444455556666"], &[], &["org-trail"])).0,
+            Vec::<String>::new()
+        );
+        let message = plan(&source, &with(&[], &[], &["org-trial"]))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("--trail org-trial"), "{message}");
+        assert!(
+            message.contains("trails with digests there: org-trail"),
+            "{message}"
+        );
+        // As `aws cloudtrail validate-logs` does, when asked to.
+        let lenient = Settings {
+            allow_unmatched_filters: true,
+            ..with(&[], &[], &["org-trial"])
+        };
+        assert!(plan(&source, &lenient).unwrap().digests.is_empty());
     }
 
     #[test]
