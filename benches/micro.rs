@@ -19,11 +19,12 @@ use jiff::SignedDuration;
 use sha2::Digest as _;
 use trailproof::core::chain::{walk, DigestCandidate, Range};
 use trailproof::core::digest::ParsedDigest;
+use trailproof::core::evidence::GenerationTime;
 use trailproof::core::finding::Verdict;
 use trailproof::core::gz::{Inflater, Limits};
 use trailproof::core::keyfile::parse_key_file;
 use trailproof::core::layout::{parse_key, CloudTrailKey};
-use trailproof::core::sign::{verify_digest, KeySet};
+use trailproof::core::sign::{verify_digest, KeySet, SigningTime};
 use trailproof::core::types::{decode_lower_hex, S3Location};
 use trailproof::fixture::{gunzip, Corpus, World};
 
@@ -139,7 +140,7 @@ fn candidates(corpus: &Corpus) -> (Vec<DigestCandidate>, KeySet) {
                     .metadata
                     .get("signature")
                     .and_then(|s| decode_lower_hex(s)),
-                backfill_generated: None,
+                backfill_generated: GenerationTime::Unknown,
             }),
             _ => None,
         })
@@ -174,7 +175,15 @@ fn digest_checks(c: &mut Criterion) {
     let mut group = c.benchmark_group("digest");
     group.throughput(Throughput::Elements(1));
     group.bench_function("rsa_verify", |b| {
-        b.iter(|| verify_digest(parsed, signature, &keys, None).expect("valid signature"))
+        b.iter(|| {
+            verify_digest(
+                parsed,
+                signature,
+                &keys,
+                SigningTime::digest_end(parsed.end),
+            )
+            .expect("valid signature")
+        })
     });
     group.bench_function("parse_50_log_files", |b| {
         b.iter(|| ParsedDigest::parse(black_box(&raw)).expect("valid digest"))

@@ -440,3 +440,235 @@ fn a_one_gigabyte_gzip_bomb_stays_within_the_memory_budget() {
         "peak RSS {rss_kib} KiB for a 1 GiB bomb"
     );
 }
+
+/// The backfill digest of `clean-backfill` and its evidence-metadata record.
+fn backfill_record(case: &Path) -> (String, serde_json::Value) {
+    let evidence: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(case.join("bucket/trailproof-evidence.json")).unwrap(),
+    )
+    .unwrap();
+    evidence["objects"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.ends_with("_backfill.json.gz"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .unwrap()
+}
+
+/// Rewrites the backfill digest's S3 metadata in the evidence-metadata file.
+fn set_backfill_metadata(
+    case: &Path,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    let path = case.join("bucket/trailproof-evidence.json");
+    let mut evidence: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let (key, _) = backfill_record(case);
+    edit(
+        evidence["objects"][&key]["metadata"]
+            .as_object_mut()
+            .unwrap(),
+    );
+    std::fs::write(&path, serde_json::to_vec(&evidence).unwrap()).unwrap();
+}
+
+/// Every key of the case valid only in December 2025, a month before the digests.
+fn expire_keys(case: &Path) {
+    let path = case.join("public-keys.json");
+    let mut keys: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for k in keys["PublicKeyList"].as_array_mut().unwrap() {
+        k["ValidityStartTime"] = "2025-12-01T00:00:00Z".into();
+        k["ValidityEndTime"] = "2025-12-31T00:00:00Z".into();
+    }
+    std::fs::write(&path, serde_json::to_vec(&keys).unwrap()).unwrap();
+}
+
+/// The one finding about `key` in a JSON report (the valid one included).
+fn finding_on(out: &support::Output, key: &str) -> serde_json::Value {
+    let report: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+    let subject = format!("s3://acme-cloudtrail-logs/{key}");
+    let found: Vec<serde_json::Value> = report["chains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+        .filter(|f| f["subject"] == subject.as_str())
+        .cloned()
+        .collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    found.into_iter().next().unwrap()
+}
+
+/// A valid backfill verdict says it relied on the unsigned generation time (JSON evidence).
+#[test]
+fn a_valid_backfill_digest_names_the_generation_time_it_relied_on() {
+    let case = cases_dir().join("clean-backfill");
+    let (key, record) = backfill_record(&case);
+    let out = run(&case, &["--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let f = finding_on(&out, &key);
+    assert_eq!(f["kind"], "digest_valid");
+    let at = &f["evidence"]["signing_time"];
+    assert_eq!(at["basis"], "backfill_generation_timestamp");
+    assert_eq!(
+        at["earliest"],
+        record["metadata"]["backfill-generation-timestamp"]
+    );
+}
+
+/// A plain copy has no generation time: the key's window used to go unchecked, so a key that
+/// expired before the digest's hour vouched for it. Now the key must be valid at some time
+/// from the digest's end to the documented bound after it.
+#[test]
+fn a_backfill_digest_of_a_plain_copy_is_checked_against_its_key_window() {
+    let dir = scratch_copy("clean-backfill");
+    let case = dir.path().join("case");
+    let (key, record) = backfill_record(&case);
+    std::fs::remove_file(case.join("bucket/trailproof-evidence.json")).unwrap();
+    let head = format!(
+        "{key}={}",
+        record["metadata"]["signature"].as_str().unwrap()
+    );
+    let out = run(&case, &["--format", "json", "--head-signature", &head]);
+    let f = finding_on(&out, &key);
+    assert_eq!(f["kind"], "digest_valid", "{f:#}");
+    assert_eq!(f["evidence"]["signing_time"]["basis"], "backfill_bound");
+
+    expire_keys(&case);
+    let out = run(&case, &["--format", "json", "--head-signature", &head]);
+    let f = finding_on(&out, &key);
+    assert_eq!(f["kind"], "digest_key_not_valid", "{f:#}");
+    assert_eq!(f["verdict"], "invalid");
+    assert_eq!(f["evidence"]["signing_time"]["basis"], "backfill_bound");
+    assert_eq!(out.code, 1);
+}
+
+/// Evidence metadata is unsigned: a generation time stated inside an expired key's window,
+/// before the digest's own end, must not make that key vouch for the digest.
+#[test]
+fn a_generation_time_before_the_digest_end_does_not_bring_back_an_expired_key() {
+    let dir = scratch_copy("clean-backfill");
+    let case = dir.path().join("case");
+    let (key, _) = backfill_record(&case);
+    expire_keys(&case);
+    set_backfill_metadata(&case, |m| {
+        m.insert(
+            "backfill-generation-timestamp".into(),
+            "2025-12-15T00:00:00Z".into(),
+        );
+    });
+    let out = run(&case, &["--format", "json"]);
+    let f = finding_on(&out, &key);
+    assert_eq!(f["kind"], "digest_format", "{f:#}");
+    assert_eq!(f["reason"], "invalid format");
+    assert!(f["evidence"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("precedes the digest's end"));
+    assert_eq!(out.code, 1);
+}
+
+/// CloudTrail writes the generation time with the signature of every backfill digest: S3
+/// metadata with the signature and without it was rewritten. `verify` calls the digest
+/// invalid, as `aws cloudtrail validate-logs` does ("invalid format"), and vouches for none
+/// of its log files.
+#[test]
+fn rewritten_backfill_metadata_is_invalid_not_silently_valid() {
+    let dir = scratch_copy("clean-backfill");
+    let case = dir.path().join("case");
+    let (key, _) = backfill_record(&case);
+    set_backfill_metadata(&case, |m| {
+        m.remove("backfill-generation-timestamp");
+    });
+    let out = run(&case, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let f = finding_on(&out, &key);
+    assert_eq!(
+        (&f["kind"], &f["reason"]),
+        (&"digest_format".into(), &"invalid format".into())
+    );
+    assert!(f["evidence"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("rewritten"));
+    let found = json_findings(&out);
+    assert!(
+        found.iter().any(|f| f.1 == "log_unverifiable"),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .all(|f| f.1 == "log_unverifiable" || f.0.ends_with(&key)),
+        "{found:#?}"
+    );
+    let text = run(&case, &[]);
+    assert!(
+        text.stdout
+            .contains(&format!("{key}\tINVALID: invalid format")),
+        "{}",
+        text.stdout
+    );
+}
+
+/// `--trail` with a name no digest has, on an intact copy, used to verify nothing and exit 0.
+/// Every filter value that selects nothing is an error naming it, even beside one that does.
+#[test]
+fn a_filter_value_that_matches_nothing_is_an_error_naming_it() {
+    let case = cases_dir().join("clean-plain");
+    for (extra, named) in [
+        (
+            &["--trail", "management-trial"][..],
+            "--trail management-trial",
+        ),
+        (
+            &["--trail", "management-trail", "--trail", "x"][..],
+            "--trail x",
+        ),
+        (
+            &["--region", "us-east-1", "--region", "us-east-9"][..],
+            "--region us-east-9",
+        ),
+        (
+            &["--account-id", "111122223334"][..],
+            "--account-id 111122223334",
+        ),
+    ] {
+        for format in ["text", "json"] {
+            let mut args = vec!["--format", format];
+            args.extend_from_slice(extra);
+            let out = run(&case, &args);
+            assert_eq!(out.code, 2, "{extra:?}: {}", out.stdout);
+            assert!(out.stderr.contains(named), "{extra:?}: {}", out.stderr);
+            assert!(out.stdout.is_empty(), "{extra:?}: {}", out.stdout);
+        }
+    }
+    let out = run(
+        &case,
+        &["--trail", "management-trail", "--region", "us-east-1"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+/// An account whose only CloudTrail files are log files (validation off) is not a typo: its
+/// filter matches them, and they are reported as no digest vouches for them.
+#[test]
+fn an_account_with_only_log_files_matches_its_filter() {
+    let dir = scratch_copy("clean-org");
+    let case = dir.path().join("case");
+    std::fs::remove_dir_all(
+        case.join("bucket/AWSLogs/o-a1b2c3d4e5/444455556666/CloudTrail-Digest"),
+    )
+    .unwrap();
+    let out = run(&case, &["--format", "json", "--account-id", "444455556666"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let found = json_findings(&out);
+    assert!(!found.is_empty());
+    assert!(
+        found.iter().all(|f| f.1 == "log_unreferenced"),
+        "{found:#?}"
+    );
+}

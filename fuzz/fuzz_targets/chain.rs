@@ -15,6 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use libfuzzer_sys::fuzz_target;
 use trailproof::core::chain::{walk, ContentProblem, DigestCandidate, DigestStatus, Range};
 use trailproof::core::digest::ParsedDigest;
+use trailproof::core::evidence::GenerationTime;
 use trailproof::core::finding::{Kind, Verdict};
 use trailproof::core::keyfile::parse_key_file;
 use trailproof::core::layout::{DigestKey, Scope};
@@ -67,7 +68,16 @@ struct Spec {
     content: Content,
     /// `Some(0)`: an empty signature, which never verifies.
     signature: Option<u8>,
-    backfill_generated_hour: Option<u8>,
+    backfill_generated: Generation,
+}
+
+/// A backfill digest's generation time as its S3 metadata states it.
+#[derive(Arbitrary, Debug)]
+enum Generation {
+    Unknown,
+    /// In hours after `BASE`: before, at or after the digest's end.
+    Stated(u8),
+    Missing,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -326,9 +336,13 @@ fuzz_target!(|input: Input| {
             key,
             content,
             signature,
-            backfill_generated: spec
-                .backfill_generated_hour
-                .map(|h| at_hour(input.epoch, h)),
+            backfill_generated: match spec.backfill_generated {
+                Generation::Unknown => GenerationTime::Unknown,
+                Generation::Stated(h) => GenerationTime::Stated(at_hour(input.epoch, h)),
+                Generation::Missing => GenerationTime::Missing {
+                    detail: "fuzz".into(),
+                },
+            },
         });
     }
 
@@ -407,6 +421,21 @@ fuzz_target!(|input: Input| {
             "two digest_valid findings for {}",
             w.location
         );
+        if let DigestStatus::Verified(v) = &w.status {
+            // The key was valid at some time the digest allows, never before its signed end
+            // (a backfill digest's unsigned generation time cannot move that).
+            let signed = v.signed();
+            let key = keys.get(v.fingerprint()).expect("verified with a pinned key");
+            assert!(
+                signed.earliest >= v.digest().end
+                    && key.valid_from <= signed.latest
+                    && key.valid_to >= signed.earliest,
+                "{}: key {}..{} accepted for {signed:?}",
+                w.location,
+                key.valid_from,
+                key.valid_to
+            );
+        }
         let verified = matches!(w.status, DigestStatus::Verified(_));
         assert!(
             valid_count == 0 || verified,

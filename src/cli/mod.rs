@@ -149,6 +149,7 @@ impl VerifyArgs {
             omit_valid_logs: self.format == Format::Text
                 && !self.verbose
                 && self.sign.sign_key.is_none(),
+            allow_unmatched_filters: false,
         }
     }
 }

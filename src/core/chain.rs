@@ -17,10 +17,13 @@ use std::collections::HashMap;
 use jiff::{SignedDuration, Timestamp};
 
 use super::digest::{LogFiles, ParsedDigest};
+use super::evidence::GenerationTime;
 use super::finding::{Evidence, Finding, Kind};
 use super::layout::{parse_key, ChainId, CloudTrailKey, DigestKey};
 use super::ledger::{HourState, Span};
-use super::sign::{verify_digest, KeySet, SignatureFailure, VerifiedDigest};
+use super::sign::{
+    verify_digest, KeySet, SignatureFailure, SigningBasis, SigningTime, VerifiedDigest,
+};
 use super::time::format_iso;
 use super::types::S3Location;
 
@@ -70,8 +73,8 @@ pub struct DigestCandidate {
     pub content: Result<ParsedDigest, ContentProblem>,
     /// Its own signature (S3 metadata or given by the user), if known.
     pub signature: Option<Vec<u8>>,
-    /// For backfill digests: when CloudTrail generated it (S3 metadata), if known.
-    pub backfill_generated: Option<Timestamp>,
+    /// For backfill digests: when CloudTrail generated it, as S3 metadata says (unsigned).
+    pub backfill_generated: GenerationTime,
 }
 
 /// What the walk decided about one digest.
@@ -216,6 +219,7 @@ pub fn walk(
                     fingerprint: Some(v.fingerprint().clone()),
                     from: Some(v.digest().start),
                     to: Some(v.digest().end),
+                    signing_time: backfill_basis(v.signed()),
                     ..Evidence::default()
                 };
                 // First, in a list no longer than it needs to be: a run holds every digest's.
@@ -331,10 +335,14 @@ fn judge(
         }
     }
 
-    let signed_at = if cand.key.backfill {
-        cand.backfill_generated
-    } else {
-        Some(parsed.end)
+    let signed_at = match signing_time(cand, parsed) {
+        Ok(t) => t,
+        Err(detail) => {
+            findings.push(
+                Finding::new(&uri, Kind::DigestFormat, "invalid format").with(detail_only(&detail)),
+            );
+            return done(unverified(parsed), findings, false);
+        }
     };
     let mut tried: Vec<&[u8]> = Vec::new();
     let mut first_failure = None;
@@ -379,9 +387,9 @@ fn judge(
             Finding::new(
                 &uri,
                 Kind::DigestKeyNotValid,
-                format!("public key {fingerprint} is valid from {} to {}, not at {}", format_iso(valid_from), format_iso(valid_to), format_iso(at)),
+                format!("public key {fingerprint} is valid from {} to {}, not {at}", format_iso(valid_from), format_iso(valid_to)),
             )
-            .with(Evidence { fingerprint: Some(fingerprint), ..Evidence::default() }),
+            .with(Evidence { fingerprint: Some(fingerprint), signing_time: backfill_basis(at), ..Evidence::default() }),
             false,
         ),
         Some(SignatureFailure::BadSignature) => (
@@ -392,6 +400,39 @@ fn judge(
     };
     findings.push(finding);
     done(unverified(parsed), findings, trusted)
+}
+
+/// When the digest's key must have been valid. A backfill digest's generation time is unsigned
+/// S3 metadata: it is taken only when it does not precede the digest's signed end (CloudTrail
+/// generates a backfill digest after the period it covers); without it, any time from the end
+/// to [`super::sign::BACKFILL_GENERATION_BOUND`] after. Metadata that CloudTrail cannot have
+/// written (a signature without a generation time, one that is not a timestamp or precedes
+/// the end) means the object was rewritten: the `Err` detail of an "invalid format" finding,
+/// as the AWS CLI reports it.
+fn signing_time(cand: &DigestCandidate, parsed: &ParsedDigest) -> Result<SigningTime, String> {
+    if !cand.key.backfill {
+        return Ok(SigningTime::digest_end(parsed.end));
+    }
+    match &cand.backfill_generated {
+        GenerationTime::Unknown => Ok(SigningTime::backfill_unknown(parsed.end)),
+        GenerationTime::Stated(generated) => SigningTime::backfill_generated(parsed.end, *generated)
+            .ok_or_else(|| {
+                format!(
+                    "the S3 metadata's backfill-generation-timestamp {} precedes the digest's end {}: CloudTrail cannot have generated it then, so the object was rewritten",
+                    format_iso(*generated),
+                    format_iso(parsed.end)
+                )
+            }),
+        GenerationTime::Missing { detail } => Err(format!(
+            "{detail}; CloudTrail writes both on every backfill digest, so the object was rewritten"
+        )),
+    }
+}
+
+/// What a report says about a backfill digest's key check, so that a verdict that relied on
+/// the unsigned generation time, or on the bound used without it, says so.
+fn backfill_basis(signed: SigningTime) -> Option<SigningTime> {
+    (signed.basis != SigningBasis::DigestEnd).then_some(signed)
 }
 
 /// Findings about where links point: missing digests, other buckets, other chains.
@@ -888,7 +929,7 @@ mod tests {
                 key,
                 content: Ok(parsed),
                 signature: Some(sig),
-                backfill_generated: None,
+                backfill_generated: GenerationTime::Unknown,
             });
         }
         out
@@ -956,6 +997,179 @@ mod tests {
                 .count(),
             8
         );
+    }
+
+    /// One backfill digest for the hour ending 2026-01-01T01:04:04Z, with S3 metadata saying
+    /// `generated`, and the key that signed it valid from `from` to `to`.
+    fn backfill(from: &str, to: &str, generated: GenerationTime) -> (DigestCandidate, KeySet) {
+        let s = Signer::new();
+        let CloudTrailKey::Digest(key) = parse_key("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_trail1_us-east-1_20260101T010404Z_backfill.json.gz").unwrap() else {
+            panic!()
+        };
+        let fp = Fingerprint::of_der(s.pair.public_key().as_ref());
+        let raw = format!(
+            r#"{{"awsAccountId":"111122223333","digestStartTime":"2026-01-01T00:04:04Z","digestEndTime":"2026-01-01T01:04:04Z","digestS3Bucket":"{BUCKET}","digestS3Object":"{}","digestPublicKeyFingerprint":"{fp}","digestSignatureAlgorithm":"SHA256withRSA","newestEventTime":null,"oldestEventTime":null,"previousDigestS3Bucket":null,"previousDigestS3Object":null,"previousDigestHashValue":null,"previousDigestHashAlgorithm":null,"previousDigestSignature":null,"logFiles":[]}}"#,
+            key.format().replace('/', "\\/")
+        );
+        let parsed = ParsedDigest::parse(raw.as_bytes()).unwrap();
+        let signature = s.sign(&crate::core::sign::string_to_sign(&parsed));
+        let mut keys = KeySet::default();
+        keys.insert(
+            PublicKey::from_der(
+                s.pair.public_key().as_ref(),
+                parse_iso(from).unwrap(),
+                parse_iso(to).unwrap(),
+            )
+            .unwrap(),
+        );
+        let candidate = DigestCandidate {
+            location: S3Location::new(BUCKET, key.format()),
+            key,
+            content: Ok(parsed),
+            signature: Some(signature),
+            backfill_generated: generated,
+        };
+        (candidate, keys)
+    }
+
+    /// The one finding on a lone backfill digest (`digest_valid` included), and its status.
+    fn judge_backfill(c: DigestCandidate, keys: &KeySet) -> (Finding, bool) {
+        let id = c.key.chain();
+        let mut walked = walk_digests(&id, vec![c], keys, range());
+        let w = walked.pop().unwrap();
+        assert_eq!(w.findings.len(), 1, "{:?}", w.findings);
+        let verified = matches!(w.status, DigestStatus::Verified(_));
+        (w.findings.into_iter().next().unwrap(), verified)
+    }
+
+    const EXPIRED: (&str, &str) = ("2025-11-01T00:00:00Z", "2025-12-01T00:00:00Z");
+    const CURRENT: (&str, &str) = ("2025-12-20T00:00:00Z", "2026-01-19T00:00:00Z");
+    const LATER: (&str, &str) = ("2026-01-10T00:00:00Z", "2026-02-09T00:00:00Z");
+
+    /// A plain copy has no generation time: the key check used to be skipped, so a key retired
+    /// a month before the digest's hour still vouched for it.
+    #[test]
+    fn a_backfill_digest_without_a_generation_time_is_refused_a_key_expired_before_its_end() {
+        let (c, keys) = backfill(EXPIRED.0, EXPIRED.1, GenerationTime::Unknown);
+        let (f, verified) = judge_backfill(c, &keys);
+        assert_eq!(f.kind, Kind::DigestKeyNotValid, "{f:?}");
+        assert!(!verified);
+        assert!(
+            f.reason.contains("no backfill-generation-timestamp"),
+            "{}",
+            f.reason
+        );
+        let at = f.evidence.signing_time.unwrap();
+        assert_eq!(at.basis, SigningBasis::BackfillBound);
+        assert_eq!(at.earliest, parse_iso("2026-01-01T01:04:04Z").unwrap());
+        assert_eq!(at.latest, parse_iso("2026-01-31T01:04:04Z").unwrap());
+    }
+
+    /// Without a generation time, a key valid at the end, or one that became valid after it
+    /// within the bound, is accepted, and the report says the bound was what it relied on.
+    #[test]
+    fn a_backfill_digest_without_a_generation_time_takes_a_key_valid_within_the_bound() {
+        for window in [CURRENT, LATER] {
+            let (c, keys) = backfill(window.0, window.1, GenerationTime::Unknown);
+            let (f, verified) = judge_backfill(c, &keys);
+            assert_eq!(f.kind, Kind::DigestValid, "{f:?}");
+            assert!(verified);
+            let at = f.evidence.signing_time.unwrap();
+            assert_eq!(at.basis, SigningBasis::BackfillBound);
+            let json = serde_json::to_value(&f).unwrap();
+            assert_eq!(json["evidence"]["signing_time"]["basis"], "backfill_bound");
+        }
+        let (c, keys) = backfill(
+            "2026-02-01T00:00:00Z",
+            "2026-03-01T00:00:00Z",
+            GenerationTime::Unknown,
+        );
+        assert_eq!(judge_backfill(c, &keys).0.kind, Kind::DigestKeyNotValid);
+    }
+
+    /// Evidence metadata (unsigned) states a generation time inside an expired key's window,
+    /// before the digest's own end: it is refused, not believed.
+    #[test]
+    fn a_generation_time_before_the_digest_end_cannot_bring_an_expired_key_back() {
+        let (c, keys) = backfill(
+            EXPIRED.0,
+            EXPIRED.1,
+            GenerationTime::Stated(parse_iso("2025-11-15T00:00:00Z").unwrap()),
+        );
+        let (f, verified) = judge_backfill(c, &keys);
+        assert_eq!(f.kind, Kind::DigestFormat, "{f:?}");
+        assert_eq!(f.reason, "invalid format");
+        assert!(f
+            .evidence
+            .detail
+            .unwrap()
+            .contains("precedes the digest's end"));
+        assert!(!verified);
+    }
+
+    /// A stated generation time at or after the end is what the key is checked at, and the
+    /// valid verdict names it as the unsigned metadata it relied on.
+    #[test]
+    fn a_valid_backfill_verdict_says_it_relied_on_the_generation_time() {
+        let generated = parse_iso("2026-01-01T04:21:17Z").unwrap();
+        let (c, keys) = backfill(CURRENT.0, CURRENT.1, GenerationTime::Stated(generated));
+        let (f, verified) = judge_backfill(c, &keys);
+        assert_eq!(f.kind, Kind::DigestValid, "{f:?}");
+        assert!(verified);
+        let at = f.evidence.signing_time.unwrap();
+        assert_eq!(
+            (at.earliest, at.latest, at.basis),
+            (
+                generated,
+                generated,
+                SigningBasis::BackfillGenerationTimestamp
+            )
+        );
+        // A key not valid at the stated time is refused, even though it was valid at the end.
+        let late = GenerationTime::Stated(parse_iso("2026-01-25T00:00:00Z").unwrap());
+        let (c, keys) = backfill(CURRENT.0, CURRENT.1, late);
+        let (f, _) = judge_backfill(c, &keys);
+        assert_eq!(f.kind, Kind::DigestKeyNotValid);
+        assert!(
+            f.reason.contains("backfill-generation-timestamp"),
+            "{}",
+            f.reason
+        );
+        // A standard digest's verdict carries no such note: its time is signed.
+        let s = Signer::new();
+        let c = chain(&s, 1, None);
+        let id = c[0].key.chain();
+        let walked = walk_digests(&id, c, &s.keys, range());
+        assert_eq!(walked[0].findings[0].kind, Kind::DigestValid);
+        assert_eq!(walked[0].findings[0].evidence.signing_time, None);
+    }
+
+    /// S3 metadata with the signature but no generation time is not what CloudTrail writes
+    /// on a backfill digest: the object was rewritten. Invalid format, as the AWS CLI says,
+    /// and nothing it lists is vouched for.
+    #[test]
+    fn rewritten_backfill_metadata_is_invalid_format() {
+        let missing = GenerationTime::Missing {
+            detail: "the S3 metadata has a signature but no backfill-generation-timestamp".into(),
+        };
+        let (c, keys) = backfill(CURRENT.0, CURRENT.1, missing);
+        let (f, verified) = judge_backfill(c, &keys);
+        assert_eq!(
+            (f.kind, f.reason.as_str()),
+            (Kind::DigestFormat, "invalid format")
+        );
+        assert!(f.evidence.detail.unwrap().contains("rewritten"));
+        assert!(!verified);
+        // The same metadata on a standard digest means nothing: it has no generation time.
+        let s = Signer::new();
+        let mut c = chain(&s, 1, None);
+        c[0].backfill_generated = GenerationTime::Missing {
+            detail: String::new(),
+        };
+        let id = c[0].key.chain();
+        let walked = walk_digests(&id, c, &s.keys, range());
+        assert!(matches!(walked[0].status, DigestStatus::Verified(_)));
+        assert_eq!(walked[0].findings[0].kind, Kind::DigestValid);
     }
 
     #[test]
@@ -1075,7 +1289,7 @@ mod tests {
                 key: k.clone(),
                 content: Ok(ParsedDigest::parse(raw.as_bytes()).unwrap()),
                 signature: None,
-                backfill_generated: None,
+                backfill_generated: GenerationTime::Unknown,
             }
         };
         // The newest names a missing digest; the one before the hole ends within the slack of

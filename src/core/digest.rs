@@ -355,9 +355,9 @@ mod tests {
     fn real_digest() -> Vec<u8> {
         std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/llm-guard-real-digest/327878933619_CloudTrail-Digest_ap-northeast-1_llm-guard-trail_us-west-2_20231015T230404Z.json"
+            "/testdata/vectors/llm-guard-real-digest/327878933619_CloudTrail-Digest_ap-northeast-1_llm-guard-trail_us-west-2_20231015T230404Z.json"
         ))
-        .expect("shared vectors present")
+        .expect("testdata/vectors")
     }
 
     #[test]

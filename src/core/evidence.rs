@@ -76,12 +76,40 @@ impl ObjectRecord {
         }
     }
 
-    pub fn backfill_generated(&self) -> Option<jiff::Timestamp> {
-        self.metadata
-            .get("backfill-generation-timestamp")?
-            .parse()
-            .ok()
+    /// What the metadata says about when CloudTrail generated the digest. CloudTrail writes
+    /// `backfill-generation-timestamp` with the signature of every backfill digest.
+    pub fn backfill_generated(&self) -> GenerationTime {
+        match self.metadata.get("backfill-generation-timestamp") {
+            Some(text) => match text.parse() {
+                Ok(t) => GenerationTime::Stated(t),
+                Err(_) => GenerationTime::Missing {
+                    detail: format!(
+                        "the S3 metadata's backfill-generation-timestamp {text:?} is not a timestamp"
+                    ),
+                },
+            },
+            None if self.metadata.contains_key("signature") => GenerationTime::Missing {
+                detail: "the S3 metadata has a signature but no backfill-generation-timestamp"
+                    .to_owned(),
+            },
+            None => GenerationTime::Unknown,
+        }
     }
+}
+
+/// When CloudTrail generated a backfill digest, as its S3 metadata says. The metadata is not
+/// signed: the chain walker bounds it by the digest's signed end time (see
+/// [`super::sign::SigningTime`]). Meaningful for backfill digests only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum GenerationTime {
+    /// No S3 metadata for the digest: a plain copy.
+    #[default]
+    Unknown,
+    /// `backfill-generation-timestamp`.
+    Stated(jiff::Timestamp),
+    /// S3 metadata without a readable `backfill-generation-timestamp`. On a backfill digest
+    /// that metadata is not what CloudTrail wrote: the object was rewritten.
+    Missing { detail: String },
 }
 
 impl EvidenceMetadata {
@@ -119,7 +147,7 @@ fn known_format(format: &str) -> Result<(), EvidenceError> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DigestFacts {
     pub signature: Option<Vec<u8>>,
-    pub backfill_generated: Option<jiff::Timestamp>,
+    pub backfill_generated: GenerationTime,
 }
 
 impl From<&ObjectRecord> for DigestFacts {
@@ -199,7 +227,10 @@ mod tests {
         let doc = br#"{"format":"trailproof-evidence/1","bucket":"b-1","objects":{"k":{"size":3,"etag":"\"x\"","version_id":null,"sha256":"00","metadata":{"signature":"0a0b","signature-algorithm":"SHA256withRSA","backfill-generation-timestamp":"2026-01-01T00:00:00Z"}},"l":{}}}"#;
         let m = EvidenceMetadata::parse(doc).unwrap();
         assert_eq!(m.objects["k"].signature(), Some(vec![0x0a, 0x0b]));
-        assert!(m.objects["k"].backfill_generated().is_some());
+        assert!(matches!(
+            m.objects["k"].backfill_generated(),
+            GenerationTime::Stated(_)
+        ));
         assert_eq!(m.objects["l"].signature(), None);
         let round = serde_json::to_vec(&m).unwrap();
         assert_eq!(EvidenceMetadata::parse(&round).unwrap(), m);
@@ -223,6 +254,34 @@ mod tests {
             &br#"{"format":"trailproof-evidence/1","bucket":"b","objects":{},"extra":1}"#[..]
         )
         .is_err());
+    }
+
+    /// CloudTrail writes the generation time with the signature of every backfill digest, so
+    /// metadata with a signature and no readable generation time was rewritten; no metadata
+    /// at all is a plain copy.
+    #[test]
+    fn a_signature_without_a_generation_time_is_told_from_a_plain_copy() {
+        let mut r = ObjectRecord::default();
+        assert_eq!(r.backfill_generated(), GenerationTime::Unknown);
+        r.metadata.insert("signature".into(), "0a".into());
+        assert!(matches!(
+            r.backfill_generated(),
+            GenerationTime::Missing { .. }
+        ));
+        r.metadata
+            .insert("backfill-generation-timestamp".into(), "yesterday".into());
+        assert!(matches!(
+            r.backfill_generated(),
+            GenerationTime::Missing { detail } if detail.contains("yesterday")
+        ));
+        r.metadata.insert(
+            "backfill-generation-timestamp".into(),
+            "2026-01-01T03:00:00Z".into(),
+        );
+        assert_eq!(
+            DigestFacts::from(&r).backfill_generated,
+            GenerationTime::Stated("2026-01-01T03:00:00Z".parse().unwrap())
+        );
     }
 
     #[test]

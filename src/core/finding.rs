@@ -3,6 +3,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::sign::SigningTime;
 use super::types::{Fingerprint, Sha256};
 
 /// The outcome for one subject, from best to worst.
@@ -142,6 +143,11 @@ pub struct Evidence {
     pub named_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// For a backfill digest: the times its key was checked against, and their `basis` — the
+    /// unsigned `backfill-generation-timestamp` S3 metadata, or without it the bound after the
+    /// digest's end. A verdict on a backfill digest always says which it relied on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_time: Option<SigningTime>,
 }
 
 /// One checked subject and its outcome. An object has one finding that judges it (its worst,

@@ -161,7 +161,7 @@ mod tests {
     fn aws_keys_json() -> Vec<u8> {
         std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/aws-docs-public-keys/keys.json"
+            "/testdata/vectors/aws-docs-public-keys/keys.json"
         ))
         .unwrap()
     }
@@ -183,7 +183,7 @@ mod tests {
                     .or(k["fingerprint"].as_str())
                     .unwrap();
                 let der = std::fs::read(format!(
-                    "{}/../shared/vectors/aws-docs-public-keys/{fp}.der",
+                    "{}/testdata/vectors/aws-docs-public-keys/{fp}.der",
                     env!("CARGO_MANIFEST_DIR")
                 ))
                 .unwrap();

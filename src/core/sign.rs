@@ -33,15 +33,106 @@ pub enum KeyError {
 pub enum SignatureFailure {
     #[error("public key not found for fingerprint {fingerprint}")]
     KeyNotFound { fingerprint: Fingerprint },
-    #[error("public key {fingerprint} is valid from {valid_from} to {valid_to}, not at {at}")]
+    #[error("public key {fingerprint} is valid from {valid_from} to {valid_to}, not {at}")]
     KeyNotValidAt {
         fingerprint: Fingerprint,
         valid_from: Timestamp,
         valid_to: Timestamp,
-        at: Timestamp,
+        at: SigningTime,
     },
     #[error("signature verification failed")]
     BadSignature,
+}
+
+/// When the key that signed a digest must have been valid. CloudTrail signs a digest when it
+/// generates it, with a key valid then: a key whose window does not reach these times cannot
+/// have signed it (a retired key must not vouch for a later period).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SigningTime {
+    /// The key must be valid at some time from `earliest` to `latest` (both included).
+    pub earliest: Timestamp,
+    pub latest: Timestamp,
+    pub basis: SigningBasis,
+}
+
+/// Where a [`SigningTime`] comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SigningBasis {
+    /// A standard digest: its signed `digestEndTime`.
+    DigestEnd,
+    /// A backfill digest: its `backfill-generation-timestamp`, which is unsigned S3 metadata
+    /// (taken only when it does not precede the signed end time).
+    BackfillGenerationTimestamp,
+    /// A backfill digest without a generation time (a plain copy): any time from its signed
+    /// end time to [`BACKFILL_GENERATION_BOUND`] after it.
+    BackfillBound,
+}
+
+/// How long after a backfill digest's end CloudTrail may have generated it, when its
+/// generation time is unknown: the length of a CloudTrail key's validity window. It only
+/// admits keys that became valid after the digest's end; a key that expired before the end is
+/// refused whatever the bound.
+pub const BACKFILL_GENERATION_BOUND: jiff::SignedDuration =
+    jiff::SignedDuration::from_hours(30 * 24);
+
+impl SigningTime {
+    /// A standard digest: signed at its end time.
+    pub fn digest_end(end: Timestamp) -> Self {
+        SigningTime {
+            earliest: end,
+            latest: end,
+            basis: SigningBasis::DigestEnd,
+        }
+    }
+
+    /// A backfill digest whose S3 metadata states when it was generated. The statement is
+    /// unsigned: `None` when it precedes the digest's signed end, which CloudTrail cannot do.
+    pub fn backfill_generated(end: Timestamp, generated: Timestamp) -> Option<Self> {
+        (generated >= end).then_some(SigningTime {
+            earliest: generated,
+            latest: generated,
+            basis: SigningBasis::BackfillGenerationTimestamp,
+        })
+    }
+
+    /// A backfill digest whose generation time is unknown: generated at or after its end,
+    /// within [`BACKFILL_GENERATION_BOUND`].
+    pub fn backfill_unknown(end: Timestamp) -> Self {
+        SigningTime {
+            earliest: end,
+            latest: end
+                .checked_add(BACKFILL_GENERATION_BOUND)
+                .unwrap_or(Timestamp::MAX),
+            basis: SigningBasis::BackfillBound,
+        }
+    }
+
+    /// Whether `key` was valid at some time this allows.
+    fn admits(&self, key: &PublicKey) -> bool {
+        key.valid_from <= self.latest && key.valid_to >= self.earliest
+    }
+}
+
+impl std::fmt::Display for SigningTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use super::time::format_iso;
+        match self.basis {
+            SigningBasis::DigestEnd => write!(f, "at {}", format_iso(self.earliest)),
+            SigningBasis::BackfillGenerationTimestamp => write!(
+                f,
+                "at {}, the backfill-generation-timestamp of its S3 metadata",
+                format_iso(self.earliest)
+            ),
+            SigningBasis::BackfillBound => write!(
+                f,
+                "at any time from {} to {} (no backfill-generation-timestamp: from the digest's end to {} days after)",
+                format_iso(self.earliest),
+                format_iso(self.latest),
+                BACKFILL_GENERATION_BOUND.as_hours() / 24
+            ),
+        }
+    }
 }
 
 /// A CloudTrail public key for one Region and validity window.
@@ -160,6 +251,7 @@ impl KeySet {
 pub struct VerifiedDigest {
     digest: ParsedDigest,
     fingerprint: Fingerprint,
+    signed: SigningTime,
 }
 
 impl VerifiedDigest {
@@ -169,6 +261,11 @@ impl VerifiedDigest {
 
     pub fn fingerprint(&self) -> &Fingerprint {
         &self.fingerprint
+    }
+
+    /// The times the key was found valid at.
+    pub fn signed(&self) -> SigningTime {
+        self.signed
     }
 
     pub fn into_inner(self) -> ParsedDigest {
@@ -193,29 +290,26 @@ pub fn string_to_sign(d: &ParsedDigest) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Checks `signature` over the digest with the key its fingerprint names. `signed_at` is the
-/// time the key must be valid at: the end time for standard digests, the generation time for
-/// backfill digests; `None` skips the window check when that time is unknowable.
+/// Checks `signature` over the digest with the key its fingerprint names, which must have been
+/// valid at some time `signed` allows. There is no way to skip that check.
 pub fn verify_digest(
     digest: &ParsedDigest,
     signature: &[u8],
     keys: &KeySet,
-    signed_at: Option<Timestamp>,
+    signed: SigningTime,
 ) -> Result<VerifiedDigest, SignatureFailure> {
     let Some(key) = keys.get(&digest.fingerprint) else {
         return Err(SignatureFailure::KeyNotFound {
             fingerprint: digest.fingerprint.clone(),
         });
     };
-    if let Some(at) = signed_at {
-        if at < key.valid_from || at > key.valid_to {
-            return Err(SignatureFailure::KeyNotValidAt {
-                fingerprint: key.fingerprint.clone(),
-                valid_from: key.valid_from,
-                valid_to: key.valid_to,
-                at,
-            });
-        }
+    if !signed.admits(key) {
+        return Err(SignatureFailure::KeyNotValidAt {
+            fingerprint: key.fingerprint.clone(),
+            valid_from: key.valid_from,
+            valid_to: key.valid_to,
+            at: signed,
+        });
     }
     if !key.verify(&string_to_sign(digest), signature) {
         return Err(SignatureFailure::BadSignature);
@@ -223,6 +317,7 @@ pub fn verify_digest(
     Ok(VerifiedDigest {
         digest: digest.clone(),
         fingerprint: key.fingerprint.clone(),
+        signed,
     })
 }
 
@@ -232,10 +327,10 @@ mod tests {
 
     fn vector(path: &str) -> Vec<u8> {
         std::fs::read(format!(
-            "{}/../shared/vectors/{path}",
+            "{}/testdata/vectors/{path}",
             env!("CARGO_MANIFEST_DIR")
         ))
-        .expect("shared vectors")
+        .expect("testdata/vectors")
     }
 
     fn window() -> (Timestamp, Timestamp) {
@@ -277,6 +372,35 @@ mod tests {
         bad_sig[10] ^= 1;
         assert!(!key.verify(message.as_bytes(), &bad_sig));
         assert!(!key.verify(message.as_bytes(), &signature[1..]));
+    }
+
+    /// The key check is an overlap of two closed intervals, and an unsigned generation time
+    /// before the signed end is refused; a bound past the end of time saturates.
+    #[test]
+    fn signing_times_bound_the_backfill_generation_time() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        let der = vector("aws-docs-public-keys/8eba5db5bea9b640d1c96a77256fe7f2.der");
+        let key = PublicKey::from_der(&der, t("2026-01-10T00:00:00Z"), t("2026-02-09T00:00:00Z"))
+            .unwrap();
+        let end = t("2026-01-01T01:04:04Z");
+        assert!(!SigningTime::digest_end(end).admits(&key));
+        assert!(SigningTime::backfill_unknown(end).admits(&key));
+        assert!(SigningTime::digest_end(t("2026-02-09T00:00:00Z")).admits(&key));
+        assert!(!SigningTime::digest_end(t("2026-02-09T00:00:01Z")).admits(&key));
+        assert_eq!(
+            SigningTime::backfill_generated(end, t("2026-01-01T01:04:03Z")),
+            None
+        );
+        let at = SigningTime::backfill_generated(end, end).unwrap();
+        assert_eq!(
+            (at.earliest, at.basis),
+            (end, SigningBasis::BackfillGenerationTimestamp)
+        );
+        let last = SigningTime::backfill_unknown(Timestamp::MAX);
+        assert_eq!(
+            (last.earliest, last.latest),
+            (Timestamp::MAX, Timestamp::MAX)
+        );
     }
 
     /// An RSA key whose modulus is zero has no bytes left once leading zeros are stripped;

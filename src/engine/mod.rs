@@ -22,12 +22,14 @@ use crate::core::chain::{
     walk, ContentProblem, DigestCandidate, DigestStatus, Listed, Range, WalkedChain, WalkedDigest,
 };
 use crate::core::digest::{listed_log_files, LogFileEntry, LogFiles, ParsedDigest};
+use crate::core::evidence::GenerationTime;
 use crate::core::finding::{merge_by_object, Evidence, Finding, Kind, ObjectKind, Verdict};
 use crate::core::gz::{inflate_all, GzOutcome, GzProblem, Limits};
 use crate::core::layout::{
     parse_key, ChainId, CloudTrailKey, DigestKey, LogKey, ObjectType, Scope,
 };
 use crate::core::ledger::{HourState, Ledger, Span};
+use crate::core::sign::SigningTime;
 use crate::core::time::format_iso;
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report};
@@ -53,6 +55,35 @@ pub struct Settings {
     /// print only problems: the report then holds no per-file record of what was valid, and a
     /// valid log file costs 8 bytes instead of its finding. The sink does not see them either.
     pub omit_valid_logs: bool,
+    /// Accept filter values that select nothing, as `aws cloudtrail validate-logs` does ("No
+    /// digests found"). Otherwise each such value is an error ([`EngineError::UnmatchedFilters`]):
+    /// a typo would verify nothing and pass.
+    pub allow_unmatched_filters: bool,
+}
+
+/// A filter flag of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Filter {
+    Account,
+    Region,
+    Trail,
+}
+
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Filter::Account => "--account-id",
+            Filter::Region => "--region",
+            Filter::Trail => "--trail",
+        })
+    }
+}
+
+/// A filter value that selects nothing the source lists.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UnmatchedFilter {
+    pub filter: Filter,
+    pub value: String,
 }
 
 /// Why the engine could not do the job.
@@ -71,6 +102,35 @@ pub enum EngineError {
     BadRange { start: String, end: String },
     #[error("--head-signature names {key}, which is not a digest in the evidence")]
     UnknownHead { key: String },
+    #[error("{}", unmatched_message(.source_name, .unmatched, .trails_found))]
+    UnmatchedFilters {
+        source_name: String,
+        unmatched: Vec<UnmatchedFilter>,
+        /// The trails that do have digests under the other filters, to spot a typo.
+        trails_found: Vec<String>,
+    },
+}
+
+fn unmatched_message(
+    source_name: &str,
+    unmatched: &[UnmatchedFilter],
+    trails_found: &[String],
+) -> String {
+    let values: Vec<String> = unmatched
+        .iter()
+        .map(|u| format!("{} {}", u.filter, u.value))
+        .collect();
+    let mut message = format!(
+        "nothing in {source_name} matches {} (checked against every digest and log file listed for the range and the other filters); nothing was verified",
+        values.join(", ")
+    );
+    if unmatched.iter().any(|u| u.filter == Filter::Trail) {
+        message.push_str(&match trails_found {
+            [] => "; no trail has digests there".to_owned(),
+            found => format!("; trails with digests there: {}", found.join(", ")),
+        });
+    }
+    message
 }
 
 /// What a run will look at: the range and the digests in it, before anything is read. Log
@@ -98,6 +158,9 @@ struct Found {
     after: BTreeMap<ChainId, DigestKey>,
     extent: Option<(Timestamp, Timestamp)>,
     shared_scopes: BTreeSet<Scope>,
+    /// Trail names seen in the selected accounts and Regions, to name them when a `--trail`
+    /// matches none.
+    trails: BTreeSet<String>,
 }
 
 impl Found {
@@ -135,7 +198,8 @@ impl Found {
 /// its edges (the one after the end names, by its link, a missing digest at the end; the one
 /// before the start, where a hole at the start begins). Listing costs one request per
 /// thousand digests of a chain's history on S3 (about nine a year); only the digests in the
-/// range and those two per chain are read.
+/// range and those two per chain are read. Each filter value must select something the source
+/// lists (see [`Settings::allow_unmatched_filters`]).
 pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, EngineError> {
     let found = Mutex::new(Found::default());
     let mut request = list_request(settings, ObjectType::Digest);
@@ -144,6 +208,9 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
         if let Ok(CloudTrailKey::Digest(d)) = parse_key(&key) {
             if selected(settings, &d.scope) {
                 let mut found = found.lock().unwrap_or_else(PoisonError::into_inner);
+                if !found.trails.contains(&d.trail) {
+                    found.trails.insert(d.trail.clone());
+                }
                 if trail_selected(settings, &d) {
                     found.add(settings, d)
                 } else {
@@ -158,6 +225,7 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
         after,
         extent,
         shared_scopes,
+        trails: trails_found,
     } = found.into_inner().unwrap_or_else(PoisonError::into_inner);
     // Listings come in no set order, and need not give each key once.
     digests.sort_unstable();
@@ -172,19 +240,48 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
             return Err(EngineError::UnknownHead { key: head.clone() });
         }
     }
-    // The evidence's own extent: digests if there are any, else log files.
-    let extent = match extent {
-        Some(e) => Some(e),
-        None => {
-            let extent: Mutex<Option<(Timestamp, Timestamp)>> = Mutex::new(None);
-            for_each_log(source, settings, &|_, log| {
-                let mut extent = extent.lock().unwrap_or_else(PoisonError::into_inner);
-                let t = log.time;
-                *extent = Some(extent.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
-            })?;
-            extent.into_inner().unwrap_or_else(PoisonError::into_inner)
-        }
+    let mut unmatched = if settings.allow_unmatched_filters {
+        Vec::new()
+    } else {
+        let listed: Vec<DigestKey> = digests
+            .iter()
+            .chain(before.values())
+            .chain(after.values())
+            .cloned()
+            .collect();
+        unmatched_filters(settings, &listed)
     };
+    // Log files name an account and a Region too (not a trail): list them when there are no
+    // digests (the evidence's extent is then theirs), or to see whether an account or Region
+    // no digest has is there.
+    let mut extent = extent;
+    if extent.is_none() || unmatched.iter().any(|u| u.filter != Filter::Trail) {
+        let logs = Mutex::new((BTreeSet::new(), None::<(Timestamp, Timestamp)>));
+        for_each_log(source, settings, &|_, log| {
+            let mut logs = logs.lock().unwrap_or_else(PoisonError::into_inner);
+            let t = log.time;
+            logs.1 = Some(logs.1.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+            if !logs.0.contains(&log.scope) {
+                logs.0.insert(log.scope);
+            }
+        })?;
+        let (log_scopes, log_extent) = logs.into_inner().unwrap_or_else(PoisonError::into_inner);
+        extent = extent.or(log_extent);
+        unmatched.retain(|u| {
+            !log_scopes.iter().any(|s| match u.filter {
+                Filter::Account => s.account == u.value,
+                Filter::Region => s.region == u.value,
+                Filter::Trail => false,
+            })
+        });
+    }
+    if !unmatched.is_empty() {
+        return Err(EngineError::UnmatchedFilters {
+            source_name: source.describe(),
+            unmatched,
+            trails_found: trails_found.into_iter().collect(),
+        });
+    }
     let Some(extent) = extent else {
         return Err(EngineError::NothingFound {
             source_name: source.describe(),
@@ -200,6 +297,29 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
         digests,
         shared_scopes,
     })
+}
+
+/// The filter values no selected digest has, in flag order.
+fn unmatched_filters(settings: &Settings, digests: &[DigestKey]) -> Vec<UnmatchedFilter> {
+    let mut unmatched = Vec::new();
+    let mut check = |filter: Filter, values: &[String], has: &dyn Fn(&DigestKey, &str) -> bool| {
+        for value in values {
+            if !digests.iter().any(|d| has(d, value)) {
+                unmatched.push(UnmatchedFilter {
+                    filter,
+                    value: value.clone(),
+                });
+            }
+        }
+    };
+    check(Filter::Account, &settings.accounts, &|d, v| {
+        d.scope.account == v
+    });
+    check(Filter::Region, &settings.regions, &|d, v| {
+        d.scope.region == v
+    });
+    check(Filter::Trail, &settings.trails, &|d, v| d.trail == v);
+    unmatched
 }
 
 fn list_request(settings: &Settings, objects: ObjectType) -> ListRequest {
@@ -446,7 +566,7 @@ struct ReadDigest {
     key_text: String,
     content: Result<ParsedDigest, ContentProblem>,
     signature: Option<Vec<u8>>,
-    backfill_generated: Option<Timestamp>,
+    backfill_generated: GenerationTime,
     /// The `s3://` texts of the log files it lists, hashed with the run's key.
     named: Vec<u64>,
 }
@@ -496,7 +616,7 @@ impl ReadDigest {
                     }
                     ReadError::Io(d) => ContentProblem::Unreadable(d),
                 };
-                (Err(problem), None, None)
+                (Err(problem), None, GenerationTime::Unknown)
             }
         };
         ReadDigest {
@@ -511,13 +631,22 @@ impl ReadDigest {
 }
 
 /// The keys the AWS CLI would ask for: the range plus two hours in each source Region, and each
-/// backfill digest's generation time plus or minus an hour.
+/// backfill digest's generation time plus or minus an hour; without a generation time, from the
+/// digest's end over the bound the chain walker allows (`SigningTime::backfill_unknown`).
+/// Times from the evidence saturate at the ends of the representable range.
 fn key_needs(chains: &BTreeMap<ChainId, Vec<DigestCandidate>>, range: Range) -> KeyNeeds {
     let hour = SignedDuration::from_hours(1);
-    let mut windows = vec![(range.start, range.end + 2 * hour)];
+    let add = |t: Timestamp, d: SignedDuration| t.checked_add(d).unwrap_or(Timestamp::MAX);
+    let sub = |t: Timestamp, d: SignedDuration| t.checked_sub(d).unwrap_or(Timestamp::MIN);
+    let mut windows = vec![(range.start, add(range.end, 2 * hour))];
     for c in chains.values().flatten() {
-        if let Some(t) = c.backfill_generated {
-            windows.push((t - hour, t + hour));
+        match &c.backfill_generated {
+            GenerationTime::Stated(t) => windows.push((sub(*t, hour), add(*t, hour))),
+            GenerationTime::Unknown if c.key.backfill => {
+                let bound = SigningTime::backfill_unknown(c.key.end_time);
+                windows.push((bound.earliest, bound.latest));
+            }
+            _ => {}
         }
         // Digests read only for the range's edges are verified too: their links are believed
         // only then.
@@ -1261,6 +1390,75 @@ mod tests {
         let report = verify(&source, &keys, &Settings::default()).unwrap();
         assert_eq!(report.totals().logs.valid, 12);
         assert_eq!(report.exit_code(), 0);
+    }
+
+    /// Each filter value must select something: a typo used to verify nothing and exit 0
+    /// (for `--trail`), or pass unnoticed beside a value that matched.
+    #[test]
+    fn each_filter_value_that_matches_nothing_is_named() {
+        let case =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cases/clean-org");
+        let source = crate::source::local::LocalEvidence::open(&case.join("bucket")).unwrap();
+        let with = |accounts: &[&str], regions: &[&str], trails: &[&str]| Settings {
+            accounts: accounts.iter().map(|s| s.to_string()).collect(),
+            regions: regions.iter().map(|s| s.to_string()).collect(),
+            trails: trails.iter().map(|s| s.to_string()).collect(),
+            ..Settings::default()
+        };
+        let unmatched = |settings: &Settings| match plan(&source, settings) {
+            Err(EngineError::UnmatchedFilters {
+                unmatched,
+                trails_found,
+                ..
+            }) => (
+                unmatched
+                    .iter()
+                    .map(|u| format!("{} {}", u.filter, u.value))
+                    .collect::<Vec<_>>(),
+                trails_found,
+            ),
+            Ok(_) => (Vec::new(), Vec::new()),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            unmatched(&with(&[], &[], &["org-trail"])).0,
+            Vec::<String>::new()
+        );
+        let (values, found) = unmatched(&with(&[], &[], &["org-trial"]));
+        assert_eq!(values, ["--trail org-trial"]);
+        assert_eq!(found, ["org-trail"]);
+        assert_eq!(
+            unmatched(&with(
+                &["111122223333", "111122223334"],
+                &["us-east-1", "us-east-2"],
+                &["org-trail", "x"]
+            ))
+            .0,
+            [
+                "--account-id 111122223334",
+                "--region us-east-2",
+                "--trail x"
+            ]
+        );
+        // A value the other filters rule out matches nothing either.
+        assert_eq!(
+            unmatched(&with(&["444455556666"], &[], &["org-trail"])).0,
+            Vec::<String>::new()
+        );
+        let message = plan(&source, &with(&[], &[], &["org-trial"]))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("--trail org-trial"), "{message}");
+        assert!(
+            message.contains("trails with digests there: org-trail"),
+            "{message}"
+        );
+        // As `aws cloudtrail validate-logs` does, when asked to.
+        let lenient = Settings {
+            allow_unmatched_filters: true,
+            ..with(&[], &[], &["org-trial"])
+        };
+        assert!(plan(&source, &lenient).unwrap().digests.is_empty());
     }
 
     #[test]

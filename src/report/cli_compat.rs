@@ -198,7 +198,13 @@ impl Writer<'_> {
             }
             // The CLI prints nothing for the log files of a digest it could not validate, and
             // has no notion of coverage.
-            (Kind::LogUnverifiable | Kind::CoverageStart | Kind::CoverageEnd, _) => return Ok(()),
+            (
+                Kind::LogUnverifiable
+                | Kind::CoverageStart
+                | Kind::CoverageEnd
+                | Kind::CoverageHole,
+                _,
+            ) => return Ok(()),
             (Kind::ChainGap, _) => format!("{prefix}{}", f.reason),
             (Kind::DigestSuccessorMissing, _) => {
                 digests.1 += 1;

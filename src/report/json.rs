@@ -28,7 +28,11 @@
 //! A finding is `{subject, kind, verdict, reason, evidence?}`: `subject` the `s3://` URI,
 //! `kind` one of the snake_case names of [`crate::core::finding::Kind`], `verdict` one of
 //! `valid`, `not_verified`, `missing`, `invalid`, and `evidence` optional facts
-//! (`expected_sha256`, `actual_sha256`, `fingerprint`, `from`, `to`, `named_by`, `detail`).
+//! (`expected_sha256`, `actual_sha256`, `fingerprint`, `from`, `to`, `named_by`, `detail`,
+//! `signing_time`). `signing_time` is on every verdict about a backfill digest's key:
+//! `{earliest, latest, basis}`, the times the key had to be valid at some point of, `basis`
+//! `backfill_generation_timestamp` (the verdict relied on that unsigned S3 metadata) or
+//! `backfill_bound` (no generation time: from the digest's end to 30 days after).
 
 use std::io::{self, Write};
 
