@@ -466,7 +466,7 @@ fn verify_via(proxy: &support::FaultProxy, moto: &Moto, case: &Path, extra: &[&s
     trailproof(case, &args, &env)
 }
 
-/// The verdict on one subject, from a JSON report.
+/// The verdicts on the subjects containing `subject_part`, chained or not, from a JSON report.
 fn verdicts_of(out: &Output, subject_part: &str) -> Vec<(String, String)> {
     let v: Value =
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
@@ -474,6 +474,7 @@ fn verdicts_of(out: &Output, subject_part: &str) -> Vec<(String, String)> {
     for c in v["chains"].as_array().unwrap() {
         all.extend(c["findings"].as_array().unwrap().iter().cloned());
     }
+    all.extend(v["unchained"].as_array().unwrap().iter().cloned());
     all.iter()
         .filter(|f| f["subject"].as_str().unwrap().contains(subject_part))
         .map(|f| {
@@ -947,4 +948,167 @@ fn a_resumed_acquire_checks_the_copy_against_s3_not_its_own_record() {
     offline.extend(args);
     let out = trailproof(&case, &offline, &[]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn a_lying_or_refusing_server_never_gives_valid() {
+    let case = cases_dir().join("clean-plain");
+    let moto = Moto::start(&keys_of("clean-plain"));
+    moto.upload(&case, BUCKET);
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    let proxy = support::FaultProxy::start(&moto, rules.path());
+    let set_rules = |r: Value| std::fs::write(rules.path(), r.to_string()).unwrap();
+    let keys = walk_keys(&case.join("bucket"));
+    let logs: Vec<&String> = keys.iter().filter(|k| k.contains("/CloudTrail/")).collect();
+    let digests: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.contains("/CloudTrail-Digest/"))
+        .collect();
+    let name = |k: &str| k.rsplit('/').next().unwrap().to_owned();
+
+    // One log's GET answered with another's body.
+    set_rules(serde_json::json!({"swap": {name(logs[0]): logs[1]}}));
+    let out = verify_via(&proxy, &moto, &case, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        verdicts_of(&out, &name(logs[0])),
+        vec![("log_hash_mismatch".to_owned(), "invalid".to_owned())]
+    );
+    // A digest's GET answered with another digest, signature and all.
+    set_rules(serde_json::json!({"swap": {name(digests[1]): digests[2]}}));
+    let out = verify_via(&proxy, &moto, &case, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let verdicts = verdicts_of(&out, &name(digests[1]));
+    assert!(
+        !verdicts.is_empty() && verdicts.iter().all(|(_, v)| v != "valid"),
+        "{verdicts:?}"
+    );
+
+    // AccessDenied on one log: not verified, exit 2, online and for acquire.
+    set_rules(serde_json::json!({"denied": [name(logs[0])]}));
+    let out = verify_via(&proxy, &moto, &case, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        verdicts_of(&out, &name(logs[0])),
+        vec![("log_unreadable".to_owned(), "not_verified".to_owned())]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut acquire = vec![
+        "acquire".to_owned(),
+        format!("s3://{BUCKET}"),
+        dir.path().join("evidence").display().to_string(),
+    ];
+    acquire.extend(
+        case_args(&case)
+            .windows(2)
+            .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
+            .flat_map(|w| w.to_vec()),
+    );
+    let err = fails_within(&proxy, &moto, &acquire, 60);
+    assert!(err.contains("1 failed"), "{err}");
+
+    // A SlowDown storm: every request throttled, the run gives up.
+    set_rules(serde_json::json!({"storm": true}));
+    let mut verify = vec!["verify".to_owned(), format!("s3://{BUCKET}")];
+    verify.extend(case_args(&case));
+    fails_within(&proxy, &moto, &verify, 90);
+}
+
+#[test]
+fn a_previous_digest_in_an_unreadable_bucket_is_not_proven() {
+    let moved = trailproof::fixture::World::new(BUCKET)
+        .moved_from_bucket("old-trail-bucket")
+        .build();
+    let (dir, range) = bucket_of(vec![moved], []);
+    let moto = Moto::start(&dir.path().join("public-keys.json"));
+    moto.upload(dir.path(), BUCKET);
+    let keys = dir.path().join("public-keys.json").display().to_string();
+    let mut args = range;
+    args.extend([
+        "--public-keys".to_owned(),
+        keys,
+        "--format".into(),
+        "json".into(),
+    ]);
+    let out = run_at(
+        &moto,
+        dir.path(),
+        &["verify", &format!("s3://{BUCKET}")],
+        &args,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        verdicts_of(&out, "s3://old-trail-bucket/"),
+        vec![(
+            "digest_link_other_bucket".to_owned(),
+            "not_verified".to_owned()
+        )]
+    );
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        v["not_proven"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["subject"]
+                .as_str()
+                .unwrap_or("")
+                .contains("old-trail-bucket")),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn traversal_and_absolute_keys_are_refused_by_acquire_and_reported_by_verify() {
+    let case = cases_dir().join("clean-plain");
+    let moto = Moto::start(&keys_of("clean-plain"));
+    moto.upload(&case, BUCKET);
+    let log = walk_keys(&case.join("bucket"))
+        .into_iter()
+        .find(|k| k.contains("/CloudTrail/"))
+        .unwrap();
+    let body = std::fs::read(case.join("bucket").join(&log)).unwrap();
+    let hostile = [format!("x/../../../{log}"), format!("/x/{log}")];
+    for key in &hostile {
+        moto.put(BUCKET, key, &body);
+    }
+    let out = verify_s3(&moto, &case, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for key in &hostile {
+        assert_eq!(
+            verdicts_of(&out, &format!("s3://{BUCKET}/{key}")),
+            vec![("log_unreferenced".to_owned(), "not_verified".to_owned())],
+            "{key}"
+        );
+    }
+    let top = tempfile::tempdir().unwrap();
+    let dir = top.path().join("evidence");
+    let mut acquire = vec![
+        "acquire".to_owned(),
+        format!("s3://{BUCKET}"),
+        dir.display().to_string(),
+    ];
+    acquire.extend(
+        case_args(&case)
+            .windows(2)
+            .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
+            .flat_map(|w| w.to_vec()),
+    );
+    acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
+    let out = trailproof(&case, &acquire, &moto.env());
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("2 failed"), "{}", out.stderr);
+    for key in &hostile {
+        assert!(
+            out.stderr.contains("not a plain relative path"),
+            "{key}: {}",
+            out.stderr
+        );
+    }
+    let outside: Vec<String> = walk_keys(top.path())
+        .into_iter()
+        .filter(|k| !k.starts_with("evidence/"))
+        .collect();
+    assert!(outside.is_empty(), "written outside DIR: {outside:?}");
 }

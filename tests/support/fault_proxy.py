@@ -13,8 +13,11 @@ RULES.json is read at every request:
                                     # ListObjectsV2 of a prefix containing this always answers
                                     # its first page, saying it is truncated, with the same
                                     # token ("same") or a new one each time ("fresh")
-   "keys_loop": "same"}             # ListPublicKeys answers always carry a NextToken: the
+   "keys_loop": "same",             # ListPublicKeys answers always carry a NextToken: the
                                     # same one, or a new one each time ("fresh")
+   "swap": {"substring": "KEY"},    # GETs of these answer object KEY instead (body, metadata)
+   "denied": ["substring"],         # GETs of these answer 403 AccessDenied
+   "storm": true}                   # every request answers 503 SlowDown
 Transient faults: 503 SlowDown, 500 InternalError, a connection reset before any answer, or a
 body cut short after its headers promised more.
 """
@@ -122,7 +125,16 @@ class Proxy(BaseHTTPRequestHandler):
         target = self.headers.get("X-Amz-Target") or ""
         if r.get("keys_loop") and target.endswith("ListPublicKeys"):
             return self.keys_loop(r["keys_loop"])
+        if r.get("storm"):
+            return self.error(503, "SlowDown")
         is_object_get = self.command == "GET" and "list-type" not in self.path and self.path.count("/") > 2
+        if is_object_get and any(s in self.path for s in r.get("denied", [])):
+            return self.error(403, "AccessDenied")
+        for part, other in r.get("swap", {}).items():
+            if is_object_get and part in self.path:
+                bucket = url.path.split("/")[1]
+                resp, data = self.forward(f"/{bucket}/{other}")
+                return self.send(resp, data)
         if is_object_get and any(s in self.path for s in r.get("drip", [])):
             return self.drip(r.get("drip_interval", 2.0))
         if is_object_get and any(s in self.path for s in r.get("persistent", [])):
