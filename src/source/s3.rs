@@ -742,4 +742,39 @@ mod tests {
         );
         assert_eq!(days(s, s).count(), 1);
     }
+
+    #[test]
+    fn account_folders_are_found_at_any_depth_and_nothing_else_is_one() {
+        let cases = [
+            (
+                "AWSLogs/111122223333/CloudTrail/x",
+                Some("AWSLogs/111122223333/"),
+            ),
+            (
+                "a/b/AWSLogs/o-abcdefghij/111122223333/CloudTrail/x",
+                Some("a/b/AWSLogs/o-abcdefghij/111122223333/"),
+            ),
+            (
+                "a/AWSLogs/junk/AWSLogs/111122223333/x",
+                Some("a/AWSLogs/junk/AWSLogs/111122223333/"),
+            ),
+            (
+                "/x/AWSLogs/111122223333/f",
+                Some("/x/AWSLogs/111122223333/"),
+            ),
+            ("a/b/AWSLogs/readme.txt", None),
+            ("xAWSLogs/111122223333/x", None),
+            ("AWSLogs/o-abcdefghij/readme/x", None),
+            ("AWSLogs/111122223333", None),
+            ("AWSLogs/111122223333/", None),
+            ("AWSLogs0", None),
+        ];
+        for (key, folder) in cases {
+            assert_eq!(account_folder(key), folder, "{key}");
+            // The listing goes on after `FOLDER0`: every key in the folder sorts before it.
+            if let Some(folder) = folder {
+                assert!(key < format!("{}0", folder.trim_end_matches('/')).as_str());
+            }
+        }
+    }
 }
