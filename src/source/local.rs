@@ -329,7 +329,7 @@ impl WritableRoot {
         if !plain(&path, false)? {
             return Ok(None);
         }
-        let file = File::open(&path).map_err(|source| io_error(&path, source))?;
+        let file = File::open(&path).map_err(|source| write_root_error(&path, source))?;
         self.opened_under_root(&file, &path)?;
         Ok(Some(file))
     }
@@ -340,13 +340,13 @@ impl WritableRoot {
         self.folders(name, true)?;
         let part = part_of(&self.path(name)?);
         if plain(&part, false)? {
-            std::fs::remove_file(&part).map_err(|source| io_error(&part, source))?;
+            std::fs::remove_file(&part).map_err(|source| write_root_error(&part, source))?;
         }
         let file = File::options()
             .write(true)
             .create_new(true)
             .open(&part)
-            .map_err(|source| io_error(&part, source))?;
+            .map_err(|source| write_root_error(&part, source))?;
         if let Err(e) = self.opened_under_root(&file, &part) {
             drop(file);
             let _ = std::fs::remove_file(&part);
@@ -360,7 +360,7 @@ impl WritableRoot {
         let path = self.path(name)?;
         plain(&path, false)?;
         let part = part_of(&path);
-        std::fs::rename(&part, &path).map_err(|source| io_error(&path, source))
+        std::fs::rename(&part, &path).map_err(|source| write_root_error(&path, source))
     }
 
     /// Removes `name.part` if it is a plain file.
@@ -397,7 +397,7 @@ impl WritableRoot {
                 return Ok(false);
             }
             // `create_dir` does not follow a link put there meanwhile: it fails.
-            std::fs::create_dir(&folder).map_err(|source| io_error(&folder, source))?;
+            std::fs::create_dir(&folder).map_err(|source| write_root_error(&folder, source))?;
         }
         Ok(true)
     }
@@ -421,7 +421,7 @@ fn plain(path: &Path, dir: bool) -> Result<bool, SourceError> {
             path: path.to_owned(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(source) => Err(io_error(path, source)),
+        Err(source) => Err(write_root_error(path, source)),
     }
 }
 
@@ -431,7 +431,7 @@ fn part_of(path: &Path) -> PathBuf {
     PathBuf::from(part)
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> SourceError {
+fn write_root_error(path: &Path, source: std::io::Error) -> SourceError {
     SourceError::Io {
         path: path.to_owned(),
         source,

@@ -239,14 +239,13 @@ impl S3Source {
         if self.trail_prefix {
             start.push_str("AWSLogs/");
         }
-        let fail = |problem| {
-            SourceError::Pages {
-            what: format!(
-                "search s3://{}/{start} for AWSLogs/ folders (a trail's own prefix, s3://{}/PREFIX, needs no search)",
-                self.bucket, self.bucket
-            ),
+        let what = format!(
+            "search s3://{}/{start} for AWSLogs/ folders (name a trail's prefix, s3://{}/PREFIX, to search only under it)",
+            self.bucket, self.bucket
+        );
+        let fail = |problem| SourceError::Pages {
+            what: what.clone(),
             problem,
-        }
         };
         let progress = Progress::counting("objects searched for AWSLogs/ folders");
         let mut found = BTreeSet::new();
@@ -255,17 +254,17 @@ impl S3Source {
         loop {
             let page = self.page(&start, false, after.take(), token.take()).await?;
             let keys: Vec<&str> = page.contents().iter().filter_map(|o| o.key()).collect();
-            let jump = keys.iter().position(|k| account_folder(k).is_some());
-            let seen = jump.map_or(keys.len(), |i| i + 1);
+            let jump = keys
+                .iter()
+                .enumerate()
+                .find_map(|(i, k)| account_folder(k).map(|folder| (i, folder)));
+            let seen = jump.map_or(keys.len(), |(i, _)| i + 1);
             pager
                 .entries(keys.iter().take(seen).copied())
                 .map_err(fail)?;
             progress.add(seen);
-            match jump
-                .and_then(|i| keys.get(i))
-                .and_then(|k| account_folder(k))
-            {
-                Some(folder) => {
+            match jump {
+                Some((_, folder)) => {
                     // Every key in the folder starts `.../ACCOUNT/`; the first key after them
                     // all is at least `.../ACCOUNT0` ('0' follows '/'), and that key itself
                     // holds no folder.
