@@ -619,7 +619,7 @@ fn verify_via(proxy: &support::FaultProxy, moto: &Moto, case: &Path, extra: &[&s
     trailproof(case, &args, &env)
 }
 
-/// The verdict on one subject, from a JSON report.
+/// The verdicts on the subjects containing `subject_part`, chained or not, from a JSON report.
 fn verdicts_of(out: &Output, subject_part: &str) -> Vec<(String, String)> {
     let v: Value =
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
@@ -627,6 +627,7 @@ fn verdicts_of(out: &Output, subject_part: &str) -> Vec<(String, String)> {
     for c in v["chains"].as_array().unwrap() {
         all.extend(c["findings"].as_array().unwrap().iter().cloned());
     }
+    all.extend(v["unchained"].as_array().unwrap().iter().cloned());
     all.iter()
         .filter(|f| f["subject"].as_str().unwrap().contains(subject_part))
         .map(|f| {
@@ -703,4 +704,564 @@ fn s3_faults_never_become_valid() {
         v["totals"]["logs"]["valid"].as_u64().unwrap() as usize,
         12 - 3
     );
+}
+
+/// A bucket made of generated trails and extra objects, as a case directory (`bucket/`,
+/// `public-keys.json`) for [`Moto::upload`]; with the range arguments that cover it.
+fn bucket_of(
+    corpora: Vec<trailproof::fixture::Corpus>,
+    extra: impl IntoIterator<Item = (String, Vec<u8>)>,
+) -> (tempfile::TempDir, Vec<String>) {
+    let mut corpora = corpora.into_iter();
+    let mut all = corpora.next().unwrap();
+    for c in corpora {
+        all.objects.extend(c.objects);
+        if let (Some(mine), Some(theirs)) = (all.evidence.as_mut(), c.evidence) {
+            mine.extend(theirs);
+        }
+    }
+    for (key, bytes) in extra {
+        let object = trailproof::fixture::StoredObject {
+            bytes,
+            metadata: Default::default(),
+        };
+        all.objects.insert(key, object);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    all.write(dir.path()).unwrap();
+    let range = vec![
+        "--start-time".to_owned(),
+        all.start.to_string(),
+        "--end-time".to_owned(),
+        all.end.to_string(),
+    ];
+    (dir, range)
+}
+
+/// `trailproof ARGS... --endpoint-url MOTO` in a case directory.
+fn run_at(moto: &Moto, dir: &Path, args: &[&str], more: &[String]) -> Output {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(more.iter().cloned());
+    all.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
+    trailproof(dir, &all, &moto.env())
+}
+
+/// The chains of a JSON report, and the verdicts on the subjects containing `part`.
+fn chains_and_verdicts(out: &Output, part: &str) -> (usize, Vec<(String, String)>) {
+    let v: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+    (
+        v["chains"].as_array().unwrap().len(),
+        verdicts_of(out, part),
+    )
+}
+
+/// Online, and acquired then verified offline, the bucket gives exit status 1 with `log`
+/// reported as changed, in `chains` chains.
+fn assert_tampering_found(moto: &Moto, dir: &Path, range: &[String], log: &str, chains: usize) {
+    let keys = dir.join("public-keys.json").display().to_string();
+    let mut args = range.to_vec();
+    args.extend([
+        "--public-keys".to_owned(),
+        keys,
+        "--format".into(),
+        "json".into(),
+    ]);
+    let uri = format!("s3://{BUCKET}");
+    let online = run_at(moto, dir, &["verify", &uri], &args);
+    assert_eq!(online.code, 1, "{}", online.stderr);
+    let (found, verdicts) = chains_and_verdicts(&online, log);
+    assert_eq!(found, chains, "every trail found");
+    assert_eq!(
+        verdicts,
+        vec![("log_hash_mismatch".to_owned(), "invalid".to_owned())]
+    );
+
+    let evidence = tempfile::tempdir().unwrap();
+    let dir_arg = evidence.path().display().to_string();
+    let acquired = run_at(moto, dir, &["acquire", &uri, &dir_arg], range);
+    assert_eq!(acquired.code, 0, "{}", acquired.stderr);
+    let mut offline = vec!["verify".to_owned(), dir_arg];
+    offline.extend(args);
+    let offline = trailproof(dir, &offline, &[]);
+    assert_eq!(offline.code, 1, "{}", offline.stderr);
+    assert_eq!(findings(&offline), findings(&online));
+}
+
+/// The first log file of a generated trail.
+fn first_log(corpus: &trailproof::fixture::Corpus) -> String {
+    corpus
+        .objects
+        .keys()
+        .find(|k| k.contains("/CloudTrail/"))
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_trail_behind_hundreds_of_other_folders_is_not_crowded_out() {
+    use trailproof::fixture::World;
+    let root = World::new(BUCKET).build();
+    let mut hidden = World::new(BUCKET)
+        .prefix("zz")
+        .trail("hidden", "us-east-1", true)
+        .build();
+    let log = first_log(&hidden);
+    hidden.modify_log(&log).unwrap();
+    // Anyone who may write to the bucket can add these; they sort before `zz/`.
+    let junk = (0..300).map(|i| (format!("f{i:03}/readme.txt"), b"hello".to_vec()));
+    let (dir, range) = bucket_of(vec![root, hidden], junk);
+    let moto = Moto::start(&dir.path().join("public-keys.json"));
+    moto.upload(dir.path(), BUCKET);
+    assert_tampering_found(&moto, dir.path(), &range, &log, 2);
+}
+
+#[test]
+fn a_trail_nested_deeper_than_any_depth_limit_is_found() {
+    use trailproof::fixture::World;
+    let root = World::new(BUCKET).build();
+    let mut deep = World::new(BUCKET)
+        .prefix("a/b/c/d/e/f/g/h")
+        .trail("deep", "us-east-1", true)
+        .build();
+    let log = first_log(&deep);
+    deep.modify_log(&log).unwrap();
+    // Folders beside the trail at every level, and an `AWSLogs/` that holds no account.
+    let junk = [
+        "a/x/readme.txt",
+        "a/b/c/y/z",
+        "a/b/AWSLogs/readme.txt",
+        "AWSLogs0",
+    ]
+    .map(|k| (k.to_owned(), b"x".to_vec()));
+    let (dir, range) = bucket_of(vec![root, deep], junk);
+    let moto = Moto::start(&dir.path().join("public-keys.json"));
+    moto.upload(dir.path(), BUCKET);
+    assert_tampering_found(&moto, dir.path(), &range, &log, 2);
+}
+
+/// Runs `trailproof ARGS` through the proxy, asserting it ends with exit status 2 within
+/// `secs`, and answers its stderr.
+fn fails_within(proxy: &support::FaultProxy, moto: &Moto, args: &[String], secs: u64) -> String {
+    let mut args = args.to_vec();
+    args.extend(["--endpoint-url".to_owned(), proxy.endpoint()]);
+    let mut env = moto.env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    let started = std::time::Instant::now();
+    let out = trailproof(&cases_dir().join("clean-plain"), &args, &env);
+    let took = started.elapsed();
+    assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+    assert!(
+        took < std::time::Duration::from_secs(secs),
+        "{args:?} took {took:?}"
+    );
+    out.stderr
+}
+
+#[test]
+fn pagination_that_never_ends_is_an_error_in_seconds() {
+    let case = cases_dir().join("clean-plain");
+    let moto = Moto::start(&keys_of("clean-plain"));
+    moto.upload(&case, BUCKET);
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    let proxy = support::FaultProxy::start(&moto, rules.path());
+    let set_rules = |r: Value| std::fs::write(rules.path(), r.to_string()).unwrap();
+    let strings = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut verify = strings(&["verify", &format!("s3://{BUCKET}")]);
+    verify.extend(case_args(&case));
+    let mut unpinned = strings(&["verify", &format!("s3://{BUCKET}")]);
+    unpinned.extend(strings(&[
+        "--start-time",
+        "2026-01-01T00:00:00Z",
+        "--end-time",
+        "2026-01-01T04:00:00Z",
+    ]));
+    let validate = strings(&[
+        "validate-logs",
+        "--trail-arn",
+        "arn:aws:cloudtrail:us-east-1:111122223333:trail/management-trail",
+        "--s3-bucket",
+        BUCKET,
+        "--start-time",
+        "2026-01-01T00:00:00Z",
+        "--end-time",
+        "2026-01-01T04:00:00Z",
+        "--region",
+        "us-east-1",
+        "--public-keys",
+        keys_of("clean-plain").to_str().unwrap(),
+    ]);
+    let fetch = strings(&[
+        "keys",
+        "fetch",
+        "--region",
+        "us-east-1",
+        "--start-time",
+        "2026-01-01T00:00:00Z",
+    ]);
+
+    // ListObjectsV2 always truncated, with the same token: caught at the second page.
+    set_rules(serde_json::json!({"list_loop": {"prefix": "CloudTrail-Digest/", "token": "same"}}));
+    for args in [&verify, &validate] {
+        let err = fails_within(&proxy, &moto, args, 30);
+        assert!(err.contains("a second time"), "{err}");
+    }
+    // New tokens, the same page: caught as a listing that does not move on.
+    set_rules(serde_json::json!({"list_loop": {"prefix": "CloudTrail-Digest/", "token": "fresh"}}));
+    let err = fails_within(&proxy, &moto, &verify, 30);
+    assert!(err.contains("did not move past"), "{err}");
+    // The search for trails' folders too.
+    set_rules(serde_json::json!({"list_loop": {"prefix": "", "token": "fresh"}}));
+    let err = fails_within(&proxy, &moto, &verify, 30);
+    assert!(err.contains("did not move past"), "{err}");
+
+    // ListPublicKeys always saying there is more, online keys and `keys fetch` alike.
+    set_rules(serde_json::json!({"keys_loop": "same"}));
+    for args in [&unpinned, &fetch] {
+        let err = fails_within(&proxy, &moto, args, 30);
+        assert!(err.contains("a second time"), "{err}");
+    }
+    set_rules(serde_json::json!({"keys_loop": "fresh"}));
+    for args in [&unpinned, &fetch] {
+        let err = fails_within(&proxy, &moto, args, 60);
+        assert!(err.contains("more than 100 pages"), "{err}");
+    }
+}
+
+#[test]
+fn a_body_that_drips_is_not_verified_within_its_deadline() {
+    let case = cases_dir().join("clean-plain");
+    let moto = Moto::start(&keys_of("clean-plain"));
+    moto.upload(&case, BUCKET);
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    let proxy = support::FaultProxy::start(&moto, rules.path());
+    let log = walk_keys(&case.join("bucket"))
+        .into_iter()
+        .find(|k| k.contains("/CloudTrail/"))
+        .unwrap();
+    let name = log.rsplit('/').next().unwrap().to_owned();
+    // One byte every 2 s never trips a 5 s read timeout: only the deadline ends it.
+    let drip = serde_json::json!({"drip": [name], "drip_interval": 2.0});
+    std::fs::write(rules.path(), drip.to_string()).unwrap();
+    let started = std::time::Instant::now();
+    let out = verify_via(
+        &proxy,
+        &moto,
+        &case,
+        &["--read-timeout", "5", "--min-rate", "1"],
+    );
+    let took = started.elapsed();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    assert_eq!(
+        verdicts_of(&out, &name),
+        vec![("log_unreadable".to_owned(), "not_verified".to_owned())]
+    );
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["totals"]["logs"]["valid"], 11, "the run goes on");
+}
+
+/// Every file (or link) under `root`, as keys; links are not followed.
+fn walk_keys(root: &Path) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                keys.push(p.strip_prefix(root).unwrap().to_str().unwrap().to_owned());
+            }
+        }
+    }
+    keys.sort();
+    keys
+}
+
+#[test]
+fn acquire_never_writes_through_a_link() {
+    use std::os::unix::fs::symlink;
+    let case = cases_dir().join("clean-plain");
+    let moto = Moto::start(&keys_of("clean-plain"));
+    moto.upload(&case, BUCKET);
+    let keys = walk_keys(&case.join("bucket"));
+    let log = keys.iter().find(|k| k.contains("/CloudTrail/")).unwrap();
+    let digest = keys
+        .iter()
+        .find(|k| k.contains("/CloudTrail-Digest/"))
+        .unwrap();
+    let args = case_args(&case);
+    let range: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
+        .flat_map(|w| w.to_vec())
+        .collect();
+
+    // Each way a link could lead a write outside DIR: the link is planted, acquire refuses.
+    type Plant = fn(&Path, &Path, &str, &str);
+    let plants: [(&str, Plant); 5] = [
+        ("a folder of DIR", |dir, outside, _, _| {
+            symlink(outside, dir.join("AWSLogs")).unwrap()
+        }),
+        ("a log file's .part", |dir, outside, log, _| {
+            let part = dir.join(format!("{log}.part"));
+            std::fs::create_dir_all(part.parent().unwrap()).unwrap();
+            symlink(outside.join("secret"), part).unwrap()
+        }),
+        ("a digest file", |dir, outside, _, digest| {
+            let path = dir.join(digest);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            symlink(outside.join("secret"), path).unwrap()
+        }),
+        ("the evidence file's .part", |dir, outside, _, _| {
+            symlink(
+                outside.join("secret"),
+                dir.join("trailproof-evidence.json.part"),
+            )
+            .unwrap()
+        }),
+        ("the acquisition record", |dir, outside, _, _| {
+            symlink(
+                outside.join("secret"),
+                dir.join("trailproof-acquisition.json"),
+            )
+            .unwrap()
+        }),
+    ];
+    for (what, plant) in plants {
+        let top = tempfile::tempdir().unwrap();
+        let (dir, outside) = (top.path().join("evidence"), top.path().join("outside"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), b"keep me").unwrap();
+        plant(&dir, &outside, log, digest);
+        let planted = walk_keys(&dir);
+        let dir_arg = dir.display().to_string();
+        let uri = format!("s3://{BUCKET}");
+        let out = run_at(&moto, &case, &["acquire", &uri, &dir_arg], &range);
+        assert_eq!(out.code, 2, "{what}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("symbolic link"),
+            "{what}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            walk_keys(&outside),
+            ["secret"],
+            "{what}: written outside DIR"
+        );
+        assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"keep me");
+        assert_eq!(walk_keys(&dir), planted, "{what}: written in DIR");
+    }
+}
+
+#[test]
+fn a_resumed_acquire_checks_the_copy_against_s3_not_its_own_record() {
+    let case = cases_dir().join("clean-plain");
+    let moto = Moto::start(&keys_of("clean-plain"));
+    moto.upload(&case, BUCKET);
+    let args = case_args(&case);
+    let range: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
+        .flat_map(|w| w.to_vec())
+        .collect();
+    let top = tempfile::tempdir().unwrap();
+    let dir = top.path().join("evidence");
+    let dir_arg = dir.display().to_string();
+    let uri = format!("s3://{BUCKET}");
+    let first = run_at(&moto, &case, &["acquire", &uri, &dir_arg], &range);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+
+    // A log file changed in DIR, and its record changed to match it.
+    let keys = walk_keys(&case.join("bucket"));
+    let log = keys.iter().find(|k| k.contains("/CloudTrail/")).unwrap();
+    let tampered = {
+        let bytes = std::fs::read(dir.join(log)).unwrap();
+        let mut inflated = trailproof::fixture::gunzip(&bytes).unwrap();
+        let at = inflated.iter().position(|&b| b == b'{').unwrap();
+        inflated.insert(at + 1, b' ');
+        trailproof::fixture::gzip(&inflated)
+    };
+    let original = std::fs::read(dir.join(log)).unwrap();
+    std::fs::write(dir.join(log), &tampered).unwrap();
+    let meta_path = dir.join("trailproof-evidence.json");
+    let mut meta: Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    let record = &mut meta["objects"][log.as_str()];
+    record["sha256"] = trailproof::fixture::sha256_hex(&tampered).into();
+    record["size"] = tampered.len().into();
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+
+    let second = run_at(&moto, &case, &["acquire", &uri, &dir_arg], &range);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.stderr.contains(" 1 downloaded"), "{}", second.stderr);
+    assert_eq!(std::fs::read(dir.join(log)).unwrap(), original);
+    let mut offline = vec!["verify".to_owned(), dir_arg];
+    offline.extend(args);
+    let out = trailproof(&case, &offline, &[]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn a_lying_or_refusing_server_never_gives_valid() {
+    let case = cases_dir().join("clean-plain");
+    let moto = Moto::start(&keys_of("clean-plain"));
+    moto.upload(&case, BUCKET);
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    let proxy = support::FaultProxy::start(&moto, rules.path());
+    let set_rules = |r: Value| std::fs::write(rules.path(), r.to_string()).unwrap();
+    let keys = walk_keys(&case.join("bucket"));
+    let logs: Vec<&String> = keys.iter().filter(|k| k.contains("/CloudTrail/")).collect();
+    let digests: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.contains("/CloudTrail-Digest/"))
+        .collect();
+    let name = |k: &str| k.rsplit('/').next().unwrap().to_owned();
+
+    // One log's GET answered with another's body.
+    set_rules(serde_json::json!({"swap": {name(logs[0]): logs[1]}}));
+    let out = verify_via(&proxy, &moto, &case, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        verdicts_of(&out, &name(logs[0])),
+        vec![("log_hash_mismatch".to_owned(), "invalid".to_owned())]
+    );
+    // A digest's GET answered with another digest, signature and all.
+    set_rules(serde_json::json!({"swap": {name(digests[1]): digests[2]}}));
+    let out = verify_via(&proxy, &moto, &case, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let verdicts = verdicts_of(&out, &name(digests[1]));
+    assert!(
+        !verdicts.is_empty() && verdicts.iter().all(|(_, v)| v != "valid"),
+        "{verdicts:?}"
+    );
+
+    // AccessDenied on one log: not verified, exit 2, online and for acquire.
+    set_rules(serde_json::json!({"denied": [name(logs[0])]}));
+    let out = verify_via(&proxy, &moto, &case, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        verdicts_of(&out, &name(logs[0])),
+        vec![("log_unreadable".to_owned(), "not_verified".to_owned())]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut acquire = vec![
+        "acquire".to_owned(),
+        format!("s3://{BUCKET}"),
+        dir.path().join("evidence").display().to_string(),
+    ];
+    acquire.extend(
+        case_args(&case)
+            .windows(2)
+            .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
+            .flat_map(|w| w.to_vec()),
+    );
+    let err = fails_within(&proxy, &moto, &acquire, 60);
+    assert!(err.contains("1 failed"), "{err}");
+
+    // A SlowDown storm: every request throttled, the run gives up.
+    set_rules(serde_json::json!({"storm": true}));
+    let mut verify = vec!["verify".to_owned(), format!("s3://{BUCKET}")];
+    verify.extend(case_args(&case));
+    fails_within(&proxy, &moto, &verify, 90);
+}
+
+#[test]
+fn a_previous_digest_in_an_unreadable_bucket_is_not_proven() {
+    let moved = trailproof::fixture::World::new(BUCKET)
+        .moved_from_bucket("old-trail-bucket")
+        .build();
+    let (dir, range) = bucket_of(vec![moved], []);
+    let moto = Moto::start(&dir.path().join("public-keys.json"));
+    moto.upload(dir.path(), BUCKET);
+    let keys = dir.path().join("public-keys.json").display().to_string();
+    let mut args = range;
+    args.extend([
+        "--public-keys".to_owned(),
+        keys,
+        "--format".into(),
+        "json".into(),
+    ]);
+    let out = run_at(
+        &moto,
+        dir.path(),
+        &["verify", &format!("s3://{BUCKET}")],
+        &args,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        verdicts_of(&out, "s3://old-trail-bucket/"),
+        vec![(
+            "digest_link_other_bucket".to_owned(),
+            "not_verified".to_owned()
+        )]
+    );
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        v["not_proven"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["subject"]
+                .as_str()
+                .unwrap_or("")
+                .contains("old-trail-bucket")),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn traversal_and_absolute_keys_are_refused_by_acquire_and_reported_by_verify() {
+    let case = cases_dir().join("clean-plain");
+    let moto = Moto::start(&keys_of("clean-plain"));
+    moto.upload(&case, BUCKET);
+    let log = walk_keys(&case.join("bucket"))
+        .into_iter()
+        .find(|k| k.contains("/CloudTrail/"))
+        .unwrap();
+    let body = std::fs::read(case.join("bucket").join(&log)).unwrap();
+    let hostile = [format!("x/../../../{log}"), format!("/x/{log}")];
+    for key in &hostile {
+        moto.put(BUCKET, key, &body);
+    }
+    let out = verify_s3(&moto, &case, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for key in &hostile {
+        assert_eq!(
+            verdicts_of(&out, &format!("s3://{BUCKET}/{key}")),
+            vec![("log_unreferenced".to_owned(), "not_verified".to_owned())],
+            "{key}"
+        );
+    }
+    let top = tempfile::tempdir().unwrap();
+    let dir = top.path().join("evidence");
+    let mut acquire = vec![
+        "acquire".to_owned(),
+        format!("s3://{BUCKET}"),
+        dir.display().to_string(),
+    ];
+    acquire.extend(
+        case_args(&case)
+            .windows(2)
+            .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
+            .flat_map(|w| w.to_vec()),
+    );
+    acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
+    let out = trailproof(&case, &acquire, &moto.env());
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("2 failed"), "{}", out.stderr);
+    for key in &hostile {
+        assert!(
+            out.stderr.contains("not a plain relative path"),
+            "{key}: {}",
+            out.stderr
+        );
+    }
+    let outside: Vec<String> = walk_keys(top.path())
+        .into_iter()
+        .filter(|k| !k.starts_with("evidence/"))
+        .collect();
+    assert!(outside.is_empty(), "written outside DIR: {outside:?}");
 }

@@ -11,7 +11,7 @@ use crate::core::keyfile::write_key_file;
 use crate::engine::acquire::acquire;
 use crate::engine::{self, Settings};
 use crate::report;
-use crate::source::aws::AwsOptions;
+use crate::source::aws::{AwsOptions, DEFAULT_MIN_RATE_KIB};
 use crate::source::cloudtrail::{describe_trail, CloudTrailKeys};
 use crate::source::s3::{S3Source, DEFAULT_CONCURRENCY};
 use crate::source::{KeyNeeds, KeyProvider, PinnedKeys};
@@ -33,6 +33,11 @@ pub struct AwsArgs {
     /// Seconds a response may stall before it is abandoned and retried.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub read_timeout: u64,
+    /// The slowest an object may come, in KiB/s over its whole body: each object must be read
+    /// within --read-timeout plus its size at this rate, or it is "not verified".
+    #[arg(long, value_name = "KIB_PER_SEC", default_value_t = DEFAULT_MIN_RATE_KIB,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_rate: u64,
 }
 
 impl AwsArgs {
@@ -42,6 +47,7 @@ impl AwsArgs {
             region,
             endpoint_url: self.endpoint_url.clone(),
             read_timeout: std::time::Duration::from_secs(self.read_timeout.max(1)),
+            min_rate: self.min_rate.saturating_mul(1024),
         }
     }
 }
@@ -192,8 +198,10 @@ pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, String> {
         .account_id
         .clone()
         .unwrap_or_else(|| arn.account.clone());
+    // The trail's prefix is known: no other prefix is searched for trails.
     let source = S3Source::connect(&options, &bucket, &prefix, args.aws.concurrency)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .trail_prefix();
     let keys = key_provider(args.public_keys.as_ref(), &options)?;
     let settings = Settings {
         start: Some(args.start_time),
@@ -238,7 +246,7 @@ pub fn run_acquire(args: &AcquireArgs) -> Result<u8, String> {
     let options = args.aws.options(None);
     let source = S3Source::connect(&options, &bucket, &prefix, args.aws.concurrency)
         .map_err(|e| e.to_string())?
-        .remembering_etags();
+        .remembering_listings();
     let settings = Settings {
         start: Some(args.start_time),
         end: Some(args.end_time.unwrap_or_else(Timestamp::now)),

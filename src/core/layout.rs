@@ -300,11 +300,13 @@ fn parse_below_awslogs(prefix: &str, rest: &str) -> Result<CloudTrailKey, Layout
     }
 }
 
-fn is_account(s: &str) -> bool {
+/// A 12-digit AWS account id, as an `AWSLogs/` folder names it.
+pub fn is_account(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn is_org_id(s: &str) -> bool {
+/// An AWS Organizations id (`o-` and 10 to 32 lower-case letters or digits).
+pub fn is_org_id(s: &str) -> bool {
     s.strip_prefix("o-").is_some_and(|id| {
         (10..=32).contains(&id.len())
             && id

@@ -3,28 +3,36 @@
 //!
 //! It copies exactly what a `verify` over the same range and filters reads (the digests in
 //! range, the log files they name, and every log file delivered in the range), so that a later
-//! offline `verify DIR` sees what `verify s3://...` saw. It is resumable and idempotent: an
-//! object already on disk whose ETag matches the listing and whose bytes match the recorded
-//! SHA-256 is not fetched again. Nothing already in the directory is deleted.
+//! offline `verify DIR` sees what `verify s3://...` saw. It is resumable and idempotent, and
+//! trusts nothing the directory says about itself: a digest is read from S3 every time and
+//! written unless the same bytes are on disk; a log file on disk is kept only when its size is
+//! the listed size and its MD5 the listed single-part ETag (which is S3's MD5 of the object),
+//! and its record is then made from the listing and the SHA-256 computed now. Everything else
+//! is fetched again. Nothing already in the directory is deleted, and nothing is written
+//! through a link: the directory is written under the same root lock as it is read
+//! ([`WritableRoot`]), and a run that finds a link where it must write stops before writing.
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::io::Read as _;
+use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use jiff::Timestamp;
+use md5::Digest as _;
 use serde::Serialize;
 
 use super::{for_each_log, plan, EngineError, Plan, Settings};
 use crate::core::digest::listed_log_files;
 use crate::core::evidence::{EvidenceMetadata, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{inflate_all, Limits};
-use crate::core::types::{S3Location, Sha256};
+use crate::core::types::S3Location;
 use crate::source::aws::AwsOptions;
 use crate::source::cloudtrail::{caller_identity, CallerIdentity};
+use crate::source::local::{plain_key, WritableRoot};
 use crate::source::progress::Progress;
-use crate::source::s3::S3Source;
-use crate::source::{ObjectSource, SourceError};
+use crate::source::s3::{Destination, Listed, S3Source};
+use crate::source::{ObjectSource, ReadError, SourceError};
 
 /// The acquisition log at the root of the evidence directory: one entry per run.
 pub const ACQUISITION_FILE: &str = "trailproof-acquisition.json";
@@ -79,14 +87,16 @@ pub fn acquire(
 ) -> Result<AcquireSummary, EngineError> {
     let started = Timestamp::now();
     let bucket = source.bucket().unwrap_or_default();
-    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
-    let meta_path = dir.join(EVIDENCE_FILE);
-    let mut metadata = match std::fs::read(&meta_path) {
-        Ok(bytes) => EvidenceMetadata::parse(&bytes).map_err(|source| SourceError::Evidence {
-            path: meta_path.clone(),
+    let root = WritableRoot::create(dir)?;
+    for name in [EVIDENCE_FILE, ACQUISITION_FILE] {
+        root.check(name)?;
+    }
+    let mut metadata = match read_file(&root, EVIDENCE_FILE)? {
+        Some(bytes) => EvidenceMetadata::parse(&bytes).map_err(|source| SourceError::Evidence {
+            path: dir.join(EVIDENCE_FILE),
             source,
         })?,
-        Err(_) => EvidenceMetadata::new(&bucket),
+        None => EvidenceMetadata::new(&bucket),
     };
     if metadata.bucket != bucket {
         return Err(EngineError::BucketConflict {
@@ -100,36 +110,18 @@ pub fn acquire(
 
     // Digests are read whole (they are small and say which log files to fetch).
     let digest_keys: Vec<String> = digests.iter().map(|d| d.format()).collect();
-    let mut wanted_logs: BTreeSet<String> = BTreeSet::new();
     let progress = Progress::new("digests read", digest_keys.len());
     let read = source.read_digests(&digest_keys, &progress);
     drop(progress);
-    for (key, read) in digest_keys.iter().zip(read) {
-        summary.wanted += 1;
-        match read {
-            Ok(stored) => {
-                if let Ok(raw) = inflate_all(&stored.bytes, Limits::DIGEST) {
-                    wanted_logs.extend(
-                        listed_log_files(&raw)
-                            .into_iter()
-                            .filter(|l| l.bucket == bucket)
-                            .map(|l| l.key),
-                    );
-                }
-                match write_object(dir, key, &stored.bytes) {
-                    Ok(changed) => {
-                        if changed {
-                            summary.downloaded += 1;
-                        } else {
-                            summary.unchanged += 1;
-                        }
-                        metadata.objects.insert(key.clone(), stored.record);
-                    }
-                    Err(e) => fail(&mut summary, key, &e),
-                }
-            }
-            Err(crate::source::ReadError::NotFound) => summary.missing += 1,
-            Err(e) => fail(&mut summary, key, &format!("{e:?}")),
+    let mut wanted_logs: BTreeSet<String> = BTreeSet::new();
+    for stored in read.iter().flatten() {
+        if let Ok(raw) = inflate_all(&stored.bytes, Limits::DIGEST) {
+            wanted_logs.extend(
+                listed_log_files(&raw)
+                    .into_iter()
+                    .filter(|l| l.bucket == bucket)
+                    .map(|l| l.key),
+            );
         }
     }
     let listed = Mutex::new(wanted_logs);
@@ -143,21 +135,54 @@ pub fn acquire(
     })?;
     let wanted_logs = listed.into_inner().unwrap_or_else(PoisonError::into_inner);
 
+    // Before anything is written: a link (or anything but a plain folder or file) where this
+    // run would write stops it. Keys that are not plain paths are failures of their own below.
+    for key in digest_keys.iter().chain(&wanted_logs) {
+        match root.check(key) {
+            Ok(()) | Err(SourceError::UnsafeKey { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    for (key, read) in digest_keys.iter().zip(read) {
+        summary.wanted += 1;
+        match read {
+            Ok(stored) => match write_object(&root, key, &stored.bytes) {
+                Ok(changed) => {
+                    if changed {
+                        summary.downloaded += 1;
+                    } else {
+                        summary.unchanged += 1;
+                    }
+                    metadata.objects.insert(key.clone(), stored.record);
+                }
+                Err(e) => fail(&mut summary, key, &e.to_string()),
+            },
+            Err(ReadError::NotFound) => summary.missing += 1,
+            Err(e) => fail(&mut summary, key, &format!("{e:?}")),
+        }
+    }
+
     let mut fetch = Vec::new();
     for key in &wanted_logs {
         summary.wanted += 1;
-        let Some(path) = safe_path(dir, key) else {
-            fail(&mut summary, key, "key is not a plain relative path");
+        if let Err(e) = plain_key(key) {
+            fail(&mut summary, key, &format!("{e:?}"));
             continue;
-        };
-        if unchanged(
-            &path,
-            metadata.objects.get(key),
-            source.listed_etag(key).as_deref(),
-        ) {
-            summary.unchanged += 1;
-        } else {
-            fetch.push((S3Location::new(&bucket, key), path));
+        }
+        match unchanged(&root, key, source.listed(key), metadata.objects.get(key)) {
+            Ok(Some(record)) => {
+                summary.unchanged += 1;
+                metadata.objects.insert(key.clone(), record);
+            }
+            Ok(None) => fetch.push((
+                S3Location::new(&bucket, key),
+                Part {
+                    root: root.clone(),
+                    key: key.clone(),
+                },
+            )),
+            Err(e) => fail(&mut summary, key, &e.to_string()),
         }
     }
     let keys: Vec<String> = fetch.iter().map(|(l, _)| l.key.clone()).collect();
@@ -167,12 +192,12 @@ pub fn acquire(
                 summary.downloaded += 1;
                 metadata.objects.insert(key, record);
             }
-            Err(crate::source::ReadError::NotFound) => summary.missing += 1,
+            Err(ReadError::NotFound) => summary.missing += 1,
             Err(e) => fail(&mut summary, &key, &format!("{e:?}")),
         }
     }
 
-    write_json(&meta_path, &metadata)?;
+    write_json(&root, EVIDENCE_FILE, &metadata)?;
     let record = AcquisitionRecord {
         tool: "trailproof",
         version: env!("CARGO_PKG_VERSION"),
@@ -187,7 +212,7 @@ pub fn acquire(
         trails: &settings.trails,
         summary: &summary,
     };
-    append_record(&dir.join(ACQUISITION_FILE), &record)?;
+    append_record(&root, &record)?;
     Ok(summary)
 }
 
@@ -196,64 +221,153 @@ fn fail(summary: &mut AcquireSummary, key: &str, why: &str) {
     summary.failures.push(format!("{key}: {why}"));
 }
 
-/// Only plain relative keys may become paths: a hostile listing must not write outside `dir`.
-fn safe_path(dir: &Path, key: &str) -> Option<PathBuf> {
-    let rel = Path::new(key);
-    (!key.is_empty()
-        && !key.contains('\0')
-        && rel.components().all(|c| matches!(c, Component::Normal(_))))
-    .then(|| dir.join(rel))
+/// A log file's place in the evidence directory, as a download destination.
+struct Part {
+    root: WritableRoot,
+    key: String,
 }
 
-/// Whether the copy on disk is the object S3 lists now, byte for byte as recorded.
-fn unchanged(path: &Path, record: Option<&ObjectRecord>, listed_etag: Option<&str>) -> bool {
-    let Some(record) = record else { return false };
-    if record.etag.as_deref() != listed_etag || listed_etag.is_none() {
-        return false;
+impl Destination for Part {
+    fn create(&mut self) -> Result<std::fs::File, ReadError> {
+        self.root
+            .create_part(&self.key)
+            .map_err(|e| ReadError::Io(e.to_string()))
     }
-    match (std::fs::read(path), &record.sha256) {
-        (Ok(bytes), Some(sha)) => Sha256::of(&bytes).to_hex() == *sha,
-        _ => false,
+
+    fn keep(&mut self) -> Result<(), ReadError> {
+        self.root
+            .commit(&self.key)
+            .map_err(|e| ReadError::Io(e.to_string()))
+    }
+
+    fn discard(&mut self) {
+        self.root.discard(&self.key);
     }
 }
 
-/// Writes `bytes` at `dir/key` unless the same bytes are already there; says whether it wrote.
-fn write_object(dir: &Path, key: &str, bytes: &[u8]) -> Result<bool, String> {
-    let path = safe_path(dir, key).ok_or("key is not a plain relative path")?;
-    if std::fs::read(&path).is_ok_and(|old| old == bytes) {
-        return Ok(false);
+/// The record of the copy of `key` on disk if it is the object S3 lists now: the same size,
+/// and an MD5 equal to the listed ETag, when that ETag is a single-part MD5 (objects
+/// encrypted with KMS or uploaded in parts have other ETags, and are fetched again). The
+/// directory's own record is not trusted; only its version id and metadata are carried over
+/// when it names the same ETag.
+fn unchanged(
+    root: &WritableRoot,
+    key: &str,
+    listed: Option<Listed>,
+    old: Option<&ObjectRecord>,
+) -> Result<Option<ObjectRecord>, SourceError> {
+    let Some(Listed {
+        etag: Some(etag),
+        size: Some(size),
+    }) = listed
+    else {
+        return Ok(None);
+    };
+    let md5 = etag.trim_matches('"');
+    if md5.len() != 32 || !md5.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
     }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    let Some(mut file) = root.open(key)? else {
+        return Ok(None);
+    };
+    let io = |source| SourceError::Io {
+        path: key.into(),
+        source,
+    };
+    if file.metadata().map_err(io)?.len() != size {
+        return Ok(None);
     }
-    let mut part = path.clone().into_os_string();
-    part.push(".part");
-    std::fs::write(&part, bytes).map_err(|e| e.to_string())?;
-    std::fs::rename(&part, &path).map_err(|e| e.to_string())?;
+    let (mut md5_now, mut sha_now) = (md5::Md5::new(), sha2::Sha256::new());
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+            break;
+        };
+        md5_now.update(chunk);
+        sha_now.update(chunk);
+    }
+    if !hex::encode(md5_now.finalize()).eq_ignore_ascii_case(md5) {
+        return Ok(None);
+    }
+    let carried = old.filter(|o| o.etag.as_deref() == Some(etag.as_str()));
+    Ok(Some(ObjectRecord {
+        size: Some(size),
+        version_id: carried.and_then(|o| o.version_id.clone()),
+        metadata: carried.map(|o| o.metadata.clone()).unwrap_or_default(),
+        sha256: Some(hex::encode(sha_now.finalize())),
+        etag: Some(etag),
+    }))
+}
+
+/// A file of the directory, read whole, if it exists.
+fn read_file(root: &WritableRoot, name: &str) -> Result<Option<Vec<u8>>, SourceError> {
+    let Some(mut file) = root.open(name)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|source| SourceError::Io {
+            path: name.into(),
+            source,
+        })?;
+    Ok(Some(bytes))
+}
+
+/// Writes `bytes` at `key` unless the same bytes are already there; says whether it wrote.
+fn write_object(root: &WritableRoot, key: &str, bytes: &[u8]) -> Result<bool, SourceError> {
+    let same = |file: std::fs::File| -> Result<bool, SourceError> {
+        // Read at most one byte more than `bytes`: a longer file differs, however long.
+        let mut old = Vec::with_capacity(bytes.len());
+        file.take(bytes.len() as u64 + 1)
+            .read_to_end(&mut old)
+            .map_err(|source| SourceError::Io {
+                path: key.into(),
+                source,
+            })?;
+        Ok(old == bytes)
+    };
+    if let Some(file) = root.open(key)? {
+        if same(file)? {
+            return Ok(false);
+        }
+    }
+    write_new(root, key, bytes)?;
     Ok(true)
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), EngineError> {
-    let mut bytes =
-        serde_json::to_vec_pretty(value).map_err(|e| io_error(path, std::io::Error::other(e)))?;
-    bytes.push(b'\n');
-    let tmp = path.with_extension("json.part");
-    std::fs::write(&tmp, bytes).map_err(|e| io_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+/// Writes `bytes` to a new `name.part` and renames it over `name`.
+fn write_new(root: &WritableRoot, name: &str, bytes: &[u8]) -> Result<(), SourceError> {
+    use std::io::Write as _;
+    let mut file = root.create_part(name)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    if let Err(source) = written {
+        root.discard(name);
+        return Err(SourceError::Io {
+            path: name.into(),
+            source,
+        });
+    }
+    root.commit(name)
 }
 
-fn append_record(path: &Path, record: &AcquisitionRecord<'_>) -> Result<(), EngineError> {
-    let mut runs: Vec<serde_json::Value> = std::fs::read(path)
-        .ok()
+fn write_json<T: Serialize>(root: &WritableRoot, name: &str, value: &T) -> Result<(), EngineError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| SourceError::Io {
+        path: name.into(),
+        source: std::io::Error::other(e),
+    })?;
+    bytes.push(b'\n');
+    Ok(write_new(root, name, &bytes)?)
+}
+
+fn append_record(root: &WritableRoot, record: &AcquisitionRecord<'_>) -> Result<(), EngineError> {
+    let mut runs: Vec<serde_json::Value> = read_file(root, ACQUISITION_FILE)?
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    runs.push(serde_json::to_value(record).map_err(|e| io_error(path, std::io::Error::other(e)))?);
-    write_json(path, &runs)
-}
-
-fn io_error(path: &Path, source: std::io::Error) -> EngineError {
-    EngineError::Source(SourceError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    runs.push(serde_json::to_value(record).map_err(|e| SourceError::Io {
+        path: ACQUISITION_FILE.into(),
+        source: std::io::Error::other(e),
+    })?);
+    write_json(root, ACQUISITION_FILE, &runs)
 }

@@ -19,7 +19,13 @@ pub struct AwsOptions {
     pub endpoint_url: Option<String>,
     /// How long a response may send nothing before it is abandoned and retried.
     pub read_timeout: Duration,
+    /// Bytes per second an object's body must average: with `read_timeout`, its deadline.
+    pub min_rate: u64,
 }
+
+/// The default `min_rate`: 32 KiB/s, slow enough for a modest link shared by the default
+/// concurrency, fast enough that no body can be dripped out for hours.
+pub const DEFAULT_MIN_RATE_KIB: u64 = 32;
 
 impl Default for AwsOptions {
     fn default() -> Self {
@@ -28,6 +34,7 @@ impl Default for AwsOptions {
             region: None,
             endpoint_url: None,
             read_timeout: Duration::from_secs(60),
+            min_rate: DEFAULT_MIN_RATE_KIB * 1024,
         }
     }
 }

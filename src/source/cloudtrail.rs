@@ -9,6 +9,7 @@ use aws_smithy_types::DateTime;
 use jiff::Timestamp;
 
 use super::aws::{load, AwsOptions};
+use super::pages::{PageError, Pager};
 use super::{KeyNeeds, KeyProvider, SourceError};
 use crate::core::keyfile::{key_set, KeyRecord};
 use crate::core::sign::KeySet;
@@ -73,6 +74,12 @@ impl KeyProvider for CloudTrailKeys {
     }
 }
 
+/// Pages a ListPublicKeys answer may take. CloudTrail has a key or two per Region per
+/// validity period, and answers them in one page; a hundred pages is a server that never ends.
+const MAX_KEY_PAGES: usize = 100;
+/// Keys one answer may hold, so that memory stays bounded whatever a server sends.
+const MAX_KEYS: usize = 10_000;
+
 async fn list_public_keys(
     options: &AwsOptions,
     region: &str,
@@ -84,6 +91,11 @@ async fn list_public_keys(
         what: format!("list the public keys of {region}"),
         detail,
     };
+    let pages = |problem| SourceError::Pages {
+        what: format!("list the public keys of {region}"),
+        problem,
+    };
+    let mut pager = Pager::new(MAX_KEY_PAGES);
     let mut records = Vec::new();
     let mut token = None;
     loop {
@@ -95,6 +107,10 @@ async fn list_public_keys(
             .send()
             .await
             .map_err(|e| fail(DisplayErrorContext(&e).to_string()))?;
+        pager.items(page.public_key_list().len()).map_err(pages)?;
+        if records.len() + page.public_key_list().len() > MAX_KEYS {
+            return Err(pages(PageError::TooManyItems { max: MAX_KEYS }));
+        }
         for k in page.public_key_list() {
             let time = |t: Option<&DateTime>| {
                 t.and_then(|t| Timestamp::from_second(t.secs()).ok())
@@ -111,7 +127,8 @@ async fn list_public_keys(
                 fingerprint: k.fingerprint().unwrap_or_default().to_owned(),
             });
         }
-        token = page.next_token().map(str::to_owned);
+        let more = page.next_token().is_some();
+        token = pager.next(more, page.next_token()).map_err(pages)?;
         if token.is_none() {
             return Ok(records);
         }

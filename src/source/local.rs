@@ -178,16 +178,7 @@ impl LocalEvidence {
 
     /// Resolves a key to a path under the root, refusing anything that would leave it.
     pub fn resolve(&self, key: &str) -> Result<PathBuf, ReadError> {
-        if key.is_empty() || key.contains('\0') {
-            return Err(ReadError::Escape(format!("unusable key {key:?}")));
-        }
-        let rel = Path::new(key);
-        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(ReadError::Escape(format!(
-                "key {key:?} is not a plain relative path"
-            )));
-        }
-        let path = self.root.join(rel);
+        let path = self.root.join(plain_key(key)?);
         // Most keys share a few day folders: a parent already known to lie under the root
         // costs one lstat of the file instead of a readlink per path component.
         if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
@@ -275,6 +266,176 @@ fn opened_path(file: &File) -> Option<PathBuf> {
 #[cfg(not(target_os = "linux"))]
 fn opened_path(_file: &File) -> Option<PathBuf> {
     None
+}
+
+/// A key as a path relative to a root, refused if it is empty, holds a NUL, or has any part
+/// but plain names (`..`, `.`, a root or a drive): such keys would resolve outside it.
+pub fn plain_key(key: &str) -> Result<&Path, ReadError> {
+    if key.is_empty() || key.contains('\0') {
+        return Err(ReadError::Escape(format!("unusable key {key:?}")));
+    }
+    let rel = Path::new(key);
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return Err(ReadError::Escape(format!(
+            "key {key:?} is not a plain relative path"
+        )));
+    }
+    Ok(rel)
+}
+
+/// An evidence directory being written (by `acquire`), locked to its root as a directory
+/// being read is: names are plain relative paths ([`plain_key`]); every folder on the way to a
+/// file must be a plain folder and every file read or replaced a plain file, never a symbolic
+/// link (nor a FIFO or device); files are made new (`create_new`: `O_CREAT|O_EXCL`, which
+/// never follows a link) as `NAME.part`, renamed over `NAME` once complete; and on Linux what
+/// was opened is checked to lie under the root ([`opened_path`]), so a folder swapped for a
+/// link while the run goes on is caught too.
+#[derive(Debug, Clone)]
+pub struct WritableRoot {
+    root: PathBuf,
+}
+
+impl WritableRoot {
+    /// Creates `dir` if need be and locks to it.
+    pub fn create(dir: &Path) -> Result<Self, SourceError> {
+        let root_error = |source| SourceError::Root {
+            path: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(root_error)?;
+        Ok(WritableRoot {
+            root: dir.canonicalize().map_err(root_error)?,
+        })
+    }
+
+    /// Checks, touching nothing, that `name` and `name.part` could be written: every part of
+    /// the way that exists is a plain folder, and each of the two files, if it exists, a plain
+    /// file.
+    pub fn check(&self, name: &str) -> Result<(), SourceError> {
+        if self.folders(name, false)? {
+            let path = self.path(name)?;
+            plain(&path, false)?;
+            plain(&part_of(&path), false)?;
+        }
+        Ok(())
+    }
+
+    /// Opens `name` for reading if it exists.
+    pub fn open(&self, name: &str) -> Result<Option<File>, SourceError> {
+        if !self.folders(name, false)? {
+            return Ok(None);
+        }
+        let path = self.path(name)?;
+        if !plain(&path, false)? {
+            return Ok(None);
+        }
+        let file = File::open(&path).map_err(|source| write_root_error(&path, source))?;
+        self.opened_under_root(&file, &path)?;
+        Ok(Some(file))
+    }
+
+    /// Makes the folders on the way to `name` and a new, empty `name.part` (an old plain one,
+    /// left by an interrupted run, is removed first).
+    pub fn create_part(&self, name: &str) -> Result<File, SourceError> {
+        self.folders(name, true)?;
+        let part = part_of(&self.path(name)?);
+        if plain(&part, false)? {
+            std::fs::remove_file(&part).map_err(|source| write_root_error(&part, source))?;
+        }
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&part)
+            .map_err(|source| write_root_error(&part, source))?;
+        if let Err(e) = self.opened_under_root(&file, &part) {
+            drop(file);
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
+        Ok(file)
+    }
+
+    /// Renames a complete `name.part` over `name`, which must be a plain file if it exists.
+    pub fn commit(&self, name: &str) -> Result<(), SourceError> {
+        let path = self.path(name)?;
+        plain(&path, false)?;
+        let part = part_of(&path);
+        std::fs::rename(&part, &path).map_err(|source| write_root_error(&path, source))
+    }
+
+    /// Removes `name.part` if it is a plain file.
+    pub fn discard(&self, name: &str) {
+        if let Ok(part) = self.path(name).map(|p| part_of(&p)) {
+            if plain(&part, false).unwrap_or(false) {
+                let _ = std::fs::remove_file(part);
+            }
+        }
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf, SourceError> {
+        let rel = plain_key(name).map_err(|_| SourceError::UnsafeKey {
+            key: name.to_owned(),
+        })?;
+        Ok(self.root.join(rel))
+    }
+
+    /// Walks the folders from the root to `name`'s, each of which must be a plain folder,
+    /// making those missing when `make` is set. Answers whether `name`'s folder exists
+    /// (always, once made).
+    fn folders(&self, name: &str, make: bool) -> Result<bool, SourceError> {
+        let rel = plain_key(name).map_err(|_| SourceError::UnsafeKey {
+            key: name.to_owned(),
+        })?;
+        let mut folder = self.root.clone();
+        let parts: Vec<_> = rel.components().collect();
+        for part in parts.iter().take(parts.len().saturating_sub(1)) {
+            folder.push(part);
+            if plain(&folder, true)? {
+                continue;
+            }
+            if !make {
+                return Ok(false);
+            }
+            // `create_dir` does not follow a link put there meanwhile: it fails.
+            std::fs::create_dir(&folder).map_err(|source| write_root_error(&folder, source))?;
+        }
+        Ok(true)
+    }
+
+    fn opened_under_root(&self, file: &File, path: &Path) -> Result<(), SourceError> {
+        match opened_path(file) {
+            Some(real) if !real.starts_with(&self.root) => Err(SourceError::NotPlain {
+                path: path.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether `path` exists as a plain folder (`dir`) or a plain file; an error when something
+/// else is there (a link, a FIFO, a device, a file where a folder should be).
+fn plain(path: &Path, dir: bool) -> Result<bool, SourceError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if (dir && m.is_dir()) || (!dir && m.is_file()) => Ok(true),
+        Ok(_) => Err(SourceError::NotPlain {
+            path: path.to_owned(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(write_root_error(path, source)),
+    }
+}
+
+fn part_of(path: &Path) -> PathBuf {
+    let mut part = path.as_os_str().to_owned();
+    part.push(".part");
+    PathBuf::from(part)
+}
+
+fn write_root_error(path: &Path, source: std::io::Error) -> SourceError {
+    SourceError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 impl LocalEvidence {

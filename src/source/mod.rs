@@ -5,6 +5,8 @@ pub mod aws;
 #[cfg(feature = "aws")]
 pub mod cloudtrail;
 pub mod local;
+#[cfg(feature = "aws")]
+pub mod pages;
 pub mod progress;
 #[cfg(feature = "aws")]
 pub mod s3;
@@ -46,6 +48,20 @@ pub enum SourceError {
     /// An AWS call that the run cannot do without (a listing, the public keys).
     #[error("could not {what}: {detail}")]
     Aws { what: String, detail: String },
+    /// A paginated answer (a listing, the public keys) that did not end as a real one does.
+    #[cfg(feature = "aws")]
+    #[error("could not {what}: {problem}")]
+    Pages {
+        what: String,
+        problem: pages::PageError,
+    },
+    /// Where acquisition must write, the evidence directory holds a symbolic link or something
+    /// other than a plain file or folder: writing there could land outside the directory.
+    #[error("{path} is a symbolic link or not a plain file or folder; nothing is written through it (remove it and run again)")]
+    NotPlain { path: PathBuf },
+    /// A key that is not a plain relative path, where acquisition would write it.
+    #[error("the key {key:?} is not a plain relative path: nothing is written for it")]
+    UnsafeKey { key: String },
 }
 
 /// Why one object could not be read.

@@ -69,6 +69,20 @@ impl Progress {
         }
     }
 
+    /// A count of things seen where the total is not known beforehand (objects searched).
+    pub fn counting(what: &str) -> Self {
+        let progress = Self::new(what, 0);
+        if let Ok(style) = ProgressStyle::with_template("{pos} {prefix} [{elapsed}]") {
+            progress.bar.set_style(style);
+        }
+        progress
+    }
+
+    /// `n` more things seen, for [`Progress::counting`].
+    pub fn add(&self, n: usize) {
+        self.bar.inc(n as u64);
+    }
+
     /// One object finished, having read `bytes` stored bytes.
     pub fn done(&self, bytes: u64) {
         // Called for every object, from every worker: nothing to do when nothing is drawn.

@@ -1,53 +1,97 @@
 //! A CloudTrail bucket read straight from S3 (or an S3-compatible server).
 //!
-//! Listing follows the requested range: accounts, Regions and object types are discovered
-//! with delimited listings, then only the day folders in range are listed. Reads run as
-//! tokio tasks, at most `concurrency` at a time, so network latency overlaps; each log body is
-//! inflated and hashed as it streams in, so memory is bounded by the concurrency, not the
-//! corpus. An object that cannot be read (access denied, an error that persists through the
-//! SDK's retries, a stalled body) is "not verified", never "valid".
+//! Listing follows the requested range: the account folders of every trail under the prefix
+//! are found once (one listing that jumps over each of them), Regions and object types with
+//! delimited listings, then only the day folders in range are listed. Every paginated answer
+//! is checked page by page ([`super::pages`]). Reads run as tokio tasks, at most
+//! `concurrency` at a time, so network latency overlaps; each log body is inflated and hashed
+//! as it streams in, so memory is bounded by the concurrency, not the corpus. An object that
+//! cannot be read (access denied, an error that persists through the SDK's retries, a body
+//! that stalls or comes slower than the minimum rate) is "not verified", never "valid".
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::Client;
 use futures_util::{stream, StreamExt};
 use jiff::{Timestamp, ToSpan};
 use sha2::Digest as _;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
 
 use super::aws::{load, AwsOptions};
+use super::pages::Pager;
 use super::progress::{Progress, Stored};
 use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject};
 use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
+use crate::core::layout::{is_account, is_org_id};
 use crate::core::types::S3Location;
 
 /// Default number of requests in flight. Enough to hide tens of milliseconds of latency per
 /// request (benches/compare.sh measures 20 ms); S3 serves thousands of GETs per second per
 /// prefix. Each request in flight holds one body chunk at a time, so memory stays small.
 pub const DEFAULT_CONCURRENCY: usize = 128;
-/// Whole-object attempts when a body breaks off mid-stream (the SDK retries the request itself).
+/// Whole-object attempts when a body breaks off or stalls (the SDK retries the request itself).
+/// A body that outlasts its deadline is not tried again: the server is slow, not flaky.
 const BODY_ATTEMPTS: usize = 3;
 const MAX_DIGEST_STORED: u64 = 64 << 20;
-/// How deep below the given prefix trail prefixes are looked for.
-const MAX_PREFIX_DEPTH: usize = 4;
-const MAX_DISCOVERY_LISTINGS: usize = 256;
+/// The most a deadline is computed for, whatever size a server claims: a log file larger than
+/// its inflate budget cannot be valid anyway.
+const MAX_BODY_FOR_DEADLINE: u64 = Limits::LOG.max_inflated;
+/// Pages one delimited listing (organization or account folders, Regions) may take: a million
+/// folders, far beyond any real bucket.
+const MAX_FOLDER_PAGES: usize = 1_000;
+/// Pages one listing of keys may take (a day folder, a Region listed without a range, or the
+/// search for account folders): 100 million keys.
+const MAX_KEY_PAGES: usize = 100_000;
+
+/// What a listing said about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub etag: Option<String>,
+    pub size: Option<u64>,
+}
 
 /// A bucket (and optional prefix) on S3.
 pub struct S3Source {
     runtime: tokio::runtime::Runtime,
-    /// ETag of every object the listings saw, so acquisition can skip unchanged objects; kept
-    /// only when asked for ([`S3Source::remembering_etags`]): verification needs none, and
-    /// keeps no per-object state.
-    listed_etags: Option<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+    /// What the listings said about every object, so acquisition can tell a copy on disk
+    /// that is the object S3 holds; kept only when asked for ([`S3Source::remembering_listings`]):
+    /// verification needs none, and keeps no per-object state.
+    listed: Option<Mutex<BTreeMap<String, Listed>>>,
     client: Client,
     bucket: String,
     /// Without trailing slash; empty for none.
     prefix: String,
+    /// The prefix is a trail's own ([`S3Source::trail_prefix`]).
+    trail_prefix: bool,
+    /// The account folders found, once per run (every listing of a run needs them).
+    accounts: OnceCell<BTreeSet<String>>,
     concurrency: usize,
-    /// A body that sends nothing for this long is abandoned (and retried).
+    pace: Pace,
+}
+
+/// How slow a body may be.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    /// A body that sends nothing for this long is abandoned (and fetched again).
     stall: Duration,
+    /// Bytes per second a body must average over its whole length.
+    min_rate: u64,
+}
+
+impl Pace {
+    /// How long a body of `size` bytes may take in all: the stall allowance plus its size at
+    /// the minimum rate.
+    fn allowance(self, size: u64) -> Duration {
+        let size = size.min(MAX_BODY_FOR_DEADLINE);
+        self.stall + Duration::from_secs(size.div_ceil(self.min_rate.max(1)))
+    }
 }
 
 impl S3Source {
@@ -62,13 +106,25 @@ impl S3Source {
         let client = runtime.block_on(bucket_client(options, bucket));
         Ok(S3Source {
             runtime,
-            listed_etags: None,
+            listed: None,
             client,
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
+            trail_prefix: false,
+            accounts: OnceCell::new(),
             concurrency: concurrency.max(1),
-            stall: options.read_timeout,
+            pace: Pace {
+                stall: options.read_timeout,
+                min_rate: options.min_rate,
+            },
         })
+    }
+
+    /// The prefix is one trail's own (`validate-logs`): only `PREFIX/AWSLogs/` is listed, and
+    /// no other trail is searched for.
+    pub fn trail_prefix(mut self) -> Self {
+        self.trail_prefix = true;
+        self
     }
 
     /// Runs one job per item as tokio tasks, at most `concurrency` at once; results come back
@@ -115,23 +171,12 @@ impl S3Source {
         request: &ListRequest,
         each: &(dyn Fn(String) + Sync),
     ) -> Result<(), SourceError> {
-        let mut account_folders = Vec::new();
-        let mut top = Vec::new();
-        for root in self.awslogs_roots().await? {
-            top.extend(self.folders(&root).await?);
-        }
-        for folder in top {
-            let name = folder
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or_default();
-            if name.starts_with("o-") {
-                account_folders.extend(self.folders(&folder).await?);
-            } else {
-                account_folders.push(folder);
-            }
-        }
+        let mut account_folders: Vec<&String> = self
+            .accounts
+            .get_or_try_init(|| self.account_folders())
+            .await?
+            .iter()
+            .collect();
         account_folders.retain(|f| {
             let account = f
                 .trim_end_matches('/')
@@ -142,7 +187,7 @@ impl S3Source {
         });
         let mut region_folders = Vec::new();
         let ty = request.objects.folder();
-        for account in &account_folders {
+        for account in account_folders {
             for region in self.folders(&format!("{account}{ty}/")).await? {
                 let name = region
                     .trim_end_matches('/')
@@ -161,125 +206,217 @@ impl S3Source {
                 .collect(),
             None => region_folders,
         };
-        // Each folder's keys are handed on as its listing completes: only the folders being
-        // listed are held.
+        // Each page of keys is handed on as it comes: only the pages being read are held.
         let mut listed = stream::iter(prefixes)
-            .map(|p| async move { self.keys_under(&p).await })
+            .map(|p| async move { self.list(&p, false, each).await })
             .buffer_unordered(self.concurrency);
-        while let Some(keys) = listed.next().await {
-            keys?.into_iter().for_each(each);
+        while let Some(listed) = listed.next().await {
+            listed?;
         }
         Ok(())
     }
 
-    /// Every `AWSLogs/` folder under the source's prefix: trails may write under prefixes of
-    /// their own (`logs/prod/AWSLogs/...`), and a bucket-wide run should find them all. The
-    /// search stops at `MAX_PREFIX_DEPTH` levels and `MAX_DISCOVERY_LISTINGS` listings.
-    async fn awslogs_roots(&self) -> Result<Vec<String>, SourceError> {
-        let start = if self.prefix.is_empty() {
+    /// The source's prefix as a listing prefix: empty, or ending with `/`.
+    fn start(&self) -> String {
+        if self.prefix.is_empty() {
             String::new()
         } else {
             format!("{}/", self.prefix)
+        }
+    }
+
+    /// Every account folder (`[prefix/]AWSLogs/[o-ORG/]ACCOUNT/`) under the source's prefix,
+    /// however deep its `AWSLogs/` folder and however much else the bucket holds: trails may
+    /// write under prefixes of their own (`logs/prod/AWSLogs/...`), and a bucket-wide run must
+    /// find them all or fail. One listing of every key under the prefix, in key order, that
+    /// jumps over each account folder as soon as it meets one: its cost is one request per
+    /// 1,000 objects outside account folders plus one per account folder, never the trails'
+    /// own objects. Nothing is searched for inside an account folder (a trail whose prefix
+    /// lies there is found when named by its prefix). For a trail's own prefix
+    /// ([`S3Source::trail_prefix`]) only its `AWSLogs/` folder is listed.
+    async fn account_folders(&self) -> Result<BTreeSet<String>, SourceError> {
+        let mut start = self.start();
+        if self.trail_prefix {
+            start.push_str("AWSLogs/");
+        }
+        let what = format!(
+            "search s3://{}/{start} for AWSLogs/ folders (name a trail's prefix, s3://{}/PREFIX, to search only under it)",
+            self.bucket, self.bucket
+        );
+        let fail = |problem| SourceError::Pages {
+            what: what.clone(),
+            problem,
         };
-        let mut roots = Vec::new();
-        let mut level = vec![start];
-        let mut listings = 0;
-        for _ in 0..=MAX_PREFIX_DEPTH {
-            let mut next = Vec::new();
-            for folder in level {
-                if listings >= MAX_DISCOVERY_LISTINGS {
-                    break;
+        let progress = Progress::counting("objects searched for AWSLogs/ folders");
+        let mut found = BTreeSet::new();
+        let mut pager = Pager::new(MAX_KEY_PAGES);
+        let (mut after, mut token) = (None::<String>, None::<String>);
+        loop {
+            let page = self.page(&start, false, after.take(), token.take()).await?;
+            let keys: Vec<&str> = page.contents().iter().filter_map(|o| o.key()).collect();
+            let jump = keys
+                .iter()
+                .enumerate()
+                .find_map(|(i, k)| account_folder(k).map(|folder| (i, folder)));
+            let seen = jump.map_or(keys.len(), |(i, _)| i + 1);
+            pager
+                .entries(keys.iter().take(seen).copied())
+                .map_err(fail)?;
+            progress.add(seen);
+            match jump {
+                Some((_, folder)) => {
+                    // Every key in the folder starts `.../ACCOUNT/`; the first key after them
+                    // all is at least `.../ACCOUNT0` ('0' follows '/'), and that key itself
+                    // holds no folder.
+                    let beyond = format!("{}0", folder.trim_end_matches('/'));
+                    found.insert(folder.to_owned());
+                    pager.restart_after(&beyond).map_err(fail)?;
+                    after = Some(beyond);
                 }
-                listings += 1;
-                for child in self.folders(&folder).await? {
-                    if child.ends_with("/AWSLogs/") || child == "AWSLogs/" {
-                        roots.push(child);
-                    } else {
-                        next.push(child);
+                None => {
+                    let more = page.is_truncated() == Some(true);
+                    match pager
+                        .next(more, page.next_continuation_token())
+                        .map_err(fail)?
+                    {
+                        Some(t) => token = Some(t),
+                        None => return Ok(found),
                     }
                 }
             }
-            level = next;
         }
-        roots.sort();
-        Ok(roots)
     }
 
     /// The sub-folders directly under `prefix`.
     async fn folders(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
-        Ok(self.list(prefix, true).await?.1)
+        self.list(prefix, true, &|_| {}).await
     }
 
-    async fn keys_under(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
-        Ok(self.list(prefix, false).await?.0)
-    }
-
+    /// Lists `prefix` to its end, handing every key to `each` page by page; answers the
+    /// sub-folders of a delimited listing. Each page must go beyond the last, with a token
+    /// never given before, within a bounded number of pages.
     async fn list(
         &self,
         prefix: &str,
         delimited: bool,
-    ) -> Result<(Vec<String>, Vec<String>), SourceError> {
-        let mut keys = Vec::new();
+        each: &(dyn Fn(String) + Sync),
+    ) -> Result<Vec<String>, SourceError> {
+        let fail = |problem| SourceError::Pages {
+            what: format!("list s3://{}/{prefix}", self.bucket),
+            problem,
+        };
+        let mut pager = Pager::new(if delimited {
+            MAX_FOLDER_PAGES
+        } else {
+            MAX_KEY_PAGES
+        });
         let mut folders = Vec::new();
         let mut token = None;
         loop {
-            let mut req = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_continuation_token(token);
-            if delimited {
-                req = req.delimiter("/");
-            }
-            let page = req.send().await.map_err(|e| SourceError::Aws {
-                what: format!("list s3://{}/{prefix}", self.bucket),
-                detail: with_hint(DisplayErrorContext(&e).to_string()),
-            })?;
+            let page = self.page(prefix, delimited, None, token.take()).await?;
+            let more = page.is_truncated() == Some(true);
+            let next = pager
+                .next(more, page.next_continuation_token())
+                .map_err(fail)?;
+            let keys = page.contents().iter().filter_map(|o| o.key());
+            let subfolders = page.common_prefixes().iter().filter_map(|p| p.prefix());
+            pager.entries(keys.chain(subfolders)).map_err(fail)?;
             for o in page.contents() {
-                if let Some(k) = o.key() {
-                    keys.push(k.to_owned());
-                    let seen = self.listed_etags.as_ref().and_then(|m| m.lock().ok());
-                    if let (Some(etag), Some(mut seen)) = (o.e_tag(), seen) {
-                        seen.insert(k.to_owned(), etag.to_owned());
-                    }
+                let Some(k) = o.key() else { continue };
+                if let Some(mut seen) = self.listed.as_ref().and_then(|m| m.lock().ok()) {
+                    let size = o.size().and_then(|n| u64::try_from(n).ok());
+                    let etag = o.e_tag().map(str::to_owned);
+                    seen.insert(k.to_owned(), Listed { etag, size });
                 }
+                each(k.to_owned());
             }
             folders.extend(
                 page.common_prefixes()
                     .iter()
                     .filter_map(|p| p.prefix().map(str::to_owned)),
             );
-            token = page.next_continuation_token().map(str::to_owned);
-            if token.is_none() || page.is_truncated() != Some(true) {
-                break;
+            match next {
+                Some(t) => token = Some(t),
+                None => return Ok(folders),
             }
         }
-        Ok((keys, folders))
+    }
+
+    /// One ListObjectsV2 request.
+    async fn page(
+        &self,
+        prefix: &str,
+        delimited: bool,
+        start_after: Option<String>,
+        token: Option<String>,
+    ) -> Result<ListObjectsV2Output, SourceError> {
+        let mut req = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(start_after)
+            .set_continuation_token(token);
+        if delimited {
+            req = req.delimiter("/");
+        }
+        req.send().await.map_err(|e| SourceError::Aws {
+            what: format!("list s3://{}/{prefix}", self.bucket),
+            detail: with_hint(DisplayErrorContext(&e).to_string()),
+        })
+    }
+}
+
+/// The account folder (`...AWSLogs/[o-ORG/]ACCOUNT/`) a key lies in, if it lies in one: the
+/// first `AWSLogs/` path segment followed by an account id (or an organization id and an
+/// account id) that are folders of the key.
+fn account_folder(key: &str) -> Option<&str> {
+    let mut from = 0;
+    loop {
+        let at = from + key.get(from..)?.find("AWSLogs/")?;
+        from = at + 1;
+        if at > 0 && key.as_bytes().get(at - 1) != Some(&b'/') {
+            continue;
+        }
+        let below = at + "AWSLogs/".len();
+        let mut segments = key.get(below..)?.split('/');
+        let first = segments.next()?;
+        let folder_end = if is_org_id(first) {
+            segments
+                .next()
+                .filter(|a| is_account(a))
+                .map(|a| below + first.len() + 1 + a.len() + 1)
+        } else {
+            is_account(first).then(|| below + first.len() + 1)
+        };
+        // The account id must be a folder: something follows its slash.
+        if let Some(end) = folder_end.filter(|&end| end < key.len()) {
+            return key.get(..end);
+        }
     }
 }
 
 impl S3Source {
-    /// Remembers the ETag of every object listed, for [`S3Source::listed_etag`].
-    pub fn remembering_etags(mut self) -> Self {
-        self.listed_etags = Some(Default::default());
+    /// Remembers what the listings said about every object, for [`S3Source::listed`].
+    pub fn remembering_listings(mut self) -> Self {
+        self.listed = Some(Default::default());
         self
     }
 
-    /// The ETag a listing gave for `key`, if ETags are remembered.
-    pub fn listed_etag(&self, key: &str) -> Option<String> {
-        self.listed_etags.as_ref()?.lock().ok()?.get(key).cloned()
+    /// What a listing said about `key`, if listings are remembered.
+    pub fn listed(&self, key: &str) -> Option<Listed> {
+        self.listed.as_ref()?.lock().ok()?.get(key).cloned()
     }
 
-    /// Downloads objects to files (through a `.part` file renamed when complete), hashing the
-    /// stored bytes on the way. Results in input order.
-    pub fn download(
+    /// Downloads objects to their destinations, hashing the stored bytes on the way. Results
+    /// in input order.
+    pub fn download<D: Destination>(
         &self,
-        items: Vec<(S3Location, std::path::PathBuf)>,
+        items: Vec<(S3Location, D)>,
     ) -> Vec<Result<ObjectRecord, ReadError>> {
-        let stall = self.stall;
+        let pace = self.pace;
         let progress = Progress::new("objects downloaded", items.len());
-        self.run_all(&progress, items, move |c, i| download_one(c, i, stall))
+        self.run_all(&progress, items, move |c, i| download_one(c, i, pace))
     }
 }
 
@@ -349,27 +486,46 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkErro
     }
 }
 
+/// The next chunk of a body, within the stall allowance and before the body's deadline.
 async fn next_chunk(
     body: &mut aws_sdk_s3::primitives::ByteStream,
     stall: Duration,
-) -> Result<Option<bytes::Bytes>, ReadError> {
-    match tokio::time::timeout(stall, body.try_next()).await {
-        Err(_) => Err(ReadError::Io(format!(
+    deadline: Instant,
+) -> Result<Option<bytes::Bytes>, BodyError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(stall.min(left), body.try_next()).await {
+        Err(_) if left <= stall => Err(BodyError::Deadline),
+        Err(_) => Err(BodyError::Retry(ReadError::Io(format!(
             "body stalled for {} s",
             stall.as_secs()
-        ))),
-        Ok(Err(e)) => Err(ReadError::Io(format!("body broke off: {e}"))),
+        )))),
+        Ok(Err(e)) => Err(BodyError::Retry(ReadError::Io(format!(
+            "body broke off: {e}"
+        )))),
         Ok(Ok(chunk)) => Ok(chunk),
     }
 }
 
+/// Why a body was not read to its end.
+enum BodyError {
+    /// Worth fetching again (a break, a stall).
+    Retry(ReadError),
+    /// The body outlasted its deadline: not fetched again.
+    Deadline,
+    /// What the bytes were fed to refused them.
+    Feed(ReadError),
+}
+
 /// GETs an object and streams its body into a fresh `state` per attempt; a body that breaks
-/// off or stalls is fetched again, up to `BODY_ATTEMPTS` times. Answers the final state and
-/// what S3 said about the object.
+/// off or stalls is fetched again, up to `BODY_ATTEMPTS` times. Each attempt's body must be
+/// complete within [`Pace::allowance`] of its size (the size S3 announces, at most `max_size`,
+/// which is also taken when none is announced). Answers the final state and what S3 said about
+/// the object.
 async fn get_streamed<S>(
     client: &Client,
     loc: &S3Location,
-    stall: Duration,
+    pace: Pace,
+    max_size: u64,
     mut fresh: impl FnMut() -> Result<S, ReadError>,
     mut feed: impl FnMut(&mut S, &[u8]) -> Result<(), ReadError>,
 ) -> Result<(S, ObjectRecord), ReadError> {
@@ -383,18 +539,33 @@ async fn get_streamed<S>(
             .await
             .map_err(|e| classify(&e))?;
         let record = record_of(&out);
+        let size = record.size.unwrap_or(max_size).min(max_size);
+        let allowance = pace.allowance(size);
+        let deadline = Instant::now() + allowance;
         let mut body = out.body;
         let mut state = fresh()?;
         let read = loop {
-            match next_chunk(&mut body, stall).await {
-                Ok(Some(chunk)) => feed(&mut state, &chunk)?,
+            match next_chunk(&mut body, pace.stall, deadline).await {
+                Ok(Some(chunk)) => {
+                    if let Err(e) = feed(&mut state, &chunk) {
+                        break Err(BodyError::Feed(e));
+                    }
+                }
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             }
         };
         match read {
             Ok(()) => return Ok((state, record)),
-            Err(e) => last = e,
+            Err(BodyError::Retry(e)) => last = e,
+            Err(BodyError::Feed(e)) => return Err(e),
+            Err(BodyError::Deadline) => {
+                return Err(ReadError::Io(format!(
+                    "body of {size} bytes not complete within {} s (the --read-timeout plus its size at --min-rate {} KiB/s); on a slow link lower --min-rate or --concurrency",
+                    allowance.as_secs(),
+                    pace.min_rate / 1024
+                )))
+            }
         }
     }
     Err(last)
@@ -403,12 +574,13 @@ async fn get_streamed<S>(
 async fn read_digest(
     client: Client,
     loc: S3Location,
-    stall: Duration,
+    pace: Pace,
 ) -> Result<StoredObject, ReadError> {
     let (bytes, record) = get_streamed(
         &client,
         &loc,
-        stall,
+        pace,
+        MAX_DIGEST_STORED,
         || Ok(Vec::new()),
         |bytes: &mut Vec<u8>, chunk| {
             bytes.extend_from_slice(chunk);
@@ -432,59 +604,58 @@ async fn read_digest(
     })
 }
 
-async fn hash_log(
-    client: Client,
-    loc: S3Location,
-    stall: Duration,
-) -> Result<GzOutcome, ReadError> {
+async fn hash_log(client: Client, loc: S3Location, pace: Pace) -> Result<GzOutcome, ReadError> {
     let fresh = || Ok(Inflater::new(Limits::LOG));
-    let (inflater, _) = get_streamed(&client, &loc, stall, fresh, |i: &mut Inflater, chunk| {
+    let feed = |i: &mut Inflater, chunk: &[u8]| {
         i.update(chunk);
         Ok(())
-    })
-    .await?;
+    };
+    let (inflater, _) =
+        get_streamed(&client, &loc, pace, MAX_BODY_FOR_DEADLINE, fresh, feed).await?;
     Ok(inflater.finish().0)
 }
 
-/// Streams an object into `path` through a `.part` file renamed when complete, hashing the
-/// stored bytes on the way.
-async fn download_one(
+/// Where one download goes: a new file for each attempt, put in place once complete. The
+/// source only streams bytes into it; where and how files are made is the caller's.
+pub trait Destination: Send + 'static {
+    /// A new, empty file for an attempt.
+    fn create(&mut self) -> Result<std::fs::File, ReadError>;
+    /// The last file made is complete (and synced): put it in place.
+    fn keep(&mut self) -> Result<(), ReadError>;
+    /// The object could not be read: take away what `create` made.
+    fn discard(&mut self);
+}
+
+/// Streams an object into its destination, hashing the stored bytes on the way.
+async fn download_one<D: Destination>(
     client: Client,
-    (loc, path): (S3Location, std::path::PathBuf),
-    stall: Duration,
+    (loc, mut dest): (S3Location, D),
+    pace: Pace,
 ) -> Result<ObjectRecord, ReadError> {
     use std::io::Write as _;
-    let io = |e: std::io::Error| ReadError::Io(format!("{}: {e}", path.display()));
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
-    let mut part = path.clone().into_os_string();
-    part.push(".part");
-    let part = std::path::PathBuf::from(part);
-    let fresh = || {
-        Ok((
-            std::fs::File::create(&part).map_err(io)?,
-            sha2::Sha256::new(),
-        ))
+    let streamed = {
+        let fresh = || Ok((dest.create()?, sha2::Sha256::new()));
+        let feed = |(file, sha): &mut (std::fs::File, sha2::Sha256), chunk: &[u8]| {
+            sha.update(chunk);
+            file.write_all(chunk)
+                .map_err(|e| ReadError::Io(format!("cannot write: {e}")))
+        };
+        get_streamed(&client, &loc, pace, MAX_BODY_FOR_DEADLINE, fresh, feed).await
     };
-    let feed = |(file, sha): &mut (std::fs::File, sha2::Sha256), chunk: &[u8]| {
-        sha.update(chunk);
-        file.write_all(chunk).map_err(io)
-    };
-    match get_streamed(&client, &loc, stall, fresh, feed).await {
-        Ok(((file, sha), record)) => {
-            file.sync_all().map_err(io)?;
-            std::fs::rename(&part, &path).map_err(io)?;
-            Ok(ObjectRecord {
-                sha256: Some(hex::encode(sha.finalize())),
-                ..record
-            })
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            Err(e)
-        }
+    let kept = streamed.and_then(|((file, sha), record)| {
+        file.sync_all()
+            .map_err(|e| ReadError::Io(format!("cannot write: {e}")))?;
+        drop(file);
+        dest.keep()?;
+        Ok(ObjectRecord {
+            sha256: Some(hex::encode(sha.finalize())),
+            ..record
+        })
+    });
+    if kept.is_err() {
+        dest.discard();
     }
+    kept
 }
 
 fn record_of(out: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> ObjectRecord {
@@ -534,8 +705,8 @@ impl ObjectSource for S3Source {
             .iter()
             .map(|k| S3Location::new(&self.bucket, k))
             .collect();
-        let stall = self.stall;
-        self.run_all(progress, items, move |c, i| read_digest(c, i, stall))
+        let pace = self.pace;
+        self.run_all(progress, items, move |c, i| read_digest(c, i, pace))
     }
 
     /// Log files in other buckets (a trail moved between buckets) are read too: S3 has them.
@@ -545,10 +716,10 @@ impl ObjectSource for S3Source {
         locations: &[&S3Location],
         progress: &Progress,
     ) -> Vec<Result<GzOutcome, ReadError>> {
-        let stall = self.stall;
+        let pace = self.pace;
         // Cloned as each one is started, so only those in flight exist twice.
         let items = locations.iter().map(|&l| l.clone());
-        self.run_all(progress, items, move |c, i| hash_log(c, i, stall))
+        self.run_all(progress, items, move |c, i| hash_log(c, i, pace))
     }
 
     fn notes(&self) -> Vec<String> {
@@ -569,5 +740,40 @@ mod tests {
             ["2026/01/30", "2026/01/31", "2026/02/01"]
         );
         assert_eq!(days(s, s).count(), 1);
+    }
+
+    #[test]
+    fn account_folders_are_found_at_any_depth_and_nothing_else_is_one() {
+        let cases = [
+            (
+                "AWSLogs/111122223333/CloudTrail/x",
+                Some("AWSLogs/111122223333/"),
+            ),
+            (
+                "a/b/AWSLogs/o-abcdefghij/111122223333/CloudTrail/x",
+                Some("a/b/AWSLogs/o-abcdefghij/111122223333/"),
+            ),
+            (
+                "a/AWSLogs/junk/AWSLogs/111122223333/x",
+                Some("a/AWSLogs/junk/AWSLogs/111122223333/"),
+            ),
+            (
+                "/x/AWSLogs/111122223333/f",
+                Some("/x/AWSLogs/111122223333/"),
+            ),
+            ("a/b/AWSLogs/readme.txt", None),
+            ("xAWSLogs/111122223333/x", None),
+            ("AWSLogs/o-abcdefghij/readme/x", None),
+            ("AWSLogs/111122223333", None),
+            ("AWSLogs/111122223333/", None),
+            ("AWSLogs0", None),
+        ];
+        for (key, folder) in cases {
+            assert_eq!(account_folder(key), folder, "{key}");
+            // The listing goes on after `FOLDER0`: every key in the folder sorts before it.
+            if let Some(folder) = folder {
+                assert!(key < format!("{}0", folder.trim_end_matches('/')).as_str());
+            }
+        }
     }
 }

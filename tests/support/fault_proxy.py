@@ -6,23 +6,43 @@ RULES.json is read at every request:
   {"transient_rate": 0.2,          # share of requests that fail once in a random way
    "persistent": ["substring"],     # GETs of keys containing this always answer 500
    "stall": ["substring"],          # GETs of these send headers and half the body, then hang
-   "truncate": ["substring"]}       # GETs of these always end the body early
+   "truncate": ["substring"],       # GETs of these always end the body early
+   "drip": ["substring"],           # GETs of these send their body one byte at a time,
+   "drip_interval": 2.0,            #   this many seconds apart
+   "list_loop": {"prefix": "substring", "token": "same"},
+                                    # ListObjectsV2 of a prefix containing this always answers
+                                    # its first page, saying it is truncated, with the same
+                                    # token ("same") or a new one each time ("fresh")
+   "keys_loop": "same",             # ListPublicKeys answers always carry a NextToken: the
+                                    # same one, or a new one each time ("fresh")
+   "swap": {"substring": "KEY"},    # GETs of these answer object KEY instead (body, metadata)
+   "denied": ["substring"],         # GETs of these answer 403 AccessDenied
+   "storm": true}                   # every request answers 503 SlowDown
 Transient faults: 503 SlowDown, 500 InternalError, a connection reset before any answer, or a
 body cut short after its headers promised more.
 """
 import http.client
+import itertools
 import json
 import random
+import re
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 PORT = int(sys.argv[1])
 UPSTREAM = int(sys.argv[2])
 RULES = sys.argv[3]
 RNG = random.Random(7)
 LOCK = threading.Lock()
+TOKENS = itertools.count()
+
+
+def next_token(kind):
+    with LOCK:
+        return "loop" if kind == "same" else f"loop-{next(TOKENS)}"
 
 
 def rules():
@@ -36,12 +56,12 @@ class Proxy(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def forward(self):
+    def forward(self, path=None):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         conn = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
-        conn.request(self.command, self.path, body=body, headers=headers)
+        conn.request(self.command, path or self.path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
         conn.close()
@@ -65,9 +85,58 @@ class Proxy(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def list_loop(self, rule):
+        """The first page of the listing, however it was asked for, said to go on."""
+        url = urlsplit(self.path)
+        query = [(k, v) for k, v in parse_qsl(url.query, keep_blank_values=True) if k != "continuation-token"]
+        resp, data = self.forward(url.path + "?" + urlencode(query))
+        text = re.sub(r"<NextContinuationToken>.*?</NextContinuationToken>", "", data.decode())
+        text = text.replace("<IsTruncated>false</IsTruncated>", "<IsTruncated>true</IsTruncated>")
+        token = f"<NextContinuationToken>{next_token(rule.get('token', 'same'))}</NextContinuationToken>"
+        text = text.replace("</IsTruncated>", "</IsTruncated>" + token, 1)
+        self.send(resp, text.encode())
+
+    def keys_loop(self, kind):
+        resp, data = self.forward()
+        answer = json.loads(data)
+        answer["NextToken"] = next_token(kind)
+        self.send(resp, json.dumps(answer).encode())
+
+    def drip(self, interval):
+        resp, data = self.forward()
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        for i in range(len(data)):
+            self.wfile.write(data[i:i + 1])
+            self.wfile.flush()
+            time.sleep(interval)
+
     def handle_one(self):
         r = rules()
+        url = urlsplit(self.path)
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        loop = r.get("list_loop")
+        if loop and query.get("list-type") == "2" and loop["prefix"] in query.get("prefix", ""):
+            return self.list_loop(loop)
+        target = self.headers.get("X-Amz-Target") or ""
+        if r.get("keys_loop") and target.endswith("ListPublicKeys"):
+            return self.keys_loop(r["keys_loop"])
+        if r.get("storm"):
+            return self.error(503, "SlowDown")
         is_object_get = self.command == "GET" and "list-type" not in self.path and self.path.count("/") > 2
+        if is_object_get and any(s in self.path for s in r.get("denied", [])):
+            return self.error(403, "AccessDenied")
+        for part, other in r.get("swap", {}).items():
+            if is_object_get and part in self.path:
+                bucket = url.path.split("/")[1]
+                resp, data = self.forward(f"/{bucket}/{other}")
+                return self.send(resp, data)
+        if is_object_get and any(s in self.path for s in r.get("drip", [])):
+            return self.drip(r.get("drip_interval", 2.0))
         if is_object_get and any(s in self.path for s in r.get("persistent", [])):
             self.forward()
             return self.error(500, "InternalError")

@@ -173,6 +173,40 @@ impl Moto {
     }
 
     #[cfg(feature = "aws")]
+    /// Puts one object, whatever its key (`..`, a leading slash): what a hostile writer can.
+    pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            self.client()
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(body.to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+
+    #[cfg(feature = "aws")]
+    fn client(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .force_path_style(true)
+            .http_client(trailproof::source::aws::http_client())
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    #[cfg(feature = "aws")]
     /// Creates `bucket` and uploads a case's bucket copy, S3 metadata (signatures) included
     /// when the case has an evidence-metadata file.
     pub fn upload(&self, case: &Path, bucket: &str) {
@@ -181,17 +215,7 @@ impl Moto {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let conf = aws_sdk_s3::Config::builder()
-                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-                .region(aws_sdk_s3::config::Region::new("us-east-1"))
-                .endpoint_url(self.endpoint())
-                .force_path_style(true)
-                .http_client(trailproof::source::aws::http_client())
-                .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                    "testing", "testing", None, None, "test",
-                ))
-                .build();
-            let s3 = aws_sdk_s3::Client::from_conf(conf);
+            let s3 = self.client();
             s3.create_bucket().bucket(bucket).send().await.unwrap();
             let root = case.join("bucket");
             let meta: Value = std::fs::read(root.join("trailproof-evidence.json"))
