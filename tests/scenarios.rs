@@ -672,3 +672,87 @@ fn an_account_with_only_log_files_matches_its_filter() {
         "{found:#?}"
     );
 }
+
+/// Issue 10, case 5: every digest of the range deleted with its log files used to print nothing
+/// in text mode and exit 0. The hole is named, the ledger says every hour is missing, and the
+/// result line says what kind of problem it is.
+#[test]
+fn a_range_emptied_of_evidence_is_named_in_text_mode() {
+    let case = cases_dir().join("range-emptied");
+    let out = run(&case, &[]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("INVALID: not found"), "{}", out.stdout);
+    let ledger = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("ledger: "))
+        .unwrap_or_else(|| panic!("no ledger line:\n{}", out.stdout));
+    assert!(
+        ledger.starts_with("ledger: 0 verified, 0 verified-empty, 0 gap, ")
+            && !ledger.contains(", 0 missing"),
+        "{ledger}"
+    );
+    assert!(
+        out.stdout
+            .contains("RESULT: integrity findings: missing evidence"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Log files whose digest was deleted are not "injected": their reason names the hole and the
+/// digest whose link names the missing one.
+#[test]
+fn log_files_of_a_deleted_digest_say_their_digest_is_missing() {
+    let json = run(&cases_dir().join("digest-deleted"), &["--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let orphans: Vec<&serde_json::Value> = report["unchained"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "log_unreferenced")
+        .collect();
+    assert!(!orphans.is_empty());
+    for f in &orphans {
+        let reason = f["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("inside a hole of its chain") && reason.contains("is missing"),
+            "{reason}"
+        );
+        assert!(f["evidence"]["named_by"].is_string(), "{f}");
+    }
+    let json = run(&cases_dir().join("log-injected"), &["--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let reason = report["unchained"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("injected"), "{reason}");
+}
+
+/// Issue 10 E: the ledger of a clean copy proves every hour, in text and JSON alike, and adds
+/// up to chains x hours of the range.
+#[test]
+fn the_ledger_of_a_clean_copy_proves_every_hour_in_every_output() {
+    let case = cases_dir().join("clean-plain");
+    let json = run(&case, &["--format", "json"]);
+    assert_eq!(json.code, 0, "{}", json.stdout);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let total = &report["ledger"];
+    let chains = report["chains"].as_array().unwrap();
+    assert_eq!(total["chains"], chains.len());
+    let per_chain = chains[0]["ledger"]["hours"].as_u64().unwrap();
+    assert!(per_chain > 0);
+    assert_eq!(
+        total["hours"].as_u64().unwrap(),
+        per_chain * chains.len() as u64
+    );
+    assert_eq!(total["counts"]["verified"], total["hours"]);
+    let text = run(&case, &[]);
+    assert!(
+        text.stdout.contains(&format!(
+            "ledger: {} verified, 0 verified-empty, 0 gap, 0 missing, 0 invalid, 0 not-verified of {} hours",
+            total["hours"], total["hours"]
+        )),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("every hour of the range is proven"));
+}

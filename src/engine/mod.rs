@@ -454,6 +454,7 @@ pub fn verify_streaming(
     }
     drop(named);
     let judged = judged.into_set();
+    let holes = Holes::of(&bucket, &walked);
     let mut referenced = TextHashes::with_capacity(
         walked
             .iter()
@@ -477,7 +478,7 @@ pub fn verify_streaming(
         if shared_scopes.contains(&log.scope) {
             shared.fetch_add(1, Ordering::Relaxed);
         } else if log.time >= range.start && log.time <= range.end && !referenced.contains(&key) {
-            let finding = unreferenced(&bucket, key, log.time);
+            let finding = unreferenced(&bucket, key, log.time, holes.around(&log));
             unchained
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -1276,17 +1277,109 @@ fn log_finding(
     }
 }
 
-/// A log file delivered inside the range that no digest vouches for.
-fn unreferenced(bucket: &str, key: String, time: Timestamp) -> Finding {
+/// A log file delivered inside the range that no digest vouches for. Inside a hole of its
+/// chain, the hole is named: its digest is gone, which is not the same as a file no digest ever
+/// listed.
+fn unreferenced(bucket: &str, key: String, time: Timestamp, hole: Option<&Hole>) -> Finding {
+    let (reason, named_by) = match hole {
+        Some(h) => (
+            format!(
+                "not referenced by any digest: delivered inside a hole of its chain: {}",
+                h.why
+            ),
+            h.named_by.clone(),
+        ),
+        None => (
+            "not referenced by any digest: injected, or delivered while log file validation was off"
+                .to_owned(),
+            None,
+        ),
+    };
     Finding::new(
         S3Location::new(bucket, key).uri(),
         Kind::LogUnreferenced,
-        "not referenced by any digest: injected, or delivered while log file validation was off",
+        reason,
     )
     .with(Evidence {
         from: Some(time),
+        named_by,
         ..Evidence::default()
     })
+}
+
+/// A stretch of a chain whose digests are gone, as the walk found it.
+struct Hole {
+    from: Timestamp,
+    to: Timestamp,
+    why: String,
+    named_by: Option<String>,
+}
+
+/// The holes of every standard chain, by the account/Region folder its log files are in.
+struct Holes(BTreeMap<Scope, Vec<Hole>>);
+
+impl Holes {
+    fn of(bucket: &str, walked: &[(ChainId, WalkedChain)]) -> Holes {
+        let mut out: BTreeMap<Scope, Vec<Hole>> = BTreeMap::new();
+        let prefix = format!("s3://{bucket}/");
+        for (id, chain) in walked.iter().filter(|(id, _)| !id.backfill) {
+            for f in chain.digests.iter().flat_map(|w| &w.findings) {
+                let hole = match f.kind {
+                    Kind::DigestMissing => {
+                        let key = f
+                            .subject
+                            .strip_prefix(&prefix)
+                            .and_then(|k| parse_key(k).ok());
+                        let Some(CloudTrailKey::Digest(k)) = key else {
+                            continue;
+                        };
+                        Hole {
+                            from: k
+                                .end_time
+                                .checked_sub(SignedDuration::from_hours(1))
+                                .unwrap_or(Timestamp::MIN),
+                            to: k.end_time,
+                            why: match &f.evidence.named_by {
+                                Some(n) => format!(
+                                    "its digest {} is missing (named by the link from {n})",
+                                    f.subject
+                                ),
+                                None => format!("its digest {} is missing", f.subject),
+                            },
+                            named_by: f.evidence.named_by.clone(),
+                        }
+                    }
+                    Kind::DigestSuccessorMissing | Kind::CoverageHole | Kind::CoverageEnd => {
+                        let (Some(from), Some(to)) = (f.evidence.from, f.evidence.to) else {
+                            continue;
+                        };
+                        Hole {
+                            from,
+                            to,
+                            why: format!(
+                                "no digest covers {} to {} (the digests after {} are missing)",
+                                format_iso(from),
+                                format_iso(to),
+                                f.subject
+                            ),
+                            named_by: f.evidence.named_by.clone(),
+                        }
+                    }
+                    _ => continue,
+                };
+                out.entry(id.scope.clone()).or_default().push(hole);
+            }
+        }
+        Holes(out)
+    }
+
+    /// The hole of the log file's own folder that its delivery time falls in, if any.
+    fn around(&self, log: &LogKey) -> Option<&Hole> {
+        self.0
+            .get(&log.scope)?
+            .iter()
+            .find(|h| h.from <= log.time && log.time <= h.to)
+    }
 }
 
 #[cfg(test)]

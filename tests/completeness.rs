@@ -1,0 +1,209 @@
+//! The completeness guarantee as a property, over random chains, deletions, moves and ranges:
+//! every hour of the requested range of every chain is in exactly one ledger state (the counts
+//! add up to chains x hours), evidence removed from the range always leaves unproven hours where
+//! it was and a non-zero exit status, and an intact copy whose chains cover the range proves
+//! every hour of it (exit 0). Runs the library on copies written by the generator (test keys).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use jiff::{SignedDuration, Timestamp};
+use trailproof::core::keyfile::parse_key_file;
+use trailproof::core::ledger::Ledger;
+use trailproof::engine::{verify, Settings};
+use trailproof::fixture::{Corpus, World};
+use trailproof::report::Report;
+use trailproof::source::local::LocalEvidence;
+use trailproof::source::PinnedKeys;
+
+const HOUR: SignedDuration = SignedDuration::from_hours(1);
+
+/// A small deterministic generator (SplitMix64), so a failing seed can be rerun.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// What was done to the copy, as periods of delivery time no longer proven.
+struct Damage {
+    /// Delivery windows of digests deleted or moved away.
+    digests: Vec<(Timestamp, Timestamp)>,
+    /// Delivery times of log files deleted.
+    logs: Vec<Timestamp>,
+}
+
+fn log_time(key: &str) -> Timestamp {
+    // ..._YYYYMMDDTHHmmZ_UNIQUE.json.gz
+    let stamp = key.rsplit('_').nth(1).unwrap();
+    let civil = jiff::civil::DateTime::strptime("%Y%m%dT%H%MZ", stamp).unwrap();
+    civil.to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp()
+}
+
+fn damage(corpus: &mut Corpus, rng: &mut Rng) -> Damage {
+    let chain = corpus.chain_ids()[0].clone();
+    let digests: Vec<_> = corpus.chain(&chain).into_iter().cloned().collect();
+    let mut out = Damage {
+        digests: Vec::new(),
+        logs: Vec::new(),
+    };
+    let mut gone = BTreeSet::new();
+    for _ in 0..rng.below(4) {
+        let d = &digests[rng.below(digests.len() as u64) as usize];
+        if !gone.insert(d.key.clone()) {
+            continue;
+        }
+        match rng.below(3) {
+            // Deleted with its log files, as someone hiding an hour would.
+            0 => {
+                for log in &d.logs {
+                    corpus.objects.remove(log);
+                    out.logs.push(log_time(log));
+                }
+                corpus.objects.remove(&d.key);
+            }
+            // Deleted alone: its log files stay, unreferenced.
+            1 => {
+                corpus.objects.remove(&d.key);
+            }
+            // Moved to another key of the same folder.
+            _ => {
+                // The same hour, another second: a digest key still, in the same chain.
+                let object = corpus.objects.remove(&d.key).unwrap();
+                let stem = d.key.strip_suffix("Z.json.gz").unwrap();
+                let (head, seconds) = stem.split_at(stem.len() - 2);
+                let other = if seconds == "59" { "58" } else { "59" };
+                corpus
+                    .objects
+                    .insert(format!("{head}{other}Z.json.gz"), object);
+            }
+        }
+        out.digests.push((d.start, d.end));
+    }
+    if rng.below(3) == 0 {
+        let d = &digests[rng.below(digests.len() as u64) as usize];
+        if let Some(log) = d.logs.first() {
+            if corpus.objects.remove(log).is_some() {
+                out.logs.push(log_time(log));
+            }
+        }
+    }
+    out
+}
+
+fn run(dir: &Path, start: Timestamp, end: Timestamp) -> Report {
+    let keys = PinnedKeys {
+        keys: parse_key_file(&std::fs::read(dir.join("public-keys.json")).unwrap()).unwrap(),
+        path: dir.join("public-keys.json"),
+    };
+    let source = LocalEvidence::open(&dir.join("bucket")).unwrap();
+    let settings = Settings {
+        start: Some(start),
+        end: Some(end),
+        ..Settings::default()
+    };
+    verify(&source, &keys, &settings).unwrap()
+}
+
+/// Clock hours `[start, end]` touches (one for an instant).
+fn clock_hours(start: Timestamp, end: Timestamp) -> u64 {
+    let (a, b) = (start.as_second(), end.as_second());
+    if a == b {
+        return 1;
+    }
+    ((b - 1).div_euclid(3600) - a.div_euclid(3600) + 1) as u64
+}
+
+fn unproven_within(ledger: &Ledger, from: Timestamp, to: Timestamp) -> bool {
+    ledger
+        .runs
+        .iter()
+        .any(|r| !r.state.is_proven() && r.from < to && from < r.to)
+}
+
+#[test]
+fn deleted_or_moved_evidence_never_leaves_a_proven_hour_and_the_ledger_adds_up() {
+    let (mut damaged_runs, mut intact_runs) = (0, 0);
+    for seed in 0..48u64 {
+        let mut rng = Rng(seed);
+        let mut corpus = World::new("acme-cloudtrail-logs")
+            .hours(8)
+            .logs_per_hour(1)
+            .records_per_log(1)
+            .seed(seed)
+            .build();
+        let chain = corpus.chain_ids()[0].clone();
+        let (first_start, last_end) = {
+            let ds = corpus.chain(&chain);
+            (ds[0].start, ds[ds.len() - 1].end)
+        };
+        let damage = damage(&mut corpus, &mut rng);
+        // Any range from two hours before the chain to two hours after it, at any minute.
+        let start = first_start - HOUR * 2 + SignedDuration::from_mins(rng.below(60 * 11) as i64);
+        let end = start + SignedDuration::from_mins(rng.below(60 * 6) as i64);
+        let dir = tempfile::tempdir().unwrap();
+        corpus.write(dir.path()).unwrap();
+        let report = run(dir.path(), start, end);
+        let what = format!("seed {seed}, range {start} to {end}");
+
+        let ledgers: Vec<&Ledger> = report.ledgers().collect();
+        assert_eq!(ledgers.len(), 1, "{what}: one chain, one ledger");
+        let ledger = ledgers[0];
+        assert_eq!((ledger.from, ledger.to), (start, end), "{what}");
+        assert_eq!(ledger.hours, clock_hours(start, end), "{what}: hours");
+        assert_eq!(ledger.counts.total(), ledger.hours, "{what}: counts");
+        assert_eq!(
+            ledger.runs.iter().map(|r| r.hours).sum::<u64>(),
+            ledger.hours,
+            "{what}: runs"
+        );
+        if report.exit_code() == 0 {
+            assert!(ledger.is_proven(), "{what}: exit 0 with unproven hours");
+        }
+
+        let hit_digests: Vec<_> = damage
+            .digests
+            .iter()
+            .filter(|(a, b)| *a < end && start < *b)
+            .collect();
+        let hit_logs = damage.logs.iter().any(|t| start <= *t && *t <= end);
+        for (a, b) in &hit_digests {
+            assert!(
+                unproven_within(ledger, (*a).max(start), (*b).min(end)),
+                "{what}: a digest of {a} to {b} is gone and its hours are proven"
+            );
+        }
+        if !hit_digests.is_empty() || hit_logs {
+            damaged_runs += 1;
+            assert_ne!(report.exit_code(), 0, "{what}: damage in range, exit 0");
+        }
+        // Nothing touched within reach of the range, and the chain covers it: all proven.
+        let near = |t: Timestamp| start - HOUR <= t && t <= end + HOUR * 2;
+        let untouched = damage.digests.iter().all(|(a, b)| !near(*a) && !near(*b))
+            && damage.logs.iter().all(|t| !near(*t));
+        if untouched && first_start <= start && end <= last_end {
+            intact_runs += 1;
+            assert!(ledger.is_proven(), "{what}: intact range not proven");
+            assert_eq!(report.exit_code(), 0, "{what}: intact range, exit not 0");
+        }
+        // Ranges reaching past the chain's ends are never proven there.
+        if start < first_start || end > last_end {
+            assert!(
+                !ledger.is_proven(),
+                "{what}: hours outside the chain proven"
+            );
+        }
+    }
+    assert!(damaged_runs >= 10, "only {damaged_runs} damaged runs");
+    assert!(intact_runs >= 3, "only {intact_runs} intact runs");
+}
