@@ -1169,9 +1169,12 @@ fn a_lying_or_refusing_server_never_gives_valid() {
 
 #[test]
 fn a_previous_digest_in_an_unreadable_bucket_is_not_proven() {
-    let moved = trailproof::fixture::World::new(BUCKET)
+    let mut moved = trailproof::fixture::World::new(BUCKET)
         .moved_from_bucket("old-trail-bucket")
         .build();
+    // From before the trail moved: the hour the previous bucket holds is in the range.
+    let (start, end) = (moved.start - jiff::SignedDuration::from_hours(1), moved.end);
+    moved.set_range(start, end);
     let (dir, range) = bucket_of(vec![moved], []);
     let moto = Moto::start(&dir.path().join("public-keys.json"));
     moto.upload(dir.path(), BUCKET);
