@@ -12,12 +12,20 @@
 //! - `keys`: `[{fingerprint, valid_from, valid_to, origin, digests_verified}]`, the public keys
 //!   the run could use and how many digests each verified
 //! - `chains`: `[{chain: {trail_arn, trail, home_region, prefix, organization, account, region,
-//!   backfill}, coverage: {verified, gaps, not_verified}, findings: [...]}]`, findings with
-//!   digests newest first, each followed by its log files; coverage lists are `[{from, to}]`
-//!   periods clipped to the range
+//!   backfill}, coverage: {verified, gaps, not_verified}, ledger?, findings: [...]}]`, findings
+//!   with digests newest first, each followed by its log files; coverage lists are
+//!   `[{from, to}]` periods clipped to the range, taken from the ledger (`gaps`: gap and
+//!   missing; `not_verified`: not-verified and invalid)
+//! - `chains[].ledger` (standard chains, not backfill): `{from, to, hours, counts: {verified,
+//!   verified-empty, gap, missing, invalid, not-verified}, runs: [{from, to, state, hours}],
+//!   periods: [{from, to, state}]}`: every clock hour of the range in exactly one state (the
+//!   worst of what overlaps it), `runs` consecutive hours in one state, `periods` the exact
+//!   stretches behind them (see `src/core/ledger.rs`)
 //! - `unchained`: findings outside every chain (log files no digest references)
 //! - `notes`: what the run could not check, in words
-//! - `totals`: `{digests: {valid, invalid, not_verified}, logs: {...}, coverage_findings}`
+//! - `totals`: `{digests: {valid, invalid, not_verified}, logs: {...}, coverage_findings}`, each
+//!   object counted once
+//! - `ledger`: `{chains, hours, counts}`, every chain's ledger added up
 //! - `manifest`: `[{uri, object, version_id, sha256, verdict}]`, every judged object sorted by
 //!   URI; `sha256` of the inflated content when it was read; `version_id` null for local copies
 //! - `not_proven`: `[{what, chain, subject, period, detail}]`, what this report does not prove
@@ -25,7 +33,9 @@
 //!   `not_verified_object`, `outside_range`, `trusted_keys`, `note`)
 //! - `exit_code`: 0 all valid, 1 findings, 2 an object could not be read
 //!
-//! A finding is `{subject, kind, verdict, reason, evidence?}`: `subject` the `s3://` URI,
+//! A finding is `{subject, kind, verdict, reason, evidence?, also?}` and there is one per object
+//! (chain notes such as gaps apart): `also` lists the object's other reasons, each
+//! `{kind, verdict, reason, evidence?}`. Its fields: `subject` the `s3://` URI,
 //! `kind` one of the snake_case names of [`crate::core::finding::Kind`], `verdict` one of
 //! `valid`, `not_verified`, `missing`, `invalid`, and `evidence` optional facts
 //! (`expected_sha256`, `actual_sha256`, `fingerprint`, `from`, `to`, `named_by`, `detail`,

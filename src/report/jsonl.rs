@@ -7,7 +7,8 @@
 //!   "evidence":{...}?}`, `chain` as in the JSON report's `chains[].chain`, null for findings
 //!   outside every chain; the finding fields as in the JSON report
 //! - `{"type":"summary","schema":"trailproof-jsonl/1","tool","version","run","source","bucket",
-//!   "range","totals","not_proven","exit_code"}`, fields as in the JSON report
+//!   "range","totals","ledger","not_proven","exit_code"}`, fields as in the JSON report
+//!   (`ledger`: every chain's hours added up)
 //!
 //! Lines come in the JSON report's order, whatever the thread count.
 
@@ -15,7 +16,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::audit::{Document, NotProven, RunInfo};
+use super::audit::{Document, LedgerTotals, NotProven, RunInfo};
 use super::{ChainInfo, RangeInfo, Totals};
 use crate::core::finding::Finding;
 
@@ -36,6 +37,7 @@ enum Line<'a> {
         bucket: &'a str,
         range: &'a RangeInfo,
         totals: Totals,
+        ledger: LedgerTotals,
         not_proven: &'a [NotProven],
         exit_code: i64,
     },
@@ -70,6 +72,7 @@ pub fn write_summary(out: &mut dyn Write, doc: &Document<'_>) -> io::Result<()> 
             bucket: doc.bucket,
             range: doc.range,
             totals: doc.totals,
+            ledger: doc.ledger,
             not_proven: &doc.not_proven,
             exit_code: doc.exit_code,
         },
