@@ -20,7 +20,7 @@ use super::digest::{LogFiles, ParsedDigest};
 use super::finding::{Evidence, Finding, Kind};
 use super::layout::{parse_key, ChainId, CloudTrailKey, DigestKey};
 use super::sign::{verify_digest, KeySet, SignatureFailure, VerifiedDigest};
-use super::time::format_iso;
+use super::time::{format_iso, later};
 use super::types::S3Location;
 
 /// Digests are hourly; a hole longer than this between two digests means one is gone.
@@ -545,13 +545,6 @@ fn continuity_findings(
             }
         }
     }
-}
-
-/// `t + slack`, saturating: evidence may carry any time up to the last one jiff represents
-/// (late on 9999-12-30), where jiff's `+` panics on overflow. Nothing lies beyond the maximum,
-/// so every comparison with a saturated sum comes out as it would with the exact one.
-fn later(t: Timestamp, slack: SignedDuration) -> Timestamp {
-    t.checked_add(slack).unwrap_or(Timestamp::MAX)
 }
 
 fn unverified(d: &ParsedDigest) -> DigestStatus {

@@ -27,7 +27,7 @@ use crate::core::gz::{inflate_all, GzOutcome, GzProblem, Limits};
 use crate::core::layout::{
     parse_key, ChainId, CloudTrailKey, DigestKey, LogKey, ObjectType, Scope,
 };
-use crate::core::time::format_iso;
+use crate::core::time::{earlier, format_iso, later};
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report};
 use crate::source::progress::Progress;
@@ -144,7 +144,10 @@ fn list_request(settings: &Settings, objects: ObjectType) -> ListRequest {
         range: settings.start.map(|s| {
             (
                 s,
-                settings.end.unwrap_or_else(Timestamp::now) + SignedDuration::from_hours(1),
+                later(
+                    settings.end.unwrap_or_else(Timestamp::now),
+                    SignedDuration::from_hours(1),
+                ),
             )
         }),
         accounts: settings.accounts.clone(),
@@ -410,10 +413,12 @@ impl ReadDigest {
 /// backfill digest's generation time plus or minus an hour.
 fn key_needs(chains: &BTreeMap<ChainId, Vec<DigestCandidate>>, range: Range) -> KeyNeeds {
     let hour = SignedDuration::from_hours(1);
-    let mut windows = vec![(range.start, range.end + 2 * hour)];
+    // Times from the evidence (a key's, unsigned S3 metadata) and from flags may lie at the
+    // ends of what a timestamp can hold: the windows saturate there.
+    let mut windows = vec![(range.start, later(range.end, 2 * hour))];
     for c in chains.values().flatten() {
         if let Some(t) = c.backfill_generated {
-            windows.push((t - hour, t + hour));
+            windows.push((earlier(t, hour), later(t, hour)));
         }
     }
     windows.sort();
@@ -446,7 +451,7 @@ fn resolve_range(
     let derived = settings.start.is_none() || settings.end.is_none();
     let start = settings
         .start
-        .unwrap_or(extent.0 - SignedDuration::from_hours(1));
+        .unwrap_or_else(|| earlier(extent.0, SignedDuration::from_hours(1)));
     let end = settings.end.unwrap_or(extent.1);
     if start > end {
         return Err(EngineError::BadRange {
@@ -1085,6 +1090,45 @@ mod tests {
         let report = verify(&source, &keys, &Settings::default()).unwrap();
         assert_eq!(report.totals().logs.valid, 12);
         assert_eq!(report.exit_code(), 0);
+    }
+
+    /// A digest key ending 9999-12-30T21:59:59Z, a backfill generation time at either end of
+    /// what a timestamp holds (unsigned S3 metadata) and `--end-time 9999-12-30T21:00:00Z`
+    /// each panicked in this arithmetic.
+    #[test]
+    fn times_at_the_ends_of_the_representable_range_saturate() {
+        let last: Timestamp = "9999-12-30T21:59:59Z".parse().unwrap();
+        let first: Timestamp = "-009999-01-02T01:59:59Z".parse().unwrap();
+        let key = parse_key("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/9999/12/30/111122223333_CloudTrail-Digest_us-east-1_trail-a_us-east-1_99991230T215959Z_backfill.json.gz").unwrap();
+        let CloudTrailKey::Digest(key) = key else {
+            panic!("a digest key")
+        };
+        let candidate = |t| DigestCandidate {
+            location: S3Location::new("b", "k"),
+            key: key.clone(),
+            content: Err(ContentProblem::Unreadable(String::new())),
+            signature: None,
+            backfill_generated: Some(t),
+        };
+        let chains = BTreeMap::from([(key.chain(), vec![candidate(first), candidate(last)])]);
+        let (range, _) = resolve_range(&Settings::default(), (first, last)).unwrap();
+        assert_eq!((range.start, range.end), (Timestamp::MIN, last));
+        let needs = key_needs(&chains, range);
+        assert_eq!(
+            needs.windows,
+            [
+                (Timestamp::MIN, first.checked_add(SignedDuration::from_hours(1)).unwrap()),
+                (Timestamp::MIN, Timestamp::MAX),
+                (last.checked_sub(SignedDuration::from_hours(1)).unwrap(), Timestamp::MAX),
+            ]
+        );
+        let settings = Settings {
+            start: Some(first),
+            end: Some("9999-12-30T21:00:00Z".parse().unwrap()),
+            ..Settings::default()
+        };
+        let request = list_request(&settings, ObjectType::Log);
+        assert_eq!(request.range, Some((first, Timestamp::MAX)));
     }
 
     #[test]
