@@ -1128,6 +1128,15 @@ mod tests {
             ..Settings::default()
         };
         let request = list_request(&settings, ObjectType::Log);
+        assert_eq!(
+            request.range,
+            Some((first, "9999-12-30T22:00:00Z".parse().unwrap()))
+        );
+        let settings = Settings {
+            end: Some(last),
+            ..settings
+        };
+        let request = list_request(&settings, ObjectType::Log);
         assert_eq!(request.range, Some((first, Timestamp::MAX)));
     }
 
