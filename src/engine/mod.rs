@@ -395,6 +395,11 @@ impl ReadDigest {
                         ContentProblem::Unreadable("in another bucket".into())
                     }
                     ReadError::Io(d) => ContentProblem::Unreadable(d),
+                    // Not a digest file at all: its format is wrong, not its reading.
+                    ReadError::NotAFile(what) => ContentProblem::Format {
+                        detail: not_a_file(what),
+                        listed: Vec::new(),
+                    },
                 };
                 (Err(problem), None, None)
             }
@@ -798,6 +803,7 @@ fn reread(
         ReadError::NotFound => "gone when read again".to_owned(),
         ReadError::Escape(d) | ReadError::Io(d) => d,
         ReadError::OtherBucket => "in another bucket".to_owned(),
+        ReadError::NotAFile(what) => not_a_file(what),
     })?;
     let raw = inflate_all(&stored.bytes, Limits::DIGEST).map_err(|p| p.to_string())?;
     digest.log_files_from(&raw).map_err(|e| e.to_string())
@@ -942,6 +948,12 @@ fn log_finding(
                 ..base
             })
         }
+        Err(ReadError::NotAFile(what)) => {
+            return Finding::new(uri, Kind::LogFormat, "invalid format").with(Evidence {
+                detail: Some(not_a_file(what)),
+                ..base
+            })
+        }
     };
     let evidence = Evidence {
         actual_sha256: Some(outcome.inflated_sha256),
@@ -974,6 +986,12 @@ fn log_finding(
         .with(with_detail(p)),
         Some(p) => Finding::new(uri, Kind::LogFormat, "invalid format").with(with_detail(p)),
     }
+}
+
+/// The detail of a finding on something that is not a file at all (a FIFO, a device), which no
+/// copy of an S3 object can be: it was not read.
+fn not_a_file(what: &str) -> String {
+    format!("not a regular file but {what}: not read")
 }
 
 /// A log file delivered inside the range that no digest vouches for.
