@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::{for_each_log, plan, EngineError, Plan, Settings};
-use crate::core::digest::listed_log_files;
+use crate::core::digest::named_log_files;
 use crate::core::evidence::{EvidenceMetadata, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{inflate_all, Limits};
 use crate::core::types::{S3Location, Sha256};
@@ -110,7 +110,7 @@ pub fn acquire(
             Ok(stored) => {
                 if let Ok(raw) = inflate_all(&stored.bytes, Limits::DIGEST) {
                     wanted_logs.extend(
-                        listed_log_files(&raw)
+                        named_log_files(&raw)
                             .into_iter()
                             .filter(|l| l.bucket == bucket)
                             .map(|l| l.key),

@@ -377,10 +377,7 @@ impl ReadDigest {
                             digest.set_aside_log_files();
                             Ok(digest)
                         }
-                        Err(e) => Err(ContentProblem::Format {
-                            detail: e.to_string(),
-                            listed: listed_log_files(&raw),
-                        }),
+                        Err(e) => Err(lenient_format(e.to_string(), &raw)),
                     },
                 };
                 (content, facts.signature, facts.backfill_generated)
@@ -411,6 +408,23 @@ impl ReadDigest {
             signature,
             backfill_generated,
         }
+    }
+}
+
+/// A digest that failed the strict parse, with the log files it still names (at most
+/// [`crate::core::digest::MAX_LENIENTLY_LISTED`]; the detail says when it lists more).
+fn lenient_format(mut detail: String, raw: &[u8]) -> ContentProblem {
+    let listing = listed_log_files(raw);
+    if listing.entries > listing.names.len() {
+        detail.push_str(&format!(
+            "; it lists {} log files, of which only the first {} named are reported",
+            listing.entries,
+            listing.names.len()
+        ));
+    }
+    ContentProblem::Format {
+        detail,
+        listed: listing.names,
     }
 }
 
