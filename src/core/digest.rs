@@ -620,6 +620,24 @@ mod tests {
         }
     }
 
+    /// A junk digest of 61 MiB listing two million entries was read into a JSON tree: 3.1 GiB.
+    #[test]
+    fn a_junk_digest_names_at_most_its_cap_of_log_files() {
+        let entry = r#"{"s3Bucket":"bucket-a","s3Object":"k","x":[1,{"y":2}]}"#;
+        let n = MAX_LENIENTLY_LISTED + 5;
+        let raw = format!(
+            r#"{{"awsAccountId":1,"logFiles":[7,"s",null,[{{}}],{{"s3Bucket":1,"s3Object":"k"}},{}]}}"#,
+            vec![entry; n].join(",")
+        );
+        let listing = listed_log_files(raw.as_bytes());
+        assert_eq!(listing.entries, n + 5);
+        assert_eq!(listing.names.len(), MAX_LENIENTLY_LISTED);
+        assert_eq!(listing.names[0], S3Location::new("bucket-a", "k"));
+        assert!(named_log_files(raw.as_bytes()).len() == MAX_LENIENTLY_LISTED);
+        assert_eq!(listed_log_files(b"{\"logFiles\":[").entries, 0, "not JSON");
+        assert_eq!(listed_log_files(b"[]").entries, 0, "not an object");
+    }
+
     #[test]
     fn empty_hour_digest_has_nulls() {
         let raw = br#"{"awsAccountId":"111122223333","digestStartTime":"2026-01-01T00:04:04Z","digestEndTime":"2026-01-01T01:04:04Z","digestS3Bucket":"bucket-a","digestS3Object":"k","digestPublicKeyFingerprint":"d41d8cd98f00b204e9800998ecf8427e","digestSignatureAlgorithm":"SHA256withRSA","newestEventTime":null,"oldestEventTime":null,"previousDigestS3Bucket":null,"previousDigestS3Object":null,"previousDigestHashValue":null,"previousDigestHashAlgorithm":null,"previousDigestSignature":null,"logFiles":[]}"#;

@@ -95,7 +95,15 @@ pub fn acquire(
         });
     }
 
-    let Plan { range, digests, .. } = plan(source, settings)?;
+    let Plan {
+        range,
+        mut digests,
+        other_trails,
+        ..
+    } = plan(source, settings)?;
+    // `verify` reads the digests of trails the filters leave out but that write to the same
+    // folders, to tell their log files from injected ones.
+    digests.extend(other_trails);
     let mut summary = AcquireSummary::default();
 
     // Digests are read whole (they are small and say which log files to fetch).
@@ -133,14 +141,20 @@ pub fn acquire(
         }
     }
     let listed = Mutex::new(wanted_logs);
-    for_each_log(source, settings, &|key, log| {
-        if log.time >= range.start && log.time <= range.end {
-            listed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(key);
-        }
-    })?;
+    for_each_log(
+        source,
+        settings,
+        &|key, log| {
+            if log.time >= range.start && log.time <= range.end {
+                listed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(key);
+            }
+        },
+        // Keys that are no CloudTrail key are reported by `verify` from the listing, not copied.
+        &|_| {},
+    )?;
     let wanted_logs = listed.into_inner().unwrap_or_else(PoisonError::into_inner);
 
     let mut fetch = Vec::new();

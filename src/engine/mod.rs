@@ -7,13 +7,14 @@
 //! else keeps its input order, so the report is the same whatever the thread count. Memory
 //! grows with the digests, not with the log files. Workers never print.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 #[cfg(feature = "aws")]
 pub mod acquire;
+mod unvouched;
 
 use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
@@ -81,31 +82,38 @@ pub struct Plan {
     pub derived: bool,
     /// Digests of the selected chains whose key time falls in the range.
     pub digests: Vec<DigestKey>,
-    /// Account/Region folders where a trail that the filters leave out also writes digests:
-    /// their log files may be that trail's, so none of them can be called unreferenced.
-    pub shared_scopes: BTreeSet<Scope>,
+    /// Digests in the range of trails the filters leave out, in the selected accounts and
+    /// Regions: their log files share folders with the run's, and are told apart only through
+    /// these digests, once verified.
+    pub other_trails: Vec<DigestKey>,
+    /// Keys in CloudTrail digest folders that are not digest keys.
+    pub unrecognised: Vec<String>,
 }
 
 /// Lists the digests and decides what is in the run.
 pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, EngineError> {
-    let found = Mutex::new((Vec::new(), BTreeSet::new()));
+    let found = Mutex::new((Vec::new(), Vec::new(), Vec::new()));
     source.list(&list_request(settings, ObjectType::Digest), &|key| {
-        if let Ok(CloudTrailKey::Digest(d)) = parse_key(&key) {
-            if selected(settings, &d.scope) {
-                let mut found = found.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut found = found.lock().unwrap_or_else(PoisonError::into_inner);
+        match parse_key(&key) {
+            Ok(CloudTrailKey::Digest(d)) if selected(settings, &d.scope) => {
                 if trail_selected(settings, &d) {
                     found.0.push(d)
                 } else {
-                    found.1.insert(d.scope);
+                    found.1.push(d);
                 }
             }
+            Ok(_) => {}
+            Err(_) => found.2.push(key),
         }
     })?;
-    let (mut digests, shared_scopes): (Vec<DigestKey>, BTreeSet<Scope>) =
+    let (mut digests, mut other_trails, unrecognised) =
         found.into_inner().unwrap_or_else(PoisonError::into_inner);
     // Listings come in no set order, and need not give each key once.
-    digests.sort_unstable();
-    digests.dedup();
+    for keys in [&mut digests, &mut other_trails] {
+        keys.sort_unstable();
+        keys.dedup();
+    }
     for head in settings.head_signatures.keys() {
         if !digests.iter().any(|d| d.format() == *head) {
             return Err(EngineError::UnknownHead { key: head.clone() });
@@ -118,7 +126,7 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
         *extent = Some(extent.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
     };
     if digests.is_empty() {
-        for_each_log(source, settings, &|_, log| widen(log.time))?;
+        for_each_log(source, settings, &|_, log| widen(log.time), &|_| {})?;
     } else {
         digests.iter().for_each(|d| widen(d.end_time));
     }
@@ -130,11 +138,13 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
     };
     let (range, derived) = resolve_range(settings, extent)?;
     digests.retain(|d| range.holds_digest(d.end_time));
+    other_trails.retain(|d| range.holds_digest(d.end_time));
     Ok(Plan {
         range,
         derived,
         digests,
-        shared_scopes,
+        other_trails,
+        unrecognised,
     })
 }
 
@@ -155,20 +165,27 @@ fn list_request(settings: &Settings, objects: ObjectType) -> ListRequest {
     }
 }
 
-/// Hands `each` every log file of the selected accounts and Regions, with its parsed key, in
-/// no set order and from any thread.
+/// Hands `each` every log file of the selected accounts and Regions, with its parsed key, and
+/// `unrecognised` every listed key that is no CloudTrail key, in no set order and from any
+/// thread.
 fn for_each_log(
     source: &dyn ObjectSource,
     settings: &Settings,
     each: &(dyn Fn(String, LogKey) + Sync),
+    unrecognised: &(dyn Fn(String) + Sync),
 ) -> Result<(), SourceError> {
-    source.list(&list_request(settings, ObjectType::Log), &|key| {
-        if let Ok(CloudTrailKey::Log(l)) = parse_key(&key) {
-            if l.ty == ObjectType::Log && selected(settings, &l.scope) {
-                each(key, l);
+    source.list(
+        &list_request(settings, ObjectType::Log),
+        &|key| match parse_key(&key) {
+            Ok(CloudTrailKey::Log(l)) => {
+                if l.ty == ObjectType::Log && selected(settings, &l.scope) {
+                    each(key, l);
+                }
             }
-        }
-    })
+            Ok(CloudTrailKey::Digest(_)) => {}
+            Err(_) => unrecognised(key),
+        },
+    )
 }
 
 /// The report of a run that found nothing at all (the AWS CLI prints "No digests found").
@@ -225,29 +242,18 @@ pub fn verify_streaming(
         range,
         derived,
         digests,
-        shared_scopes,
+        other_trails,
+        unrecognised,
     } = plan(source, settings)?;
     let read = read_digests(source, digests);
+    let others = read_digests(source, other_trails);
 
     let bucket = resolve_bucket(source, settings, &read)?;
-    let mut chains: BTreeMap<ChainId, Vec<DigestCandidate>> = BTreeMap::new();
-    for r in read {
-        let signature = settings
-            .head_signatures
-            .get(&r.key_text)
-            .cloned()
-            .or(r.signature);
-        let candidate = DigestCandidate {
-            location: S3Location::new(&bucket, &r.key_text),
-            backfill_generated: r.backfill_generated,
-            key: r.key.clone(),
-            content: r.content,
-            signature,
-        };
-        chains.entry(r.key.chain()).or_default().push(candidate);
-    }
-    let keys = key_provider.keys(&key_needs(&chains, range))?;
+    let chains = candidates(read, &bucket, settings);
+    let other_chains = candidates(others, &bucket, settings);
+    let keys = key_provider.keys(&key_needs(&[&chains, &other_chains], range))?;
     let keys = &keys;
+    let other_trails = unvouched::OtherTrails::attribute(source, other_chains, keys, range);
     let walked: Vec<(ChainId, Vec<WalkedDigest>)> = chains
         .into_par_iter()
         .map(|(id, candidates)| {
@@ -271,31 +277,56 @@ pub fn verify_streaming(
         &mut referenced,
     );
     let referenced = referenced.into_set();
-    let shared = AtomicUsize::new(0);
+    let attributed = AtomicUsize::new(0);
     let unchained = Mutex::new(Vec::new());
-    for_each_log(source, settings, &|key, log| {
-        if shared_scopes.contains(&log.scope) {
-            shared.fetch_add(1, Ordering::Relaxed);
-        } else if log.time >= range.start && log.time <= range.end && !referenced.contains(&key) {
-            let finding = unreferenced(&bucket, key, log.time);
+    let unrecognised = Mutex::new(unrecognised);
+    for_each_log(
+        source,
+        settings,
+        &|key, log| {
+            if log.time < range.start || log.time > range.end || referenced.contains(&key) {
+                return;
+            }
+            if other_trails.vouch_for(&key) {
+                attributed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let finding =
+                other_trails.unattributed(unreferenced(&bucket, key, log.time), &log.scope);
             unchained
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(finding);
-        }
-    })?;
-    let shared = shared.into_inner();
+        },
+        &|key| {
+            unrecognised
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(key)
+        },
+    )?;
+    let attributed = attributed.into_inner();
     let mut unchained = unchained
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
+    unchained.extend(other_trails.decoys);
+    unchained.extend(unvouched::unrecognised(
+        &bucket,
+        settings,
+        range,
+        unrecognised
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner),
+        source.strays(),
+    ));
     // Listings come in no set order, and need not give each key once; the report's order is
     // the keys'.
     unchained.sort_by(|a, b| a.subject.cmp(&b.subject));
     unchained.dedup_by(|a, b| a.subject == b.subject);
     let mut notes = source.notes();
-    if shared > 0 {
+    if attributed > 0 {
         notes.push(format!(
-            "{shared} log files were not checked for digest references: other trails, left out by the filters, write to the same folders"
+            "{attributed} log files were not checked: verified digests of trails left out by the filters, which write to the same folders, name them"
         ));
     }
 
@@ -331,6 +362,31 @@ pub fn verify_streaming(
         unchained,
         notes,
     })
+}
+
+/// The digests read, by chain, ready to walk.
+fn candidates(
+    read: Vec<ReadDigest>,
+    bucket: &str,
+    settings: &Settings,
+) -> BTreeMap<ChainId, Vec<DigestCandidate>> {
+    let mut chains: BTreeMap<ChainId, Vec<DigestCandidate>> = BTreeMap::new();
+    for r in read {
+        let signature = settings
+            .head_signatures
+            .get(&r.key_text)
+            .cloned()
+            .or(r.signature);
+        let candidate = DigestCandidate {
+            location: S3Location::new(bucket, &r.key_text),
+            backfill_generated: r.backfill_generated,
+            key: r.key.clone(),
+            content: r.content,
+            signature,
+        };
+        chains.entry(r.key.chain()).or_default().push(candidate);
+    }
+    chains
 }
 
 /// Digests read per batch: their stored bytes are held only until they are parsed.
@@ -430,12 +486,12 @@ fn lenient_format(mut detail: String, raw: &[u8]) -> ContentProblem {
 
 /// The keys the AWS CLI would ask for: the range plus two hours in each source Region, and each
 /// backfill digest's generation time plus or minus an hour.
-fn key_needs(chains: &BTreeMap<ChainId, Vec<DigestCandidate>>, range: Range) -> KeyNeeds {
+fn key_needs(chains: &[&BTreeMap<ChainId, Vec<DigestCandidate>>], range: Range) -> KeyNeeds {
     let hour = SignedDuration::from_hours(1);
     // Times from the evidence (a key's, unsigned S3 metadata) and from flags may lie at the
     // ends of what a timestamp can hold: the windows saturate there.
     let mut windows = vec![(range.start, later(range.end, 2 * hour))];
-    for c in chains.values().flatten() {
+    for c in chains.iter().flat_map(|c| c.values()).flatten() {
         if let Some(t) = c.backfill_generated {
             windows.push((earlier(t, hour), later(t, hour)));
         }
@@ -443,7 +499,11 @@ fn key_needs(chains: &BTreeMap<ChainId, Vec<DigestCandidate>>, range: Range) -> 
     windows.sort();
     windows.dedup();
     KeyNeeds {
-        regions: chains.keys().map(|c| c.scope.region.clone()).collect(),
+        regions: chains
+            .iter()
+            .flat_map(|c| c.keys())
+            .map(|c| c.scope.region.clone())
+            .collect(),
         windows,
     }
 }
@@ -1145,13 +1205,19 @@ mod tests {
         let chains = BTreeMap::from([(key.chain(), vec![candidate(first), candidate(last)])]);
         let (range, _) = resolve_range(&Settings::default(), (first, last)).unwrap();
         assert_eq!((range.start, range.end), (Timestamp::MIN, last));
-        let needs = key_needs(&chains, range);
+        let needs = key_needs(&[&chains], range);
         assert_eq!(
             needs.windows,
             [
-                (Timestamp::MIN, first.checked_add(SignedDuration::from_hours(1)).unwrap()),
+                (
+                    Timestamp::MIN,
+                    first.checked_add(SignedDuration::from_hours(1)).unwrap()
+                ),
                 (Timestamp::MIN, Timestamp::MAX),
-                (last.checked_sub(SignedDuration::from_hours(1)).unwrap(), Timestamp::MAX),
+                (
+                    last.checked_sub(SignedDuration::from_hours(1)).unwrap(),
+                    Timestamp::MAX
+                ),
             ]
         );
         let settings = Settings {

@@ -14,9 +14,7 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 
 use super::progress::{Progress, Stored};
-use super::{
-    ListRequest, ObjectSource, ReadError, SourceError, StoredObject, Stray, StrayProblem,
-};
+use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject, Stray, StrayProblem};
 use crate::core::evidence::{DigestRecords, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::types::S3Location;
@@ -183,7 +181,8 @@ impl LocalEvidence {
                 // Anything below AWSLogs/ may hold CloudTrail folders: what the link leads to
                 // was not listed, so it is reported rather than followed.
                 let key = key + "/";
-                if key.contains(needle) || key.starts_with("AWSLogs/") || key.contains("/AWSLogs/") {
+                if key.contains(needle) || key.starts_with("AWSLogs/") || key.contains("/AWSLogs/")
+                {
                     let out = path
                         .canonicalize()
                         .map_or(true, |real| !real.starts_with(&self.root));
