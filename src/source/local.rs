@@ -519,6 +519,38 @@ mod tests {
         assert!(ev.notes().is_empty(), "the file is there, just bad");
     }
 
+    /// A FIFO in place of a log, a digest or the evidence-metadata file hung the run: `open`
+    /// blocks until a writer comes.
+    #[test]
+    fn a_fifo_is_never_opened_for_reading() {
+        let root = tempfile::tempdir().unwrap();
+        let fifo = |name: &str| {
+            let path = root.path().join(name);
+            assert!(std::process::Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success());
+        };
+        fifo("log.json.gz");
+        let ev = LocalEvidence::open(root.path()).unwrap();
+        assert_eq!(
+            ev.read_object("log.json.gz", 10),
+            Err(ReadError::NotAFile("a FIFO"))
+        );
+        std::fs::create_dir(root.path().join("folder")).unwrap();
+        assert_eq!(
+            ev.read_object("folder", 10),
+            Err(ReadError::NotAFile("a folder"))
+        );
+        fifo(EVIDENCE_FILE);
+        let err = LocalEvidence::open(root.path()).unwrap_err();
+        assert!(
+            matches!(err, SourceError::MetadataNotAFile { what: "a FIFO", .. }),
+            "{err}"
+        );
+    }
+
     #[test]
     fn lists_and_locks_reads_to_the_root() {
         let outer = tempfile::tempdir().unwrap();
@@ -553,6 +585,17 @@ mod tests {
                 "AWSLogs/CloudTrail/out.json.gz",
                 "AWSLogs/CloudTrail/x.json.gz"
             ]
+        );
+        // The link to a folder is not followed, but kept to be reported.
+        assert_eq!(
+            ev.strays(),
+            [Stray {
+                key: "AWSLogs/loop/".into(),
+                problem: StrayProblem::FolderLink {
+                    target: outer.path().display().to_string(),
+                    out: true
+                }
+            }]
         );
         assert_eq!(
             ev.read_object("AWSLogs/CloudTrail/x.json.gz", 10).unwrap(),
