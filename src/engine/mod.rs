@@ -246,7 +246,11 @@ pub fn verify_streaming(
         unrecognised,
     } = plan(source, settings)?;
     let read = read_digests(source, digests);
-    let others = read_digests(source, other_trails);
+    let others = if other_trails.is_empty() {
+        Vec::new()
+    } else {
+        read_digests(source, other_trails)
+    };
 
     let bucket = resolve_bucket(source, settings, &read)?;
     let chains = candidates(read, &bucket, settings);

@@ -142,7 +142,9 @@ pub(super) fn unrecognised(
 ) -> Vec<Finding> {
     let subject = |key: &str| S3Location::new(bucket, key).uri();
     let mut found = Vec::new();
-    for key in keys {
+    // A key ending in `/` is the empty "folder" object the S3 console creates, which readers
+    // of the prefix skip.
+    for key in keys.into_iter().filter(|k| !k.ends_with('/')) {
         let Some(place) = folders(&key).filter(|f| in_run(settings, range, f)) else {
             continue;
         };
