@@ -42,6 +42,9 @@ enum Epoch {
     /// Hour 255 ends just before the last second jiff can represent (late 9999-12-30): hostile
     /// digests may carry any time `parse_iso` accepts, and the walker adds slack to them.
     EndOfTime,
+    /// Hour 0 is the first second jiff can represent (-009999-01-02T01:59:59Z): a backfill
+    /// generation time there is unsigned S3 metadata, and the engine subtracts slack from it.
+    StartOfTime,
 }
 
 impl Epoch {
@@ -49,6 +52,7 @@ impl Epoch {
         match self {
             Epoch::Now => 1_767_225_600,
             Epoch::EndOfTime => Timestamp::MAX.as_second() - 255 * 3600 - 4 * 60 - 4 - 60,
+            Epoch::StartOfTime => Timestamp::MIN.as_second(),
         }
     }
 }

@@ -4,7 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use trailproof::core::digest::{listed_log_files, LogFiles, ParsedDigest};
+use trailproof::core::digest::{
+    listed_log_files, named_log_files, LogFiles, ParsedDigest, MAX_LENIENTLY_LISTED,
+};
 
 fuzz_target!(|raw: &[u8]| {
     if let Ok(mut d) = ParsedDigest::parse(raw) {
@@ -21,5 +23,8 @@ fuzz_target!(|raw: &[u8]| {
         assert!(d.log_files_from(&other).is_err());
     }
     // The engine calls this on exactly the bytes the strict parser refused.
-    let _ = listed_log_files(raw);
+    // It keeps at most its cap of names, whatever the JSON holds.
+    let listing = listed_log_files(raw);
+    assert!(listing.names.len() <= listing.entries.min(MAX_LENIENTLY_LISTED));
+    let _ = named_log_files(raw);
 });

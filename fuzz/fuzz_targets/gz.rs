@@ -1,5 +1,8 @@
 //! The streaming inflater on any bytes, fed in chunkings taken from the input.
 //!
+//! A run that stops reading once the inflater has decided, counting the rest unread, gives
+//! the same outcome.
+//!
 //! Input: `[max_inflated, max_ratio, ratio_floor, n, size_1 .. size_n, stream..]`. The limits
 //! are kept small (at most 1 MiB inflated) so that a budget is reached within a fuzz run.
 #![no_main]
@@ -24,6 +27,20 @@ fn run(stream: &[u8], limits: Limits, sizes: &[usize]) -> (GzOutcome, Vec<u8>) {
     }
     let (outcome, kept) = inflater.finish();
     (outcome, kept.expect("keep_output was asked for"))
+}
+
+/// As a source that knows the object's length reads it: in chunks of `size` until the
+/// inflater has decided, the rest counted unread.
+fn run_until_decided(stream: &[u8], limits: Limits, size: usize) -> GzOutcome {
+    let mut inflater = Inflater::new(limits);
+    let mut read = 0;
+    while read < stream.len() && !inflater.decided() {
+        let chunk = &stream[read..(read + size).min(stream.len())];
+        inflater.update(chunk);
+        read += chunk.len();
+    }
+    inflater.skip((stream.len() - read) as u64);
+    inflater.finish().0
 }
 
 fn check_one(stream: &[u8], limits: Limits, outcome: &GzOutcome, kept: &[u8]) {
@@ -65,6 +82,18 @@ fuzz_target!(|data: &[u8]| {
             Some(p) => Err(p.clone()),
         }
     );
+    // Stopping once the verdict is known changes nothing but the stored hash, not taken.
+    let decided = run_until_decided(stream, limits, sizes.first().copied().unwrap_or(4096));
+    if !matches!(whole.problem, Some(GzProblem::Budget { .. })) {
+        assert_eq!(
+            decided,
+            GzOutcome {
+                stored_sha256: None,
+                ..whole.clone()
+            },
+            "stopping at the verdict changed the outcome"
+        );
+    }
     if sizes.is_empty() {
         return;
     }

@@ -8,6 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{parse_time, read_keys, VerifyArgs};
 use crate::core::keyfile::write_key_file;
+use crate::core::time::later;
 use crate::engine::acquire::acquire;
 use crate::engine::{self, Settings};
 use crate::report;
@@ -267,7 +268,7 @@ pub fn run_keys(command: &KeysCommand) -> Result<u8, String> {
     let needs = KeyNeeds {
         regions: args.regions.iter().cloned().collect(),
         // The window the AWS CLI uses for a range, so online and offline runs see the same keys.
-        windows: vec![(args.start_time, end + SignedDuration::from_hours(2))],
+        windows: vec![(args.start_time, later(end, SignedDuration::from_hours(2)))],
     };
     let records = provider.records(&needs).map_err(|e| e.to_string())?;
     crate::core::keyfile::key_set(&records).map_err(|e| e.to_string())?;

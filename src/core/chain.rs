@@ -24,7 +24,7 @@ use super::ledger::{HourState, Span};
 use super::sign::{
     verify_digest, KeySet, SignatureFailure, SigningBasis, SigningTime, VerifiedDigest,
 };
-use super::time::format_iso;
+use super::time::{format_iso, later};
 use super::types::S3Location;
 
 /// Digests are hourly; a hole longer than this between two digests means one is gone.
@@ -803,13 +803,6 @@ fn holes(
 /// The hour before `t`, saturating at the start of time.
 fn hour_before(t: Timestamp) -> (Timestamp, Timestamp) {
     (t.checked_sub(HOUR).unwrap_or(Timestamp::MIN), t)
-}
-
-/// `t + slack`, saturating: evidence may carry any time up to the last one jiff represents
-/// (late on 9999-12-30), where jiff's `+` panics on overflow. Nothing lies beyond the maximum,
-/// so every comparison with a saturated sum comes out as it would with the exact one.
-fn later(t: Timestamp, slack: SignedDuration) -> Timestamp {
-    t.checked_add(slack).unwrap_or(Timestamp::MAX)
 }
 
 fn unverified(d: &ParsedDigest) -> DigestStatus {

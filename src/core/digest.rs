@@ -255,23 +255,211 @@ impl ParsedDigest {
     }
 }
 
+/// Every log file a digest names, from the strict parse if it passes (a digest being copied
+/// need not verify to say what to copy with it), else from the lenient one.
+pub fn named_log_files(raw: &[u8]) -> Vec<S3Location> {
+    match ParsedDigest::parse_parts(raw) {
+        Ok((_, list)) => list.iter().map(|l| l.location.clone()).collect(),
+        Err(_) => listed_log_files(raw).names,
+    }
+}
+
+/// At most this many log files are named from a digest that failed the strict parse.
+pub const MAX_LENIENTLY_LISTED: usize = 10_000;
+
+/// What a digest that failed the strict parse still names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LenientListing {
+    /// The first [`MAX_LENIENTLY_LISTED`] entries with a string `s3Bucket` and `s3Object`.
+    pub names: Vec<S3Location>,
+    /// Every entry of `logFiles`, named or not.
+    pub entries: usize,
+}
+
 /// The log files a digest names, read leniently from JSON that failed the strict parse, so
 /// that a damaged digest's log files can still be reported by name.
-pub fn listed_log_files(raw: &[u8]) -> Vec<S3Location> {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(raw) else {
-        return Vec::new();
+///
+/// The JSON is streamed, nothing but the names kept, and only the first
+/// [`MAX_LENIENTLY_LISTED`]: a digest that fails the strict parse vouches for nothing, so its
+/// list only decides whether a log file shows as "its digest could not be verified" or as "not
+/// referenced by any digest". (Read into a JSON tree, 61 MiB listing two million entries took
+/// 3 GiB.)
+pub fn listed_log_files(raw: &[u8]) -> LenientListing {
+    #[derive(Deserialize)]
+    struct Lenient {
+        #[serde(rename = "logFiles", default)]
+        log_files: LenientListing,
+    }
+    serde_json::from_slice::<Lenient>(raw)
+        .map(|l| l.log_files)
+        .unwrap_or_default()
+}
+
+impl<'de> Deserialize<'de> for LenientListing {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = LenientListing;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut listing = LenientListing::default();
+                while listing.names.len() < MAX_LENIENTLY_LISTED {
+                    match seq.next_element::<LenientEntry>()? {
+                        Some(entry) => {
+                            listing.entries += 1;
+                            if let LenientEntry(Some(location)) = entry {
+                                listing.names.push(location);
+                            }
+                        }
+                        None => return Ok(listing),
+                    }
+                }
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    listing.entries += 1;
+                }
+                Ok(listing)
+            }
+        }
+        d.deserialize_seq(Entries)
+    }
+}
+
+/// Visitor methods that take any JSON scalar but a string to `$value`.
+macro_rules! scalars_are {
+    ($value:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
     };
-    let Some(files) = value.get("logFiles").and_then(|v| v.as_array()) else {
-        return Vec::new();
-    };
-    files
-        .iter()
-        .filter_map(|f| {
-            let bucket = f.get("s3Bucket")?.as_str()?;
-            let key = f.get("s3Object")?.as_str()?;
-            Some(S3Location::new(bucket, key))
-        })
-        .collect()
+}
+
+/// One `logFiles` entry, whatever it holds: its location if it has a string bucket and key.
+struct LenientEntry(Option<S3Location>);
+
+impl<'de> Deserialize<'de> for LenientEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = LenientEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("anything")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let (mut bucket, mut key) = (None, None);
+                while let Some(field) = map.next_key::<EntryField>()? {
+                    let slot = match field {
+                        EntryField::Bucket => &mut bucket,
+                        EntryField::Object => &mut key,
+                        EntryField::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value::<MaybeString>()?.0;
+                }
+                Ok(LenientEntry(match (bucket, key) {
+                    (Some(b), Some(k)) => Some(S3Location::new(b, k)),
+                    _ => None,
+                }))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(LenientEntry(None))
+            }
+            scalars_are!(LenientEntry(None));
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(LenientEntry(None))
+            }
+        }
+        d.deserialize_any(Entry)
+    }
+}
+
+/// The fields of a `logFiles` entry that name it; the rest are skipped unread.
+enum EntryField {
+    Bucket,
+    Object,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for EntryField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Field;
+        impl serde::de::Visitor<'_> for Field {
+            type Value = EntryField;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(match name {
+                    "s3Bucket" => EntryField::Bucket,
+                    "s3Object" => EntryField::Object,
+                    _ => EntryField::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(Field)
+    }
+}
+
+/// A string, or `None` for any other JSON value (skipped unread).
+struct MaybeString(Option<String>);
+
+impl<'de> Deserialize<'de> for MaybeString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> serde::de::Visitor<'de> for Text {
+            type Value = MaybeString;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("anything")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(MaybeString(Some(s.to_owned())))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(MaybeString(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(MaybeString(None))
+            }
+            scalars_are!(MaybeString(None));
+        }
+        d.deserialize_any(Text)
+    }
 }
 
 fn parse_location(
@@ -430,6 +618,24 @@ mod tests {
         for (i, c) in cases.iter().enumerate() {
             assert!(ParsedDigest::parse(c).is_err(), "case {i} should fail");
         }
+    }
+
+    /// A junk digest of 61 MiB listing two million entries was read into a JSON tree: 3.1 GiB.
+    #[test]
+    fn a_junk_digest_names_at_most_its_cap_of_log_files() {
+        let entry = r#"{"s3Bucket":"bucket-a","s3Object":"k","x":[1,{"y":2}]}"#;
+        let n = MAX_LENIENTLY_LISTED + 5;
+        let raw = format!(
+            r#"{{"awsAccountId":1,"logFiles":[7,"s",null,[{{}}],{{"s3Bucket":1,"s3Object":"k"}},{}]}}"#,
+            vec![entry; n].join(",")
+        );
+        let listing = listed_log_files(raw.as_bytes());
+        assert_eq!(listing.entries, n + 5);
+        assert_eq!(listing.names.len(), MAX_LENIENTLY_LISTED);
+        assert_eq!(listing.names[0], S3Location::new("bucket-a", "k"));
+        assert!(named_log_files(raw.as_bytes()).len() == MAX_LENIENTLY_LISTED);
+        assert_eq!(listed_log_files(b"{\"logFiles\":[").entries, 0, "not JSON");
+        assert_eq!(listed_log_files(b"[]").entries, 0, "not an object");
     }
 
     #[test]

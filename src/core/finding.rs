@@ -61,6 +61,11 @@ pub enum Kind {
     LogOtherBucket,
     LogUnreadable,
     PathEscape,
+    /// A file in a CloudTrail log folder that no digest can vouch for: its name is not a
+    /// CloudTrail log file name (or not UTF-8), or it is a link to a folder (not followed).
+    LogUnrecognised,
+    /// The same in a CloudTrail digest folder.
+    DigestUnrecognised,
 }
 
 impl Kind {
@@ -81,7 +86,9 @@ impl Kind {
             | LogFormat
             | LogTruncated
             | LogTrailingData
-            | PathEscape => Verdict::Invalid,
+            | PathEscape
+            | LogUnrecognised
+            | DigestUnrecognised => Verdict::Invalid,
             DigestKeyUnknown
             | DigestSignatureUnavailable
             | DigestLinkOtherBucket
@@ -118,7 +125,7 @@ impl Kind {
         match self {
             LogValid | LogMissing | LogHashMismatch | LogFormat | LogTruncated
             | LogTrailingData | LogBudgetExceeded | LogUnverifiable | LogUnreferenced
-            | LogOtherBucket | LogUnreadable => ObjectKind::Log,
+            | LogOtherBucket | LogUnreadable | LogUnrecognised => ObjectKind::Log,
             _ => ObjectKind::Digest,
         }
     }

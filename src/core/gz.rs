@@ -90,6 +90,8 @@ pub struct Inflater {
     stored: u64,
     inflated: u64,
     trailing: u64,
+    /// Whether the ratio was checked after the member ended (see [`Inflater::decided`]).
+    checked_after_end: bool,
     problem: Option<GzProblem>,
     out: Vec<u8>,
 }
@@ -116,6 +118,7 @@ impl Inflater {
             stored: 0,
             inflated: 0,
             trailing: 0,
+            checked_after_end: false,
             problem: None,
             // Written through its spare capacity: no zeroing per object.
             out: Vec::with_capacity(OUT_CHUNK),
@@ -150,6 +153,32 @@ impl Inflater {
                 self.check_ratio();
             }
             rest = tail;
+        }
+    }
+
+    /// Whether more stored bytes can no longer change the outcome, except for how many there
+    /// were: the stream failed, or its one member ended, data followed, and the ratio was
+    /// checked since (the inflated size stays fixed from there on, so every later check passes
+    /// too). Never while stored bytes are hashed: those all count. A source that knows the
+    /// object's length then stops reading and hands the rest to [`Inflater::skip`].
+    pub fn decided(&self) -> bool {
+        self.stored_sha.is_none()
+            && match self.state {
+                State::Failed => true,
+                State::Done => self.trailing > 0 && self.checked_after_end,
+                _ => false,
+            }
+    }
+
+    /// Counts `n` stored bytes that follow without reading them, once [`Inflater::decided`]
+    /// (otherwise it does nothing): the outcome is the one reading them would give.
+    pub fn skip(&mut self, n: u64) {
+        if !self.decided() {
+            return;
+        }
+        self.stored = self.stored.saturating_add(n);
+        if matches!(self.state, State::Done) {
+            self.trailing = self.trailing.saturating_add(n);
         }
     }
 
@@ -280,6 +309,9 @@ impl Inflater {
         self.drain();
         if matches!(self.state, State::Failed) {
             return;
+        }
+        if matches!(self.state, State::Done) {
+            self.checked_after_end = true;
         }
         if self.inflated > self.limits.ratio_floor
             && self.inflated / self.stored.max(1) > self.limits.max_ratio
@@ -561,6 +593,63 @@ mod tests {
         let o = run(&bomb, absolute, 8192);
         assert!(matches!(o.problem, Some(GzProblem::Budget { .. })));
         assert!(o.inflated_len <= (1 << 20) + OUT_CHUNK as u64);
+    }
+
+    /// Reads `stored` in chunks until the inflater has decided, then skips the rest; returns the
+    /// outcome and how many bytes were read.
+    fn run_until_decided(stored: &[u8], limits: Limits, chunk: usize) -> (GzOutcome, usize) {
+        let mut i = Inflater::new(limits);
+        let mut read = 0;
+        for c in stored.chunks(chunk) {
+            if i.decided() {
+                break;
+            }
+            i.update(c);
+            read += c.len();
+        }
+        i.skip((stored.len() - read) as u64);
+        (i.finish().0, read)
+    }
+
+    /// A log file of one valid member plus a 16 GiB sparse tail took 35 s to be called
+    /// "trailing data": the verdict is known a ratio step after the member ends.
+    #[test]
+    fn a_member_followed_by_a_long_tail_is_decided_without_reading_the_tail() {
+        let mut stored = gzip(&records(2000));
+        let member = stored.len();
+        stored.resize(member + (4 << 20), 0);
+        let whole = Inflater::new(Limits::LOG);
+        let whole = {
+            let mut w = whole;
+            w.update(&stored);
+            w.finish().0
+        };
+        assert_eq!(
+            whole.problem,
+            Some(GzProblem::TrailingData {
+                bytes: (4 << 20) as u64
+            })
+        );
+        for chunk in [1, 4096, 256 * 1024] {
+            let (outcome, read) = run_until_decided(&stored, Limits::LOG, chunk);
+            assert_eq!(outcome, whole, "chunk {chunk}");
+            assert!(
+                read <= member + RATIO_STEP as usize + chunk,
+                "read {read} of {} bytes in chunks of {chunk}",
+                stored.len()
+            );
+        }
+        // Bytes that are still hashed are all read.
+        let mut hashed = Inflater::new(Limits::LOG).hash_stored();
+        hashed.update(&stored);
+        assert!(!hashed.decided());
+        // A failed stream is decided at once, and a short one never is.
+        let (outcome, read) = run_until_decided(b"not gzip at all, and then more", Limits::LOG, 4);
+        assert_eq!(outcome.problem, Some(GzProblem::NotGzip));
+        assert_eq!((read, outcome.stored_len), (4, 30));
+        let mut open = Inflater::new(Limits::LOG);
+        open.update(&stored[..member]);
+        assert!(!open.decided(), "nothing follows the member yet");
     }
 
     /// Found by fuzz/gz: the ratio was checked against the stored bytes received so far after

@@ -300,6 +300,59 @@ fn parse_below_awslogs(prefix: &str, rest: &str) -> Result<CloudTrailKey, Layout
     }
 }
 
+/// Where a key that is not a CloudTrail key sits among the CloudTrail folders, as far as its
+/// folders tell (each field only when its folder is there and well formed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Folders<'a> {
+    pub account: Option<&'a str>,
+    pub ty: Option<ObjectType>,
+    pub region: Option<&'a str>,
+    pub day: Option<jiff::civil::Date>,
+}
+
+/// The folders of `key` below its first `AWSLogs/` segment, `None` without one. Only folders
+/// count: the last segment is the file's name (a key ending in `/` names a folder).
+pub fn folders(key: &str) -> Option<Folders<'_>> {
+    let below = if let Some(rest) = key.strip_prefix("AWSLogs/") {
+        rest
+    } else {
+        let at = key.find("/AWSLogs/")?;
+        key.get(at + "/AWSLogs/".len()..)?
+    };
+    let mut segments: Vec<&str> = below.split('/').collect();
+    segments.pop();
+    let mut segments = segments.into_iter().peekable();
+    segments.next_if(|s| is_org_id(s));
+    let mut found = Folders::default();
+    let Some(account) = segments.next().filter(|a| is_account(a)) else {
+        return Some(found);
+    };
+    found.account = Some(account);
+    found.ty = match segments.next() {
+        Some("CloudTrail") => Some(ObjectType::Log),
+        Some("CloudTrail-Digest") => Some(ObjectType::Digest),
+        Some("CloudTrail-Insight") => Some(ObjectType::Insight),
+        _ => return Some(found),
+    };
+    let Some(region) = segments.next().filter(|r| is_region(r)) else {
+        return Some(found);
+    };
+    found.region = Some(region);
+    let number = |s: Option<&str>, n: usize| {
+        s.filter(|s| s.len() == n && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<i16>().ok())
+    };
+    let (y, m, d) = (
+        number(segments.next(), 4),
+        number(segments.next(), 2),
+        number(segments.next(), 2),
+    );
+    if let (Some(y), Some(m), Some(d)) = (y, m, d) {
+        found.day = jiff::civil::Date::new(y, i8::try_from(m).ok()?, i8::try_from(d).ok()?).ok();
+    }
+    Some(found)
+}
+
 /// A 12-digit AWS account id, as an `AWSLogs/` folder names it.
 pub fn is_account(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
@@ -333,6 +386,31 @@ fn is_trail_name(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_folders_of_keys_that_are_not_cloudtrail_keys() {
+        let f =
+            folders("p/AWSLogs/o-abcdefghij/111122223333/CloudTrail/us-east-1/2026/01/02/x.txt")
+                .unwrap();
+        assert_eq!(f.account, Some("111122223333"));
+        assert_eq!(f.ty, Some(ObjectType::Log));
+        assert_eq!(f.region, Some("us-east-1"));
+        assert_eq!(f.day, jiff::civil::Date::new(2026, 1, 2).ok());
+        let f = folders("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/13/").unwrap();
+        assert_eq!(
+            (f.ty, f.region, f.day),
+            (Some(ObjectType::Digest), Some("us-east-1"), None)
+        );
+        let f = folders("AWSLogs/111122223333/CloudTrail").unwrap();
+        assert_eq!(
+            (f.account, f.ty),
+            (Some("111122223333"), None),
+            "a file, not a folder"
+        );
+        assert_eq!(folders("AWSLogs/x/CloudTrail/"), Some(Folders::default()));
+        assert_eq!(folders("CloudTrail/us-east-1/x"), None);
+        assert_eq!(folders("xAWSLogs/111122223333/CloudTrail/a/b"), None);
+    }
 
     const REAL_DIGEST: &str = "AWSLogs/327878933619/CloudTrail-Digest/ap-northeast-1/2023/10/15/327878933619_CloudTrail-Digest_ap-northeast-1_llm-guard-trail_us-west-2_20231015T230404Z.json.gz";
 

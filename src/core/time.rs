@@ -2,7 +2,7 @@
 
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 /// Parses `YYYY-MM-DDTHH:MM:SSZ` (digest fields).
 pub fn parse_iso(text: &str) -> Option<Timestamp> {
@@ -61,6 +61,23 @@ pub fn format_compact(ts: Timestamp) -> String {
     ts.strftime("%Y%m%dT%H%M%SZ").to_string()
 }
 
+/// `t + d`, saturating at the ends of what jiff represents (-009999-01-02T01:59:59Z to
+/// 9999-12-30T22:00:00.999999999Z), where its `+` panics. Evidence and flags may carry any
+/// time in that span; nothing lies beyond it, so a comparison with a saturated sum comes out as
+/// it would with the exact one.
+pub fn later(t: Timestamp, d: SignedDuration) -> Timestamp {
+    t.checked_add(d).unwrap_or(if d.is_negative() {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
+
+/// `t - d`, saturating like [`later`].
+pub fn earlier(t: Timestamp, d: SignedDuration) -> Timestamp {
+    later(t, d.checked_neg().unwrap_or(SignedDuration::MAX))
+}
+
 fn civil(y: &str, mo: &str, d: &str, h: &str, mi: &str, s: &str) -> Option<Timestamp> {
     let num = |t: &str| -> Option<i32> {
         if t.bytes().all(|c| c.is_ascii_digit()) {
@@ -97,6 +114,23 @@ mod tests {
             parse_compact("20231015T2304Z").unwrap().as_second(),
             a.as_second() - 4
         );
+    }
+
+    #[test]
+    fn arithmetic_near_the_ends_of_time_saturates() {
+        let hour = SignedDuration::from_hours(1);
+        let last = "9999-12-30T21:59:59Z".parse::<Timestamp>().unwrap();
+        assert_eq!(later(last, 2 * hour), Timestamp::MAX);
+        assert_eq!(
+            later(last, SignedDuration::from_secs(1)).to_string(),
+            "9999-12-30T22:00:00Z"
+        );
+        let first = "-009999-01-02T01:59:59Z".parse::<Timestamp>().unwrap();
+        assert_eq!(earlier(first, hour), Timestamp::MIN);
+        assert_eq!(later(first, -hour), Timestamp::MIN);
+        assert_eq!(earlier(last, -hour), later(last, hour));
+        assert_eq!(earlier(Timestamp::MAX, SignedDuration::MIN), Timestamp::MAX);
+        assert_eq!(later(first, hour), first.checked_add(hour).unwrap());
     }
 
     #[test]

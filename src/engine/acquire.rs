@@ -23,7 +23,7 @@ use md5::Digest as _;
 use serde::Serialize;
 
 use super::{for_each_log, plan, EngineError, Plan, Settings};
-use crate::core::digest::listed_log_files;
+use crate::core::digest::named_log_files;
 use crate::core::evidence::{EvidenceMetadata, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{inflate_all, Limits};
 use crate::core::types::S3Location;
@@ -105,7 +105,15 @@ pub fn acquire(
         });
     }
 
-    let Plan { range, digests, .. } = plan(source, settings)?;
+    let Plan {
+        range,
+        mut digests,
+        other_trails,
+        ..
+    } = plan(source, settings)?;
+    // `verify` reads the digests of trails the filters leave out but that write to the same
+    // folders, to tell their log files from injected ones.
+    digests.extend(other_trails);
     let mut summary = AcquireSummary::default();
 
     // Digests are read whole (they are small and say which log files to fetch).
@@ -117,7 +125,7 @@ pub fn acquire(
     for stored in read.iter().flatten() {
         if let Ok(raw) = inflate_all(&stored.bytes, Limits::DIGEST) {
             wanted_logs.extend(
-                listed_log_files(&raw)
+                named_log_files(&raw)
                     .into_iter()
                     .filter(|l| l.bucket == bucket)
                     .map(|l| l.key),
@@ -125,14 +133,20 @@ pub fn acquire(
         }
     }
     let listed = Mutex::new(wanted_logs);
-    for_each_log(source, settings, &|key, log| {
-        if log.time >= range.start && log.time <= range.end {
-            listed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(key);
-        }
-    })?;
+    for_each_log(
+        source,
+        settings,
+        &|key, log| {
+            if log.time >= range.start && log.time <= range.end {
+                listed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(key);
+            }
+        },
+        // Keys that are no CloudTrail key are reported by `verify` from the listing, not copied.
+        &|_| {},
+    )?;
     let wanted_logs = listed.into_inner().unwrap_or_else(PoisonError::into_inner);
 
     // Before anything is written: a link (or anything but a plain folder or file) where this

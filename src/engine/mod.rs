@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 #[cfg(feature = "aws")]
 pub mod acquire;
+mod unvouched;
 
 use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
@@ -30,7 +31,7 @@ use crate::core::layout::{
 };
 use crate::core::ledger::{HourState, Ledger, Span};
 use crate::core::sign::SigningTime;
-use crate::core::time::format_iso;
+use crate::core::time::{earlier, format_iso, later};
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report};
 use crate::source::progress::Progress;
@@ -144,9 +145,12 @@ pub struct Plan {
     /// the nearest digest before the range and after it (context: read only to decide the
     /// range's edges, see [`WalkedDigest::context`]).
     pub digests: Vec<DigestKey>,
-    /// Account/Region folders where a trail that the filters leave out also writes digests:
-    /// their log files may be that trail's, so none of them can be called unreferenced.
-    pub shared_scopes: BTreeSet<Scope>,
+    /// Digests in the range of trails the filters leave out, in the selected accounts and
+    /// Regions: their log files share folders with the run's, and are told apart only through
+    /// these digests, once verified.
+    pub other_trails: Vec<DigestKey>,
+    /// Keys in CloudTrail digest folders that are not digest keys.
+    pub unrecognised: Vec<String>,
 }
 
 /// Digests found by the listing: those that may be in the range, and of each chain the nearest
@@ -157,7 +161,10 @@ struct Found {
     before: BTreeMap<ChainId, DigestKey>,
     after: BTreeMap<ChainId, DigestKey>,
     extent: Option<(Timestamp, Timestamp)>,
-    shared_scopes: BTreeSet<Scope>,
+    /// Digests of trails the filters leave out that may be in the range.
+    other_trails: Vec<DigestKey>,
+    /// Keys in the digest folders that are no CloudTrail key.
+    unrecognised: Vec<String>,
     /// Trail names seen in the selected accounts and Regions, to name them when a `--trail`
     /// matches none.
     trails: BTreeSet<String>,
@@ -168,11 +175,9 @@ impl Found {
     fn add(&mut self, settings: &Settings, d: DigestKey) {
         let t = d.end_time;
         self.extent = Some(self.extent.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
-        let after_end = settings.end.is_some_and(|end| {
-            t > end
-                .checked_add(SignedDuration::from_hours(1))
-                .unwrap_or(Timestamp::MAX)
-        });
+        let after_end = settings
+            .end
+            .is_some_and(|end| t > later(end, SignedDuration::from_hours(1)));
         if settings.start.is_some_and(|start| t < start) {
             let slot = self.before.entry(d.chain());
             let kept = slot.or_insert_with(|| d.clone());
@@ -187,6 +192,18 @@ impl Found {
             }
         } else {
             self.digests.push(d);
+        }
+    }
+
+    /// Keeps a digest of a trail the filters leave out if it may be in the range.
+    fn other_trail(&mut self, settings: &Settings, d: DigestKey) {
+        let t = d.end_time;
+        let outside = settings.start.is_some_and(|start| t < start)
+            || settings
+                .end
+                .is_some_and(|end| t > later(end, SignedDuration::from_hours(1)));
+        if !outside {
+            self.other_trails.push(d);
         }
     }
 }
@@ -205,18 +222,20 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
     let mut request = list_request(settings, ObjectType::Digest);
     request.range = None;
     source.list(&request, &|key| {
-        if let Ok(CloudTrailKey::Digest(d)) = parse_key(&key) {
-            if selected(settings, &d.scope) {
-                let mut found = found.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut found = found.lock().unwrap_or_else(PoisonError::into_inner);
+        match parse_key(&key) {
+            Ok(CloudTrailKey::Digest(d)) if selected(settings, &d.scope) => {
                 if !found.trails.contains(&d.trail) {
                     found.trails.insert(d.trail.clone());
                 }
                 if trail_selected(settings, &d) {
                     found.add(settings, d)
                 } else {
-                    found.shared_scopes.insert(d.scope);
+                    found.other_trail(settings, d);
                 }
             }
+            Ok(_) => {}
+            Err(_) => found.unrecognised.push(key),
         }
     })?;
     let Found {
@@ -224,12 +243,15 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
         before,
         after,
         extent,
-        shared_scopes,
+        mut other_trails,
+        unrecognised,
         trails: trails_found,
     } = found.into_inner().unwrap_or_else(PoisonError::into_inner);
     // Listings come in no set order, and need not give each key once.
-    digests.sort_unstable();
-    digests.dedup();
+    for keys in [&mut digests, &mut other_trails] {
+        keys.sort_unstable();
+        keys.dedup();
+    }
     for head in settings.head_signatures.keys() {
         let known = digests
             .iter()
@@ -257,14 +279,19 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
     let mut extent = extent;
     if extent.is_none() || unmatched.iter().any(|u| u.filter != Filter::Trail) {
         let logs = Mutex::new((BTreeSet::new(), None::<(Timestamp, Timestamp)>));
-        for_each_log(source, settings, &|_, log| {
-            let mut logs = logs.lock().unwrap_or_else(PoisonError::into_inner);
-            let t = log.time;
-            logs.1 = Some(logs.1.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
-            if !logs.0.contains(&log.scope) {
-                logs.0.insert(log.scope);
-            }
-        })?;
+        for_each_log(
+            source,
+            settings,
+            &|_, log| {
+                let mut logs = logs.lock().unwrap_or_else(PoisonError::into_inner);
+                let t = log.time;
+                logs.1 = Some(logs.1.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+                if !logs.0.contains(&log.scope) {
+                    logs.0.insert(log.scope);
+                }
+            },
+            &|_| {},
+        )?;
         let (log_scopes, log_extent) = logs.into_inner().unwrap_or_else(PoisonError::into_inner);
         extent = extent.or(log_extent);
         unmatched.retain(|u| {
@@ -291,11 +318,13 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
     digests.retain(|d| range.holds_digest(d.end_time));
     digests.extend(before.into_values().chain(after.into_values()));
     digests.sort_unstable();
+    other_trails.retain(|d| range.holds_digest(d.end_time));
     Ok(Plan {
         range,
         derived,
         digests,
-        shared_scopes,
+        other_trails,
+        unrecognised,
     })
 }
 
@@ -328,7 +357,10 @@ fn list_request(settings: &Settings, objects: ObjectType) -> ListRequest {
         range: settings.start.map(|s| {
             (
                 s,
-                settings.end.unwrap_or_else(Timestamp::now) + SignedDuration::from_hours(1),
+                later(
+                    settings.end.unwrap_or_else(Timestamp::now),
+                    SignedDuration::from_hours(1),
+                ),
             )
         }),
         accounts: settings.accounts.clone(),
@@ -336,20 +368,27 @@ fn list_request(settings: &Settings, objects: ObjectType) -> ListRequest {
     }
 }
 
-/// Hands `each` every log file of the selected accounts and Regions, with its parsed key, in
-/// no set order and from any thread.
+/// Hands `each` every log file of the selected accounts and Regions, with its parsed key, and
+/// `unrecognised` every listed key that is no CloudTrail key, in no set order and from any
+/// thread.
 fn for_each_log(
     source: &dyn ObjectSource,
     settings: &Settings,
     each: &(dyn Fn(String, LogKey) + Sync),
+    unrecognised: &(dyn Fn(String) + Sync),
 ) -> Result<(), SourceError> {
-    source.list(&list_request(settings, ObjectType::Log), &|key| {
-        if let Ok(CloudTrailKey::Log(l)) = parse_key(&key) {
-            if l.ty == ObjectType::Log && selected(settings, &l.scope) {
-                each(key, l);
+    source.list(
+        &list_request(settings, ObjectType::Log),
+        &|key| match parse_key(&key) {
+            Ok(CloudTrailKey::Log(l)) => {
+                if l.ty == ObjectType::Log && selected(settings, &l.scope) {
+                    each(key, l);
+                }
             }
-        }
-    })
+            Ok(CloudTrailKey::Digest(_)) => {}
+            Err(_) => unrecognised(key),
+        },
+    )
 }
 
 /// The report of a run that found nothing at all (the AWS CLI prints "No digests found").
@@ -406,34 +445,29 @@ pub fn verify_streaming(
         range,
         derived,
         digests,
-        shared_scopes,
+        other_trails,
+        unrecognised,
     } = plan(source, settings)?;
     // Log files each digest names, as keyed hashes: a log file that a verified digest judges
     // gets no "its digest could not be verified" from another digest that names it too.
     let hasher = RandomState::new();
-    let read = read_digests(source, digests, &hasher);
+    let mut read = read_digests(source, digests, &hasher);
+    let others = if other_trails.is_empty() {
+        Vec::new()
+    } else {
+        read_digests(source, other_trails, &hasher)
+    };
 
     let bucket = resolve_bucket(source, settings, &read)?;
-    let mut chains: BTreeMap<ChainId, Vec<DigestCandidate>> = BTreeMap::new();
-    let mut named: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for r in read {
-        let signature = settings
-            .head_signatures
-            .get(&r.key_text)
-            .cloned()
-            .or(r.signature);
-        named.insert(r.key_text.clone(), r.named);
-        let candidate = DigestCandidate {
-            location: S3Location::new(&bucket, &r.key_text),
-            backfill_generated: r.backfill_generated,
-            key: r.key.clone(),
-            content: r.content,
-            signature,
-        };
-        chains.entry(r.key.chain()).or_default().push(candidate);
-    }
-    let keys = key_provider.keys(&key_needs(&chains, range))?;
+    let named: BTreeMap<String, Vec<u64>> = read
+        .iter_mut()
+        .map(|r| (r.key_text.clone(), std::mem::take(&mut r.named)))
+        .collect();
+    let chains = candidates(read, &bucket, settings);
+    let other_chains = candidates(others, &bucket, settings);
+    let keys = key_provider.keys(&key_needs(&[&chains, &other_chains], range))?;
     let keys = &keys;
+    let other_trails = unvouched::OtherTrails::attribute(source, other_chains, keys, range);
     let walked: Vec<(ChainId, WalkedChain)> = chains
         .into_par_iter()
         .map(|(id, candidates)| {
@@ -472,31 +506,58 @@ pub fn verify_streaming(
         &judged,
     );
     let referenced = referenced.into_set();
-    let shared = AtomicUsize::new(0);
+    let attributed = AtomicUsize::new(0);
     let unchained = Mutex::new(Vec::new());
-    for_each_log(source, settings, &|key, log| {
-        if shared_scopes.contains(&log.scope) {
-            shared.fetch_add(1, Ordering::Relaxed);
-        } else if log.time >= range.start && log.time <= range.end && !referenced.contains(&key) {
-            let finding = unreferenced(&bucket, key, log.time, holes.around(&log));
+    let unrecognised = Mutex::new(unrecognised);
+    for_each_log(
+        source,
+        settings,
+        &|key, log| {
+            if log.time < range.start || log.time > range.end || referenced.contains(&key) {
+                return;
+            }
+            if other_trails.vouch_for(&key) {
+                attributed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let finding = other_trails.unattributed(
+                unreferenced(&bucket, key, log.time, holes.around(&log)),
+                &log.scope,
+            );
             unchained
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(finding);
-        }
-    })?;
-    let shared = shared.into_inner();
+        },
+        &|key| {
+            unrecognised
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(key)
+        },
+    )?;
+    let attributed = attributed.into_inner();
     let mut unchained = unchained
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
+    unchained.extend(other_trails.decoys);
+    unchained.extend(unvouched::unrecognised(
+        &bucket,
+        settings,
+        range,
+        unrecognised
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner),
+        source.strays(),
+    ));
     // Listings come in no set order, and need not give each key once; the report's order is
     // the keys'.
     unchained.sort_by(|a, b| a.subject.cmp(&b.subject));
     unchained.dedup_by(|a, b| a.subject == b.subject);
     let mut notes = source.notes();
-    if shared > 0 {
+    if attributed > 0 {
         notes.push(format!(
-            "{shared} log files were not checked for digest references: other trails, left out by the filters, write to the same folders"
+            "{attributed} log files were not checked: verified digests of trails left out by the filters, which write to the same folders, name them"
         ));
     }
 
@@ -532,6 +593,31 @@ pub fn verify_streaming(
         unchained,
         notes,
     })
+}
+
+/// The digests read, by chain, ready to walk.
+fn candidates(
+    read: Vec<ReadDigest>,
+    bucket: &str,
+    settings: &Settings,
+) -> BTreeMap<ChainId, Vec<DigestCandidate>> {
+    let mut chains: BTreeMap<ChainId, Vec<DigestCandidate>> = BTreeMap::new();
+    for r in read {
+        let signature = settings
+            .head_signatures
+            .get(&r.key_text)
+            .cloned()
+            .or(r.signature);
+        let candidate = DigestCandidate {
+            location: S3Location::new(bucket, &r.key_text),
+            backfill_generated: r.backfill_generated,
+            key: r.key.clone(),
+            content: r.content,
+            signature,
+        };
+        chains.entry(r.key.chain()).or_default().push(candidate);
+    }
+    chains
 }
 
 /// Digests read per batch: their stored bytes are held only until they are parsed.
@@ -598,10 +684,7 @@ impl ReadDigest {
                             digest.set_aside_log_files();
                             Ok(digest)
                         }
-                        Err(e) => Err(ContentProblem::Format {
-                            detail: e.to_string(),
-                            listed: listed_log_files(&raw),
-                        }),
+                        Err(e) => Err(lenient_format(e.to_string(), &raw)),
                     },
                 };
                 (content, facts.signature, facts.backfill_generated)
@@ -616,6 +699,11 @@ impl ReadDigest {
                         ContentProblem::Unreadable("in another bucket".into())
                     }
                     ReadError::Io(d) => ContentProblem::Unreadable(d),
+                    // Not a digest file at all: its format is wrong, not its reading.
+                    ReadError::NotAFile(what) => ContentProblem::Format {
+                        detail: not_a_file(what),
+                        listed: Vec::new(),
+                    },
                 };
                 (Err(problem), None, GenerationTime::Unknown)
             }
@@ -631,18 +719,34 @@ impl ReadDigest {
     }
 }
 
+/// A digest that failed the strict parse, with the log files it still names (at most
+/// [`crate::core::digest::MAX_LENIENTLY_LISTED`]; the detail says when it lists more).
+fn lenient_format(mut detail: String, raw: &[u8]) -> ContentProblem {
+    let listing = listed_log_files(raw);
+    if listing.entries > listing.names.len() {
+        detail.push_str(&format!(
+            "; it lists {} log files, of which only the first {} named are reported",
+            listing.entries,
+            listing.names.len()
+        ));
+    }
+    ContentProblem::Format {
+        detail,
+        listed: listing.names,
+    }
+}
+
 /// The keys the AWS CLI would ask for: the range plus two hours in each source Region, and each
 /// backfill digest's generation time plus or minus an hour; without a generation time, from the
 /// digest's end over the bound the chain walker allows (`SigningTime::backfill_unknown`).
-/// Times from the evidence saturate at the ends of the representable range.
-fn key_needs(chains: &BTreeMap<ChainId, Vec<DigestCandidate>>, range: Range) -> KeyNeeds {
+/// Times from the evidence (a key's, unsigned S3 metadata) and from flags may lie at the ends
+/// of what a timestamp can hold: the windows saturate there.
+fn key_needs(chains: &[&BTreeMap<ChainId, Vec<DigestCandidate>>], range: Range) -> KeyNeeds {
     let hour = SignedDuration::from_hours(1);
-    let add = |t: Timestamp, d: SignedDuration| t.checked_add(d).unwrap_or(Timestamp::MAX);
-    let sub = |t: Timestamp, d: SignedDuration| t.checked_sub(d).unwrap_or(Timestamp::MIN);
-    let mut windows = vec![(range.start, add(range.end, 2 * hour))];
-    for c in chains.values().flatten() {
+    let mut windows = vec![(range.start, later(range.end, 2 * hour))];
+    for c in chains.iter().flat_map(|c| c.values()).flatten() {
         match &c.backfill_generated {
-            GenerationTime::Stated(t) => windows.push((sub(*t, hour), add(*t, hour))),
+            GenerationTime::Stated(t) => windows.push((earlier(*t, hour), later(*t, hour))),
             GenerationTime::Unknown if c.key.backfill => {
                 let bound = SigningTime::backfill_unknown(c.key.end_time);
                 windows.push((bound.earliest, bound.latest));
@@ -653,16 +757,17 @@ fn key_needs(chains: &BTreeMap<ChainId, Vec<DigestCandidate>>, range: Range) -> 
         // only then.
         let t = c.key.end_time;
         if !range.holds_digest(t) {
-            windows.push((
-                t.checked_sub(hour).unwrap_or(Timestamp::MIN),
-                t.checked_add(hour).unwrap_or(Timestamp::MAX),
-            ));
+            windows.push((earlier(t, hour), later(t, hour)));
         }
     }
     windows.sort();
     windows.dedup();
     KeyNeeds {
-        regions: chains.keys().map(|c| c.scope.region.clone()).collect(),
+        regions: chains
+            .iter()
+            .flat_map(|c| c.keys())
+            .map(|c| c.scope.region.clone())
+            .collect(),
         windows,
     }
 }
@@ -689,7 +794,7 @@ fn resolve_range(
     let derived = settings.start.is_none() || settings.end.is_none();
     let start = settings
         .start
-        .unwrap_or(extent.0 - SignedDuration::from_hours(1));
+        .unwrap_or_else(|| earlier(extent.0, SignedDuration::from_hours(1)));
     let end = settings.end.unwrap_or(extent.1);
     if start > end {
         return Err(EngineError::BadRange {
@@ -1081,6 +1186,7 @@ fn reread(
         ReadError::NotFound => "gone when read again".to_owned(),
         ReadError::Escape(d) | ReadError::Io(d) => d,
         ReadError::OtherBucket => "in another bucket".to_owned(),
+        ReadError::NotAFile(what) => not_a_file(what),
     })?;
     let raw = inflate_all(&stored.bytes, Limits::DIGEST).map_err(|p| p.to_string())?;
     digest.log_files_from(&raw).map_err(|e| e.to_string())
@@ -1243,6 +1349,12 @@ fn log_finding(
                 ..base
             })
         }
+        Err(ReadError::NotAFile(what)) => {
+            return Finding::new(uri, Kind::LogFormat, "invalid format").with(Evidence {
+                detail: Some(not_a_file(what)),
+                ..base
+            })
+        }
     };
     let evidence = Evidence {
         actual_sha256: Some(outcome.inflated_sha256),
@@ -1275,6 +1387,12 @@ fn log_finding(
         .with(with_detail(p)),
         Some(p) => Finding::new(uri, Kind::LogFormat, "invalid format").with(with_detail(p)),
     }
+}
+
+/// The detail of a finding on something that is not a file at all (a FIFO, a device), which no
+/// copy of an S3 object can be: it was not read.
+fn not_a_file(what: &str) -> String {
+    format!("not a regular file but {what}: not read")
 }
 
 /// A log file delivered inside the range that no digest vouches for. Inside a hole of its
@@ -1552,6 +1670,60 @@ mod tests {
             ..with(&[], &[], &["org-trial"])
         };
         assert!(plan(&source, &lenient).unwrap().digests.is_empty());
+    }
+
+    /// A digest key ending 9999-12-30T21:59:59Z, a backfill generation time at either end of
+    /// what a timestamp holds (unsigned S3 metadata) and `--end-time 9999-12-30T21:00:00Z`
+    /// each panicked in this arithmetic.
+    #[test]
+    fn times_at_the_ends_of_the_representable_range_saturate() {
+        let last: Timestamp = "9999-12-30T21:59:59Z".parse().unwrap();
+        let first: Timestamp = "-009999-01-02T01:59:59Z".parse().unwrap();
+        let key = parse_key("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/9999/12/30/111122223333_CloudTrail-Digest_us-east-1_trail-a_us-east-1_99991230T215959Z_backfill.json.gz").unwrap();
+        let CloudTrailKey::Digest(key) = key else {
+            panic!("a digest key")
+        };
+        let candidate = |t| DigestCandidate {
+            location: S3Location::new("b", "k"),
+            key: key.clone(),
+            content: Err(ContentProblem::Unreadable(String::new())),
+            signature: None,
+            backfill_generated: GenerationTime::Stated(t),
+        };
+        let chains = BTreeMap::from([(key.chain(), vec![candidate(first), candidate(last)])]);
+        let (range, _) = resolve_range(&Settings::default(), (first, last)).unwrap();
+        assert_eq!((range.start, range.end), (Timestamp::MIN, last));
+        let needs = key_needs(&[&chains], range);
+        assert_eq!(
+            needs.windows,
+            [
+                (
+                    Timestamp::MIN,
+                    first.checked_add(SignedDuration::from_hours(1)).unwrap()
+                ),
+                (Timestamp::MIN, Timestamp::MAX),
+                (
+                    last.checked_sub(SignedDuration::from_hours(1)).unwrap(),
+                    Timestamp::MAX
+                ),
+            ]
+        );
+        let settings = Settings {
+            start: Some(first),
+            end: Some("9999-12-30T21:00:00Z".parse().unwrap()),
+            ..Settings::default()
+        };
+        let request = list_request(&settings, ObjectType::Log);
+        assert_eq!(
+            request.range,
+            Some((first, "9999-12-30T22:00:00Z".parse().unwrap()))
+        );
+        let settings = Settings {
+            end: Some(last),
+            ..settings
+        };
+        let request = list_request(&settings, ObjectType::Log);
+        assert_eq!(request.range, Some((first, Timestamp::MAX)));
     }
 
     #[test]

@@ -4,18 +4,17 @@
 //! digest names is resolved under the root; a key with `..`, an absolute path, a NUL, or a
 //! symlink leading out of the root is refused and becomes a finding. Nothing is ever written.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use rayon::prelude::*;
 
 use super::progress::{Progress, Stored};
-use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject};
+use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject, Stray, StrayProblem};
 use crate::core::evidence::{DigestRecords, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::types::S3Location;
@@ -33,9 +32,8 @@ pub struct LocalEvidence {
     /// method that needs it waits ([`LocalEvidence::metadata`]).
     metadata: OnceLock<Result<Option<DigestRecords>, String>>,
     parsing: Mutex<Option<JoinHandle<Result<DigestRecords, SourceError>>>>,
-    /// How many names the last listing found that are not UTF-8 and so cannot be S3 keys;
-    /// reported, not read.
-    unusable: AtomicUsize,
+    /// What the listings found that no key can name, for [`ObjectSource::strays`].
+    strays: Mutex<BTreeSet<Stray>>,
     /// Directories under the root and their canonical paths, filled as keys are resolved.
     parents: RwLock<HashMap<PathBuf, PathBuf>>,
 }
@@ -54,35 +52,57 @@ impl LocalEvidence {
                 source,
             });
         }
-        let meta_path = root.join(EVIDENCE_FILE);
-        let metadata = OnceLock::new();
-        let parsing = match std::fs::File::open(&meta_path) {
+        let evidence = LocalEvidence {
+            root,
+            metadata: OnceLock::new(),
+            parsing: Mutex::new(None),
+            strays: Mutex::default(),
+            parents: RwLock::default(),
+        };
+        // Under the same lock as every object: a link out of the root, a FIFO or a device is
+        // refused, never read.
+        let meta_path = evidence.root.join(EVIDENCE_FILE);
+        match evidence.open_object(EVIDENCE_FILE) {
             // Verification reads only digests' records (their signatures); keeping the log
             // files' would make memory grow with every file of the copy.
-            Ok(file) => Some(std::thread::spawn(move || {
-                DigestRecords::parse(BufReader::new(file)).map_err(|source| SourceError::Evidence {
-                    path: meta_path,
-                    source,
-                })
-            })),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let _ = metadata.set(Ok(None));
-                None
+            Ok(file) => {
+                let parsing = std::thread::spawn(move || {
+                    DigestRecords::parse(BufReader::new(file)).map_err(|source| {
+                        SourceError::Evidence {
+                            path: meta_path,
+                            source,
+                        }
+                    })
+                });
+                *evidence
+                    .parsing
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(parsing);
             }
-            Err(source) => {
-                return Err(SourceError::Io {
+            Err(ReadError::NotFound) => {
+                let _ = evidence.metadata.set(Ok(None));
+            }
+            Err(ReadError::Escape(detail)) => {
+                return Err(SourceError::MetadataEscape {
                     path: meta_path,
-                    source,
+                    detail,
                 })
             }
-        };
-        Ok(LocalEvidence {
-            root,
-            metadata,
-            parsing: Mutex::new(parsing),
-            unusable: AtomicUsize::new(0),
-            parents: RwLock::default(),
-        })
+            Err(ReadError::NotAFile(what)) => {
+                return Err(SourceError::MetadataNotAFile {
+                    path: meta_path,
+                    what,
+                })
+            }
+            Err(ReadError::Io(detail)) => {
+                return Err(SourceError::Metadata {
+                    detail: format!("cannot read {}: {detail}", meta_path.display()),
+                })
+            }
+            // Only `hash_log` says so, for a location in another bucket.
+            Err(ReadError::OtherBucket) => {}
+        }
+        Ok(evidence)
     }
 
     /// The evidence-metadata file's digest facts (`None` without the file), once parsed; an
@@ -110,20 +130,18 @@ impl LocalEvidence {
 
     /// Walks the tree without following directory symlinks (no loops, no escape by listing),
     /// handing `each` the key of every file with `/{folder}/` in its path (every key of that
-    /// object type has it); nothing is kept. The folders of each level are read in parallel.
+    /// object type has it); nothing is kept but what no key can name (see [`Stray`]). The
+    /// folders of each level are read in parallel.
     fn walk_tree(&self, folder: &str, each: &(dyn Fn(String) + Sync)) -> Result<(), SourceError> {
         let needle = format!("/{folder}/");
-        let unusable = AtomicUsize::new(0);
         let mut level = vec![self.root.clone()];
         while !level.is_empty() {
             let next = level
                 .par_iter()
-                .map(|dir| self.walk_folder(dir, &needle, each, &unusable))
+                .map(|dir| self.walk_folder(dir, &needle, each))
                 .collect::<Result<Vec<_>, _>>()?;
             level = next.into_iter().flatten().collect();
         }
-        self.unusable
-            .store(unusable.into_inner(), Ordering::Relaxed);
         Ok(())
     }
 
@@ -133,7 +151,6 @@ impl LocalEvidence {
         dir: &Path,
         needle: &str,
         each: &(dyn Fn(String) + Sync),
-        unusable: &AtomicUsize,
     ) -> Result<Vec<PathBuf>, SourceError> {
         let mut folders = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(|source| SourceError::Io {
@@ -154,26 +171,47 @@ impl LocalEvidence {
                 folders.push(path);
                 continue;
             }
-            if ty.is_symlink() && path.is_dir() {
-                continue;
-            }
             let Ok(rel) = path.strip_prefix(&self.root) else {
                 continue;
             };
+            let key = rel
+                .to_string_lossy()
+                .replace(std::path::MAIN_SEPARATOR, "/");
+            if ty.is_symlink() && path.is_dir() {
+                // Anything below AWSLogs/ may hold CloudTrail folders: what the link leads to
+                // was not listed, so it is reported rather than followed.
+                let key = key + "/";
+                if key.contains(needle) || key.starts_with("AWSLogs/") || key.contains("/AWSLogs/")
+                {
+                    let out = path
+                        .canonicalize()
+                        .map_or(true, |real| !real.starts_with(&self.root));
+                    let target = std::fs::read_link(&path)
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_default();
+                    self.stray(key, StrayProblem::FolderLink { target, out });
+                }
+                continue;
+            }
             match rel.to_str() {
                 Some(EVIDENCE_FILE) => {}
-                Some(key) => {
-                    let key = key.replace(std::path::MAIN_SEPARATOR, "/");
-                    if key.contains(needle) {
-                        each(key);
-                    }
+                Some(_) if key.contains(needle) => each(key),
+                Some(_) => {}
+                None if key.contains(needle) => {
+                    let raw = format!("{:?}", rel.as_os_str());
+                    self.stray(key, StrayProblem::NotUtf8 { raw });
                 }
-                None => {
-                    unusable.fetch_add(1, Ordering::Relaxed);
-                }
+                None => {}
             }
         }
         Ok(folders)
+    }
+
+    fn stray(&self, key: String, problem: StrayProblem) {
+        self.strays
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(Stray { key, problem });
     }
 
     /// Resolves a key to a path under the root, refusing anything that would leave it.
@@ -223,13 +261,10 @@ impl LocalEvidence {
         }
     }
 
-    /// Opens an object for streaming.
+    /// Opens an object for streaming: a regular file under the root, nothing else.
     pub fn open_object(&self, key: &str) -> Result<File, ReadError> {
         let path = self.resolve(key)?;
-        let file = File::open(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ReadError::NotFound,
-            _ => ReadError::Io(e.to_string()),
-        })?;
+        let file = open_regular(&path)?;
         // `resolve` checked the path, but a folder swapped for a symlink since then (or since
         // its canonical form was cached) would be followed by `open`: check what was opened.
         match opened_path(&file) {
@@ -244,14 +279,80 @@ impl LocalEvidence {
     /// Reads a whole object, refusing more than `max` bytes (digests are held in memory).
     pub fn read_object(&self, key: &str, max: u64) -> Result<Vec<u8>, ReadError> {
         let file = self.open_object(key)?;
+        let too_large = || ReadError::Io(format!("larger than {max} bytes"));
+        // A file stating more than `max` bytes (a sparse one costs no disk) is not read at all.
+        if file.metadata().is_ok_and(|m| m.len() > max) {
+            return Err(too_large());
+        }
         let mut bytes = Vec::new();
         file.take(max + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| ReadError::Io(e.to_string()))?;
         if bytes.len() as u64 > max {
-            return Err(ReadError::Io(format!("larger than {max} bytes")));
+            return Err(too_large());
         }
         Ok(bytes)
+    }
+}
+
+/// Opens `path` for reading if it is a regular file. A FIFO would block `open` until a writer
+/// came, and a FIFO or a device (`/dev/zero`, as a tar extracted by root creates) could be read
+/// forever: neither is ever read. The type is checked before opening (opening a device can have
+/// effects of its own) and again on what was opened (it may have been swapped in between);
+/// the open does not block.
+fn open_regular(path: &Path) -> Result<File, ReadError> {
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => ReadError::NotFound,
+        _ => ReadError::Io(e.to_string()),
+    };
+    regular(&std::fs::metadata(path).map_err(io)?)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // On a regular file O_NONBLOCK changes nothing; O_NOCTTY keeps a terminal from becoming
+        // ours should one be swapped in.
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let file = options.open(path).map_err(io)?;
+    regular(&file.metadata().map_err(io)?)?;
+    Ok(file)
+}
+
+/// `Ok` for a regular file, else what it is instead.
+fn regular(meta: &std::fs::Metadata) -> Result<(), ReadError> {
+    let ty = meta.file_type();
+    if ty.is_file() {
+        return Ok(());
+    }
+    Err(ReadError::NotAFile(file_type_name(ty)))
+}
+
+/// What a file that is not a regular one is, in words.
+fn file_type_name(ty: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ty.is_fifo() {
+            return "a FIFO";
+        }
+        if ty.is_char_device() {
+            return "a character device";
+        }
+        if ty.is_block_device() {
+            return "a block device";
+        }
+        if ty.is_socket() {
+            return "a socket";
+        }
+    }
+    if ty.is_dir() {
+        "a folder"
+    } else if ty.is_symlink() {
+        "a link"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -450,15 +551,26 @@ impl LocalEvidence {
             return Err(ReadError::OtherBucket);
         }
         let mut file = self.open_object(&location.key)?;
+        let len = file
+            .metadata()
+            .map_err(|e| ReadError::Io(e.to_string()))?
+            .len();
         let mut inflater = Inflater::new(Limits::LOG);
-        loop {
+        let mut read = 0u64;
+        // Once the verdict is known (a complete member followed by data, or a failure) the rest
+        // is only counted: a member followed by a 16 GiB sparse tail is not read to its end.
+        while !inflater.decided() {
             match file.read(buf) {
                 Ok(0) => break,
-                Ok(n) => inflater.update(buf.get(..n).unwrap_or_default()),
+                Ok(n) => {
+                    read += n as u64;
+                    inflater.update(buf.get(..n).unwrap_or_default());
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(ReadError::Io(e.to_string())),
             }
         }
+        inflater.skip(len.saturating_sub(read));
         Ok(inflater.finish().0)
     }
 }
@@ -527,15 +639,17 @@ impl ObjectSource for LocalEvidence {
             .collect()
     }
 
+    fn strays(&self) -> Vec<Stray> {
+        self.strays
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
-        let unusable = self.unusable.load(Ordering::Relaxed);
-        if unusable > 0 {
-            notes.push(format!(
-                "{} file names in the evidence are not UTF-8 and cannot be S3 keys; they were not read",
-                unusable
-            ));
-        }
         if matches!(self.metadata(), Ok(None)) {
             notes.push("no evidence-metadata file: digest signatures were taken from each next digest, so the newest digest of each chain segment cannot be verified without --head-signature".to_owned());
         }
@@ -564,6 +678,38 @@ mod tests {
         }
         assert_eq!(ev.bucket(), None);
         assert!(ev.notes().is_empty(), "the file is there, just bad");
+    }
+
+    /// A FIFO in place of a log, a digest or the evidence-metadata file hung the run: `open`
+    /// blocks until a writer comes.
+    #[test]
+    fn a_fifo_is_never_opened_for_reading() {
+        let root = tempfile::tempdir().unwrap();
+        let fifo = |name: &str| {
+            let path = root.path().join(name);
+            assert!(std::process::Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success());
+        };
+        fifo("log.json.gz");
+        let ev = LocalEvidence::open(root.path()).unwrap();
+        assert_eq!(
+            ev.read_object("log.json.gz", 10),
+            Err(ReadError::NotAFile("a FIFO"))
+        );
+        std::fs::create_dir(root.path().join("folder")).unwrap();
+        assert_eq!(
+            ev.read_object("folder", 10),
+            Err(ReadError::NotAFile("a folder"))
+        );
+        fifo(EVIDENCE_FILE);
+        let err = LocalEvidence::open(root.path()).unwrap_err();
+        assert!(
+            matches!(err, SourceError::MetadataNotAFile { what: "a FIFO", .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -600,6 +746,17 @@ mod tests {
                 "AWSLogs/CloudTrail/out.json.gz",
                 "AWSLogs/CloudTrail/x.json.gz"
             ]
+        );
+        // The link to a folder is not followed, but kept to be reported.
+        assert_eq!(
+            ev.strays(),
+            [Stray {
+                key: "AWSLogs/loop/".into(),
+                problem: StrayProblem::FolderLink {
+                    target: outer.path().display().to_string(),
+                    out: true
+                }
+            }]
         );
         assert_eq!(
             ev.read_object("AWSLogs/CloudTrail/x.json.gz", 10).unwrap(),

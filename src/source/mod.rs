@@ -45,6 +45,12 @@ pub enum SourceError {
     /// The evidence-metadata file could not be read or parsed (the detail names it).
     #[error("{detail}")]
     Metadata { detail: String },
+    /// The evidence-metadata file leads out of the evidence directory: it is not read.
+    #[error("{path} leads out of the evidence directory ({detail}): it was not read")]
+    MetadataEscape { path: PathBuf, detail: String },
+    /// The evidence-metadata file is a FIFO, a device, ...: it is not read.
+    #[error("{path} is not a regular file but {what}: it was not read")]
+    MetadataNotAFile { path: PathBuf, what: &'static str },
     /// An AWS call that the run cannot do without (a listing, the public keys).
     #[error("could not {what}: {detail}")]
     Aws { what: String, detail: String },
@@ -72,8 +78,30 @@ pub enum ReadError {
     Escape(String),
     /// The object is in a bucket this source does not hold.
     OtherBucket,
+    /// What sits at the key is not a regular file (a FIFO, a device, a socket, a folder): it is
+    /// never read, since a FIFO or a device may block or never end. S3 holds nothing of the kind,
+    /// so the copy was altered.
+    NotAFile(&'static str),
     /// Access denied, or an error that persisted through retries.
     Io(String),
+}
+
+/// Something a listing found under the CloudTrail folders that no S3 key can name: reported,
+/// never read. Only a copy on disk has such things.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stray {
+    /// Its path as a key, bytes that are not UTF-8 replaced by U+FFFD; a folder ends in `/`.
+    pub key: String,
+    pub problem: StrayProblem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StrayProblem {
+    /// Its name is not UTF-8, which no S3 key can be; `raw` shows its bytes.
+    NotUtf8 { raw: String },
+    /// A link to a folder, not followed: what it holds was not listed. `out` when it leads out
+    /// of the evidence directory.
+    FolderLink { target: String, out: bool },
 }
 
 /// A stored digest as read, with its facts.
@@ -129,6 +157,10 @@ pub trait ObjectSource: Sync {
         locations: &[&S3Location],
         progress: &Progress,
     ) -> Vec<Result<GzOutcome, ReadError>>;
+    /// What the listings so far found that no key can name.
+    fn strays(&self) -> Vec<Stray> {
+        Vec::new()
+    }
     /// What this source could not see, in words.
     fn notes(&self) -> Vec<String>;
 }

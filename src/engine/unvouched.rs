@@ -1,0 +1,241 @@
+//! Files under the CloudTrail folders that no digest of the run vouches for: those of trails the
+//! filters leave out (attributed to them only through their own verified digests), and those
+//! that are no CloudTrail object at all (a name CloudTrail never writes, a name that is not
+//! UTF-8, a link to a folder).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::SignedDuration;
+use rayon::prelude::*;
+
+use super::{names, reread, DigestStatus, Names, Settings, TextHashes, TextSet};
+use crate::core::chain::{walk, DigestCandidate, Range, WalkedDigest};
+use crate::core::finding::{Evidence, Finding, Kind, Verdict};
+use crate::core::layout::{folders, parse_key, ChainId, Folders, ObjectType, Scope};
+use crate::core::sign::KeySet;
+use crate::core::time::later;
+use crate::core::types::S3Location;
+use crate::source::progress::Progress;
+use crate::source::{ObjectSource, Stray, StrayProblem};
+
+/// Digests read again at once for their lists.
+const REREAD_BATCH: usize = 64;
+
+/// What the digests of trails left out by the filters say about the shared folders.
+pub(super) struct OtherTrails {
+    /// The log files their verified digests name.
+    theirs: TextSet,
+    /// Folders where such a trail is real: at least one of its digests verifies.
+    real: BTreeMap<Scope, BTreeSet<String>>,
+    /// The findings of trails none of whose digests verify: their files are strays (an empty
+    /// file named like another trail's digest would otherwise hide what lies in its folder).
+    pub(super) decoys: Vec<Finding>,
+}
+
+impl OtherTrails {
+    /// Walks the chains of trails the filters leave out (read like the run's own) and keeps
+    /// the names of the log files their verified digests list.
+    pub(super) fn attribute(
+        source: &dyn ObjectSource,
+        chains: BTreeMap<ChainId, Vec<DigestCandidate>>,
+        keys: &KeySet,
+        range: Range,
+    ) -> Self {
+        let walked: Vec<(ChainId, Vec<WalkedDigest>)> = chains
+            .into_par_iter()
+            .map(|(id, candidates)| {
+                let w = walk(&id, candidates, keys, range).digests;
+                (id, w)
+            })
+            .collect();
+        let mut theirs = TextHashes::with_capacity(0);
+        let mut real: BTreeMap<Scope, BTreeSet<String>> = BTreeMap::new();
+        let mut decoys = Vec::new();
+        let mut verified = Vec::new();
+        for (id, ws) in walked {
+            let (good, bad): (Vec<_>, Vec<_>) = ws
+                .into_iter()
+                .partition(|w| matches!(w.status, DigestStatus::Verified(_)));
+            if good.is_empty() {
+                decoys.extend(
+                    bad.into_iter()
+                        .flat_map(|w| w.findings)
+                        .filter(|f| f.verdict != Verdict::Valid && f.kind.judges_subject()),
+                );
+            } else {
+                real.entry(id.scope.clone()).or_default().insert(id.trail);
+                verified.extend(good);
+            }
+        }
+        for batch in verified.chunks(REREAD_BATCH) {
+            let found: Vec<_> = batch.iter().map(names).collect();
+            let aside: Vec<_> = found.iter().filter_map(|f| f.as_ref().err()).collect();
+            let keys: Vec<String> = aside.iter().map(|d| d.location.key.clone()).collect();
+            let reread_lists: Vec<_> = if keys.is_empty() {
+                Vec::new()
+            } else {
+                source
+                    .read_digests(&keys, &Progress::hidden())
+                    .into_iter()
+                    .zip(&aside)
+                    .map(|(stored, digest)| reread(digest, stored))
+                    .collect()
+            };
+            let mut reread_lists = reread_lists.into_iter();
+            for f in found {
+                let list = match f {
+                    Ok(Names::Entries(list)) => list,
+                    // Only unverified digests are held by location.
+                    Ok(Names::Locations(_)) => continue,
+                    // A digest changed since it was verified vouches for nothing.
+                    Err(_) => match reread_lists.next() {
+                        Some(Ok(list)) => list,
+                        _ => continue,
+                    },
+                };
+                for entry in list.iter() {
+                    theirs.insert(&entry.location.key);
+                }
+            }
+        }
+        OtherTrails {
+            theirs: theirs.into_set(),
+            real,
+            decoys,
+        }
+    }
+
+    /// Whether a verified digest of a trail left out by the filters names `key`.
+    pub(super) fn vouch_for(&self, key: &str) -> bool {
+        self.theirs.contains(key)
+    }
+
+    /// A log file no digest names, in a folder that a real trail left out by the filters also
+    /// writes to: say that it could not be attributed to that trail either.
+    pub(super) fn unattributed(&self, finding: Finding, scope: &Scope) -> Finding {
+        let Some(trails) = self.real.get(scope) else {
+            return finding;
+        };
+        let detail = format!(
+            "trails left out by the filters also write to this folder ({}); none of their verified digests names it either",
+            trails.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+        Finding {
+            evidence: Evidence {
+                detail: Some(detail),
+                ..finding.evidence
+            },
+            ..finding
+        }
+    }
+}
+
+/// Findings for what the listings found under the CloudTrail folders that is no CloudTrail
+/// object: `keys` that do not parse, and the source's strays. Where the folders tell an account,
+/// a Region or a day, the filters and the range apply as to CloudTrail objects.
+pub(super) fn unrecognised(
+    bucket: &str,
+    settings: &Settings,
+    range: Range,
+    keys: Vec<String>,
+    strays: Vec<Stray>,
+) -> Vec<Finding> {
+    let subject = |key: &str| S3Location::new(bucket, key).uri();
+    let mut found = Vec::new();
+    // A key ending in `/` is the empty "folder" object the S3 console creates, which readers
+    // of the prefix skip.
+    for key in keys.into_iter().filter(|k| !k.ends_with('/')) {
+        let Some(place) = folders(&key).filter(|f| in_run(settings, range, f)) else {
+            continue;
+        };
+        let Some(kind) = unrecognised_kind(&place) else {
+            continue;
+        };
+        let detail = parse_key(&key).err().map(|e| e.to_string());
+        found.push(
+            Finding::new(
+                subject(&key),
+                kind,
+                "not a CloudTrail file name: no digest vouches for it",
+            )
+            .with(Evidence {
+                detail,
+                ..Evidence::default()
+            }),
+        );
+    }
+    for Stray { key, problem } in strays {
+        let Some(place) = folders(&key).filter(|f| in_run(settings, range, f)) else {
+            continue;
+        };
+        let finding = match problem {
+            StrayProblem::NotUtf8 { raw } => {
+                let Some(kind) = unrecognised_kind(&place) else {
+                    continue;
+                };
+                Finding::new(
+                    subject(&key),
+                    kind,
+                    "its name is not UTF-8, which no S3 key can be: no digest vouches for it",
+                )
+                .with(Evidence {
+                    detail: Some(raw),
+                    ..Evidence::default()
+                })
+            }
+            // A link above the type folders may hide either kind.
+            StrayProblem::FolderLink { target, out } => {
+                let (kind, reason) = if out {
+                    (
+                        Kind::PathEscape,
+                        "a link to a folder outside the evidence directory: not followed, what it holds was not checked",
+                    )
+                } else {
+                    (
+                        unrecognised_kind(&place).unwrap_or(Kind::LogUnrecognised),
+                        "a link to a folder: not followed, what it holds was not checked",
+                    )
+                };
+                Finding::new(subject(&key), kind, reason).with(Evidence {
+                    detail: Some(format!("links to {target}")),
+                    ..Evidence::default()
+                })
+            }
+        };
+        found.push(finding);
+    }
+    found
+}
+
+/// The kind for a stray in a log or digest folder; `None` elsewhere (Insights files are not
+/// digested at all).
+fn unrecognised_kind(place: &Folders) -> Option<Kind> {
+    match place.ty? {
+        ObjectType::Log => Some(Kind::LogUnrecognised),
+        ObjectType::Digest => Some(Kind::DigestUnrecognised),
+        ObjectType::Insight => None,
+    }
+}
+
+/// Whether what the folders tell puts a stray inside the run: the accounts and Regions selected
+/// and a day folder that meets the range (digests up to an hour after it count).
+fn in_run(settings: &Settings, range: Range, place: &Folders) -> bool {
+    let account = place
+        .account
+        .is_none_or(|a| settings.accounts.is_empty() || settings.accounts.iter().any(|s| s == a));
+    let region = place
+        .region
+        .is_none_or(|r| settings.regions.is_empty() || settings.regions.iter().any(|s| s == r));
+    let day = place.day.is_none_or(|d| {
+        match d.to_zoned(jiff::tz::TimeZone::UTC) {
+            Ok(z) => {
+                let start = z.timestamp();
+                let end = later(start, SignedDuration::from_hours(24));
+                start <= later(range.end, SignedDuration::from_hours(1)) && end > range.start
+            }
+            // A day that cannot be placed (the last one a timestamp can hold) counts as in range.
+            Err(_) => true,
+        }
+    });
+    account && region && day
+}
