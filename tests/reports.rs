@@ -594,6 +594,7 @@ fn jsonl_lists_every_finding_then_a_summary() {
         assert_eq!(summary["type"], "summary");
         assert_eq!(summary["exit_code"], report["exit_code"], "{name}");
         assert_eq!(summary["totals"], report["totals"], "{name}");
+        assert_eq!(summary["ledger"], report["ledger"], "{name}");
         assert_eq!(summary["not_proven"], report["not_proven"], "{name}");
 
         let (_, four) = lines_of("4");
@@ -602,5 +603,76 @@ fn jsonl_lists_every_finding_then_a_summary() {
             l
         };
         assert_eq!(strip(four), strip(lines.clone()), "{name}: 4 threads");
+    }
+}
+
+/// The HTML ledger table counts what the JSON report's ledger counts, chain by chain and in
+/// total (issue 10 F: the page used to show amber "not verified" ends on a clean copy).
+#[test]
+fn the_html_ledger_counts_what_the_json_ledger_counts() {
+    for case in cases() {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let report: Value =
+            serde_json::from_slice(&verify_case(&case, &["--format", "json"]).stdout).unwrap();
+        let page = stdout(&verify_case(&case, &["--format", "html"]));
+        let table = page
+            .split("<table class=\"grid\" id=\"ledger\">")
+            .nth(1)
+            .and_then(|t| t.split("</table>").next())
+            .unwrap_or_else(|| panic!("{name}: no ledger table"));
+        let rows: Vec<&str> = table.split("<tr>").skip(2).collect();
+        let states = [
+            "verified",
+            "verified-empty",
+            "gap",
+            "missing",
+            "invalid",
+            "not-verified",
+        ];
+        let cells = |row: &str| -> Vec<u64> {
+            states
+                .iter()
+                .map(|s| {
+                    let at = format!("<td class=\"h-{s}\">");
+                    row.split(&at)
+                        .nth(1)
+                        .unwrap()
+                        .split('<')
+                        .next()
+                        .unwrap()
+                        .parse()
+                        .unwrap()
+                })
+                .collect()
+        };
+        let want = |counts: &Value| -> Vec<u64> {
+            states.iter().map(|s| counts[s].as_u64().unwrap()).collect()
+        };
+        let ledgers: Vec<&Value> = report["chains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| !c["ledger"].is_null())
+            .map(|c| &c["ledger"])
+            .collect();
+        assert_eq!(
+            rows.len(),
+            ledgers.len() + 1,
+            "{name}: a row per chain and a total"
+        );
+        for (row, ledger) in rows.iter().zip(&ledgers) {
+            assert_eq!(cells(row), want(&ledger["counts"]), "{name}");
+        }
+        assert_eq!(
+            cells(rows.last().unwrap()),
+            want(&report["ledger"]["counts"]),
+            "{name}: total"
+        );
+        if report["exit_code"] == 0 {
+            assert!(
+                !page.contains("hour not-verified") && !page.contains("hours not-verified"),
+                "{name}: a clean copy draws unproven hours"
+            );
+        }
     }
 }
