@@ -207,3 +207,96 @@ fn deleted_or_moved_evidence_never_leaves_a_proven_hour_and_the_ledger_adds_up()
     assert!(damaged_runs >= 10, "only {damaged_runs} damaged runs");
     assert!(intact_runs >= 3, "only {intact_runs} intact runs");
 }
+
+/// Runs with one end of the range given and the other taken from the evidence.
+fn run_open(dir: &Path, start: Option<Timestamp>, end: Option<Timestamp>) -> Report {
+    let keys = PinnedKeys {
+        keys: parse_key_file(&std::fs::read(dir.join("public-keys.json")).unwrap()).unwrap(),
+        path: dir.join("public-keys.json"),
+    };
+    let source = LocalEvidence::open(&dir.join("bucket")).unwrap();
+    let settings = Settings {
+        start,
+        end,
+        ..Settings::default()
+    };
+    verify(&source, &keys, &settings).unwrap()
+}
+
+/// Deletes digests (oldest first, by index into `region`'s chain) with their log files.
+fn delete(corpus: &mut Corpus, region: &str, which: std::ops::Range<usize>) {
+    let folder = format!("/CloudTrail-Digest/{region}/");
+    let chain = corpus
+        .chain_ids()
+        .into_iter()
+        .find(|c| corpus.chain(c)[0].key.contains(&folder))
+        .unwrap();
+    let digests: Vec<_> = corpus.chain(&chain).into_iter().cloned().collect();
+    for d in &digests[which] {
+        for log in &d.logs {
+            corpus.objects.remove(log);
+        }
+        corpus.objects.remove(&d.key);
+    }
+}
+
+/// Found by the red team: with only `--start-time`, the end is the newest digest of the
+/// evidence, and a chain whose last ten hours were deleted (nothing links to them) was measured
+/// only up to its own newest digest: exit 0.
+#[test]
+fn a_chain_cut_short_is_unproven_when_the_end_is_taken_from_the_evidence() {
+    let mut corpus = World::new("acme-cloudtrail-logs")
+        .regions(&["us-east-1", "eu-west-1"])
+        .hours(12)
+        .logs_per_hour(1)
+        .records_per_log(1)
+        .build();
+    delete(&mut corpus, "eu-west-1", 8..12);
+    let dir = tempfile::tempdir().unwrap();
+    corpus.write(dir.path()).unwrap();
+    let report = run_open(dir.path(), Some(corpus.start), None);
+    assert_eq!(report.exit_code(), 1);
+    let short = report
+        .chains
+        .iter()
+        .find(|c| c.chain.region == "eu-west-1")
+        .unwrap();
+    let ledger = short.ledger.as_ref().unwrap();
+    assert!(ledger.counts.missing >= 3, "{:?}", ledger.counts);
+    assert!(short
+        .findings
+        .iter()
+        .any(|f| f.kind == trailproof::core::finding::Kind::CoverageEnd));
+    // The intact chain, which ends within the hour of the newest digest, is proven.
+    let whole = report
+        .chains
+        .iter()
+        .find(|c| c.chain.region == "us-east-1")
+        .unwrap();
+    assert!(whole.ledger.as_ref().unwrap().is_proven());
+}
+
+/// Found by the red team: with only `--end-time`, the digests before a signed restart deleted
+/// (nothing links to them) left the chain measured from its restart: exit 0.
+#[test]
+fn hours_before_a_restart_are_unproven_when_the_start_is_taken_from_the_evidence() {
+    let mut corpus = World::new("acme-cloudtrail-logs")
+        .regions(&["us-east-1", "eu-west-1"])
+        .hours(8)
+        .logs_per_hour(1)
+        .records_per_log(1)
+        .stop_logging(3, 2)
+        .build();
+    delete(&mut corpus, "us-east-1", 0..3);
+    let dir = tempfile::tempdir().unwrap();
+    corpus.write(dir.path()).unwrap();
+    let report = run_open(dir.path(), None, Some(corpus.end));
+    assert_eq!(report.exit_code(), 1);
+    let cut = report
+        .chains
+        .iter()
+        .find(|c| c.chain.region == "us-east-1")
+        .unwrap();
+    let ledger = cut.ledger.as_ref().unwrap();
+    assert!(ledger.counts.gap + ledger.counts.missing >= 3, "{ledger:?}");
+}

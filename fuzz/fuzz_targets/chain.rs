@@ -203,7 +203,10 @@ fn body_json(
         key.end_time,
         SignedDuration::from_mins(i64::from(body.end_shift_minutes)),
     );
-    let start = end - SignedDuration::from_hours(i64::from(body.length % 4));
+    // The first epoch lies at the start of time: saturate as the walker must.
+    let start = end
+        .checked_sub(SignedDuration::from_hours(i64::from(body.length % 4)))
+        .unwrap_or(Timestamp::MIN);
     let object = match body.delivered_to {
         Delivered::Here | Delivered::OtherBucket => key.format(),
         Delivered::OtherHour(h) => self::key(epoch, "trail1", h, backfill).format(),

@@ -24,7 +24,7 @@ use super::ledger::{HourState, Span};
 use super::sign::{
     verify_digest, KeySet, SignatureFailure, SigningBasis, SigningTime, VerifiedDigest,
 };
-use super::time::{format_iso, later};
+use super::time::{earlier, format_iso, later};
 use super::types::S3Location;
 
 /// Digests are hourly; a hole longer than this between two digests means one is gone.
@@ -192,13 +192,13 @@ pub fn walk(
 
     link_findings(chain, &candidates, &trusted, &mut walked, range);
     set_windows(&candidates, &trusted, &mut walked);
+    let extent = extent(&walked, range);
     let holes = if chain.backfill {
         Vec::new()
     } else {
         continuity_findings(&candidates, &incoming, &trusted, &mut walked);
-        holes(chain, &candidates, &trusted, &mut walked, range)
+        holes(chain, &candidates, &trusted, &mut walked, range, extent)
     };
-    let extent = extent(&walked, range);
     for w in &mut walked {
         if w.context {
             // Only what it says about others stays: it is not an object of this run.
@@ -624,17 +624,20 @@ fn set_windows(candidates: &[DigestCandidate], trusted: &[bool], walked: &mut [W
     }
 }
 
-/// The part of the range the chain answers for.
+/// The part of the range the chain answers for: the requested ends; where an end was taken
+/// from the evidence (the oldest or newest digest of any chain), the chain's own end, but no
+/// more than an hour (one digest) short of it: chains deliver hourly, so one that stops (or
+/// starts) longer before (after) the others has hours no digest of it proves.
 fn extent(walked: &[WalkedDigest], range: Range) -> (Timestamp, Timestamp) {
     let members = walked.iter().filter(|w| !w.context);
     let first = members.clone().map(|w| w.window.0).min();
     let last = members.map(|w| w.window.1).max();
     let start = match first {
-        Some(t) if !range.start_requested => t.max(range.start),
+        Some(t) if !range.start_requested => t.max(range.start).min(later(range.start, HOUR)),
         _ => range.start,
     };
     let end = match last {
-        Some(t) if !range.end_requested => t.min(range.end),
+        Some(t) if !range.end_requested => t.min(range.end).max(earlier(range.end, HOUR)),
         _ => range.end,
     };
     (start.min(end), end)
@@ -648,6 +651,7 @@ fn holes(
     trusted: &[bool],
     walked: &mut [WalkedDigest],
     range: Range,
+    (lo, hi): (Timestamp, Timestamp),
 ) -> Vec<Span> {
     let present: HashMap<&S3Location, usize> = candidates
         .iter()
@@ -705,8 +709,7 @@ fn holes(
         };
         let hole_from = match reached {
             Some((end, _)) => end,
-            None if range.start_requested => range.start,
-            None => from,
+            None => lo,
         };
         if from > hole_from {
             let (state, explained) = before(i);
@@ -715,9 +718,14 @@ fn holes(
                 to: from,
                 state,
             });
-            let in_range = hole_from.max(range.start) < from.min(range.end);
+            let in_range = hole_from.max(lo) < from.min(hi);
             if in_range {
-                let start = hole_from.max(range.start);
+                let start = hole_from.max(lo);
+                let requested = if range.start_requested {
+                    "requested "
+                } else {
+                    ""
+                };
                 let finding = match (reached, state, explained) {
                     // A chain that starts inside the range: CloudTrail signed that it starts
                     // here.
@@ -725,18 +733,20 @@ fn holes(
                         i,
                         Kind::CoverageStart,
                         format!(
-                            "the chain starts at {}, after the requested start {}",
+                            "the chain starts at {}, after the {}start {}",
                             format_iso(from),
-                            format_iso(range.start)
+                            requested,
+                            format_iso(lo)
                         ),
                     )),
                     (None, _, _) if matches!(previous(i), Some(None)) => Some((
                         i,
                         Kind::CoverageStart,
                         format!(
-                            "the chain starts at {}, after the requested start {}, with a digest that could not be verified",
+                            "the chain starts at {}, after the {}start {}, with a digest that could not be verified",
                             format_iso(from),
-                            format_iso(range.start)
+                            requested,
+                            format_iso(lo)
                         ),
                     )),
                     (_, _, true) => None,
@@ -744,9 +754,10 @@ fn holes(
                         i,
                         Kind::CoverageStart,
                         format!(
-                            "no verified digest of this chain covers {} to {}, the start of the requested range",
+                            "no verified digest of this chain covers {} to {}, the start of the {}range",
                             format_iso(start),
-                            format_iso(from)
+                            format_iso(from),
+                            requested
                         ),
                     )),
                     (Some((_, older)), _, false) => Some((
@@ -776,24 +787,25 @@ fn holes(
             reached = Some((to, i));
         }
     }
-    if let (Some((end, newest)), true) = (reached, range.end_requested) {
-        if end < range.end {
+    if let Some((end, newest)) = reached {
+        if end < hi {
             spans.push(Span {
                 from: end,
-                to: range.end,
+                to: hi,
                 state: HourState::Missing,
             });
             let f = Finding::new(
                 candidates.get(newest).map(|c| c.location.uri()).unwrap_or_default(),
                 Kind::CoverageEnd,
                 format!(
-                    "no verified digest of this chain covers {} to {}, the end of the requested range: the chain ends at {}",
-                    format_iso(end.max(range.start)),
-                    format_iso(range.end),
+                    "no verified digest of this chain covers {} to {}, the end of the {}range: the chain ends at {}",
+                    format_iso(end.max(lo)),
+                    format_iso(hi),
+                    if range.end_requested { "requested " } else { "" },
                     format_iso(end)
                 ),
             )
-            .with(period(end, range.end));
+            .with(period(end, hi));
             push(walked, newest, f);
         }
     }

@@ -13,7 +13,7 @@ use crate::core::chain::{walk, DigestCandidate, Range, WalkedDigest};
 use crate::core::finding::{Evidence, Finding, Kind, Verdict};
 use crate::core::layout::{folders, parse_key, ChainId, Folders, ObjectType, Scope};
 use crate::core::sign::KeySet;
-use crate::core::time::later;
+use crate::core::time::{later, parse_compact};
 use crate::core::types::S3Location;
 use crate::source::progress::Progress;
 use crate::source::{ObjectSource, Stray, StrayProblem};
@@ -145,7 +145,9 @@ pub(super) fn unrecognised(
     // A key ending in `/` is the empty "folder" object the S3 console creates, which readers
     // of the prefix skip.
     for key in keys.into_iter().filter(|k| !k.ends_with('/')) {
-        let Some(place) = folders(&key).filter(|f| in_run(settings, range, f)) else {
+        let Some(place) = folders(&key)
+            .filter(|f| in_run(settings, range, f) || named_in_range(settings, range, f, &key))
+        else {
             continue;
         };
         let Some(kind) = unrecognised_kind(&place) else {
@@ -215,6 +217,26 @@ fn unrecognised_kind(place: &Folders) -> Option<Kind> {
         ObjectType::Digest => Some(Kind::DigestUnrecognised),
         ObjectType::Insight => None,
     }
+}
+
+/// Whether the file's own name carries a CloudTrail timestamp in the range, whatever day folder
+/// it sits in: a log named for an hour of the range, put in another day's folder, is read by
+/// whatever ingests the prefix, and no digest vouches for it.
+fn named_in_range(settings: &Settings, range: Range, place: &Folders, key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or_default();
+    let named = name
+        .split(['_', '.'])
+        .filter_map(parse_compact)
+        .any(|t| t >= range.start && t <= later(range.end, SignedDuration::from_hours(1)));
+    named
+        && in_run(
+            settings,
+            range,
+            &Folders {
+                day: None,
+                ..place.clone()
+            },
+        )
 }
 
 /// Whether what the folders tell puts a stray inside the run: the accounts and Regions selected
