@@ -300,3 +300,42 @@ fn hours_before_a_restart_are_unproven_when_the_start_is_taken_from_the_evidence
     let ledger = cut.ledger.as_ref().unwrap();
     assert!(ledger.counts.gap + ledger.counts.missing >= 3, "{ledger:?}");
 }
+
+/// Found by the red team: a log file only a backfill digest lists, modified, was reported
+/// invalid while the ledger still counted every hour verified (backfill chains have no ledger
+/// of their own).
+#[test]
+fn a_tampered_backfill_log_leaves_its_hours_unproven_in_the_ledger() {
+    let mut corpus = World::new("acme-cloudtrail-logs")
+        .hours(3)
+        .logs_per_hour(1)
+        .records_per_log(1)
+        .backfill_hours(&[1])
+        .build();
+    let backfill = corpus
+        .digests()
+        .iter()
+        .find(|d| d.backfill)
+        .unwrap()
+        .clone();
+    corpus.modify_log(&backfill.logs[0]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    corpus.write(dir.path()).unwrap();
+    let report = run(dir.path(), corpus.start, corpus.end);
+    assert_eq!(report.exit_code(), 1);
+    let ledgers: Vec<&Ledger> = report.ledgers().collect();
+    assert_eq!(
+        ledgers.len(),
+        1,
+        "the backfill chain has no ledger of its own"
+    );
+    assert!(
+        unproven_within(
+            ledgers[0],
+            backfill.start.max(corpus.start),
+            backfill.end.min(corpus.end)
+        ),
+        "{:?}",
+        ledgers[0].runs
+    );
+}

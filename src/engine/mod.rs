@@ -889,6 +889,7 @@ fn check_logs(
         sink,
         omit_valid_logs,
         judged,
+        standard: None,
         reports: Vec::with_capacity(walked.len()),
         chain: ChainLayout::new(omit_valid_logs, 0),
     };
@@ -938,6 +939,8 @@ struct Layout<'a> {
     omit_valid_logs: bool,
     /// Log files some verified digest of the run names.
     judged: &'a TextSet,
+    /// The standard chain laid out last, with its timeline, for its backfill chain (next).
+    standard: Option<(ChainId, (Timestamp, Timestamp), Vec<Span>)>,
     reports: Vec<ChainReport>,
     chain: ChainLayout,
 }
@@ -1119,8 +1122,15 @@ impl Layout<'_> {
     }
 
     fn end_chain(&mut self, id: &ChainId) {
-        let done = std::mem::replace(&mut self.chain, ChainLayout::new(false, 0));
-        let ledger = (!id.backfill).then(|| Ledger::of(done.extent.0, done.extent.1, &done.spans));
+        let mut done = std::mem::replace(&mut self.chain, ChainLayout::new(false, 0));
+        let ledger = if id.backfill {
+            self.add_backfill(id, &done.spans);
+            None
+        } else {
+            let ledger = Ledger::of(done.extent.0, done.extent.1, &done.spans);
+            self.standard = Some((id.clone(), done.extent, std::mem::take(&mut done.spans)));
+            Some(ledger)
+        };
         let (findings, omitted_valid_logs, omitted_valid_files) = done.finish();
         let report = ChainReport {
             chain: ChainInfo::from(id),
@@ -1133,6 +1143,31 @@ impl Layout<'_> {
             sink(Some(&report.chain), &report.findings);
         }
         self.reports.push(report);
+    }
+
+    /// A backfill digest covers log files its standard chain's digests left out: what it
+    /// leaves unproven (an invalid digest, a log file missing or changed) is unproven in the
+    /// standard chain's hours too. What it proves adds nothing there (it fills no hole). Chains
+    /// come in order, so the standard chain of the same trail has just been laid out.
+    fn add_backfill(&mut self, id: &ChainId, spans: &[Span]) {
+        let bad: Vec<Span> = spans
+            .iter()
+            .filter(|s| !s.state.is_proven())
+            .copied()
+            .collect();
+        let Some((standard, extent, mut all)) = self.standard.take() else {
+            return;
+        };
+        let sibling = standard.scope == id.scope
+            && standard.trail == id.trail
+            && standard.home_region == id.home_region;
+        if !sibling || bad.is_empty() {
+            return;
+        }
+        all.extend(bad);
+        if let Some(report) = self.reports.last_mut() {
+            report.ledger = Some(Ledger::of(extent.0, extent.1, &all));
+        }
     }
 }
 

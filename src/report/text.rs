@@ -111,7 +111,11 @@ fn write_chain(
     )?;
     let totals = chain.totals();
     if totals.digests.total() == 0 {
-        return writeln!(out, "No digests found\n");
+        writeln!(out, "No digests found")?;
+        if let Some(l) = &chain.ledger {
+            writeln!(out, "{}", ledger_line(&l.counts))?;
+        }
+        return writeln!(out);
     }
     match found_period(&chain.findings, report.range.start, report.range.end) {
         Some((from, to)) => writeln!(
