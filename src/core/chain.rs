@@ -679,10 +679,14 @@ fn holes(
             Some(None) if trusted_at(i) => (HourState::NotVerified, true),
             Some(Some(link)) if trusted_at(i) => {
                 let missing_here = match parse_key(&link.location.key) {
+                    // As `link_findings` reports it: `not found`, or in another bucket.
                     Ok(CloudTrailKey::Digest(k)) => {
                         k.chain() == *chain
                             && !present.contains_key(&link.location)
                             && range.holds_digest(k.end_time)
+                            && candidates
+                                .get(i)
+                                .is_some_and(|c| k.end_time < c.key.end_time)
                     }
                     _ => false,
                 };
@@ -726,6 +730,30 @@ fn holes(
                 } else {
                     ""
                 };
+                // A restart inside the range: said as a gap on the digest that restarts, where
+                // the pairwise pass (by key time) did not already.
+                if let (Some(_), true, Some(None)) = (reached, explained, previous(i)) {
+                    let said = walked
+                        .get(i)
+                        .is_some_and(|w| w.findings.iter().any(|f| f.kind == Kind::ChainGap));
+                    if !said {
+                        let subject = candidates
+                            .get(i)
+                            .map(|c| c.location.uri())
+                            .unwrap_or_default();
+                        let reason = format!(
+                            "No log files were delivered by CloudTrail between {} and {}",
+                            format_iso(hole_from),
+                            format_iso(from)
+                        );
+                        push(
+                            walked,
+                            i,
+                            Finding::new(subject, Kind::ChainGap, reason)
+                                .with(period(hole_from, from)),
+                        );
+                    }
+                }
                 let finding = match (reached, state, explained) {
                     // A chain that starts inside the range: CloudTrail signed that it starts
                     // here.
