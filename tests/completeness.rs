@@ -223,8 +223,9 @@ fn run_open(dir: &Path, start: Option<Timestamp>, end: Option<Timestamp>) -> Rep
     verify(&source, &keys, &settings).unwrap()
 }
 
-/// Deletes digests (oldest first, by index into `region`'s chain) with their log files.
-fn delete(corpus: &mut Corpus, region: &str, which: std::ops::Range<usize>) {
+/// Deletes digests (oldest first, by index into `region`'s chain) with their log files, and
+/// their records in the evidence-metadata file unless `keep_records`.
+fn delete(corpus: &mut Corpus, region: &str, which: std::ops::Range<usize>, keep_records: bool) {
     let folder = format!("/CloudTrail-Digest/{region}/");
     let chain = corpus
         .chain_ids()
@@ -233,10 +234,12 @@ fn delete(corpus: &mut Corpus, region: &str, which: std::ops::Range<usize>) {
         .unwrap();
     let digests: Vec<_> = corpus.chain(&chain).into_iter().cloned().collect();
     for d in &digests[which] {
-        for log in &d.logs {
-            corpus.objects.remove(log);
+        for key in d.logs.iter().chain([&d.key]) {
+            corpus.objects.remove(key);
+            if let (Some(records), false) = (corpus.evidence.as_mut(), keep_records) {
+                records.remove(key);
+            }
         }
-        corpus.objects.remove(&d.key);
     }
 }
 
@@ -251,7 +254,7 @@ fn a_chain_cut_short_is_unproven_when_the_end_is_taken_from_the_evidence() {
         .logs_per_hour(1)
         .records_per_log(1)
         .build();
-    delete(&mut corpus, "eu-west-1", 8..12);
+    delete(&mut corpus, "eu-west-1", 8..12, false);
     let dir = tempfile::tempdir().unwrap();
     corpus.write(dir.path()).unwrap();
     let report = run_open(dir.path(), Some(corpus.start), None);
@@ -287,7 +290,7 @@ fn hours_before_a_restart_are_unproven_when_the_start_is_taken_from_the_evidence
         .records_per_log(1)
         .stop_logging(3, 2)
         .build();
-    delete(&mut corpus, "us-east-1", 0..3);
+    delete(&mut corpus, "us-east-1", 0..3, false);
     let dir = tempfile::tempdir().unwrap();
     corpus.write(dir.path()).unwrap();
     let report = run_open(dir.path(), None, Some(corpus.end));
@@ -338,4 +341,34 @@ fn a_tampered_backfill_log_leaves_its_hours_unproven_in_the_ledger() {
         "{:?}",
         ledgers[0].runs
     );
+}
+
+/// Found by the red team: every digest of one chain deleted with its log files, while the
+/// evidence-metadata file (written at acquisition) still records them: nothing said so, exit 0.
+/// A digest the copy's own records name and the copy lacks is missing.
+#[test]
+fn digests_the_evidence_file_records_and_the_copy_lacks_are_missing() {
+    let mut corpus = World::new("acme-cloudtrail-logs")
+        .regions(&["us-east-1", "eu-west-1"])
+        .hours(4)
+        .logs_per_hour(1)
+        .records_per_log(1)
+        .build();
+    delete(&mut corpus, "eu-west-1", 0..4, true);
+    let dir = tempfile::tempdir().unwrap();
+    corpus.write(dir.path()).unwrap();
+    let report = run(dir.path(), corpus.start, corpus.end);
+    assert_eq!(report.exit_code(), 1);
+    let gone = report
+        .chains
+        .iter()
+        .find(|c| c.chain.region == "eu-west-1")
+        .expect("the deleted chain is known from the records");
+    assert!(gone
+        .findings
+        .iter()
+        .all(|f| f.kind == trailproof::core::finding::Kind::DigestMissing));
+    assert!(!gone.findings.is_empty());
+    let ledger = gone.ledger.as_ref().unwrap();
+    assert_eq!(ledger.counts.missing, ledger.hours, "{:?}", ledger.counts);
 }

@@ -663,6 +663,9 @@ fn an_account_with_only_log_files_matches_its_filter() {
         case.join("bucket/AWSLogs/o-a1b2c3d4e5/444455556666/CloudTrail-Digest"),
     )
     .unwrap();
+    // A copy that never had them: its evidence-metadata file would not record them (a digest
+    // it records and the copy lacks is missing).
+    std::fs::remove_file(case.join("bucket/trailproof-evidence.json")).unwrap();
     let out = run(&case, &["--format", "json", "--account-id", "444455556666"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let found = json_findings(&out);

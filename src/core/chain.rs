@@ -62,6 +62,9 @@ pub enum ContentProblem {
     Unreadable(String),
     /// Its path leaves the evidence directory.
     PathEscape(String),
+    /// Not in the evidence, though the source's own records say it was (a local copy's
+    /// evidence-metadata file names it): deleted since acquisition.
+    Gone(String),
 }
 
 /// One digest as the source found it.
@@ -282,6 +285,11 @@ fn judge(
             return unread(
                 Finding::new(&uri, Kind::DigestUnreadable, "could not be read")
                     .with(detail_only(detail)),
+            );
+        }
+        Err(ContentProblem::Gone(detail)) => {
+            return unread(
+                Finding::new(&uri, Kind::DigestMissing, "not found").with(detail_only(detail)),
             );
         }
         Err(ContentProblem::PathEscape(detail)) => {

@@ -151,6 +151,9 @@ pub struct Plan {
     pub other_trails: Vec<DigestKey>,
     /// Keys in CloudTrail digest folders that are not digest keys.
     pub unrecognised: Vec<String>,
+    /// Digests of the range the source's records name but no listing found (deleted since
+    /// acquisition); they are among `digests`, to be reported missing.
+    pub gone: BTreeSet<String>,
 }
 
 /// Digests found by the listing: those that may be in the range, and of each chain the nearest
@@ -316,6 +319,22 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
     };
     let (range, derived) = resolve_range(settings, extent)?;
     digests.retain(|d| range.holds_digest(d.end_time));
+    // What the source's records name in the range that no listing found: gone since.
+    let listed: HashSet<String> = digests.iter().map(DigestKey::format).collect();
+    let mut gone = BTreeSet::new();
+    for key in source.recorded_digests() {
+        if let Ok(CloudTrailKey::Digest(d)) = parse_key(&key) {
+            if selected(settings, &d.scope)
+                && trail_selected(settings, &d)
+                && range.holds_digest(d.end_time)
+                && !listed.contains(&key)
+            {
+                gone.insert(key);
+                digests.push(d);
+            }
+        }
+    }
+    drop(listed);
     digests.extend(before.into_values().chain(after.into_values()));
     digests.sort_unstable();
     other_trails.retain(|d| range.holds_digest(d.end_time));
@@ -325,6 +344,7 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
         digests,
         other_trails,
         unrecognised,
+        gone,
     })
 }
 
@@ -447,15 +467,16 @@ pub fn verify_streaming(
         digests,
         other_trails,
         unrecognised,
+        gone,
     } = plan(source, settings)?;
     // Log files each digest names, as keyed hashes: a log file that a verified digest judges
     // gets no "its digest could not be verified" from another digest that names it too.
     let hasher = RandomState::new();
-    let mut read = read_digests(source, digests, &hasher);
+    let mut read = read_digests(source, digests, &hasher, &gone);
     let others = if other_trails.is_empty() {
         Vec::new()
     } else {
-        read_digests(source, other_trails, &hasher)
+        read_digests(source, other_trails, &hasher, &BTreeSet::new())
     };
 
     let bucket = resolve_bucket(source, settings, &read)?;
@@ -628,6 +649,7 @@ fn read_digests(
     source: &dyn ObjectSource,
     digests: Vec<DigestKey>,
     hasher: &RandomState,
+    gone: &BTreeSet<String>,
 ) -> Vec<ReadDigest> {
     let progress = Progress::new("digests read", digests.len());
     let mut read = Vec::with_capacity(digests.len());
@@ -640,7 +662,8 @@ fn read_digests(
                 .zip(keys)
                 .zip(stored)
                 .map(|((key, key_text), stored)| {
-                    ReadDigest::new(key.clone(), key_text, stored, hasher)
+                    let recorded = gone.contains(&key_text);
+                    ReadDigest::new(key.clone(), key_text, stored, hasher, recorded)
                 }),
         );
     }
@@ -664,6 +687,8 @@ impl ReadDigest {
         key_text: String,
         stored: Result<StoredObject, ReadError>,
         hasher: &RandomState,
+        // Named by the source's records, found by no listing.
+        recorded: bool,
     ) -> Self {
         let mut named = Vec::new();
         let (content, signature, backfill_generated) = match stored {
@@ -691,6 +716,9 @@ impl ReadDigest {
             }
             Err(e) => {
                 let problem = match e {
+                    ReadError::NotFound if recorded => ContentProblem::Gone(
+                        "the evidence-metadata file records it (at acquisition); the copy does not hold it".into(),
+                    ),
                     ReadError::NotFound => {
                         ContentProblem::Unreadable("listed but gone when read".into())
                     }

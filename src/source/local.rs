@@ -639,6 +639,14 @@ impl ObjectSource for LocalEvidence {
             .collect()
     }
 
+    fn recorded_digests(&self) -> Vec<String> {
+        self.metadata()
+            .ok()
+            .flatten()
+            .map(|m| m.digests.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn strays(&self) -> Vec<Stray> {
         self.strays
             .lock()

@@ -161,6 +161,11 @@ pub trait ObjectSource: Sync {
     fn strays(&self) -> Vec<Stray> {
         Vec::new()
     }
+    /// Digest keys the source's own records say it holds, whether or not a listing finds them
+    /// (a local copy's evidence-metadata file): one that is gone was deleted since.
+    fn recorded_digests(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// What this source could not see, in words.
     fn notes(&self) -> Vec<String>;
 }
