@@ -263,6 +263,12 @@ fn a_log_file_symlinked_out_of_the_evidence_is_a_finding_not_a_read() {
         vec![(subject, "path_escape".into(), "invalid".into())]
     );
     assert_eq!(out.code, 1);
+    // It is a log file, counted as one (the red team found it counted as a digest).
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["totals"]["digests"]["valid"], 6);
+    assert_eq!(report["totals"]["digests"]["invalid"], 0);
+    assert_eq!(report["totals"]["logs"]["invalid"], 1);
+    assert_eq!(report["totals"]["logs"]["valid"], 11);
 }
 
 #[test]

@@ -202,6 +202,23 @@ impl Finding {
         self.evidence = evidence;
         self
     }
+
+    /// What kind of object the finding is about. A path escape may be about either: its
+    /// subject's key tells (a log file symlinked out of the copy is a log file).
+    pub fn object(&self) -> ObjectKind {
+        if self.kind != Kind::PathEscape {
+            return self.kind.object();
+        }
+        let key = self
+            .subject
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(_, key)| key);
+        match key.map(super::layout::parse_key) {
+            Some(Ok(super::layout::CloudTrailKey::Log(_))) => ObjectKind::Log,
+            _ => ObjectKind::Digest,
+        }
+    }
 }
 
 /// One finding per judged object: an object's findings that judge it become one, the worst
@@ -217,7 +234,7 @@ pub fn merge_by_object(findings: Vec<Finding>) -> Vec<Finding> {
             out.push(Some(f));
             continue;
         }
-        let key = (f.kind.object(), f.subject.clone());
+        let key = (f.object(), f.subject.clone());
         let Some(slot) = first
             .get(&key)
             .and_then(|&i| out.get_mut(i))

@@ -1314,7 +1314,7 @@ impl ChainLayout {
         let counted = omitted.into_set();
         let kept: HashSet<u64> = findings
             .iter()
-            .filter(|f| f.kind.object() == ObjectKind::Log)
+            .filter(|f| f.object() == ObjectKind::Log)
             .map(|f| counted.hash(&f.subject))
             .collect();
         let files = counted.hashes().filter(|h| !kept.contains(h)).count();

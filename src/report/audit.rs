@@ -332,7 +332,7 @@ pub fn manifest(report: &Report) -> Vec<ManifestEntry> {
             .entry(f.subject.as_str())
             .or_insert_with(|| ManifestEntry {
                 uri: f.subject.clone(),
-                object: f.kind.object(),
+                object: f.object(),
                 version_id: None,
                 sha256: None,
                 verdict: f.verdict,

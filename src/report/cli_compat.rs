@@ -121,7 +121,7 @@ fn cli_order(findings: &[Finding]) -> Vec<&Finding> {
             after.push(f);
             continue;
         }
-        if f.kind.object() == ObjectKind::Digest && current != Some(f.subject.as_str()) {
+        if f.object() == ObjectKind::Digest && current != Some(f.subject.as_str()) {
             out.append(&mut after);
             current = Some(f.subject.as_str());
         }
@@ -217,7 +217,7 @@ impl Writer<'_> {
                 format!("{prefix}Digest file\t{}\tINVALID: {}", f.subject, f.reason)
             }
             (_, Verdict::Valid) => return Ok(()),
-            (kind, _) if kind.object() == ObjectKind::Digest => {
+            (kind, _) if f.object() == ObjectKind::Digest => {
                 digests.1 += 1;
                 let reason = match kind {
                     // The CLI names the trail's home Region here.

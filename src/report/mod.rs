@@ -168,7 +168,7 @@ impl Totals {
                 _ => {}
             }
             let slot = worst
-                .entry((f.kind.object(), f.subject.as_str()))
+                .entry((f.object(), f.subject.as_str()))
                 .or_insert(f.verdict);
             *slot = (*slot).max(f.verdict);
         }

@@ -221,7 +221,7 @@ impl Lines {
     }
 
     fn finding(&mut self, out: &mut dyn Write, f: &Finding, prefix: &str) -> io::Result<()> {
-        let object = match f.kind.object() {
+        let object = match f.object() {
             ObjectKind::Digest => "Digest file",
             ObjectKind::Log => "Log file",
         };
