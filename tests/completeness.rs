@@ -372,3 +372,58 @@ fn digests_the_evidence_file_records_and_the_copy_lacks_are_missing() {
     let ledger = gone.ledger.as_ref().unwrap();
     assert_eq!(ledger.counts.missing, ledger.hours, "{:?}", ledger.counts);
 }
+
+/// Found by review: every standard digest of a trail deleted (all its history) while its
+/// backfill digests stay: no standard chain, so no ledger, and exit 0.
+#[test]
+fn backfill_digests_without_their_standard_chain_prove_nothing() {
+    let mut corpus = World::new("acme-cloudtrail-logs")
+        .hours(3)
+        .logs_per_hour(1)
+        .records_per_log(1)
+        .backfill_hours(&[1])
+        .build();
+    let standard: Vec<_> = corpus
+        .digests()
+        .iter()
+        .filter(|d| !d.backfill)
+        .cloned()
+        .collect();
+    for d in &standard {
+        for key in d.logs.iter().chain([&d.key]) {
+            corpus.objects.remove(key);
+            if let Some(records) = corpus.evidence.as_mut() {
+                records.remove(key);
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    corpus.write(dir.path()).unwrap();
+    let report = run(dir.path(), corpus.start, corpus.end);
+    assert_eq!(report.exit_code(), 1);
+    let ledgers: Vec<&Ledger> = report.ledgers().collect();
+    assert_eq!(ledgers.len(), 1);
+    assert_eq!(ledgers[0].counts.missing, ledgers[0].hours);
+}
+
+/// Found by review: with no `--end-time`, the end was the newest digest on disk, so digests
+/// deleted after acquisition at the tail (still in the evidence-metadata file) were outside
+/// the range and unseen.
+#[test]
+fn a_deleted_tail_the_evidence_file_records_sets_the_end_of_the_range() {
+    let mut corpus = World::new("acme-cloudtrail-logs")
+        .hours(6)
+        .logs_per_hour(1)
+        .records_per_log(1)
+        .build();
+    delete(&mut corpus, "us-east-1", 3..6, true);
+    let dir = tempfile::tempdir().unwrap();
+    corpus.write(dir.path()).unwrap();
+    let report = run_open(dir.path(), Some(corpus.start), None);
+    assert_eq!(report.exit_code(), 1);
+    let missing = report
+        .all_findings()
+        .filter(|f| f.kind == trailproof::core::finding::Kind::DigestMissing)
+        .count();
+    assert_eq!(missing, 3);
+}

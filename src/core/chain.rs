@@ -1,7 +1,8 @@
 //! Walking one digest chain: signatures, links, missing digests, gaps and coverage.
 //!
-//! The walker gets every digest of one chain that lies in the requested range (already read
-//! and inflated by the engine) and decides each one's verdict. It goes from the newest digest
+//! The walker gets every digest of one chain that lies in the requested range, and the nearest
+//! one on either side of it (already read and inflated by the engine), and decides each one's
+//! verdict. It goes from the newest digest
 //! back in time. A digest's signature may come from its S3 metadata or from the
 //! `previousDigestSignature` of the digest that links to it: an RSA signature that verifies
 //! under a CloudTrail key authenticates the digest whatever carried it, so a plain copy of a
@@ -36,8 +37,8 @@ const HOUR: SignedDuration = SignedDuration::from_hours(1);
 pub struct Range {
     pub start: Timestamp,
     pub end: Timestamp,
-    /// Whether the user asked for these ends. A range taken from the evidence itself says
-    /// nothing about where chains should start or stop, so it gets no coverage findings.
+    /// Whether the user asked for these ends. An end taken from the evidence (the oldest or
+    /// newest digest of any chain) binds each chain only to within an hour (see `extent`).
     pub start_requested: bool,
     pub end_requested: bool,
 }
@@ -597,7 +598,7 @@ fn continuity_findings(
     }
 }
 
-/// Each digest's window and whether it is context (see [`WalkedDigest`]).
+/// Each digest's window (see [`WalkedDigest::window`]).
 fn set_windows(candidates: &[DigestCandidate], trusted: &[bool], walked: &mut [WalkedDigest]) {
     let present: HashMap<&S3Location, usize> = candidates
         .iter()
@@ -680,11 +681,16 @@ fn holes(
         .iter()
         .map(|w| matches!(w.status, DigestStatus::Verified(_)))
         .collect();
+    let context: Vec<bool> = walked.iter().map(|w| w.context).collect();
     let before = |i: usize| -> (HourState, bool) {
         let verified = verified.get(i).copied().unwrap_or(false);
         match previous(i) {
             Some(None) if verified => (HourState::Gap, true),
-            Some(None) if trusted_at(i) => (HourState::NotVerified, true),
+            // Said by its own finding, unless it is context (not reported).
+            Some(None) if trusted_at(i) => (
+                HourState::NotVerified,
+                !context.get(i).copied().unwrap_or(false),
+            ),
             Some(Some(link)) if trusted_at(i) => {
                 let missing_here = match parse_key(&link.location.key) {
                     // As `link_findings` reports it: `not found`, or in another bucket.
@@ -724,7 +730,13 @@ fn holes(
             None => lo,
         };
         if from > hole_from {
-            let (state, explained) = before(i);
+            let (state, mut explained) = before(i);
+            // At the start of the evidence only one missing digest is named by a link (no
+            // older digest is left to say `digest_successor_missing`): a longer hole needs its
+            // own finding.
+            if reached.is_none() && state == HourState::Missing && later(hole_from, SLACK) < from {
+                explained = false;
+            }
             spans.push(Span {
                 from: hole_from,
                 to: from,

@@ -214,8 +214,12 @@ impl Finding {
             .strip_prefix("s3://")
             .and_then(|rest| rest.split_once('/'))
             .map(|(_, key)| key);
-        match key.map(super::layout::parse_key) {
-            Some(Ok(super::layout::CloudTrailKey::Log(_))) => ObjectKind::Log,
+        match key.map(|k| (super::layout::parse_key(k), super::layout::folders(k))) {
+            Some((Ok(super::layout::CloudTrailKey::Log(_)), _)) => ObjectKind::Log,
+            // Not a CloudTrail key (a link to a folder): the folder it is in tells.
+            Some((Err(_), Some(f))) if f.ty == Some(super::layout::ObjectType::Log) => {
+                ObjectKind::Log
+            }
             _ => ObjectKind::Digest,
         }
     }

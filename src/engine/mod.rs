@@ -279,7 +279,25 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
     // Log files name an account and a Region too (not a trail): list them when there are no
     // digests (the evidence's extent is then theirs), or to see whether an account or Region
     // no digest has is there.
-    let mut extent = extent;
+    // The source's own records of digests (a copy's evidence-metadata file) belong to the
+    // evidence's extent too: a deleted tail still ends it where it ended.
+    let recorded: Vec<DigestKey> = source
+        .recorded_digests()
+        .iter()
+        .filter_map(|key| match parse_key(key) {
+            Ok(CloudTrailKey::Digest(d))
+                if selected(settings, &d.scope) && trail_selected(settings, &d) =>
+            {
+                Some(d)
+            }
+            _ => None,
+        })
+        .collect();
+    let mut extent = recorded.iter().map(|d| d.end_time).fold(extent, |e, t| {
+        Some(e.map_or((t, t), |(a, b): (Timestamp, Timestamp)| {
+            (a.min(t), b.max(t))
+        }))
+    });
     if extent.is_none() || unmatched.iter().any(|u| u.filter != Filter::Trail) {
         let logs = Mutex::new((BTreeSet::new(), None::<(Timestamp, Timestamp)>));
         for_each_log(
@@ -322,16 +340,11 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
     // What the source's records name in the range that no listing found: gone since.
     let listed: HashSet<String> = digests.iter().map(DigestKey::format).collect();
     let mut gone = BTreeSet::new();
-    for key in source.recorded_digests() {
-        if let Ok(CloudTrailKey::Digest(d)) = parse_key(&key) {
-            if selected(settings, &d.scope)
-                && trail_selected(settings, &d)
-                && range.holds_digest(d.end_time)
-                && !listed.contains(&key)
-            {
-                gone.insert(key);
-                digests.push(d);
-            }
+    for d in recorded {
+        let key = d.format();
+        if range.holds_digest(d.end_time) && !listed.contains(&key) {
+            gone.insert(key);
+            digests.push(d);
         }
     }
     drop(listed);
@@ -1152,8 +1165,32 @@ impl Layout<'_> {
     fn end_chain(&mut self, id: &ChainId) {
         let mut done = std::mem::replace(&mut self.chain, ChainLayout::new(false, 0));
         let ledger = if id.backfill {
-            self.add_backfill(id, &done.spans);
-            None
+            if self.add_backfill(id, &done.spans) {
+                None
+            } else {
+                // Backfill digests of a trail that has no standard digest left: those were
+                // deleted, every one (CloudTrail writes a standard digest every hour). Nothing
+                // proves the range for this trail.
+                let subject = done
+                    .findings
+                    .iter()
+                    .find(|f| f.object() == ObjectKind::Digest)
+                    .map(|f| f.subject.clone())
+                    .unwrap_or_default();
+                done.findings.push(
+                    Finding::new(
+                        subject,
+                        Kind::CoverageHole,
+                        "backfill digests of this trail remain but no standard digest of it does: its standard digests are gone, and no hour of the range is proven",
+                    )
+                    .with(Evidence {
+                        from: Some(done.extent.0),
+                        to: Some(done.extent.1),
+                        ..Evidence::default()
+                    }),
+                );
+                Some(Ledger::of(done.extent.0, done.extent.1, &[]))
+            }
         } else {
             let ledger = Ledger::of(done.extent.0, done.extent.1, &done.spans);
             self.standard = Some((id.clone(), done.extent, std::mem::take(&mut done.spans)));
@@ -1177,25 +1214,26 @@ impl Layout<'_> {
     /// leaves unproven (an invalid digest, a log file missing or changed) is unproven in the
     /// standard chain's hours too. What it proves adds nothing there (it fills no hole). Chains
     /// come in order, so the standard chain of the same trail has just been laid out.
-    fn add_backfill(&mut self, id: &ChainId, spans: &[Span]) {
-        let bad: Vec<Span> = spans
-            .iter()
-            .filter(|s| !s.state.is_proven())
-            .copied()
-            .collect();
+    /// Returns whether the standard chain was there.
+    fn add_backfill(&mut self, id: &ChainId, spans: &[Span]) -> bool {
         let Some((standard, extent, mut all)) = self.standard.take() else {
-            return;
+            return false;
         };
         let sibling = standard.scope == id.scope
             && standard.trail == id.trail
             && standard.home_region == id.home_region;
-        if !sibling || bad.is_empty() {
-            return;
+        if !sibling {
+            return false;
         }
+        let bad = spans.iter().filter(|s| !s.state.is_proven()).copied();
+        let before = all.len();
         all.extend(bad);
-        if let Some(report) = self.reports.last_mut() {
-            report.ledger = Some(Ledger::of(extent.0, extent.1, &all));
+        if all.len() > before {
+            if let Some(report) = self.reports.last_mut() {
+                report.ledger = Some(Ledger::of(extent.0, extent.1, &all));
+            }
         }
+        true
     }
 }
 
@@ -1492,6 +1530,8 @@ fn unreferenced(bucket: &str, key: String, time: Timestamp, hole: Option<&Hole>)
 struct Hole {
     from: Timestamp,
     to: Timestamp,
+    /// The latest end of this hole and of those before it (see [`Holes::of`]).
+    reach: Timestamp,
     why: String,
     named_by: Option<String>,
 }
@@ -1520,6 +1560,7 @@ impl Holes {
                                 .checked_sub(SignedDuration::from_hours(1))
                                 .unwrap_or(Timestamp::MIN),
                             to: k.end_time,
+                            reach: k.end_time,
                             why: match &f.evidence.named_by {
                                 Some(n) => format!(
                                     "its digest {} is missing (named by the link from {n})",
@@ -1537,6 +1578,7 @@ impl Holes {
                         Hole {
                             from,
                             to,
+                            reach: to,
                             why: format!(
                                 "no digest covers {} to {} (the digests after {} are missing)",
                                 format_iso(from),
@@ -1551,15 +1593,30 @@ impl Holes {
                 out.entry(id.scope.clone()).or_default().push(hole);
             }
         }
+        for holes in out.values_mut() {
+            holes.sort_by_key(|h| h.from);
+            // Each hole's `reach`: the latest end of it and every hole before it, so a lookup
+            // stops as soon as nothing earlier can still cover a time.
+            let mut reach = Timestamp::MIN;
+            for h in holes.iter_mut() {
+                reach = reach.max(h.to);
+                h.reach = reach;
+            }
+        }
         Holes(out)
     }
 
-    /// The hole of the log file's own folder that its delivery time falls in, if any.
+    /// The hole of the log file's own folder that its delivery time falls in, if any: a
+    /// binary search, so that many injected files and many holes cost no more than their sum.
     fn around(&self, log: &LogKey) -> Option<&Hole> {
-        self.0
-            .get(&log.scope)?
+        let holes = self.0.get(&log.scope)?;
+        let started = holes.partition_point(|h| h.from <= log.time);
+        holes
+            .get(..started)?
             .iter()
-            .find(|h| h.from <= log.time && log.time <= h.to)
+            .rev()
+            .take_while(|h| h.reach >= log.time)
+            .find(|h| log.time <= h.to)
     }
 }
 

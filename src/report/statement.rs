@@ -322,7 +322,18 @@ pub fn verify(
     let mut counts = Counts::default();
     let mut chains = 0;
     for l in report.chains.iter().filter_map(|c| c.ledger.as_ref()) {
-        if l.hours != l.counts.total() || l.runs.iter().map(|r| r.hours).sum::<u64>() != l.hours {
+        let by_runs = |state| {
+            l.runs
+                .iter()
+                .filter(|r| r.state == state)
+                .map(|r| r.hours)
+                .sum::<u64>()
+        };
+        if l.hours != l.counts.total()
+            || HourState::ALL
+                .iter()
+                .any(|s| by_runs(*s) != l.counts.get(*s))
+        {
             return Err(ReportError::Ledger {
                 what: "a chain's hours",
             });
