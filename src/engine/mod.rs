@@ -513,8 +513,13 @@ pub fn verify_streaming(
         hashes: Vec::new(),
         hasher,
     };
+    // Needed only when a digest that is not verified names log files: a clean run keeps none.
+    let unverified_lists = walked
+        .iter()
+        .flat_map(|(_, c)| c.digests.iter())
+        .any(|w| !matches!(w.status, DigestStatus::Verified(_)) && listed_count(w) > 0);
     for w in walked.iter().flat_map(|(_, c)| c.digests.iter()) {
-        if !w.context && matches!(w.status, DigestStatus::Verified(_)) {
+        if unverified_lists && !w.context && matches!(w.status, DigestStatus::Verified(_)) {
             if let Some(hashes) = named.get(&w.location.key) {
                 judged.hashes.extend_from_slice(hashes);
             }
