@@ -482,21 +482,14 @@ pub fn verify_streaming(
         unrecognised,
         gone,
     } = plan(source, settings)?;
-    // Log files each digest names, as keyed hashes: a log file that a verified digest judges
-    // gets no "its digest could not be verified" from another digest that names it too.
-    let hasher = RandomState::new();
-    let mut read = read_digests(source, digests, &hasher, &gone);
+    let read = read_digests(source, digests, &gone);
     let others = if other_trails.is_empty() {
         Vec::new()
     } else {
-        read_digests(source, other_trails, &hasher, &BTreeSet::new())
+        read_digests(source, other_trails, &BTreeSet::new())
     };
 
     let bucket = resolve_bucket(source, settings, &read)?;
-    let named: BTreeMap<String, Vec<u64>> = read
-        .iter_mut()
-        .map(|r| (r.key_text.clone(), std::mem::take(&mut r.named)))
-        .collect();
     let chains = candidates(read, &bucket, settings);
     let other_chains = candidates(others, &bucket, settings);
     let keys = key_provider.keys(&key_needs(&[&chains, &other_chains], range))?;
@@ -509,23 +502,24 @@ pub fn verify_streaming(
             (id, w)
         })
         .collect();
-    let mut judged = TextHashes {
-        hashes: Vec::new(),
-        hasher,
-    };
-    // Needed only when a digest that is not verified names log files: a clean run keeps none.
+    // A log file that a verified digest judges gets no "its digest could not be verified"
+    // from another digest that names it too (a moved copy). Needed only when a digest that is
+    // not verified names log files: a clean run reads nothing again and keeps no set.
+    let mut judged = TextHashes::with_capacity(0);
     let unverified_lists = walked
         .iter()
         .flat_map(|(_, c)| c.digests.iter())
         .any(|w| !matches!(w.status, DigestStatus::Verified(_)) && listed_count(w) > 0);
-    for w in walked.iter().flat_map(|(_, c)| c.digests.iter()) {
-        if unverified_lists && !w.context && matches!(w.status, DigestStatus::Verified(_)) {
-            if let Some(hashes) = named.get(&w.location.key) {
-                judged.hashes.extend_from_slice(hashes);
-            }
-        }
+    if unverified_lists {
+        let verified: Vec<&WalkedDigest> = walked
+            .iter()
+            .flat_map(|(_, c)| c.digests.iter())
+            .filter(|w| !w.context && matches!(w.status, DigestStatus::Verified(_)))
+            .collect();
+        unvouched::for_each_listed(source, &verified, &mut |entry| {
+            judged.insert(&entry.location.uri())
+        });
     }
-    drop(named);
     let judged = judged.into_set();
     let holes = Holes::of(&bucket, &walked);
     let mut referenced = TextHashes::with_capacity(
@@ -666,7 +660,6 @@ const DIGEST_BATCH: usize = 64;
 fn read_digests(
     source: &dyn ObjectSource,
     digests: Vec<DigestKey>,
-    hasher: &RandomState,
     gone: &BTreeSet<String>,
 ) -> Vec<ReadDigest> {
     let progress = Progress::new("digests read", digests.len());
@@ -681,7 +674,7 @@ fn read_digests(
                 .zip(stored)
                 .map(|((key, key_text), stored)| {
                     let recorded = gone.contains(&key_text);
-                    ReadDigest::new(key.clone(), key_text, stored, hasher, recorded)
+                    ReadDigest::new(key.clone(), key_text, stored, recorded)
                 }),
         );
     }
@@ -695,8 +688,6 @@ struct ReadDigest {
     content: Result<ParsedDigest, ContentProblem>,
     signature: Option<Vec<u8>>,
     backfill_generated: GenerationTime,
-    /// The `s3://` texts of the log files it lists, hashed with the run's key.
-    named: Vec<u64>,
 }
 
 impl ReadDigest {
@@ -704,11 +695,9 @@ impl ReadDigest {
         key: DigestKey,
         key_text: String,
         stored: Result<StoredObject, ReadError>,
-        hasher: &RandomState,
         // Named by the source's records, found by no listing.
         recorded: bool,
     ) -> Self {
-        let mut named = Vec::new();
         let (content, signature, backfill_generated) = match stored {
             Ok(StoredObject { bytes, facts, .. }) => {
                 let content = match inflate_all(&bytes, Limits::DIGEST) {
@@ -718,12 +707,6 @@ impl ReadDigest {
                     }),
                     Ok(raw) => match ParsedDigest::parse(&raw) {
                         Ok(mut digest) => {
-                            if let LogFiles::Parsed(list) = &digest.log_files {
-                                named = list
-                                    .iter()
-                                    .map(|l| hasher.hash_one(l.location.uri()))
-                                    .collect();
-                            }
                             digest.set_aside_log_files();
                             Ok(digest)
                         }
@@ -760,7 +743,6 @@ impl ReadDigest {
             content,
             signature,
             backfill_generated,
-            named,
         }
     }
 }

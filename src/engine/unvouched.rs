@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::{names, reread, DigestStatus, Names, Settings, TextHashes, TextSet};
 use crate::core::chain::{walk, DigestCandidate, Range, WalkedDigest};
+use crate::core::digest::LogFileEntry;
 use crate::core::finding::{Evidence, Finding, Kind, Verdict};
 use crate::core::layout::{folders, parse_key, ChainId, Folders, ObjectType, Scope};
 use crate::core::sign::KeySet;
@@ -67,37 +68,10 @@ impl OtherTrails {
                 verified.extend(good);
             }
         }
-        for batch in verified.chunks(REREAD_BATCH) {
-            let found: Vec<_> = batch.iter().map(names).collect();
-            let aside: Vec<_> = found.iter().filter_map(|f| f.as_ref().err()).collect();
-            let keys: Vec<String> = aside.iter().map(|d| d.location.key.clone()).collect();
-            let reread_lists: Vec<_> = if keys.is_empty() {
-                Vec::new()
-            } else {
-                source
-                    .read_digests(&keys, &Progress::hidden())
-                    .into_iter()
-                    .zip(&aside)
-                    .map(|(stored, digest)| reread(digest, stored))
-                    .collect()
-            };
-            let mut reread_lists = reread_lists.into_iter();
-            for f in found {
-                let list = match f {
-                    Ok(Names::Entries(list)) => list,
-                    // Only unverified digests are held by location.
-                    Ok(Names::Locations(_)) => continue,
-                    // A digest changed since it was verified vouches for nothing.
-                    Err(_) => match reread_lists.next() {
-                        Some(Ok(list)) => list,
-                        _ => continue,
-                    },
-                };
-                for entry in list.iter() {
-                    theirs.insert(&entry.location.key);
-                }
-            }
-        }
+        let verified: Vec<&WalkedDigest> = verified.iter().collect();
+        for_each_listed(source, &verified, &mut |entry| {
+            theirs.insert(&entry.location.key)
+        });
         OtherTrails {
             theirs: theirs.into_set(),
             real,
@@ -126,6 +100,44 @@ impl OtherTrails {
                 ..finding.evidence
             },
             ..finding
+        }
+    }
+}
+
+/// Hands `each` every log-file entry the verified `digests` list: held, or from the digest read
+/// again in batches (only the very bytes first verified count: a digest changed since vouches
+/// for nothing, and is skipped).
+pub(super) fn for_each_listed(
+    source: &dyn ObjectSource,
+    digests: &[&WalkedDigest],
+    each: &mut dyn FnMut(&LogFileEntry),
+) {
+    for batch in digests.chunks(REREAD_BATCH) {
+        let found: Vec<_> = batch.iter().map(|w| names(w)).collect();
+        let aside: Vec<_> = found.iter().filter_map(|f| f.as_ref().err()).collect();
+        let keys: Vec<String> = aside.iter().map(|d| d.location.key.clone()).collect();
+        let reread_lists: Vec<_> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            source
+                .read_digests(&keys, &Progress::hidden())
+                .into_iter()
+                .zip(&aside)
+                .map(|(stored, digest)| reread(digest, stored))
+                .collect()
+        };
+        let mut reread_lists = reread_lists.into_iter();
+        for f in found {
+            let list = match f {
+                Ok(Names::Entries(list)) => list,
+                // Only unverified digests are held by location.
+                Ok(Names::Locations(_)) => continue,
+                Err(_) => match reread_lists.next() {
+                    Some(Ok(list)) => list,
+                    _ => continue,
+                },
+            };
+            list.iter().for_each(&mut *each);
         }
     }
 }
