@@ -497,8 +497,18 @@ impl WritableRoot {
             if !make {
                 return Ok(false);
             }
-            // `create_dir` does not follow a link put there meanwhile: it fails.
-            std::fs::create_dir(&folder).map_err(|source| write_root_error(&folder, source))?;
+            // `create_dir` does not follow a link put there meanwhile: it fails. Another writer
+            // of this run may have made the folder since it was looked at: then it must be a
+            // plain folder now, as if it had been there.
+            match std::fs::create_dir(&folder) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if !plain(&folder, true)? {
+                        return Err(write_root_error(&folder, e));
+                    }
+                }
+                Err(e) => return Err(write_root_error(&folder, e)),
+            }
         }
         Ok(true)
     }
