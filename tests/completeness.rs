@@ -102,17 +102,7 @@ fn damage(corpus: &mut Corpus, rng: &mut Rng) -> Damage {
 }
 
 fn run(dir: &Path, start: Timestamp, end: Timestamp) -> Report {
-    let keys = PinnedKeys {
-        keys: parse_key_file(&std::fs::read(dir.join("public-keys.json")).unwrap()).unwrap(),
-        path: dir.join("public-keys.json"),
-    };
-    let source = LocalEvidence::open(&dir.join("bucket")).unwrap();
-    let settings = Settings {
-        start: Some(start),
-        end: Some(end),
-        ..Settings::default()
-    };
-    verify(&source, &keys, &settings).unwrap()
+    run_open(dir, Some(start), Some(end))
 }
 
 /// Clock hours `[start, end]` touches (one for an instant).
