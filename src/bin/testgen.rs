@@ -19,9 +19,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write every committed scenario into DIR/<scenario>/ (deterministic).
+    /// Write every committed scenario into DIR/SCENARIO/ (deterministic).
     Cases { dir: PathBuf },
-    /// Write the adversarial corpus (hostile bytes, one expected verdict each) into DIR/<case>/.
+    /// Write the adversarial corpus (hostile bytes, one expected verdict each) into DIR/CASE/.
     Adversarial { dir: PathBuf },
     /// Write one large realistic corpus (for benchmarks) into OUT.
     Corpus {

@@ -49,7 +49,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// s3://BUCKET[/PREFIX], or a directory holding objects at DIR/<S3 key>.
+    /// s3://BUCKET[/PREFIX], or a directory holding each object at DIR/KEY (its S3 key).
     pub source: String,
     /// CloudTrail public keys, as printed by `aws cloudtrail list-public-keys` (required for
     /// a local copy; for S3 the default is to ask CloudTrail in each source Region).

@@ -389,7 +389,7 @@ pub fn plain_key(key: &str) -> Result<&Path, ReadError> {
 /// file must be a plain folder and every file read or replaced a plain file, never a symbolic
 /// link (nor a FIFO or device); files are made new (`create_new`: `O_CREAT|O_EXCL`, which
 /// never follows a link) as `NAME.part`, renamed over `NAME` once complete; and on Linux what
-/// was opened is checked to lie under the root ([`opened_path`]), so a folder swapped for a
+/// was opened is checked to lie under the root (`opened_path`), so a folder swapped for a
 /// link while the run goes on is caught too.
 #[derive(Debug, Clone)]
 pub struct WritableRoot {
