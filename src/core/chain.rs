@@ -194,14 +194,21 @@ pub fn walk(
         trusted.push(is_trusted);
     }
 
-    link_findings(chain, &candidates, &trusted, &mut walked, range);
-    set_windows(&candidates, &trusted, &mut walked);
+    let names_missing = link_findings(chain, &candidates, &index, &trusted, &mut walked, range);
+    set_windows(&candidates, &index, &trusted, &mut walked);
     let extent = extent(&walked, range);
     let holes = if chain.backfill {
         Vec::new()
     } else {
         continuity_findings(&candidates, &incoming, &trusted, &mut walked);
-        holes(chain, &candidates, &trusted, &mut walked, range, extent)
+        holes(
+            &candidates,
+            &trusted,
+            &names_missing,
+            &mut walked,
+            range,
+            extent,
+        )
     };
     for w in &mut walked {
         if w.context {
@@ -444,19 +451,18 @@ fn backfill_basis(signed: SigningTime) -> Option<SigningTime> {
     (signed.basis != SigningBasis::DigestEnd).then_some(signed)
 }
 
-/// Findings about where links point: missing digests, other buckets, other chains.
+/// Findings about where links point: missing digests, other buckets, other chains. Answers,
+/// per digest, whether its link named a digest of the range that is not here (`not found`, or
+/// in another bucket): the hole before it is then said.
 fn link_findings(
     chain: &ChainId,
     candidates: &[DigestCandidate],
+    present: &HashMap<&S3Location, usize>,
     trusted: &[bool],
     walked: &mut [WalkedDigest],
     range: Range,
-) {
-    let present: HashMap<&S3Location, usize> = candidates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (&c.location, i))
-        .collect();
+) -> Vec<bool> {
+    let mut names_missing = vec![false; candidates.len()];
     for (j, cand) in candidates.iter().enumerate() {
         if !trusted.get(j).copied().unwrap_or(false) {
             continue;
@@ -500,10 +506,16 @@ fn link_findings(
                 }),
             ),
         };
-        if let (Some(f), Some(w)) = (finding, walked.get_mut(j)) {
-            w.findings.push(f);
+        if let Some(f) = finding {
+            if matches!(f.kind, Kind::DigestMissing | Kind::DigestLinkOtherBucket) {
+                if let Some(n) = names_missing.get_mut(j) {
+                    *n = true;
+                }
+            }
+            push(walked, j, f);
         }
     }
+    names_missing
 }
 
 /// Gaps, digests whose successor is gone, digests outside the chain, and range coverage.
@@ -599,12 +611,12 @@ fn continuity_findings(
 }
 
 /// Each digest's window (see [`WalkedDigest::window`]).
-fn set_windows(candidates: &[DigestCandidate], trusted: &[bool], walked: &mut [WalkedDigest]) {
-    let present: HashMap<&S3Location, usize> = candidates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (&c.location, i))
-        .collect();
+fn set_windows(
+    candidates: &[DigestCandidate],
+    present: &HashMap<&S3Location, usize>,
+    trusted: &[bool],
+    walked: &mut [WalkedDigest],
+) {
     // Own windows first: a link may reach back to any of them.
     for w in walked.iter_mut() {
         if let DigestStatus::Verified(v) = &w.status {
@@ -655,18 +667,13 @@ fn extent(walked: &[WalkedDigest], range: Range) -> (Timestamp, Timestamp) {
 /// The stretches no digest accounts for, with a finding for each one in the range that no
 /// other finding explains, so that no hole of the range goes unsaid.
 fn holes(
-    chain: &ChainId,
     candidates: &[DigestCandidate],
     trusted: &[bool],
+    names_missing: &[bool],
     walked: &mut [WalkedDigest],
     range: Range,
     (lo, hi): (Timestamp, Timestamp),
 ) -> Vec<Span> {
-    let present: HashMap<&S3Location, usize> = candidates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (&c.location, i))
-        .collect();
     let trusted_at = |i: usize| trusted.get(i).copied().unwrap_or(false);
     let previous = |i: usize| {
         candidates
@@ -692,18 +699,7 @@ fn holes(
                 !context.get(i).copied().unwrap_or(false),
             ),
             Some(Some(link)) if trusted_at(i) => {
-                let missing_here = match parse_key(&link.location.key) {
-                    // As `link_findings` reports it: `not found`, or in another bucket.
-                    Ok(CloudTrailKey::Digest(k)) => {
-                        k.chain() == *chain
-                            && !present.contains_key(&link.location)
-                            && range.holds_digest(k.end_time)
-                            && candidates
-                                .get(i)
-                                .is_some_and(|c| k.end_time < c.key.end_time)
-                    }
-                    _ => false,
-                };
+                let missing_here = names_missing.get(i).copied().unwrap_or(false);
                 if link.location.bucket
                     != candidates.get(i).map_or("", |c| c.location.bucket.as_str())
                 {
