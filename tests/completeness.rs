@@ -105,6 +105,21 @@ fn run(dir: &Path, start: Timestamp, end: Timestamp) -> Report {
     run_open(dir, Some(start), Some(end))
 }
 
+/// One account in us-east-1, `hours` hourly digests of one log file of one record.
+fn small(hours: u32) -> World {
+    World::new("acme-cloudtrail-logs")
+        .hours(hours)
+        .logs_per_hour(1)
+        .records_per_log(1)
+}
+
+/// The copy written to a fresh directory.
+fn written(corpus: &Corpus) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    corpus.write(dir.path()).unwrap();
+    dir
+}
+
 /// Clock hours `[start, end]` touches (one for an instant).
 fn clock_hours(start: Timestamp, end: Timestamp) -> u64 {
     let (a, b) = (start.as_second(), end.as_second());
@@ -126,12 +141,7 @@ fn deleted_or_moved_evidence_never_leaves_a_proven_hour_and_the_ledger_adds_up()
     let (mut damaged_runs, mut intact_runs) = (0, 0);
     for seed in 0..48u64 {
         let mut rng = Rng(seed);
-        let mut corpus = World::new("acme-cloudtrail-logs")
-            .hours(8)
-            .logs_per_hour(1)
-            .records_per_log(1)
-            .seed(seed)
-            .build();
+        let mut corpus = small(8).seed(seed).build();
         let chain = corpus.chain_ids()[0].clone();
         let (first_start, last_end) = {
             let ds = corpus.chain(&chain);
@@ -141,8 +151,7 @@ fn deleted_or_moved_evidence_never_leaves_a_proven_hour_and_the_ledger_adds_up()
         // Any range from two hours before the chain to two hours after it, at any minute.
         let start = first_start - HOUR * 2 + SignedDuration::from_mins(rng.below(60 * 11) as i64);
         let end = start + SignedDuration::from_mins(rng.below(60 * 6) as i64);
-        let dir = tempfile::tempdir().unwrap();
-        corpus.write(dir.path()).unwrap();
+        let dir = written(&corpus);
         let report = run(dir.path(), start, end);
         let what = format!("seed {seed}, range {start} to {end}");
 
@@ -238,15 +247,9 @@ fn delete(corpus: &mut Corpus, region: &str, which: std::ops::Range<usize>, keep
 /// only up to its own newest digest: exit 0.
 #[test]
 fn a_chain_cut_short_is_unproven_when_the_end_is_taken_from_the_evidence() {
-    let mut corpus = World::new("acme-cloudtrail-logs")
-        .regions(&["us-east-1", "eu-west-1"])
-        .hours(12)
-        .logs_per_hour(1)
-        .records_per_log(1)
-        .build();
+    let mut corpus = small(12).regions(&["us-east-1", "eu-west-1"]).build();
     delete(&mut corpus, "eu-west-1", 8..12, false);
-    let dir = tempfile::tempdir().unwrap();
-    corpus.write(dir.path()).unwrap();
+    let dir = written(&corpus);
     let report = run_open(dir.path(), Some(corpus.start), None);
     assert_eq!(report.exit_code(), 1);
     let short = report
@@ -273,16 +276,12 @@ fn a_chain_cut_short_is_unproven_when_the_end_is_taken_from_the_evidence() {
 /// (nothing links to them) left the chain measured from its restart: exit 0.
 #[test]
 fn hours_before_a_restart_are_unproven_when_the_start_is_taken_from_the_evidence() {
-    let mut corpus = World::new("acme-cloudtrail-logs")
+    let mut corpus = small(8)
         .regions(&["us-east-1", "eu-west-1"])
-        .hours(8)
-        .logs_per_hour(1)
-        .records_per_log(1)
         .stop_logging(3, 2)
         .build();
     delete(&mut corpus, "us-east-1", 0..3, false);
-    let dir = tempfile::tempdir().unwrap();
-    corpus.write(dir.path()).unwrap();
+    let dir = written(&corpus);
     let report = run_open(dir.path(), None, Some(corpus.end));
     assert_eq!(report.exit_code(), 1);
     let cut = report
@@ -299,12 +298,7 @@ fn hours_before_a_restart_are_unproven_when_the_start_is_taken_from_the_evidence
 /// of their own).
 #[test]
 fn a_tampered_backfill_log_leaves_its_hours_unproven_in_the_ledger() {
-    let mut corpus = World::new("acme-cloudtrail-logs")
-        .hours(3)
-        .logs_per_hour(1)
-        .records_per_log(1)
-        .backfill_hours(&[1])
-        .build();
+    let mut corpus = small(3).backfill_hours(&[1]).build();
     let backfill = corpus
         .digests()
         .iter()
@@ -312,8 +306,7 @@ fn a_tampered_backfill_log_leaves_its_hours_unproven_in_the_ledger() {
         .unwrap()
         .clone();
     corpus.modify_log(&backfill.logs[0]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    corpus.write(dir.path()).unwrap();
+    let dir = written(&corpus);
     let report = run(dir.path(), corpus.start, corpus.end);
     assert_eq!(report.exit_code(), 1);
     let ledgers: Vec<&Ledger> = report.ledgers().collect();
@@ -338,15 +331,9 @@ fn a_tampered_backfill_log_leaves_its_hours_unproven_in_the_ledger() {
 /// A digest the copy's own records name and the copy lacks is missing.
 #[test]
 fn digests_the_evidence_file_records_and_the_copy_lacks_are_missing() {
-    let mut corpus = World::new("acme-cloudtrail-logs")
-        .regions(&["us-east-1", "eu-west-1"])
-        .hours(4)
-        .logs_per_hour(1)
-        .records_per_log(1)
-        .build();
+    let mut corpus = small(4).regions(&["us-east-1", "eu-west-1"]).build();
     delete(&mut corpus, "eu-west-1", 0..4, true);
-    let dir = tempfile::tempdir().unwrap();
-    corpus.write(dir.path()).unwrap();
+    let dir = written(&corpus);
     let report = run(dir.path(), corpus.start, corpus.end);
     assert_eq!(report.exit_code(), 1);
     let gone = report
@@ -367,12 +354,7 @@ fn digests_the_evidence_file_records_and_the_copy_lacks_are_missing() {
 /// backfill digests stay: no standard chain, so no ledger, and exit 0.
 #[test]
 fn backfill_digests_without_their_standard_chain_prove_nothing() {
-    let mut corpus = World::new("acme-cloudtrail-logs")
-        .hours(3)
-        .logs_per_hour(1)
-        .records_per_log(1)
-        .backfill_hours(&[1])
-        .build();
+    let mut corpus = small(3).backfill_hours(&[1]).build();
     let standard: Vec<_> = corpus
         .digests()
         .iter()
@@ -387,8 +369,7 @@ fn backfill_digests_without_their_standard_chain_prove_nothing() {
             }
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    corpus.write(dir.path()).unwrap();
+    let dir = written(&corpus);
     let report = run(dir.path(), corpus.start, corpus.end);
     assert_eq!(report.exit_code(), 1);
     let ledgers: Vec<&Ledger> = report.ledgers().collect();
@@ -401,14 +382,9 @@ fn backfill_digests_without_their_standard_chain_prove_nothing() {
 /// the range and unseen.
 #[test]
 fn a_deleted_tail_the_evidence_file_records_sets_the_end_of_the_range() {
-    let mut corpus = World::new("acme-cloudtrail-logs")
-        .hours(6)
-        .logs_per_hour(1)
-        .records_per_log(1)
-        .build();
+    let mut corpus = small(6).build();
     delete(&mut corpus, "us-east-1", 3..6, true);
-    let dir = tempfile::tempdir().unwrap();
-    corpus.write(dir.path()).unwrap();
+    let dir = written(&corpus);
     let report = run_open(dir.path(), Some(corpus.start), None);
     assert_eq!(report.exit_code(), 1);
     let missing = report
