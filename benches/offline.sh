@@ -24,7 +24,7 @@ for line in sys.stdin:
         print(m["executable"])')
 # Built after the bench, which writes its own build of the binaries (other features) to the
 # same place: what is measured is what `cargo build --release` gives a user.
-cargo build --release --locked --bins >&2
+cargo build --release --locked --workspace --bins >&2
 bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release
 cores=$(nproc)
 

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use trailproof::cli::{self, read_keys, Cli, Command, VerifyArgs};
+mod cli;
+
+use cli::{Cli, Command, VerifyArgs};
 use trailproof::engine::{self, FindingSink};
 use trailproof::report::Report;
 use trailproof::source::local::LocalEvidence;
@@ -54,10 +56,7 @@ fn verify(args: &VerifyArgs) -> Result<u8, String> {
             let path = args.public_keys.as_ref().ok_or(
                 "a local copy needs --public-keys (save them with `trailproof keys fetch` or `aws cloudtrail list-public-keys`)",
             )?;
-            let keys = PinnedKeys {
-                keys: read_keys(path).map_err(|e| e.to_string())?,
-                path: path.clone(),
-            };
+            let keys = PinnedKeys::from_file(path).map_err(|e| e.to_string())?;
             let evidence =
                 LocalEvidence::open(Path::new(&args.source)).map_err(|e| e.to_string())?;
             engine::verify_streaming(&evidence, &keys, &args.settings(), sink)

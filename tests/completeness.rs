@@ -8,13 +8,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use jiff::{SignedDuration, Timestamp};
-use trailproof::core::keyfile::parse_key_file;
 use trailproof::core::ledger::Ledger;
 use trailproof::engine::{verify, Settings};
-use trailproof::fixture::{Corpus, World};
 use trailproof::report::Report;
 use trailproof::source::local::LocalEvidence;
 use trailproof::source::PinnedKeys;
+use trailproof_testgen::{Corpus, World};
 
 const HOUR: SignedDuration = SignedDuration::from_hours(1);
 
@@ -209,10 +208,7 @@ fn deleted_or_moved_evidence_never_leaves_a_proven_hour_and_the_ledger_adds_up()
 
 /// Runs with one end of the range given and the other taken from the evidence.
 fn run_open(dir: &Path, start: Option<Timestamp>, end: Option<Timestamp>) -> Report {
-    let keys = PinnedKeys {
-        keys: parse_key_file(&std::fs::read(dir.join("public-keys.json")).unwrap()).unwrap(),
-        path: dir.join("public-keys.json"),
-    };
+    let keys = PinnedKeys::from_file(&dir.join("public-keys.json")).unwrap();
     let source = LocalEvidence::open(&dir.join("bucket")).unwrap();
     let settings = Settings {
         start,

@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use trailproof::fixture::{Corpus, World};
+use trailproof_testgen::{Corpus, World};
 
 const BUCKET: &str = "acme-cloudtrail-logs";
 const DAY: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01";

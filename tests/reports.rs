@@ -5,10 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use base64::Engine;
-use clap::Parser;
 use jiff::Timestamp;
 use serde_json::Value;
-use trailproof::cli::{Cli, Command as CliCommand};
 use trailproof::core::finding::Finding;
 use trailproof::engine;
 use trailproof::report::audit::{Document, RunInfo};
@@ -334,32 +332,38 @@ fn python_refuses_tampered_envelopes() {
     }
 }
 
-/// The report of a case through the library, with the case's flags.
+/// The report of a case through the library, with the case's flags turned into settings the
+/// way the CLI turns them.
 fn library_report(case: &Path, threads: usize, sink: Option<engine::FindingSink>) -> Report {
-    let mut argv: Vec<String> = vec!["trailproof".into(), "verify".into()];
-    argv.push(case.join("bucket").to_string_lossy().into_owned());
-    for a in case_args(case) {
-        // Paths in the case's flags are relative to the case directory.
-        argv.push(if a.ends_with(".json") {
-            case.join(a).to_string_lossy().into_owned()
-        } else {
-            a
-        });
+    let mut settings = engine::Settings::default();
+    let mut keys = None;
+    let args = case_args(case);
+    for pair in args.chunks(2) {
+        let [flag, value] = pair else {
+            panic!("flags come with a value: {args:?}")
+        };
+        match flag.as_str() {
+            "--s3-bucket" => settings.bucket = Some(value.clone()),
+            "--start-time" => settings.start = Some(value.parse().unwrap()),
+            "--end-time" => settings.end = Some(value.parse().unwrap()),
+            // Paths in the case's flags are relative to the case directory.
+            "--public-keys" => keys = Some(PinnedKeys::from_file(&case.join(value)).unwrap()),
+            "--head-signature" => {
+                let (key, sig) = value.split_once('=').unwrap();
+                settings
+                    .head_signatures
+                    .insert(key.to_owned(), hex::decode(sig).unwrap());
+            }
+            other => panic!("a flag the cases do not use: {other}"),
+        }
     }
-    let CliCommand::Verify(args) = Cli::parse_from(argv).command else {
-        panic!("not a verify command");
-    };
-    let path = args.public_keys.clone().expect("cases pin their keys");
-    let keys = PinnedKeys {
-        keys: trailproof::cli::read_keys(&path).unwrap(),
-        path,
-    };
-    let evidence = LocalEvidence::open(std::path::Path::new(&args.source)).unwrap();
+    let keys = keys.expect("cases pin their keys");
+    let evidence = LocalEvidence::open(&case.join("bucket")).unwrap();
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .unwrap()
-        .install(|| engine::verify_streaming(&evidence, &keys, &args.settings(), sink))
+        .install(|| engine::verify_streaming(&evidence, &keys, &settings, sink))
         .unwrap()
 }
 

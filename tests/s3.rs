@@ -709,7 +709,7 @@ fn s3_faults_never_become_valid() {
 /// A bucket made of generated trails and extra objects, as a case directory (`bucket/`,
 /// `public-keys.json`) for [`Moto::upload`]; with the range arguments that cover it.
 fn bucket_of(
-    corpora: Vec<trailproof::fixture::Corpus>,
+    corpora: Vec<trailproof_testgen::Corpus>,
     extra: impl IntoIterator<Item = (String, Vec<u8>)>,
 ) -> (tempfile::TempDir, Vec<String>) {
     let mut corpora = corpora.into_iter();
@@ -721,7 +721,7 @@ fn bucket_of(
         }
     }
     for (key, bytes) in extra {
-        let object = trailproof::fixture::StoredObject {
+        let object = trailproof_testgen::StoredObject {
             bytes,
             metadata: Default::default(),
         };
@@ -789,7 +789,7 @@ fn assert_tampering_found(moto: &Moto, dir: &Path, range: &[String], log: &str, 
 }
 
 /// The first log file of a generated trail.
-fn first_log(corpus: &trailproof::fixture::Corpus) -> String {
+fn first_log(corpus: &trailproof_testgen::Corpus) -> String {
     corpus
         .objects
         .keys()
@@ -800,7 +800,7 @@ fn first_log(corpus: &trailproof::fixture::Corpus) -> String {
 
 #[test]
 fn a_trail_behind_hundreds_of_other_folders_is_not_crowded_out() {
-    use trailproof::fixture::World;
+    use trailproof_testgen::World;
     let root = World::new(BUCKET).build();
     let mut hidden = World::new(BUCKET)
         .prefix("zz")
@@ -818,7 +818,7 @@ fn a_trail_behind_hundreds_of_other_folders_is_not_crowded_out() {
 
 #[test]
 fn a_trail_nested_deeper_than_any_depth_limit_is_found() {
-    use trailproof::fixture::World;
+    use trailproof_testgen::World;
     let root = World::new(BUCKET).build();
     let mut deep = World::new(BUCKET)
         .prefix("a/b/c/d/e/f/g/h")
@@ -1079,17 +1079,17 @@ fn a_resumed_acquire_checks_the_copy_against_s3_not_its_own_record() {
     let log = keys.iter().find(|k| k.contains("/CloudTrail/")).unwrap();
     let tampered = {
         let bytes = std::fs::read(dir.join(log)).unwrap();
-        let mut inflated = trailproof::fixture::gunzip(&bytes).unwrap();
+        let mut inflated = trailproof_testgen::gunzip(&bytes).unwrap();
         let at = inflated.iter().position(|&b| b == b'{').unwrap();
         inflated.insert(at + 1, b' ');
-        trailproof::fixture::gzip(&inflated)
+        trailproof_testgen::gzip(&inflated)
     };
     let original = std::fs::read(dir.join(log)).unwrap();
     std::fs::write(dir.join(log), &tampered).unwrap();
     let meta_path = dir.join("trailproof-evidence.json");
     let mut meta: Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
     let record = &mut meta["objects"][log.as_str()];
-    record["sha256"] = trailproof::fixture::sha256_hex(&tampered).into();
+    record["sha256"] = trailproof_testgen::sha256_hex(&tampered).into();
     record["size"] = tampered.len().into();
     std::fs::write(&meta_path, meta.to_string()).unwrap();
 
@@ -1169,7 +1169,7 @@ fn a_lying_or_refusing_server_never_gives_valid() {
 
 #[test]
 fn a_previous_digest_in_an_unreadable_bucket_is_not_proven() {
-    let mut moved = trailproof::fixture::World::new(BUCKET)
+    let mut moved = trailproof_testgen::World::new(BUCKET)
         .moved_from_bucket("old-trail-bucket")
         .build();
     // From before the trail moved: the hour the previous bucket holds is in the range.

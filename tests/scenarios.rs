@@ -36,12 +36,7 @@ fn readme_sample() {
 #[test]
 fn committed_cases_match_the_generator() {
     let out = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_trailproof-testgen"))
-        .arg("cases")
-        .arg(out.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    trailproof_testgen::write_cases(out.path(), &trailproof_testgen::all_cases()).unwrap();
     let mut differ = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
@@ -59,7 +54,7 @@ fn committed_cases_match_the_generator() {
     }
     assert!(
         differ.is_empty(),
-        "regenerate with `cargo run --bin trailproof-testgen -- cases testdata/cases`: {differ:?}"
+        "regenerate with `cargo run -p trailproof-testgen -- cases testdata/cases`: {differ:?}"
     );
 }
 
@@ -133,7 +128,7 @@ fn check_dir(name: &str, case: &Path) {
 /// (every file kept) and the plain text one (valid files counted), at every thread count.
 #[test]
 fn a_chain_across_hashing_batches() {
-    let mut corpus = trailproof::fixture::World::new("acme-cloudtrail-logs")
+    let mut corpus = trailproof_testgen::World::new("acme-cloudtrail-logs")
         .hours(48)
         .logs_per_hour(50)
         .records_per_log(1)
@@ -363,13 +358,7 @@ fn adversarial_corpus() {
 #[test]
 fn adversarial_corpus_matches_the_generator() {
     let out = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_trailproof-testgen"))
-        .arg("adversarial")
-        .arg(out.path())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    trailproof_testgen::write_cases(out.path(), &trailproof_testgen::adversarial_cases()).unwrap();
     let diff = Command::new("diff")
         .arg("-r")
         .arg("-q")
@@ -377,7 +366,7 @@ fn adversarial_corpus_matches_the_generator() {
         .arg(support::repo().join("testdata/adversarial"))
         .output()
         .unwrap();
-    assert!(diff.status.success(), "regenerate with `cargo run --bin trailproof-testgen -- adversarial testdata/adversarial`:\n{}", String::from_utf8_lossy(&diff.stdout));
+    assert!(diff.status.success(), "regenerate with `cargo run -p trailproof-testgen -- adversarial testdata/adversarial`:\n{}", String::from_utf8_lossy(&diff.stdout));
 }
 
 /// A log file that inflates to 1 GiB (from about 1 MB) is stopped by the inflate budget with

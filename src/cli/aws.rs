@@ -6,16 +6,16 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use jiff::{SignedDuration, Timestamp};
 
-use super::{parse_time, read_keys, VerifyArgs};
-use crate::core::keyfile::write_key_file;
-use crate::core::time::later;
-use crate::engine::acquire::acquire;
-use crate::engine::{self, Settings};
-use crate::report;
-use crate::source::aws::{AwsOptions, DEFAULT_MIN_RATE_KIB};
-use crate::source::cloudtrail::{describe_trail, CloudTrailKeys};
-use crate::source::s3::{S3Source, DEFAULT_CONCURRENCY};
-use crate::source::{KeyNeeds, KeyProvider, PinnedKeys};
+use super::{parse_time, VerifyArgs};
+use trailproof::core::keyfile::write_key_file;
+use trailproof::core::time::later;
+use trailproof::engine::acquire::acquire;
+use trailproof::engine::{self, Settings};
+use trailproof::report;
+use trailproof::source::aws::{AwsOptions, DEFAULT_MIN_RATE_KIB};
+use trailproof::source::cloudtrail::{describe_trail, CloudTrailKeys};
+use trailproof::source::s3::{S3Source, DEFAULT_CONCURRENCY};
+use trailproof::source::{KeyNeeds, KeyProvider, PinnedKeys};
 
 /// How to reach AWS (credentials come from the usual chain: environment, profiles, SSO,
 /// instance roles).
@@ -144,10 +144,7 @@ fn key_provider(
     options: &AwsOptions,
 ) -> Result<Box<dyn KeyProvider>, String> {
     Ok(match pinned {
-        Some(path) => Box::new(PinnedKeys {
-            keys: read_keys(path).map_err(|e| e.to_string())?,
-            path: path.clone(),
-        }),
+        Some(path) => Box::new(PinnedKeys::from_file(path).map_err(|e| e.to_string())?),
         None => Box::new(CloudTrailKeys::new(options).map_err(|e| e.to_string())?),
     })
 }
@@ -271,7 +268,7 @@ pub fn run_keys(command: &KeysCommand) -> Result<u8, String> {
         windows: vec![(args.start_time, later(end, SignedDuration::from_hours(2)))],
     };
     let records = provider.records(&needs).map_err(|e| e.to_string())?;
-    crate::core::keyfile::key_set(&records).map_err(|e| e.to_string())?;
+    trailproof::core::keyfile::key_set(&records).map_err(|e| e.to_string())?;
     let json = write_key_file(&records);
     match &args.out {
         Some(path) => std::fs::write(path, json)
@@ -285,8 +282,8 @@ pub fn run_keys(command: &KeysCommand) -> Result<u8, String> {
 
 /// The Region the AWS CLI would use: AWS_REGION, AWS_DEFAULT_REGION, then the profile's.
 fn configured_region(aws: &AwsArgs) -> Result<Option<String>, String> {
-    let runtime = crate::source::aws::runtime(false).map_err(|e| e.to_string())?;
-    let config = runtime.block_on(crate::source::aws::load(&aws.options(None), None));
+    let runtime = trailproof::source::aws::runtime(false).map_err(|e| e.to_string())?;
+    let config = runtime.block_on(trailproof::source::aws::load(&aws.options(None), None));
     Ok(config.region().map(|r| r.to_string()))
 }
 

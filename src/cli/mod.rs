@@ -8,10 +8,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 
-use crate::core::keyfile::parse_key_file;
-use crate::core::sign::KeySet;
-use crate::core::types::decode_lower_hex;
-use crate::engine::Settings;
+use trailproof::core::types::decode_lower_hex;
+use trailproof::engine::Settings;
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -99,34 +97,6 @@ pub enum Format {
     Json,
     Jsonl,
     Html,
-}
-
-/// Why the flags cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CliError {
-    #[error("cannot read the public-key file {path}: {source}")]
-    KeyFileRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("public-key file {path}: {source}")]
-    KeyFile {
-        path: PathBuf,
-        source: crate::core::keyfile::KeyFileError,
-    },
-}
-
-/// Reads a pinned key file.
-pub fn read_keys(path: &std::path::Path) -> Result<KeySet, CliError> {
-    let bytes = std::fs::read(path).map_err(|source| CliError::KeyFileRead {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_key_file(&bytes).map_err(|source| CliError::KeyFile {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 impl VerifyArgs {

@@ -8,13 +8,13 @@ use clap::{Args, Subcommand};
 use jiff::Timestamp;
 
 use super::Format;
-use crate::core::finding::Finding;
-use crate::core::time::format_iso;
-use crate::report::audit::{Document, RunInfo};
-use crate::report::dsse::Trust;
-use crate::report::signing::{CertError, Certificate, KeyError, PublicKey, SigningKey};
-use crate::report::statement::{self, ReportError, SignError, Signer, VerifiedReport};
-use crate::report::{html, json, jsonl, text, ChainInfo, Report, Tally};
+use trailproof::core::finding::Finding;
+use trailproof::core::time::format_iso;
+use trailproof::report::audit::{Document, RunInfo};
+use trailproof::report::dsse::Trust;
+use trailproof::report::signing::{CertError, Certificate, KeyError, PublicKey, SigningKey};
+use trailproof::report::statement::{self, ReportError, SignError, Signer, VerifiedReport};
+use trailproof::report::{html, json, jsonl, text, ChainInfo, Report, Tally};
 
 /// Signing flags of `verify`.
 #[derive(Debug, Clone, Args)]

@@ -1673,13 +1673,7 @@ mod tests {
     fn a_digest_rewritten_during_the_run_vouches_for_nothing() {
         let case =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cases/clean-plain");
-        let keys = crate::source::PinnedKeys {
-            keys: crate::core::keyfile::parse_key_file(
-                &std::fs::read(case.join("public-keys.json")).unwrap(),
-            )
-            .unwrap(),
-            path: case.join("public-keys.json"),
-        };
+        let keys = crate::source::PinnedKeys::from_file(&case.join("public-keys.json")).unwrap();
         let source = Rewritten {
             copy: crate::source::local::LocalEvidence::open(&case.join("bucket")).unwrap(),
             reads: Default::default(),

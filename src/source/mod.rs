@@ -12,12 +12,13 @@ pub mod progress;
 pub mod s3;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
 use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::GzOutcome;
+use crate::core::keyfile::{parse_key_file, KeyFileError};
 use crate::core::layout::ObjectType;
 use crate::core::sign::KeySet;
 use crate::core::types::S3Location;
@@ -186,10 +187,73 @@ pub trait KeyProvider {
     fn origin(&self) -> String;
 }
 
-/// Keys read from a file; the same whatever the run needs.
+/// CloudTrail public keys the caller supplies (pinned): trusted as given and the same whatever
+/// the run needs, so a run with them is offline and repeatable. Reports name where they came
+/// from.
+#[derive(Debug, Clone)]
 pub struct PinnedKeys {
-    pub keys: KeySet,
-    pub path: PathBuf,
+    keys: KeySet,
+    origin: String,
+}
+
+/// Why pinned keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PinnedKeysError {
+    /// The key file could not be read.
+    #[error("cannot read the public-key file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why (its [`std::io::ErrorKind`] tells a missing file from a permission problem).
+        source: std::io::Error,
+    },
+    /// The key file is not a key file, or a key in it is unusable.
+    #[error("public-key file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: KeyFileError,
+    },
+}
+
+impl PinnedKeys {
+    /// Reads a key file in the format `aws cloudtrail list-public-keys` prints (or
+    /// `trailproof keys fetch` saves); see [`crate::core::keyfile`].
+    pub fn from_file(path: &Path) -> Result<Self, PinnedKeysError> {
+        let bytes = std::fs::read(path).map_err(|source| PinnedKeysError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let keys = parse_key_file(&bytes).map_err(|source| PinnedKeysError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(PinnedKeys {
+            keys,
+            origin: format!("pinned file {}", path.display()),
+        })
+    }
+
+    /// Keys already in memory, in the key-file format; `name` says in reports where they came
+    /// from (for example the vault entry or the case number they were taken from).
+    pub fn from_json(bytes: &[u8], name: &str) -> Result<Self, KeyFileError> {
+        Ok(Self::new(parse_key_file(bytes)?, name))
+    }
+
+    /// Keys already parsed; `name` says in reports where they came from.
+    pub fn new(keys: KeySet, name: &str) -> Self {
+        PinnedKeys {
+            keys,
+            origin: format!("pinned {name}"),
+        }
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
 }
 
 impl KeyProvider for PinnedKeys {
@@ -198,6 +262,6 @@ impl KeyProvider for PinnedKeys {
     }
 
     fn origin(&self) -> String {
-        format!("pinned file {}", self.path.display())
+        self.origin.clone()
     }
 }

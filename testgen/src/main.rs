@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use trailproof::fixture::{adversarial_cases, all_cases, Attack, Corpus, World, ATTACKS};
+use trailproof_testgen::{
+    adversarial_cases, all_cases, write_cases, Attack, Corpus, World, ATTACKS,
+};
 
 #[derive(Parser)]
 #[command(
@@ -84,14 +86,10 @@ fn attack_help() -> String {
     text
 }
 
-fn write_cases(dir: &Path, cases: Vec<Corpus>) -> Result<(), String> {
-    for corpus in cases {
-        let out = dir.join(&corpus.scenario);
-        // Start from an empty directory so files of an older generator version cannot linger.
-        if out.exists() {
-            std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-        }
-        corpus.write(&out)?;
+/// Writes the cases and prints one summary line each.
+fn write_and_list(dir: &Path, cases: Vec<Corpus>) -> Result<(), String> {
+    write_cases(dir, &cases)?;
+    for corpus in &cases {
         let e = corpus.expected();
         println!(
             "{:<28} exit {} valid {}/{} findings {}",
@@ -107,8 +105,8 @@ fn write_cases(dir: &Path, cases: Vec<Corpus>) -> Result<(), String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Cases { dir } => write_cases(&dir, all_cases()),
-        Command::Adversarial { dir } => write_cases(&dir, adversarial_cases()),
+        Command::Cases { dir } => write_and_list(&dir, all_cases()),
+        Command::Adversarial { dir } => write_and_list(&dir, adversarial_cases()),
         Command::Corpus {
             out,
             seed,
