@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds the embedder examples as an embedder would (no default features; `aws` for the S3 one)
+# and runs each on the committed cases, checking its exit status and what it says. The S3
+# example runs against moto on loopback (tests/support/moto_server.py, which adds the
+# ListPublicKeys call moto lacks). Needs the test peers: python3 -m pip install -r
+# tests/requirements.txt. Run from anywhere; CI runs it after the tests (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --locked --quiet --no-default-features --examples
+cargo build --locked --quiet --no-default-features --features aws --example verify_s3
+bin=${CARGO_TARGET_DIR:-target}/debug/examples
+case_dir=testdata/cases/clean-plain
+keys=$case_dir/public-keys.json
+
+# expect STATUS PATTERN CMD...: runs CMD, checks its exit status and that its output has PATTERN.
+expect() {
+  local status=$1 pattern=$2; shift 2
+  local out rc=0
+  out=$("$@" 2>&1) || rc=$?
+  if [ "$rc" != "$status" ] || ! grep -q -- "$pattern" <<<"$out"; then
+    printf 'FAIL: %s\n  wanted exit %s and /%s/, got exit %s:\n%s\n' "$*" "$status" "$pattern" "$rc" "$out" >&2
+    exit 1
+  fi
+  printf 'ok: %s -> exit %s, says /%s/\n' "$(basename "$1")" "$rc" "$pattern"
+}
+
+# One digest, with the signature its S3 metadata carried (kept in the evidence-metadata file).
+digest=$(python3 -c 'import json,sys; o=json.load(open(sys.argv[1]))["objects"]; k=sorted(k for k in o if "CloudTrail-Digest" in k)[0]; print(k, o[k]["metadata"]["signature"])' "$case_dir/bucket/trailproof-evidence.json")
+read -r key signature <<<"$digest"
+expect 0 ': valid, signed with key' "$bin/verify_digest" "$keys" acme-cloudtrail-logs "$key" "$case_dir/bucket/$key" "$signature"
+# The same bytes and signature read from another bucket: a copy, not the digest CloudTrail delivered there.
+expect 1 'has been moved' "$bin/verify_digest" "$keys" another-bucket "$key" "$case_dir/bucket/$key" "$signature"
+# A signature that is not the digest's.
+expect 1 'signature verification failed' "$bin/verify_digest" "$keys" acme-cloudtrail-logs "$key" "$case_dir/bucket/$key" "${signature/#??/00}"
+
+# A whole copy: intact, and the tampered sample.
+expect 0 'log files: 12 valid, 0 invalid, 0 not verified' "$bin/verify_dir" "$case_dir/bucket" "$keys"
+expect 1 'INVALID\|Invalid' "$bin/verify_dir" testdata/sample/bucket testdata/sample/public-keys.json
+
+# From S3: moto on a free loopback port, the intact case uploaded with its S3 metadata.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 tests/support/moto_server.py "$port" "$keys" >/dev/null 2>&1 &
+moto=$!
+trap 'kill $moto 2>/dev/null || true' EXIT
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_EC2_METADATA_DISABLED=true
+for _ in $(seq 100); do curl -s -o /dev/null "$AWS_ENDPOINT_URL" && break; sleep 0.1; done
+python3 benches/upload.py "$case_dir" acme-cloudtrail-logs >/dev/null
+expect 0 '"exit_code": 0' "$bin/verify_s3" acme-cloudtrail-logs
+echo "examples: all ran as expected"
