@@ -45,7 +45,10 @@ moto=$!
 trap 'kill $moto 2>/dev/null || true' EXIT
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_EC2_METADATA_DISABLED=true
-for _ in $(seq 100); do curl -s -o /dev/null "$AWS_ENDPOINT_URL" && break; sleep 0.1; done
+for _ in $(seq 100); do
+  python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' "$port" 2>/dev/null && break
+  sleep 0.1
+done
 python3 benches/upload.py "$case_dir" acme-cloudtrail-logs >/dev/null
 expect 0 '"exit_code": 0' "$bin/verify_s3" acme-cloudtrail-logs
 echo "examples: all ran as expected"
