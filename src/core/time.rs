@@ -1,4 +1,5 @@
 //! The two timestamp spellings CloudTrail uses, parsed strictly.
+#![warn(missing_docs)]
 
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
