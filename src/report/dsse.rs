@@ -50,27 +50,58 @@ struct Signature {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EnvelopeError {
+    /// Not JSON of the envelope's shape (unknown fields included).
     #[error("not a DSSE envelope: {detail}")]
-    Json { detail: String },
+    Json {
+        /// The JSON parser's message.
+        detail: String,
+    },
+    /// The bytes are not what trailproof writes for the same envelope: reformatted, reordered
+    /// or otherwise touched after signing.
     #[error("the envelope is not in trailproof's exact form (changed after signing?)")]
     NotCanonical,
+    /// `payloadType` is not the one expected.
     #[error("payloadType is {found:?}, expected {expected:?}")]
     PayloadType {
+        /// The envelope's `payloadType`.
         found: String,
+        /// The one expected.
         expected: &'static str,
     },
+    /// Not exactly one signature.
     #[error("expected exactly one signature, found {count}")]
-    SignatureCount { count: usize },
+    SignatureCount {
+        /// How many the envelope has.
+        count: usize,
+    },
+    /// A base64 field does not decode, or is not the one standard spelling of its bytes.
     #[error("{field} is not canonical base64")]
-    Base64 { field: &'static str },
+    Base64 {
+        /// Which field.
+        field: &'static str,
+    },
+    /// The envelope's `keyid` is not the verifying key's.
     #[error("the envelope names key {found}, but the verifying key is {expected}")]
-    KeyIdMismatch { found: String, expected: String },
+    KeyIdMismatch {
+        /// The envelope's `keyid`.
+        found: String,
+        /// The verifying key's id.
+        expected: String,
+    },
+    /// Trust in a CA was asked for, and the envelope embeds no certificate.
     #[error("--ca needs a certificate in the envelope, and there is none")]
     NoCertificate,
+    /// The embedded certificate is malformed, not for the key, or not trusted.
     #[error("embedded certificate: {0}")]
     Certificate(#[from] CertError),
+    /// The signature does not verify over the payload's pre-authentication encoding.
     #[error("the signature does not verify under the {algorithm} key {keyid}")]
-    BadSignature { algorithm: Algorithm, keyid: String },
+    BadSignature {
+        /// The key's scheme.
+        algorithm: Algorithm,
+        /// The key's id.
+        keyid: String,
+    },
 }
 
 /// The DSSE pre-authentication encoding.
@@ -116,8 +147,11 @@ fn canonical(envelope: &Envelope) -> Vec<u8> {
 /// An envelope whose signature verified.
 #[derive(Debug)]
 pub struct Opened {
+    /// The payload, base64-decoded: the bytes the signature covers.
     pub payload: Vec<u8>,
+    /// The key that verified it (the given key, or the certificate's).
     pub key: PublicKey,
+    /// The embedded certificate, checked against the key (and the CA, with [`Trust::Ca`]).
     pub certificate: Option<Certificate>,
 }
 

@@ -59,6 +59,7 @@ fn kind_name(f: &Finding) -> String {
         .unwrap_or_default()
 }
 
+/// Writes the page for `doc`. The page is built whole in memory, then written.
 pub fn write(out: &mut dyn Write, doc: &Document<'_>) -> io::Result<()> {
     let mut h = String::new();
     page(&mut h, doc).map_err(io::Error::other)?;
