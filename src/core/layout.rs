@@ -428,12 +428,12 @@ pub fn folders(key: &str) -> Option<Folders<'_>> {
 }
 
 /// A 12-digit AWS account id, as an `AWSLogs/` folder names it.
-pub fn is_account(s: &str) -> bool {
+pub(crate) fn is_account(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// An AWS Organizations id (`o-` and 10 to 32 lower-case letters or digits).
-pub fn is_org_id(s: &str) -> bool {
+pub(crate) fn is_org_id(s: &str) -> bool {
     s.strip_prefix("o-").is_some_and(|id| {
         (10..=32).contains(&id.len())
             && id

@@ -269,7 +269,7 @@ impl<'a> Document<'a> {
 }
 
 /// `account Region trail`, the way people name a chain.
-pub fn chain_label(c: &ChainInfo) -> String {
+pub(crate) fn chain_label(c: &ChainInfo) -> String {
     format!(
         "{} {} {}{}",
         c.account,
@@ -323,7 +323,7 @@ fn is_gap(kind: Kind) -> bool {
 /// files are valid), gaps (signed restarts and missing digests: nothing covers them) and not
 /// verified (the rest: unverifiable or invalid). A backfill chain has only its valid digests'
 /// windows.
-pub fn coverage(chain: &ChainReport, range: Period) -> Coverage {
+fn coverage(chain: &ChainReport, range: Period) -> Coverage {
     let Some(ledger) = &chain.ledger else {
         return backfill_coverage(&chain.findings, range);
     };

@@ -10,8 +10,8 @@
 //! `keyid` is the SHA-256 of the signer's SubjectPublicKeyInfo; `certificate`, when present, is
 //! the base64 of the signer's X.509 certificate in PEM (the field name and encoding of the
 //! in-toto `witness` tool). Both sit outside the signature, so the signed payload repeats them
-//! (see [`super::audit::SignerInfo`]) and [`open`] requires the envelope to be in exactly this
-//! form: any change to any byte of an envelope, even whitespace, fails verification.
+//! (see [`super::audit::SignerInfo`]), and an envelope is accepted only in exactly this form:
+//! any change to any byte of an envelope, even whitespace, fails verification.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -105,7 +105,7 @@ pub enum EnvelopeError {
 }
 
 /// The DSSE pre-authentication encoding.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = format!(
         "DSSEv1 {} {} {} ",
         payload_type.len(),
@@ -118,7 +118,7 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Signs `payload` and returns the envelope's bytes.
-pub fn seal(
+pub(crate) fn seal(
     payload_type: &str,
     payload: &[u8],
     key: &SigningKey,
@@ -146,7 +146,7 @@ fn canonical(envelope: &Envelope) -> Vec<u8> {
 
 /// An envelope whose signature verified.
 #[derive(Debug)]
-pub struct Opened {
+pub(crate) struct Opened {
     /// The payload, base64-decoded: the bytes the signature covers.
     pub payload: Vec<u8>,
     /// The key that verified it (the given key, or the certificate's).
@@ -168,7 +168,7 @@ fn decode(field: &'static str, text: &str) -> Result<Vec<u8>, EnvelopeError> {
 
 /// Verifies an envelope's form, key and signature, and returns its payload. `ca_times` are the
 /// moments the certificate must be valid at (with [`Trust::Ca`]).
-pub fn open(
+pub(crate) fn open(
     bytes: &[u8],
     payload_type: &'static str,
     trust: Trust<'_>,
