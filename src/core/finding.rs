@@ -51,9 +51,9 @@ pub enum Kind {
     /// A digest that should be here is not: a verified digest's `previousDigest*` link names it
     /// (same chain, inside the range), or the source's acquisition records list it and it has
     /// since gone from the copy. The subject is the missing digest's `s3://` location; for a
-    /// link, `evidence.named_by` is the digest that names it. Deleted digests hide what their hours
-    /// logged; an attacker removes them along with the log files. Look for the object (S3
-    /// versioning keeps a delivered version and a delete marker), and treat the hours it
+    /// link, `evidence.named_by` is the digest that names it. Deleted digests hide what their
+    /// hours logged; an attacker removes them along with the log files. Look for the object
+    /// (S3 versioning keeps a delivered version and a delete marker), and treat the hours it
     /// covered as unproven.
     DigestMissing,
     /// More than one digest in a row is gone: the newer digest's link names a missing digest,
@@ -138,9 +138,9 @@ pub enum Kind {
     ChainGap,
     /// The start of the range is not covered by a verified digest of this chain: the chain
     /// starts later (CloudTrail signed a chain start), its first digest could not be verified,
-    /// or the digests that covered the start are gone. The subject is the chain's first
-    /// digest, `evidence.from`/`to` the uncovered period when known. Widen the range or look
-    /// for the digests before.
+    /// or the digests that covered the start are gone. The subject is the digest where
+    /// coverage begins, `evidence.from`/`to` the uncovered period. Widen the range or look for
+    /// the digests before.
     CoverageStart,
     /// The end of the range is not covered: the chain's newest digest ends before it. Usual
     /// when the range reaches into the last hour or two (CloudTrail delivers digests about an
@@ -198,10 +198,12 @@ pub enum Kind {
     /// The source could not read the log file (I/O error, permissions; `evidence.detail`).
     /// Nothing was judged; the run ends with exit status 2. Fix access and run again.
     LogUnreadable,
-    /// In a local copy, the object's path leads outside the evidence directory (a symbolic
-    /// link); it was not followed, so what it points to was not checked. Either object kind:
-    /// see [`Finding::object`]. A copy arranged so that content from elsewhere stands in for
-    /// the evidence, or a careless copy. Make a copy with real files and run again.
+    /// In a local copy, the object's path leads outside the evidence directory: a symbolic
+    /// link to outside it (or a dangling one), or a key that is no plain relative path (`..`,
+    /// a leading `/`), as a digest's `s3Object` may name. It was not followed, so nothing
+    /// there was checked. Either object kind: see [`Finding::object`]. A copy arranged so that
+    /// content from elsewhere stands in for the evidence, a hostile digest, or a careless copy
+    /// (`evidence.detail` says which path). Make a copy with real files and run again.
     PathEscape,
     /// A file in a CloudTrail log folder that no digest can vouch for: its name is not a
     /// CloudTrail log file name (or not UTF-8), or it is a link to a folder (not followed).

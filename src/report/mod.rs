@@ -27,7 +27,7 @@ pub struct Report {
     pub version: &'static str,
     /// What was verified: an evidence directory path or an S3 URI.
     pub source: String,
-    /// The S3 bucket the evidence is (a copy of).
+    /// The S3 bucket verified, or the one a local copy was taken from.
     pub bucket: String,
     /// The period verified.
     pub range: RangeInfo,
@@ -46,9 +46,9 @@ pub struct Report {
 /// The period a run verified.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RangeInfo {
-    /// Start, included.
+    /// Start of the period.
     pub start: Timestamp,
-    /// End, included.
+    /// End of the period.
     pub end: Timestamp,
     /// True when the range was not given and was taken from the digests found.
     pub derived_from_evidence: bool,
