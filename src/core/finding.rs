@@ -322,7 +322,8 @@ pub struct Finding {
     pub subject: String,
     /// What was found.
     pub kind: Kind,
-    /// Always `kind.verdict()`; stored so that serialised findings carry it.
+    /// `kind.verdict()` in every finding this crate makes ([`Finding::new`]); stored so that
+    /// serialised findings carry it.
     pub verdict: Verdict,
     /// One line for people, in the AWS CLI's words where it has them ("not found",
     /// "hash value doesn't match"). Not stable: match on `kind`.
