@@ -2,6 +2,7 @@
 //!
 //! The raw bytes are kept because the signature and the next digest's link cover them exactly
 //! as delivered (CloudTrail escapes `/` as `\/`, so a re-serialisation would hash differently).
+#![warn(missing_docs)]
 
 use std::sync::Arc;
 
@@ -15,14 +16,33 @@ use super::types::{decode_lower_hex, Fingerprint, S3Location, Sha256};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DigestFormatError {
+    /// Not UTF-8, not JSON, or a field missing or of the wrong JSON type.
     #[error("not UTF-8 JSON of the digest shape: {detail}")]
-    Json { detail: String },
+    Json {
+        /// The UTF-8 or JSON parser's message.
+        detail: String,
+    },
+    /// A field's value is not what CloudTrail writes (account not 12 digits, a bad timestamp,
+    /// upper-case or short hex, a malformed bucket name or key).
     #[error("field {field} has an invalid value {value:?}")]
-    Field { field: &'static str, value: String },
+    Field {
+        /// The field's name in the digest (`logFiles.hashValue` for a log entry's).
+        field: &'static str,
+        /// The value as written.
+        value: String,
+    },
+    /// An algorithm other than `SHA256withRSA` for the signature or `SHA-256` for a hash.
     #[error("unsupported {field} {value:?}")]
-    Algorithm { field: &'static str, value: String },
+    Algorithm {
+        /// The field's name in the digest.
+        field: &'static str,
+        /// The algorithm as written.
+        value: String,
+    },
+    /// Some `previousDigest*` fields are null and some are not.
     #[error("the previousDigest* fields must be all null or all set")]
     PartialLink,
+    /// `digestStartTime` is after `digestEndTime`.
     #[error("digestStartTime is after digestEndTime")]
     Period,
 }
@@ -30,7 +50,10 @@ pub enum DigestFormatError {
 /// The link a digest carries to its predecessor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreviousLink {
+    /// `previousDigestS3Bucket`/`previousDigestS3Object`: where the previous digest was
+    /// delivered.
     pub location: S3Location,
+    /// `previousDigestHashValue`: SHA-256 of the previous digest's inflated bytes.
     pub hash: Sha256,
     /// Decoded signature bytes. As written it is part of this digest's string to sign; only
     /// lowercase hex is accepted, so re-encoding gives back exactly what was written.
@@ -40,10 +63,13 @@ pub struct PreviousLink {
 /// One log file a digest vouches for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogFileEntry {
+    /// `s3Bucket`/`s3Object`: where CloudTrail delivered the log file.
     pub location: S3Location,
     /// SHA-256 of the inflated log file.
     pub hash: Sha256,
+    /// `newestEventTime`: the latest `eventTime` among its records, as the digest states it.
     pub newest_event: Option<Timestamp>,
+    /// `oldestEventTime`: the earliest `eventTime` among its records, as the digest states it.
     pub oldest_event: Option<Timestamp>,
 }
 
@@ -51,18 +77,25 @@ pub struct LogFileEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedDigest {
     raw_sha256: Sha256,
+    /// `awsAccountId`: 12 digits; the member account for an organization trail.
     pub account: String,
+    /// `digestStartTime`: start of the delivery window the digest covers.
     pub start: Timestamp,
+    /// `digestEndTime`: end of that window; the digest's key carries the same time.
     pub end: Timestamp,
     /// `digestEndTime` as written: it starts the string to sign.
     pub end_text: String,
     /// Where CloudTrail delivered it, as written inside the file.
     pub location: S3Location,
+    /// `digestPublicKeyFingerprint`: which CloudTrail key signed it.
     pub fingerprint: Fingerprint,
+    /// `newestEventTime`: the latest event among its log files; `None` when it lists none.
     pub newest_event: Option<Timestamp>,
+    /// `oldestEventTime`: the earliest event among its log files; `None` when it lists none.
     pub oldest_event: Option<Timestamp>,
     /// `None` at a chain start.
     pub previous: Option<PreviousLink>,
+    /// `logFiles`: what the digest vouches for (possibly set aside).
     pub log_files: LogFiles,
 }
 
@@ -78,12 +111,16 @@ pub enum LogFiles {
     /// Shared, so that the verified copy of a digest (`VerifiedDigest`) and the walk's own
     /// share one list.
     Parsed(Arc<[LogFileEntry]>),
+    /// Set aside after the strict parse checked it; get it back with
+    /// [`ParsedDigest::log_files_from`].
     SetAside {
+        /// How many entries the list has.
         count: usize,
     },
 }
 
 impl LogFiles {
+    /// How many log files the digest lists, whether the list is held or set aside.
     pub fn len(&self) -> usize {
         match self {
             LogFiles::Parsed(l) => l.len(),
@@ -91,6 +128,7 @@ impl LogFiles {
         }
     }
 
+    /// Whether the digest lists no log file (an hour with no events still gets a digest).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -100,8 +138,15 @@ impl LogFiles {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RereadError {
+    /// The bytes given are not the ones the digest was parsed (and verified) from.
     #[error("its content changed after it was first read (SHA-256 {now}, was {was})")]
-    Changed { was: Sha256, now: Sha256 },
+    Changed {
+        /// SHA-256 of the bytes first parsed.
+        was: Sha256,
+        /// SHA-256 of the bytes given now.
+        now: Sha256,
+    },
+    /// The bytes are the same but fail the strict parse, which they passed when first read.
     #[error(transparent)]
     Format(#[from] DigestFormatError),
 }
@@ -150,21 +195,19 @@ impl ParsedDigest {
         Ok(Self::parse_parts(raw)?.1)
     }
 
+    /// Checks every field of the wire form, in the order CloudTrail writes them, and builds
+    /// the digest; the first field that fails is the error.
     fn from_wire(
         w: Wire,
         raw_sha256: Sha256,
     ) -> Result<(Self, Arc<[LogFileEntry]>), DigestFormatError> {
-        let field = |field: &'static str, value: &str| DigestFormatError::Field {
-            field,
-            value: value.to_owned(),
-        };
         if w.aws_account_id.len() != 12 || !w.aws_account_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(field("awsAccountId", &w.aws_account_id));
+            return Err(bad("awsAccountId", &w.aws_account_id));
         }
         let start = parse_iso(&w.digest_start_time)
-            .ok_or_else(|| field("digestStartTime", &w.digest_start_time))?;
+            .ok_or_else(|| bad("digestStartTime", &w.digest_start_time))?;
         let end = parse_iso(&w.digest_end_time)
-            .ok_or_else(|| field("digestEndTime", &w.digest_end_time))?;
+            .ok_or_else(|| bad("digestEndTime", &w.digest_end_time))?;
         if start > end {
             return Err(DigestFormatError::Period);
         }
@@ -176,64 +219,25 @@ impl ParsedDigest {
         }
         let fingerprint =
             Fingerprint::parse(&w.digest_public_key_fingerprint).ok_or_else(|| {
-                field(
+                bad(
                     "digestPublicKeyFingerprint",
                     &w.digest_public_key_fingerprint,
                 )
             })?;
         let location = parse_location(&w.digest_s3_bucket, &w.digest_s3_object, "digestS3Object")?;
-        let optional_time = |name: &'static str, v: &Option<String>| match v {
-            None => Ok(None),
-            Some(t) => parse_iso(t).map(Some).ok_or_else(|| field(name, t)),
-        };
         let newest_event = optional_time("newestEventTime", &w.newest_event_time)?;
         let oldest_event = optional_time("oldestEventTime", &w.oldest_event_time)?;
-
-        let previous = match (
+        let previous = previous_link(
             w.previous_digest_s3_bucket,
             w.previous_digest_s3_object,
             w.previous_digest_hash_value,
             w.previous_digest_hash_algorithm,
             w.previous_digest_signature,
-        ) {
-            (None, None, None, None, None) => None,
-            (Some(bucket), Some(object), Some(hash), Some(algorithm), Some(signature_text)) => {
-                if algorithm != "SHA-256" {
-                    return Err(DigestFormatError::Algorithm {
-                        field: "previousDigestHashAlgorithm",
-                        value: algorithm,
-                    });
-                }
-                Some(PreviousLink {
-                    location: parse_location(&bucket, &object, "previousDigestS3Object")?,
-                    hash: Sha256::from_lower_hex(&hash)
-                        .ok_or_else(|| field("previousDigestHashValue", &hash))?,
-                    signature: decode_lower_hex(&signature_text)
-                        .filter(|s| !s.is_empty())
-                        .ok_or_else(|| field("previousDigestSignature", &signature_text))?,
-                })
-            }
-            _ => return Err(DigestFormatError::PartialLink),
-        };
-
+        )?;
         let log_files = w
             .log_files
             .into_iter()
-            .map(|l| {
-                if l.hash_algorithm != "SHA-256" {
-                    return Err(DigestFormatError::Algorithm {
-                        field: "logFiles.hashAlgorithm",
-                        value: l.hash_algorithm,
-                    });
-                }
-                Ok(LogFileEntry {
-                    location: parse_location(&l.s3_bucket, &l.s3_object, "logFiles.s3Object")?,
-                    hash: Sha256::from_lower_hex(&l.hash_value)
-                        .ok_or_else(|| field("logFiles.hashValue", &l.hash_value))?,
-                    newest_event: optional_time("logFiles.newestEventTime", &l.newest_event_time)?,
-                    oldest_event: optional_time("logFiles.oldestEventTime", &l.oldest_event_time)?,
-                })
-            })
+            .map(log_file_entry)
             .collect::<Result<Vec<_>, _>>()?;
 
         let digest = ParsedDigest {
@@ -253,6 +257,74 @@ impl ParsedDigest {
         };
         Ok((digest, log_files.into()))
     }
+}
+
+/// The error for a field whose value is not what CloudTrail writes.
+fn bad(field: &'static str, value: &str) -> DigestFormatError {
+    DigestFormatError::Field {
+        field,
+        value: value.to_owned(),
+    }
+}
+
+/// A timestamp field that may be null.
+fn optional_time(
+    field: &'static str,
+    value: &Option<String>,
+) -> Result<Option<Timestamp>, DigestFormatError> {
+    match value {
+        None => Ok(None),
+        Some(t) => parse_iso(t).map(Some).ok_or_else(|| bad(field, t)),
+    }
+}
+
+/// The five `previousDigest*` fields: all null at a chain start, all set otherwise. A link
+/// only partly there is malformed, not a chain start: a half-written link must not be taken
+/// for the start of a chain.
+fn previous_link(
+    bucket: Option<String>,
+    object: Option<String>,
+    hash: Option<String>,
+    algorithm: Option<String>,
+    signature: Option<String>,
+) -> Result<Option<PreviousLink>, DigestFormatError> {
+    match (bucket, object, hash, algorithm, signature) {
+        (None, None, None, None, None) => Ok(None),
+        (Some(bucket), Some(object), Some(hash), Some(algorithm), Some(signature_text)) => {
+            if algorithm != "SHA-256" {
+                return Err(DigestFormatError::Algorithm {
+                    field: "previousDigestHashAlgorithm",
+                    value: algorithm,
+                });
+            }
+            Ok(Some(PreviousLink {
+                location: parse_location(&bucket, &object, "previousDigestS3Object")?,
+                hash: Sha256::from_lower_hex(&hash)
+                    .ok_or_else(|| bad("previousDigestHashValue", &hash))?,
+                signature: decode_lower_hex(&signature_text)
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| bad("previousDigestSignature", &signature_text))?,
+            }))
+        }
+        _ => Err(DigestFormatError::PartialLink),
+    }
+}
+
+/// One `logFiles` entry: SHA-256 only, lowercase hex, a well-formed location.
+fn log_file_entry(l: WireLog) -> Result<LogFileEntry, DigestFormatError> {
+    if l.hash_algorithm != "SHA-256" {
+        return Err(DigestFormatError::Algorithm {
+            field: "logFiles.hashAlgorithm",
+            value: l.hash_algorithm,
+        });
+    }
+    Ok(LogFileEntry {
+        location: parse_location(&l.s3_bucket, &l.s3_object, "logFiles.s3Object")?,
+        hash: Sha256::from_lower_hex(&l.hash_value)
+            .ok_or_else(|| bad("logFiles.hashValue", &l.hash_value))?,
+        newest_event: optional_time("logFiles.newestEventTime", &l.newest_event_time)?,
+        oldest_event: optional_time("logFiles.oldestEventTime", &l.oldest_event_time)?,
+    })
 }
 
 /// Every log file a digest names, from the strict parse if it passes (a digest being copied

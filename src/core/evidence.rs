@@ -18,6 +18,7 @@
 //! lower case (`signature`, `signature-algorithm`, and on backfill digests
 //! `backfill-generation-timestamp`). Every field but `format`, `bucket` and `objects` is optional
 //! per object, so a partial record (for example signatures only) is valid.
+#![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 
@@ -27,13 +28,21 @@ use super::layout::{parse_key, CloudTrailKey};
 
 /// The file name, at the root of the evidence directory.
 pub const EVIDENCE_FILE: &str = "trailproof-evidence.json";
+/// The `format` value this version writes and the only one it reads.
 pub const EVIDENCE_FORMAT: &str = "trailproof-evidence/1";
 
+/// Why an evidence-metadata file could not be used. The file is then refused whole: a record
+/// half understood could hide a signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvidenceError {
+    /// Not JSON, or not the document's shape (an unknown top-level field included).
     #[error("not an evidence-metadata document: {detail}")]
-    Json { detail: String },
+    Json {
+        /// The JSON parser's message.
+        detail: String,
+    },
+    /// A `format` other than [`EVIDENCE_FORMAT`], which this version cannot read.
     #[error("unsupported evidence format {0:?} (expected {EVIDENCE_FORMAT:?})")]
     Format(String),
 }
@@ -42,22 +51,30 @@ pub enum EvidenceError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceMetadata {
+    /// Always [`EVIDENCE_FORMAT`] once parsed.
     pub format: String,
+    /// The S3 bucket the objects were acquired from.
     pub bucket: String,
+    /// Per object key (as in S3, no bucket, no leading `/`), what S3 said about it.
     pub objects: BTreeMap<String, ObjectRecord>,
 }
 
 /// One object's S3 facts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRecord {
+    /// The stored (compressed) size in bytes, as S3 listed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The S3 ETag, quotes included, as S3 returned it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// The S3 version acquired; `null` for an unversioned bucket.
     #[serde(default)]
     pub version_id: Option<String>,
+    /// Lowercase hex SHA-256 of the stored (compressed) bytes as acquired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// S3 user metadata, `x-amz-meta-` removed, names in lower case.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
 }
@@ -109,10 +126,14 @@ pub enum GenerationTime {
     Stated(jiff::Timestamp),
     /// S3 metadata without a readable `backfill-generation-timestamp`. On a backfill digest
     /// that metadata is not what CloudTrail wrote: the object was rewritten.
-    Missing { detail: String },
+    Missing {
+        /// What is wrong with it, for the finding.
+        detail: String,
+    },
 }
 
 impl EvidenceMetadata {
+    /// An empty record for `bucket`, in the current format.
     pub fn new(bucket: impl Into<String>) -> Self {
         EvidenceMetadata {
             format: EVIDENCE_FORMAT.to_owned(),
@@ -121,6 +142,8 @@ impl EvidenceMetadata {
         }
     }
 
+    /// Parses a whole document; refuses unknown top-level fields and any format but
+    /// [`EVIDENCE_FORMAT`].
     pub fn parse(bytes: &[u8]) -> Result<Self, EvidenceError> {
         let m: EvidenceMetadata = serde_json::from_slice(bytes).map_err(json_error)?;
         known_format(&m.format)?;
@@ -146,7 +169,10 @@ fn known_format(format: &str) -> Result<(), EvidenceError> {
 /// time. Records are mostly text, and a copy may hold many digests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DigestFacts {
+    /// As [`ObjectRecord::signature`]: decoded bytes, empty when the record's text or
+    /// algorithm cannot be CloudTrail's (so that verification fails rather than skips).
     pub signature: Option<Vec<u8>>,
+    /// As [`ObjectRecord::backfill_generated`].
     pub backfill_generated: GenerationTime,
 }
 
@@ -162,7 +188,9 @@ impl From<&ObjectRecord> for DigestFacts {
 /// An evidence-metadata file as verification reads it: the bucket and each digest's facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestRecords {
+    /// As [`EvidenceMetadata::bucket`].
     pub bucket: String,
+    /// Per digest key, its facts. Keys of log files and other objects are not kept.
     pub digests: BTreeMap<String, DigestFacts>,
 }
 

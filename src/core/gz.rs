@@ -5,6 +5,7 @@
 //! trailer is cut, which the AWS CLI lets pass), data after the stream (including a second
 //! member), a CRC or length mismatch, or not gzip at all. The budget stops a gzip bomb after a
 //! bounded amount of work, and memory stays constant whatever the input.
+#![warn(missing_docs)]
 
 use flate2::{Crc, Decompress, FlushDecompress, Status};
 use sha2::Digest as _;
@@ -43,18 +44,37 @@ impl Limits {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GzProblem {
+    /// No bytes at all.
     #[error("empty file")]
     Empty,
+    /// The first two bytes are not the gzip magic `1f 8b`.
     #[error("not a gzip file")]
     NotGzip,
+    /// The header is malformed or not deflate, the deflate data is corrupt, or the trailer's
+    /// CRC-32 or length does not match what came out.
     #[error("corrupt compressed data: {detail}")]
-    Corrupt { detail: String },
+    Corrupt {
+        /// What the check or the inflater said.
+        detail: String,
+    },
+    /// The stream ends inside the member: in its header, its deflate data or its 8-byte
+    /// trailer.
     #[error("compressed stream is truncated")]
     Truncated,
+    /// The member is complete and more bytes follow it (a second member counts).
     #[error("unexpected data after end of compressed stream ({bytes} bytes)")]
-    TrailingData { bytes: u64 },
+    TrailingData {
+        /// How many stored bytes follow the first member.
+        bytes: u64,
+    },
+    /// [`Limits`] stopped the inflate.
     #[error("inflating stopped at {inflated} bytes from {stored} stored bytes: over the size or ratio budget")]
-    Budget { inflated: u64, stored: u64 },
+    Budget {
+        /// Inflated bytes produced when it stopped.
+        inflated: u64,
+        /// Stored bytes consumed when it stopped.
+        stored: u64,
+    },
 }
 
 /// The result of inflating one object.
@@ -62,10 +82,13 @@ pub enum GzProblem {
 pub struct GzOutcome {
     /// SHA-256 of the inflated bytes of the first member (of what came out, if `problem` is set).
     pub inflated_sha256: Sha256,
+    /// Inflated bytes produced (of the first member; up to where it stopped on a problem).
     pub inflated_len: u64,
+    /// Stored bytes fed in, all of them (trailing data and skipped bytes included).
     pub stored_len: u64,
     /// SHA-256 of the stored bytes, when asked for.
     pub stored_sha256: Option<Sha256>,
+    /// The first problem met; `None` when the object is exactly one complete gzip member.
     pub problem: Option<GzProblem>,
 }
 
@@ -106,6 +129,7 @@ const MAX_HEADER: usize = 64 * 1024;
 const OUT_CHUNK: usize = 64 * 1024;
 
 impl Inflater {
+    /// An inflater for one object, stopping at `limits`; hashes only the inflated bytes.
     pub fn new(limits: Limits) -> Self {
         Inflater {
             state: State::Header(Vec::new()),
@@ -137,6 +161,8 @@ impl Inflater {
         self
     }
 
+    /// Feeds the next stored bytes. After a problem, bytes are still counted (and hashed when
+    /// stored bytes are) but not inflated.
     pub fn update(&mut self, chunk: &[u8]) {
         if let Some(h) = &mut self.stored_sha {
             h.update(chunk);

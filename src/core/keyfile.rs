@@ -5,6 +5,7 @@
 //!   "ValidityEndTime":1738281600,"Fingerprint":"<md5 hex of the DER>"}]}
 //! ```
 //! Times may be epoch seconds (as the CLI prints them) or ISO 8601 text.
+#![warn(missing_docs)]
 
 use base64::Engine as _;
 use jiff::Timestamp;
@@ -18,20 +19,44 @@ use super::types::Fingerprint;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyFileError {
+    /// Not JSON, or not the `{"PublicKeyList": [...]}` shape.
     #[error("not a list-public-keys JSON document: {detail}")]
-    Json { detail: String },
+    Json {
+        /// The JSON parser's message.
+        detail: String,
+    },
+    /// An entry's `Value` is not standard base64.
     #[error("entry {index}: Value is not base64")]
-    Base64 { index: usize },
+    Base64 {
+        /// Position of the entry in `PublicKeyList`, from 0.
+        index: usize,
+    },
+    /// A validity time is neither whole epoch seconds nor ISO 8601 with whole seconds.
     #[error("entry {index}: bad time {value:?}")]
-    Time { index: usize, value: String },
+    Time {
+        /// Position of the entry in `PublicKeyList`, from 0.
+        index: usize,
+        /// The time as written.
+        value: String,
+    },
+    /// An entry's `Fingerprint` is not the MD5 of its own DER bytes.
     #[error("entry {index}: Fingerprint {stated} does not match the key, whose MD5 is {actual}")]
     FingerprintMismatch {
+        /// Position of the entry in `PublicKeyList`, from 0.
         index: usize,
+        /// The fingerprint as written in the file.
         stated: String,
+        /// The MD5 of the key's DER bytes.
         actual: Fingerprint,
     },
+    /// The DER bytes are not an RSA key CloudTrail could use.
     #[error("entry {index}: {source}")]
-    Key { index: usize, source: KeyError },
+    Key {
+        /// Position of the entry in `PublicKeyList`, from 0.
+        index: usize,
+        /// Why the key was refused.
+        source: KeyError,
+    },
 }
 
 #[derive(Deserialize, Serialize)]
@@ -82,9 +107,14 @@ impl WireTime {
 /// One key as ListPublicKeys delivers it: DER bytes, validity window, stated fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
+    /// The key's DER bytes (`Value`, base64-decoded once): PKCS#1 `RSAPublicKey` or X.509
+    /// `SubjectPublicKeyInfo`.
     pub der: Vec<u8>,
+    /// `ValidityStartTime`: the first instant CloudTrail may sign with the key.
     pub valid_from: Timestamp,
+    /// `ValidityEndTime`: the last instant CloudTrail may sign with the key.
     pub valid_to: Timestamp,
+    /// `Fingerprint` as stated, not yet checked against `der`.
     pub fingerprint: String,
 }
 

@@ -4,6 +4,7 @@
 //! log:    [prefix/]AWSLogs/[o-ORG/]ACCT/CloudTrail/REGION/YYYY/MM/DD/ACCT_CloudTrail_REGION_YYYYMMDDTHHmmZ_UNIQUE.json.gz
 //! digest: [prefix/]AWSLogs/[o-ORG/]ACCT/CloudTrail-Digest/SRC/YYYY/MM/DD/ACCT_CloudTrail-Digest_SRC_TRAIL_HOME_YYYYMMDDTHHMMSSZ[_backfill].json.gz
 //! ```
+#![warn(missing_docs)]
 
 use std::fmt;
 
@@ -16,34 +17,50 @@ use super::time::{format_compact, parse_compact};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LayoutError {
+    /// No `AWSLogs/` path segment (after a non-empty prefix, or at the start).
     #[error("no AWSLogs/ segment")]
     NoAwsLogs,
+    /// The account folder is not 12 digits.
     #[error("bad account id {0:?}")]
     Account(String),
+    /// A folder starting `o-` is not an AWS Organizations id.
     #[error("bad organization id {0:?}")]
     Organization(String),
+    /// The folder after the account is not `CloudTrail`, `CloudTrail-Digest` or
+    /// `CloudTrail-Insight`.
     #[error("unknown object type folder {0:?}")]
     Type(String),
+    /// The Region folder is not a Region name.
     #[error("bad Region {0:?}")]
     Region(String),
+    /// The date folders are not `YYYY/MM/DD`, or not the UTC day of the name's timestamp.
     #[error("bad date folders")]
     DateFolders,
+    /// The file name does not follow its type's grammar, or names another account or Region
+    /// than its folders; also a key with too many or too few folders.
     #[error("file name {name:?} does not match its folders")]
-    FileName { name: String },
+    FileName {
+        /// The file name, or everything below `AWSLogs/` when the folders do not fit.
+        name: String,
+    },
 }
 
 /// The folder that tells what an object under `AWSLogs/ACCT/` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum ObjectType {
+    /// `CloudTrail/`: log files.
     #[serde(rename = "CloudTrail")]
     Log,
+    /// `CloudTrail-Digest/`: digest and backfill digest files.
     #[serde(rename = "CloudTrail-Digest")]
     Digest,
+    /// `CloudTrail-Insight/`: Insights event files, which no digest covers.
     #[serde(rename = "CloudTrail-Insight")]
     Insight,
 }
 
 impl ObjectType {
+    /// The folder name as it appears in keys.
     pub fn folder(self) -> &'static str {
         match self {
             ObjectType::Log => "CloudTrail",
@@ -58,8 +75,12 @@ impl ObjectType {
 pub struct Scope {
     /// Without leading or trailing slash; empty when the trail has no prefix.
     pub prefix: String,
+    /// The `o-...` folder of an organization trail, `None` otherwise.
     pub organization: Option<String>,
+    /// The 12-digit account whose events these are (the member account for an organization
+    /// trail).
     pub account: String,
+    /// The Region folder: where the events happened (for digests, the chain's source Region).
     pub region: String,
 }
 
@@ -89,21 +110,28 @@ impl Scope {
 /// A parsed log (or insights) file key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogKey {
+    /// Where, whose, which Region.
     pub scope: Scope,
+    /// [`ObjectType::Log`] or [`ObjectType::Insight`].
     pub ty: ObjectType,
     /// Delivery time, to the minute.
     pub time: Timestamp,
+    /// The 16 letters and digits CloudTrail ends the name with to keep it unique.
     pub unique: String,
 }
 
 /// A parsed digest key. `scope.region` is the source Region of the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DigestKey {
+    /// Where, whose, and the source Region.
     pub scope: Scope,
+    /// The trail name (letters, digits, `.`, `_`, `-`).
     pub trail: String,
+    /// The Region the trail was created in.
     pub home_region: String,
     /// Equals the digest's `digestEndTime`.
     pub end_time: Timestamp,
+    /// Whether the name ends `_backfill`: a backfill digest, in its own sequence.
     pub backfill: bool,
 }
 
@@ -137,9 +165,13 @@ impl DigestKey {
 /// One digest chain: (prefix, organization, account, source Region, trail), backfill apart.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChainId {
+    /// As [`DigestKey::scope`].
     pub scope: Scope,
+    /// As [`DigestKey::trail`].
     pub trail: String,
+    /// As [`DigestKey::home_region`].
     pub home_region: String,
+    /// The backfill sequence of the trail rather than its standard chain.
     pub backfill: bool,
 }
 
@@ -176,7 +208,9 @@ impl fmt::Display for ChainId {
 /// Any key CloudTrail writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloudTrailKey {
+    /// A log or Insights file.
     Log(LogKey),
+    /// A digest or backfill digest file.
     Digest(DigestKey),
 }
 
@@ -205,7 +239,25 @@ pub fn parse_key(key: &str) -> Result<CloudTrailKey, LayoutError> {
     Err(first_error)
 }
 
+/// Parses what follows `AWSLogs/`: the folders, then the file name by the grammar of the
+/// object type its folder names. Errors come in that order (organization, shape, account,
+/// type, Region, date folders, name), the first that applies.
 fn parse_below_awslogs(prefix: &str, rest: &str) -> Result<CloudTrailKey, LayoutError> {
+    let (scope, ty, date, name) = parse_folders(prefix, rest)?;
+    match ty {
+        ObjectType::Log | ObjectType::Insight => {
+            parse_log_name(scope, ty, &date, name).map(CloudTrailKey::Log)
+        }
+        ObjectType::Digest => parse_digest_name(scope, &date, name).map(CloudTrailKey::Digest),
+    }
+}
+
+/// The folders of a key below `AWSLogs/`, checked: the scope, the object type, the date
+/// folders as written (`YYYYMMDD`) and the file name, still unchecked.
+fn parse_folders<'a>(
+    prefix: &str,
+    rest: &'a str,
+) -> Result<(Scope, ObjectType, String, &'a str), LayoutError> {
     let parts: Vec<&str> = rest.split('/').collect();
     let (organization, parts) = match parts.split_first() {
         Some((first, tail)) if first.starts_with("o-") => {
@@ -243,70 +295,92 @@ fn parse_below_awslogs(prefix: &str, rest: &str) -> Result<CloudTrailKey, Layout
         account: (*account).to_owned(),
         region: (*region).to_owned(),
     };
+    Ok((scope, ty, format!("{y}{m}{d}"), name))
+}
+
+/// Whether `t` falls on the day the date folders name (`YYYYMMDD`): CloudTrail files an object
+/// under the UTC day of its name's timestamp.
+fn on_day(t: Timestamp, date: &str) -> bool {
+    t.strftime("%Y%m%d").to_string() == date
+}
+
+/// A log or Insights file name, `ACCT_TYPE_REGION_YYYYMMDDTHHmmZ_UNIQUE16.json.gz`, that must
+/// match the folders it is in.
+fn parse_log_name(
+    scope: Scope,
+    ty: ObjectType,
+    date: &str,
+    name: &str,
+) -> Result<LogKey, LayoutError> {
     let bad_name = || LayoutError::FileName {
-        name: (*name).to_owned(),
+        name: name.to_owned(),
     };
-    let date_matches = |t: Timestamp| t.strftime("%Y%m%d").to_string() == format!("{y}{m}{d}");
-    match ty {
-        ObjectType::Log | ObjectType::Insight => {
-            let stem = name.strip_suffix(".json.gz").ok_or_else(bad_name)?;
-            let lead = format!("{account}_{}_{region}_", ty.folder());
-            let tail = stem.strip_prefix(&lead).ok_or_else(bad_name)?;
-            let (ts, unique) = tail.split_once('_').ok_or_else(bad_name)?;
-            let time = parse_compact(ts)
-                .filter(|_| ts.len() == 14)
-                .ok_or_else(bad_name)?;
-            if unique.len() != 16 || !unique.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(bad_name());
-            }
-            if !date_matches(time) {
-                return Err(LayoutError::DateFolders);
-            }
-            Ok(CloudTrailKey::Log(LogKey {
-                scope,
-                ty,
-                time,
-                unique: unique.to_owned(),
-            }))
-        }
-        ObjectType::Digest => {
-            let stem = name.strip_suffix(".json.gz").ok_or_else(bad_name)?;
-            let (stem, backfill) = match stem.strip_suffix("_backfill") {
-                Some(s) => (s, true),
-                None => (stem, false),
-            };
-            let lead = format!("{account}_CloudTrail-Digest_{region}_");
-            let tail = stem.strip_prefix(&lead).ok_or_else(bad_name)?;
-            let (rest, ts) = tail.rsplit_once('_').ok_or_else(bad_name)?;
-            let end_time = parse_compact(ts)
-                .filter(|_| ts.len() == 16)
-                .ok_or_else(bad_name)?;
-            // Trail names may contain underscores, Region names never do.
-            let (trail, home_region) = rest.rsplit_once('_').ok_or_else(bad_name)?;
-            if !is_region(home_region) || !is_trail_name(trail) {
-                return Err(bad_name());
-            }
-            if !date_matches(end_time) {
-                return Err(LayoutError::DateFolders);
-            }
-            Ok(CloudTrailKey::Digest(DigestKey {
-                scope,
-                trail: trail.to_owned(),
-                home_region: home_region.to_owned(),
-                end_time,
-                backfill,
-            }))
-        }
+    let stem = name.strip_suffix(".json.gz").ok_or_else(bad_name)?;
+    let lead = format!("{}_{}_{}_", scope.account, ty.folder(), scope.region);
+    let tail = stem.strip_prefix(&lead).ok_or_else(bad_name)?;
+    let (ts, unique) = tail.split_once('_').ok_or_else(bad_name)?;
+    let time = parse_compact(ts)
+        .filter(|_| ts.len() == 14)
+        .ok_or_else(bad_name)?;
+    if unique.len() != 16 || !unique.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(bad_name());
     }
+    if !on_day(time, date) {
+        return Err(LayoutError::DateFolders);
+    }
+    Ok(LogKey {
+        scope,
+        ty,
+        time,
+        unique: unique.to_owned(),
+    })
+}
+
+/// A digest file name, `ACCT_CloudTrail-Digest_SRC_TRAIL_HOME_YYYYMMDDTHHMMSSZ[_backfill].json.gz`,
+/// that must match the folders it is in.
+fn parse_digest_name(scope: Scope, date: &str, name: &str) -> Result<DigestKey, LayoutError> {
+    let bad_name = || LayoutError::FileName {
+        name: name.to_owned(),
+    };
+    let stem = name.strip_suffix(".json.gz").ok_or_else(bad_name)?;
+    let (stem, backfill) = match stem.strip_suffix("_backfill") {
+        Some(s) => (s, true),
+        None => (stem, false),
+    };
+    let lead = format!("{}_CloudTrail-Digest_{}_", scope.account, scope.region);
+    let tail = stem.strip_prefix(&lead).ok_or_else(bad_name)?;
+    let (rest, ts) = tail.rsplit_once('_').ok_or_else(bad_name)?;
+    let end_time = parse_compact(ts)
+        .filter(|_| ts.len() == 16)
+        .ok_or_else(bad_name)?;
+    // Trail names may contain underscores, Region names never do.
+    let (trail, home_region) = rest.rsplit_once('_').ok_or_else(bad_name)?;
+    if !is_region(home_region) || !is_trail_name(trail) {
+        return Err(bad_name());
+    }
+    if !on_day(end_time, date) {
+        return Err(LayoutError::DateFolders);
+    }
+    Ok(DigestKey {
+        scope,
+        trail: trail.to_owned(),
+        home_region: home_region.to_owned(),
+        end_time,
+        backfill,
+    })
 }
 
 /// Where a key that is not a CloudTrail key sits among the CloudTrail folders, as far as its
 /// folders tell (each field only when its folder is there and well formed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Folders<'a> {
+    /// The 12-digit account folder.
     pub account: Option<&'a str>,
+    /// The object type folder after it.
     pub ty: Option<ObjectType>,
+    /// The Region folder after that.
     pub region: Option<&'a str>,
+    /// The `YYYY/MM/DD` folders after that, when they name a real date.
     pub day: Option<jiff::civil::Date>,
 }
 
@@ -354,12 +428,12 @@ pub fn folders(key: &str) -> Option<Folders<'_>> {
 }
 
 /// A 12-digit AWS account id, as an `AWSLogs/` folder names it.
-pub fn is_account(s: &str) -> bool {
+pub(crate) fn is_account(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// An AWS Organizations id (`o-` and 10 to 32 lower-case letters or digits).
-pub fn is_org_id(s: &str) -> bool {
+pub(crate) fn is_org_id(s: &str) -> bool {
     s.strip_prefix("o-").is_some_and(|id| {
         (10..=32).contains(&id.len())
             && id

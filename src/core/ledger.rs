@@ -10,6 +10,7 @@
 //!
 //! Work is proportional to the spans, not to the hours: a range of ten thousand years costs no
 //! more than one of a day.
+#![warn(missing_docs)]
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,7 @@ pub enum HourState {
 }
 
 impl HourState {
+    /// Every state, in the order reports list them (best first, then the problems).
     pub const ALL: [HourState; 6] = [
         HourState::Verified,
         HourState::VerifiedEmpty,
@@ -68,8 +70,11 @@ impl HourState {
 /// A closed period of a chain's timeline and what is known about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
+    /// Start of the period, included.
     pub from: Timestamp,
+    /// End of the period, included.
     pub to: Timestamp,
+    /// What is known about every instant of it.
     pub state: HourState,
 }
 
@@ -77,15 +82,22 @@ pub struct Span {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Counts {
+    /// Hours in [`HourState::Verified`].
     pub verified: u64,
+    /// Hours in [`HourState::VerifiedEmpty`].
     pub verified_empty: u64,
+    /// Hours in [`HourState::Gap`].
     pub gap: u64,
+    /// Hours in [`HourState::Missing`].
     pub missing: u64,
+    /// Hours in [`HourState::Invalid`].
     pub invalid: u64,
+    /// Hours in [`HourState::NotVerified`].
     pub not_verified: u64,
 }
 
 impl Counts {
+    /// The hours in `state`.
     pub fn get(&self, state: HourState) -> u64 {
         match state {
             HourState::Verified => self.verified,
@@ -109,10 +121,12 @@ impl Counts {
         *slot = slot.saturating_add(n);
     }
 
+    /// Hours in any state: the hours of the range (or ranges, once added up).
     pub fn total(&self) -> u64 {
         HourState::ALL.iter().map(|s| self.get(*s)).sum()
     }
 
+    /// Adds `other`'s hours, state by state (saturating, never wrapping).
     pub fn add_all(&mut self, other: &Counts) {
         for s in HourState::ALL {
             self.add(s, other.get(s));
@@ -127,17 +141,24 @@ pub struct Run {
     pub from: Timestamp,
     /// The last hour's end (the range end if it is earlier).
     pub to: Timestamp,
+    /// The state of every hour of the run.
     pub state: HourState,
+    /// How many clock hours the run has (a clipped hour counts as one).
     pub hours: u64,
 }
 
 /// One chain's hours.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
+    /// Start of the range, included.
     pub from: Timestamp,
+    /// End of the range.
     pub to: Timestamp,
+    /// The clock hours the range touches, clipped at both ends; each is in `counts` once.
     pub hours: u64,
+    /// Hours per state; they add up to `hours`.
     pub counts: Counts,
+    /// The hours in order, consecutive hours of one state as one run.
     pub runs: Vec<Run>,
     /// The exact periods behind the hours, clipped to the range: each instant in the worst
     /// state of what covers it (`missing` where nothing does).

@@ -1,5 +1,6 @@
 //! Digest signatures: the string to sign, CloudTrail public keys, and the proof type
 //! [`VerifiedDigest`] that only a successful RSA check can produce.
+#![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 
@@ -16,30 +17,56 @@ use super::types::Fingerprint;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
+    /// The DER is neither a PKCS#1 `RSAPublicKey` nor an X.509 `SubjectPublicKeyInfo` holding
+    /// one, or has bytes after it.
     #[error("key {fingerprint}: not an RSA public key in PKCS#1 or SubjectPublicKeyInfo DER")]
-    Encoding { fingerprint: Fingerprint },
+    Encoding {
+        /// MD5 of the DER bytes as given.
+        fingerprint: Fingerprint,
+    },
+    /// The RSA modulus is shorter than 2048 bits, which CloudTrail never uses.
     #[error("key {fingerprint}: RSA modulus of {bits} bits; at least 2048 are required")]
     TooSmall {
+        /// MD5 of the DER bytes as given.
         fingerprint: Fingerprint,
+        /// The modulus length in bits, leading zeros not counted.
         bits: usize,
     },
+    /// The validity window ends before it starts.
     #[error("key {fingerprint}: validity starts after it ends")]
-    Window { fingerprint: Fingerprint },
+    Window {
+        /// MD5 of the DER bytes as given.
+        fingerprint: Fingerprint,
+    },
 }
 
 /// Why a digest's signature does not hold. Each is a finding, not an error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignatureFailure {
+    /// No key of the set has the digest's `digestPublicKeyFingerprint`; reported as
+    /// [`Kind::DigestKeyUnknown`](super::finding::Kind::DigestKeyUnknown).
     #[error("public key not found for fingerprint {fingerprint}")]
-    KeyNotFound { fingerprint: Fingerprint },
+    KeyNotFound {
+        /// The fingerprint the digest names.
+        fingerprint: Fingerprint,
+    },
+    /// The key exists, but its window does not reach the time the digest was signed;
+    /// reported as [`Kind::DigestKeyNotValid`](super::finding::Kind::DigestKeyNotValid). The
+    /// signature is not even tried.
     #[error("public key {fingerprint} is valid from {valid_from} to {valid_to}, not {at}")]
     KeyNotValidAt {
+        /// The key's fingerprint.
         fingerprint: Fingerprint,
+        /// Start of the key's validity window.
         valid_from: Timestamp,
+        /// End of the key's validity window.
         valid_to: Timestamp,
+        /// When the digest must have been signed.
         at: SigningTime,
     },
+    /// The RSA signature does not verify over the string to sign with the named key;
+    /// reported as [`Kind::DigestSignatureInvalid`](super::finding::Kind::DigestSignatureInvalid).
     #[error("signature verification failed")]
     BadSignature,
 }
@@ -51,7 +78,9 @@ pub enum SignatureFailure {
 pub struct SigningTime {
     /// The key must be valid at some time from `earliest` to `latest` (both included).
     pub earliest: Timestamp,
+    /// See `earliest`; equal to it unless the basis is [`SigningBasis::BackfillBound`].
     pub latest: Timestamp,
+    /// What the times were taken from, so a verdict can say what it relied on.
     pub basis: SigningBasis,
 }
 
@@ -141,7 +170,9 @@ pub struct PublicKey {
     fingerprint: Fingerprint,
     modulus: Vec<u8>,
     exponent: Vec<u8>,
+    /// First instant of the key's validity window (`ValidityStartTime`).
     pub valid_from: Timestamp,
+    /// Last instant of the key's validity window (`ValidityEndTime`), included.
     pub valid_to: Timestamp,
 }
 
@@ -190,10 +221,12 @@ impl PublicKey {
         })
     }
 
+    /// MD5 of the DER bytes the key was loaded from, computed here.
     pub fn fingerprint(&self) -> &Fingerprint {
         &self.fingerprint
     }
 
+    /// Whether `signature` is this key's signature over `message`, by
     /// RSASSA-PKCS1-v1_5 with SHA-256 only; ring refuses the MD5 and SHA-1 forms.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         // Fuzz builds only (cargo-fuzz sets `--cfg fuzzing`; elsewhere this is a constant false
@@ -224,22 +257,27 @@ pub struct KeySet {
 }
 
 impl KeySet {
+    /// Adds `key`, replacing a key with the same fingerprint (same DER bytes) and its window.
     pub fn insert(&mut self, key: PublicKey) {
         self.keys.insert(key.fingerprint.clone(), key);
     }
 
+    /// The key with this fingerprint, if the set has it.
     pub fn get(&self, fingerprint: &Fingerprint) -> Option<&PublicKey> {
         self.keys.get(fingerprint)
     }
 
+    /// How many keys the set holds.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// Whether the set holds no key (then no digest can verify).
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
+    /// The keys, in fingerprint order.
     pub fn iter(&self) -> impl Iterator<Item = &PublicKey> {
         self.keys.values()
     }
@@ -255,10 +293,12 @@ pub struct VerifiedDigest {
 }
 
 impl VerifiedDigest {
+    /// The digest whose signature verified.
     pub fn digest(&self) -> &ParsedDigest {
         &self.digest
     }
 
+    /// The fingerprint of the key that verified it.
     pub fn fingerprint(&self) -> &Fingerprint {
         &self.fingerprint
     }
@@ -268,6 +308,7 @@ impl VerifiedDigest {
         self.signed
     }
 
+    /// The digest, giving up the proof.
     pub fn into_inner(self) -> ParsedDigest {
         self.digest
     }

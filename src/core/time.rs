@@ -1,4 +1,5 @@
 //! The two timestamp spellings CloudTrail uses, parsed strictly.
+#![warn(missing_docs)]
 
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
@@ -28,7 +29,7 @@ pub fn parse_iso(text: &str) -> Option<Timestamp> {
 }
 
 /// Parses `YYYYMMDDTHHMMSSZ` (digest keys) or `YYYYMMDDTHHMMZ` (log keys).
-pub fn parse_compact(text: &str) -> Option<Timestamp> {
+pub(crate) fn parse_compact(text: &str) -> Option<Timestamp> {
     let b = text.as_bytes();
     match b.len() {
         16 if b.get(8) == Some(&b'T') && b.get(15) == Some(&b'Z') => civil(
@@ -57,7 +58,7 @@ pub fn format_iso(ts: Timestamp) -> String {
 }
 
 /// Formats as `YYYYMMDDTHHMMSSZ`, the form in digest keys.
-pub fn format_compact(ts: Timestamp) -> String {
+pub(crate) fn format_compact(ts: Timestamp) -> String {
     ts.strftime("%Y%m%dT%H%M%SZ").to_string()
 }
 

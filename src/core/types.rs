@@ -1,4 +1,5 @@
 //! Newtypes for the values that cross trust boundaries.
+#![warn(missing_docs)]
 
 use std::fmt;
 
@@ -21,6 +22,7 @@ impl Sha256 {
         Some(Sha256(bytes.try_into().ok()?))
     }
 
+    /// The 64 lowercase hex digits CloudTrail writes.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
@@ -61,6 +63,7 @@ impl Fingerprint {
         Fingerprint(hex::encode(md5::Md5::digest(der)))
     }
 
+    /// The 32 lowercase hex digits.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -81,11 +84,14 @@ impl fmt::Debug for Fingerprint {
 /// Where an object lives in S3.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct S3Location {
+    /// The bucket name.
     pub bucket: String,
+    /// The object key, exactly as in S3 (no leading `/`, not URL-encoded).
     pub key: String,
 }
 
 impl S3Location {
+    /// The object `key` in `bucket`; nothing is checked.
     pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
         S3Location {
             bucket: bucket.into(),

@@ -24,7 +24,9 @@ pub const SCHEMA: &str = "trailproof-report/1";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunInfo {
+    /// When the run began, by the wall clock of the machine that ran it.
     pub started: Timestamp,
+    /// When the report was made; a CA-issued signer certificate must be valid then.
     pub finished: Timestamp,
 }
 
@@ -35,6 +37,7 @@ pub struct RunInfo {
 pub struct SignerInfo {
     /// Lowercase hex SHA-256 of the signing key's SubjectPublicKeyInfo (DER).
     pub keyid: String,
+    /// The signature algorithm's name (see [`super::signing::Algorithm::name`]).
     pub algorithm: String,
     /// Lowercase hex SHA-256 of the embedded certificate's PEM bytes, when one is embedded.
     pub certificate_sha256: Option<String>,
@@ -46,7 +49,9 @@ pub struct SignerInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Period {
+    /// Start, included.
     pub from: Timestamp,
+    /// End, included.
     pub to: Timestamp,
 }
 
@@ -68,7 +73,9 @@ pub struct Coverage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestEntry {
+    /// `s3://bucket/key` of the object.
     pub uri: String,
+    /// Digest or log file.
     pub object: ObjectKind,
     /// The S3 version id, when the source knows it (local copies do not).
     pub version_id: Option<String>,
@@ -101,32 +108,43 @@ pub enum Unproven {
     Note,
 }
 
+/// One thing the report does not prove, so that a reader of a clean report knows its limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotProven {
+    /// What kind of limit.
     pub what: Unproven,
     /// `account Region trail` of the chain concerned, if one.
     pub chain: Option<String>,
+    /// The `s3://` URI of the object concerned, if one.
     pub subject: Option<String>,
+    /// The period concerned, if one.
     pub period: Option<Period>,
+    /// The limit in words.
     pub detail: String,
 }
 
 /// A public key the run could use, and how many digests it verified.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyUse<'a> {
+    /// The key; its fields appear inline in the JSON.
     #[serde(flatten)]
     pub key: &'a KeyInfo,
+    /// How many digests it verified (valid digests only).
     pub digests_verified: usize,
 }
 
+/// One chain in the audit document.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChainDoc<'a> {
+    /// Which chain.
     pub chain: &'a ChainInfo,
+    /// What it covers within the range.
     pub coverage: Coverage,
     /// Every hour of the range in one state; absent for backfill chains.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ledger: Option<&'a Ledger>,
+    /// Its findings, digests newest first, each followed by its log files.
     pub findings: &'a [Finding],
 }
 
@@ -138,34 +156,54 @@ pub struct LedgerTotals {
     /// Hours of all of them (chains x hours of the range, when every chain answers for the
     /// whole range).
     pub hours: u64,
+    /// Hours per state, over all of them.
     pub counts: Counts,
 }
 
 /// The audit document (JSON schema [`SCHEMA`]; field by field in `src/report/json.rs`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Document<'a> {
+    /// Always [`SCHEMA`].
     pub schema: &'static str,
+    /// As [`Report::tool`].
     pub tool: &'a str,
+    /// As [`Report::version`].
     pub version: &'a str,
+    /// When the run happened.
     pub run: RunInfo,
+    /// Who signed it; set only in a signed statement's payload.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signer: Option<SignerInfo>,
+    /// As [`Report::source`].
     pub source: &'a str,
+    /// As [`Report::bucket`].
     pub bucket: &'a str,
+    /// As [`Report::range`].
     pub range: &'a RangeInfo,
+    /// As [`Report::filters`].
     pub filters: &'a Filters,
+    /// The keys the run could use, each with how many digests it verified.
     pub keys: Vec<KeyUse<'a>>,
+    /// Every chain, in the report's order.
     pub chains: Vec<ChainDoc<'a>>,
+    /// As [`Report::unchained`].
     pub unchained: &'a [Finding],
+    /// As [`Report::notes`].
     pub notes: &'a [String],
+    /// As [`Report::totals`].
     pub totals: Totals,
+    /// Every chain's ledger added up.
     pub ledger: LedgerTotals,
+    /// Every judged object, sorted by URI.
     pub manifest: Vec<ManifestEntry>,
+    /// What the report does not prove.
     pub not_proven: Vec<NotProven>,
+    /// As [`Report::exit_code`].
     pub exit_code: i64,
 }
 
 impl<'a> Document<'a> {
+    /// The document of `report`, made at `run`. Everything but `run` follows from the report.
     pub fn new(report: &'a Report, run: RunInfo) -> Self {
         let range = Period {
             from: report.range.start,
@@ -231,7 +269,7 @@ impl<'a> Document<'a> {
 }
 
 /// `account Region trail`, the way people name a chain.
-pub fn chain_label(c: &ChainInfo) -> String {
+pub(crate) fn chain_label(c: &ChainInfo) -> String {
     format!(
         "{} {} {}{}",
         c.account,
@@ -285,7 +323,7 @@ fn is_gap(kind: Kind) -> bool {
 /// files are valid), gaps (signed restarts and missing digests: nothing covers them) and not
 /// verified (the rest: unverifiable or invalid). A backfill chain has only its valid digests'
 /// windows.
-pub fn coverage(chain: &ChainReport, range: Period) -> Coverage {
+fn coverage(chain: &ChainReport, range: Period) -> Coverage {
     let Some(ledger) = &chain.ledger else {
         return backfill_coverage(&chain.findings, range);
     };

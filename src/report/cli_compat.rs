@@ -44,63 +44,14 @@ pub fn write(
         verbose,
         last_double_space: true,
     };
-    let mut counts = Counts::default();
-    let mut found: Option<(Timestamp, Timestamp)> = None;
-    let mut unreadable = false;
-
-    for chain in &report.chains {
-        let prefix = if chain.chain.backfill {
-            "(backfill) "
-        } else {
-            ""
-        };
-        let home = home_region(&chain.chain.trail_arn);
-        for f in cli_order(&chain.findings) {
-            unreadable |= matches!(f.kind, Kind::DigestUnreadable | Kind::LogUnreadable);
-            if f.kind == Kind::DigestValid {
-                if let (Some(from), Some(to)) = (f.evidence.from, f.evidence.to) {
-                    let (from, to) = (from.max(start), to.min(end));
-                    found = Some(found.map_or((from, to), |(a, b)| (a.min(from), b.max(to))));
-                }
-            }
-            w.finding(f, prefix, &home, &mut counts, chain.chain.backfill)?;
-        }
-        counts.logs.0 += chain.omitted_valid_logs;
-    }
-    for f in &report.unchained {
-        w.finding(f, "", "", &mut counts, false)?;
-    }
-
+    let seen = w.findings(report, start, end)?;
     if !w.last_double_space {
         writeln!(w.stdout)?;
     }
-    let out = &mut *w.stdout;
-    writeln!(
-        out,
-        "Results requested for {} to {}",
-        format_iso(start),
-        format_iso(end)
-    )?;
-    let digests_seen = counts.digests.0 + counts.digests.1 + counts.backfill.0 + counts.backfill.1;
-    if digests_seen == 0 {
-        writeln!(out, "No digests found")?;
-    } else {
-        match found {
-            Some((a, b)) => writeln!(
-                out,
-                "Results found for {} to {}:",
-                format_iso(a),
-                format_iso(b)
-            )?,
-            None => writeln!(out, "No valid digests found in range")?,
-        }
-        ratio(out, counts.digests, "digest")?;
-        ratio(out, counts.backfill, "backfill digest")?;
-        ratio(out, counts.logs, "log")?;
-        writeln!(out)?;
-    }
+    summary(&mut *w.stdout, &seen, start, end)?;
+    let counts = &seen.counts;
     let invalid = counts.digests.1 + counts.backfill.1 + counts.logs.1;
-    let exit_code = if unreadable {
+    let exit_code = if seen.unreadable {
         2
     } else if invalid > 0 {
         1
@@ -108,6 +59,44 @@ pub fn write(
         0
     };
     Ok(Outcome { exit_code })
+}
+
+/// What the finding lines counted, for the summary and the exit status.
+#[derive(Default)]
+struct Seen {
+    counts: Counts,
+    /// The span of the valid digests' windows within the range: the CLI's "Results found".
+    found: Option<(Timestamp, Timestamp)>,
+    /// Whether an object could not be read (exit status 2).
+    unreadable: bool,
+}
+
+/// The CLI's closing lines: the range asked for, the range found, and the ratios.
+fn summary(out: &mut dyn Write, seen: &Seen, start: Timestamp, end: Timestamp) -> io::Result<()> {
+    writeln!(
+        out,
+        "Results requested for {} to {}",
+        format_iso(start),
+        format_iso(end)
+    )?;
+    let counts = &seen.counts;
+    let digests_seen = counts.digests.0 + counts.digests.1 + counts.backfill.0 + counts.backfill.1;
+    if digests_seen == 0 {
+        return writeln!(out, "No digests found");
+    }
+    match seen.found {
+        Some((a, b)) => writeln!(
+            out,
+            "Results found for {} to {}:",
+            format_iso(a),
+            format_iso(b)
+        )?,
+        None => writeln!(out, "No valid digests found in range")?,
+    }
+    ratio(out, counts.digests, "digest")?;
+    ratio(out, counts.backfill, "backfill digest")?;
+    ratio(out, counts.logs, "log")?;
+    writeln!(out)
 }
 
 /// The CLI's order: each digest, its log files, then what it met on the way to the previous
@@ -174,6 +163,38 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// The line of every finding, chain by chain in the CLI's order, then those outside every
+    /// chain; counts what the summary needs.
+    fn findings(&mut self, report: &Report, start: Timestamp, end: Timestamp) -> io::Result<Seen> {
+        let mut seen = Seen::default();
+        for chain in &report.chains {
+            let prefix = if chain.chain.backfill {
+                "(backfill) "
+            } else {
+                ""
+            };
+            let home = home_region(&chain.chain.trail_arn);
+            for f in cli_order(&chain.findings) {
+                seen.unreadable |= matches!(f.kind, Kind::DigestUnreadable | Kind::LogUnreadable);
+                if f.kind == Kind::DigestValid {
+                    if let (Some(from), Some(to)) = (f.evidence.from, f.evidence.to) {
+                        let (from, to) = (from.max(start), to.min(end));
+                        seen.found = Some(
+                            seen.found
+                                .map_or((from, to), |(a, b)| (a.min(from), b.max(to))),
+                        );
+                    }
+                }
+                self.finding(f, prefix, &home, &mut seen.counts, chain.chain.backfill)?;
+            }
+            seen.counts.logs.0 += chain.omitted_valid_logs;
+        }
+        for f in &report.unchained {
+            self.finding(f, "", "", &mut seen.counts, false)?;
+        }
+        Ok(seen)
+    }
+
     fn finding(
         &mut self,
         f: &Finding,

@@ -10,8 +10,8 @@
 //! `keyid` is the SHA-256 of the signer's SubjectPublicKeyInfo; `certificate`, when present, is
 //! the base64 of the signer's X.509 certificate in PEM (the field name and encoding of the
 //! in-toto `witness` tool). Both sit outside the signature, so the signed payload repeats them
-//! (see [`super::audit::SignerInfo`]) and [`open`] requires the envelope to be in exactly this
-//! form: any change to any byte of an envelope, even whitespace, fails verification.
+//! (see [`super::audit::SignerInfo`]), and an envelope is accepted only in exactly this form:
+//! any change to any byte of an envelope, even whitespace, fails verification.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -50,31 +50,62 @@ struct Signature {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EnvelopeError {
+    /// Not JSON of the envelope's shape (unknown fields included).
     #[error("not a DSSE envelope: {detail}")]
-    Json { detail: String },
+    Json {
+        /// The JSON parser's message.
+        detail: String,
+    },
+    /// The bytes are not what trailproof writes for the same envelope: reformatted, reordered
+    /// or otherwise touched after signing.
     #[error("the envelope is not in trailproof's exact form (changed after signing?)")]
     NotCanonical,
+    /// `payloadType` is not the one expected.
     #[error("payloadType is {found:?}, expected {expected:?}")]
     PayloadType {
+        /// The envelope's `payloadType`.
         found: String,
+        /// The one expected.
         expected: &'static str,
     },
+    /// Not exactly one signature.
     #[error("expected exactly one signature, found {count}")]
-    SignatureCount { count: usize },
+    SignatureCount {
+        /// How many the envelope has.
+        count: usize,
+    },
+    /// A base64 field does not decode, or is not the one standard spelling of its bytes.
     #[error("{field} is not canonical base64")]
-    Base64 { field: &'static str },
+    Base64 {
+        /// Which field.
+        field: &'static str,
+    },
+    /// The envelope's `keyid` is not the verifying key's.
     #[error("the envelope names key {found}, but the verifying key is {expected}")]
-    KeyIdMismatch { found: String, expected: String },
+    KeyIdMismatch {
+        /// The envelope's `keyid`.
+        found: String,
+        /// The verifying key's id.
+        expected: String,
+    },
+    /// Trust in a CA was asked for, and the envelope embeds no certificate.
     #[error("--ca needs a certificate in the envelope, and there is none")]
     NoCertificate,
+    /// The embedded certificate is malformed, not for the key, or not trusted.
     #[error("embedded certificate: {0}")]
     Certificate(#[from] CertError),
+    /// The signature does not verify over the payload's pre-authentication encoding.
     #[error("the signature does not verify under the {algorithm} key {keyid}")]
-    BadSignature { algorithm: Algorithm, keyid: String },
+    BadSignature {
+        /// The key's scheme.
+        algorithm: Algorithm,
+        /// The key's id.
+        keyid: String,
+    },
 }
 
 /// The DSSE pre-authentication encoding.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = format!(
         "DSSEv1 {} {} {} ",
         payload_type.len(),
@@ -87,7 +118,7 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Signs `payload` and returns the envelope's bytes.
-pub fn seal(
+pub(crate) fn seal(
     payload_type: &str,
     payload: &[u8],
     key: &SigningKey,
@@ -115,9 +146,12 @@ fn canonical(envelope: &Envelope) -> Vec<u8> {
 
 /// An envelope whose signature verified.
 #[derive(Debug)]
-pub struct Opened {
+pub(crate) struct Opened {
+    /// The payload, base64-decoded: the bytes the signature covers.
     pub payload: Vec<u8>,
+    /// The key that verified it (the given key, or the certificate's).
     pub key: PublicKey,
+    /// The embedded certificate, checked against the key (and the CA, with [`Trust::Ca`]).
     pub certificate: Option<Certificate>,
 }
 
@@ -134,7 +168,7 @@ fn decode(field: &'static str, text: &str) -> Result<Vec<u8>, EnvelopeError> {
 
 /// Verifies an envelope's form, key and signature, and returns its payload. `ca_times` are the
 /// moments the certificate must be valid at (with [`Trust::Ca`]).
-pub fn open(
+pub(crate) fn open(
     bytes: &[u8],
     payload_type: &'static str,
     trust: Trust<'_>,

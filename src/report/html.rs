@@ -11,7 +11,7 @@ use std::io::{self, Write};
 
 use jiff::Timestamp;
 
-use super::audit::{chain_label, Document, Period};
+use super::audit::{chain_label, ChainDoc, Document, Period};
 use super::Tally;
 use crate::core::finding::{Finding, Verdict};
 use crate::core::layout::{parse_key, CloudTrailKey};
@@ -59,6 +59,7 @@ fn kind_name(f: &Finding) -> String {
         .unwrap_or_default()
 }
 
+/// Writes the page for `doc`. The page is built whole in memory, then written.
 pub fn write(out: &mut dyn Write, doc: &Document<'_>) -> io::Result<()> {
     let mut h = String::new();
     page(&mut h, doc).map_err(io::Error::other)?;
@@ -210,6 +211,8 @@ impl Axis {
 
 const TICKS_HOURS: [i64; 11] = [1, 2, 3, 6, 12, 24, 48, 96, 168, 336, 720];
 
+/// The coverage timeline: one SVG row per chain (and one for log files in no digest) on a
+/// shared time axis, with hour ticks above and a legend below.
 fn timeline(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
     h.push_str("<h2>Coverage timeline</h2>\n");
     let rows = doc.chains.len() + usize::from(!doc.unchained.is_empty());
@@ -236,7 +239,35 @@ fn timeline(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
         h,
         r#"<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{total_w}" height="{height}" viewBox="0 0 {total_w} {height}" role="img" aria-label="coverage per chain">"#
     )?;
-    // Hour ticks: the smallest step that keeps about a dozen labels.
+    ticks(h, doc, &axis, top, top + rows as f64 * row_h)?;
+    for (i, c) in doc.chains.iter().enumerate() {
+        chain_row(h, doc, &axis, c, top + i as f64 * row_h)?;
+    }
+    if !doc.unchained.is_empty() {
+        let y = top + doc.chains.len() as f64 * row_h;
+        writeln!(
+            h,
+            r##"<text x="4" y="{ty:.1}" class="lbl">log files in no digest</text><rect x="{x0}" y="{by:.1}" width="{bar_w}" height="16" fill="#eee"/>"##,
+            ty = y + 17.0,
+            by = y + 5.0,
+            x0 = axis.x0,
+        )?;
+        markers(h, doc, &axis, doc.unchained, y)?;
+    }
+    legend(h, label_w, top + rows as f64 * row_h + 22.0)?;
+    h.push_str("\n</svg>\n");
+    Ok(())
+}
+
+/// Vertical lines from `top` to `bottom` at whole multiples of the smallest step that keeps
+/// about a dozen labels on the range, each labelled with its time.
+fn ticks(
+    h: &mut String,
+    doc: &Document<'_>,
+    axis: &Axis,
+    top: f64,
+    bottom: f64,
+) -> std::fmt::Result {
     let hours = axis.span / 3600.0;
     let step = TICKS_HOURS
         .iter()
@@ -253,63 +284,62 @@ fn timeline(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
                 h,
                 r##"<line x1="{x:.1}" y1="{top_line}" x2="{x:.1}" y2="{bottom}" stroke="#ccc"/><text x="{x:.1}" y="{label_y}" class="tick">{label}</text>"##,
                 top_line = top - 6.0,
-                bottom = top + rows as f64 * row_h,
                 label_y = top - 10.0,
                 label = ts.strftime("%m-%d %H:%M"),
             )?;
         }
         t += step_s;
     }
-    for (i, c) in doc.chains.iter().enumerate() {
-        let y = top + i as f64 * row_h;
-        writeln!(
-            h,
-            r##"<text x="4" y="{ty:.1}" class="lbl">{label}</text><rect x="{x0}" y="{by:.1}" width="{bar_w}" height="16" fill="#eee"/>"##,
-            ty = y + 17.0,
-            by = y + 5.0,
-            x0 = axis.x0,
-            label = esc(&chain_label(c.chain)),
-        )?;
-        match c.ledger {
-            // The ledger's hours, so the picture counts what the text and JSON count.
-            Some(ledger) => {
-                for run in &ledger.runs {
-                    let p = Period {
-                        from: run.from,
-                        to: run.to,
-                    };
-                    let what = format!(
-                        "{} hour{} {}",
-                        run.hours,
-                        if run.hours == 1 { "" } else { "s" },
-                        run.state.name()
-                    );
-                    bar(h, &axis, &p, y + 5.0, state_colour(run.state), &what)?;
-                }
-            }
-            // Backfill digests cover late deliveries: only their windows are drawn.
-            None => {
-                for p in &c.coverage.verified {
-                    bar(h, &axis, p, y + 5.0, VERIFIED, "verified")?;
-                }
+    Ok(())
+}
+
+/// One chain's row at height `y`: its label, its hours coloured by state (a backfill chain:
+/// its valid digests' windows), and markers for its objects that are not valid.
+fn chain_row(
+    h: &mut String,
+    doc: &Document<'_>,
+    axis: &Axis,
+    c: &ChainDoc<'_>,
+    y: f64,
+) -> std::fmt::Result {
+    writeln!(
+        h,
+        r##"<text x="4" y="{ty:.1}" class="lbl">{label}</text><rect x="{x0}" y="{by:.1}" width="{bar_w}" height="16" fill="#eee"/>"##,
+        ty = y + 17.0,
+        by = y + 5.0,
+        x0 = axis.x0,
+        bar_w = axis.width,
+        label = esc(&chain_label(c.chain)),
+    )?;
+    match c.ledger {
+        // The ledger's hours, so the picture counts what the text and JSON count.
+        Some(ledger) => {
+            for run in &ledger.runs {
+                let p = Period {
+                    from: run.from,
+                    to: run.to,
+                };
+                let what = format!(
+                    "{} hour{} {}",
+                    run.hours,
+                    if run.hours == 1 { "" } else { "s" },
+                    run.state.name()
+                );
+                bar(h, axis, &p, y + 5.0, state_colour(run.state), &what)?;
             }
         }
-        markers(h, doc, &axis, c.findings, y)?;
+        // Backfill digests cover late deliveries: only their windows are drawn.
+        None => {
+            for p in &c.coverage.verified {
+                bar(h, axis, p, y + 5.0, VERIFIED, "verified")?;
+            }
+        }
     }
-    if !doc.unchained.is_empty() {
-        let y = top + doc.chains.len() as f64 * row_h;
-        writeln!(
-            h,
-            r##"<text x="4" y="{ty:.1}" class="lbl">log files in no digest</text><rect x="{x0}" y="{by:.1}" width="{bar_w}" height="16" fill="#eee"/>"##,
-            ty = y + 17.0,
-            by = y + 5.0,
-            x0 = axis.x0,
-        )?;
-        markers(h, doc, &axis, doc.unchained, y)?;
-    }
-    // Legend.
-    let ly = top + rows as f64 * row_h + 22.0;
-    let mut lx = label_w;
+    markers(h, doc, axis, c.findings, y)
+}
+
+/// The colours of hour states and object markers, in a row at height `ly` from `lx`.
+fn legend(h: &mut String, mut lx: f64, ly: f64) -> std::fmt::Result {
     for (colour, name, marker) in [
         (VERIFIED, "verified", false),
         (VERIFIED_EMPTY, "verified-empty", false),
@@ -341,7 +371,6 @@ fn timeline(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
         )?;
         lx += 40.0 + name.len() as f64 * 7.0;
     }
-    h.push_str("\n</svg>\n");
     Ok(())
 }
 

@@ -48,6 +48,7 @@ use std::io::{self, Write};
 
 use super::audit::Document;
 
+/// Writes `doc` as pretty-printed JSON and a final newline.
 pub fn write(out: &mut dyn Write, doc: &Document<'_>) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, doc)?;
     writeln!(out)

@@ -60,6 +60,7 @@ pub fn write_findings(
     Ok(())
 }
 
+/// The summary line; written last.
 pub fn write_summary(out: &mut dyn Write, doc: &Document<'_>) -> io::Result<()> {
     line(
         out,

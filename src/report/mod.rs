@@ -1,4 +1,5 @@
 //! The report of one run, and its renderings.
+#![warn(missing_docs)]
 
 pub mod audit;
 pub mod cli_compat;
@@ -20,15 +21,21 @@ use crate::core::ledger::{Counts, HourState, Ledger};
 /// Everything one run established, in a deterministic order.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The tool's name, `trailproof`.
     pub tool: &'static str,
+    /// The tool's version (the crate version).
     pub version: &'static str,
     /// What was verified: an evidence directory path or an S3 URI.
     pub source: String,
+    /// The S3 bucket verified, or the one a local copy was taken from.
     pub bucket: String,
+    /// The period verified.
     pub range: RangeInfo,
+    /// The accounts, Regions and trails the run was limited to.
     pub filters: Filters,
     /// The public keys the run could use.
     pub keys: Vec<KeyInfo>,
+    /// One per digest chain found, standard and backfill, in a fixed order.
     pub chains: Vec<ChainReport>,
     /// Findings that belong to no chain: log files no digest references.
     pub unchained: Vec<Finding>,
@@ -36,33 +43,47 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
+/// The period a run verified.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RangeInfo {
+    /// Start of the period.
     pub start: Timestamp,
+    /// End of the period.
     pub end: Timestamp,
     /// True when the range was not given and was taken from the digests found.
     pub derived_from_evidence: bool,
 }
 
+/// What a run was limited to; an empty list limits nothing.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Filters {
+    /// Account ids (12 digits).
     pub accounts: Vec<String>,
+    /// Source Regions of the chains.
     pub regions: Vec<String>,
+    /// Trail names.
     pub trails: Vec<String>,
 }
 
+/// A CloudTrail public key a run could use.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyInfo {
+    /// Lowercase hex MD5 of the key's DER bytes.
     pub fingerprint: String,
+    /// Start of the key's validity window.
     pub valid_from: Timestamp,
+    /// End of the key's validity window.
     pub valid_to: Timestamp,
+    /// Where the key came from, for people (`pinned file PATH`, `cloudtrail:ListPublicKeys`).
     pub origin: String,
 }
 
 /// One chain: the digests newest first, each followed by its log files.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChainReport {
+    /// Which chain.
     pub chain: ChainInfo,
+    /// One finding per judged object plus the chain notes, digests newest first.
     pub findings: Vec<Finding>,
     /// Valid log-file listings counted but not kept as findings (`Settings::omit_valid_logs`).
     #[serde(skip_serializing_if = "is_zero")]
@@ -89,15 +110,24 @@ impl ChainReport {
     }
 }
 
+/// Which chain a [`ChainReport`] is about: a [`ChainId`] spelled out for reports.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChainInfo {
+    /// As [`ChainId::trail_arn`].
     pub trail_arn: String,
+    /// The trail name.
     pub trail: String,
+    /// The Region the trail was created in.
     pub home_region: String,
+    /// The key prefix before `AWSLogs/`, without slashes; empty for none.
     pub prefix: String,
+    /// The `o-...` id of an organization trail.
     pub organization: Option<String>,
+    /// The account whose events the chain covers.
     pub account: String,
+    /// The source Region of the chain.
     pub region: String,
+    /// Whether this is the trail's backfill sequence.
     pub backfill: bool,
 }
 
@@ -119,12 +149,16 @@ impl From<&ChainId> for ChainInfo {
 /// Valid / not verified / invalid (including missing) objects of one kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
+    /// Objects whose worst finding is valid.
     pub valid: usize,
+    /// Objects whose worst finding is invalid or missing.
     pub invalid: usize,
+    /// Objects whose worst finding is not verified.
     pub not_verified: usize,
 }
 
 impl Tally {
+    /// All objects counted.
     pub fn total(&self) -> usize {
         self.valid + self.invalid + self.not_verified
     }
@@ -139,13 +173,17 @@ impl Tally {
 /// Counts per object kind, one per subject (its worst judging finding).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
+    /// Digest files.
     pub digests: Tally,
+    /// Log files.
     pub logs: Tally,
     /// Gaps, uncovered ends of the range, links that leave the chain or the evidence.
     pub coverage_findings: usize,
 }
 
 impl Totals {
+    /// The counts of `findings`: each object once, by its worst judging finding; chain notes
+    /// as coverage findings; a [`Kind::DigestSuccessorMissing`] as one invalid digest.
     pub fn of(findings: &[Finding]) -> Totals {
         use std::collections::BTreeMap;
         let mut worst: BTreeMap<(ObjectKind, &str), Verdict> = BTreeMap::new();
@@ -186,6 +224,7 @@ impl Totals {
         totals
     }
 
+    /// Adds `other`'s counts to these.
     pub fn add(&mut self, other: Totals) {
         self.digests.add(other.digests);
         self.logs.add(other.logs);
@@ -194,6 +233,7 @@ impl Totals {
 }
 
 impl Report {
+    /// Every finding: each chain's in order, then the unchained ones.
     pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
         self.chains
             .iter()
@@ -201,6 +241,7 @@ impl Report {
             .chain(self.unchained.iter())
     }
 
+    /// Counts over every chain and the unchained findings.
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for c in &self.chains {
@@ -228,6 +269,7 @@ impl Report {
         }
     }
 
+    /// The ledgers of the standard chains.
     pub fn ledgers(&self) -> impl Iterator<Item = &Ledger> {
         self.chains.iter().filter_map(|c| c.ledger.as_ref())
     }
@@ -279,6 +321,7 @@ pub enum Problem {
 }
 
 impl Problem {
+    /// The words for it on the result line.
     pub fn describe(self) -> &'static str {
         match self {
             Problem::Invalid => "tampered or invalid evidence",

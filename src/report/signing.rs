@@ -27,14 +27,20 @@ use crate::core::types::Sha256;
 /// The smallest RSA modulus accepted, for signing and for verifying.
 const MIN_RSA_BITS: usize = 2048;
 
+/// A report signature scheme, fixed by the key's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
+    /// Ed25519 (RFC 8032).
     Ed25519,
+    /// ECDSA on P-256 with SHA-256, ASN.1 DER signatures.
     EcdsaP256Sha256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit modulus or more.
     RsaPkcs1Sha256,
 }
 
 impl Algorithm {
+    /// The name reports and the signed `signer` block use (`ed25519`, `ecdsa-p256-sha256`,
+    /// `rsa-pkcs1v15-sha256`).
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Ed25519 => "ed25519",
@@ -72,21 +78,41 @@ impl fmt::Display for Algorithm {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyError {
+    /// The file is not exactly one PEM block with the expected label.
     #[error("expected one PEM block labelled {expected:?}, found {found:?}")]
     Pem {
+        /// The label wanted (`PRIVATE KEY`, `PUBLIC KEY`).
         expected: &'static str,
+        /// The labels of the blocks found.
         found: Vec<String>,
     },
+    /// The key is of a supported type, but the crypto library refused it.
     #[error("the {scheme} key was rejected: {reason}")]
-    Rejected { scheme: Algorithm, reason: String },
+    Rejected {
+        /// The scheme the key is for.
+        scheme: Algorithm,
+        /// The library's reason.
+        reason: String,
+    },
+    /// A private key that is not Ed25519, ECDSA P-256 or RSA in PKCS#8.
     #[error("not an Ed25519, ECDSA P-256 or RSA key in PKCS#8 form (convert with `openssl pkcs8 -topk8 -nocrypt`)")]
     UnsupportedPrivateKey,
+    /// A public key of another algorithm.
     #[error("unsupported public key algorithm {oid} (Ed25519, ECDSA P-256 and RSA are supported)")]
-    UnsupportedPublicKey { oid: String },
+    UnsupportedPublicKey {
+        /// The key's algorithm OID, dotted.
+        oid: String,
+    },
+    /// The SubjectPublicKeyInfo DER does not parse, or has bytes after it.
     #[error("malformed SubjectPublicKeyInfo")]
     MalformedPublicKey,
+    /// An RSA modulus below 2048 bits.
     #[error("RSA key of {bits} bits: at least {MIN_RSA_BITS} are required")]
-    RsaTooSmall { bits: usize },
+    RsaTooSmall {
+        /// The modulus size (0 when it could not be read).
+        bits: usize,
+    },
+    /// The crypto library failed to sign.
     #[error("signing failed")]
     Signing,
 }
@@ -95,35 +121,69 @@ pub enum KeyError {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CertError {
+    /// The file is not exactly one `CERTIFICATE` PEM block.
     #[error("expected one PEM block labelled \"CERTIFICATE\", found {found:?}")]
-    Pem { found: Vec<String> },
+    Pem {
+        /// The labels of the blocks found.
+        found: Vec<String>,
+    },
+    /// The DER is not an X.509 certificate.
     #[error("malformed X.509 certificate: {detail}")]
-    Malformed { detail: String },
+    Malformed {
+        /// The parser's message.
+        detail: String,
+    },
+    /// The certificate's public key is not one reports can be signed with.
     #[error("the certificate's public key: {0}")]
     Key(KeyError),
+    /// The certificate is for another key than the one that signs or signed.
     #[error("the certificate is for key {certificate_keyid}, not for key {keyid}")]
     KeyMismatch {
+        /// The key id of the signing key.
         keyid: String,
+        /// The key id of the certificate's key.
         certificate_keyid: String,
     },
+    /// The certificate (or its CA) is outside its validity at a time it must be valid.
     #[error(
         "{which} certificate {subject:?} is not valid at {at} (valid {not_before} to {not_after})"
     )]
     NotValidAt {
+        /// Which certificate: the signer's or the CA's.
         which: &'static str,
+        /// Its subject.
         subject: String,
+        /// The time checked, RFC 3339 UTC.
         at: String,
+        /// Its `notBefore`.
         not_before: String,
+        /// Its `notAfter`.
         not_after: String,
     },
+    /// The certificate's issuer is not the CA's subject.
     #[error("the certificate was issued by {issuer:?}, not by the CA {ca:?}")]
-    WrongIssuer { issuer: String, ca: String },
+    WrongIssuer {
+        /// The certificate's issuer.
+        issuer: String,
+        /// The CA's subject.
+        ca: String,
+    },
+    /// The CA certificate may not issue certificates.
     #[error("the CA certificate {subject:?} is not a CA (basicConstraints CA:TRUE and keyCertSign are required)")]
-    NotACa { subject: String },
+    NotACa {
+        /// The CA certificate's subject.
+        subject: String,
+    },
+    /// The certificate's key usage does not allow signing.
     #[error("the certificate may not sign (its keyUsage lacks digitalSignature)")]
     NoDigitalSignature,
+    /// The CA signed the certificate with an algorithm not accepted (SHA-1, MD5, ...).
     #[error("the certificate's signature algorithm {oid} is not accepted (RSA or ECDSA with SHA-256/384/512, or Ed25519)")]
-    WeakSignatureAlgorithm { oid: String },
+    WeakSignatureAlgorithm {
+        /// The signature algorithm OID, dotted.
+        oid: String,
+    },
+    /// The CA's key does not verify the certificate's signature.
     #[error("the certificate's signature does not verify under the CA's key")]
     BadSignature,
 }
@@ -238,10 +298,12 @@ impl SigningKey {
         Ok(SigningKey { pair, public, rng })
     }
 
+    /// The public half: what a verifier needs, and what the key id is of.
     pub fn public(&self) -> &PublicKey {
         &self.public
     }
 
+    /// Signs `message` with the key's one scheme.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         match &self.pair {
             Pair::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
@@ -290,6 +352,7 @@ impl PublicKey {
         Self::from_spki_der(&der)
     }
 
+    /// Reads SubjectPublicKeyInfo DER; nothing may follow it.
     pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
         match SubjectPublicKeyInfo::from_der(der) {
             Ok(([], spki)) => Self::from_spki(&spki),
@@ -334,6 +397,7 @@ impl PublicKey {
         })
     }
 
+    /// The one scheme the key verifies.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
@@ -343,6 +407,7 @@ impl PublicKey {
         Sha256::of(&self.spki).to_hex()
     }
 
+    /// Whether `sig` is this key's signature over `message`, by the key's scheme only.
     pub fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
         let alg: &dyn signature::VerificationAlgorithm = match self.algorithm {
             Algorithm::Ed25519 => &signature::ED25519,
@@ -365,6 +430,7 @@ pub struct Certificate {
 }
 
 impl Certificate {
+    /// Reads one X.509 `CERTIFICATE` PEM block; its key must be one reports can use.
     pub fn from_pem(pem: &[u8]) -> Result<Self, CertError> {
         let der = one_pem(pem, "CERTIFICATE").map_err(|found| CertError::Pem { found })?;
         let (subject, public) = {
@@ -387,10 +453,12 @@ impl Certificate {
         &self.pem
     }
 
+    /// The subject's distinguished name, for people.
     pub fn subject(&self) -> &str {
         &self.subject
     }
 
+    /// The key the certificate is for.
     pub fn public_key(&self) -> &PublicKey {
         &self.public
     }

@@ -26,23 +26,32 @@ use crate::core::finding::{Kind, Verdict};
 use crate::core::ledger::{Counts, HourState, Ledger};
 use crate::core::types::Sha256;
 
+/// The DSSE `payloadType` of a signed report: an in-toto statement.
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// The statement's `_type`: in-toto Statement v1.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// The statement's `predicateType`: a trailproof verification report.
 pub const PREDICATE_TYPE: &str = "https://trailproof.dev/verification-report/v1";
+/// The name of the single subject that stands for the manifest (see the module docs).
 pub const MANIFEST_SUBJECT: &str = "trailproof-manifest.json";
 /// Above this many hashed objects, the statement names the manifest instead (see above).
 pub const MAX_OBJECT_SUBJECTS: usize = 1000;
 
+/// An in-toto subject: something the statement is about, by name and digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Subject {
+    /// An object's `s3://` URI, or [`MANIFEST_SUBJECT`].
     pub name: String,
+    /// Its digest.
     pub digest: DigestSet,
 }
 
+/// An in-toto digest set; trailproof writes and accepts SHA-256 only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DigestSet {
+    /// Lowercase hex SHA-256: of an object's inflated content, or of the compact manifest JSON.
     pub sha256: String,
 }
 
@@ -95,8 +104,10 @@ pub fn subjects(manifest: &[ManifestEntry], max: usize) -> Vec<Subject> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignError {
+    /// The key could not sign.
     #[error("signing key: {0}")]
     Key(#[from] KeyError),
+    /// The certificate is not for the key.
     #[error("--sign-cert: {0}")]
     Certificate(#[from] super::signing::CertError),
 }
@@ -109,6 +120,7 @@ pub struct Signer {
 }
 
 impl Signer {
+    /// A signer; refuses a certificate whose public key is not `key`'s.
     pub fn new(key: SigningKey, certificate: Option<Certificate>) -> Result<Self, SignError> {
         if let Some(c) = &certificate {
             c.check_key(key.public())?;
@@ -161,39 +173,66 @@ struct StatementView {
     predicate: ReportView,
 }
 
+/// The signed predicate as read back: the fields of the audit [`Document`] that verification
+/// checks or prints, each as documented there. Fields not named here are not read.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReportView {
+    /// Must be [`SCHEMA`].
     pub schema: String,
+    /// The tool that made the report.
     pub tool: String,
+    /// Its version.
     pub version: String,
+    /// When the run happened.
     pub run: RunInfo,
+    /// Who signed it; checked against the envelope.
     pub signer: SignerInfo,
+    /// What was verified.
     pub source: String,
+    /// The bucket verified.
     pub bucket: String,
+    /// The period verified.
     pub range: RangeInfo,
+    /// Every chain.
     pub chains: Vec<ChainView>,
+    /// Findings outside every chain.
     pub unchained: Vec<FindingView>,
+    /// The report's counts, as signed.
     pub totals: Totals,
+    /// Every chain's ledger added up; checked against the chains'.
     pub ledger: LedgerTotals,
+    /// Every judged object; the subjects must follow from it.
     pub manifest: Vec<ManifestEntry>,
+    /// What the report does not prove.
     pub not_proven: Vec<NotProven>,
+    /// Checked against the findings and the ledgers.
     pub exit_code: i64,
 }
 
+/// One chain of a [`ReportView`].
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChainView {
+    /// Which chain.
     pub chain: ChainInfo,
+    /// What it covers within the range.
     pub coverage: Coverage,
+    /// Its hours; absent for backfill chains.
     #[serde(default)]
     pub ledger: Option<Ledger>,
+    /// Its findings.
     pub findings: Vec<FindingView>,
 }
 
+/// The part of a finding that verification reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct FindingView {
+    /// As [`Finding::subject`](crate::core::finding::Finding::subject).
     pub subject: String,
+    /// As [`Finding::kind`](crate::core::finding::Finding::kind).
     pub kind: Kind,
+    /// Must be the kind's verdict.
     pub verdict: Verdict,
+    /// As [`Finding::reason`](crate::core::finding::Finding::reason).
     pub reason: String,
 }
 
@@ -201,32 +240,61 @@ pub struct FindingView {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReportError {
+    /// The envelope's form, key or signature failed.
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    /// The payload is not JSON of the statement's shape, or a field is missing or mistyped.
     #[error("the payload is not a trailproof report statement: {detail}")]
-    Schema { detail: String },
+    Schema {
+        /// The JSON parser's message.
+        detail: String,
+    },
+    /// A field with one possible value (`_type`, `predicateType`, `predicate.schema`) has
+    /// another.
     #[error("{field} is {found:?}, expected {expected:?}")]
     Unexpected {
+        /// The field's path in the statement.
         field: &'static str,
+        /// Its value.
         found: String,
+        /// The one value it may have.
         expected: &'static str,
     },
+    /// The subjects are neither one per hashed manifest object nor the manifest subject.
     #[error("the subjects are not the ones the manifest gives")]
     Subjects,
+    /// The signed `signer` block names another key, algorithm or certificate than the
+    /// envelope's.
     #[error("the signed signer block does not match the envelope's {what}")]
-    Signer { what: &'static str },
+    Signer {
+        /// Which part differs.
+        what: &'static str,
+    },
+    /// A finding's verdict is not its kind's.
     #[error(
         "finding {subject} of kind {kind:?} has verdict {verdict:?}, which that kind never has"
     )]
     Verdict {
+        /// The finding's subject.
         subject: String,
+        /// Its kind.
         kind: Kind,
+        /// The verdict it claims.
         verdict: Verdict,
     },
+    /// `exit_code` says 0 where a finding is not valid or an hour not proven, or the reverse.
     #[error("exit_code {exit_code} contradicts the findings or the ledger")]
-    ExitCode { exit_code: i64 },
+    ExitCode {
+        /// The exit code as signed.
+        exit_code: i64,
+    },
+    /// A chain's hours, or the totals over the chains, do not add up.
     #[error("the ledger does not add up: {what}")]
-    Ledger { what: &'static str },
+    Ledger {
+        /// Which sum fails.
+        what: &'static str,
+    },
+    /// With a CA: the signer's certificate was not valid at `run.finished`.
     #[error("signer's certificate at signing time: {0}")]
     SigningTime(super::signing::CertError),
 }
@@ -234,8 +302,11 @@ pub enum ReportError {
 /// A signed report that verified.
 #[derive(Debug)]
 pub struct VerifiedReport {
+    /// The signed report.
     pub report: ReportView,
+    /// How many subjects the statement has.
     pub subjects: usize,
+    /// Whether the statement names the manifest rather than each object.
     pub manifest_subject: bool,
     /// The CA-checked or key-matched certificate, if the envelope had one.
     pub certificate: Option<Certificate>,
@@ -255,17 +326,6 @@ pub fn verify(
         serde_json::from_slice(&opened.payload).map_err(|e| ReportError::Schema {
             detail: e.to_string(),
         })?;
-    let expect = |field, found: &str, expected: &'static str| {
-        if found == expected {
-            Ok(())
-        } else {
-            Err(ReportError::Unexpected {
-                field,
-                found: found.to_owned(),
-                expected,
-            })
-        }
-    };
     expect("_type", &statement.ty, STATEMENT_TYPE)?;
     expect("predicateType", &statement.predicate_type, PREDICATE_TYPE)?;
     let report = statement.predicate;
@@ -275,7 +335,43 @@ pub fn verify(
     if !manifest_form && statement.subject != object_subjects(&report.manifest) {
         return Err(ReportError::Subjects);
     }
+    check_signer(&report, &opened, trust)?;
+    let all_valid = check_verdicts(&report)?;
+    let proven = check_ledgers(&report)?;
+    if (report.exit_code == 0) != (all_valid && proven) {
+        return Err(ReportError::ExitCode {
+            exit_code: report.exit_code,
+        });
+    }
+    Ok(VerifiedReport {
+        subjects: statement.subject.len(),
+        manifest_subject: manifest_form,
+        certificate: opened.certificate,
+        report,
+    })
+}
 
+/// A field of the statement that has one possible value.
+fn expect(field: &'static str, found: &str, expected: &'static str) -> Result<(), ReportError> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(ReportError::Unexpected {
+            field,
+            found: found.to_owned(),
+            expected,
+        })
+    }
+}
+
+/// The signed `signer` block names the key and certificate that signed the envelope: a report
+/// cannot claim another signer than the one that signed it. With a CA, the certificate must
+/// also have been valid when the report says it was made.
+fn check_signer(
+    report: &ReportView,
+    opened: &dsse::Opened,
+    trust: Trust<'_>,
+) -> Result<(), ReportError> {
     let signer = &report.signer;
     if signer.keyid != opened.key.keyid() {
         return Err(ReportError::Signer { what: "key id" });
@@ -301,7 +397,12 @@ pub fn verify(
         cert.check_issued_by(ca, &[report.run.finished])
             .map_err(ReportError::SigningTime)?;
     }
+    Ok(())
+}
 
+/// Every finding carries the verdict its kind has (the signer's tool cannot have written
+/// another). Answers whether every finding is valid.
+fn check_verdicts(report: &ReportView) -> Result<bool, ReportError> {
     let findings = report
         .chains
         .iter()
@@ -318,7 +419,12 @@ pub fn verify(
         }
         all_valid &= f.verdict == Verdict::Valid;
     }
-    // The ledgers add up: each chain's hours, and the totals over the chains.
+    Ok(all_valid)
+}
+
+/// The ledgers add up: each chain's hours, and the totals over the chains. Answers whether
+/// every hour is proven.
+fn check_ledgers(report: &ReportView) -> Result<bool, ReportError> {
     let mut counts = Counts::default();
     let mut chains = 0;
     for l in report.chains.iter().filter_map(|c| c.ledger.as_ref()) {
@@ -349,20 +455,9 @@ pub fn verify(
             what: "the totals over the chains",
         });
     }
-    let proven = HourState::ALL
+    Ok(HourState::ALL
         .iter()
-        .all(|s| s.is_proven() || counts.get(*s) == 0);
-    if (report.exit_code == 0) != (all_valid && proven) {
-        return Err(ReportError::ExitCode {
-            exit_code: report.exit_code,
-        });
-    }
-    Ok(VerifiedReport {
-        subjects: statement.subject.len(),
-        manifest_subject: manifest_form,
-        certificate: opened.certificate,
-        report,
-    })
+        .all(|s| s.is_proven() || counts.get(*s) == 0))
 }
 
 #[cfg(test)]
