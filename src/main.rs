@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 mod cli;
 
+use cli::error::CliError;
 use cli::{Cli, Command, VerifyArgs};
 use trailproof::engine::{self, FindingSink};
 use trailproof::report::Report;
@@ -18,7 +19,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Verify(args) => verify(args),
         Command::Report(args) => {
-            cli::report::run(args, &mut std::io::stdout().lock()).map_err(|e| e.to_string())
+            cli::report::run(args, &mut std::io::stdout().lock()).map_err(CliError::from)
         }
         #[cfg(feature = "aws")]
         Command::ValidateLogs(args) => cli::aws::run_validate_logs(args),
@@ -29,52 +30,51 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(message) => {
-            eprintln!("trailproof: {message}");
+        Err(err) => {
+            eprintln!("trailproof: {err}");
             ExitCode::from(2)
         }
     }
 }
 
-fn verify(args: &VerifyArgs) -> Result<u8, String> {
+fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
-            .map_err(|e| e.to_string())?;
+            .map_err(CliError::Threads)?;
     }
     // The output is set up first, so a bad signing key stops the run before any work.
     let stdout = std::io::BufWriter::new(std::io::stdout());
-    let output = cli::report::Output::new(args.format, args.verbose, &args.sign, stdout)
-        .map_err(|e| e.to_string())?;
+    let output = cli::report::Output::new(args.format, args.verbose, &args.sign, stdout)?;
     let report = {
         let sink = output.sink();
         let sink = sink.as_ref().map(|s| s as FindingSink);
         if args.source.starts_with("s3://") {
             verify_s3(args, sink)?
         } else {
-            let path = args.public_keys.as_ref().ok_or(
-                "a local copy needs --public-keys (save them with `trailproof keys fetch` or `aws cloudtrail list-public-keys`)",
-            )?;
-            let keys = PinnedKeys::from_file(path).map_err(|e| e.to_string())?;
-            let evidence =
-                LocalEvidence::open(Path::new(&args.source)).map_err(|e| e.to_string())?;
+            let path = args.public_keys.as_ref().ok_or(CliError::NoPublicKeys)?;
+            let keys = PinnedKeys::from_file(path)?;
+            let dir = Path::new(&args.source);
+            let evidence = LocalEvidence::open(dir)?;
             engine::verify_streaming(&evidence, &keys, &args.settings(), sink)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| CliError::in_folder(e, dir))?
         }
     };
-    output.finish(&report).map_err(|e| e.to_string())?;
+    output.finish(&report)?;
     Ok(report.exit_code())
 }
 
 #[cfg(feature = "aws")]
-fn verify_s3(args: &VerifyArgs, sink: Option<FindingSink<'_>>) -> Result<Report, String> {
-    let (bucket, prefix) = cli::aws::parse_s3_uri(&args.source)
-        .ok_or_else(|| format!("{} is not an s3://BUCKET[/PREFIX] URI", args.source))?;
+fn verify_s3(args: &VerifyArgs, sink: Option<FindingSink<'_>>) -> Result<Report, CliError> {
+    let (bucket, prefix) =
+        cli::aws::parse_s3_uri(&args.source).ok_or_else(|| CliError::NotS3Uri {
+            uri: args.source.clone(),
+        })?;
     cli::aws::verify_s3(args, &bucket, &prefix, sink)
 }
 
 #[cfg(not(feature = "aws"))]
-fn verify_s3(_args: &VerifyArgs, _sink: Option<FindingSink<'_>>) -> Result<Report, String> {
-    Err("this build has no S3 support (built without the `aws` feature)".into())
+fn verify_s3(_args: &VerifyArgs, _sink: Option<FindingSink<'_>>) -> Result<Report, CliError> {
+    Err(CliError::NoS3Support)
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use jiff::{SignedDuration, Timestamp};
 
+use super::error::CliError;
 use super::{parse_time, VerifyArgs};
 use trailproof::core::keyfile::write_key_file;
 use trailproof::core::time::later;
@@ -15,7 +16,7 @@ use trailproof::report;
 use trailproof::source::aws::{AwsOptions, DEFAULT_MIN_RATE_KIB};
 use trailproof::source::cloudtrail::{describe_trail, CloudTrailKeys};
 use trailproof::source::s3::{S3Source, DEFAULT_CONCURRENCY};
-use trailproof::source::{KeyNeeds, KeyProvider, PinnedKeys};
+use trailproof::source::{KeyNeeds, KeyProvider, PinnedKeys, SourceError};
 
 /// How to reach AWS (credentials come from the usual chain: environment, profiles, SSO,
 /// instance roles).
@@ -58,11 +59,13 @@ pub struct ValidateLogsArgs {
     /// The ARN of the trail, e.g. arn:aws:cloudtrail:us-east-1:111122223333:trail/main.
     #[arg(long)]
     pub trail_arn: String,
-    /// Validate log files delivered on or after this UTC time.
-    #[arg(long, value_parser = parse_time)]
+    /// Validate log files delivered on or after this time: RFC 3339 (2026-01-01T00:00:00Z), a
+    /// date and time (2026-01-01T00:00:00) or a date (2026-01-01); without an offset it is UTC.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub start_time: Timestamp,
-    /// Validate log files delivered on or before this UTC time (default: now).
-    #[arg(long, value_parser = parse_time)]
+    /// Validate log files delivered on or before this time (default: now); TIME as for
+    /// --start-time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub end_time: Option<Timestamp>,
     /// The bucket holding the digests (default: from DescribeTrails).
     #[arg(long)]
@@ -88,20 +91,24 @@ pub struct ValidateLogsArgs {
 
 #[derive(Debug, Args)]
 pub struct AcquireArgs {
-    /// s3://BUCKET[/PREFIX]
+    /// The bucket to copy from: s3://BUCKET[/PREFIX].
     pub source: String,
     /// The evidence directory to fill (created if needed; existing files are kept).
     pub dir: PathBuf,
-    #[arg(long, value_parser = parse_time)]
+    /// Acquire log files delivered from this time on: RFC 3339 (2026-01-01T00:00:00Z), a date
+    /// and time (2026-01-01T00:00:00) or a date (2026-01-01); without an offset it is UTC.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub start_time: Timestamp,
-    /// Default: now.
-    #[arg(long, value_parser = parse_time)]
+    /// Acquire log files delivered up to this time (default: now); TIME as for --start-time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub end_time: Option<Timestamp>,
+    /// Only these accounts (repeatable).
     #[arg(long = "account-id", value_name = "ACCOUNT")]
     pub accounts: Vec<String>,
-    /// Source Regions (repeatable).
+    /// Only these source Regions (repeatable).
     #[arg(long = "region", value_name = "REGION")]
     pub regions: Vec<String>,
+    /// Only these trail names (repeatable).
     #[arg(long = "trail", value_name = "NAME")]
     pub trails: Vec<String>,
     #[command(flatten)]
@@ -119,10 +126,12 @@ pub struct KeysFetchArgs {
     /// Source Regions to fetch keys for (repeatable; keys are per Region).
     #[arg(long = "region", value_name = "REGION", required = true)]
     pub regions: Vec<String>,
-    #[arg(long, value_parser = parse_time)]
+    /// Keys valid from this time on: RFC 3339 (2026-01-01T00:00:00Z), a date and time
+    /// (2026-01-01T00:00:00) or a date (2026-01-01); without an offset it is UTC.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub start_time: Timestamp,
-    /// Default: now.
-    #[arg(long, value_parser = parse_time)]
+    /// Keys valid up to this time (default: now); TIME as for --start-time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub end_time: Option<Timestamp>,
     /// Where to write (default: stdout).
     #[arg(long, value_name = "FILE")]
@@ -142,10 +151,10 @@ pub fn parse_s3_uri(uri: &str) -> Option<(String, String)> {
 fn key_provider(
     pinned: Option<&PathBuf>,
     options: &AwsOptions,
-) -> Result<Box<dyn KeyProvider>, String> {
+) -> Result<Box<dyn KeyProvider>, CliError> {
     Ok(match pinned {
-        Some(path) => Box::new(PinnedKeys::from_file(path).map_err(|e| e.to_string())?),
-        None => Box::new(CloudTrailKeys::new(options).map_err(|e| e.to_string())?),
+        Some(path) => Box::new(PinnedKeys::from_file(path)?),
+        None => Box::new(CloudTrailKeys::new(options)?),
     })
 }
 
@@ -155,21 +164,25 @@ pub fn verify_s3(
     bucket: &str,
     prefix: &str,
     sink: Option<engine::FindingSink<'_>>,
-) -> Result<report::Report, String> {
+) -> Result<report::Report, CliError> {
     let options = args.aws.options(None);
-    let source = S3Source::connect(&options, bucket, prefix, args.aws.concurrency)
-        .map_err(|e| e.to_string())?;
+    let source = S3Source::connect(&options, bucket, prefix, args.aws.concurrency)?;
     let keys = key_provider(args.public_keys.as_ref(), &options)?;
-    engine::verify_streaming(&source, keys.as_ref(), &args.settings(), sink)
-        .map_err(|e| e.to_string())
+    Ok(engine::verify_streaming(
+        &source,
+        keys.as_ref(),
+        &args.settings(),
+        sink,
+    )?)
 }
 
-pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, String> {
-    let arn = TrailArn::parse(&args.trail_arn)
-        .ok_or_else(|| format!("Invalid trail ARN provided: {}", args.trail_arn))?;
+pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, CliError> {
+    let arn = TrailArn::parse(&args.trail_arn).ok_or_else(|| CliError::InvalidTrailArn {
+        arn: args.trail_arn.clone(),
+    })?;
     let end = args.end_time.unwrap_or_else(Timestamp::now);
     if args.start_time > end {
-        return Err("Invalid time range specified: start-time must occur before end-time".into());
+        return Err(CliError::InvalidTimeRange);
     }
     let source_region = match &args.region {
         Some(r) => r.clone(),
@@ -179,12 +192,9 @@ pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, String> {
     let (bucket, prefix) = match &args.s3_bucket {
         Some(b) => (b.clone(), args.s3_prefix.clone().unwrap_or_default()),
         None => {
-            let trail = describe_trail(&options, &source_region, &args.trail_arn)
-                .map_err(|e| e.to_string())?;
+            let trail = describe_trail(&options, &source_region, &args.trail_arn)?;
             if trail.organization_trail && args.account_id.is_none() {
-                return Err(
-                    "Missing required parameter for organization trail: '--account-id'".into(),
-                );
+                return Err(CliError::OrganizationTrailNeedsAccount);
             }
             (
                 trail.bucket,
@@ -197,9 +207,8 @@ pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, String> {
         .clone()
         .unwrap_or_else(|| arn.account.clone());
     // The trail's prefix is known: no other prefix is searched for trails.
-    let source = S3Source::connect(&options, &bucket, &prefix, args.aws.concurrency)
-        .map_err(|e| e.to_string())?
-        .trail_prefix();
+    let source =
+        S3Source::connect(&options, &bucket, &prefix, args.aws.concurrency)?.trail_prefix();
     let keys = key_provider(args.public_keys.as_ref(), &options)?;
     let settings = Settings {
         start: Some(args.start_time),
@@ -219,7 +228,7 @@ pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, String> {
         Ok(r) => r,
         // The CLI prints an empty summary when there is nothing at all.
         Err(engine::EngineError::NothingFound { .. }) => engine::empty_report(&source, &settings),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
@@ -233,18 +242,18 @@ pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, String> {
         end,
         args.verbose,
     )
-    .map_err(|e| format!("cannot write the report: {e}"))?;
-    out.flush().map_err(|e| e.to_string())?;
+    .map_err(CliError::Output)?;
+    out.flush().map_err(CliError::Output)?;
     Ok(outcome.exit_code)
 }
 
-pub fn run_acquire(args: &AcquireArgs) -> Result<u8, String> {
-    let (bucket, prefix) = parse_s3_uri(&args.source)
-        .ok_or_else(|| format!("{} is not an s3://BUCKET[/PREFIX] URI", args.source))?;
+pub fn run_acquire(args: &AcquireArgs) -> Result<u8, CliError> {
+    let (bucket, prefix) = parse_s3_uri(&args.source).ok_or_else(|| CliError::NotS3Uri {
+        uri: args.source.clone(),
+    })?;
     let options = args.aws.options(None);
-    let source = S3Source::connect(&options, &bucket, &prefix, args.aws.concurrency)
-        .map_err(|e| e.to_string())?
-        .remembering_listings();
+    let source =
+        S3Source::connect(&options, &bucket, &prefix, args.aws.concurrency)?.remembering_listings();
     let settings = Settings {
         start: Some(args.start_time),
         end: Some(args.end_time.unwrap_or_else(Timestamp::now)),
@@ -253,36 +262,49 @@ pub fn run_acquire(args: &AcquireArgs) -> Result<u8, String> {
         trails: args.trails.clone(),
         ..Settings::default()
     };
-    let summary = acquire(&source, &options, &settings, &args.dir).map_err(|e| e.to_string())?;
+    let summary = acquire(&source, &options, &settings, &args.dir).map_err(|e| match e {
+        // The bucket acquired is the one named, not one given by a flag: the directory is
+        // another bucket's.
+        engine::EngineError::BucketConflict { given, recorded } => CliError::OtherBucketsEvidence {
+            dir: args.dir.clone(),
+            bucket: given,
+            recorded,
+        },
+        e => e.into(),
+    })?;
     eprintln!("{summary}");
     Ok(if summary.failed == 0 { 0 } else { 2 })
 }
 
-pub fn run_keys(command: &KeysCommand) -> Result<u8, String> {
+pub fn run_keys(command: &KeysCommand) -> Result<u8, CliError> {
     let KeysCommand::Fetch(args) = command;
     let end = args.end_time.unwrap_or_else(Timestamp::now);
-    let provider = CloudTrailKeys::new(&args.aws.options(None)).map_err(|e| e.to_string())?;
+    let provider = CloudTrailKeys::new(&args.aws.options(None))?;
     let needs = KeyNeeds {
         regions: args.regions.iter().cloned().collect(),
         // The window the AWS CLI uses for a range, so online and offline runs see the same keys.
         windows: vec![(args.start_time, later(end, SignedDuration::from_hours(2)))],
     };
-    let records = provider.records(&needs).map_err(|e| e.to_string())?;
-    trailproof::core::keyfile::key_set(&records).map_err(|e| e.to_string())?;
+    let records = provider.records(&needs)?;
+    // Only keys that would verify are saved.
+    trailproof::core::keyfile::key_set(&records)
+        .map_err(|source| SourceError::UnusableKeys { source })?;
     let json = write_key_file(&records);
     match &args.out {
-        Some(path) => std::fs::write(path, json)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        Some(path) => std::fs::write(path, json).map_err(|source| CliError::Write {
+            path: path.clone(),
+            source,
+        })?,
         None => std::io::stdout()
             .write_all(&json)
-            .map_err(|e| e.to_string())?,
+            .map_err(CliError::Output)?,
     }
     Ok(0)
 }
 
 /// The Region the AWS CLI would use: AWS_REGION, AWS_DEFAULT_REGION, then the profile's.
-fn configured_region(aws: &AwsArgs) -> Result<Option<String>, String> {
-    let runtime = trailproof::source::aws::runtime(false).map_err(|e| e.to_string())?;
+fn configured_region(aws: &AwsArgs) -> Result<Option<String>, CliError> {
+    let runtime = trailproof::source::aws::runtime(false)?;
     let config = runtime.block_on(trailproof::source::aws::load(&aws.options(None), None));
     Ok(config.region().map(|r| r.to_string()))
 }

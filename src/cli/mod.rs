@@ -1,5 +1,6 @@
 //! Command-line flags, turned into validated engine settings.
 
+pub mod error;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -54,9 +55,12 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "KEYS.json")]
     pub public_keys: Option<PathBuf>,
     /// Verify log files delivered from this time on (default: the oldest digest's start).
+    /// TIME is RFC 3339 (2026-01-01T00:00:00Z), a date and time (2026-01-01T00:00:00) or a
+    /// date (2026-01-01); without an offset it is UTC.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub start_time: Option<Timestamp>,
-    /// Verify log files delivered up to this time (default: the newest digest's end).
+    /// Verify log files delivered up to this time (default: the newest digest's end); TIME as
+    /// for --start-time.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub end_time: Option<Timestamp>,
     /// Only these accounts (repeatable).
@@ -76,7 +80,7 @@ pub struct VerifyArgs {
     pub head_signatures: Vec<(String, Vec<u8>)>,
     /// text: like `aws cloudtrail validate-logs`; json: the whole report; jsonl: one finding per
     /// line as decided, then a summary line; html: a self-contained page for auditors.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Text)]
     pub format: Format,
     #[command(flatten)]
     pub sign: report::SignArgs,
@@ -91,6 +95,7 @@ pub struct VerifyArgs {
     pub aws: aws::AwsArgs,
 }
 
+// Described in `--format`'s help, as one sentence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
@@ -139,7 +144,7 @@ pub fn parse_time(text: &str) -> Result<Timestamp, String> {
         return utc(d.to_datetime(jiff::civil::Time::midnight())).map_err(|e| e.to_string());
     }
     Err(format!(
-        "{text:?} is not a time; use e.g. 2026-01-01T00:00:00Z"
+        "{text:?} is not a time; use RFC 3339 (2026-01-01T00:00:00Z), a date and time in UTC (2026-01-01T00:00:00) or a date (2026-01-01)"
     ))
 }
 

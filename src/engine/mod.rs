@@ -62,20 +62,25 @@ pub struct Settings {
     pub allow_unmatched_filters: bool,
 }
 
-/// A filter flag of a run.
+/// A filter of a run ([`Settings::accounts`], [`Settings::regions`], [`Settings::trails`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Filter {
+    /// An account id.
     Account,
+    /// A source Region.
     Region,
+    /// A trail name.
     Trail,
 }
 
+/// What the filter selects, as a message says it: "account", "Region", "trail".
 impl std::fmt::Display for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Filter::Account => "--account-id",
-            Filter::Region => "--region",
-            Filter::Trail => "--trail",
+            Filter::Account => "account",
+            Filter::Region => "Region",
+            Filter::Trail => "trail",
         })
     }
 }
@@ -83,7 +88,9 @@ impl std::fmt::Display for Filter {
 /// A filter value that selects nothing the source lists.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct UnmatchedFilter {
+    /// Which filter.
     pub filter: Filter,
+    /// The value that matches nothing.
     pub value: String,
 }
 
@@ -91,36 +98,62 @@ pub struct UnmatchedFilter {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
+    /// The source could not be listed or read as a whole.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The source holds no CloudTrail digest or log file the filters select.
     #[error("no CloudTrail digest or log files in {source_name} match the filters (is this a copy of a CloudTrail bucket? objects are expected at AWSLogs/...)")]
-    NothingFound { source_name: String },
-    #[error("cannot tell the bucket name from the evidence: pass --s3-bucket")]
-    NoBucket,
-    #[error("--s3-bucket {given} disagrees with the source, which is bucket {recorded}")]
-    BucketConflict { given: String, recorded: String },
-    #[error("the start time {start} is after the end time {end}")]
-    BadRange { start: String, end: String },
-    #[error("--head-signature names {key}, which is not a digest in the evidence")]
-    UnknownHead { key: String },
-    #[error("{}", unmatched_message(.source_name, .unmatched, .trails_found))]
-    UnmatchedFilters {
+    NothingFound {
+        /// The source, as [`ObjectSource::describe`] says it.
         source_name: String,
+    },
+    /// No bucket was given, the source does not know its own, and no digest lies where it says
+    /// it was delivered, so none can name it.
+    #[error("the bucket name cannot be told from the evidence: it has no evidence-metadata file, and no digest lies at the key it names for itself")]
+    NoBucket,
+    /// The bucket given ([`Settings::bucket`]) is not the source's.
+    #[error("the given bucket {given} disagrees with the source, which is bucket {recorded}")]
+    BucketConflict {
+        /// The bucket given.
+        given: String,
+        /// The source's.
+        recorded: String,
+    },
+    /// The range ends before it starts.
+    #[error("the start time {start} is after the end time {end}")]
+    BadRange {
+        /// The start, ISO 8601.
+        start: String,
+        /// The end, ISO 8601.
+        end: String,
+    },
+    /// A head signature ([`Settings::head_signatures`]) names a key that is no digest there.
+    #[error("a head signature is given for {key}, which is not a digest in the evidence")]
+    UnknownHead {
+        /// The key.
+        key: String,
+    },
+    /// Filter values that select nothing (unless [`Settings::allow_unmatched_filters`]).
+    #[error("{}", unmatched_message(.source_name, .unmatched, .trails_found, &|u| format!("the {} {}", u.filter, u.value)))]
+    UnmatchedFilters {
+        /// The source, as [`ObjectSource::describe`] says it.
+        source_name: String,
+        /// Each value that selects nothing.
         unmatched: Vec<UnmatchedFilter>,
         /// The trails that do have digests under the other filters, to spot a typo.
         trails_found: Vec<String>,
     },
 }
 
-fn unmatched_message(
+/// The message of [`EngineError::UnmatchedFilters`], each value as `name` says it (the
+/// library says "the trail X"; a command line may say its flag instead).
+pub fn unmatched_message(
     source_name: &str,
     unmatched: &[UnmatchedFilter],
     trails_found: &[String],
+    name: &dyn Fn(&UnmatchedFilter) -> String,
 ) -> String {
-    let values: Vec<String> = unmatched
-        .iter()
-        .map(|u| format!("{} {}", u.filter, u.value))
-        .collect();
+    let values: Vec<String> = unmatched.iter().map(name).collect();
     let mut message = format!(
         "nothing in {source_name} matches {} (checked against every digest and log file listed for the range and the other filters); nothing was verified",
         values.join(", ")
@@ -1737,7 +1770,7 @@ mod tests {
             Vec::<String>::new()
         );
         let (values, found) = unmatched(&with(&[], &[], &["org-trial"]));
-        assert_eq!(values, ["--trail org-trial"]);
+        assert_eq!(values, ["trail org-trial"]);
         assert_eq!(found, ["org-trail"]);
         assert_eq!(
             unmatched(&with(
@@ -1746,11 +1779,7 @@ mod tests {
                 &["org-trail", "x"]
             ))
             .0,
-            [
-                "--account-id 111122223334",
-                "--region us-east-2",
-                "--trail x"
-            ]
+            ["account 111122223334", "Region us-east-2", "trail x"]
         );
         // A value the other filters rule out matches nothing either.
         assert_eq!(
@@ -1760,7 +1789,7 @@ mod tests {
         let message = plan(&source, &with(&[], &[], &["org-trial"]))
             .unwrap_err()
             .to_string();
-        assert!(message.contains("--trail org-trial"), "{message}");
+        assert!(message.contains("the trail org-trial"), "{message}");
         assert!(
             message.contains("trails with digests there: org-trail"),
             "{message}"

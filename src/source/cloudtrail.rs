@@ -1,14 +1,14 @@
 //! CloudTrail and STS calls: public keys (ListPublicKeys, per Region, paginated, cached for
 //! the run), trail lookup (DescribeTrails), and the caller's identity for acquisition records.
+#![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use aws_sdk_cloudtrail::error::DisplayErrorContext;
 use aws_smithy_types::DateTime;
 use jiff::Timestamp;
 
-use super::aws::{load, AwsOptions};
+use super::aws::{load, AwsError, AwsOptions, NoRetryWhereNothingListens, Operation};
 use super::pages::{PageError, Pager};
 use super::{KeyNeeds, KeyProvider, SourceError};
 use crate::core::keyfile::{key_set, KeyRecord};
@@ -23,6 +23,7 @@ pub struct CloudTrailKeys {
 }
 
 impl CloudTrailKeys {
+    /// Keys asked for with `options` (its Region is replaced by each source Region's).
     pub fn new(options: &AwsOptions) -> Result<Self, SourceError> {
         let runtime = super::aws::runtime(false)?;
         Ok(CloudTrailKeys {
@@ -63,10 +64,7 @@ impl CloudTrailKeys {
 
 impl KeyProvider for CloudTrailKeys {
     fn keys(&self, needs: &KeyNeeds) -> Result<KeySet, SourceError> {
-        key_set(&self.records(needs)?).map_err(|e| SourceError::Aws {
-            what: "use the keys CloudTrail returned".into(),
-            detail: e.to_string(),
-        })
+        key_set(&self.records(needs)?).map_err(|source| SourceError::UnusableKeys { source })
     }
 
     fn origin(&self) -> String {
@@ -86,13 +84,15 @@ async fn list_public_keys(
     start: Timestamp,
     end: Timestamp,
 ) -> Result<Vec<KeyRecord>, SourceError> {
-    let client = aws_sdk_cloudtrail::Client::new(&load(options, Some(region)).await);
-    let fail = |detail: String| SourceError::Aws {
-        what: format!("list the public keys of {region}"),
-        detail,
+    let client = cloudtrail_client(options, region).await;
+    let target = region.to_owned();
+    let incomplete = |missing| SourceError::IncompleteKey {
+        region: region.to_owned(),
+        missing,
     };
     let pages = |problem| SourceError::Pages {
-        what: format!("list the public keys of {region}"),
+        operation: Operation::ListPublicKeys,
+        target: target.clone(),
         problem,
     };
     let mut pager = Pager::new(MAX_KEY_PAGES);
@@ -106,7 +106,7 @@ async fn list_public_keys(
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| fail(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| AwsError::new(&e, Operation::ListPublicKeys, target.clone(), options))?;
         pager.items(page.public_key_list().len()).map_err(pages)?;
         if records.len() + page.public_key_list().len() > MAX_KEYS {
             return Err(pages(PageError::TooManyItems { max: MAX_KEYS }));
@@ -114,14 +114,14 @@ async fn list_public_keys(
         for k in page.public_key_list() {
             let time = |t: Option<&DateTime>| {
                 t.and_then(|t| Timestamp::from_second(t.secs()).ok())
-                    .ok_or_else(|| fail("a key without a validity time".into()))
+                    .ok_or_else(|| incomplete("a validity time"))
             };
             records.push(KeyRecord {
                 // The SDK has already decoded the base64 of the wire: these are the DER bytes.
                 der: k
                     .value()
                     .map(|b| b.as_ref().to_vec())
-                    .ok_or_else(|| fail("a key without a value".into()))?,
+                    .ok_or_else(|| incomplete("a value"))?,
                 valid_from: time(k.validity_start_time())?,
                 valid_to: time(k.validity_end_time())?,
                 fingerprint: k.fingerprint().unwrap_or_default().to_owned(),
@@ -138,8 +138,11 @@ async fn list_public_keys(
 /// What DescribeTrails says about a trail.
 #[derive(Debug, Clone)]
 pub struct TrailInfo {
+    /// The bucket it delivers to.
     pub bucket: String,
+    /// Its key prefix, if it has one.
     pub prefix: Option<String>,
+    /// Whether it is an organization trail (its chains are per member account).
     pub organization_trail: bool,
 }
 
@@ -151,27 +154,30 @@ pub fn describe_trail(
 ) -> Result<TrailInfo, SourceError> {
     let runtime = super::aws::runtime(false)?;
     runtime.block_on(async {
-        let client = aws_sdk_cloudtrail::Client::new(&load(options, Some(region)).await);
-        let fail = |detail: String| SourceError::Aws {
-            what: format!("describe trail {trail_arn}"),
-            detail,
-        };
+        let client = cloudtrail_client(options, region).await;
         let out = client
             .describe_trails()
             .trail_name_list(trail_arn)
             .send()
             .await
-            .map_err(|e| fail(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| {
+                AwsError::new(&e, Operation::DescribeTrails, trail_arn.to_owned(), options)
+            })?;
         // Some servers ignore the name list, so pick the trail by ARN.
         let trail = out
             .trail_list()
             .iter()
             .find(|t| t.trail_arn() == Some(trail_arn))
-            .ok_or_else(|| fail("no such trail".into()))?;
+            .ok_or_else(|| SourceError::NoSuchTrail {
+                arn: trail_arn.to_owned(),
+                region: region.to_owned(),
+            })?;
         Ok(TrailInfo {
             bucket: trail
                 .s3_bucket_name()
-                .ok_or_else(|| fail("the trail has no S3 bucket".into()))?
+                .ok_or_else(|| SourceError::TrailWithoutBucket {
+                    arn: trail_arn.to_owned(),
+                })?
                 .to_owned(),
             prefix: trail
                 .s3_key_prefix()
@@ -185,22 +191,32 @@ pub fn describe_trail(
 /// Who the run is acting as (STS GetCallerIdentity), for acquisition records.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CallerIdentity {
+    /// The account it belongs to.
     pub account: Option<String>,
+    /// Its ARN (a user, a role session).
     pub arn: Option<String>,
+    /// Its unique id.
     pub user_id: Option<String>,
 }
 
+/// Asks STS who the run acts as.
 pub fn caller_identity(options: &AwsOptions) -> Result<CallerIdentity, SourceError> {
     let runtime = super::aws::runtime(false)?;
     runtime.block_on(async {
-        let client = aws_sdk_sts::Client::new(&load(options, None).await);
-        let out = client
+        let config = aws_sdk_sts::config::Builder::from(&load(options, None).await)
+            .retry_classifier(NoRetryWhereNothingListens)
+            .build();
+        let out = aws_sdk_sts::Client::from_conf(config)
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| SourceError::Aws {
-                what: "ask STS who the caller is".into(),
-                detail: aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
+            .map_err(|e| {
+                AwsError::new(
+                    &e,
+                    Operation::GetCallerIdentity,
+                    "the caller".into(),
+                    options,
+                )
             })?;
         Ok(CallerIdentity {
             account: out.account().map(str::to_owned),
@@ -208,4 +224,12 @@ pub fn caller_identity(options: &AwsOptions) -> Result<CallerIdentity, SourceErr
             user_id: out.user_id().map(str::to_owned),
         })
     })
+}
+
+/// A CloudTrail client in `region`.
+async fn cloudtrail_client(options: &AwsOptions, region: &str) -> aws_sdk_cloudtrail::Client {
+    let config = aws_sdk_cloudtrail::config::Builder::from(&load(options, Some(region)).await)
+        .retry_classifier(NoRetryWhereNothingListens)
+        .build();
+    aws_sdk_cloudtrail::Client::from_conf(config)
 }

@@ -3,6 +3,7 @@
 //! Objects live at `ROOT/<key>`, as `aws s3 sync s3://BUCKET ROOT` writes them. Every path a
 //! digest names is resolved under the root; a key with `..`, an absolute path, a NUL, or a
 //! symlink leading out of the root is refused and becomes a finding. Nothing is ever written.
+#![warn(missing_docs)]
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -15,7 +16,7 @@ use rayon::prelude::*;
 
 use super::progress::{Progress, Stored};
 use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject, Stray, StrayProblem};
-use crate::core::evidence::{DigestRecords, ObjectRecord, EVIDENCE_FILE};
+use crate::core::evidence::{DigestRecords, EvidenceError, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::types::S3Location;
 
@@ -29,9 +30,10 @@ pub struct LocalEvidence {
     root: PathBuf,
     /// The evidence-metadata file's digest facts. It names every object of the copy, so it is
     /// parsed on a thread of its own from `open` on, overlapping the first listing; the first
-    /// method that needs it waits ([`LocalEvidence::metadata`]).
-    metadata: OnceLock<Result<Option<DigestRecords>, String>>,
-    parsing: Mutex<Option<JoinHandle<Result<DigestRecords, SourceError>>>>,
+    /// method that needs it waits ([`LocalEvidence::metadata`]). `Err(None)`: its parse
+    /// panicked.
+    metadata: OnceLock<Result<Option<DigestRecords>, Option<EvidenceError>>>,
+    parsing: Mutex<Option<JoinHandle<Result<DigestRecords, EvidenceError>>>>,
     /// What the listings found that no key can name, for [`ObjectSource::strays`].
     strays: Mutex<BTreeSet<Stray>>,
     /// Directories under the root and their canonical paths, filled as keys are resolved.
@@ -66,20 +68,15 @@ impl LocalEvidence {
             // Verification reads only digests' records (their signatures); keeping the log
             // files' would make memory grow with every file of the copy.
             Ok(file) => {
-                let parsing = std::thread::spawn(move || {
-                    DigestRecords::parse(BufReader::new(file)).map_err(|source| {
-                        SourceError::Evidence {
-                            path: meta_path,
-                            source,
-                        }
-                    })
-                });
+                let parsing =
+                    std::thread::spawn(move || DigestRecords::parse(BufReader::new(file)));
                 *evidence
                     .parsing
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = Some(parsing);
             }
-            Err(ReadError::NotFound) => {
+            // Only `hash_log` says `OtherBucket`, for a location in another bucket.
+            Err(ReadError::NotFound | ReadError::OtherBucket) => {
                 let _ = evidence.metadata.set(Ok(None));
             }
             Err(ReadError::Escape(detail)) => {
@@ -95,12 +92,11 @@ impl LocalEvidence {
                 })
             }
             Err(ReadError::Io(detail)) => {
-                return Err(SourceError::Metadata {
-                    detail: format!("cannot read {}: {detail}", meta_path.display()),
+                return Err(SourceError::MetadataUnreadable {
+                    path: meta_path,
+                    detail,
                 })
             }
-            // Only `hash_log` says so, for a location in another bucket.
-            Err(ReadError::OtherBucket) => {}
         }
         Ok(evidence)
     }
@@ -111,20 +107,21 @@ impl LocalEvidence {
         let mut parsing = self.parsing.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(handle) = parsing.take() {
             let parsed = match handle.join() {
-                Ok(parsed) => parsed.map(Some).map_err(|e| e.to_string()),
-                Err(_) => Err(format!("{EVIDENCE_FILE}: its parse failed")),
+                Ok(parsed) => parsed.map(Some).map_err(Some),
+                Err(_) => Err(None),
             };
             let _ = self.metadata.set(parsed);
         }
         drop(parsing);
-        match self.metadata.get() {
-            Some(Ok(m)) => Ok(m.as_ref()),
-            Some(Err(detail)) => Err(SourceError::Metadata {
-                detail: detail.clone(),
+        let path = || self.root.join(EVIDENCE_FILE);
+        // `open` either set it or left the parse to join above.
+        match self.metadata.get_or_init(|| Ok(None)) {
+            Ok(m) => Ok(m.as_ref()),
+            Err(Some(source)) => Err(SourceError::Evidence {
+                path: path(),
+                source: source.clone(),
             }),
-            None => Err(SourceError::Metadata {
-                detail: format!("{EVIDENCE_FILE} was not parsed"),
-            }),
+            Err(None) => Err(SourceError::MetadataIncomplete { path: path() }),
         }
     }
 

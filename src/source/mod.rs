@@ -1,4 +1,5 @@
 //! Adapters: the only code that touches the disk or the network.
+#![warn(missing_docs)]
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -7,6 +8,8 @@ pub mod cloudtrail;
 pub mod local;
 #[cfg(feature = "aws")]
 pub mod pages;
+// Being replaced by an observer trait (issue #11); its documentation comes with that.
+#[allow(missing_docs)]
 pub mod progress;
 #[cfg(feature = "aws")]
 pub mod s3;
@@ -28,52 +31,142 @@ use progress::Progress;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
+    /// The evidence directory cannot be opened (missing, not a folder, not readable).
     #[error("cannot open evidence directory {path}: {source}")]
     Root {
+        /// The directory as given.
         path: PathBuf,
+        /// Why (its [`std::io::ErrorKind`] tells a missing folder from a permission problem).
         source: std::io::Error,
     },
+    /// A file or folder of the evidence cannot be read or written.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The evidence-metadata file is not one.
     #[error("{path}: {source}")]
     Evidence {
+        /// The file.
         path: PathBuf,
+        /// What is wrong with it.
         source: crate::core::evidence::EvidenceError,
     },
-    /// The evidence-metadata file could not be read or parsed (the detail names it).
-    #[error("{detail}")]
-    Metadata { detail: String },
+    /// The evidence-metadata file could not be read.
+    #[error("cannot read {path}: {detail}")]
+    MetadataUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why, as the operating system said it.
+        detail: String,
+    },
+    /// Reading the evidence-metadata file stopped half-way (its reader panicked): it is not
+    /// used, rather than used in part.
+    #[error("{path} could not be read to its end")]
+    MetadataIncomplete {
+        /// The file.
+        path: PathBuf,
+    },
     /// The evidence-metadata file leads out of the evidence directory: it is not read.
     #[error("{path} leads out of the evidence directory ({detail}): it was not read")]
-    MetadataEscape { path: PathBuf, detail: String },
+    MetadataEscape {
+        /// The file.
+        path: PathBuf,
+        /// Where it leads.
+        detail: String,
+    },
     /// The evidence-metadata file is a FIFO, a device, ...: it is not read.
     #[error("{path} is not a regular file but {what}: it was not read")]
-    MetadataNotAFile { path: PathBuf, what: &'static str },
-    /// An AWS call that the run cannot do without (a listing, the public keys).
-    #[error("could not {what}: {detail}")]
-    Aws { what: String, detail: String },
+    MetadataNotAFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        what: &'static str,
+    },
+    /// The async runtime the AWS clients run on could not be started.
+    #[error("cannot start the async runtime: {source}")]
+    Runtime {
+        /// Why (the system refused threads or file descriptors).
+        source: std::io::Error,
+    },
+    /// An AWS call that the run cannot do without (a listing, the public keys, a trail).
+    #[cfg(feature = "aws")]
+    #[error(transparent)]
+    Aws(Box<aws::AwsError>),
     /// A paginated answer (a listing, the public keys) that did not end as a real one does.
     #[cfg(feature = "aws")]
-    #[error("could not {what}: {problem}")]
+    #[error("{operation} ({target}) gave an answer that cannot be complete: {problem}")]
     Pages {
-        what: String,
+        /// The call.
+        operation: aws::Operation,
+        /// What it was about (`s3://BUCKET/PREFIX`, a Region's keys).
+        target: String,
+        /// How its pages went wrong.
         problem: pages::PageError,
+    },
+    /// CloudTrail answered a public key without its value or its validity times.
+    #[cfg(feature = "aws")]
+    #[error("ListPublicKeys ({region}) answered a key without {missing}")]
+    IncompleteKey {
+        /// The Region asked.
+        region: String,
+        /// What the key lacks: `"a value"` or `"a validity time"`.
+        missing: &'static str,
+    },
+    /// The keys CloudTrail answered are not usable keys.
+    #[cfg(feature = "aws")]
+    #[error("the public keys CloudTrail answered are not usable: {source}")]
+    UnusableKeys {
+        /// What is wrong with them.
+        source: KeyFileError,
+    },
+    /// DescribeTrails does not know the trail.
+    #[cfg(feature = "aws")]
+    #[error("DescribeTrails in {region} does not know the trail {arn}")]
+    NoSuchTrail {
+        /// The trail ARN asked for.
+        arn: String,
+        /// The Region asked.
+        region: String,
+    },
+    /// The trail writes to no S3 bucket.
+    #[cfg(feature = "aws")]
+    #[error("the trail {arn} has no S3 bucket")]
+    TrailWithoutBucket {
+        /// The trail ARN.
+        arn: String,
     },
     /// Where acquisition must write, the evidence directory holds a symbolic link or something
     /// other than a plain file or folder: writing there could land outside the directory.
-    #[error("{path} is a symbolic link or not a plain file or folder; nothing is written through it (remove it and run again)")]
-    NotPlain { path: PathBuf },
+    #[error(
+        "{path} is a symbolic link or not a plain file or folder; nothing is written through it"
+    )]
+    NotPlain {
+        /// What is there.
+        path: PathBuf,
+    },
     /// A key that is not a plain relative path, where acquisition would write it.
     #[error("the key {key:?} is not a plain relative path: nothing is written for it")]
-    UnsafeKey { key: String },
+    UnsafeKey {
+        /// The key.
+        key: String,
+    },
+}
+
+#[cfg(feature = "aws")]
+impl From<aws::AwsError> for SourceError {
+    fn from(err: aws::AwsError) -> Self {
+        SourceError::Aws(Box::new(err))
+    }
 }
 
 /// Why one object could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadError {
+    /// Nothing is at the key.
     NotFound,
     /// The key would resolve outside the evidence root (`..`, absolute, NUL, or a symlink out).
     Escape(String),
@@ -93,21 +186,31 @@ pub enum ReadError {
 pub struct Stray {
     /// Its path as a key, bytes that are not UTF-8 replaced by U+FFFD; a folder ends in `/`.
     pub key: String,
+    /// Why no key can name it.
     pub problem: StrayProblem,
 }
 
+/// Why a [`Stray`] is one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum StrayProblem {
-    /// Its name is not UTF-8, which no S3 key can be; `raw` shows its bytes.
-    NotUtf8 { raw: String },
-    /// A link to a folder, not followed: what it holds was not listed. `out` when it leads out
-    /// of the evidence directory.
-    FolderLink { target: String, out: bool },
+    /// Its name is not UTF-8, which no S3 key can be.
+    NotUtf8 {
+        /// Its name's bytes, shown escaped.
+        raw: String,
+    },
+    /// A link to a folder, not followed: what it holds was not listed.
+    FolderLink {
+        /// Where it leads.
+        target: String,
+        /// Whether that is out of the evidence directory.
+        out: bool,
+    },
 }
 
 /// A stored digest as read, with its facts.
 #[derive(Debug, Clone, Default)]
 pub struct StoredObject {
+    /// The stored (compressed) bytes.
     pub bytes: Vec<u8>,
     /// Its signature and backfill time, from S3's metadata or the evidence record.
     pub facts: DigestFacts,
@@ -122,7 +225,9 @@ pub struct ListRequest {
     pub objects: ObjectType,
     /// Digest key times of interest; `None` lists everything.
     pub range: Option<(Timestamp, Timestamp)>,
+    /// Only these accounts (all when empty).
     pub accounts: Vec<String>,
+    /// Only these source Regions (all when empty).
     pub regions: Vec<String>,
 }
 
@@ -176,12 +281,15 @@ pub trait ObjectSource: Sync {
 /// hour).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyNeeds {
+    /// The source Regions (keys are per Region).
     pub regions: BTreeSet<String>,
+    /// The time windows, each from its start to its end.
     pub windows: Vec<(Timestamp, Timestamp)>,
 }
 
 /// Where public keys come from: a pinned file, or CloudTrail.
 pub trait KeyProvider {
+    /// The keys a run with these needs may meet.
     fn keys(&self, needs: &KeyNeeds) -> Result<KeySet, SourceError>;
     /// Said in the report next to each key.
     fn origin(&self) -> String;

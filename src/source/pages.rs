@@ -1,6 +1,7 @@
 //! Paginated answers (ListObjectsV2, ListPublicKeys) checked as they come: a server that never
 //! ends an answer must stop the run in seconds, with bounded pages and memory, never hang it
 //! or grow it without end.
+#![warn(missing_docs)]
 
 use std::collections::HashSet;
 
@@ -12,20 +13,50 @@ const MAX_IDLE_PAGES: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PageError {
+    /// A continuation token came back: asking with it again would go round in circles.
     #[error("the server gave the continuation token {token:?} a second time, at page {page}: the answer would never end")]
-    RepeatedToken { page: usize, token: String },
+    RepeatedToken {
+        /// The page that gave it again (1 for the first).
+        page: usize,
+        /// The token.
+        token: String,
+    },
+    /// A listing page held an entry at or before one of an earlier page.
     #[error(
         "page {page} did not move past {last:?}: a listing gives each key once, in ascending order"
     )]
-    NotAdvancing { page: usize, last: String },
+    NotAdvancing {
+        /// The page.
+        page: usize,
+        /// The greatest entry before it.
+        last: String,
+    },
+    /// A page said there is more but gave no token to ask for it.
     #[error("page {page} says the answer goes on but gives no token to ask for the rest")]
-    TruncatedWithoutToken { page: usize },
+    TruncatedWithoutToken {
+        /// The page.
+        page: usize,
+    },
+    /// Page after page brought nothing while saying there is more.
     #[error("{pages} pages in a row brought nothing new")]
-    Idle { pages: usize },
+    Idle {
+        /// How many in a row.
+        pages: usize,
+    },
+    /// The answer held more items than it may.
     #[error("more than {max} items, more than any real answer has")]
-    TooManyItems { max: usize },
+    TooManyItems {
+        /// The most it may hold.
+        max: usize,
+    },
+    /// The answer took more pages than it may.
     #[error("more than {pages} pages, more than any real answer has; {}", unsearched(.last))]
-    TooManyPages { pages: usize, last: Option<String> },
+    TooManyPages {
+        /// The most it may take.
+        pages: usize,
+        /// The greatest entry read, after which nothing was.
+        last: Option<String>,
+    },
 }
 
 fn unsearched(last: &Option<String>) -> String {

@@ -8,6 +8,7 @@
 //! as it streams in, so memory is bounded by the concurrency, not the corpus. An object that
 //! cannot be read (access denied, an error that persists through the SDK's retries, a body
 //! that stalls or comes slower than the minimum rate) is "not verified", never "valid".
+#![warn(missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -23,7 +24,7 @@ use sha2::Digest as _;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use super::aws::{load, AwsOptions};
+use super::aws::{load, AwsError, AwsOptions, Failure, NoRetryWhereNothingListens, Operation};
 use super::pages::Pager;
 use super::progress::{Progress, Stored};
 use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject};
@@ -53,7 +54,9 @@ const MAX_KEY_PAGES: usize = 100_000;
 /// What a listing said about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
+    /// Its ETag, quotes included.
     pub etag: Option<String>,
+    /// Its size in bytes.
     pub size: Option<u64>,
 }
 
@@ -65,6 +68,8 @@ pub struct S3Source {
     /// verification needs none, and keeps no per-object state.
     listed: Option<Mutex<BTreeMap<String, Listed>>>,
     client: Client,
+    /// How the client was made; failed calls name its endpoint.
+    options: AwsOptions,
     bucket: String,
     /// Without trailing slash; empty for none.
     prefix: String,
@@ -95,7 +100,8 @@ impl Pace {
 }
 
 impl S3Source {
-    /// Connects to the bucket, finding its Region unless a custom endpoint is used.
+    /// Connects to the bucket, finding its Region unless a custom endpoint is used. Fails when
+    /// AWS cannot be asked at all (no credentials, no connection).
     pub fn connect(
         options: &AwsOptions,
         bucket: &str,
@@ -103,11 +109,12 @@ impl S3Source {
         concurrency: usize,
     ) -> Result<Self, SourceError> {
         let runtime = super::aws::runtime(true)?;
-        let client = runtime.block_on(bucket_client(options, bucket));
+        let client = runtime.block_on(bucket_client(options, bucket))?;
         Ok(S3Source {
             runtime,
             listed: None,
             client,
+            options: options.clone(),
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
             trail_prefix: false,
@@ -239,12 +246,10 @@ impl S3Source {
         if self.trail_prefix {
             start.push_str("AWSLogs/");
         }
-        let what = format!(
-            "search s3://{}/{start} for AWSLogs/ folders (name a trail's prefix, s3://{}/PREFIX, to search only under it)",
-            self.bucket, self.bucket
-        );
+        let target = format!("s3://{}/{start}", self.bucket);
         let fail = |problem| SourceError::Pages {
-            what: what.clone(),
+            operation: Operation::ListObjectsV2,
+            target: target.clone(),
             problem,
         };
         let progress = Progress::counting("objects searched for AWSLogs/ folders");
@@ -302,7 +307,8 @@ impl S3Source {
         each: &(dyn Fn(String) + Sync),
     ) -> Result<Vec<String>, SourceError> {
         let fail = |problem| SourceError::Pages {
-            what: format!("list s3://{}/{prefix}", self.bucket),
+            operation: Operation::ListObjectsV2,
+            target: format!("s3://{}/{prefix}", self.bucket),
             problem,
         };
         let mut pager = Pager::new(if delimited {
@@ -360,9 +366,9 @@ impl S3Source {
         if delimited {
             req = req.delimiter("/");
         }
-        req.send().await.map_err(|e| SourceError::Aws {
-            what: format!("list s3://{}/{prefix}", self.bucket),
-            detail: with_hint(DisplayErrorContext(&e).to_string()),
+        req.send().await.map_err(|e| {
+            let target = format!("s3://{}/{prefix}", self.bucket);
+            AwsError::new(&e, Operation::ListObjectsV2, target, &self.options).into()
         })
     }
 }
@@ -432,8 +438,11 @@ fn days(start: Timestamp, end: Timestamp) -> impl Iterator<Item = String> {
 
 /// A client in the bucket's Region. GetBucketLocation answers an empty constraint for
 /// us-east-1; some S3-compatible servers answer something the SDK cannot parse, and with a
-/// custom endpoint the Region hardly matters, so failure falls back to the configured Region.
-async fn bucket_client(options: &AwsOptions, bucket: &str) -> Client {
+/// custom endpoint the Region hardly matters, so an answer that is an error (a caller may list
+/// the bucket without being allowed GetBucketLocation) falls back to the configured Region.
+/// No answer at all (no credentials, no connection) is an error: the listing would fail the
+/// same way, after its own retries.
+async fn bucket_client(options: &AwsOptions, bucket: &str) -> Result<Client, SourceError> {
     let mut base = load(options, None).await;
     if base.region().is_none() {
         // Like the AWS CLI: with no Region configured, ask us-east-1 where the bucket is.
@@ -441,40 +450,38 @@ async fn bucket_client(options: &AwsOptions, bucket: &str) -> Client {
     }
     let configured = s3_client(&base, options);
     if options.custom_endpoint() {
-        return configured;
+        return Ok(configured);
     }
     let region = match configured.get_bucket_location().bucket(bucket).send().await {
         Ok(out) => match out.location_constraint().map(|c| c.as_str().to_owned()) {
             Some(r) if !r.is_empty() => r,
             _ => "us-east-1".to_owned(),
         },
-        Err(_) => return configured,
+        Err(e) => {
+            let err = AwsError::new(
+                &e,
+                Operation::GetBucketLocation,
+                format!("s3://{bucket}"),
+                options,
+            );
+            return match err.failure {
+                Failure::Service | Failure::Response => Ok(configured),
+                _ => Err(err.into()),
+            };
+        }
     };
     if base.region().map(|r| r.as_ref()) == Some(region.as_str()) {
-        return configured;
+        return Ok(configured);
     }
-    s3_client(&load(options, Some(&region)).await, options)
+    Ok(s3_client(&load(options, Some(&region)).await, options))
 }
 
 fn s3_client(config: &aws_config::SdkConfig, options: &AwsOptions) -> Client {
     let conf = aws_sdk_s3::config::Builder::from(config)
         .force_path_style(options.custom_endpoint())
+        .retry_classifier(NoRetryWhereNothingListens)
         .build();
     Client::from_conf(conf)
-}
-
-/// Adds what to do next to the errors people meet first.
-fn with_hint(detail: String) -> String {
-    let hint = if detail.contains("credentials") {
-        "; no usable AWS credentials: set AWS_PROFILE or pass --profile, run `aws configure` or `aws sso login`"
-    } else if detail.contains("AccessDenied") || detail.contains("403") {
-        "; access denied: the caller needs s3:ListBucket on the bucket"
-    } else if detail.contains("NoSuchBucket") {
-        "; no such bucket (check the name, and --endpoint-url for S3-compatible servers)"
-    } else {
-        ""
-    };
-    format!("{detail}{hint}")
 }
 
 fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkError<E>) -> ReadError {
