@@ -60,8 +60,14 @@ fn verify(args: &VerifyArgs) -> Result<u8, String> {
             };
             let evidence =
                 LocalEvidence::open(Path::new(&args.source)).map_err(|e| e.to_string())?;
-            engine::verify_streaming(&evidence, &keys, &args.settings(), sink)
-                .map_err(|e| e.to_string())?
+            engine::verify_streaming(
+                &evidence,
+                &keys,
+                &args.settings(),
+                sink,
+                &engine::NoObserver,
+            )
+            .map_err(|e| e.to_string())?
         }
     };
     output.finish(&report).map_err(|e| e.to_string())?;

@@ -359,7 +359,15 @@ fn library_report(case: &Path, threads: usize, sink: Option<engine::FindingSink>
         .num_threads(threads)
         .build()
         .unwrap()
-        .install(|| engine::verify_streaming(&evidence, &keys, &args.settings(), sink))
+        .install(|| {
+            engine::verify_streaming(
+                &evidence,
+                &keys,
+                &args.settings(),
+                sink,
+                &engine::NoObserver,
+            )
+        })
         .unwrap()
 }
 

@@ -163,8 +163,14 @@ pub fn verify_s3(
     let source = S3Source::connect(&options, bucket, prefix, args.aws.concurrency)
         .map_err(|e| e.to_string())?;
     let keys = key_provider(args.public_keys.as_ref(), &options)?;
-    engine::verify_streaming(&source, keys.as_ref(), &args.settings(), sink)
-        .map_err(|e| e.to_string())
+    engine::verify_streaming(
+        &source,
+        keys.as_ref(),
+        &args.settings(),
+        sink,
+        &engine::NoObserver,
+    )
+    .map_err(|e| e.to_string())
 }
 
 pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, String> {
@@ -256,7 +262,8 @@ pub fn run_acquire(args: &AcquireArgs) -> Result<u8, String> {
         trails: args.trails.clone(),
         ..Settings::default()
     };
-    let summary = acquire(&source, &options, &settings, &args.dir).map_err(|e| e.to_string())?;
+    let summary = acquire(&source, &options, &settings, &args.dir, &engine::NoObserver)
+        .map_err(|e| e.to_string())?;
     eprintln!("{summary}");
     Ok(if summary.failed == 0 { 0 } else { 2 })
 }

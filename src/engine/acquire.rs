@@ -30,7 +30,7 @@ use crate::core::types::S3Location;
 use crate::source::aws::AwsOptions;
 use crate::source::cloudtrail::{caller_identity, CallerIdentity};
 use crate::source::local::{plain_key, WritableRoot};
-use crate::source::progress::Progress;
+use crate::source::progress::{Observer, Phase, Progress};
 use crate::source::s3::{Destination, Listed, S3Source};
 use crate::source::{ObjectSource, ReadError, SourceError};
 
@@ -84,6 +84,7 @@ pub fn acquire(
     options: &AwsOptions,
     settings: &Settings,
     dir: &Path,
+    observer: &dyn Observer,
 ) -> Result<AcquireSummary, EngineError> {
     let started = Timestamp::now();
     let bucket = source.bucket().unwrap_or_default();
@@ -110,7 +111,7 @@ pub fn acquire(
         mut digests,
         other_trails,
         ..
-    } = plan(source, settings)?;
+    } = plan(source, settings, observer)?;
     // `verify` reads the digests of trails the filters leave out but that write to the same
     // folders, to tell their log files from injected ones.
     digests.extend(other_trails);
@@ -118,7 +119,8 @@ pub fn acquire(
 
     // Digests are read whole (they are small and say which log files to fetch).
     let digest_keys: Vec<String> = digests.iter().map(|d| d.format()).collect();
-    let progress = Progress::new("digests read", digest_keys.len());
+    let total = Some(digest_keys.len() as u64);
+    let progress = Progress::start(observer, Phase::DigestsRead, total);
     let read = source.read_digests(&digest_keys, &progress);
     drop(progress);
     let mut wanted_logs: BTreeSet<String> = BTreeSet::new();
@@ -146,6 +148,7 @@ pub fn acquire(
         },
         // Keys that are no CloudTrail key are reported by `verify` from the listing, not copied.
         &|_| {},
+        observer,
     )?;
     let wanted_logs = listed.into_inner().unwrap_or_else(PoisonError::into_inner);
 
@@ -200,7 +203,7 @@ pub fn acquire(
         }
     }
     let keys: Vec<String> = fetch.iter().map(|(l, _)| l.key.clone()).collect();
-    for (key, result) in keys.into_iter().zip(source.download(fetch)) {
+    for (key, result) in keys.into_iter().zip(source.download(fetch, observer)) {
         match result {
             Ok(record) => {
                 summary.downloaded += 1;

@@ -35,6 +35,7 @@ use crate::core::time::{earlier, format_iso, later};
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report};
 use crate::source::progress::Progress;
+pub use crate::source::progress::{NoObserver, Observer, Phase};
 use crate::source::{
     KeyNeeds, KeyProvider, ListRequest, ObjectSource, ReadError, SourceError, StoredObject,
 };
@@ -220,27 +221,35 @@ impl Found {
 /// thousand digests of a chain's history on S3 (about nine a year); only the digests in the
 /// range and those two per chain are read. Each filter value must select something the source
 /// lists (see [`Settings::allow_unmatched_filters`]).
-pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, EngineError> {
+pub fn plan(
+    source: &dyn ObjectSource,
+    settings: &Settings,
+    observer: &dyn Observer,
+) -> Result<Plan, EngineError> {
     let found = Mutex::new(Found::default());
     let mut request = list_request(settings, ObjectType::Digest);
     request.range = None;
-    source.list(&request, &|key| {
-        let mut found = found.lock().unwrap_or_else(PoisonError::into_inner);
-        match parse_key(&key) {
-            Ok(CloudTrailKey::Digest(d)) if selected(settings, &d.scope) => {
-                if !found.trails.contains(&d.trail) {
-                    found.trails.insert(d.trail.clone());
+    source.list(
+        &request,
+        &|key| {
+            let mut found = found.lock().unwrap_or_else(PoisonError::into_inner);
+            match parse_key(&key) {
+                Ok(CloudTrailKey::Digest(d)) if selected(settings, &d.scope) => {
+                    if !found.trails.contains(&d.trail) {
+                        found.trails.insert(d.trail.clone());
+                    }
+                    if trail_selected(settings, &d) {
+                        found.add(settings, d)
+                    } else {
+                        found.other_trail(settings, d);
+                    }
                 }
-                if trail_selected(settings, &d) {
-                    found.add(settings, d)
-                } else {
-                    found.other_trail(settings, d);
-                }
+                Ok(_) => {}
+                Err(_) => found.unrecognised.push(key),
             }
-            Ok(_) => {}
-            Err(_) => found.unrecognised.push(key),
-        }
-    })?;
+        },
+        observer,
+    )?;
     let Found {
         mut digests,
         before,
@@ -312,6 +321,7 @@ pub fn plan(source: &dyn ObjectSource, settings: &Settings) -> Result<Plan, Engi
                 }
             },
             &|_| {},
+            observer,
         )?;
         let (log_scopes, log_extent) = logs.into_inner().unwrap_or_else(PoisonError::into_inner);
         extent = extent.or(log_extent);
@@ -409,6 +419,7 @@ fn for_each_log(
     settings: &Settings,
     each: &(dyn Fn(String, LogKey) + Sync),
     unrecognised: &(dyn Fn(String) + Sync),
+    observer: &dyn Observer,
 ) -> Result<(), SourceError> {
     source.list(
         &list_request(settings, ObjectType::Log),
@@ -421,6 +432,7 @@ fn for_each_log(
             Ok(CloudTrailKey::Digest(_)) => {}
             Err(_) => unrecognised(key),
         },
+        observer,
     )
 }
 
@@ -461,7 +473,7 @@ pub fn verify(
     key_provider: &dyn KeyProvider,
     settings: &Settings,
 ) -> Result<Report, EngineError> {
-    verify_streaming(source, key_provider, settings, None)
+    verify_streaming(source, key_provider, settings, None, &NoObserver)
 }
 
 /// [`verify`], handing findings to `sink` as they are decided. The report is the same. The log
@@ -473,6 +485,7 @@ pub fn verify_streaming(
     key_provider: &dyn KeyProvider,
     settings: &Settings,
     sink: Option<FindingSink<'_>>,
+    observer: &dyn Observer,
 ) -> Result<Report, EngineError> {
     let Plan {
         range,
@@ -481,12 +494,12 @@ pub fn verify_streaming(
         other_trails,
         unrecognised,
         gone,
-    } = plan(source, settings)?;
-    let read = read_digests(source, digests, &gone);
+    } = plan(source, settings, observer)?;
+    let read = read_digests(source, digests, &gone, observer);
     let others = if other_trails.is_empty() {
         Vec::new()
     } else {
-        read_digests(source, other_trails, &BTreeSet::new())
+        read_digests(source, other_trails, &BTreeSet::new(), observer)
     };
 
     let bucket = resolve_bucket(source, settings, &read)?;
@@ -529,15 +542,16 @@ pub fn verify_streaming(
             .map(listed_count)
             .sum(),
     );
-    let chain_reports = check_logs(
-        source,
-        &bucket,
-        walked,
+    let layout = Layout {
+        bucket: &bucket,
         sink,
-        settings.omit_valid_logs,
-        &mut referenced,
-        &judged,
-    );
+        omit_valid_logs: settings.omit_valid_logs,
+        judged: &judged,
+        standard: None,
+        reports: Vec::with_capacity(walked.len()),
+        chain: ChainLayout::new(settings.omit_valid_logs, 0),
+    };
+    let chain_reports = check_logs(source, walked, layout, &mut referenced, observer);
     let referenced = referenced.into_set();
     let attributed = AtomicUsize::new(0);
     let unchained = Mutex::new(Vec::new());
@@ -568,6 +582,7 @@ pub fn verify_streaming(
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(key)
         },
+        observer,
     )?;
     let attributed = attributed.into_inner();
     let mut unchained = unchained
@@ -661,8 +676,10 @@ fn read_digests(
     source: &dyn ObjectSource,
     digests: Vec<DigestKey>,
     gone: &BTreeSet<String>,
+    observer: &dyn Observer,
 ) -> Vec<ReadDigest> {
-    let progress = Progress::new("digests read", digests.len());
+    let total = Some(digests.len() as u64);
+    let progress = Progress::start(observer, Phase::DigestsRead, total);
     let mut read = Vec::with_capacity(digests.len());
     for batch in digests.chunks(DIGEST_BATCH) {
         let keys: Vec<String> = batch.iter().map(DigestKey::format).collect();
@@ -898,29 +915,18 @@ enum Step {
 /// `referenced`.
 fn check_logs(
     source: &dyn ObjectSource,
-    bucket: &str,
     walked: Vec<(ChainId, WalkedChain)>,
-    sink: Option<FindingSink<'_>>,
-    omit_valid_logs: bool,
+    mut layout: Layout<'_>,
     referenced: &mut TextHashes,
-    judged: &TextSet,
+    observer: &dyn Observer,
 ) -> Vec<ChainReport> {
-    let hashed = walked
+    let hashed: usize = walked
         .iter()
         .flat_map(|(_, c)| c.digests.iter())
         .filter(|w| matches!(w.status, DigestStatus::Verified(_)))
         .map(listed_count)
         .sum();
-    let progress = Progress::new("log files hashed", hashed);
-    let mut layout = Layout {
-        bucket,
-        sink,
-        omit_valid_logs,
-        judged,
-        standard: None,
-        reports: Vec::with_capacity(walked.len()),
-        chain: ChainLayout::new(omit_valid_logs, 0),
-    };
+    let progress = Progress::start(observer, Phase::LogFilesHashed, Some(hashed as u64));
     let mut batch = Vec::new();
     let (mut batch_logs, mut batch_digests) = (0, 0);
     for (id, chain) in walked {
@@ -985,7 +991,7 @@ impl Layout<'_> {
         source: &dyn ObjectSource,
         batch: Vec<Step>,
         referenced: &mut TextHashes,
-        progress: &Progress,
+        progress: &Progress<'_>,
     ) {
         // What each digest names: held, or in a list set aside, read again (in one call).
         let found: Vec<Option<Result<Names, &ParsedDigest>>> = batch
@@ -1633,13 +1639,14 @@ mod tests {
             &self,
             request: &ListRequest,
             each: &(dyn Fn(String) + Sync),
+            observer: &dyn Observer,
         ) -> Result<(), SourceError> {
-            self.copy.list(request, each)
+            self.copy.list(request, each, observer)
         }
         fn read_digests(
             &self,
             keys: &[String],
-            progress: &Progress,
+            progress: &Progress<'_>,
         ) -> Vec<Result<StoredObject, ReadError>> {
             let mut read = self.copy.read_digests(keys, progress);
             let later = self
@@ -1660,7 +1667,7 @@ mod tests {
             &self,
             bucket: &str,
             locations: &[&S3Location],
-            progress: &Progress,
+            progress: &Progress<'_>,
         ) -> Vec<Result<crate::core::gz::GzOutcome, ReadError>> {
             self.copy.hash_logs(bucket, locations, progress)
         }
@@ -1723,7 +1730,7 @@ mod tests {
             trails: trails.iter().map(|s| s.to_string()).collect(),
             ..Settings::default()
         };
-        let unmatched = |settings: &Settings| match plan(&source, settings) {
+        let unmatched = |settings: &Settings| match plan(&source, settings, &NoObserver) {
             Err(EngineError::UnmatchedFilters {
                 unmatched,
                 trails_found,
@@ -1763,7 +1770,7 @@ mod tests {
             unmatched(&with(&["444455556666"], &[], &["org-trail"])).0,
             Vec::<String>::new()
         );
-        let message = plan(&source, &with(&[], &[], &["org-trial"]))
+        let message = plan(&source, &with(&[], &[], &["org-trial"]), &NoObserver)
             .unwrap_err()
             .to_string();
         assert!(message.contains("--trail org-trial"), "{message}");
@@ -1776,7 +1783,10 @@ mod tests {
             allow_unmatched_filters: true,
             ..with(&[], &[], &["org-trial"])
         };
-        assert!(plan(&source, &lenient).unwrap().digests.is_empty());
+        assert!(plan(&source, &lenient, &NoObserver)
+            .unwrap()
+            .digests
+            .is_empty());
     }
 
     /// A digest key ending 9999-12-30T21:59:59Z, a backfill generation time at either end of
