@@ -25,5 +25,6 @@ pub mod ledger;
 pub mod sign;
 pub mod time;
 pub mod types;
+pub mod verdict;
 
 pub use types::{Fingerprint, S3Location, Sha256};

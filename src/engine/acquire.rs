@@ -22,7 +22,8 @@ use jiff::Timestamp;
 use md5::Digest as _;
 use serde::Serialize;
 
-use super::{for_each_log, plan, EngineError, Plan, Settings};
+use super::plan::for_each_log;
+use super::{plan, EngineError, Plan, Settings};
 use crate::core::digest::named_log_files;
 use crate::core::evidence::{EvidenceMetadata, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{inflate_all, Limits};
@@ -40,11 +41,17 @@ pub const ACQUISITION_FILE: &str = "trailproof-acquisition.json";
 /// What one acquisition did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AcquireSummary {
+    /// Objects the run needs: digests and log files.
     pub wanted: usize,
+    /// Objects written, new or changed.
     pub downloaded: usize,
+    /// Objects already in the directory as S3 holds them.
     pub unchanged: usize,
+    /// Objects named (by a digest, or a listing) that S3 no longer has.
     pub missing: usize,
+    /// Objects that could not be copied; see `failures`.
     pub failed: usize,
+    /// Each failure: the key and why.
     pub failures: Vec<String>,
 }
 
