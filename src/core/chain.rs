@@ -13,6 +13,8 @@
 //! in a row are gone, the one before the hole is), and gaps and uncovered ends of the range
 //! are reported as periods.
 
+#![warn(missing_docs)]
+
 use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
@@ -35,11 +37,14 @@ const HOUR: SignedDuration = SignedDuration::from_hours(1);
 /// The requested time range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
+    /// Log files delivered from this time on are in the range.
     pub start: Timestamp,
+    /// Log files delivered up to this time are in the range.
     pub end: Timestamp,
     /// Whether the user asked for these ends. An end taken from the evidence (the oldest or
     /// newest digest of any chain) binds each chain only to within an hour (see `extent`).
     pub start_requested: bool,
+    /// Whether the user asked for the end (see `start_requested`).
     pub end_requested: bool,
 }
 
@@ -56,7 +61,9 @@ pub enum ContentProblem {
     /// Not gzip, not JSON, or not the digest shape. `listed` holds the log files it names if
     /// its JSON could still be read, so they are reported as unverifiable rather than unknown.
     Format {
+        /// What is wrong with it.
         detail: String,
+        /// The log files it still names.
         listed: Vec<S3Location>,
     },
     /// The source failed to read it (I/O, permissions).
@@ -73,7 +80,9 @@ pub enum ContentProblem {
 pub struct DigestCandidate {
     /// Where it was read.
     pub location: S3Location,
+    /// Its key, parsed: the chain and the time it belongs to.
     pub key: DigestKey,
+    /// Its parsed content (log list set aside or not), or why there is none.
     pub content: Result<ParsedDigest, ContentProblem>,
     /// Its own signature (S3 metadata or given by the user), if known.
     pub signature: Option<Vec<u8>>,
@@ -87,7 +96,10 @@ pub enum DigestStatus {
     /// Signature verified: its log-file hashes can be trusted.
     Verified(Box<VerifiedDigest>),
     /// Not verified, or disproven; the log files it lists cannot be verified through it.
-    Unverified { listed: Listed },
+    Unverified {
+        /// The log files it names, as far as they can be known.
+        listed: Listed,
+    },
 }
 
 /// The log files an unverified digest names, as far as they can be known.
@@ -103,9 +115,14 @@ pub enum Listed {
 /// One digest after the walk, with every finding about it or attached to it.
 #[derive(Debug, Clone)]
 pub struct WalkedDigest {
+    /// Where it was read.
     pub location: S3Location,
+    /// Its key, parsed.
     pub key: DigestKey,
+    /// Whether it was verified, with what it vouches for.
     pub status: DigestStatus,
+    /// Every finding about it, and those about others that the walk attached to it (a missing
+    /// neighbour, a gap, a hole in coverage).
     pub findings: Vec<Finding>,
     /// The delivery window it accounts for: a verified digest's own (reaching back to the
     /// digest its link names, when that one is present), otherwise the hour before its key time

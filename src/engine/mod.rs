@@ -5,7 +5,14 @@
 //! digests name in batches (reading each batch's digests again for their lists), then list the
 //! log folders for files nobody named. Listings come in no set order and are sorted; everything
 //! else keeps its input order, so the report is the same whatever the thread count. Memory
-//! grows with the digests, not with the log files. Workers never print.
+//! grows with the digests, not with the log files. Nothing prints: findings go to a
+//! [`FindingSink`] as they are decided, progress to an [`Observer`].
+//!
+//! One module per phase, in order: `plan` (the listings, [`Plan`]), `digests` (reading and
+//! parsing, the bucket, the keys needed), the walk ([`crate::core::chain`]), `logs` (hashing
+//! in batches, with the digests read again for their lists), `layout` and `count` (the chain
+//! reports, their ledgers, valid log files counted), `unvouched` and `holes` (files no digest
+//! of the run names), and `assemble` ([`verify`], the report).
 
 #![warn(missing_docs)]
 

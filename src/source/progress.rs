@@ -70,8 +70,8 @@ impl std::fmt::Display for Phase {
 ///
 /// Calls come from any thread, many at once while objects are read in parallel, so a method
 /// must be quick and must not block: it runs on the workers' time. A phase's calls come between
-/// its `phase_started` and its `phase_finished`; phases do not overlap, except that the search
-/// for `AWSLogs/` folders happens inside no other phase, before the first digest is read.
+/// its `phase_started` and its `phase_finished`, and the phases of a run follow one another
+/// without overlapping.
 pub trait Observer: Send + Sync {
     /// `phase` begins; `total` is how many objects it will finish, when known beforehand.
     fn phase_started(&self, phase: Phase, total: Option<u64>) {
