@@ -16,11 +16,11 @@ use super::types::S3Location;
 /// Judges a log file that `entry` (of the verified digest at `named_by`) vouches for, by what
 /// inflating it gave.
 ///
-/// Only a complete gzip stream whose inflated bytes hash to the entry's SHA-256 is valid; the
-/// finding of any other file says what is wrong with it, in this order of precedence:
-/// a damaged stream (its hash is of a part of it only) is judged by the damage, then the hash.
-/// The finding's evidence carries the expected and the actual hash (of what came out), the
-/// digest that names the file, and what went wrong with the stream.
+/// Only a complete gzip stream whose inflated bytes hash to the entry's SHA-256 is valid. A
+/// damaged stream is judged by its damage, whatever its hash (the hash is then of the part
+/// that came out, and data appended after a valid member would otherwise pass); an intact one
+/// by its hash. The finding's evidence carries the expected and the actual hash, the digest
+/// that names the file, and what went wrong with the stream.
 ///
 /// ```
 /// # use trailproof::core::{digest::LogFileEntry, gz::{Inflater, Limits}, S3Location, Sha256};

@@ -1,6 +1,6 @@
 //! A run from end to end: the phases in order, and the report they make up.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
@@ -12,7 +12,7 @@ use super::plan::{plan, Plan};
 use super::texts::TextHashes;
 use super::unvouched::{OtherTrails, Vouched};
 use super::{EngineError, Settings};
-use crate::core::chain::{walk, Range, WalkedChain};
+use crate::core::chain::{walk, DigestCandidate, Range, WalkedChain};
 use crate::core::finding::Finding;
 use crate::core::layout::ChainId;
 use crate::core::sign::KeySet;
@@ -68,13 +68,7 @@ pub fn verify_streaming(
     let other_chains = candidates(others, &bucket, settings);
     let keys = key_provider.keys(&key_needs(&[&chains, &other_chains], range))?;
     let other_trails = OtherTrails::attribute(source, other_chains, &keys, range);
-    let walked: Vec<(ChainId, WalkedChain)> = chains
-        .into_par_iter()
-        .map(|(id, candidates)| {
-            let w = walk(&id, candidates, &keys, range);
-            (id, w)
-        })
-        .collect();
+    let walked = walk_all(chains, &keys, range);
     let judged = judged(source, &walked);
     let holes = Holes::of(&bucket, &walked);
     let mut referenced = TextHashes::with_capacity(
@@ -116,6 +110,21 @@ pub fn verify_streaming(
         notes,
         ..report(source, settings, bucket, range_info(range, derived))
     })
+}
+
+/// Walks every chain, in parallel: chains are independent. In chain order.
+fn walk_all(
+    chains: BTreeMap<ChainId, Vec<DigestCandidate>>,
+    keys: &KeySet,
+    range: Range,
+) -> Vec<(ChainId, WalkedChain)> {
+    chains
+        .into_par_iter()
+        .map(|(id, candidates)| {
+            let w = walk(&id, candidates, keys, range);
+            (id, w)
+        })
+        .collect()
 }
 
 /// The report of a run that found nothing at all (the AWS CLI prints "No digests found").

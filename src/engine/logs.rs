@@ -41,11 +41,13 @@ pub(super) enum Step {
         holes: Vec<Span>,
         extent: (Timestamp, Timestamp),
     },
+    /// A digest of the chain, newest first.
     Digest(WalkedDigest),
+    /// The chain is done: its report can be made.
     EndOfChain(ChainId),
 }
 
-/// What an unverified digest's log files are, once known.
+/// What a digest names, once known.
 pub(super) enum Names {
     /// Named by the walk (a malformed digest's lenient listing).
     Locations(Vec<S3Location>),

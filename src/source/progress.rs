@@ -117,6 +117,7 @@ impl<'a> Progress<'a> {
     pub fn hidden() -> Progress<'static> {
         Progress {
             observer: &NoObserver,
+            // Told to nobody: any phase will do.
             phase: Phase::DigestsRead,
         }
     }
