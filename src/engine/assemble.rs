@@ -289,4 +289,66 @@ mod tests {
         assert_eq!(report.totals().logs.valid, 12);
         assert_eq!(report.exit_code(), 0);
     }
+
+    /// What a run tells its observer: each phase started with its total, every object of it
+    /// done, then finished; phases one after another.
+    #[test]
+    fn the_observer_hears_every_phase_from_start_to_finish() {
+        use crate::source::progress::Phase;
+        use std::sync::Mutex;
+
+        #[derive(Default)]
+        struct Recorder(Mutex<Vec<(Phase, &'static str, u64)>>);
+        impl Observer for Recorder {
+            fn phase_started(&self, phase: Phase, total: Option<u64>) {
+                let total = total.unwrap_or(u64::MAX);
+                self.0.lock().unwrap().push((phase, "started", total));
+            }
+            fn objects_done(&self, phase: Phase, objects: u64, stored_bytes: u64) {
+                assert!(stored_bytes > 0, "{phase}: every object read takes bytes");
+                self.0.lock().unwrap().push((phase, "done", objects));
+            }
+            fn phase_finished(&self, phase: Phase) {
+                self.0.lock().unwrap().push((phase, "finished", 0));
+            }
+        }
+
+        let case =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cases/clean-plain");
+        let keys = crate::source::PinnedKeys {
+            keys: crate::core::keyfile::parse_key_file(
+                &std::fs::read(case.join("public-keys.json")).unwrap(),
+            )
+            .unwrap(),
+            path: case.join("public-keys.json"),
+        };
+        let source = crate::source::local::LocalEvidence::open(&case.join("bucket")).unwrap();
+        let recorder = Recorder::default();
+        let report =
+            verify_streaming(&source, &keys, &Settings::default(), None, &recorder).unwrap();
+        let quiet = verify(&source, &keys, &Settings::default()).unwrap();
+        assert_eq!(
+            serde_json::to_string(&report).unwrap(),
+            serde_json::to_string(&quiet).unwrap(),
+            "the report does not depend on the observer"
+        );
+        let heard = recorder.0.into_inner().unwrap();
+        let mut phases = Vec::new();
+        for (phase, what, n) in &heard {
+            match *what {
+                "started" => phases.push((*phase, *n, 0)),
+                "done" => {
+                    let open = phases.last_mut().unwrap();
+                    assert_eq!(open.0, *phase, "only the phase under way");
+                    open.2 += n;
+                }
+                _ => assert_eq!(phases.last().unwrap().0, *phase),
+            }
+        }
+        assert_eq!(
+            phases,
+            [(Phase::DigestsRead, 6, 6), (Phase::LogFilesHashed, 12, 12)]
+        );
+        assert_eq!(heard.last().unwrap().1, "finished");
+    }
 }
