@@ -34,6 +34,14 @@ expect 1 'has been moved' "$bin/verify_digest" "$keys" another-bucket "$key" "$c
 # A signature that is not the digest's.
 expect 1 'signature verification failed' "$bin/verify_digest" "$keys" acme-cloudtrail-logs "$key" "$case_dir/bucket/$key" "${signature/#??/00}"
 
+# One log file against that digest: as delivered, and with one record edited and recompressed.
+log=$(python3 -c 'import gzip,json,sys; d=json.loads(gzip.open(sys.argv[1]).read()); print(d["logFiles"][0]["s3Object"])' "$case_dir/bucket/$key")
+expect 0 ': Valid: valid' "$bin/verify_log" "$keys" acme-cloudtrail-logs "$key" "$case_dir/bucket/$key" "$signature" "$log" "$case_dir/bucket/$log"
+edited=$(mktemp)
+python3 -c 'import gzip,sys; t=gzip.open(sys.argv[1]).read().replace(b"\"eventName\":\"", b"\"eventName\":\"x", 1); open(sys.argv[2],"wb").write(gzip.compress(t))' "$case_dir/bucket/$log" "$edited"
+expect 1 "Invalid: hash value doesn't match" "$bin/verify_log" "$keys" acme-cloudtrail-logs "$key" "$case_dir/bucket/$key" "$signature" "$log" "$edited"
+rm -f "$edited"
+
 # A whole copy: intact, and the tampered sample.
 expect 0 'log files: 12 valid, 0 invalid, 0 not verified' "$bin/verify_dir" "$case_dir/bucket" "$keys"
 expect 1 'INVALID\|Invalid' "$bin/verify_dir" testdata/sample/bucket testdata/sample/public-keys.json

@@ -12,6 +12,9 @@
 
 use std::process::ExitCode;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use trailproof::engine::{Observer, Phase};
 use trailproof::report::ChainInfo;
 use trailproof::{Finding, LocalEvidence, PinnedKeys, Settings, Verdict};
 
@@ -46,7 +49,13 @@ fn run(dir: &str, keys: &str) -> Result<u8, Box<dyn std::error::Error>> {
             println!("[{chain}] {:?} {}: {}", f.verdict, f.subject, f.reason);
         }
     };
-    let report = trailproof::verify_streaming(&evidence, &keys, &settings, Some(&sink))?;
+    let tally = Tally::default();
+    let report = trailproof::verify_streaming(&evidence, &keys, &settings, Some(&sink), &tally)?;
+    eprintln!(
+        "read {} objects, {:.1} MB stored",
+        tally.objects.load(Ordering::Relaxed),
+        tally.bytes.load(Ordering::Relaxed) as f64 / 1e6
+    );
     let totals = report.totals();
     println!(
         "digests: {} valid, {} invalid, {} not verified; log files: {} valid, {} invalid, {} not verified",
@@ -58,4 +67,22 @@ fn run(dir: &str, keys: &str) -> Result<u8, Box<dyn std::error::Error>> {
         totals.logs.not_verified,
     );
     Ok(report.exit_code())
+}
+
+/// An observer: the engine tells it about each object it finishes, from worker threads, so it
+/// keeps its counts in atomics. A progress bar would draw here; this one only counts.
+#[derive(Default)]
+struct Tally {
+    objects: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Observer for Tally {
+    fn objects_done(&self, phase: Phase, objects: u64, stored_bytes: u64) {
+        // The search for AWSLogs/ folders (S3 only) counts listed objects, not reads.
+        if phase != Phase::AwsLogsFoldersSearched {
+            self.objects.fetch_add(objects, Ordering::Relaxed);
+            self.bytes.fetch_add(stored_bytes, Ordering::Relaxed);
+        }
+    }
 }

@@ -12,10 +12,10 @@
 //! | you hold | use | you get |
 //! |---|---|---|
 //! | one digest file (bytes, where it was read from, its signature) | [`core::verify::verify_digest_object`] | a [`VerifiedDigest`] or why not |
-//! | one log file and the verified digest that lists it | [`core::verdict`] | the same verdict a full run gives it |
+//! | one log file and the verified digest that lists it | [`core::gz::Inflater`] + [`core::verdict::judge_log_file`] | the same verdict a full run gives it |
 //! | a local copy of a bucket (`aws s3 sync`, or `trailproof acquire`) | [`LocalEvidence`] + [`PinnedKeys`] + [`engine::verify`] | a [`Report`] |
 //! | a bucket on S3 (feature `aws`) | `source::s3::S3Source` + `source::cloudtrail::CloudTrailKeys` + [`engine::verify`] | a [`Report`] |
-//! | findings as they are decided | [`engine::verify_streaming`] with a [`FindingSink`] | each chain's findings, then the [`Report`] |
+//! | findings and progress as they happen | [`engine::verify_streaming`] with a [`FindingSink`] and an [`Observer`] | each chain's findings, then the [`Report`] |
 //! | a report for people or machines | [`report::text`], [`report::json`], [`report::jsonl`], [`report::html`] | bytes to write |
 //! | a report anyone can check later | [`report::statement`] | a signed DSSE envelope and its verification |
 //!
@@ -50,6 +50,7 @@
 //! Times are [`Timestamp`]s (from `jiff`, re-exported here with [`SignedDuration`]: no direct
 //! `jiff` dependency is needed).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod core;
 pub mod engine;
@@ -61,7 +62,9 @@ pub use jiff::{SignedDuration, Timestamp};
 pub use crate::core::finding::{Finding, Kind, Verdict};
 pub use crate::core::sign::{KeySet, VerifiedDigest};
 pub use crate::core::types::{Fingerprint, S3Location, Sha256};
-pub use crate::engine::{verify, verify_streaming, EngineError, FindingSink, Settings};
+pub use crate::engine::{
+    verify, verify_streaming, EngineError, FindingSink, NoObserver, Observer, Phase, Settings,
+};
 pub use crate::report::Report;
 pub use crate::source::local::LocalEvidence;
 pub use crate::source::PinnedKeys;

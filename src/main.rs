@@ -8,6 +8,7 @@ use clap::Parser;
 mod cli;
 
 use cli::error::CliError;
+use cli::progress::Bars;
 use cli::{Cli, Command, VerifyArgs};
 use trailproof::engine::{self, FindingSink};
 use trailproof::report::Report;
@@ -57,7 +58,7 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
             let keys = PinnedKeys::from_file(path)?;
             let dir = Path::new(&args.source);
             let evidence = LocalEvidence::open(dir)?;
-            engine::verify_streaming(&evidence, &keys, &args.settings(), sink)
+            engine::verify_streaming(&evidence, &keys, &args.settings(), sink, &Bars::on_stderr())
                 .map_err(|e| CliError::in_folder(e, dir))?
         }
     };

@@ -363,7 +363,9 @@ fn library_report(case: &Path, threads: usize, sink: Option<engine::FindingSink>
         .num_threads(threads)
         .build()
         .unwrap()
-        .install(|| engine::verify_streaming(&evidence, &keys, &settings, sink))
+        .install(|| {
+            engine::verify_streaming(&evidence, &keys, &settings, sink, &engine::NoObserver)
+        })
         .unwrap()
 }
 

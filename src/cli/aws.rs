@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use jiff::{SignedDuration, Timestamp};
 
 use super::error::CliError;
+use super::progress::Bars;
 use super::{parse_time, VerifyArgs};
 use trailproof::core::keyfile::write_key_file;
 use trailproof::core::time::later;
@@ -173,6 +174,7 @@ pub fn verify_s3(
         keys.as_ref(),
         &args.settings(),
         sink,
+        &Bars::on_stderr(),
     )?)
 }
 
@@ -262,16 +264,20 @@ pub fn run_acquire(args: &AcquireArgs) -> Result<u8, CliError> {
         trails: args.trails.clone(),
         ..Settings::default()
     };
-    let summary = acquire(&source, &options, &settings, &args.dir).map_err(|e| match e {
-        // The bucket acquired is the one named, not one given by a flag: the directory is
-        // another bucket's.
-        engine::EngineError::BucketConflict { given, recorded } => CliError::OtherBucketsEvidence {
-            dir: args.dir.clone(),
-            bucket: given,
-            recorded,
+    let summary = acquire(&source, &options, &settings, &args.dir, &Bars::on_stderr()).map_err(
+        |e| match e {
+            // The bucket acquired is the one named, not one given by a flag: the directory is
+            // another bucket's.
+            engine::EngineError::BucketConflict { given, recorded } => {
+                CliError::OtherBucketsEvidence {
+                    dir: args.dir.clone(),
+                    bucket: given,
+                    recorded,
+                }
+            }
+            e => e.into(),
         },
-        e => e.into(),
-    })?;
+    )?;
     eprintln!("{summary}");
     Ok(if summary.failed == 0 { 0 } else { 2 })
 }

@@ -1,6 +1,7 @@
 //! Command-line flags, turned into validated engine settings.
 
 pub mod error;
+pub mod progress;
 pub mod report;
 
 use std::collections::BTreeMap;

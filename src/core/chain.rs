@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::digest::{LogFiles, ParsedDigest};
+use super::digest::{LogFiles, ParsedDigest, PreviousLink};
 use super::evidence::GenerationTime;
 use super::finding::{Evidence, Finding, Kind};
 use super::layout::{parse_key, ChainId, CloudTrailKey, DigestKey};
@@ -35,11 +35,14 @@ const HOUR: SignedDuration = SignedDuration::from_hours(1);
 /// The requested time range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
+    /// Log files delivered from this time on are in the range.
     pub start: Timestamp,
+    /// Log files delivered up to this time are in the range.
     pub end: Timestamp,
     /// Whether the user asked for these ends. An end taken from the evidence (the oldest or
     /// newest digest of any chain) binds each chain only to within an hour (see `extent`).
     pub start_requested: bool,
+    /// Whether the user asked for the end (see `start_requested`).
     pub end_requested: bool,
 }
 
@@ -56,7 +59,9 @@ pub enum ContentProblem {
     /// Not gzip, not JSON, or not the digest shape. `listed` holds the log files it names if
     /// its JSON could still be read, so they are reported as unverifiable rather than unknown.
     Format {
+        /// What is wrong with it.
         detail: String,
+        /// The log files it still names.
         listed: Vec<S3Location>,
     },
     /// The source failed to read it (I/O, permissions).
@@ -73,7 +78,9 @@ pub enum ContentProblem {
 pub struct DigestCandidate {
     /// Where it was read.
     pub location: S3Location,
+    /// Its key, parsed: the chain and the time it belongs to.
     pub key: DigestKey,
+    /// Its parsed content (log list set aside or not), or why there is none.
     pub content: Result<ParsedDigest, ContentProblem>,
     /// Its own signature (S3 metadata or given by the user), if known.
     pub signature: Option<Vec<u8>>,
@@ -87,7 +94,10 @@ pub enum DigestStatus {
     /// Signature verified: its log-file hashes can be trusted.
     Verified(Box<VerifiedDigest>),
     /// Not verified, or disproven; the log files it lists cannot be verified through it.
-    Unverified { listed: Listed },
+    Unverified {
+        /// The log files it names, as far as they can be known.
+        listed: Listed,
+    },
 }
 
 /// The log files an unverified digest names, as far as they can be known.
@@ -103,9 +113,14 @@ pub enum Listed {
 /// One digest after the walk, with every finding about it or attached to it.
 #[derive(Debug, Clone)]
 pub struct WalkedDigest {
+    /// Where it was read.
     pub location: S3Location,
+    /// Its key, parsed.
     pub key: DigestKey,
+    /// Whether it was verified, with what it vouches for.
     pub status: DigestStatus,
+    /// Every finding about it, and those about others that the walk attached to it (a missing
+    /// neighbour, a gap, a hole in coverage).
     pub findings: Vec<Finding>,
     /// The delivery window it accounts for: a verified digest's own (reaching back to the
     /// digest its link names, when that one is present), otherwise the hour before its key time
@@ -152,8 +167,39 @@ pub fn walk(
         .enumerate()
         .map(|(i, c)| (&c.location, i))
         .collect();
+    let incoming = incoming(&candidates, &index);
+    let (mut walked, trusted) = judge_all(chain, &candidates, &incoming, keys, range);
+    let names_missing = link_findings(chain, &candidates, &index, &trusted, &mut walked, range);
+    set_windows(&candidates, &index, &trusted, &mut walked);
+    let extent = extent(&walked, range);
+    let holes = if chain.backfill {
+        Vec::new()
+    } else {
+        continuity_findings(&candidates, &incoming, &trusted, &mut walked);
+        holes(
+            &candidates,
+            &trusted,
+            &names_missing,
+            &mut walked,
+            range,
+            extent,
+        )
+    };
+    for w in &mut walked {
+        settle(w);
+    }
+    WalkedChain {
+        digests: walked,
+        holes,
+        extent,
+    }
+}
 
-    // incoming[i]: the newer digests whose link names digest i.
+/// For each digest (newest first), the newer digests whose link names it.
+fn incoming(
+    candidates: &[DigestCandidate],
+    index: &HashMap<&S3Location, usize>,
+) -> Vec<Vec<usize>> {
     let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); candidates.len()];
     for (j, c) in candidates.iter().enumerate() {
         if let Some(link) = c.content.as_ref().ok().and_then(|d| d.previous.as_ref()) {
@@ -166,9 +212,20 @@ pub fn walk(
             }
         }
     }
+    incoming
+}
 
+/// Judges every digest, newest first, each on what the already judged newer digests that
+/// link to it say. Answers, per digest, whether its own link fields may be believed
+/// (readable, in place, not disproven).
+fn judge_all(
+    chain: &ChainId,
+    candidates: &[DigestCandidate],
+    incoming: &[Vec<usize>],
+    keys: &KeySet,
+    range: Range,
+) -> (Vec<WalkedDigest>, Vec<bool>) {
     let mut walked: Vec<WalkedDigest> = Vec::with_capacity(candidates.len());
-    // trusted[j]: digest j's link fields may be believed (readable, in place, not disproven).
     let mut trusted: Vec<bool> = Vec::with_capacity(candidates.len());
     for (i, cand) in candidates.iter().enumerate() {
         let successors = incoming.get(i).map(Vec::as_slice).unwrap_or_default();
@@ -193,64 +250,47 @@ pub fn walk(
         walked.push(w);
         trusted.push(is_trusted);
     }
-
-    let names_missing = link_findings(chain, &candidates, &index, &trusted, &mut walked, range);
-    set_windows(&candidates, &index, &trusted, &mut walked);
-    let extent = extent(&walked, range);
-    let holes = if chain.backfill {
-        Vec::new()
-    } else {
-        continuity_findings(&candidates, &incoming, &trusted, &mut walked);
-        holes(
-            &candidates,
-            &trusted,
-            &names_missing,
-            &mut walked,
-            range,
-            extent,
-        )
-    };
-    for w in &mut walked {
-        if w.context {
-            // Only what it says about others stays: it is not an object of this run.
-            let own = w.location.uri();
-            w.findings
-                .retain(|f| !(f.kind.judges_subject() && f.subject == own));
-            continue;
-        }
-        let judged = w
-            .findings
-            .iter()
-            .any(|f| f.kind.judges_subject() && f.subject == w.location.uri());
-        if !judged {
-            if let DigestStatus::Verified(v) = &w.status {
-                let evidence = Evidence {
-                    // The digest's own hash, so a report's manifest can name it.
-                    actual_sha256: Some(v.digest().sha256()),
-                    fingerprint: Some(v.fingerprint().clone()),
-                    from: Some(v.digest().start),
-                    to: Some(v.digest().end),
-                    signing_time: backfill_basis(v.signed()),
-                    ..Evidence::default()
-                };
-                // First, in a list no longer than it needs to be: a run holds every digest's.
-                let mut findings = Vec::with_capacity(w.findings.len() + 1);
-                findings.push(
-                    Finding::new(w.location.uri(), Kind::DigestValid, "valid").with(evidence),
-                );
-                findings.append(&mut w.findings);
-                w.findings = findings;
-            }
-        }
-    }
-    WalkedChain {
-        digests: walked,
-        holes,
-        extent,
-    }
+    (walked, trusted)
 }
 
-/// Decides one digest on its own and on what the digests linking to it say about it.
+/// A digest's findings once the walk is done: a context digest keeps only what it says about
+/// others (it is not an object of this run); a verified digest that no finding judges is
+/// valid, said first.
+fn settle(w: &mut WalkedDigest) {
+    let own = w.location.uri();
+    if w.context {
+        w.findings
+            .retain(|f| !(f.kind.judges_subject() && f.subject == own));
+        return;
+    }
+    let judged = w
+        .findings
+        .iter()
+        .any(|f| f.kind.judges_subject() && f.subject == own);
+    let DigestStatus::Verified(v) = &w.status else {
+        return;
+    };
+    if judged {
+        return;
+    }
+    let evidence = Evidence {
+        // The digest's own hash, so a report's manifest can name it.
+        actual_sha256: Some(v.digest().sha256()),
+        fingerprint: Some(v.fingerprint().clone()),
+        from: Some(v.digest().start),
+        to: Some(v.digest().end),
+        signing_time: backfill_basis(v.signed()),
+        ..Evidence::default()
+    };
+    // First, in a list no longer than it needs to be: a run holds every digest's.
+    let mut findings = Vec::with_capacity(w.findings.len() + 1);
+    findings.push(Finding::new(own, Kind::DigestValid, "valid").with(evidence));
+    findings.append(&mut w.findings);
+    w.findings = findings;
+}
+
+/// Decides one digest on its own and on what the digests linking to it say about it. Answers
+/// whether its own link fields may be believed.
 fn judge(
     chain: &ChainId,
     cand: &DigestCandidate,
@@ -258,69 +298,110 @@ fn judge(
     signatures_from_successors: &[&[u8]],
     keys: &KeySet,
 ) -> (WalkedDigest, bool) {
-    let uri = cand.location.uri();
-    let mut findings = Vec::new();
-    let done = |status, findings, trusted| {
-        (
-            WalkedDigest {
-                location: cand.location.clone(),
-                key: cand.key.clone(),
-                status,
-                findings,
-                window: hour_before(cand.key.end_time),
-                context: false,
-            },
-            trusted,
-        )
-    };
-    // Nothing was read, so nothing is known to be listed.
-    let unread = |f: Finding| {
-        let status = DigestStatus::Unverified {
-            listed: Listed::Names(Vec::new()),
-        };
-        done(status, vec![f], false)
-    };
     let parsed = match &cand.content {
-        Err(ContentProblem::Format { detail, listed }) => {
-            let f =
-                Finding::new(&uri, Kind::DigestFormat, "invalid format").with(detail_only(detail));
-            let status = DigestStatus::Unverified {
-                listed: Listed::Names(listed.clone()),
-            };
-            return done(status, vec![f], false);
-        }
-        Err(ContentProblem::Unreadable(detail)) => {
-            return unread(
-                Finding::new(&uri, Kind::DigestUnreadable, "could not be read")
-                    .with(detail_only(detail)),
-            );
-        }
-        Err(ContentProblem::Gone(detail)) => {
-            return unread(
-                Finding::new(&uri, Kind::DigestMissing, "not found").with(detail_only(detail)),
-            );
-        }
-        Err(ContentProblem::PathEscape(detail)) => {
-            return unread(
-                Finding::new(&uri, Kind::PathEscape, "path leaves the evidence directory")
-                    .with(detail_only(detail)),
-            );
-        }
         Ok(parsed) => parsed,
+        Err(problem) => return (content_problem(cand, problem), false),
     };
-    if parsed.location != cand.location {
-        let f = Finding::new(
-            &uri,
+    if let Some(f) = moved(cand, parsed) {
+        return (judged(cand, unverified(parsed), vec![f]), false);
+    }
+    let mut findings = link_mismatches(cand, parsed, vouching);
+    let signed_at = match signing_time(cand, parsed) {
+        Ok(t) => t,
+        Err(detail) => {
+            findings.push(
+                Finding::new(cand.location.uri(), Kind::DigestFormat, "invalid format")
+                    .with(detail_only(&detail)),
+            );
+            return (judged(cand, unverified(parsed), findings), false);
+        }
+    };
+    match verify_signatures(cand, parsed, signatures_from_successors, keys, signed_at) {
+        Ok(verified) => {
+            let status = DigestStatus::Verified(Box::new(verified));
+            (judged(cand, status, findings), true)
+        }
+        Err(failure) => {
+            let (finding, trusted) = signature_finding(chain, cand, parsed, failure);
+            findings.push(finding);
+            (judged(cand, unverified(parsed), findings), trusted)
+        }
+    }
+}
+
+/// A judged digest, its window the hour before its key time until the walk knows better.
+fn judged(cand: &DigestCandidate, status: DigestStatus, findings: Vec<Finding>) -> WalkedDigest {
+    WalkedDigest {
+        location: cand.location.clone(),
+        key: cand.key.clone(),
+        status,
+        findings,
+        window: hour_before(cand.key.end_time),
+        context: false,
+    }
+}
+
+/// A digest whose content could not be had: deleted from a copy (gone, though its records name
+/// it), replaced by what is not a digest (not gzip, not JSON, a FIFO), unreadable, or reached
+/// through a path that leaves the evidence. Its log files, if its JSON still names them, are
+/// reported unverifiable rather than unknown.
+fn content_problem(cand: &DigestCandidate, problem: &ContentProblem) -> WalkedDigest {
+    let uri = cand.location.uri();
+    // Nothing was read, so nothing is known to be listed.
+    let mut listed = Vec::new();
+    let finding = match problem {
+        ContentProblem::Format {
+            detail,
+            listed: names,
+        } => {
+            listed.clone_from(names);
+            Finding::new(&uri, Kind::DigestFormat, "invalid format").with(detail_only(detail))
+        }
+        ContentProblem::Unreadable(detail) => {
+            Finding::new(&uri, Kind::DigestUnreadable, "could not be read")
+                .with(detail_only(detail))
+        }
+        ContentProblem::Gone(detail) => {
+            Finding::new(&uri, Kind::DigestMissing, "not found").with(detail_only(detail))
+        }
+        ContentProblem::PathEscape(detail) => {
+            Finding::new(&uri, Kind::PathEscape, "path leaves the evidence directory")
+                .with(detail_only(detail))
+        }
+    };
+    let status = DigestStatus::Unverified {
+        listed: Listed::Names(listed),
+    };
+    judged(cand, status, vec![finding])
+}
+
+/// A genuine digest copied to where another belongs (another hour, chain or bucket) to stand
+/// in for it: CloudTrail signs where it delivered the digest, and this is not there.
+fn moved(cand: &DigestCandidate, parsed: &ParsedDigest) -> Option<Finding> {
+    (parsed.location != cand.location).then(|| {
+        Finding::new(
+            cand.location.uri(),
             Kind::DigestMoved,
             "has been moved from its original location",
         )
         .with(Evidence {
             detail: Some(format!("delivered to {}", parsed.location)),
             ..Evidence::default()
-        });
-        return done(unverified(parsed), vec![f], false);
-    }
+        })
+    })
+}
 
+/// What the trusted newer digests linking to this one say against it. Their link pins its
+/// bytes: a digest rewritten, or swapped for another that CloudTrail did sign, no longer hashes
+/// to the link, whatever its own signature says. The link also carries its signature: S3
+/// metadata that differs from it was replaced.
+fn link_mismatches(
+    cand: &DigestCandidate,
+    parsed: &ParsedDigest,
+    vouching: &[(usize, &ParsedDigest)],
+) -> Vec<Finding> {
+    let uri = cand.location.uri();
+    let mut findings = Vec::new();
     for (j, newer) in vouching {
         let Some(link) = &newer.previous else {
             continue;
@@ -350,16 +431,20 @@ fn judge(
             }
         }
     }
+    findings
+}
 
-    let signed_at = match signing_time(cand, parsed) {
-        Ok(t) => t,
-        Err(detail) => {
-            findings.push(
-                Finding::new(&uri, Kind::DigestFormat, "invalid format").with(detail_only(&detail)),
-            );
-            return done(unverified(parsed), findings, false);
-        }
-    };
+/// The digest verified under its own signature (S3 metadata, or given for a chain head), or
+/// else under one a newer digest's link carries: an RSA signature that verifies authenticates
+/// the digest whatever carried it, so a plain copy without S3 metadata is still verifiable.
+/// Without a verifying one, the first failure; `None` when there was no signature to try.
+fn verify_signatures(
+    cand: &DigestCandidate,
+    parsed: &ParsedDigest,
+    signatures_from_successors: &[&[u8]],
+    keys: &KeySet,
+    signed_at: SigningTime,
+) -> Result<VerifiedDigest, Option<SignatureFailure>> {
     let mut tried: Vec<&[u8]> = Vec::new();
     let mut first_failure = None;
     for sig in cand
@@ -373,15 +458,27 @@ fn judge(
         }
         tried.push(sig);
         match verify_digest(parsed, sig, keys, signed_at) {
-            Ok(verified) => {
-                return done(DigestStatus::Verified(Box::new(verified)), findings, true)
-            }
+            Ok(verified) => return Ok(verified),
             Err(failure) => {
                 first_failure.get_or_insert(failure);
             }
         }
     }
-    let (finding, trusted) = match first_failure {
+    Err(first_failure)
+}
+
+/// Why a digest is not verified, and whether its link fields may still be believed: yes when
+/// nothing disproves it (no signature to check, or no key to check it with), no when its
+/// signature fails (forged or altered content) or its key was not valid when it was signed (a
+/// retired key used to sign a fake).
+fn signature_finding(
+    chain: &ChainId,
+    cand: &DigestCandidate,
+    parsed: &ParsedDigest,
+    failure: Option<SignatureFailure>,
+) -> (Finding, bool) {
+    let uri = cand.location.uri();
+    match failure {
         None => (
             Finding::new(
                 &uri,
@@ -413,9 +510,7 @@ fn judge(
                 .with(Evidence { fingerprint: Some(parsed.fingerprint.clone()), ..Evidence::default() }),
             false,
         ),
-    };
-    findings.push(finding);
-    done(unverified(parsed), findings, trusted)
+    }
 }
 
 /// When the digest's key must have been valid. A backfill digest's generation time is unsigned
@@ -518,14 +613,14 @@ fn link_findings(
     names_missing
 }
 
-/// Gaps, digests whose successor is gone, digests outside the chain, and range coverage.
+/// Findings between neighbours, by key time: a signed restart (a gap), and a digest no link
+/// names (see [`successor_finding`]).
 fn continuity_findings(
     candidates: &[DigestCandidate],
     incoming: &[Vec<usize>],
     trusted: &[bool],
     walked: &mut [WalkedDigest],
 ) {
-    let end_of = |c: &DigestCandidate| c.content.as_ref().map_or(c.key.end_time, |d| d.end);
     for (i, older) in candidates.iter().enumerate().skip(1) {
         let newer_index = i - 1;
         let Some(newer) = candidates.get(newer_index) else {
@@ -538,75 +633,102 @@ fn continuity_findings(
             continue;
         };
         let older_end = end_of(older);
-        match &newer_digest.previous {
-            None if newer_digest.start > older_end => {
-                let f = Finding::new(
-                    newer.location.uri(),
-                    Kind::ChainGap,
-                    format!(
-                        "No log files were delivered by CloudTrail between {} and {}",
-                        format_iso(older_end),
-                        format_iso(newer_digest.start)
-                    ),
-                )
-                .with(period(older_end, newer_digest.start));
-                push(walked, newer_index, f);
-            }
-            None => {}
+        let finding = match &newer_digest.previous {
+            None if newer_digest.start > older_end => Some((
+                newer_index,
+                restart_gap(newer.location.uri(), older_end, newer_digest.start),
+            )),
+            None => None,
             Some(link)
                 if incoming.get(i).is_some_and(|v| !v.is_empty())
-                    || link.location == older.location => {}
-            Some(link) => {
-                // A digest of this chain that the link names but that is gone.
-                let missing = match parse_key(&link.location.key) {
-                    Ok(CloudTrailKey::Digest(k))
-                        if k.chain() == older.key.chain()
-                            && link.location.bucket == older.location.bucket
-                            && !candidates.iter().any(|c| c.location == link.location) =>
-                    {
-                        Some(k)
-                    }
-                    _ => None,
-                };
-                let finding = match missing {
-                    Some(k) if k.end_time > later(older_end, SLACK) => {
-                        // The missing digest ended at `k.end_time`, so it started about an
-                        // hour earlier: whatever lies between is unaccounted for.
-                        let hole_end = k
-                            .end_time
-                            .checked_sub(SignedDuration::from_hours(1))
-                            .unwrap_or(Timestamp::MIN);
-                        Some(
-                            Finding::new(
-                                older.location.uri(),
-                                Kind::DigestSuccessorMissing,
-                                format!(
-                                    "the digest after this one is missing too: nothing covers {} to {}",
-                                    format_iso(older_end),
-                                    format_iso(hole_end)
-                                ),
-                            )
-                            .with(Evidence { named_by: Some(link.location.uri()), ..period(older_end, hole_end) }),
-                        )
-                    }
-                    // The one missing digest was this one's successor.
-                    Some(k) if k.end_time >= older_end => None,
-                    // The link skips this digest: to another present digest, to itself, to
-                    // another chain or bucket, or to something older.
-                    _ => Some(
-                        Finding::new(
-                            older.location.uri(),
-                            Kind::DigestUnlinked,
-                            "no digest of its chain links to it",
-                        )
-                        .with(period(older_end, newer_digest.start)),
-                    ),
-                };
-                if let Some(f) = finding {
-                    push(walked, i, f);
-                }
+                    || link.location == older.location =>
+            {
+                None
             }
+            Some(link) => successor_finding(candidates, older, newer_digest, link).map(|f| (i, f)),
+        };
+        if let Some((on, f)) = finding {
+            push(walked, on, f);
         }
+    }
+}
+
+/// Where a digest's period ends: its signed end, or its key's time when it could not be read.
+fn end_of(c: &DigestCandidate) -> Timestamp {
+    c.content.as_ref().map_or(c.key.end_time, |d| d.end)
+}
+
+/// A signed restart of the chain at `subject` (logging stopped, or log file validation was
+/// off): CloudTrail says nothing was delivered between `from` and `to`. Said as the AWS CLI
+/// says it, so that a stop of logging to hide activity shows.
+fn restart_gap(subject: String, from: Timestamp, to: Timestamp) -> Finding {
+    let reason = format!(
+        "No log files were delivered by CloudTrail between {} and {}",
+        format_iso(from),
+        format_iso(to)
+    );
+    Finding::new(subject, Kind::ChainGap, reason).with(period(from, to))
+}
+
+/// An older digest that the next newer one's trusted link does not name, and no other link
+/// does either. If the link names a digest of this chain that is gone and ends well after
+/// the older one, the digests between are gone too (several deleted in a row: only the one
+/// the link names is said missing elsewhere, the rest is this stretch). Otherwise the link
+/// skips it: a digest planted into the chain, or one the chain was rewritten around.
+fn successor_finding(
+    candidates: &[DigestCandidate],
+    older: &DigestCandidate,
+    newer_digest: &ParsedDigest,
+    link: &PreviousLink,
+) -> Option<Finding> {
+    let older_end = end_of(older);
+    // A digest of this chain that the link names but that is gone.
+    let missing = match parse_key(&link.location.key) {
+        Ok(CloudTrailKey::Digest(k))
+            if k.chain() == older.key.chain()
+                && link.location.bucket == older.location.bucket
+                && !candidates.iter().any(|c| c.location == link.location) =>
+        {
+            Some(k)
+        }
+        _ => None,
+    };
+    match missing {
+        Some(k) if k.end_time > later(older_end, SLACK) => {
+            // The missing digest ended at `k.end_time`, so it started about an hour earlier:
+            // whatever lies between is unaccounted for.
+            let hole_end = k
+                .end_time
+                .checked_sub(SignedDuration::from_hours(1))
+                .unwrap_or(Timestamp::MIN);
+            Some(
+                Finding::new(
+                    older.location.uri(),
+                    Kind::DigestSuccessorMissing,
+                    format!(
+                        "the digest after this one is missing too: nothing covers {} to {}",
+                        format_iso(older_end),
+                        format_iso(hole_end)
+                    ),
+                )
+                .with(Evidence {
+                    named_by: Some(link.location.uri()),
+                    ..period(older_end, hole_end)
+                }),
+            )
+        }
+        // The one missing digest was this one's successor.
+        Some(k) if k.end_time >= older_end => None,
+        // The link skips this digest: to another present digest, to itself, to another chain
+        // or bucket, or to something older.
+        _ => Some(
+            Finding::new(
+                older.location.uri(),
+                Kind::DigestUnlinked,
+                "no digest of its chain links to it",
+            )
+            .with(period(older_end, newer_digest.start)),
+        ),
     }
 }
 
@@ -664,8 +786,23 @@ fn extent(walked: &[WalkedDigest], range: Range) -> (Timestamp, Timestamp) {
     (start.min(end), end)
 }
 
+/// A stretch before digest `at` (by where windows end) that no digest accounts for.
+struct Stretch {
+    from: Timestamp,
+    to: Timestamp,
+    state: HourState,
+    /// Whether a finding already names it (see [`hole_before`]).
+    explained: bool,
+    /// The digest after it.
+    at: usize,
+    /// The digest before it, unless it is at the start of the evidence.
+    older: Option<usize>,
+}
+
 /// The stretches no digest accounts for, with a finding for each one in the range that no
-/// other finding explains, so that no hole of the range goes unsaid.
+/// other finding explains, so that no hole of the range goes unsaid: deleting digests (and
+/// with them the proof of what their hours held) must not pass silently, however many and
+/// wherever they are.
 fn holes(
     candidates: &[DigestCandidate],
     trusted: &[bool],
@@ -674,44 +811,9 @@ fn holes(
     range: Range,
     (lo, hi): (Timestamp, Timestamp),
 ) -> Vec<Span> {
-    let trusted_at = |i: usize| trusted.get(i).copied().unwrap_or(false);
-    let previous = |i: usize| {
-        candidates
-            .get(i)
-            .and_then(|c| c.content.as_ref().ok())
-            .map(|d| d.previous.as_ref())
-    };
-    // What the hole before digest `i` is, and whether a finding already names it: a trusted
-    // link that names a missing digest of the range (reported as `not found`), or a signed
-    // restart (reported as a gap).
-    let verified: Vec<bool> = walked
-        .iter()
-        .map(|w| matches!(w.status, DigestStatus::Verified(_)))
+    let before: Vec<(HourState, bool)> = (0..walked.len())
+        .map(|i| hole_before(candidates, trusted, names_missing, walked, i))
         .collect();
-    let context: Vec<bool> = walked.iter().map(|w| w.context).collect();
-    let before = |i: usize| -> (HourState, bool) {
-        let verified = verified.get(i).copied().unwrap_or(false);
-        match previous(i) {
-            Some(None) if verified => (HourState::Gap, true),
-            // Said by its own finding, unless it is context (not reported).
-            Some(None) if trusted_at(i) => (
-                HourState::NotVerified,
-                !context.get(i).copied().unwrap_or(false),
-            ),
-            Some(Some(link)) if trusted_at(i) => {
-                let missing_here = names_missing.get(i).copied().unwrap_or(false);
-                if link.location.bucket
-                    != candidates.get(i).map_or("", |c| c.location.bucket.as_str())
-                {
-                    (HourState::NotVerified, missing_here)
-                } else {
-                    (HourState::Missing, missing_here)
-                }
-            }
-            _ => (HourState::Missing, false),
-        }
-    };
-
     // Oldest first, by where each window ends.
     let mut order: Vec<usize> = (0..walked.len()).collect();
     order.sort_by_key(|&i| walked.get(i).map(|w| (w.window.1, w.window.0)));
@@ -721,12 +823,12 @@ fn holes(
         let Some((from, to)) = walked.get(i).map(|w| w.window) else {
             continue;
         };
-        let hole_from = match reached {
-            Some((end, _)) => end,
-            None => lo,
-        };
+        let hole_from = reached.map_or(lo, |(end, _)| end);
         if from > hole_from {
-            let (state, mut explained) = before(i);
+            let (state, mut explained) = before
+                .get(i)
+                .copied()
+                .unwrap_or((HourState::Missing, false));
             // At the start of the evidence only one missing digest is named by a link (no
             // older digest is left to say `digest_successor_missing`): a longer hole needs its
             // own finding.
@@ -738,93 +840,16 @@ fn holes(
                 to: from,
                 state,
             });
-            let in_range = hole_from.max(lo) < from.min(hi);
-            if in_range {
-                let start = hole_from.max(lo);
-                let requested = if range.start_requested {
-                    "requested "
-                } else {
-                    ""
+            if hole_from.max(lo) < from.min(hi) {
+                let stretch = Stretch {
+                    from: hole_from,
+                    to: from,
+                    state,
+                    explained,
+                    at: i,
+                    older: reached.map(|(_, older)| older),
                 };
-                // A restart inside the range: said as a gap on the digest that restarts, where
-                // the pairwise pass (by key time) did not already.
-                if let (Some(_), true, Some(None)) = (reached, explained, previous(i)) {
-                    let said = walked
-                        .get(i)
-                        .is_some_and(|w| w.findings.iter().any(|f| f.kind == Kind::ChainGap));
-                    if !said {
-                        let subject = candidates
-                            .get(i)
-                            .map(|c| c.location.uri())
-                            .unwrap_or_default();
-                        let reason = format!(
-                            "No log files were delivered by CloudTrail between {} and {}",
-                            format_iso(hole_from),
-                            format_iso(from)
-                        );
-                        push(
-                            walked,
-                            i,
-                            Finding::new(subject, Kind::ChainGap, reason)
-                                .with(period(hole_from, from)),
-                        );
-                    }
-                }
-                let finding = match (reached, state, explained) {
-                    // A chain that starts inside the range: CloudTrail signed that it starts
-                    // here.
-                    (None, HourState::Gap, _) => Some((
-                        i,
-                        Kind::CoverageStart,
-                        format!(
-                            "the chain starts at {}, after the {}start {}",
-                            format_iso(from),
-                            requested,
-                            format_iso(lo)
-                        ),
-                    )),
-                    (None, _, _) if matches!(previous(i), Some(None)) => Some((
-                        i,
-                        Kind::CoverageStart,
-                        format!(
-                            "the chain starts at {}, after the {}start {}, with a digest that could not be verified",
-                            format_iso(from),
-                            requested,
-                            format_iso(lo)
-                        ),
-                    )),
-                    (_, _, true) => None,
-                    (None, _, false) => Some((
-                        i,
-                        Kind::CoverageStart,
-                        format!(
-                            "no verified digest of this chain covers {} to {}, the start of the {}range",
-                            format_iso(start),
-                            format_iso(from),
-                            requested
-                        ),
-                    )),
-                    (Some((_, older)), _, false) => Some((
-                        older,
-                        Kind::CoverageHole,
-                        format!(
-                            "no verified digest of this chain covers {} to {}: the digests that did are gone, or the next one could not be verified",
-                            format_iso(hole_from),
-                            format_iso(from)
-                        ),
-                    )),
-                };
-                if let Some((on, kind, reason)) = finding {
-                    let subject = candidates
-                        .get(on)
-                        .map(|c| c.location.uri())
-                        .unwrap_or_default();
-                    push(
-                        walked,
-                        on,
-                        Finding::new(subject, kind, reason).with(period(start, from)),
-                    );
-                }
+                say_stretch(candidates, walked, range, lo, &stretch);
             }
         }
         if reached.is_none_or(|(end, _)| to > end) {
@@ -838,22 +863,171 @@ fn holes(
                 to: hi,
                 state: HourState::Missing,
             });
-            let f = Finding::new(
-                candidates.get(newest).map(|c| c.location.uri()).unwrap_or_default(),
-                Kind::CoverageEnd,
-                format!(
-                    "no verified digest of this chain covers {} to {}, the end of the {}range: the chain ends at {}",
-                    format_iso(end.max(lo)),
-                    format_iso(hi),
-                    if range.end_requested { "requested " } else { "" },
-                    format_iso(end)
-                ),
-            )
-            .with(period(end, hi));
+            let f = coverage_end(candidates, newest, range, (lo, hi), end);
             push(walked, newest, f);
         }
     }
     spans
+}
+
+/// The link of digest `i`, if its content could be had (`Some(None)`: it starts the chain).
+fn previous(candidates: &[DigestCandidate], i: usize) -> Option<Option<&PreviousLink>> {
+    candidates
+        .get(i)
+        .and_then(|c| c.content.as_ref().ok())
+        .map(|d| d.previous.as_ref())
+}
+
+/// What the hole before digest `i` is, and whether a finding already names it: a trusted
+/// link that names a missing digest of the range (reported as `not found`), or a signed
+/// restart (reported as a gap).
+fn hole_before(
+    candidates: &[DigestCandidate],
+    trusted: &[bool],
+    names_missing: &[bool],
+    walked: &[WalkedDigest],
+    i: usize,
+) -> (HourState, bool) {
+    let trusted = trusted.get(i).copied().unwrap_or(false);
+    let w = walked.get(i);
+    let verified = w.is_some_and(|w| matches!(w.status, DigestStatus::Verified(_)));
+    match previous(candidates, i) {
+        Some(None) if verified => (HourState::Gap, true),
+        // Said by its own finding, unless it is context (not reported).
+        Some(None) if trusted => (HourState::NotVerified, !w.is_some_and(|w| w.context)),
+        Some(Some(link)) if trusted => {
+            let missing_here = names_missing.get(i).copied().unwrap_or(false);
+            if link.location.bucket != candidates.get(i).map_or("", |c| c.location.bucket.as_str())
+            {
+                (HourState::NotVerified, missing_here)
+            } else {
+                (HourState::Missing, missing_here)
+            }
+        }
+        _ => (HourState::Missing, false),
+    }
+}
+
+/// The findings a stretch of the range needs: a restart said as a gap where the pairwise pass
+/// did not say it, and the uncovered stretch itself unless a finding explains it.
+fn say_stretch(
+    candidates: &[DigestCandidate],
+    walked: &mut [WalkedDigest],
+    range: Range,
+    lo: Timestamp,
+    s: &Stretch,
+) {
+    // A restart inside the range: said as a gap on the digest that restarts, where the
+    // pairwise pass (by key time) did not already.
+    if let (Some(_), true, Some(None)) = (s.older, s.explained, previous(candidates, s.at)) {
+        let said = walked
+            .get(s.at)
+            .is_some_and(|w| w.findings.iter().any(|f| f.kind == Kind::ChainGap));
+        if !said {
+            let subject = candidates
+                .get(s.at)
+                .map(|c| c.location.uri())
+                .unwrap_or_default();
+            let f = restart_gap(subject, s.from, s.to);
+            push(walked, s.at, f);
+        }
+    }
+    if let Some((on, kind, reason)) = uncovered(candidates, range, lo, s) {
+        let subject = candidates
+            .get(on)
+            .map(|c| c.location.uri())
+            .unwrap_or_default();
+        let start = s.from.max(lo);
+        push(
+            walked,
+            on,
+            Finding::new(subject, kind, reason).with(period(start, s.to)),
+        );
+    }
+}
+
+/// The finding an unexplained stretch of the range needs, and the digest it goes on: a chain
+/// that starts inside the range (signed, or with a digest that could not be verified), a start
+/// of the range no verified digest covers (digests deleted at the start), or a hole between
+/// two digests (digests deleted, or the next one not verifiable).
+fn uncovered(
+    candidates: &[DigestCandidate],
+    range: Range,
+    lo: Timestamp,
+    s: &Stretch,
+) -> Option<(usize, Kind, String)> {
+    let requested = if range.start_requested {
+        "requested "
+    } else {
+        ""
+    };
+    let start = s.from.max(lo);
+    match (s.older, s.state, s.explained) {
+        // A chain that starts inside the range: CloudTrail signed that it starts here.
+        (None, HourState::Gap, _) => Some((
+            s.at,
+            Kind::CoverageStart,
+            format!(
+                "the chain starts at {}, after the {}start {}",
+                format_iso(s.to),
+                requested,
+                format_iso(lo)
+            ),
+        )),
+        (None, _, _) if matches!(previous(candidates, s.at), Some(None)) => Some((
+            s.at,
+            Kind::CoverageStart,
+            format!(
+                "the chain starts at {}, after the {}start {}, with a digest that could not be verified",
+                format_iso(s.to),
+                requested,
+                format_iso(lo)
+            ),
+        )),
+        (_, _, true) => None,
+        (None, _, false) => Some((
+            s.at,
+            Kind::CoverageStart,
+            format!(
+                "no verified digest of this chain covers {} to {}, the start of the {}range",
+                format_iso(start),
+                format_iso(s.to),
+                requested
+            ),
+        )),
+        (Some(older), _, false) => Some((
+            older,
+            Kind::CoverageHole,
+            format!(
+                "no verified digest of this chain covers {} to {}: the digests that did are gone, or the next one could not be verified",
+                format_iso(s.from),
+                format_iso(s.to)
+            ),
+        )),
+    }
+}
+
+/// The end of the range that no digest covers, on the newest digest: the chain stops before
+/// the end (its latest digests deleted, or logging stopped without a signed restart after).
+fn coverage_end(
+    candidates: &[DigestCandidate],
+    newest: usize,
+    range: Range,
+    (lo, hi): (Timestamp, Timestamp),
+    end: Timestamp,
+) -> Finding {
+    Finding::new(
+        candidates.get(newest).map(|c| c.location.uri()).unwrap_or_default(),
+        Kind::CoverageEnd,
+        format!(
+            "no verified digest of this chain covers {} to {}, the end of the {}range: the chain ends at {}",
+            format_iso(end.max(lo)),
+            format_iso(hi),
+            if range.end_requested { "requested " } else { "" },
+            format_iso(end)
+        ),
+    )
+    .with(period(end, hi))
 }
 
 /// The hour before `t`, saturating at the start of time.

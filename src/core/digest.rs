@@ -2,8 +2,6 @@
 //!
 //! The raw bytes are kept because the signature and the next digest's link cover them exactly
 //! as delivered (CloudTrail escapes `/` as `\/`, so a re-serialisation would hash differently).
-#![warn(missing_docs)]
-
 use std::sync::Arc;
 
 use jiff::Timestamp;

@@ -18,8 +18,6 @@
 //! lower case (`signature`, `signature-algorithm`, and on backfill digests
 //! `backfill-generation-timestamp`). Every field but `format`, `bucket` and `objects` is optional
 //! per object, so a partial record (for example signatures only) is valid.
-#![warn(missing_docs)]
-
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

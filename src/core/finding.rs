@@ -1,6 +1,4 @@
 //! Findings: what was checked, and what came out. A failed check is a finding, never an error.
-#![warn(missing_docs)]
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 

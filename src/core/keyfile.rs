@@ -5,8 +5,6 @@
 //!   "ValidityEndTime":1738281600,"Fingerprint":"<md5 hex of the DER>"}]}
 //! ```
 //! Times may be epoch seconds (as the CLI prints them) or ISO 8601 text.
-#![warn(missing_docs)]
-
 use base64::Engine as _;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};

@@ -4,8 +4,6 @@
 //! log:    [prefix/]AWSLogs/[o-ORG/]ACCT/CloudTrail/REGION/YYYY/MM/DD/ACCT_CloudTrail_REGION_YYYYMMDDTHHmmZ_UNIQUE.json.gz
 //! digest: [prefix/]AWSLogs/[o-ORG/]ACCT/CloudTrail-Digest/SRC/YYYY/MM/DD/ACCT_CloudTrail-Digest_SRC_TRAIL_HOME_YYYYMMDDTHHMMSSZ[_backfill].json.gz
 //! ```
-#![warn(missing_docs)]
-
 use std::fmt;
 
 use jiff::Timestamp;

@@ -10,8 +10,6 @@
 //!
 //! Work is proportional to the spans, not to the hours: a range of ten thousand years costs no
 //! more than one of a day.
-#![warn(missing_docs)]
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 

@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod sign;
 pub mod time;
 pub mod types;
+pub mod verdict;
 pub mod verify;
 
 pub use types::{Fingerprint, S3Location, Sha256};

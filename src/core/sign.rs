@@ -1,7 +1,5 @@
 //! Digest signatures: the string to sign, CloudTrail public keys, and the proof type
 //! [`VerifiedDigest`] that only a successful RSA check can produce.
-#![warn(missing_docs)]
-
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;

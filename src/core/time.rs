@@ -1,6 +1,4 @@
 //! The two timestamp spellings CloudTrail uses, parsed strictly.
-#![warn(missing_docs)]
-
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};

@@ -1,6 +1,4 @@
 //! Newtypes for the values that cross trust boundaries.
-#![warn(missing_docs)]
-
 use std::fmt;
 
 use serde::{Serialize, Serializer};

@@ -22,7 +22,9 @@ use jiff::Timestamp;
 use md5::Digest as _;
 use serde::Serialize;
 
-use super::{for_each_log, plan, EngineError, Plan, Settings};
+use super::plan::for_each_log;
+use super::{plan, EngineError, Plan, Settings};
+use crate::core::chain::Range;
 use crate::core::digest::named_log_files;
 use crate::core::evidence::{EvidenceMetadata, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{inflate_all, Limits};
@@ -30,9 +32,9 @@ use crate::core::types::S3Location;
 use crate::source::aws::AwsOptions;
 use crate::source::cloudtrail::{caller_identity, CallerIdentity};
 use crate::source::local::{plain_key, WritableRoot};
-use crate::source::progress::Progress;
+use crate::source::progress::{Observer, Phase, Progress};
 use crate::source::s3::{Destination, Listed, S3Source};
-use crate::source::{ObjectSource, ReadError, SourceError};
+use crate::source::{ObjectSource, ReadError, SourceError, StoredObject};
 
 /// The acquisition log at the root of the evidence directory: one entry per run.
 pub const ACQUISITION_FILE: &str = "trailproof-acquisition.json";
@@ -40,11 +42,17 @@ pub const ACQUISITION_FILE: &str = "trailproof-acquisition.json";
 /// What one acquisition did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AcquireSummary {
+    /// Objects the run needs: digests and log files.
     pub wanted: usize,
+    /// Objects written, new or changed.
     pub downloaded: usize,
+    /// Objects already in the directory as S3 holds them.
     pub unchanged: usize,
+    /// Objects named (by a digest, or a listing) that S3 no longer has.
     pub missing: usize,
+    /// Objects that could not be copied; see `failures`.
     pub failed: usize,
+    /// Each failure: the key and why.
     pub failures: Vec<String>,
 }
 
@@ -78,12 +86,14 @@ struct AcquisitionRecord<'a> {
     summary: &'a AcquireSummary,
 }
 
-/// Copies the run's objects from `source` into `dir`.
+/// Copies the run's objects from `source` into `dir`, reporting each phase (digests read,
+/// objects downloaded) to `observer`.
 pub fn acquire(
     source: &S3Source,
     options: &AwsOptions,
     settings: &Settings,
     dir: &Path,
+    observer: &dyn Observer,
 ) -> Result<AcquireSummary, EngineError> {
     let started = Timestamp::now();
     let bucket = source.bucket().unwrap_or_default();
@@ -91,36 +101,98 @@ pub fn acquire(
     for name in [EVIDENCE_FILE, ACQUISITION_FILE] {
         root.check(name)?;
     }
-    let mut metadata = match read_file(&root, EVIDENCE_FILE)? {
-        Some(bytes) => EvidenceMetadata::parse(&bytes).map_err(|source| SourceError::Evidence {
-            path: dir.join(EVIDENCE_FILE),
-            source,
-        })?,
-        None => EvidenceMetadata::new(&bucket),
-    };
-    if metadata.bucket != bucket {
-        return Err(EngineError::BucketConflict {
-            given: bucket,
-            recorded: metadata.bucket,
-        });
-    }
-
+    let metadata = open_metadata(&root, dir, &bucket)?;
     let Plan {
         range,
         mut digests,
         other_trails,
         ..
-    } = plan(source, settings)?;
+    } = plan(source, settings, observer)?;
     // `verify` reads the digests of trails the filters leave out but that write to the same
     // folders, to tell their log files from injected ones.
     digests.extend(other_trails);
-    let mut summary = AcquireSummary::default();
-
     // Digests are read whole (they are small and say which log files to fetch).
     let digest_keys: Vec<String> = digests.iter().map(|d| d.format()).collect();
-    let progress = Progress::new("digests read", digest_keys.len());
-    let read = source.read_digests(&digest_keys, &progress);
-    drop(progress);
+    let read = {
+        let total = Some(digest_keys.len() as u64);
+        let progress = Progress::start(observer, Phase::DigestsRead, total);
+        source.read_digests(&digest_keys, &progress)
+    };
+    let wanted_logs = wanted_logs(source, settings, range, &bucket, &read, observer)?;
+    // Before anything is written: a link (or anything but a plain folder or file) where this
+    // run would write stops it. Keys that are not plain paths are failures of their own below.
+    for key in digest_keys.iter().chain(&wanted_logs) {
+        match root.check(key) {
+            Ok(()) | Err(SourceError::UnsafeKey { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut copy = Acquisition {
+        root,
+        metadata,
+        summary: AcquireSummary::default(),
+    };
+    copy.store_digests(&digest_keys, read);
+    let fetch = copy.sort_out_logs(source, &bucket, &wanted_logs);
+    let keys: Vec<String> = fetch.iter().map(|(l, _)| l.key.clone()).collect();
+    copy.store_downloads(keys, source.download(fetch, observer));
+    let Acquisition {
+        root,
+        metadata,
+        summary,
+    } = copy;
+    write_json(&root, EVIDENCE_FILE, &metadata)?;
+    let record = AcquisitionRecord {
+        tool: "trailproof",
+        version: env!("CARGO_PKG_VERSION"),
+        started,
+        finished: Timestamp::now(),
+        source: source.describe(),
+        caller: caller_identity(options).map_err(|e| e.to_string()),
+        start_time: settings.start,
+        end_time: settings.end,
+        accounts: &settings.accounts,
+        regions: &settings.regions,
+        trails: &settings.trails,
+        summary: &summary,
+    };
+    append_record(&root, &record)?;
+    Ok(summary)
+}
+
+/// The directory's evidence-metadata file, or a new one for `bucket`; a file of another
+/// bucket stops the run (one directory holds one bucket's objects).
+fn open_metadata(
+    root: &WritableRoot,
+    dir: &Path,
+    bucket: &str,
+) -> Result<EvidenceMetadata, EngineError> {
+    let metadata = match read_file(root, EVIDENCE_FILE)? {
+        Some(bytes) => EvidenceMetadata::parse(&bytes).map_err(|source| SourceError::Evidence {
+            path: dir.join(EVIDENCE_FILE),
+            source,
+        })?,
+        None => EvidenceMetadata::new(bucket),
+    };
+    if metadata.bucket != bucket {
+        return Err(EngineError::BucketConflict {
+            given: bucket.to_owned(),
+            recorded: metadata.bucket,
+        });
+    }
+    Ok(metadata)
+}
+
+/// The log files `verify` would read: those the digests `read` name in `bucket`, and every log
+/// file listed in the range.
+fn wanted_logs(
+    source: &S3Source,
+    settings: &Settings,
+    range: Range,
+    bucket: &str,
+    read: &[Result<StoredObject, ReadError>],
+    observer: &dyn Observer,
+) -> Result<BTreeSet<String>, EngineError> {
     let mut wanted_logs: BTreeSet<String> = BTreeSet::new();
     for stored in read.iter().flatten() {
         if let Ok(raw) = inflate_all(&stored.bytes, Limits::DIGEST) {
@@ -146,93 +218,98 @@ pub fn acquire(
         },
         // Keys that are no CloudTrail key are reported by `verify` from the listing, not copied.
         &|_| {},
+        observer,
     )?;
-    let wanted_logs = listed.into_inner().unwrap_or_else(PoisonError::into_inner);
-
-    // Before anything is written: a link (or anything but a plain folder or file) where this
-    // run would write stops it. Keys that are not plain paths are failures of their own below.
-    for key in digest_keys.iter().chain(&wanted_logs) {
-        match root.check(key) {
-            Ok(()) | Err(SourceError::UnsafeKey { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-
-    for (key, read) in digest_keys.iter().zip(read) {
-        summary.wanted += 1;
-        match read {
-            Ok(stored) => match write_object(&root, key, &stored.bytes) {
-                Ok(changed) => {
-                    if changed {
-                        summary.downloaded += 1;
-                    } else {
-                        summary.unchanged += 1;
-                    }
-                    metadata.objects.insert(key.clone(), stored.record);
-                }
-                Err(e) => fail(&mut summary, key, &e.to_string()),
-            },
-            Err(ReadError::NotFound) => summary.missing += 1,
-            Err(e) => fail(&mut summary, key, &format!("{e:?}")),
-        }
-    }
-
-    let mut fetch = Vec::new();
-    for key in &wanted_logs {
-        summary.wanted += 1;
-        if let Err(e) = plain_key(key) {
-            fail(&mut summary, key, &format!("{e:?}"));
-            continue;
-        }
-        match unchanged(&root, key, source.listed(key), metadata.objects.get(key)) {
-            Ok(Some(record)) => {
-                summary.unchanged += 1;
-                metadata.objects.insert(key.clone(), record);
-            }
-            Ok(None) => fetch.push((
-                S3Location::new(&bucket, key),
-                Part {
-                    root: root.clone(),
-                    key: key.clone(),
-                },
-            )),
-            Err(e) => fail(&mut summary, key, &e.to_string()),
-        }
-    }
-    let keys: Vec<String> = fetch.iter().map(|(l, _)| l.key.clone()).collect();
-    for (key, result) in keys.into_iter().zip(source.download(fetch)) {
-        match result {
-            Ok(record) => {
-                summary.downloaded += 1;
-                metadata.objects.insert(key, record);
-            }
-            Err(ReadError::NotFound) => summary.missing += 1,
-            Err(e) => fail(&mut summary, &key, &format!("{e:?}")),
-        }
-    }
-
-    write_json(&root, EVIDENCE_FILE, &metadata)?;
-    let record = AcquisitionRecord {
-        tool: "trailproof",
-        version: env!("CARGO_PKG_VERSION"),
-        started,
-        finished: Timestamp::now(),
-        source: source.describe(),
-        caller: caller_identity(options).map_err(|e| e.to_string()),
-        start_time: settings.start,
-        end_time: settings.end,
-        accounts: &settings.accounts,
-        regions: &settings.regions,
-        trails: &settings.trails,
-        summary: &summary,
-    };
-    append_record(&root, &record)?;
-    Ok(summary)
+    Ok(listed.into_inner().unwrap_or_else(PoisonError::into_inner))
 }
 
-fn fail(summary: &mut AcquireSummary, key: &str, why: &str) {
-    summary.failed += 1;
-    summary.failures.push(format!("{key}: {why}"));
+/// An acquisition under way: the directory, its evidence-metadata file as it will be written,
+/// and what was done so far.
+struct Acquisition {
+    root: WritableRoot,
+    metadata: EvidenceMetadata,
+    summary: AcquireSummary,
+}
+
+impl Acquisition {
+    /// Writes the digests read (unless the same bytes are there) and records them.
+    fn store_digests(&mut self, keys: &[String], read: Vec<Result<StoredObject, ReadError>>) {
+        for (key, read) in keys.iter().zip(read) {
+            self.summary.wanted += 1;
+            match read {
+                Ok(stored) => match write_object(&self.root, key, &stored.bytes) {
+                    Ok(changed) => {
+                        if changed {
+                            self.summary.downloaded += 1;
+                        } else {
+                            self.summary.unchanged += 1;
+                        }
+                        self.metadata.objects.insert(key.clone(), stored.record);
+                    }
+                    Err(e) => self.fail(key, &e.to_string()),
+                },
+                Err(ReadError::NotFound) => self.summary.missing += 1,
+                Err(e) => self.fail(key, &format!("{e:?}")),
+            }
+        }
+    }
+
+    /// Records the wanted log files already on disk as S3 lists them, and answers the rest,
+    /// to download.
+    fn sort_out_logs(
+        &mut self,
+        source: &S3Source,
+        bucket: &str,
+        wanted: &BTreeSet<String>,
+    ) -> Vec<(S3Location, Part)> {
+        let mut fetch = Vec::new();
+        for key in wanted {
+            self.summary.wanted += 1;
+            if let Err(e) = plain_key(key) {
+                self.fail(key, &format!("{e:?}"));
+                continue;
+            }
+            let old = self.metadata.objects.get(key);
+            match unchanged(&self.root, key, source.listed(key), old) {
+                Ok(Some(record)) => {
+                    self.summary.unchanged += 1;
+                    self.metadata.objects.insert(key.clone(), record);
+                }
+                Ok(None) => fetch.push((
+                    S3Location::new(bucket, key),
+                    Part {
+                        root: self.root.clone(),
+                        key: key.clone(),
+                    },
+                )),
+                Err(e) => self.fail(key, &e.to_string()),
+            }
+        }
+        fetch
+    }
+
+    /// Records what the downloads of `keys` came to.
+    fn store_downloads(
+        &mut self,
+        keys: Vec<String>,
+        results: Vec<Result<ObjectRecord, ReadError>>,
+    ) {
+        for (key, result) in keys.into_iter().zip(results) {
+            match result {
+                Ok(record) => {
+                    self.summary.downloaded += 1;
+                    self.metadata.objects.insert(key, record);
+                }
+                Err(ReadError::NotFound) => self.summary.missing += 1,
+                Err(e) => self.fail(&key, &format!("{e:?}")),
+            }
+        }
+    }
+
+    fn fail(&mut self, key: &str, why: &str) {
+        self.summary.failed += 1;
+        self.summary.failures.push(format!("{key}: {why}"));
+    }
 }
 
 /// A log file's place in the evidence directory, as a download destination.

@@ -4,20 +4,26 @@
 //! UTF-8, a link to a folder).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use jiff::SignedDuration;
 use rayon::prelude::*;
 
-use super::{names, reread, DigestStatus, Names, Settings, TextHashes, TextSet};
-use crate::core::chain::{walk, DigestCandidate, Range, WalkedDigest};
+use super::holes::{unreferenced, Holes};
+use super::logs::{names, reread, Names};
+use super::plan::for_each_log;
+use super::texts::{TextHashes, TextSet};
+use super::Settings;
+use crate::core::chain::{walk, DigestCandidate, DigestStatus, Range, WalkedDigest};
 use crate::core::digest::LogFileEntry;
 use crate::core::finding::{Evidence, Finding, Kind, Verdict};
 use crate::core::layout::{folders, parse_key, ChainId, Folders, ObjectType, Scope};
 use crate::core::sign::KeySet;
 use crate::core::time::{later, parse_compact};
 use crate::core::types::S3Location;
-use crate::source::progress::Progress;
-use crate::source::{ObjectSource, Stray, StrayProblem};
+use crate::source::progress::{Observer, Progress};
+use crate::source::{ObjectSource, SourceError, Stray, StrayProblem};
 
 /// Digests read again at once for their lists.
 const REREAD_BATCH: usize = 64;
@@ -139,6 +145,83 @@ pub(super) fn for_each_listed(
             };
             list.iter().for_each(&mut *each);
         }
+    }
+}
+
+/// What the run's digests vouch for, once checked: what the last listing, of the log folders,
+/// is held against.
+pub(super) struct Vouched<'a> {
+    pub(super) bucket: &'a str,
+    pub(super) range: Range,
+    /// The keys in `bucket` that the run's digests name.
+    pub(super) referenced: TextSet,
+    pub(super) other_trails: OtherTrails,
+    pub(super) holes: Holes,
+}
+
+impl Vouched<'_> {
+    /// Lists the log folders for the files of the range that no digest of the run names, and
+    /// adds what the listings found that is no CloudTrail object (`unrecognised`: the digest
+    /// folders' so far). Returns their findings, in key order, and how many log files verified
+    /// digests of trails left out by the filters name (not checked).
+    pub(super) fn unchained(
+        self,
+        source: &dyn ObjectSource,
+        settings: &Settings,
+        unrecognised: Vec<String>,
+        observer: &dyn Observer,
+    ) -> Result<(Vec<Finding>, usize), SourceError> {
+        let attributed = AtomicUsize::new(0);
+        let unchained = Mutex::new(Vec::new());
+        let unrecognised = Mutex::new(unrecognised);
+        for_each_log(
+            source,
+            settings,
+            &|key, log| {
+                let range = self.range;
+                if log.time < range.start || log.time > range.end || self.referenced.contains(&key)
+                {
+                    return;
+                }
+                if self.other_trails.vouch_for(&key) {
+                    attributed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                let finding = self.other_trails.unattributed(
+                    unreferenced(self.bucket, key, log.time, self.holes.around(&log)),
+                    &log.scope,
+                );
+                unchained
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(finding);
+            },
+            &|key| {
+                unrecognised
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(key)
+            },
+            observer,
+        )?;
+        let mut unchained = unchained
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        unchained.extend(self.other_trails.decoys);
+        unchained.extend(self::unrecognised(
+            self.bucket,
+            settings,
+            self.range,
+            unrecognised
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
+            source.strays(),
+        ));
+        // Listings come in no set order, and need not give each key once; the report's order
+        // is the keys'.
+        unchained.sort_by(|a, b| a.subject.cmp(&b.subject));
+        unchained.dedup_by(|a, b| a.subject == b.subject);
+        Ok((unchained, attributed.into_inner()))
     }
 }
 

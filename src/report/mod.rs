@@ -1,6 +1,4 @@
 //! The report of one run, and its renderings.
-#![warn(missing_docs)]
-
 pub mod audit;
 pub mod cli_compat;
 pub mod dsse;

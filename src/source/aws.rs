@@ -2,8 +2,6 @@
 //! aws-config (environment, profiles, SSO, instance roles, assume-role through a profile),
 //! retries with backoff, timeouts, and an HTTPS client on rustls with ring, the crypto library
 //! the verifier already uses. Also what a failed AWS call is made into: [`AwsError`].
-#![warn(missing_docs)]
-
 use std::error::Error as StdError;
 use std::time::Duration;
 

@@ -1,7 +1,5 @@
 //! CloudTrail and STS calls: public keys (ListPublicKeys, per Region, paginated, cached for
 //! the run), trail lookup (DescribeTrails), and the caller's identity for acquisition records.
-#![warn(missing_docs)]
-
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 

@@ -3,8 +3,6 @@
 //! Objects live at `ROOT/<key>`, as `aws s3 sync s3://BUCKET ROOT` writes them. Every path a
 //! digest names is resolved under the root; a key with `..`, an absolute path, a NUL, or a
 //! symlink leading out of the root is refused and becomes a finding. Nothing is ever written.
-#![warn(missing_docs)]
-
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -14,7 +12,7 @@ use std::thread::JoinHandle;
 
 use rayon::prelude::*;
 
-use super::progress::{Progress, Stored};
+use super::progress::{Observer, Progress, Stored};
 use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject, Stray, StrayProblem};
 use crate::core::evidence::{DigestRecords, EvidenceError, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
@@ -597,6 +595,7 @@ impl ObjectSource for LocalEvidence {
         &self,
         request: &ListRequest,
         each: &(dyn Fn(String) + Sync),
+        _observer: &dyn Observer,
     ) -> Result<(), SourceError> {
         self.walk_tree(request.objects.folder(), each)?;
         // The first listing is the first call of a run: a bad evidence-metadata file stops it.
@@ -606,7 +605,7 @@ impl ObjectSource for LocalEvidence {
     fn read_digests(
         &self,
         keys: &[String],
-        progress: &Progress,
+        progress: &Progress<'_>,
     ) -> Vec<Result<StoredObject, ReadError>> {
         // A bad file has stopped the run at its first listing.
         let metadata = self.metadata().ok().flatten();
@@ -631,7 +630,7 @@ impl ObjectSource for LocalEvidence {
         &self,
         bucket: &str,
         locations: &[&S3Location],
-        progress: &Progress,
+        progress: &Progress<'_>,
     ) -> Vec<Result<GzOutcome, ReadError>> {
         locations
             .par_iter()
@@ -675,6 +674,7 @@ impl ObjectSource for LocalEvidence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::progress::NoObserver;
 
     #[test]
     fn a_bad_evidence_metadata_file_stops_the_first_listing() {
@@ -688,7 +688,10 @@ mod tests {
             regions: Vec::new(),
         };
         for _ in 0..2 {
-            let err = ev.list(&request, &|_| {}).unwrap_err().to_string();
+            let err = ev
+                .list(&request, &|_| {}, &NoObserver)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(EVIDENCE_FILE), "{err}");
         }
         assert_eq!(ev.bucket(), None);
@@ -751,7 +754,7 @@ mod tests {
             accounts: Vec::new(),
             regions: Vec::new(),
         };
-        ev.list(&request, &|k| keys.lock().unwrap().push(k))
+        ev.list(&request, &|k| keys.lock().unwrap().push(k), &NoObserver)
             .unwrap();
         let mut keys = keys.into_inner().unwrap();
         keys.sort();

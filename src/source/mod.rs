@@ -1,6 +1,4 @@
 //! Adapters: the only code that touches the disk or the network.
-#![warn(missing_docs)]
-
 #[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "aws")]
@@ -8,8 +6,6 @@ pub mod cloudtrail;
 pub mod local;
 #[cfg(feature = "aws")]
 pub mod pages;
-// Being replaced by an observer trait (issue #11); its documentation comes with that.
-#[allow(missing_docs)]
 pub mod progress;
 #[cfg(feature = "aws")]
 pub mod s3;
@@ -25,7 +21,7 @@ use crate::core::keyfile::{parse_key_file, KeyFileError};
 use crate::core::layout::ObjectType;
 use crate::core::sign::KeySet;
 use crate::core::types::S3Location;
-use progress::Progress;
+use progress::{Observer, Progress};
 
 /// Why a source could not be used at all (as opposed to one object failing, which is a finding).
 #[derive(Debug, thiserror::Error)]
@@ -241,27 +237,30 @@ pub trait ObjectSource: Sync {
     fn bucket(&self) -> Option<String>;
     /// Hands `each` every key of the requested type under the requested accounts, Regions and
     /// times, in no set order and from any thread. It may hand more (the engine parses every
-    /// key), but it keeps nothing: a bucket may hold millions of log files.
+    /// key), but it keeps nothing: a bucket may hold millions of log files. Work of its own
+    /// before listing (searching a bucket for its `AWSLogs/` folders) is reported to
+    /// `observer` as a phase.
     fn list(
         &self,
         request: &ListRequest,
         each: &(dyn Fn(String) + Sync),
+        observer: &dyn Observer,
     ) -> Result<(), SourceError>;
     /// Reads whole digest files (stored bytes) with their S3 facts.
-    /// A run reads in batches; `progress` is the run's.
+    /// A run reads in batches of one phase; each object read is reported to `progress`.
     fn read_digests(
         &self,
         keys: &[String],
-        progress: &Progress,
+        progress: &Progress<'_>,
     ) -> Vec<Result<StoredObject, ReadError>>;
     /// Inflates and hashes log files as they stream in. `bucket` is the bucket the run is
     /// about; a source that holds only that bucket answers `OtherBucket` for the rest.
-    /// A run hashes in batches; `progress` is the run's.
+    /// A run hashes in batches of one phase; each log file is reported to `progress`.
     fn hash_logs(
         &self,
         bucket: &str,
         locations: &[&S3Location],
-        progress: &Progress,
+        progress: &Progress<'_>,
     ) -> Vec<Result<GzOutcome, ReadError>>;
     /// What the listings so far found that no key can name.
     fn strays(&self) -> Vec<Stray> {

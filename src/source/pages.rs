@@ -1,8 +1,6 @@
 //! Paginated answers (ListObjectsV2, ListPublicKeys) checked as they come: a server that never
 //! ends an answer must stop the run in seconds, with bounded pages and memory, never hang it
 //! or grow it without end.
-#![warn(missing_docs)]
-
 use std::collections::HashSet;
 
 /// Pages in a row that may bring nothing new while saying there is more. S3 may answer an

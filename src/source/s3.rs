@@ -8,8 +8,6 @@
 //! as it streams in, so memory is bounded by the concurrency, not the corpus. An object that
 //! cannot be read (access denied, an error that persists through the SDK's retries, a body
 //! that stalls or comes slower than the minimum rate) is "not verified", never "valid".
-#![warn(missing_docs)]
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Mutex;
@@ -26,7 +24,7 @@ use tokio::time::Instant;
 
 use super::aws::{load, AwsError, AwsOptions, Failure, NoRetryWhereNothingListens, Operation};
 use super::pages::Pager;
-use super::progress::{Progress, Stored};
+use super::progress::{Observer, Phase, Progress, Stored};
 use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject};
 use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
@@ -139,7 +137,7 @@ impl S3Source {
     /// ones back.
     fn run_all<T, I, O, F, Fut>(
         &self,
-        progress: &Progress,
+        progress: &Progress<'_>,
         items: T,
         job: F,
     ) -> Vec<Result<O, ReadError>>
@@ -177,10 +175,11 @@ impl S3Source {
         &self,
         request: &ListRequest,
         each: &(dyn Fn(String) + Sync),
+        observer: &dyn Observer,
     ) -> Result<(), SourceError> {
         let mut account_folders: Vec<&String> = self
             .accounts
-            .get_or_try_init(|| self.account_folders())
+            .get_or_try_init(|| self.account_folders(observer))
             .await?
             .iter()
             .collect();
@@ -241,7 +240,10 @@ impl S3Source {
     /// own objects. Nothing is searched for inside an account folder (a trail whose prefix
     /// lies there is found when named by its prefix). For a trail's own prefix
     /// ([`S3Source::trail_prefix`]) only its `AWSLogs/` folder is listed.
-    async fn account_folders(&self) -> Result<BTreeSet<String>, SourceError> {
+    async fn account_folders(
+        &self,
+        observer: &dyn Observer,
+    ) -> Result<BTreeSet<String>, SourceError> {
         let mut start = self.start();
         if self.trail_prefix {
             start.push_str("AWSLogs/");
@@ -252,7 +254,7 @@ impl S3Source {
             target: target.clone(),
             problem,
         };
-        let progress = Progress::counting("objects searched for AWSLogs/ folders");
+        let progress = Progress::start(observer, Phase::AwsLogsFoldersSearched, None);
         let mut found = BTreeSet::new();
         let mut pager = Pager::new(MAX_KEY_PAGES);
         let (mut after, mut token) = (None::<String>, None::<String>);
@@ -419,9 +421,11 @@ impl S3Source {
     pub fn download<D: Destination>(
         &self,
         items: Vec<(S3Location, D)>,
+        observer: &dyn Observer,
     ) -> Vec<Result<ObjectRecord, ReadError>> {
         let pace = self.pace;
-        let progress = Progress::new("objects downloaded", items.len());
+        let total = Some(items.len() as u64);
+        let progress = Progress::start(observer, Phase::ObjectsDownloaded, total);
         self.run_all(&progress, items, move |c, i| download_one(c, i, pace))
     }
 }
@@ -699,14 +703,16 @@ impl ObjectSource for S3Source {
         &self,
         request: &ListRequest,
         each: &(dyn Fn(String) + Sync),
+        observer: &dyn Observer,
     ) -> Result<(), SourceError> {
-        self.runtime.block_on(self.list_all(request, each))
+        self.runtime
+            .block_on(self.list_all(request, each, observer))
     }
 
     fn read_digests(
         &self,
         keys: &[String],
-        progress: &Progress,
+        progress: &Progress<'_>,
     ) -> Vec<Result<StoredObject, ReadError>> {
         let items: Vec<_> = keys
             .iter()
@@ -721,7 +727,7 @@ impl ObjectSource for S3Source {
         &self,
         _bucket: &str,
         locations: &[&S3Location],
-        progress: &Progress,
+        progress: &Progress<'_>,
     ) -> Vec<Result<GzOutcome, ReadError>> {
         let pace = self.pace;
         // Cloned as each one is started, so only those in flight exist twice.

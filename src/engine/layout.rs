@@ -1,0 +1,277 @@
+//! Laying out the chain reports: each digest's findings followed by its log files', and each
+//! chain's ledger of hours from the walk's holes and the digests' windows.
+
+use jiff::Timestamp;
+
+use super::assemble::FindingSink;
+use super::count::ChainLayout;
+use super::logs::{log_finding, Names, Step, NO_RESULT};
+use super::texts::{TextHashes, TextSet};
+use crate::core::chain::{DigestStatus, WalkedDigest};
+use crate::core::digest::LogFileEntry;
+use crate::core::finding::{Evidence, Finding, Kind, ObjectKind, Verdict};
+use crate::core::gz::GzOutcome;
+use crate::core::layout::ChainId;
+use crate::core::ledger::{HourState, Ledger, Span};
+use crate::core::types::S3Location;
+use crate::report::{ChainInfo, ChainReport};
+use crate::source::ReadError;
+
+/// The chain reports laid out so far, and the chain being laid out.
+pub(super) struct Layout<'a> {
+    bucket: &'a str,
+    sink: Option<FindingSink<'a>>,
+    omit_valid_logs: bool,
+    /// Log files some verified digest of the run names.
+    judged: &'a TextSet,
+    /// The standard chain laid out last, with its timeline, for its backfill chain (next).
+    standard: Option<(ChainId, (Timestamp, Timestamp), Vec<Span>)>,
+    reports: Vec<ChainReport>,
+    chain: ChainLayout,
+}
+
+impl<'a> Layout<'a> {
+    /// A layout of `chains` chains of `bucket`, handing each to `sink` once laid out.
+    pub(super) fn new(
+        bucket: &'a str,
+        sink: Option<FindingSink<'a>>,
+        omit_valid_logs: bool,
+        judged: &'a TextSet,
+        chains: usize,
+    ) -> Self {
+        Layout {
+            bucket,
+            sink,
+            omit_valid_logs,
+            judged,
+            standard: None,
+            reports: Vec::with_capacity(chains),
+            chain: ChainLayout::new(omit_valid_logs, 0),
+        }
+    }
+
+    /// The bucket the run is about.
+    pub(super) fn bucket(&self) -> &'a str {
+        self.bucket
+    }
+
+    /// The chain reports, in the order the chains were laid out.
+    pub(super) fn into_reports(self) -> Vec<ChainReport> {
+        self.reports
+    }
+
+    /// Lays out one batch: its steps, each digest with what it names, and the outcomes of
+    /// hashing the log files its verified digests name, in their order.
+    pub(super) fn lay_out(
+        &mut self,
+        steps: Vec<(Step, Option<Names>)>,
+        outcomes: impl IntoIterator<Item = Result<GzOutcome, ReadError>>,
+        referenced: &mut TextHashes,
+    ) {
+        let mut outcomes = outcomes.into_iter();
+        for (step, names) in steps {
+            match step {
+                Step::StartOfChain {
+                    listed,
+                    holes,
+                    extent,
+                } => {
+                    self.chain = ChainLayout::new(self.omit_valid_logs, listed);
+                    self.chain.spans = holes;
+                    self.chain.extent = extent;
+                }
+                Step::EndOfChain(id) => self.end_chain(&id),
+                Step::Digest(w) => self.digest(w, names, &mut outcomes, referenced),
+            }
+        }
+    }
+
+    /// A digest's findings, then those of the log files it names, and the span of hours its
+    /// window covers, in the state the worst of them leaves it.
+    fn digest(
+        &mut self,
+        w: WalkedDigest,
+        names: Option<Names>,
+        outcomes: &mut dyn Iterator<Item = Result<GzOutcome, ReadError>>,
+        referenced: &mut TextHashes,
+    ) {
+        let uri = w.location.uri();
+        // The worst verdict of the digest itself, then of the log files it names.
+        let own = w
+            .findings
+            .iter()
+            .filter(|f| f.kind.judges_subject() && f.subject == uri)
+            .map(|f| f.verdict)
+            .max()
+            .unwrap_or(Verdict::Valid);
+        let verified = matches!(w.status, DigestStatus::Verified(_)) && names.is_some();
+        self.chain.findings.extend(w.findings);
+        let logs = match (&w.status, names) {
+            (_, None) => None,
+            (DigestStatus::Verified(_), Some(Names::Entries(list))) => {
+                self.verified_logs(&list, &w.location, outcomes, referenced)
+            }
+            (_, Some(names)) => {
+                self.unverifiable_logs(&names, uri, referenced);
+                None
+            }
+        };
+        let state = if w.context {
+            // Its log files were not looked at: whatever of the range it covers is not
+            // proven by it.
+            HourState::NotVerified
+        } else {
+            hour_state(logs.map_or(own, |l| own.max(l)), verified, logs.is_some())
+        };
+        self.chain.spans.push(Span {
+            from: w.window.0,
+            to: w.window.1,
+            state,
+        });
+    }
+
+    /// The findings on the log files a verified digest (at `named_by`) lists, from their
+    /// outcomes; the worst of their verdicts, if it lists any.
+    fn verified_logs(
+        &mut self,
+        list: &[LogFileEntry],
+        named_by: &S3Location,
+        outcomes: &mut dyn Iterator<Item = Result<GzOutcome, ReadError>>,
+        referenced: &mut TextHashes,
+    ) -> Option<Verdict> {
+        let mut worst = None;
+        for entry in list {
+            if entry.location.bucket == self.bucket {
+                referenced.insert(&entry.location.key);
+            }
+            let outcome = outcomes
+                .next()
+                .unwrap_or_else(|| Err(ReadError::Io(NO_RESULT.to_owned())));
+            let finding = log_finding(entry, named_by, outcome);
+            worst = worst.max(Some(finding.verdict));
+            self.chain.push(finding);
+        }
+        worst
+    }
+
+    /// The log files an unverified digest (at `named_by`) names: none can be checked through
+    /// it. One that a verified digest judges has that verdict, its own, and is not repeated.
+    fn unverifiable_logs(&mut self, names: &Names, named_by: String, referenced: &mut TextHashes) {
+        let locations: Box<dyn Iterator<Item = &S3Location>> = match names {
+            Names::Locations(l) => Box::new(l.iter()),
+            Names::Entries(l) => Box::new(l.iter().map(|e| &e.location)),
+        };
+        for l in locations {
+            let text = l.uri();
+            if self.judged.contains(&text) {
+                continue;
+            }
+            if l.bucket == self.bucket {
+                referenced.insert(&l.key);
+            }
+            self.chain.push(
+                Finding::new(
+                    text,
+                    Kind::LogUnverifiable,
+                    "its digest could not be verified",
+                )
+                .with(Evidence {
+                    named_by: Some(named_by.clone()),
+                    ..Evidence::default()
+                }),
+            );
+        }
+    }
+
+    /// The chain is laid out: its report, with its ledger, goes to the sink and the reports.
+    fn end_chain(&mut self, id: &ChainId) {
+        let mut done = std::mem::replace(&mut self.chain, ChainLayout::new(false, 0));
+        let ledger = if id.backfill {
+            if self.add_backfill(id, &done.spans) {
+                None
+            } else {
+                Some(orphan_backfill(&mut done))
+            }
+        } else {
+            let ledger = Ledger::of(done.extent.0, done.extent.1, &done.spans);
+            self.standard = Some((id.clone(), done.extent, std::mem::take(&mut done.spans)));
+            Some(ledger)
+        };
+        let (findings, omitted_valid_logs, omitted_valid_files) = done.finish();
+        let report = ChainReport {
+            chain: ChainInfo::from(id),
+            findings,
+            omitted_valid_logs,
+            omitted_valid_files,
+            ledger,
+        };
+        if let Some(sink) = self.sink {
+            sink(Some(&report.chain), &report.findings);
+        }
+        self.reports.push(report);
+    }
+
+    /// A backfill digest covers log files its standard chain's digests left out: what it
+    /// leaves unproven (an invalid digest, a log file missing or changed) is unproven in the
+    /// standard chain's hours too. What it proves adds nothing there (it fills no hole). Chains
+    /// come in order, so the standard chain of the same trail has just been laid out.
+    /// Returns whether the standard chain was there.
+    fn add_backfill(&mut self, id: &ChainId, spans: &[Span]) -> bool {
+        let Some((standard, extent, mut all)) = self.standard.take() else {
+            return false;
+        };
+        let sibling = standard.scope == id.scope
+            && standard.trail == id.trail
+            && standard.home_region == id.home_region;
+        if !sibling {
+            return false;
+        }
+        let bad = spans.iter().filter(|s| !s.state.is_proven()).copied();
+        let before = all.len();
+        all.extend(bad);
+        if all.len() > before {
+            if let Some(report) = self.reports.last_mut() {
+                report.ledger = Some(Ledger::of(extent.0, extent.1, &all));
+            }
+        }
+        true
+    }
+}
+
+/// Backfill digests of a trail that has no standard digest left: those were deleted, every one
+/// (CloudTrail writes a standard digest every hour; deleting them all must not pass as a trail
+/// with only late deliveries). Nothing proves the range for this trail: its ledger is empty.
+fn orphan_backfill(done: &mut ChainLayout) -> Ledger {
+    let subject = done
+        .findings
+        .iter()
+        .find(|f| f.object() == ObjectKind::Digest)
+        .map(|f| f.subject.clone())
+        .unwrap_or_default();
+    done.findings.push(
+        Finding::new(
+            subject,
+            Kind::CoverageHole,
+            "backfill digests of this trail remain but no standard digest of it does: its standard digests are gone, and no hour of the range is proven",
+        )
+        .with(Evidence {
+            from: Some(done.extent.0),
+            to: Some(done.extent.1),
+            ..Evidence::default()
+        }),
+    );
+    Ledger::of(done.extent.0, done.extent.1, &[])
+}
+
+/// The state of the hours a digest's window covers, from the worst verdict of the digest and
+/// of the log files it names.
+fn hour_state(worst: Verdict, verified: bool, listed_any: bool) -> HourState {
+    match worst {
+        Verdict::Invalid => HourState::Invalid,
+        Verdict::Missing => HourState::Missing,
+        Verdict::NotVerified => HourState::NotVerified,
+        Verdict::Valid if !verified => HourState::NotVerified,
+        Verdict::Valid if listed_any => HourState::Verified,
+        Verdict::Valid => HourState::VerifiedEmpty,
+    }
+}

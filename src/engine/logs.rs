@@ -1,0 +1,319 @@
+//! Checking the log files the digests name, in batches: each batch's set-aside log lists are
+//! read again, its log files hashed in one call, and its digests laid out
+//! ([`super::layout`]) before the next batch is read.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use rayon::prelude::*;
+
+use super::digests::not_a_file;
+use super::layout::Layout;
+use super::texts::{TextHashes, TextSet};
+use super::unvouched;
+use crate::core::chain::{DigestStatus, Listed, WalkedChain, WalkedDigest};
+use crate::core::digest::{LogFileEntry, LogFiles, ParsedDigest};
+use crate::core::finding::{Evidence, Finding, Kind};
+use crate::core::gz::{inflate_all, GzOutcome, Limits};
+use crate::core::layout::ChainId;
+use crate::core::ledger::Span;
+use crate::core::types::S3Location;
+use crate::core::verdict::judge_log_file;
+use crate::report::ChainReport;
+use crate::source::progress::{Observer, Phase, Progress};
+use crate::source::{ObjectSource, ReadError, StoredObject};
+
+/// Log files hashed per batch: enough to keep every worker and every S3 request slot busy,
+/// few enough that a batch's log lists and outcomes stay small. A batch also ends at
+/// `LOG_BATCH_DIGESTS` digests, which bounds the digests read again at once when they list
+/// few log files.
+const LOG_BATCH: usize = 2048;
+const LOG_BATCH_DIGESTS: usize = 256;
+
+/// What a read the source owed never came back as (a source that returns too few results).
+pub(super) const NO_RESULT: &str = "no result";
+
+/// One step of laying out the chains.
+pub(super) enum Step {
+    /// A chain whose digests name `listed` log files, with what the walk found of its timeline.
+    StartOfChain {
+        listed: usize,
+        holes: Vec<Span>,
+        extent: (Timestamp, Timestamp),
+    },
+    /// A digest of the chain, newest first.
+    Digest(WalkedDigest),
+    /// The chain is done: its report can be made.
+    EndOfChain(ChainId),
+}
+
+/// What a digest names, once known.
+pub(super) enum Names {
+    /// Named by the walk (a malformed digest's lenient listing).
+    Locations(Vec<S3Location>),
+    /// The digest's own list.
+    Entries(Arc<[LogFileEntry]>),
+}
+
+/// Hashes every log file the verified digests name and lays out each chain into `layout`:
+/// each digest's findings followed by its log files', newest digest first. Digests go in
+/// batches of about [`LOG_BATCH`] log files: the batch's set-aside log lists are read again,
+/// its log files hashed in one call (so the source can spread them over all its workers), its
+/// findings decided, and the lists dropped. Every log file a digest is known to name is added
+/// to `referenced`. The hashing is one phase for `observer`.
+pub(super) fn check_logs(
+    source: &dyn ObjectSource,
+    walked: Vec<(ChainId, WalkedChain)>,
+    mut layout: Layout<'_>,
+    referenced: &mut TextHashes,
+    observer: &dyn Observer,
+) -> Vec<ChainReport> {
+    let hashed: usize = walked
+        .iter()
+        .flat_map(|(_, c)| c.digests.iter())
+        .filter(|w| matches!(w.status, DigestStatus::Verified(_)))
+        .map(listed_count)
+        .sum();
+    let progress = Progress::start(observer, Phase::LogFilesHashed, Some(hashed as u64));
+    let mut run = |batch| {
+        let steps = with_lists(source, batch);
+        let outcomes = hash(source, layout.bucket(), &steps, &progress);
+        layout.lay_out(steps, outcomes, referenced);
+    };
+    let mut batch = Vec::new();
+    let (mut batch_logs, mut batch_digests) = (0, 0);
+    for (id, chain) in walked {
+        batch.push(Step::StartOfChain {
+            listed: chain.digests.iter().map(listed_count).sum(),
+            holes: chain.holes,
+            extent: chain.extent,
+        });
+        for w in chain.digests {
+            batch_logs += listed_count(&w);
+            batch_digests += 1;
+            batch.push(Step::Digest(w));
+            if batch_logs >= LOG_BATCH || batch_digests >= LOG_BATCH_DIGESTS {
+                run(std::mem::take(&mut batch));
+                (batch_logs, batch_digests) = (0, 0);
+            }
+        }
+        batch.push(Step::EndOfChain(id));
+    }
+    run(batch);
+    layout.into_reports()
+}
+
+/// How many log files a walked digest names (none are looked at for a context digest).
+pub(super) fn listed_count(w: &WalkedDigest) -> usize {
+    if w.context {
+        return 0;
+    }
+    match &w.status {
+        DigestStatus::Verified(v) => v.digest().log_files.len(),
+        DigestStatus::Unverified {
+            listed: Listed::SetAside(d),
+        } => d.log_files.len(),
+        DigestStatus::Unverified {
+            listed: Listed::Names(names),
+        } => names.len(),
+    }
+}
+
+/// The batch's steps, each digest with what it names: held, or in a list set aside, read again
+/// (in one call). A digest whose list cannot be read again names nothing, and says so.
+fn with_lists(source: &dyn ObjectSource, batch: Vec<Step>) -> Vec<(Step, Option<Names>)> {
+    let found: Vec<Option<Result<Names, &ParsedDigest>>> = batch
+        .iter()
+        .map(|s| match s {
+            Step::Digest(w) if !w.context => Some(names(w)),
+            _ => None,
+        })
+        .collect();
+    let (keys, aside): (Vec<String>, Vec<&ParsedDigest>) = batch
+        .iter()
+        .zip(&found)
+        .filter_map(|(s, f)| match (s, f) {
+            (Step::Digest(w), Some(Err(d))) => Some((w.location.key.clone(), *d)),
+            _ => None,
+        })
+        .unzip();
+    let mut lists = if keys.is_empty() {
+        Vec::new()
+    } else {
+        source
+            .read_digests(&keys, &Progress::hidden())
+            .into_par_iter()
+            .zip(aside)
+            .map(|(stored, digest)| reread(digest, stored))
+            .collect()
+    }
+    .into_iter();
+    let found: Vec<Option<Result<Names, String>>> = found
+        .into_iter()
+        .map(|f| {
+            f.map(|held| match held {
+                Ok(names) => Ok(names),
+                Err(_) => lists
+                    .next()
+                    .unwrap_or_else(|| Err(NO_RESULT.to_owned()))
+                    .map(Names::Entries),
+            })
+        })
+        .collect();
+    drop(keys);
+    batch
+        .into_iter()
+        .zip(found)
+        .map(|(step, found)| match (step, found) {
+            (Step::Digest(w), Some(found)) => with_names(w, found),
+            // Chain markers, which name nothing.
+            (step, _) => (step, None),
+        })
+        .collect()
+}
+
+/// The outcomes of hashing, in one call, every log file the batch's verified digests name, in
+/// their order.
+fn hash(
+    source: &dyn ObjectSource,
+    bucket: &str,
+    steps: &[(Step, Option<Names>)],
+    progress: &Progress<'_>,
+) -> std::vec::IntoIter<Result<GzOutcome, ReadError>> {
+    let wanted: Vec<&S3Location> = steps
+        .iter()
+        .filter_map(|(s, names)| match (s, names) {
+            (Step::Digest(w), Some(Names::Entries(list)))
+                if matches!(w.status, DigestStatus::Verified(_)) =>
+            {
+                Some(list.iter().map(|l| &l.location))
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if wanted.is_empty() {
+        Vec::new().into_iter()
+    } else {
+        source.hash_logs(bucket, &wanted, progress).into_iter()
+    }
+}
+
+/// A digest with what it names, or, if its list could not be read again, with the finding that
+/// says so.
+fn with_names(mut w: WalkedDigest, found: Result<Names, String>) -> (Step, Option<Names>) {
+    let detail = match found {
+        Ok(names) => return (Step::Digest(w), Some(names)),
+        Err(detail) => detail,
+    };
+    // Its signature held for the bytes first read, but nothing it names can be checked
+    // through it: it is not valid.
+    w.findings.retain(|f| f.kind != Kind::DigestValid);
+    w.findings.push(
+        Finding::new(
+            w.location.uri(),
+            Kind::DigestUnreadable,
+            "could not be read again for the log files it lists: they were not checked, and show as not referenced by any digest",
+        )
+        .with(Evidence {
+            detail: Some(detail),
+            ..Evidence::default()
+        }),
+    );
+    (Step::Digest(w), None)
+}
+
+/// What a walked digest names, or the digest whose list was set aside, to be read again.
+pub(super) fn names(w: &WalkedDigest) -> Result<Names, &ParsedDigest> {
+    let digest = match &w.status {
+        DigestStatus::Verified(v) => v.digest(),
+        DigestStatus::Unverified {
+            listed: Listed::SetAside(d),
+        } => d,
+        DigestStatus::Unverified {
+            listed: Listed::Names(names),
+        } => return Ok(Names::Locations(names.clone())),
+    };
+    match &digest.log_files {
+        LogFiles::Parsed(list) => Ok(Names::Entries(list.clone())),
+        LogFiles::SetAside { .. } => Err(digest),
+    }
+}
+
+/// A set-aside log list, from the digest read again: only from the very bytes first parsed
+/// (a digest rewritten since its signature was checked vouches for nothing).
+pub(super) fn reread(
+    digest: &ParsedDigest,
+    stored: Result<StoredObject, ReadError>,
+) -> Result<Arc<[LogFileEntry]>, String> {
+    let stored = stored.map_err(|e| match e {
+        ReadError::NotFound => "gone when read again".to_owned(),
+        ReadError::Escape(d) | ReadError::Io(d) => d,
+        ReadError::OtherBucket => "in another bucket".to_owned(),
+        ReadError::NotAFile(what) => not_a_file(what),
+    })?;
+    let raw = inflate_all(&stored.bytes, Limits::DIGEST).map_err(|p| p.to_string())?;
+    digest.log_files_from(&raw).map_err(|e| e.to_string())
+}
+
+/// The finding on a log file that `entry` (of the verified digest at `named_by`) vouches for:
+/// judged by its bytes ([`judge_log_file`]), or by why they could not be had.
+pub(super) fn log_finding(
+    entry: &LogFileEntry,
+    named_by: &S3Location,
+    outcome: Result<GzOutcome, ReadError>,
+) -> Finding {
+    let error = match outcome {
+        Ok(outcome) => return judge_log_file(entry, named_by, &outcome),
+        Err(e) => e,
+    };
+    let uri = entry.location.uri();
+    let base = Evidence {
+        expected_sha256: Some(entry.hash),
+        named_by: Some(named_by.uri()),
+        ..Evidence::default()
+    };
+    let with_detail = |detail| Evidence {
+        detail: Some(detail),
+        ..base.clone()
+    };
+    match error {
+        ReadError::NotFound => Finding::new(uri, Kind::LogMissing, "not found").with(base),
+        ReadError::OtherBucket => Finding::new(
+            uri,
+            Kind::LogOtherBucket,
+            "in another bucket, outside this evidence",
+        )
+        .with(base),
+        ReadError::Escape(d) => {
+            Finding::new(uri, Kind::PathEscape, "path leaves the evidence directory")
+                .with(with_detail(d))
+        }
+        ReadError::Io(d) => {
+            Finding::new(uri, Kind::LogUnreadable, "could not be read").with(with_detail(d))
+        }
+        ReadError::NotAFile(what) => {
+            Finding::new(uri, Kind::LogFormat, "invalid format").with(with_detail(not_a_file(what)))
+        }
+    }
+}
+
+/// The log files some verified digest of the run names: a log file that one judges gets no
+/// "its digest could not be verified" from another digest that names it too (a moved copy).
+/// Needed only when a digest that is not verified names log files: a clean run reads nothing
+/// again and keeps no set.
+pub(super) fn judged(source: &dyn ObjectSource, walked: &[(ChainId, WalkedChain)]) -> TextSet {
+    let mut judged = TextHashes::with_capacity(0);
+    let digests = || walked.iter().flat_map(|(_, c)| c.digests.iter());
+    let unverified_lists =
+        digests().any(|w| !matches!(w.status, DigestStatus::Verified(_)) && listed_count(w) > 0);
+    if unverified_lists {
+        let verified: Vec<&WalkedDigest> = digests()
+            .filter(|w| !w.context && matches!(w.status, DigestStatus::Verified(_)))
+            .collect();
+        unvouched::for_each_listed(source, &verified, &mut |entry| {
+            judged.insert(&entry.location.uri())
+        });
+    }
+    judged.into_set()
+}

@@ -1,0 +1,480 @@
+//! Planning: what a run will look at, from the listings alone, before anything is read.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Mutex, PoisonError};
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::{EngineError, Filter, Settings, UnmatchedFilter};
+use crate::core::chain::Range;
+use crate::core::layout::{
+    parse_key, ChainId, CloudTrailKey, DigestKey, LogKey, ObjectType, Scope,
+};
+use crate::core::time::{earlier, format_iso, later};
+use crate::source::progress::Observer;
+use crate::source::{ListRequest, ObjectSource, SourceError};
+
+/// What a run will look at: the range and the digests in it, before anything is read. Log
+/// files are listed later, once, against what the digests name: a run keeps no list of them.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The range verified: as given, or what the evidence spans (see `derived`).
+    pub range: Range,
+    /// True when the range was taken from the evidence rather than given.
+    pub derived: bool,
+    /// Digests of the selected chains whose key time falls in the range, and of each chain
+    /// the nearest digest before the range and after it (context: read only to decide the
+    /// range's edges, see [`crate::core::chain::WalkedDigest::context`]).
+    pub digests: Vec<DigestKey>,
+    /// Digests in the range of trails the filters leave out, in the selected accounts and
+    /// Regions: their log files share folders with the run's, and are told apart only through
+    /// these digests, once verified.
+    pub other_trails: Vec<DigestKey>,
+    /// Keys in CloudTrail digest folders that are not digest keys.
+    pub unrecognised: Vec<String>,
+    /// Digests of the range the source's records name but no listing found (deleted since
+    /// acquisition); they are among `digests`, to be reported missing.
+    pub gone: BTreeSet<String>,
+}
+
+/// The oldest and the newest time of what was found.
+type Extent = (Timestamp, Timestamp);
+
+/// Digests found by the listing: those that may be in the range, and of each chain the nearest
+/// on either side of it.
+#[derive(Default)]
+struct Found {
+    digests: Vec<DigestKey>,
+    before: BTreeMap<ChainId, DigestKey>,
+    after: BTreeMap<ChainId, DigestKey>,
+    extent: Option<Extent>,
+    /// Digests of trails the filters leave out that may be in the range.
+    other_trails: Vec<DigestKey>,
+    /// Keys in the digest folders that are no CloudTrail key.
+    unrecognised: Vec<String>,
+    /// Trail names seen in the selected accounts and Regions, to name them when a `--trail`
+    /// matches none.
+    trails: BTreeSet<String>,
+}
+
+impl Found {
+    /// Files one listed key where it belongs.
+    fn take(&mut self, settings: &Settings, key: String) {
+        match parse_key(&key) {
+            Ok(CloudTrailKey::Digest(d)) if selected(settings, &d.scope) => {
+                if !self.trails.contains(&d.trail) {
+                    self.trails.insert(d.trail.clone());
+                }
+                if trail_selected(settings, &d) {
+                    self.add(settings, d)
+                } else {
+                    self.other_trail(settings, d);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => self.unrecognised.push(key),
+        }
+    }
+
+    /// Keeps a digest that may be in the range; of the others, only the nearest per chain.
+    fn add(&mut self, settings: &Settings, d: DigestKey) {
+        let t = d.end_time;
+        self.extent = widen(self.extent, t);
+        let after_end = settings
+            .end
+            .is_some_and(|end| t > later(end, SignedDuration::from_hours(1)));
+        if settings.start.is_some_and(|start| t < start) {
+            let slot = self.before.entry(d.chain());
+            let kept = slot.or_insert_with(|| d.clone());
+            if d > *kept {
+                *kept = d;
+            }
+        } else if after_end {
+            let slot = self.after.entry(d.chain());
+            let kept = slot.or_insert_with(|| d.clone());
+            if d < *kept {
+                *kept = d;
+            }
+        } else {
+            self.digests.push(d);
+        }
+    }
+
+    /// Keeps a digest of a trail the filters leave out if it may be in the range.
+    fn other_trail(&mut self, settings: &Settings, d: DigestKey) {
+        let t = d.end_time;
+        let outside = settings.start.is_some_and(|start| t < start)
+            || settings
+                .end
+                .is_some_and(|end| t > later(end, SignedDuration::from_hours(1)));
+        if !outside {
+            self.other_trails.push(d);
+        }
+    }
+
+    /// Every digest of the selected chains listed: in the range or not.
+    fn listed(&self) -> impl Iterator<Item = &DigestKey> {
+        self.digests
+            .iter()
+            .chain(self.before.values())
+            .chain(self.after.values())
+    }
+
+    /// The plan for `range`: the digests it holds, those the source's records name in it
+    /// that no listing found (gone since), and the nearest on either side of it.
+    fn into_plan(self, range: Range, derived: bool, recorded: Vec<DigestKey>) -> Plan {
+        let Found {
+            mut digests,
+            before,
+            after,
+            mut other_trails,
+            unrecognised,
+            ..
+        } = self;
+        digests.retain(|d| range.holds_digest(d.end_time));
+        let listed: HashSet<String> = digests.iter().map(DigestKey::format).collect();
+        let mut gone = BTreeSet::new();
+        for d in recorded {
+            let key = d.format();
+            if range.holds_digest(d.end_time) && !listed.contains(&key) {
+                gone.insert(key);
+                digests.push(d);
+            }
+        }
+        drop(listed);
+        digests.extend(before.into_values().chain(after.into_values()));
+        digests.sort_unstable();
+        other_trails.retain(|d| range.holds_digest(d.end_time));
+        Plan {
+            range,
+            derived,
+            digests,
+            other_trails,
+            unrecognised,
+            gone,
+        }
+    }
+}
+
+/// `extent` grown to hold `t`.
+fn widen(extent: Option<Extent>, t: Timestamp) -> Option<Extent> {
+    Some(extent.map_or((t, t), |(a, b)| (a.min(t), b.max(t))))
+}
+
+/// Lists the digests and decides what is in the run.
+///
+/// Every digest of the selected accounts and Regions is listed, whatever its time: a chain is
+/// known from any digest of it, and the nearest digest on either side of the range decides
+/// its edges (the one after the end names, by its link, a missing digest at the end; the one
+/// before the start, where a hole at the start begins). Listing costs one request per
+/// thousand digests of a chain's history on S3 (about nine a year); only the digests in the
+/// range and those two per chain are read. Each filter value must select something the source
+/// lists (see [`Settings::allow_unmatched_filters`]). Work the source does before its first
+/// listing is reported to `observer`.
+pub fn plan(
+    source: &dyn ObjectSource,
+    settings: &Settings,
+    observer: &dyn Observer,
+) -> Result<Plan, EngineError> {
+    let found = list_digests(source, settings, observer)?;
+    for head in settings.head_signatures.keys() {
+        if !found.listed().any(|d| d.format() == *head) {
+            return Err(EngineError::UnknownHead { key: head.clone() });
+        }
+    }
+    let mut unmatched = if settings.allow_unmatched_filters {
+        Vec::new()
+    } else {
+        unmatched_filters(settings, found.listed())
+    };
+    // The source's own records of digests (a copy's evidence-metadata file) belong to the
+    // evidence's extent too: a deleted tail still ends it where it ended.
+    let recorded = recorded_digests(source, settings);
+    let mut extent = recorded
+        .iter()
+        .fold(found.extent, |e, d| widen(e, d.end_time));
+    // Log files name an account and a Region too (not a trail): list them when there are no
+    // digests (the evidence's extent is then theirs), or to see whether an account or Region
+    // no digest has is there.
+    if extent.is_none() || unmatched.iter().any(|u| u.filter != Filter::Trail) {
+        let (log_scopes, log_extent) = log_scopes(source, settings, observer)?;
+        extent = extent.or(log_extent);
+        unmatched.retain(|u| !log_scopes.iter().any(|s| u.selects(s)));
+    }
+    if !unmatched.is_empty() {
+        return Err(EngineError::UnmatchedFilters {
+            source_name: source.describe(),
+            unmatched,
+            trails_found: found.trails.iter().cloned().collect(),
+        });
+    }
+    let Some(extent) = extent else {
+        return Err(EngineError::NothingFound {
+            source_name: source.describe(),
+        });
+    };
+    let (range, derived) = resolve_range(settings, extent)?;
+    Ok(found.into_plan(range, derived, recorded))
+}
+
+/// Every digest of the selected accounts and Regions, whatever its time, sorted.
+fn list_digests(
+    source: &dyn ObjectSource,
+    settings: &Settings,
+    observer: &dyn Observer,
+) -> Result<Found, EngineError> {
+    let found = Mutex::new(Found::default());
+    let mut request = list_request(settings, ObjectType::Digest);
+    request.range = None;
+    source.list(
+        &request,
+        &|key| {
+            let mut found = found.lock().unwrap_or_else(PoisonError::into_inner);
+            found.take(settings, key);
+        },
+        observer,
+    )?;
+    let mut found = found.into_inner().unwrap_or_else(PoisonError::into_inner);
+    // Listings come in no set order, and need not give each key once.
+    for keys in [&mut found.digests, &mut found.other_trails] {
+        keys.sort_unstable();
+        keys.dedup();
+    }
+    Ok(found)
+}
+
+/// The digests of the selected chains that the source's own records name.
+fn recorded_digests(source: &dyn ObjectSource, settings: &Settings) -> Vec<DigestKey> {
+    source
+        .recorded_digests()
+        .iter()
+        .filter_map(|key| match parse_key(key) {
+            Ok(CloudTrailKey::Digest(d))
+                if selected(settings, &d.scope) && trail_selected(settings, &d) =>
+            {
+                Some(d)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The account/Region folders the selected log files are in, and the times they span.
+fn log_scopes(
+    source: &dyn ObjectSource,
+    settings: &Settings,
+    observer: &dyn Observer,
+) -> Result<(BTreeSet<Scope>, Option<Extent>), SourceError> {
+    let logs = Mutex::new((BTreeSet::new(), None));
+    for_each_log(
+        source,
+        settings,
+        &|_, log| {
+            let mut logs = logs.lock().unwrap_or_else(PoisonError::into_inner);
+            logs.1 = widen(logs.1, log.time);
+            if !logs.0.contains(&log.scope) {
+                logs.0.insert(log.scope);
+            }
+        },
+        &|_| {},
+        observer,
+    )?;
+    Ok(logs.into_inner().unwrap_or_else(PoisonError::into_inner))
+}
+
+impl UnmatchedFilter {
+    /// Whether the value selects log files of `scope` (no log file names a trail).
+    fn selects(&self, scope: &Scope) -> bool {
+        match self.filter {
+            Filter::Account => scope.account == self.value,
+            Filter::Region => scope.region == self.value,
+            Filter::Trail => false,
+        }
+    }
+}
+
+/// The filter values no selected digest has, in flag order.
+fn unmatched_filters<'a>(
+    settings: &Settings,
+    digests: impl Iterator<Item = &'a DigestKey>,
+) -> Vec<UnmatchedFilter> {
+    let digests: Vec<&DigestKey> = digests.collect();
+    let mut unmatched = Vec::new();
+    let mut check = |filter: Filter, values: &[String], has: &dyn Fn(&DigestKey, &str) -> bool| {
+        for value in values {
+            if !digests.iter().any(|d| has(d, value)) {
+                unmatched.push(UnmatchedFilter {
+                    filter,
+                    value: value.clone(),
+                });
+            }
+        }
+    };
+    check(Filter::Account, &settings.accounts, &|d, v| {
+        d.scope.account == v
+    });
+    check(Filter::Region, &settings.regions, &|d, v| {
+        d.scope.region == v
+    });
+    check(Filter::Trail, &settings.trails, &|d, v| d.trail == v);
+    unmatched
+}
+
+/// What to ask the source to list of `objects`: the filters' accounts and Regions, and from
+/// the start an hour past the end (a digest ends up to an hour after what it covers).
+pub(super) fn list_request(settings: &Settings, objects: ObjectType) -> ListRequest {
+    ListRequest {
+        objects,
+        range: settings.start.map(|s| {
+            (
+                s,
+                later(
+                    settings.end.unwrap_or_else(Timestamp::now),
+                    SignedDuration::from_hours(1),
+                ),
+            )
+        }),
+        accounts: settings.accounts.clone(),
+        regions: settings.regions.clone(),
+    }
+}
+
+/// Hands `each` every log file of the selected accounts and Regions, with its parsed key, and
+/// `unrecognised` every listed key that is no CloudTrail key, in no set order and from any
+/// thread.
+pub(super) fn for_each_log(
+    source: &dyn ObjectSource,
+    settings: &Settings,
+    each: &(dyn Fn(String, LogKey) + Sync),
+    unrecognised: &(dyn Fn(String) + Sync),
+    observer: &dyn Observer,
+) -> Result<(), SourceError> {
+    source.list(
+        &list_request(settings, ObjectType::Log),
+        &|key| match parse_key(&key) {
+            Ok(CloudTrailKey::Log(l)) => {
+                if l.ty == ObjectType::Log && selected(settings, &l.scope) {
+                    each(key, l);
+                }
+            }
+            Ok(CloudTrailKey::Digest(_)) => {}
+            Err(_) => unrecognised(key),
+        },
+        observer,
+    )
+}
+
+/// Whether the account and Region filters select `scope`.
+fn selected(settings: &Settings, scope: &Scope) -> bool {
+    (settings.accounts.is_empty() || settings.accounts.contains(&scope.account))
+        && (settings.regions.is_empty() || settings.regions.contains(&scope.region))
+}
+
+/// Whether the trail and home-Region filters select the digest's trail.
+fn trail_selected(settings: &Settings, digest: &DigestKey) -> bool {
+    (settings.trails.is_empty() || settings.trails.contains(&digest.trail))
+        && settings
+            .home_region
+            .as_ref()
+            .is_none_or(|h| *h == digest.home_region)
+}
+
+/// Without a given range, verify everything found: from an hour before the oldest time in the
+/// evidence's `extent` (a digest's end is an hour after its start) to the newest.
+pub(super) fn resolve_range(
+    settings: &Settings,
+    extent: Extent,
+) -> Result<(Range, bool), EngineError> {
+    let derived = settings.start.is_none() || settings.end.is_none();
+    let start = settings
+        .start
+        .unwrap_or_else(|| earlier(extent.0, SignedDuration::from_hours(1)));
+    let end = settings.end.unwrap_or(extent.1);
+    if start > end {
+        return Err(EngineError::BadRange {
+            start: format_iso(start),
+            end: format_iso(end),
+        });
+    }
+    let range = Range {
+        start,
+        end,
+        start_requested: settings.start.is_some(),
+        end_requested: settings.end.is_some(),
+    };
+    Ok((range, derived))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::progress::NoObserver;
+
+    /// Each filter value must select something: a typo used to verify nothing and exit 0
+    /// (for `--trail`), or pass unnoticed beside a value that matched.
+    #[test]
+    fn each_filter_value_that_matches_nothing_is_named() {
+        let case =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cases/clean-org");
+        let source = crate::source::local::LocalEvidence::open(&case.join("bucket")).unwrap();
+        let with = |accounts: &[&str], regions: &[&str], trails: &[&str]| Settings {
+            accounts: accounts.iter().map(|s| s.to_string()).collect(),
+            regions: regions.iter().map(|s| s.to_string()).collect(),
+            trails: trails.iter().map(|s| s.to_string()).collect(),
+            ..Settings::default()
+        };
+        let unmatched = |settings: &Settings| match plan(&source, settings, &NoObserver) {
+            Err(EngineError::UnmatchedFilters {
+                unmatched,
+                trails_found,
+                ..
+            }) => (
+                unmatched
+                    .iter()
+                    .map(|u| format!("{} {}", u.filter, u.value))
+                    .collect::<Vec<_>>(),
+                trails_found,
+            ),
+            Ok(_) => (Vec::new(), Vec::new()),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            unmatched(&with(&[], &[], &["org-trail"])).0,
+            Vec::<String>::new()
+        );
+        let (values, found) = unmatched(&with(&[], &[], &["org-trial"]));
+        assert_eq!(values, ["trail org-trial"]);
+        assert_eq!(found, ["org-trail"]);
+        assert_eq!(
+            unmatched(&with(
+                &["111122223333", "111122223334"],
+                &["us-east-1", "us-east-2"],
+                &["org-trail", "x"]
+            ))
+            .0,
+            ["account 111122223334", "Region us-east-2", "trail x"]
+        );
+        // A value the other filters rule out matches nothing either.
+        assert_eq!(
+            unmatched(&with(&["444455556666"], &[], &["org-trail"])).0,
+            Vec::<String>::new()
+        );
+        let message = plan(&source, &with(&[], &[], &["org-trial"]), &NoObserver)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("the trail org-trial"), "{message}");
+        assert!(
+            message.contains("trails with digests there: org-trail"),
+            "{message}"
+        );
+        // As `aws cloudtrail validate-logs` does, when asked to.
+        let lenient = Settings {
+            allow_unmatched_filters: true,
+            ..with(&[], &[], &["org-trial"])
+        };
+        assert!(plan(&source, &lenient, &NoObserver)
+            .unwrap()
+            .digests
+            .is_empty());
+    }
+}
