@@ -27,6 +27,7 @@ use super::sign::{
 };
 use super::time::{earlier, format_iso, later};
 use super::types::S3Location;
+use super::verify::signing_time;
 
 /// Digests are hourly; a hole longer than this between two digests means one is gone.
 const SLACK: SignedDuration = SignedDuration::from_mins(90);
@@ -306,12 +307,14 @@ fn judge(
         return (judged(cand, unverified(parsed), vec![f]), false);
     }
     let mut findings = link_mismatches(cand, parsed, vouching);
-    let signed_at = match signing_time(cand, parsed) {
+    // Backfill metadata CloudTrail cannot have written means the object was rewritten: an
+    // "invalid format" finding, as the AWS CLI reports it.
+    let signed_at = match signing_time(&cand.key, parsed, &cand.backfill_generated) {
         Ok(t) => t,
-        Err(detail) => {
+        Err(problem) => {
             findings.push(
                 Finding::new(cand.location.uri(), Kind::DigestFormat, "invalid format")
-                    .with(detail_only(&detail)),
+                    .with(detail_only(&problem.to_string())),
             );
             return (judged(cand, unverified(parsed), findings), false);
         }
@@ -510,33 +513,6 @@ fn signature_finding(
                 .with(Evidence { fingerprint: Some(parsed.fingerprint.clone()), ..Evidence::default() }),
             false,
         ),
-    }
-}
-
-/// When the digest's key must have been valid. A backfill digest's generation time is unsigned
-/// S3 metadata: it is taken only when it does not precede the digest's signed end (CloudTrail
-/// generates a backfill digest after the period it covers); without it, any time from the end
-/// to [`super::sign::BACKFILL_GENERATION_BOUND`] after. Metadata that CloudTrail cannot have
-/// written (a signature without a generation time, one that is not a timestamp or precedes
-/// the end) means the object was rewritten: the `Err` detail of an "invalid format" finding,
-/// as the AWS CLI reports it.
-fn signing_time(cand: &DigestCandidate, parsed: &ParsedDigest) -> Result<SigningTime, String> {
-    if !cand.key.backfill {
-        return Ok(SigningTime::digest_end(parsed.end));
-    }
-    match &cand.backfill_generated {
-        GenerationTime::Unknown => Ok(SigningTime::backfill_unknown(parsed.end)),
-        GenerationTime::Stated(generated) => SigningTime::backfill_generated(parsed.end, *generated)
-            .ok_or_else(|| {
-                format!(
-                    "the S3 metadata's backfill-generation-timestamp {} precedes the digest's end {}: CloudTrail cannot have generated it then, so the object was rewritten",
-                    format_iso(*generated),
-                    format_iso(parsed.end)
-                )
-            }),
-        GenerationTime::Missing { detail } => Err(format!(
-            "{detail}; CloudTrail writes both on every backfill digest, so the object was rewritten"
-        )),
     }
 }
 

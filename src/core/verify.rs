@@ -104,9 +104,13 @@ pub enum GenerationTimeError {
     },
 }
 
-/// When the key that signed the digest under `key` must have been valid: the digest's end time,
-/// or for a backfill digest the generation time its S3 metadata states (bounded by the end time
-/// either way).
+/// When the key that signed the digest under `key` must have been valid: the digest's end time.
+/// A backfill digest's generation time is unsigned S3 metadata: it is taken only when it does
+/// not precede the digest's signed end (CloudTrail generates a backfill digest after the period
+/// it covers); without it, any time from the end to
+/// [`crate::core::sign::BACKFILL_GENERATION_BOUND`] after. Metadata that CloudTrail cannot have
+/// written (a signature without a generation time, one that is not a timestamp or precedes the
+/// end) is an error: the object was rewritten.
 pub fn signing_time(
     key: &DigestKey,
     digest: &ParsedDigest,
