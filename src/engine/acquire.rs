@@ -34,7 +34,7 @@ use crate::source::cloudtrail::{caller_identity, CallerIdentity};
 use crate::source::local::{plain_key, WritableRoot};
 use crate::source::progress::{Observer, Phase, Progress};
 use crate::source::s3::{Destination, Listed, S3Source};
-use crate::source::{ObjectSource, ReadError, SourceError, StoredObject};
+use crate::source::{ObjectSource, ReadError, ReadFailure, SourceError, StoredObject};
 
 /// The acquisition log at the root of the evidence directory: one entry per run.
 pub const ACQUISITION_FILE: &str = "trailproof-acquisition.json";
@@ -320,15 +320,11 @@ struct Part {
 
 impl Destination for Part {
     fn create(&mut self) -> Result<std::fs::File, ReadError> {
-        self.root
-            .create_part(&self.key)
-            .map_err(|e| ReadError::Io(e.to_string()))
+        self.root.create_part(&self.key).map_err(store_failure)
     }
 
     fn keep(&mut self) -> Result<(), ReadError> {
-        self.root
-            .commit(&self.key)
-            .map_err(|e| ReadError::Io(e.to_string()))
+        self.root.commit(&self.key).map_err(store_failure)
     }
 
     fn discard(&mut self) {
@@ -461,4 +457,18 @@ fn append_record(root: &WritableRoot, record: &AcquisitionRecord<'_>) -> Result<
         source: std::io::Error::other(e),
     })?);
     write_json(root, ACQUISITION_FILE, &runs)
+}
+
+/// A download the evidence directory would not take (a folder in the way, no space): the
+/// object is not stored, and says why.
+fn store_failure(e: SourceError) -> ReadError {
+    let kind = match &e {
+        SourceError::Io { source, .. } | SourceError::Root { source, .. } => source.kind(),
+        _ => std::io::ErrorKind::Other,
+    };
+    ReadFailure::Write {
+        kind,
+        detail: e.to_string(),
+    }
+    .into()
 }

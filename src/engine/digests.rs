@@ -109,7 +109,7 @@ fn unread(e: ReadError, recorded: bool) -> ContentProblem {
         ReadError::NotFound => ContentProblem::Unreadable("listed but gone when read".into()),
         ReadError::Escape(d) => ContentProblem::PathEscape(d),
         ReadError::OtherBucket => ContentProblem::Unreadable("in another bucket".into()),
-        ReadError::Io(d) => ContentProblem::Unreadable(d),
+        ReadError::Failed(f) => ContentProblem::Unreadable(f.to_string()),
         // Not a digest file at all: its format is wrong, not its reading.
         ReadError::NotAFile(what) => ContentProblem::Format {
             detail: not_a_file(what),

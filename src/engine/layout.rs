@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use super::assemble::FindingSink;
 use super::count::ChainLayout;
-use super::logs::{log_finding, Names, Step, NO_RESULT};
+use super::logs::{log_finding, Names, Step};
 use super::texts::{TextHashes, TextSet};
 use crate::core::chain::{DigestStatus, WalkedDigest};
 use crate::core::digest::LogFileEntry;
@@ -15,7 +15,7 @@ use crate::core::layout::ChainId;
 use crate::core::ledger::{HourState, Ledger, Span};
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport};
-use crate::source::ReadError;
+use crate::source::{ReadError, ReadFailure};
 
 /// The chain reports laid out so far, and the chain being laid out.
 pub(super) struct Layout<'a> {
@@ -146,7 +146,7 @@ impl<'a> Layout<'a> {
             }
             let outcome = outcomes
                 .next()
-                .unwrap_or_else(|| Err(ReadError::Io(NO_RESULT.to_owned())));
+                .unwrap_or(Err(ReadError::Failed(ReadFailure::NoResult)));
             let finding = log_finding(entry, named_by, outcome);
             worst = worst.max(Some(finding.verdict));
             self.chain.push(finding);

@@ -21,7 +21,7 @@ use crate::core::types::S3Location;
 use crate::core::verdict::judge_log_file;
 use crate::report::ChainReport;
 use crate::source::progress::{Observer, Phase, Progress};
-use crate::source::{ObjectSource, ReadError, StoredObject};
+use crate::source::{ObjectSource, ReadError, ReadFailure, StoredObject};
 
 /// Log files hashed per batch: enough to keep every worker and every S3 request slot busy,
 /// few enough that a batch's log lists and outcomes stay small. A batch also ends at
@@ -29,9 +29,6 @@ use crate::source::{ObjectSource, ReadError, StoredObject};
 /// few log files.
 const LOG_BATCH: usize = 2048;
 const LOG_BATCH_DIGESTS: usize = 256;
-
-/// What a read the source owed never came back as (a source that returns too few results).
-pub(super) const NO_RESULT: &str = "no result";
 
 /// One step of laying out the chains.
 pub(super) enum Step {
@@ -155,7 +152,7 @@ fn with_lists(source: &dyn ObjectSource, batch: Vec<Step>) -> Vec<(Step, Option<
                 Ok(names) => Ok(names),
                 Err(_) => lists
                     .next()
-                    .unwrap_or_else(|| Err(NO_RESULT.to_owned()))
+                    .unwrap_or_else(|| Err(ReadFailure::NoResult.to_string()))
                     .map(Names::Entries),
             })
         })
@@ -248,7 +245,8 @@ pub(super) fn reread(
 ) -> Result<Arc<[LogFileEntry]>, String> {
     let stored = stored.map_err(|e| match e {
         ReadError::NotFound => "gone when read again".to_owned(),
-        ReadError::Escape(d) | ReadError::Io(d) => d,
+        ReadError::Escape(d) => d,
+        ReadError::Failed(f) => f.to_string(),
         ReadError::OtherBucket => "in another bucket".to_owned(),
         ReadError::NotAFile(what) => not_a_file(what),
     })?;
@@ -289,9 +287,8 @@ pub(super) fn log_finding(
             Finding::new(uri, Kind::PathEscape, "path leaves the evidence directory")
                 .with(with_detail(d))
         }
-        ReadError::Io(d) => {
-            Finding::new(uri, Kind::LogUnreadable, "could not be read").with(with_detail(d))
-        }
+        ReadError::Failed(f) => Finding::new(uri, Kind::LogUnreadable, "could not be read")
+            .with(with_detail(f.to_string())),
         ReadError::NotAFile(what) => {
             Finding::new(uri, Kind::LogFormat, "invalid format").with(with_detail(not_a_file(what)))
         }

@@ -13,7 +13,10 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 
 use super::progress::{Observer, Progress, Stored};
-use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject, Stray, StrayProblem};
+use super::{
+    ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject, Stray,
+    StrayProblem,
+};
 use crate::core::evidence::{DigestRecords, EvidenceError, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::types::S3Location;
@@ -89,10 +92,10 @@ impl LocalEvidence {
                     what,
                 })
             }
-            Err(ReadError::Io(detail)) => {
+            Err(ReadError::Failed(source)) => {
                 return Err(SourceError::MetadataUnreadable {
                     path: meta_path,
-                    detail,
+                    source,
                 })
             }
         }
@@ -252,7 +255,7 @@ impl LocalEvidence {
                     Err(_) => Err(ReadError::NotFound),
                 }
             }
-            Err(e) => Err(ReadError::Io(e.to_string())),
+            Err(e) => Err(ReadFailure::io(&e).into()),
         }
     }
 
@@ -274,7 +277,7 @@ impl LocalEvidence {
     /// Reads a whole object, refusing more than `max` bytes (digests are held in memory).
     pub fn read_object(&self, key: &str, max: u64) -> Result<Vec<u8>, ReadError> {
         let file = self.open_object(key)?;
-        let too_large = || ReadError::Io(format!("larger than {max} bytes"));
+        let too_large = || ReadError::Failed(ReadFailure::TooLarge { max });
         // A file stating more than `max` bytes (a sparse one costs no disk) is not read at all.
         if file.metadata().is_ok_and(|m| m.len() > max) {
             return Err(too_large());
@@ -282,7 +285,7 @@ impl LocalEvidence {
         let mut bytes = Vec::new();
         file.take(max + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| ReadError::Io(e.to_string()))?;
+            .map_err(|e| ReadFailure::io(&e))?;
         if bytes.len() as u64 > max {
             return Err(too_large());
         }
@@ -298,7 +301,7 @@ impl LocalEvidence {
 fn open_regular(path: &Path) -> Result<File, ReadError> {
     let io = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => ReadError::NotFound,
-        _ => ReadError::Io(e.to_string()),
+        _ => ReadFailure::io(&e).into(),
     };
     regular(&std::fs::metadata(path).map_err(io)?)?;
     let mut options = std::fs::OpenOptions::new();
@@ -556,10 +559,7 @@ impl LocalEvidence {
             return Err(ReadError::OtherBucket);
         }
         let mut file = self.open_object(&location.key)?;
-        let len = file
-            .metadata()
-            .map_err(|e| ReadError::Io(e.to_string()))?
-            .len();
+        let len = file.metadata().map_err(|e| ReadFailure::io(&e))?.len();
         let mut inflater = Inflater::new(Limits::LOG);
         let mut read = 0u64;
         // Once the verdict is known (a complete member followed by data, or a failure) the rest
@@ -572,7 +572,7 @@ impl LocalEvidence {
                     inflater.update(buf.get(..n).unwrap_or_default());
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ReadError::Io(e.to_string())),
+                Err(e) => return Err(ReadFailure::io(&e).into()),
             }
         }
         inflater.skip(len.saturating_sub(read));
@@ -806,7 +806,7 @@ mod tests {
         );
         assert!(matches!(
             ev.read_object("AWSLogs/CloudTrail/x.json.gz", 0),
-            Err(ReadError::Io(_))
+            Err(ReadError::Failed(ReadFailure::TooLarge { max: 0 }))
         ));
         // The check after opening sees the real path, so a swapped folder would be caught.
         let opened = ev.open_object("AWSLogs/CloudTrail/x.json.gz").unwrap();

@@ -52,12 +52,12 @@ pub enum SourceError {
         source: crate::core::evidence::EvidenceError,
     },
     /// The evidence-metadata file could not be read.
-    #[error("cannot read {path}: {detail}")]
+    #[error("cannot read {path}: {source}")]
     MetadataUnreadable {
         /// The file.
         path: PathBuf,
-        /// Why, as the operating system said it.
-        detail: String,
+        /// Why.
+        source: ReadFailure,
     },
     /// Reading the evidence-metadata file stopped half-way (its reader panicked): it is not
     /// used, rather than used in part.
@@ -172,8 +172,98 @@ pub enum ReadError {
     /// never read, since a FIFO or a device may block or never end. S3 holds nothing of the kind,
     /// so the copy was altered.
     NotAFile(&'static str),
-    /// Access denied, or an error that persisted through retries.
-    Io(String),
+    /// The object is there, but could not be read through.
+    Failed(ReadFailure),
+}
+
+/// Why an object that is there could not be read through. Its text is the detail of the
+/// "could not be read" finding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadFailure {
+    /// The disk failed to open, stat, read or write it.
+    #[error("{detail}")]
+    Io {
+        /// The failure's kind (permission denied, I/O error, ...).
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        detail: String,
+    },
+    /// Larger than the budget for its kind of object (digests are held in memory).
+    #[error("larger than {max} bytes")]
+    TooLarge {
+        /// The budget, in stored bytes.
+        max: u64,
+    },
+    /// S3 refused access to the object (HTTP 403 / `AccessDenied`).
+    #[error("access denied")]
+    AccessDenied,
+    /// S3 answered with another error, or the request failed, through every retry.
+    #[error("{message}")]
+    Request {
+        /// The S3 error code, when S3 answered.
+        code: Option<String>,
+        /// The HTTP status, when S3 answered.
+        status: Option<u16>,
+        /// The SDK's description of the failure.
+        message: String,
+    },
+    /// The body sent nothing for longer than the stall allowance, on the last attempt.
+    #[error("body stalled for {secs} s")]
+    Stalled {
+        /// The allowance, in seconds.
+        secs: u64,
+    },
+    /// The connection broke off in the middle of the body, on the last attempt.
+    #[error("body broke off: {message}")]
+    BrokeOff {
+        /// Why, as the HTTP stack said it.
+        message: String,
+    },
+    /// The body did not arrive within its deadline: the stall allowance plus its size at the
+    /// minimum rate. A body dripped out slowly cannot hold a run for hours.
+    #[error("body of {size} bytes not complete within {secs} s (the read timeout plus its size at the minimum rate, {min_rate_kib} KiB/s); on a slow link lower the minimum rate or the concurrency")]
+    Deadline {
+        /// The body's size as S3 stated it (bounded by the budget).
+        size: u64,
+        /// The deadline, in seconds.
+        secs: u64,
+        /// The minimum rate, in KiB/s.
+        min_rate_kib: u64,
+    },
+    /// A download could not be written to the evidence directory.
+    #[error("cannot write: {detail}")]
+    Write {
+        /// The failure's kind (no space, permission denied, ...).
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        detail: String,
+    },
+    /// The worker reading it failed (panicked or was cancelled).
+    #[error("worker failed: {message}")]
+    Worker {
+        /// What the runtime said.
+        message: String,
+    },
+    /// The source gave no result for it (a source that answers fewer objects than asked).
+    #[error("no result")]
+    NoResult,
+}
+
+impl ReadFailure {
+    /// A failure of the disk.
+    pub fn io(e: &std::io::Error) -> Self {
+        ReadFailure::Io {
+            kind: e.kind(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+impl From<ReadFailure> for ReadError {
+    fn from(failure: ReadFailure) -> Self {
+        ReadError::Failed(failure)
+    }
 }
 
 /// Something a listing found under the CloudTrail folders that no S3 key can name: reported,

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::aws::{load, AwsError, AwsOptions, Failure, NoRetryWhereNothingListens, Operation};
 use super::pages::Pager;
 use super::progress::{Observer, Phase, Progress, Stored};
-use super::{ListRequest, ObjectSource, ReadError, SourceError, StoredObject};
+use super::{ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject};
 use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::layout::{is_account, is_org_id};
@@ -159,8 +159,12 @@ impl S3Source {
                 })
                 .buffer_unordered(self.concurrency)
                 .map(|(i, joined)| {
-                    let result = joined
-                        .unwrap_or_else(|e| Err(ReadError::Io(format!("worker failed: {e}"))));
+                    let result = joined.unwrap_or_else(|e| {
+                        Err(ReadFailure::Worker {
+                            message: e.to_string(),
+                        }
+                        .into())
+                    });
                     progress.done(result.as_ref().map_or(0, Stored::stored_bytes));
                     (i, result)
                 })
@@ -492,8 +496,13 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkErro
     let status = err.raw_response().map(|r| r.status().as_u16());
     match (status, err.code()) {
         (Some(404), _) | (_, Some("NoSuchKey" | "NotFound")) => ReadError::NotFound,
-        (Some(403), _) | (_, Some("AccessDenied")) => ReadError::Io("access denied".into()),
-        _ => ReadError::Io(DisplayErrorContext(err).to_string()),
+        (Some(403), _) | (_, Some("AccessDenied")) => ReadFailure::AccessDenied.into(),
+        (status, code) => ReadFailure::Request {
+            code: code.map(str::to_owned),
+            status,
+            message: DisplayErrorContext(err).to_string(),
+        }
+        .into(),
     }
 }
 
@@ -506,13 +515,12 @@ async fn next_chunk(
     let left = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(stall.min(left), body.try_next()).await {
         Err(_) if left <= stall => Err(BodyError::Deadline),
-        Err(_) => Err(BodyError::Retry(ReadError::Io(format!(
-            "body stalled for {} s",
-            stall.as_secs()
-        )))),
-        Ok(Err(e)) => Err(BodyError::Retry(ReadError::Io(format!(
-            "body broke off: {e}"
-        )))),
+        Err(_) => Err(BodyError::Retry(ReadFailure::Stalled {
+            secs: stall.as_secs(),
+        })),
+        Ok(Err(e)) => Err(BodyError::Retry(ReadFailure::BrokeOff {
+            message: e.to_string(),
+        })),
         Ok(Ok(chunk)) => Ok(chunk),
     }
 }
@@ -520,7 +528,7 @@ async fn next_chunk(
 /// Why a body was not read to its end.
 enum BodyError {
     /// Worth fetching again (a break, a stall).
-    Retry(ReadError),
+    Retry(ReadFailure),
     /// The body outlasted its deadline: not fetched again.
     Deadline,
     /// What the bytes were fed to refused them.
@@ -540,7 +548,8 @@ async fn get_streamed<S>(
     mut fresh: impl FnMut() -> Result<S, ReadError>,
     mut feed: impl FnMut(&mut S, &[u8]) -> Result<(), ReadError>,
 ) -> Result<(S, ObjectRecord), ReadError> {
-    let mut last = ReadError::Io("not tried".into());
+    // Replaced by the first failed attempt before it can be returned (BODY_ATTEMPTS > 0).
+    let mut last = ReadFailure::NoResult;
     for _ in 0..BODY_ATTEMPTS {
         let out = client
             .get_object()
@@ -571,15 +580,25 @@ async fn get_streamed<S>(
             Err(BodyError::Retry(e)) => last = e,
             Err(BodyError::Feed(e)) => return Err(e),
             Err(BodyError::Deadline) => {
-                return Err(ReadError::Io(format!(
-                    "body of {size} bytes not complete within {} s (the --read-timeout plus its size at --min-rate {} KiB/s); on a slow link lower --min-rate or --concurrency",
-                    allowance.as_secs(),
-                    pace.min_rate / 1024
-                )))
+                return Err(ReadFailure::Deadline {
+                    size,
+                    secs: allowance.as_secs(),
+                    min_rate_kib: pace.min_rate / 1024,
+                }
+                .into())
             }
         }
     }
-    Err(last)
+    Err(last.into())
+}
+
+/// A download that could not be written to the evidence directory.
+fn write_failure(e: &std::io::Error) -> ReadError {
+    ReadFailure::Write {
+        kind: e.kind(),
+        detail: e.to_string(),
+    }
+    .into()
 }
 
 async fn read_digest(
@@ -596,9 +615,10 @@ async fn read_digest(
         |bytes: &mut Vec<u8>, chunk| {
             bytes.extend_from_slice(chunk);
             if bytes.len() as u64 > MAX_DIGEST_STORED {
-                return Err(ReadError::Io(format!(
-                    "larger than {MAX_DIGEST_STORED} bytes"
-                )));
+                return Err(ReadFailure::TooLarge {
+                    max: MAX_DIGEST_STORED,
+                }
+                .into());
             }
             Ok(())
         },
@@ -648,14 +668,12 @@ async fn download_one<D: Destination>(
         let fresh = || Ok((dest.create()?, sha2::Sha256::new()));
         let feed = |(file, sha): &mut (std::fs::File, sha2::Sha256), chunk: &[u8]| {
             sha.update(chunk);
-            file.write_all(chunk)
-                .map_err(|e| ReadError::Io(format!("cannot write: {e}")))
+            file.write_all(chunk).map_err(|e| write_failure(&e))
         };
         get_streamed(&client, &loc, pace, MAX_BODY_FOR_DEADLINE, fresh, feed).await
     };
     let kept = streamed.and_then(|((file, sha), record)| {
-        file.sync_all()
-            .map_err(|e| ReadError::Io(format!("cannot write: {e}")))?;
+        file.sync_all().map_err(|e| write_failure(&e))?;
         drop(file);
         dest.keep()?;
         Ok(ObjectRecord {
