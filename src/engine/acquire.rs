@@ -23,7 +23,8 @@ use md5::Digest as _;
 use serde::Serialize;
 
 use super::plan::for_each_log;
-use super::{plan, EngineError, Plan, Settings};
+use super::plan::{plan, Plan};
+use super::{EngineError, Settings};
 use crate::core::chain::Range;
 use crate::core::digest::named_log_files;
 use crate::core::evidence::{EvidenceMetadata, ObjectRecord, EVIDENCE_FILE};

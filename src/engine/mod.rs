@@ -8,7 +8,7 @@
 //! grows with the digests, not with the log files. Nothing prints: findings go to a
 //! [`FindingSink`] as they are decided, progress to an [`Observer`].
 //!
-//! One module per phase, in order: `plan` (the listings, [`Plan`]), `digests` (reading and
+//! One module per phase, in order: `plan` (the listings: what a run will look at), `digests` (reading and
 //! parsing, the bucket, the keys needed), the walk ([`crate::core::chain`]), `logs` (hashing
 //! in batches, with the digests read again for their lists), `layout` and `count` (the chain
 //! reports, their ledgers, valid log files counted), `unvouched` and `holes` (files no digest
@@ -34,7 +34,6 @@ mod unvouched;
 
 pub use crate::source::progress::{NoObserver, Observer, Phase};
 pub use assemble::{empty_report, verify, verify_streaming, FindingSink};
-pub use plan::{plan, Plan};
 
 /// What to verify, already validated by the CLI.
 #[derive(Debug, Clone, Default)]
