@@ -35,7 +35,9 @@ mod unvouched;
 pub use crate::source::progress::{NoObserver, Observer, Phase};
 pub use assemble::{empty_report, verify, verify_streaming, FindingSink};
 
-/// What to verify, already validated by the CLI.
+/// What to verify. `Settings::default()` verifies everything the source holds, over the range
+/// the evidence spans. Every filter value must select something the source lists, or the run
+/// is an error (unless [`Settings::allow_unmatched_filters`]).
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     /// The start of the range; without it, the oldest time in the evidence.
@@ -63,10 +65,15 @@ pub struct Settings {
     /// Accept filter values that select nothing, as `aws cloudtrail validate-logs` does ("No
     /// digests found"). Otherwise each such value is an error ([`EngineError::UnmatchedFilters`]):
     /// a typo would verify nothing and pass.
+    ///
+    /// This weakens a run: with it, a filter that selects nothing gives a report with nothing
+    /// verified and exit code 0. Set it only to reproduce the AWS CLI; check
+    /// [`crate::report::Report::totals`] when you do.
     pub allow_unmatched_filters: bool,
 }
 
-/// A filter of a run ([`Settings::accounts`], [`Settings::regions`], [`Settings::trails`]).
+/// A filter of a run ([`Settings::accounts`], [`Settings::regions`], [`Settings::trails`],
+/// [`Settings::home_region`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Filter {
@@ -76,6 +83,8 @@ pub enum Filter {
     Region,
     /// A trail name.
     Trail,
+    /// A trail's home Region ([`Settings::home_region`]).
+    HomeRegion,
 }
 
 /// What the filter selects, as a message says it: "account", "Region", "trail".
@@ -85,6 +94,7 @@ impl std::fmt::Display for Filter {
             Filter::Account => "account",
             Filter::Region => "Region",
             Filter::Trail => "trail",
+            Filter::HomeRegion => "home Region",
         })
     }
 }

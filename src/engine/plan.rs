@@ -196,7 +196,11 @@ pub fn plan(
     // Log files name an account and a Region too (not a trail): list them when there are no
     // digests (the evidence's extent is then theirs), or to see whether an account or Region
     // no digest has is there.
-    if extent.is_none() || unmatched.iter().any(|u| u.filter != Filter::Trail) {
+    if extent.is_none()
+        || unmatched
+            .iter()
+            .any(|u| matches!(u.filter, Filter::Account | Filter::Region))
+    {
         let (log_scopes, log_extent) = log_scopes(source, settings, observer)?;
         extent = extent.or(log_extent);
         unmatched.retain(|u| !log_scopes.iter().any(|s| u.selects(s)));
@@ -288,7 +292,7 @@ impl UnmatchedFilter {
         match self.filter {
             Filter::Account => scope.account == self.value,
             Filter::Region => scope.region == self.value,
-            Filter::Trail => false,
+            Filter::Trail | Filter::HomeRegion => false,
         }
     }
 }
@@ -317,6 +321,9 @@ fn unmatched_filters<'a>(
         d.scope.region == v
     });
     check(Filter::Trail, &settings.trails, &|d, v| d.trail == v);
+    check(Filter::HomeRegion, settings.home_region.as_slice(), &|d, v| {
+        d.home_region == v
+    });
     unmatched
 }
 
@@ -409,6 +416,36 @@ pub(super) fn resolve_range(
 mod tests {
     use super::*;
     use crate::source::progress::NoObserver;
+
+    /// A home Region no trail has used to select nothing and verify nothing, with exit 0: it
+    /// was no `Filter`, so the check that every filter selects something passed it by.
+    #[test]
+    fn a_home_region_no_trail_has_is_an_unmatched_filter() {
+        let case =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cases/clean-plain");
+        let source = crate::source::local::LocalEvidence::open(&case.join("bucket")).unwrap();
+        for home in ["us-east-9", "eu-west-1"] {
+            let settings = Settings {
+                home_region: Some(home.into()),
+                ..Settings::default()
+            };
+            match plan(&source, &settings, &NoObserver) {
+                Err(EngineError::UnmatchedFilters { unmatched, .. }) => assert_eq!(
+                    unmatched,
+                    [UnmatchedFilter {
+                        filter: Filter::HomeRegion,
+                        value: home.into()
+                    }]
+                ),
+                other => panic!("{home}: {other:?}"),
+            }
+        }
+        let home = Settings {
+            home_region: Some("us-east-1".into()),
+            ..Settings::default()
+        };
+        assert!(!plan(&source, &home, &NoObserver).unwrap().digests.is_empty());
+    }
 
     /// Each filter value must select something: a typo used to verify nothing and exit 0
     /// (for `--trail`), or pass unnoticed beside a value that matched.
