@@ -550,3 +550,39 @@ fn a_real_other_trail_vouches_only_for_the_log_files_its_verified_digests_name()
         assert!(unattributed.contains(&format!("s3://{BUCKET}/{l}")));
     }
 }
+
+/// A file named with a newline, a terminal escape and a forged result line used to print that
+/// line in the text report, and the escape could erase the real findings on a terminal. Names
+/// are shown escaped in the text and AWS-CLI-compatible outputs (JSON escapes them anyway).
+#[test]
+fn a_file_name_cannot_forge_lines_in_the_text_report() {
+    let corpus = world().build();
+    let (_dir, case) = written(&corpus);
+    let forged = "RESULT: every object in range is valid and every hour of the range is proven";
+    let name = format!("evil\n\n{forged}\u{1b}[2K\r\u{202e}.json.gz");
+    std::fs::write(case.join("bucket").join(DAY).join(&name), b"x").unwrap();
+    for verbose in [false, true] {
+        let mut args = vec!["verify", "bucket", "--public-keys", "public-keys.json"];
+        let range = range_args(&corpus);
+        args.extend(strs(&range));
+        if verbose {
+            args.push("--verbose");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_trailproof"))
+            .args(&args)
+            .current_dir(&case)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("RESULT: every object")),
+            "{text}"
+        );
+        assert!(!text.contains(['\u{1b}', '\r', '\u{202e}']), "{text}");
+        assert!(
+            text.contains(&format!("evil\\n\\n{forged}\\u{{1b}}[2K\\r\\u{{202e}}.json.gz")),
+            "{text}"
+        );
+    }
+}

@@ -321,9 +321,11 @@ fn unmatched_filters<'a>(
         d.scope.region == v
     });
     check(Filter::Trail, &settings.trails, &|d, v| d.trail == v);
-    check(Filter::HomeRegion, settings.home_region.as_slice(), &|d, v| {
-        d.home_region == v
-    });
+    check(
+        Filter::HomeRegion,
+        settings.home_region.as_slice(),
+        &|d, v| d.home_region == v,
+    );
     unmatched
 }
 
@@ -444,7 +446,10 @@ mod tests {
             home_region: Some("us-east-1".into()),
             ..Settings::default()
         };
-        assert!(!plan(&source, &home, &NoObserver).unwrap().digests.is_empty());
+        assert!(!plan(&source, &home, &NoObserver)
+            .unwrap()
+            .digests
+            .is_empty());
     }
 
     /// Each filter value must select something: a typo used to verify nothing and exit 0

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 
 use jiff::Timestamp;
 
-use super::Report;
+use super::{printable, Report};
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
 use crate::core::time::format_iso;
 
@@ -266,7 +266,7 @@ impl Writer<'_> {
 
     fn status(&mut self, line: &str) -> io::Result<()> {
         if self.verbose {
-            writeln!(self.stdout, "{line}")?;
+            writeln!(self.stdout, "{}", printable(line))?;
             self.last_double_space = false;
         }
         Ok(())
@@ -274,9 +274,9 @@ impl Writer<'_> {
 
     fn error(&mut self, line: &str) -> io::Result<()> {
         if self.last_double_space {
-            write!(self.stderr, "{line}\n\n")?;
+            write!(self.stderr, "{}\n\n", printable(line))?;
         } else {
-            write!(self.stderr, "\n{line}\n\n")?;
+            write!(self.stderr, "\n{}\n\n", printable(line))?;
         }
         self.last_double_space = true;
         Ok(())

@@ -9,6 +9,8 @@ pub mod signing;
 pub mod statement;
 pub mod text;
 
+use std::borrow::Cow;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -328,4 +330,27 @@ impl Problem {
             Problem::Gaps => "coverage gaps (logging or validation was off)",
         }
     }
+}
+
+/// `text` with every control character but the tab, and every Unicode direction override,
+/// escaped (`\n`, `\u{1b}`, `\u{202e}`), for the reports read on a terminal. Object keys
+/// and finding details come from the evidence: a key holding a newline and an escape sequence
+/// could otherwise print a forged line (a "RESULT: ... valid") or erase the real ones.
+pub(crate) fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\t')
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use jiff::Timestamp;
 
-use super::{ChainReport, Report, Tally};
+use super::{printable, ChainReport, Report, Tally};
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
 use crate::core::ledger::Counts;
 use crate::core::time::format_iso;
@@ -31,7 +31,7 @@ pub fn write(out: &mut dyn Write, report: &Report, verbose: bool) -> io::Result<
     writeln!(
         out,
         "Total for {} ({} chain{}, {} to {}):",
-        report.source,
+        printable(&report.source),
         report.chains.len(),
         if report.chains.len() == 1 { "" } else { "s" },
         format_iso(report.range.start),
@@ -52,7 +52,7 @@ pub fn write(out: &mut dyn Write, report: &Report, verbose: bool) -> io::Result<
     }
     writeln!(out, "\n")?;
     for note in &report.notes {
-        writeln!(out, "Note: {note}")?;
+        writeln!(out, "Note: {}", printable(note))?;
     }
     let problems = report.problems();
     if report.exit_code() == 0 && problems.is_empty() {
@@ -228,7 +228,7 @@ impl Lines {
         let line = match (f.kind, f.verdict) {
             (_, Verdict::Valid) => {
                 if self.verbose {
-                    writeln!(out, "{prefix}{object}\t{}\tvalid", f.subject)?;
+                    writeln!(out, "{prefix}{object}\t{}\tvalid", printable(&f.subject))?;
                     self.last_was_blank = false;
                 }
                 return Ok(());
@@ -254,10 +254,10 @@ impl Lines {
         if !self.last_was_blank {
             writeln!(out)?;
         }
-        writeln!(out, "{line}")?;
+        writeln!(out, "{}", printable(&line))?;
         if self.verbose {
             if let Some(d) = &f.evidence.detail {
-                writeln!(out, "\t{d}")?;
+                writeln!(out, "\t{}", printable(d))?;
             }
         }
         writeln!(out)?;
