@@ -41,6 +41,8 @@ edited=$(mktemp)
 python3 -c 'import gzip,sys; t=gzip.open(sys.argv[1]).read().replace(b"\"eventName\":\"", b"\"eventName\":\"x", 1); open(sys.argv[2],"wb").write(gzip.compress(t))' "$case_dir/bucket/$log" "$edited"
 expect 1 "Invalid: hash value doesn't match" "$bin/verify_log" "$keys" acme-cloudtrail-logs "$key" "$case_dir/bucket/$key" "$signature" "$log" "$edited"
 rm -f "$edited"
+# The intact bytes under a key the digest does not list: no digest vouches for them there.
+expect 1 'NOT VERIFIED by .*does not list' "$bin/verify_log" "$keys" acme-cloudtrail-logs "$key" "$case_dir/bucket/$key" "$signature" "${log%/*}/injected.json.gz" "$case_dir/bucket/$log"
 
 # A whole copy: intact, and the tampered sample.
 expect 0 'log files: 12 valid, 0 invalid, 0 not verified' "$bin/verify_dir" "$case_dir/bucket" "$keys"

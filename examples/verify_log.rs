@@ -13,7 +13,6 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use trailproof::core::digest::LogFiles;
 use trailproof::core::evidence::GenerationTime;
 use trailproof::core::gz::{Inflater, Limits};
 use trailproof::core::verdict::judge_log_file;
@@ -64,15 +63,7 @@ fn run(
             return Ok(1);
         }
     };
-    // A digest just parsed holds its list (only a run sets lists aside to save memory).
-    let LogFiles::Parsed(entries) = &verified.digest().log_files else {
-        return Err("the digest's log list was set aside".into());
-    };
     let log_at = S3Location::new(bucket, log_key);
-    let Some(entry) = entries.iter().find(|e| e.location == log_at) else {
-        println!("{log_at}: NOT VERIFIED: {digest_at} does not list it");
-        return Ok(1);
-    };
     let mut inflater = Inflater::new(Limits::LOG);
     let mut file = std::fs::File::open(log_file)?;
     let mut chunk = vec![0; 64 * 1024];
@@ -84,7 +75,14 @@ fn run(
         inflater.update(&chunk[..n]);
     }
     let (outcome, _) = inflater.finish();
-    let finding = judge_log_file(entry, &digest_at, &outcome);
+    // Only a verified digest can vouch for a log file, and only for one it lists.
+    let finding = match judge_log_file(&verified, &log_at, &outcome) {
+        Ok(finding) => finding,
+        Err(e) => {
+            println!("{log_at}: NOT VERIFIED by {digest_at}: {e}");
+            return Ok(1);
+        }
+    };
     println!("{log_at}: {:?}: {}", finding.verdict, finding.reason);
     Ok(u8::from(finding.verdict != Verdict::Valid))
 }

@@ -12,7 +12,7 @@
 //! | you hold | use | you get |
 //! |---|---|---|
 //! | one digest file (bytes, where it was read from, its signature) | [`core::verify::verify_digest_object`] | a [`VerifiedDigest`] or why not |
-//! | one log file and the verified digest that lists it | [`core::gz::Inflater`] + [`core::verdict::judge_log_file`] | the same verdict a full run gives it |
+//! | one log file and the [`VerifiedDigest`] that lists it | [`core::gz::Inflater`] + [`core::verdict::judge_log_file`] | the same verdict a full run gives it |
 //! | a local copy of a bucket (`aws s3 sync`, or `trailproof acquire`) | [`LocalEvidence`] + [`PinnedKeys`] + [`engine::verify`] | a [`Report`] |
 //! | a bucket on S3 (feature `aws`) | `source::s3::S3Source` + `source::cloudtrail::CloudTrailKeys` + [`engine::verify`] | a [`Report`] |
 //! | findings and progress as they happen | [`engine::verify_streaming`] with a [`FindingSink`] and an [`Observer`] | each chain's findings, then the [`Report`] |

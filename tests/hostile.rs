@@ -581,7 +581,9 @@ fn a_file_name_cannot_forge_lines_in_the_text_report() {
         );
         assert!(!text.contains(['\u{1b}', '\r', '\u{202e}']), "{text}");
         assert!(
-            text.contains(&format!("evil\\n\\n{forged}\\u{{1b}}[2K\\r\\u{{202e}}.json.gz")),
+            text.contains(&format!(
+                "evil\\n\\n{forged}\\u{{1b}}[2K\\r\\u{{202e}}.json.gz"
+            )),
             "{text}"
         );
     }

@@ -6,43 +6,61 @@
 //! [`GzOutcome`] here. Whether the file could be read at all (missing, unreadable, in another
 //! bucket) is the reader's to say: no bytes, no [`GzOutcome`].
 
-use super::digest::LogFileEntry;
+use super::digest::{LogFileEntry, LogFiles};
 use super::finding::{Evidence, Finding, Kind};
 use super::gz::{GzOutcome, GzProblem};
+use super::sign::VerifiedDigest;
 use super::types::S3Location;
 
-/// Judges a log file that `entry` (of the verified digest at `named_by`) vouches for, by what
-/// inflating it gave.
+/// Judges the log file at `log` by what inflating it gave, against the entry for it in
+/// `digest`, whose signature was verified: the only way to hold a [`VerifiedDigest`].
 ///
-/// Only a complete gzip stream whose inflated bytes hash to the entry's SHA-256 is valid. A
-/// damaged stream is judged by its damage, whatever its hash (the hash is then of the part
-/// that came out, and data appended after a valid member would otherwise pass); an intact one
-/// by its hash. The finding's evidence carries the expected and the actual hash, the digest
-/// that names the file, and what went wrong with the stream.
+/// `Err` when the digest does not vouch for the file: it does not list it (the file is not
+/// proven by this digest; another digest may list it, or none: injected), or its list was set
+/// aside by a run (only [`crate::engine`] does that). Otherwise the finding is the one a full
+/// run gives: only a complete gzip stream whose inflated bytes hash to the entry's SHA-256 is
+/// valid. A damaged stream is judged by its damage, whatever its hash (the hash is then of the
+/// part that came out, and data appended after a valid member would otherwise pass); an intact
+/// one by its hash. The finding's evidence carries the expected and the actual hash, the
+/// digest that names the file, and what went wrong with the stream.
 ///
-/// ```
-/// # use trailproof::core::{digest::LogFileEntry, gz::{Inflater, Limits}, S3Location, Sha256};
-/// # use trailproof::core::finding::Kind;
-/// # use trailproof::core::verdict::judge_log_file;
-/// let log = b"{\"Records\":[]}";
-/// let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-/// std::io::Write::write_all(&mut gz, log).unwrap();
-/// let stored = gz.finish().unwrap();
-/// // Fed in whatever chunks the bytes arrive in.
-/// let mut inflater = Inflater::new(Limits::LOG);
-/// inflater.update(&stored);
-/// let (outcome, _) = inflater.finish();
-/// let entry = LogFileEntry {
-///     location: S3Location::new("bucket", "AWSLogs/.../log.json.gz"),
-///     hash: Sha256::of(log),
-///     newest_event: None,
-///     oldest_event: None,
-/// };
-/// let digest = S3Location::new("bucket", "AWSLogs/.../digest.json.gz");
-/// let finding = judge_log_file(&entry, &digest, &outcome);
-/// assert_eq!(finding.kind, Kind::LogValid);
-/// ```
-pub fn judge_log_file(entry: &LogFileEntry, named_by: &S3Location, outcome: &GzOutcome) -> Finding {
+/// Feed the stored bytes to [`super::gz::Inflater`] in whatever chunks they arrive, then judge
+/// its outcome here; `examples/verify_log.rs` does it end to end.
+pub fn judge_log_file(
+    digest: &VerifiedDigest,
+    log: &S3Location,
+    outcome: &GzOutcome,
+) -> Result<Finding, NotVouched> {
+    let LogFiles::Parsed(entries) = &digest.digest().log_files else {
+        return Err(NotVouched::ListSetAside);
+    };
+    let entry = entries
+        .iter()
+        .find(|e| e.location == *log)
+        .ok_or(NotVouched::NotListed)?;
+    Ok(judge_entry(entry, &digest.digest().location, outcome))
+}
+
+/// Why a verified digest cannot judge a log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotVouched {
+    /// The digest does not list the file.
+    #[error("the digest does not list this log file")]
+    NotListed,
+    /// The digest's list was set aside (by a run, to save memory): read the digest again.
+    #[error("the digest's log list was set aside")]
+    ListSetAside,
+}
+
+/// The verdict on a log file that `entry`, of the verified digest at `named_by`, vouches for.
+/// The engine's way in: its entries come from verified digests' lists, some read again from
+/// the very bytes verified ([`super::digest::ParsedDigest::log_files_from`]).
+pub(crate) fn judge_entry(
+    entry: &LogFileEntry,
+    named_by: &S3Location,
+    outcome: &GzOutcome,
+) -> Finding {
     let evidence = Evidence {
         expected_sha256: Some(entry.hash),
         actual_sha256: Some(outcome.inflated_sha256),
@@ -115,7 +133,7 @@ mod tests {
         inflater.update(stored);
         let (outcome, _) = inflater.finish();
         let digest = S3Location::new("b", "AWSLogs/digest.json.gz");
-        judge_log_file(&entry(Sha256::of(LOG)), &digest, &outcome)
+        judge_entry(&entry(Sha256::of(LOG)), &digest, &outcome)
     }
 
     #[test]
@@ -184,6 +202,52 @@ mod tests {
         assert_eq!(
             (f.kind, f.verdict),
             (Kind::LogBudgetExceeded, Verdict::NotVerified)
+        );
+    }
+
+    /// The public way in takes the entry from a verified digest: an entry from an edited,
+    /// unsigned digest (its fields are public) used to be judged as if a digest vouched for it.
+    #[test]
+    fn only_a_verified_digest_vouches_and_only_for_what_it_lists() {
+        use crate::core::evidence::GenerationTime;
+        use crate::core::keyfile::parse_key_file;
+        use crate::core::verify::{verify_digest_object, DigestObject};
+        let corpus = trailproof_testgen::World::new("acme-logs").hours(2).build();
+        let keys = parse_key_file(corpus.public_keys_json().to_string().as_bytes()).unwrap();
+        let info = &corpus.digests()[0];
+        let object = &corpus.objects[&info.key];
+        let location = S3Location::new(&corpus.bucket, &info.key);
+        let signature = hex::decode(&object.metadata["signature"]).unwrap();
+        let verified = verify_digest_object(
+            DigestObject {
+                location: &location,
+                stored: &object.bytes,
+                signature: &signature,
+                generated: &GenerationTime::Unknown,
+            },
+            &keys,
+        )
+        .unwrap();
+        let outcome = |stored: &[u8]| {
+            let mut inflater = Inflater::new(Limits::LOG);
+            inflater.update(stored);
+            inflater.finish().0
+        };
+        let log = &info.logs[0];
+        let at = S3Location::new(&corpus.bucket, log);
+        let intact = outcome(&corpus.objects[log].bytes);
+        let f = judge_log_file(&verified, &at, &intact).unwrap();
+        assert_eq!(
+            (f.kind, f.evidence.named_by),
+            (Kind::LogValid, Some(location.uri()))
+        );
+        let replaced = outcome(&gzip(LOG));
+        let f = judge_log_file(&verified, &at, &replaced).unwrap();
+        assert_eq!(f.kind, Kind::LogHashMismatch);
+        let elsewhere = S3Location::new(&corpus.bucket, "AWSLogs/injected.json.gz");
+        assert_eq!(
+            judge_log_file(&verified, &elsewhere, &intact).unwrap_err(),
+            NotVouched::NotListed
         );
     }
 }

@@ -18,7 +18,7 @@ use crate::core::gz::{inflate_all, GzOutcome, Limits};
 use crate::core::layout::ChainId;
 use crate::core::ledger::Span;
 use crate::core::types::S3Location;
-use crate::core::verdict::judge_log_file;
+use crate::core::verdict::judge_entry;
 use crate::report::ChainReport;
 use crate::source::progress::{Observer, Phase, Progress};
 use crate::source::{ObjectSource, ReadError, ReadFailure, StoredObject};
@@ -255,14 +255,15 @@ pub(super) fn reread(
 }
 
 /// The finding on a log file that `entry` (of the verified digest at `named_by`) vouches for:
-/// judged by its bytes ([`judge_log_file`]), or by why they could not be had.
+/// judged by its bytes (as [`crate::core::verdict::judge_log_file`] does), or by why they
+/// could not be had.
 pub(super) fn log_finding(
     entry: &LogFileEntry,
     named_by: &S3Location,
     outcome: Result<GzOutcome, ReadError>,
 ) -> Finding {
     let error = match outcome {
-        Ok(outcome) => return judge_log_file(entry, named_by, &outcome),
+        Ok(outcome) => return judge_entry(entry, named_by, &outcome),
         Err(e) => e,
     };
     let uri = entry.location.uri();
