@@ -55,6 +55,16 @@ pub enum KeyFileError {
         /// Why the key was refused.
         source: KeyError,
     },
+    /// The same key is listed again with another validity window: which window is right cannot
+    /// be told, and the wrong one would let the key vouch for digests it never signed (or
+    /// refuse ones it did).
+    #[error("entry {index}: key {fingerprint} is listed again with another validity window")]
+    ConflictingWindows {
+        /// Position of the later entry in `PublicKeyList`, from 0.
+        index: usize,
+        /// The key's fingerprint.
+        fingerprint: Fingerprint,
+    },
 }
 
 #[derive(Deserialize, Serialize)]
@@ -149,6 +159,15 @@ pub fn key_set(records: &[KeyRecord]) -> Result<KeySet, KeyFileError> {
                 stated: r.fingerprint.clone(),
                 actual: key.fingerprint().clone(),
             });
+        }
+        // ListPublicKeys asked per Region and window may list a key more than once, the same.
+        if let Some(known) = set.get(key.fingerprint()) {
+            if (known.valid_from, known.valid_to) != (key.valid_from, key.valid_to) {
+                return Err(KeyFileError::ConflictingWindows {
+                    index,
+                    fingerprint: key.fingerprint().clone(),
+                });
+            }
         }
         set.insert(key);
     }
@@ -246,6 +265,26 @@ mod tests {
         assert!(matches!(
             parse_key_file(&key_file(|s| serde_json::json!(s), true)),
             Err(KeyFileError::FingerprintMismatch { index: 0, .. })
+        ));
+    }
+
+    /// A second entry for a key used to replace the first one's window silently: a pinned file
+    /// could widen (or narrow) the time a key vouches for without anyone noticing.
+    #[test]
+    fn a_key_listed_twice_with_other_windows_is_refused() {
+        let file = key_file(|s| serde_json::json!(s), false);
+        let mut v: serde_json::Value = serde_json::from_slice(&file).unwrap();
+        let list = v["PublicKeyList"].as_array_mut().unwrap();
+        let mut again = list[0].clone();
+        list.push(again.clone());
+        // The same entry twice is what ListPublicKeys per Region gives: accepted.
+        assert_eq!(parse_key_file(&serde_json::to_vec(&v).unwrap()).unwrap().len(), 4);
+        again["ValidityEndTime"] = serde_json::json!(4_000_000_000_i64);
+        let list = v["PublicKeyList"].as_array_mut().unwrap();
+        list.push(again);
+        assert!(matches!(
+            parse_key_file(&serde_json::to_vec(&v).unwrap()),
+            Err(KeyFileError::ConflictingWindows { index: 5, .. })
         ));
     }
 
