@@ -59,6 +59,13 @@ pub enum GzProblem {
     /// trailer.
     #[error("compressed stream is truncated")]
     Truncated,
+    /// Bytes were passed over unread ([`Inflater::skip`]) before the outcome was decided: what
+    /// they hold is unknown.
+    #[error("{bytes} bytes were skipped unread before the outcome was decided")]
+    Skipped {
+        /// How many.
+        bytes: u64,
+    },
     /// The member is complete and more bytes follow it (a second member counts).
     #[error("unexpected data after end of compressed stream ({bytes} bytes)")]
     TrailingData {
@@ -147,9 +154,12 @@ impl Inflater {
         }
     }
 
-    /// Also hash the stored (compressed) bytes, to compare with an acquisition record.
+    /// Also hash the stored (compressed) bytes, to compare with an acquisition record. Only on
+    /// a fresh inflater: once bytes were fed, their hash is unknown and none is given.
     pub fn hash_stored(mut self) -> Self {
-        self.stored_sha = Some(sha2::Sha256::new());
+        if self.stored == 0 {
+            self.stored_sha = Some(sha2::Sha256::new());
+        }
         self
     }
 
@@ -194,10 +204,20 @@ impl Inflater {
             }
     }
 
-    /// Counts `n` stored bytes that follow without reading them, once [`Inflater::decided`]
-    /// (otherwise it does nothing): the outcome is the one reading them would give.
+    /// Counts `n` stored bytes that follow without reading them. Once [`Inflater::decided`],
+    /// the outcome is the one reading them would give. Before, their content is unknown: the
+    /// outcome is [`GzProblem::Skipped`], never a verdict the bytes might have changed.
     pub fn skip(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
         if !self.decided() {
+            self.stored = self.stored.saturating_add(n);
+            self.stored_sha = None;
+            if self.problem.is_none() {
+                self.problem = Some(GzProblem::Skipped { bytes: n });
+            }
+            self.state = State::Failed;
             return;
         }
         self.stored = self.stored.saturating_add(n);
@@ -757,5 +777,32 @@ mod tests {
             assert_eq!(o.inflated_sha256, Sha256::of(b"hello"));
         }
         assert_eq!(inflate_all(&stored, Limits::DIGEST).unwrap(), b"hello");
+    }
+
+    /// `skip` before the outcome was decided used to do nothing, so a source that skipped
+    /// data appended to a complete member (too early) got the member's "valid" outcome.
+    #[test]
+    fn bytes_skipped_before_the_outcome_is_decided_are_never_valid() {
+        let member = gzip(b"{\"Records\":[]}");
+        let mut inflater = Inflater::new(Limits::LOG);
+        inflater.update(&member);
+        assert!(!inflater.decided());
+        inflater.skip(1000);
+        let (outcome, _) = inflater.finish();
+        assert_eq!(outcome.problem, Some(GzProblem::Skipped { bytes: 1000 }));
+        assert_eq!(outcome.stored_len, member.len() as u64 + 1000);
+        // Fed after a skip, bytes cannot make it whole again.
+        let mut inflater = Inflater::new(Limits::LOG);
+        inflater.update(&member[..5]);
+        inflater.skip(3);
+        inflater.update(&member[8..]);
+        assert!(matches!(
+            inflater.finish().0.problem,
+            Some(GzProblem::Skipped { bytes: 3 })
+        ));
+        // Asked for after bytes were fed, the stored hash would miss them: none is given.
+        let mut late = Inflater::new(Limits::LOG);
+        late.update(&member);
+        assert_eq!(late.hash_stored().finish().0.stored_sha256, None);
     }
 }

@@ -278,7 +278,12 @@ mod tests {
         let mut again = list[0].clone();
         list.push(again.clone());
         // The same entry twice is what ListPublicKeys per Region gives: accepted.
-        assert_eq!(parse_key_file(&serde_json::to_vec(&v).unwrap()).unwrap().len(), 4);
+        assert_eq!(
+            parse_key_file(&serde_json::to_vec(&v).unwrap())
+                .unwrap()
+                .len(),
+            4
+        );
         again["ValidityEndTime"] = serde_json::json!(4_000_000_000_i64);
         let list = v["PublicKeyList"].as_array_mut().unwrap();
         list.push(again);

@@ -98,6 +98,8 @@ fn damage(problem: &GzProblem) -> (Kind, &'static str) {
             Kind::LogBudgetExceeded,
             "inflating it exceeded the size budget (gzip bomb?)",
         ),
+        // A reader that passed bytes over before the outcome was known did not read the file.
+        GzProblem::Skipped { .. } => (Kind::LogUnreadable, "could not be read"),
         GzProblem::Empty | GzProblem::NotGzip | GzProblem::Corrupt { .. } => {
             (Kind::LogFormat, "invalid format")
         }
