@@ -6,12 +6,11 @@
 //! # What is an error, what is a record
 //!
 //! A log file is `{"Records":[...]}`. The **envelope** is checked strictly, and any fault in it
-//! makes the whole file malformed ([`RecordsError`]): not UTF-8, not JSON (or nested deeper
-//! than the JSON parser's limit of 128 levels), anything after the closing brace, a top-level
-//! value that is not an object, a key other than `Records`, `Records` missing or given twice,
-//! `Records` not an array, an element of it that is not an object, or more elements than
-//! [`RecordLimits::max_records`]. Two more faults inside a record make the file malformed,
-//! because the output could not be unambiguous otherwise:
+//! makes the whole file malformed ([`RecordsError`]): not UTF-8, not JSON, anything after the
+//! closing brace, a top-level value that is not an object, a key other than `Records`,
+//! `Records` missing or given twice, `Records` not an array, an element of it that is not an
+//! object, or more elements than [`RecordLimits::max_records`]. Two more faults inside a
+//! record make the file malformed, because the output could not be unambiguous otherwise:
 //!
 //! - a field trailproof reads (`eventTime`, `eventID`, `eventName`, `eventSource`,
 //!   `errorCode`, `readOnly`, `userIdentity`, `userIdentity.arn`) given twice, escaped
@@ -26,7 +25,8 @@
 //! a string with a lone surrogate escape) reads as absent (`None`): such a record passes no
 //! filter on that field, is never deduplicated when it has no `eventID`, and sorts before the
 //! records that have an `eventTime`. Duplicate keys that trailproof does not read stay as
-//! written.
+//! written. Nesting depth is not limited: serde_json skips the values trailproof does not read
+//! with a loop, not recursion, so deep nesting costs time linear in its size and no stack.
 //!
 //! `readOnly` is read only as a JSON boolean (CloudTrail writes `true`/`false`); a string
 //! `"true"` reads as absent. `errorCode` counts as present when it is there and not `null`.
