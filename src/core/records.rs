@@ -30,6 +30,40 @@
 //!
 //! `readOnly` is read only as a JSON boolean (CloudTrail writes `true`/`false`); a string
 //! `"true"` reads as absent. `errorCode` counts as present when it is there and not `null`.
+//!
+//! # Example
+//!
+//! ```
+//! use trailproof::core::records::{parse_records, write_line, Carrier, EventFilter, Glob};
+//! use trailproof::core::records::{Provenance, RecordLimits};
+//! use trailproof::{S3Location, Sha256, Verdict};
+//!
+//! let log = br#"{"Records":[
+//!     {"eventTime":"2024-05-01T10:00:00Z","eventID":"e1","eventName":"GetObject",
+//!      "userIdentity":{"arn":"arn:aws:iam::111122223333:user/alice"}},
+//!     {"eventTime":"2024-05-01T10:01:00Z","eventID":"e2","eventName":"PutObject"}]}"#;
+//! let filter = EventFilter {
+//!     user_arns: vec![Glob::new("arn:aws:iam::*:user/alice")],
+//!     ..EventFilter::default()
+//! };
+//! let provenance = Provenance::new(Carrier {
+//!     log: S3Location::new("bucket", "AWSLogs/111122223333/CloudTrail/log.json.gz"),
+//!     log_sha256: Sha256::of(log),
+//!     digest: Some(S3Location::new("bucket", "AWSLogs/111122223333/CloudTrail-Digest/d.json.gz")),
+//!     verdict: Verdict::Valid,
+//!     version_id: None,
+//! });
+//! let mut out = Vec::new();
+//! for record in parse_records(log, RecordLimits::LOG)? {
+//!     if filter.matches(&record) {
+//!         write_line(&mut out, record.raw(), &provenance)?;
+//!     }
+//! }
+//! let line = String::from_utf8(out)?;
+//! assert!(line.starts_with(r#"{"eventTime":"2024-05-01T10:00:00Z","eventID":"e1","#));
+//! assert!(line.contains(r#","trailproof":{"log":"s3://bucket/AWSLogs/"#));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
