@@ -22,6 +22,7 @@ pub mod gz;
 pub mod keyfile;
 pub mod layout;
 pub mod ledger;
+pub mod records;
 pub mod sign;
 pub mod time;
 pub mod types;

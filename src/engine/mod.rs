@@ -29,6 +29,7 @@ mod holes;
 mod layout;
 mod logs;
 mod plan;
+pub mod sort;
 mod texts;
 mod unvouched;
 
