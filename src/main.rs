@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Verify(args) => verify(args),
+        Command::Events(args) => cli::events::run(args),
         Command::Report(args) => {
             cli::report::run(args, &mut std::io::stdout().lock()).map_err(CliError::from)
         }

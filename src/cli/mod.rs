@@ -1,6 +1,7 @@
 //! Command-line flags, turned into validated engine settings.
 
 pub mod error;
+pub mod events;
 pub mod progress;
 pub mod report;
 
@@ -33,6 +34,14 @@ pub enum Command {
     /// under AWSLogs/ is verified, each chain on its own. Exit status: 0 all valid, 1 integrity
     /// findings, 2 the job could not be done (or an object could not be read).
     Verify(Box<VerifyArgs>),
+    /// Write the CloudTrail records of the log files a run proves, as JSON lines with their
+    /// provenance under `trailproof` (a local copy; exit status as for `verify`).
+    ///
+    /// Records are taken only from the bytes whose hash a verified digest lists, sorted by
+    /// (eventTime, eventID), one per eventID. Counts go to stderr. Exit status: 0 every log file
+    /// in range proven and exported, 1 integrity findings or files left out, 2 the job could
+    /// not be done.
+    Events(Box<events::EventsArgs>),
     /// Work with signed reports: `report verify ENVELOPE`.
     Report(report::ReportArgs),
     /// A drop-in for `aws cloudtrail validate-logs`: same flags, lines, summary and exit codes.

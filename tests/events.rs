@@ -1,0 +1,325 @@
+//! `trailproof events`: the records written are exactly those of the log files the run proves,
+//! each with its provenance, read back independently (gunzip + serde_json) from the corpus.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use trailproof_testgen::{gunzip, Corpus, World};
+
+const BUCKET: &str = "acme-cloudtrail-logs";
+
+/// Two Regions, three hours of two log files each, so the sort has files to interleave.
+fn world() -> World {
+    World::new(BUCKET)
+        .regions(&["us-east-1", "eu-west-1"])
+        .hours(3)
+        .logs_per_hour(2)
+        .records_per_log(5)
+        .seed(0xE7E7)
+}
+
+fn written(corpus: &Corpus) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case");
+    corpus.write(&case).unwrap();
+    (dir, case)
+}
+
+struct Run {
+    code: i32,
+    lines: Vec<Value>,
+    stderr: String,
+}
+
+impl Run {
+    fn ids(&self) -> Vec<String> {
+        self.lines
+            .iter()
+            .map(|l| l["eventID"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn logs(&self) -> BTreeSet<String> {
+        self.lines
+            .iter()
+            .map(|l| l["trailproof"]["log"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+fn iso(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// `trailproof events bucket --public-keys public-keys.json` over the corpus's range, plus ARGS.
+/// The sort's temporary folder is made under TMPDIR and must be gone afterwards.
+fn events(case: &Path, corpus: &Corpus, args: &[&str]) -> Run {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new("timeout")
+        .env("TMPDIR", tmp.path())
+        .arg("120")
+        .arg(env!("CARGO_BIN_EXE_trailproof"))
+        .args(["events", "bucket", "--public-keys", "public-keys.json"])
+        .args(["--start-time", &iso(corpus.start)])
+        .args(["--end-time", &iso(corpus.end)])
+        .args(args)
+        .current_dir(case)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        lines,
+        stderr,
+    }
+}
+
+/// The records of a log file, read independently of trailproof.
+fn records(corpus: &Corpus, key: &str) -> Vec<Value> {
+    let raw = gunzip(&corpus.objects[key].bytes).unwrap();
+    let doc: Value = serde_json::from_slice(&raw).unwrap();
+    doc["Records"].as_array().unwrap().clone()
+}
+
+/// Every log key the corpus's digests list, with the digest that lists it.
+fn listed_logs(corpus: &Corpus) -> BTreeMap<String, String> {
+    corpus
+        .digests()
+        .iter()
+        .flat_map(|d| d.logs.iter().map(move |l| (l.clone(), d.key.clone())))
+        .collect()
+}
+
+/// The distinct eventIDs of these log files.
+fn ids_of<'a>(corpus: &Corpus, keys: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
+    keys.flat_map(|k| records(corpus, k))
+        .map(|r| r["eventID"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn uri(key: &str) -> String {
+    format!("s3://{BUCKET}/{key}")
+}
+
+#[test]
+fn a_clean_corpus_exports_every_record_once_sorted_with_provenance() {
+    let corpus = world().build();
+    let (_dir, case) = written(&corpus);
+    let run = events(&case, &corpus, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    let listed = listed_logs(&corpus);
+    assert!(listed.len() >= 12);
+    let want = ids_of(&corpus, listed.keys());
+    let got = run.ids();
+    // One line per eventID, and every eventID of every log file.
+    assert_eq!(got.len(), want.len(), "{}", run.stderr);
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want);
+    // The generator delivers some records twice: they were merged and counted.
+    let total: usize = listed.keys().map(|k| records(&corpus, k).len()).sum();
+    assert!(total > want.len(), "the corpus should hold duplicates");
+    assert!(
+        run.stderr.contains(&format!(
+            "{} records written, {} duplicates removed, 0 log files left out",
+            want.len(),
+            total - want.len()
+        )),
+        "{}",
+        run.stderr
+    );
+
+    // Sorted by (eventTime, eventID).
+    let keys: Vec<(jiff::Timestamp, String)> = run
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l["eventTime"].as_str().unwrap().parse().unwrap(),
+                l["eventID"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(keys.windows(2).all(|w| w[0] <= w[1]));
+
+    // Each line is the original record plus the provenance of a file that holds it.
+    let mut by_log: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for key in listed.keys() {
+        by_log.insert(uri(key), records(&corpus, key));
+    }
+    for line in &run.lines {
+        let mut record = line.clone();
+        let p = record
+            .as_object_mut()
+            .unwrap()
+            .remove("trailproof")
+            .unwrap();
+        let log = p["log"].as_str().unwrap();
+        let key = log.strip_prefix(&format!("s3://{BUCKET}/")).unwrap();
+        assert!(by_log[log].contains(&record), "{line}");
+        assert_eq!(p["digest"].as_str().unwrap(), uri(&listed[key]));
+        assert_eq!(p["verdict"], "valid");
+        let inflated = gunzip(&corpus.objects[key].bytes).unwrap();
+        assert_eq!(
+            p["log_sha256"].as_str().unwrap(),
+            trailproof_testgen::sha256_hex(&inflated)
+        );
+    }
+}
+
+#[test]
+fn unsorted_output_has_the_same_records() {
+    let corpus = world().build();
+    let (_dir, case) = written(&corpus);
+    let sorted = events(&case, &corpus, &[]);
+    let unsorted = events(&case, &corpus, &["--unsorted"]);
+    assert_eq!(unsorted.code, 0, "{}", unsorted.stderr);
+    let mut a = sorted.lines.clone();
+    let mut b = unsorted.lines.clone();
+    let key = |v: &Value| v.to_string();
+    a.sort_by_key(key);
+    b.sort_by_key(key);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_tampered_log_file_gives_no_records() {
+    let mut corpus = world().build();
+    let listed = listed_logs(&corpus);
+    let tampered = listed.keys().nth(3).unwrap().clone();
+    let original = ids_of(&corpus, std::iter::once(&tampered));
+    corpus.modify_log(&tampered).unwrap();
+    let (_dir, case) = written(&corpus);
+    let run = events(&case, &corpus, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.logs().contains(&uri(&tampered)));
+    let got: BTreeSet<String> = run.ids().into_iter().collect();
+    let want = ids_of(&corpus, listed.keys().filter(|k| **k != tampered));
+    assert_eq!(got, want);
+    assert!(got.is_disjoint(&original));
+    assert!(
+        run.stderr
+            .contains("1 log files left out (log_hash_mismatch: 1)"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_injected_log_file_is_left_out_unless_asked_for_and_then_says_not_verified() {
+    let mut corpus = world().build();
+    let listed = listed_logs(&corpus);
+    let like = listed.keys().nth(2).unwrap().clone();
+    let injected = corpus.inject_log(&like).unwrap();
+    let injected_ids = ids_of(&corpus, std::iter::once(&injected));
+    let (_dir, case) = written(&corpus);
+
+    let run = events(&case, &corpus, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.logs().contains(&uri(&injected)));
+    assert_eq!(
+        run.ids().into_iter().collect::<BTreeSet<_>>(),
+        ids_of(&corpus, listed.keys())
+    );
+    assert!(
+        run.stderr.contains("(log_unreferenced: 1)"),
+        "{}",
+        run.stderr
+    );
+
+    let run = events(&case, &corpus, &["--include-unverified"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let from_injected: Vec<&Value> = run
+        .lines
+        .iter()
+        .filter(|l| l["trailproof"]["log"] == uri(&injected))
+        .collect();
+    assert!(!from_injected.is_empty());
+    for line in &from_injected {
+        assert_eq!(line["trailproof"]["verdict"], "not_verified");
+        assert!(line["trailproof"].get("digest").is_none());
+    }
+    let got: BTreeSet<String> = run.ids().into_iter().collect();
+    assert!(injected_ids.is_subset(&got));
+}
+
+#[test]
+fn a_copy_of_a_proven_record_in_an_injected_file_is_not_exported_by_default() {
+    let mut corpus = world().build();
+    let listed = listed_logs(&corpus);
+    let source = listed.keys().nth(1).unwrap().clone();
+    let injected = corpus.inject_log(&source).unwrap();
+    // The injected file carries a genuine record of a proven file, altered: the same eventID,
+    // another eventName.
+    let mut copied = records(&corpus, &source)[0].clone();
+    let id = copied["eventID"].as_str().unwrap().to_owned();
+    copied["eventName"] = "DeleteTrail".into();
+    let doc = serde_json::json!({ "Records": [copied] });
+    let bytes = trailproof_testgen::gzip(doc.to_string().as_bytes());
+    corpus.objects.get_mut(&injected).unwrap().bytes = bytes;
+    if let Some(evidence) = corpus.evidence.as_mut() {
+        let object = &corpus.objects[&injected];
+        evidence.insert(
+            injected.clone(),
+            trailproof_testgen::EvidenceEntry::of(object),
+        );
+    }
+    let (_dir, case) = written(&corpus);
+
+    let run = events(&case, &corpus, &[]);
+    let with_id: Vec<&Value> = run.lines.iter().filter(|l| l["eventID"] == id).collect();
+    assert_eq!(with_id.len(), 1, "{}", run.stderr);
+    assert_eq!(with_id[0]["trailproof"]["log"], uri(&source));
+    assert_ne!(with_id[0]["eventName"], "DeleteTrail");
+    assert!(!run.logs().contains(&uri(&injected)));
+
+    // Asked for, the altered copy is written beside the proven record, marked not verified.
+    let run = events(&case, &corpus, &["--include-unverified"]);
+    let with_id: Vec<&Value> = run.lines.iter().filter(|l| l["eventID"] == id).collect();
+    assert_eq!(with_id.len(), 2, "{}", run.stderr);
+    let forged = with_id
+        .iter()
+        .find(|l| l["eventName"] == "DeleteTrail")
+        .unwrap();
+    assert_eq!(forged["trailproof"]["verdict"], "not_verified");
+}
+
+#[test]
+fn event_name_keeps_exactly_those_records() {
+    let corpus = world().build();
+    let (_dir, case) = written(&corpus);
+    let listed = listed_logs(&corpus);
+    let all: Vec<Value> = listed.keys().flat_map(|k| records(&corpus, k)).collect();
+    let name = all[0]["eventName"].as_str().unwrap().to_owned();
+    let want: BTreeSet<String> = all
+        .iter()
+        .filter(|r| r["eventName"] == name.as_str())
+        .map(|r| r["eventID"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!want.is_empty());
+    let run = events(&case, &corpus, &["--event-name", &name]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.lines.iter().all(|l| l["eventName"] == name.as_str()));
+    assert_eq!(run.ids().into_iter().collect::<BTreeSet<_>>(), want);
+}
+
+#[test]
+fn an_s3_source_is_not_supported_yet() {
+    let out = Command::new(env!("CARGO_BIN_EXE_trailproof"))
+        .args(["events", "s3://bucket/prefix"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("not supported yet"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
