@@ -192,6 +192,22 @@ fn unsorted_output_has_the_same_records() {
 }
 
 #[test]
+fn a_sort_that_spills_gives_the_same_lines() {
+    let corpus = world().records_per_log(12).build();
+    let (_dir, case) = written(&corpus);
+    let in_memory = events(&case, &corpus, &[]);
+    // One record per run file: many runs, merged more than once past the fan-in.
+    let spilled = events(&case, &corpus, &["--sort-memory", "1"]);
+    assert_eq!(spilled.code, 0, "{}", spilled.stderr);
+    assert!(in_memory.lines.len() > 64);
+    assert_eq!(spilled.lines, in_memory.lines);
+    assert_eq!(
+        spilled.stderr.lines().last(),
+        in_memory.stderr.lines().last()
+    );
+}
+
+#[test]
 fn a_tampered_log_file_gives_no_records() {
     let mut corpus = world().build();
     let listed = listed_logs(&corpus);

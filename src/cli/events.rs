@@ -99,6 +99,9 @@ pub struct EventsArgs {
     /// Worker threads for verification (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Bytes of records the sort holds before it spills a run to a temporary file (for tests).
+    #[arg(long, value_name = "BYTES", default_value_t = SORT_BUDGET, hide = true)]
+    pub sort_memory: usize,
 }
 
 impl EventsArgs {
@@ -204,6 +207,7 @@ pub fn run(args: &EventsArgs) -> Result<u8, CliError> {
             &report.bucket,
             &candidates,
             &filter,
+            args.sort_memory,
             &mut out,
             &mut left_out,
         )
@@ -345,8 +349,14 @@ fn read_proven(
     }
     let (outcome, bytes) = inflater.finish();
     let bytes = bytes?;
-    if outcome.problem.is_some() || c.expected.is_some_and(|e| e != outcome.inflated_sha256) {
-        left_out.add("changed_since_verified");
+    if c.expected.is_some_and(|e| e != outcome.inflated_sha256) || outcome.problem.is_some() {
+        // A proven file whose bytes are no longer the proven ones, or an unproven one that is
+        // not (any more) one complete gzip stream.
+        left_out.add(if c.expected.is_some() {
+            "changed_since_verified"
+        } else {
+            "not_one_gzip_stream"
+        });
         return None;
     }
     Some((bytes, outcome.inflated_sha256))
@@ -476,11 +486,12 @@ fn write_sorted(
     bucket: &str,
     candidates: &[Candidate],
     filter: &EventFilter,
+    memory: usize,
     out: &mut dyn Write,
     left_out: &mut LeftOut,
 ) -> io::Result<Counts> {
     let tmp = TempDir::new()?;
-    let mut sort = ExternalSort::new(&tmp.0, SORT_BUDGET);
+    let mut sort = ExternalSort::new(&tmp.0, memory);
     // One carrier per file read: memory grows with the files, not the records.
     let mut carriers: Vec<Carrier> = Vec::new();
     for c in candidates {
@@ -541,4 +552,65 @@ fn write_sorted(
     flush(&mut group, &mut counts)?;
     drop(tmp);
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/111122223333_CloudTrail_us-east-1_20260101T0005Z_abcdefghijklmnop.json.gz";
+
+    fn candidate(expected: Option<Sha256>) -> Candidate {
+        Candidate {
+            key: KEY.into(),
+            delivered: "2026-01-01T00:05:00Z".parse().unwrap(),
+            expected,
+            digest: None,
+            verdict: Verdict::Valid,
+        }
+    }
+
+    /// A log file that no longer hashes to what its digest listed is not read for records:
+    /// the check is made on the very bytes the records are then taken from.
+    #[test]
+    fn a_file_changed_since_it_was_verified_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let inflated = br#"{"Records":[{"eventID":"e1"}]}"#;
+        std::fs::write(&path, trailproof_testgen::gzip(inflated)).unwrap();
+        let evidence = LocalEvidence::open(dir.path()).unwrap();
+
+        let mut left_out = LeftOut::default();
+        let proven = candidate(Some(Sha256::of(inflated)));
+        let (bytes, sha) = read_proven(&evidence, &proven, &mut left_out).unwrap();
+        assert_eq!(
+            (bytes.as_slice(), sha),
+            (&inflated[..], Sha256::of(inflated))
+        );
+        assert_eq!(left_out.total(), 0);
+
+        let changed = candidate(Some(Sha256([7; 32])));
+        assert!(read_proven(&evidence, &changed, &mut left_out).is_none());
+        assert_eq!(left_out.by_reason["changed_since_verified"], 1);
+        assert!(!left_out.unreadable);
+
+        // Not gzip any more: left out whether proven or not.
+        std::fs::write(&path, inflated).unwrap();
+        assert!(read_proven(&evidence, &proven, &mut left_out).is_none());
+        assert!(read_proven(&evidence, &candidate(None), &mut left_out).is_none());
+        assert_eq!(left_out.by_reason["changed_since_verified"], 2);
+        assert_eq!(left_out.by_reason["not_one_gzip_stream"], 1);
+
+        std::fs::remove_file(&path).unwrap();
+        assert!(read_proven(&evidence, &proven, &mut left_out).is_none());
+        assert!(left_out.unreadable);
+    }
+
+    #[test]
+    fn sort_payloads_round_trip() {
+        let p = payload(true, 70_000, r#"{"a":1}"#);
+        assert_eq!(unpack(&p).unwrap(), (true, 70_000, r#"{"a":1}"#));
+        assert!(unpack(&[1, 0]).is_err());
+    }
 }
