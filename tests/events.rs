@@ -339,3 +339,77 @@ fn an_s3_source_is_not_supported_yet() {
     assert!(stderr.contains("not supported yet"), "{stderr}");
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn the_other_filters_keep_exactly_their_records() {
+    let corpus = world().build();
+    let (_dir, case) = written(&corpus);
+    let listed = listed_logs(&corpus);
+    let all: Vec<Value> = listed.keys().flat_map(|k| records(&corpus, k)).collect();
+    let ids = |keep: &dyn Fn(&Value) -> bool| -> BTreeSet<String> {
+        all.iter()
+            .filter(|r| keep(r))
+            .map(|r| r["eventID"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let source = all[0]["eventSource"].as_str().unwrap().to_owned();
+    let arn = all
+        .iter()
+        .find_map(|r| r["userIdentity"]["arn"].as_str())
+        .unwrap()
+        .to_owned();
+    let (arn_head, _) = arn.rsplit_once('/').unwrap();
+    let arn_glob = format!("{arn_head}/*");
+    let times: Vec<jiff::Timestamp> = all
+        .iter()
+        .map(|r| r["eventTime"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let mid = times[times.len() / 2];
+    let cases: Vec<(Vec<String>, BTreeSet<String>)> = vec![
+        (
+            vec!["--event-source".into(), source.clone()],
+            ids(&|r| r["eventSource"] == source.as_str()),
+        ),
+        (
+            vec!["--user-arn".into(), arn_glob.clone()],
+            ids(&|r| {
+                r["userIdentity"]["arn"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with(&format!("{arn_head}/")))
+            }),
+        ),
+        (
+            vec!["--errors-only".into()],
+            ids(&|r| r.get("errorCode").is_some_and(|e| !e.is_null())),
+        ),
+        (
+            vec!["--read-only".into(), "false".into()],
+            ids(&|r| r["readOnly"] == false),
+        ),
+        (
+            vec!["--event-time-from".into(), iso(mid)],
+            ids(&|r| {
+                r["eventTime"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<jiff::Timestamp>()
+                    .unwrap()
+                    >= mid
+            }),
+        ),
+    ];
+    for (args, want) in cases {
+        assert!(!want.is_empty(), "{args:?} selects nothing in the corpus");
+        let run = events(
+            &case,
+            &corpus,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        assert_eq!(
+            run.ids().into_iter().collect::<BTreeSet<_>>(),
+            want,
+            "{args:?}"
+        );
+    }
+}
