@@ -215,6 +215,9 @@ pub fn run(args: &EventsArgs) -> Result<u8, CliError> {
     let written = written.and_then(|w| out.flush().map(|()| w));
     let counts = match written {
         Ok(counts) => counts,
+        // A reader that stopped early (`| head`) closed the pipe: the output is cut, which the
+        // exit status says, and the reader asked for no more, so nothing is printed about it.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(2),
         Err(e) => {
             eprintln!("trailproof: events: cannot write the records: {e}");
             return Ok(2);
