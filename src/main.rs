@@ -55,7 +55,11 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
         if args.source.starts_with("s3://") {
             verify_s3(args, sink)?
         } else {
-            let path = args.public_keys.as_ref().ok_or(CliError::NoPublicKeys)?;
+            let path = args
+                .evidence
+                .public_keys
+                .as_ref()
+                .ok_or(CliError::NoPublicKeys)?;
             let keys = PinnedKeys::from_file(path)?;
             let dir = Path::new(&args.source);
             let evidence = LocalEvidence::open(dir)?;

@@ -168,7 +168,7 @@ pub fn verify_s3(
 ) -> Result<report::Report, CliError> {
     let options = args.aws.options(None);
     let source = S3Source::connect(&options, bucket, prefix, args.aws.concurrency)?;
-    let keys = key_provider(args.public_keys.as_ref(), &options)?;
+    let keys = key_provider(args.evidence.public_keys.as_ref(), &options)?;
     Ok(engine::verify_streaming(
         &source,
         keys.as_ref(),

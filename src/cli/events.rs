@@ -31,7 +31,7 @@ use trailproof::source::PinnedKeys;
 
 use super::error::CliError;
 use super::progress::Bars;
-use super::{parse_head_signature, parse_time};
+use super::{parse_time, EvidenceArgs};
 
 /// Memory the sort holds before it spills a run to a temporary file.
 const SORT_BUDGET: usize = 64 << 20;
@@ -44,30 +44,8 @@ const DEDUPE_MAX_PENDING: usize = 200_000;
 pub struct EventsArgs {
     /// A directory holding each object at DIR/KEY (its S3 key). s3:// is not supported yet.
     pub source: String,
-    /// CloudTrail public keys, as printed by `aws cloudtrail list-public-keys`.
-    #[arg(long, value_name = "KEYS.json")]
-    pub public_keys: Option<PathBuf>,
-    /// Prove log files delivered from this time on (as for `verify`).
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub start_time: Option<Timestamp>,
-    /// Prove log files delivered up to this time (as for `verify`).
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub end_time: Option<Timestamp>,
-    /// Only these accounts (repeatable).
-    #[arg(long = "account-id", value_name = "ACCOUNT")]
-    pub accounts: Vec<String>,
-    /// Only these source Regions (repeatable).
-    #[arg(long = "region", value_name = "REGION")]
-    pub regions: Vec<String>,
-    /// Only these trail names (repeatable).
-    #[arg(long = "trail", value_name = "NAME")]
-    pub trails: Vec<String>,
-    /// The bucket the copy was made from (default: from the evidence metadata or the digests).
-    #[arg(long, value_name = "BUCKET")]
-    pub s3_bucket: Option<String>,
-    /// The S3 signature (x-amz-meta-signature) of a chain's newest digest (repeatable).
-    #[arg(long = "head-signature", value_name = "KEY=HEX", value_parser = parse_head_signature)]
-    pub head_signatures: Vec<(String, Vec<u8>)>,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
     /// Only records whose eventTime is at or after TIME (eventTime, not delivery time).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub event_time_from: Option<Timestamp>,
@@ -106,19 +84,8 @@ pub struct EventsArgs {
 
 impl EventsArgs {
     fn settings(&self) -> Settings {
-        Settings {
-            start: self.start_time,
-            end: self.end_time,
-            accounts: self.accounts.clone(),
-            regions: self.regions.clone(),
-            trails: self.trails.clone(),
-            home_region: None,
-            bucket: self.s3_bucket.clone(),
-            head_signatures: self.head_signatures.iter().cloned().collect(),
-            // Every valid log file's finding is needed: it names the digest and the hash.
-            omit_valid_logs: false,
-            allow_unmatched_filters: false,
-        }
+        // Every valid log file's finding is needed: it names the digest and the hash.
+        self.evidence.settings(false)
     }
 
     fn filter(&self) -> EventFilter {
@@ -174,7 +141,11 @@ pub fn run(args: &EventsArgs) -> Result<u8, CliError> {
             .build_global()
             .map_err(CliError::Threads)?;
     }
-    let path = args.public_keys.as_ref().ok_or(CliError::NoPublicKeys)?;
+    let path = args
+        .evidence
+        .public_keys
+        .as_ref()
+        .ok_or(CliError::NoPublicKeys)?;
     let keys = PinnedKeys::from_file(path)?;
     let dir = Path::new(&args.source);
     let evidence = LocalEvidence::open(dir)?;

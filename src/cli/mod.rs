@@ -56,10 +56,10 @@ pub enum Command {
     Keys(aws::KeysCommand),
 }
 
+/// The flags that select the evidence, shared by the commands that verify it (`verify`,
+/// `events`).
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// s3://BUCKET[/PREFIX], or a directory holding each object at DIR/KEY (its S3 key).
-    pub source: String,
+pub struct EvidenceArgs {
     /// CloudTrail public keys, as printed by `aws cloudtrail list-public-keys` (required for
     /// a local copy; for S3 the default is to ask CloudTrail in each source Region).
     #[arg(long, value_name = "KEYS.json")]
@@ -88,6 +88,36 @@ pub struct VerifyArgs {
     /// The S3 signature (x-amz-meta-signature) of a chain's newest digest (repeatable).
     #[arg(long = "head-signature", value_name = "KEY=HEX", value_parser = parse_head_signature)]
     pub head_signatures: Vec<(String, Vec<u8>)>,
+}
+
+impl EvidenceArgs {
+    /// The engine settings these flags select; `omit_valid_logs` as the output needs.
+    pub fn settings(&self, omit_valid_logs: bool) -> Settings {
+        Settings {
+            start: self.start_time,
+            end: self.end_time,
+            accounts: self.accounts.clone(),
+            regions: self.regions.clone(),
+            trails: self.trails.clone(),
+            home_region: None,
+            bucket: self.s3_bucket.clone(),
+            head_signatures: self
+                .head_signatures
+                .iter()
+                .cloned()
+                .collect::<BTreeMap<_, _>>(),
+            omit_valid_logs,
+            allow_unmatched_filters: false,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// s3://BUCKET[/PREFIX], or a directory holding each object at DIR/KEY (its S3 key).
+    pub source: String,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
     /// text: like `aws cloudtrail validate-logs`; json: the whole report; jsonl: one finding per
     /// line as decided, then a summary line; html: a self-contained page for auditors.
     #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Text)]
@@ -116,26 +146,10 @@ pub enum Format {
 
 impl VerifyArgs {
     pub fn settings(&self) -> Settings {
-        Settings {
-            start: self.start_time,
-            end: self.end_time,
-            accounts: self.accounts.clone(),
-            regions: self.regions.clone(),
-            trails: self.trails.clone(),
-            home_region: None,
-            bucket: self.s3_bucket.clone(),
-            head_signatures: self
-                .head_signatures
-                .iter()
-                .cloned()
-                .collect::<BTreeMap<_, _>>(),
-            // Only the plain text report prints nothing per valid log file; JSON, HTML, JSONL
-            // and signed reports keep the full manifest.
-            omit_valid_logs: self.format == Format::Text
-                && !self.verbose
-                && self.sign.sign_key.is_none(),
-            allow_unmatched_filters: false,
-        }
+        // Only the plain text report prints nothing per valid log file; JSON, HTML, JSONL
+        // and signed reports keep the full manifest.
+        self.evidence
+            .settings(self.format == Format::Text && !self.verbose && self.sign.sign_key.is_none())
     }
 }
 
