@@ -329,18 +329,6 @@ fn event_name_keeps_exactly_those_records() {
 }
 
 #[test]
-fn an_s3_source_is_not_supported_yet() {
-    let out = Command::new(env!("CARGO_BIN_EXE_trailproof"))
-        .args(["events", "s3://bucket/prefix"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("not supported yet"), "{stderr}");
-    assert!(out.stdout.is_empty());
-}
-
-#[test]
 fn the_other_filters_keep_exactly_their_records() {
     let corpus = world().build();
     let (_dir, case) = written(&corpus);

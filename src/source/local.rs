@@ -14,8 +14,8 @@ use rayon::prelude::*;
 
 use super::progress::{Observer, Progress, Stored};
 use super::{
-    ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject, Stray,
-    StrayProblem,
+    InflatedLog, ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject,
+    Stray, StrayProblem,
 };
 use crate::core::evidence::{DigestRecords, EvidenceError, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
@@ -548,19 +548,20 @@ fn write_root_error(path: &Path, source: std::io::Error) -> SourceError {
 }
 
 impl LocalEvidence {
-    /// `buf` is reused from file to file, so it is not zeroed again for each one.
-    fn hash_log(
+    /// Streams a log file through `inflater`. `buf` is reused from file to file, so it is not
+    /// zeroed again for each one.
+    fn inflate_log(
         &self,
         location: &S3Location,
         bucket: &str,
         buf: &mut [u8],
-    ) -> Result<GzOutcome, ReadError> {
+        mut inflater: Inflater,
+    ) -> Result<(GzOutcome, Option<Vec<u8>>), ReadError> {
         if location.bucket != bucket {
             return Err(ReadError::OtherBucket);
         }
         let mut file = self.open_object(&location.key)?;
         let len = file.metadata().map_err(|e| ReadFailure::io(&e))?.len();
-        let mut inflater = Inflater::new(Limits::LOG);
         let mut read = 0u64;
         // Once the verdict is known (a complete member followed by data, or a failure) the rest
         // is only counted: a member followed by a 16 GiB sparse tail is not read to its end.
@@ -576,7 +577,7 @@ impl LocalEvidence {
             }
         }
         inflater.skip(len.saturating_sub(read));
-        Ok(inflater.finish().0)
+        Ok(inflater.finish())
     }
 }
 
@@ -637,7 +638,35 @@ impl ObjectSource for LocalEvidence {
             .map_init(
                 || vec![0u8; READ_CHUNK],
                 |buf, l| {
-                    let result = self.hash_log(l, bucket, buf);
+                    let result = self
+                        .inflate_log(l, bucket, buf, Inflater::new(Limits::LOG))
+                        .map(|(outcome, _)| outcome);
+                    progress.done(result.as_ref().map_or(0, Stored::stored_bytes));
+                    result
+                },
+            )
+            .collect()
+    }
+
+    fn inflate_logs(
+        &self,
+        bucket: &str,
+        locations: &[&S3Location],
+        progress: &Progress<'_>,
+    ) -> Vec<Result<InflatedLog, ReadError>> {
+        locations
+            .par_iter()
+            .map_init(
+                || vec![0u8; READ_CHUNK],
+                |buf, l| {
+                    let inflater = Inflater::new(Limits::LOG).keep_output();
+                    let result =
+                        self.inflate_log(l, bucket, buf, inflater)
+                            .map(|(outcome, inflated)| InflatedLog {
+                                outcome,
+                                inflated: inflated.unwrap_or_default(),
+                                version_id: None,
+                            });
                     progress.done(result.as_ref().map_or(0, Stored::stored_bytes));
                     result
                 },

@@ -304,6 +304,18 @@ pub struct StoredObject {
     pub record: ObjectRecord,
 }
 
+/// A log file read again for its records (`trailproof events`): what inflating it gave, and
+/// the inflated bytes themselves.
+#[derive(Debug, Clone)]
+pub struct InflatedLog {
+    /// As [`ObjectSource::hash_logs`] would have answered for these bytes.
+    pub outcome: GzOutcome,
+    /// What came out of the first gzip member (up to where it stopped, on a problem).
+    pub inflated: Vec<u8>,
+    /// The S3 version the bytes are from, when S3 said.
+    pub version_id: Option<String>,
+}
+
 /// What the engine wants listed.
 #[derive(Debug, Clone)]
 pub struct ListRequest {
@@ -352,6 +364,14 @@ pub trait ObjectSource: Sync {
         locations: &[&S3Location],
         progress: &Progress<'_>,
     ) -> Vec<Result<GzOutcome, ReadError>>;
+    /// [`Self::hash_logs`], keeping each file's inflated bytes. Every file of the batch is
+    /// held whole in memory at once: the caller bounds the batch.
+    fn inflate_logs(
+        &self,
+        bucket: &str,
+        locations: &[&S3Location],
+        progress: &Progress<'_>,
+    ) -> Vec<Result<InflatedLog, ReadError>>;
     /// What the listings so far found that no key can name.
     fn strays(&self) -> Vec<Stray> {
         Vec::new()

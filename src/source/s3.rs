@@ -25,7 +25,9 @@ use tokio::time::Instant;
 use super::aws::{load, AwsError, AwsOptions, Failure, NoRetryWhereNothingListens, Operation};
 use super::pages::Pager;
 use super::progress::{Observer, Phase, Progress, Stored};
-use super::{ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject};
+use super::{
+    InflatedLog, ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject,
+};
 use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::layout::{is_account, is_org_id};
@@ -637,13 +639,45 @@ async fn read_digest(
 
 async fn hash_log(client: Client, loc: S3Location, pace: Pace) -> Result<GzOutcome, ReadError> {
     let fresh = || Ok(Inflater::new(Limits::LOG));
-    let feed = |i: &mut Inflater, chunk: &[u8]| {
-        i.update(chunk);
-        Ok(())
-    };
-    let (inflater, _) =
-        get_streamed(&client, &loc, pace, MAX_BODY_FOR_DEADLINE, fresh, feed).await?;
+    let (inflater, _) = get_streamed(
+        &client,
+        &loc,
+        pace,
+        MAX_BODY_FOR_DEADLINE,
+        fresh,
+        feed_inflater,
+    )
+    .await?;
     Ok(inflater.finish().0)
+}
+
+fn feed_inflater(i: &mut Inflater, chunk: &[u8]) -> Result<(), ReadError> {
+    i.update(chunk);
+    Ok(())
+}
+
+/// [`hash_log`] keeping the inflated bytes, with the version read.
+async fn inflate_log(
+    client: Client,
+    loc: S3Location,
+    pace: Pace,
+) -> Result<InflatedLog, ReadError> {
+    let fresh = || Ok(Inflater::new(Limits::LOG).keep_output());
+    let (inflater, record) = get_streamed(
+        &client,
+        &loc,
+        pace,
+        MAX_BODY_FOR_DEADLINE,
+        fresh,
+        feed_inflater,
+    )
+    .await?;
+    let (outcome, inflated) = inflater.finish();
+    Ok(InflatedLog {
+        outcome,
+        inflated: inflated.unwrap_or_default(),
+        version_id: record.version_id,
+    })
 }
 
 /// Where one download goes: a new file for each attempt, put in place once complete. The
@@ -751,6 +785,17 @@ impl ObjectSource for S3Source {
         // Cloned as each one is started, so only those in flight exist twice.
         let items = locations.iter().map(|&l| l.clone());
         self.run_all(progress, items, move |c, i| hash_log(c, i, pace))
+    }
+
+    fn inflate_logs(
+        &self,
+        _bucket: &str,
+        locations: &[&S3Location],
+        progress: &Progress<'_>,
+    ) -> Vec<Result<InflatedLog, ReadError>> {
+        let pace = self.pace;
+        let items = locations.iter().map(|&l| l.clone());
+        self.run_all(progress, items, move |c, i| inflate_log(c, i, pace))
     }
 
     fn notes(&self) -> Vec<String> {
