@@ -613,4 +613,27 @@ mod tests {
         assert_eq!(f.get(AWS_REGION), Some("b"));
         assert_eq!(Fields::of("not json"), Fields::default());
     }
+
+    /// More rows than a row group holds: every row is in the file, over two row groups, as
+    /// the Parquet crate's own reader counts them.
+    #[cfg(feature = "parquet")]
+    #[test]
+    fn parquet_rows_beyond_one_row_group_are_all_written() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.parquet");
+        let mut writer: Box<dyn RecordWriter> =
+            Box::new(Parquet::new(std::fs::File::create(&path).unwrap()).unwrap());
+        let rows = ROW_GROUP_ROWS + 10;
+        for i in 0..rows {
+            let text = format!(r#"{{"eventID":"e{i}","eventTime":"2026-01-01T00:00:00Z"}}"#);
+            writer.write(&record(&text)).unwrap();
+        }
+        writer.finish().unwrap();
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let meta = reader.metadata();
+        assert_eq!(meta.file_metadata().num_rows(), rows as i64);
+        assert_eq!(meta.num_row_groups(), 2);
+        assert_eq!(meta.row_group(1).num_rows(), 10);
+    }
 }
