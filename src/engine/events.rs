@@ -52,6 +52,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
@@ -167,6 +168,9 @@ pub enum ExportError {
     /// A temporary run file came back with an entry this export did not write.
     #[error("a temporary sort file holds a damaged entry")]
     DamagedRun,
+    /// More log files than the sort can number (2^32).
+    #[error("more than 4,294,967,295 log files to sort: narrow the range")]
+    TooManyFiles,
 }
 
 /// The records of the log files `report` proved, read again from `source` (the source the
@@ -216,7 +220,7 @@ pub struct VerifiedRecords<'s> {
     bucket: String,
     candidates: Vec<Candidate>,
     /// The carrier of each file read, by its index in `candidates` (`None`: left out).
-    carriers: Vec<Option<Carrier>>,
+    carriers: Vec<Option<Arc<Carrier>>>,
     /// The next candidate to read.
     next: usize,
     filter: EventFilter,
@@ -246,22 +250,15 @@ enum State {
     Done,
 }
 
-/// One record of a file, as the parallel stage hands it on.
-struct Parsed {
-    time: Option<Timestamp>,
-    event_id: Option<String>,
-    text: String,
-}
-
 impl VerifiedRecords<'_> {
     /// What the export did so far; all of it once the iterator has ended.
     pub fn stats(&self) -> &ExportStats {
         &self.stats
     }
 
-    /// Reads the next batch of files: each one's records (filtered) in file order, or `None`
-    /// when every file has been read.
-    fn read_batch(&mut self) -> Option<Vec<(usize, Vec<Parsed>)>> {
+    /// Reads the next batch of files: each one's records (filtered) in file order, as sort
+    /// entries, or `None` when every file has been read.
+    fn read_batch(&mut self) -> Option<Vec<(usize, Vec<Entry>)>> {
         let start = self.next;
         let end = (start + self.batch).min(self.candidates.len());
         if start == end {
@@ -274,23 +271,25 @@ impl VerifiedRecords<'_> {
             .source
             .inflate_logs(&self.bucket, &locations, &Progress::hidden());
         let filter = &self.filter;
-        let checked: Vec<Result<(Carrier, Vec<Parsed>), LeftOutReason>> = batch
+        let checked: Vec<Result<(Carrier, Vec<Entry>), LeftOutReason>> = batch
             .par_iter()
             .zip(read)
-            .map(|(candidate, read)| {
+            .zip(start..end)
+            .map(|((candidate, read), index)| {
+                // Indexes fit: `fill` refuses more files than u32 counts.
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
                 let log = read.map_err(|_: ReadError| LeftOutReason::UnreadableAtExport)?;
-                let proven =
-                    ProvenLog::check(candidate, &log.outcome, log.inflated, log.version_id)?;
+                let proven = ProvenLog::check(candidate, log.inflated, log.version_id)?;
                 let records = proven
                     .records(RecordLimits::LOG)
                     .map_err(|_| LeftOutReason::RecordsMalformed)?;
                 let parsed = records
                     .iter()
                     .filter(|r| filter.matches(r))
-                    .map(|r| Parsed {
+                    .map(|r| Entry {
                         time: r.event_time,
-                        event_id: r.event_id.as_deref().map(str::to_owned),
-                        text: r.raw().to_owned(),
+                        payload: payload(r.raw(), r.event_id.is_some(), index),
+                        event_id: r.event_id.as_deref().unwrap_or_default().to_owned(),
                     })
                     .collect();
                 Ok((proven.carrier().clone(), parsed))
@@ -300,7 +299,7 @@ impl VerifiedRecords<'_> {
         for (i, result) in (start..end).zip(checked) {
             match result {
                 Ok((carrier, parsed)) => {
-                    self.carriers.push(Some(carrier));
+                    self.carriers.push(Some(Arc::new(carrier)));
                     out.push((i, parsed));
                 }
                 Err(reason) => {
@@ -312,7 +311,7 @@ impl VerifiedRecords<'_> {
         Some(out)
     }
 
-    fn carrier(&self, index: usize) -> Result<Carrier, ExportError> {
+    fn carrier(&self, index: usize) -> Result<Arc<Carrier>, ExportError> {
         self.carriers
             .get(index)
             .cloned()
@@ -322,19 +321,14 @@ impl VerifiedRecords<'_> {
 
     /// Sorted order: reads every file into the sort.
     fn fill(&mut self, memory: usize, temp_dir: PathBuf) -> Result<State, ExportError> {
+        if u32::try_from(self.candidates.len()).is_err() {
+            return Err(ExportError::TooManyFiles);
+        }
         let temp = TempDir::new(temp_dir).map_err(ExportError::Sort)?;
         let mut sort = ExternalSort::new(&temp.0, memory);
         while let Some(files) = self.read_batch() {
-            for (index, records) in files {
-                let index = u32::try_from(index).map_err(|_| ExportError::DamagedRun)?;
-                for r in records {
-                    sort.push(Entry {
-                        time: r.time,
-                        payload: payload(r.event_id.is_some(), index, &r.text),
-                        event_id: r.event_id.unwrap_or_default(),
-                    })
-                    .map_err(ExportError::Sort)?;
-                }
+            for entry in files.into_iter().flat_map(|(_, entries)| entries) {
+                sort.push(entry).map_err(ExportError::Sort)?;
             }
         }
         Ok(State::Merging {
@@ -362,14 +356,13 @@ impl VerifiedRecords<'_> {
                 return Ok(false);
             };
             let entry = entry.map_err(ExportError::Sort)?;
-            let (has_id, index, text) = unpack(&entry.payload)?;
+            let (text, has_id, index) = unpack(entry.payload)?;
             let key = (entry.time, entry.event_id);
             let closes = !has_id || group_key.as_ref() != Some(&key);
             if closes {
                 self.ready.extend(group.drain(..));
                 *group_key = has_id.then_some(key);
             }
-            let text = text.to_owned();
             let carrier = self.carrier(index)?;
             let State::Merging { group, .. } = &mut self.state else {
                 return Ok(false);
@@ -414,13 +407,16 @@ impl VerifiedRecords<'_> {
             let State::Streaming(dedupe) = &mut self.state else {
                 return false;
             };
-            for r in records {
+            for entry in records {
+                let Ok((text, has_id, _)) = unpack(entry.payload) else {
+                    continue;
+                };
                 dedupe.push(
-                    &r.text,
-                    r.event_id.as_deref(),
+                    &text,
+                    has_id.then_some(entry.event_id.as_str()),
                     candidate.delivered,
-                    r.text.clone(),
-                    Provenance::new(carrier.clone()),
+                    text.clone(),
+                    Provenance::new(Arc::clone(carrier)),
                 );
                 while let Some((text, provenance)) = dedupe.pop_ready() {
                     self.ready.push_back(ExportedRecord { text, provenance });
@@ -468,22 +464,31 @@ impl Iterator for VerifiedRecords<'_> {
     }
 }
 
-/// A sort entry's payload: whether the record has an eventID, the index of its file, and the
-/// record's text.
-fn payload(has_id: bool, file: u32, text: &str) -> Vec<u8> {
-    let mut p = Vec::with_capacity(5 + text.len());
+/// The bytes after a record's text in its sort payload.
+const TRAILER: usize = 5;
+
+/// A sort entry's payload: the record's text, then whether it has an eventID and the index of
+/// its file. The text comes first so that [`unpack`] gives it back without copying.
+fn payload(text: &str, has_id: bool, file: u32) -> Vec<u8> {
+    let mut p = Vec::with_capacity(text.len() + TRAILER);
+    p.extend_from_slice(text.as_bytes());
     p.push(u8::from(has_id));
     p.extend_from_slice(&file.to_le_bytes());
-    p.extend_from_slice(text.as_bytes());
     p
 }
 
-fn unpack(payload: &[u8]) -> Result<(bool, usize, &str), ExportError> {
-    let (&flag, rest) = payload.split_first().ok_or(ExportError::DamagedRun)?;
-    let (index, text) = rest.split_at_checked(4).ok_or(ExportError::DamagedRun)?;
+fn unpack(mut payload: Vec<u8>) -> Result<(String, bool, usize), ExportError> {
+    let at = payload
+        .len()
+        .checked_sub(TRAILER)
+        .ok_or(ExportError::DamagedRun)?;
+    let trailer = payload.split_off(at);
+    let [flag, index @ ..] = trailer.as_slice() else {
+        return Err(ExportError::DamagedRun);
+    };
     let index: [u8; 4] = index.try_into().map_err(|_| ExportError::DamagedRun)?;
-    let text = std::str::from_utf8(text).map_err(|_| ExportError::DamagedRun)?;
-    Ok((flag == 1, u32::from_le_bytes(index) as usize, text))
+    let text = String::from_utf8(payload).map_err(|_| ExportError::DamagedRun)?;
+    Ok((text, *flag == 1, u32::from_le_bytes(index) as usize))
 }
 
 /// A new, empty folder for the sort's runs, removed when dropped.
@@ -519,8 +524,9 @@ mod tests {
 
     #[test]
     fn sort_payloads_round_trip() {
-        let p = payload(true, 70_000, r#"{"a":1}"#);
-        assert_eq!(unpack(&p).unwrap(), (true, 70_000, r#"{"a":1}"#));
-        assert!(unpack(&[1, 0]).is_err());
+        let p = payload(r#"{"a":1}"#, true, 70_000);
+        assert_eq!(unpack(p).unwrap(), (r#"{"a":1}"#.to_owned(), true, 70_000));
+        assert!(unpack(vec![1, 0]).is_err());
+        assert!(unpack(vec![0xff, 1, 0, 0, 0, 0]).is_err());
     }
 }

@@ -556,7 +556,7 @@ impl LocalEvidence {
         bucket: &str,
         buf: &mut [u8],
         mut inflater: Inflater,
-    ) -> Result<(GzOutcome, Option<Vec<u8>>), ReadError> {
+    ) -> Result<Inflater, ReadError> {
         if location.bucket != bucket {
             return Err(ReadError::OtherBucket);
         }
@@ -577,7 +577,7 @@ impl LocalEvidence {
             }
         }
         inflater.skip(len.saturating_sub(read));
-        Ok(inflater.finish())
+        Ok(inflater)
     }
 }
 
@@ -640,7 +640,7 @@ impl ObjectSource for LocalEvidence {
                 |buf, l| {
                     let result = self
                         .inflate_log(l, bucket, buf, Inflater::new(Limits::LOG))
-                        .map(|(outcome, _)| outcome);
+                        .map(|i| i.finish().0);
                     progress.done(result.as_ref().map_or(0, Stored::stored_bytes));
                     result
                 },
@@ -660,13 +660,12 @@ impl ObjectSource for LocalEvidence {
                 || vec![0u8; READ_CHUNK],
                 |buf, l| {
                     let inflater = Inflater::new(Limits::LOG).keep_output();
-                    let result =
-                        self.inflate_log(l, bucket, buf, inflater)
-                            .map(|(outcome, inflated)| InflatedLog {
-                                outcome,
-                                inflated: inflated.unwrap_or_default(),
-                                version_id: None,
-                            });
+                    let result = self.inflate_log(l, bucket, buf, inflater).and_then(|i| {
+                        Ok(InflatedLog {
+                            inflated: i.finish_kept().ok_or(ReadFailure::NoResult)?,
+                            version_id: None,
+                        })
+                    });
                     progress.done(result.as_ref().map_or(0, Stored::stored_bytes));
                     result
                 },

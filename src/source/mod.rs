@@ -304,14 +304,12 @@ pub struct StoredObject {
     pub record: ObjectRecord,
 }
 
-/// A log file read again for its records (`trailproof events`): what inflating it gave, and
-/// the inflated bytes themselves.
+/// A log file read again for its records (`trailproof events`): its inflated bytes, and the
+/// S3 version they are from when S3 said.
 #[derive(Debug, Clone)]
 pub struct InflatedLog {
-    /// As [`ObjectSource::hash_logs`] would have answered for these bytes.
-    pub outcome: GzOutcome,
-    /// What came out of the first gzip member (up to where it stopped, on a problem).
-    pub inflated: Vec<u8>,
+    /// The bytes with what inflating them gave.
+    pub inflated: crate::core::gz::Inflated,
     /// The S3 version the bytes are from, when S3 said.
     pub version_id: Option<String>,
 }

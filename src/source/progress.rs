@@ -23,7 +23,7 @@ impl Stored for GzOutcome {
 
 impl Stored for InflatedLog {
     fn stored_bytes(&self) -> u64 {
-        self.outcome.stored_len
+        self.inflated.outcome().stored_len
     }
 }
 

@@ -672,10 +672,8 @@ async fn inflate_log(
         feed_inflater,
     )
     .await?;
-    let (outcome, inflated) = inflater.finish();
     Ok(InflatedLog {
-        outcome,
-        inflated: inflated.unwrap_or_default(),
+        inflated: inflater.finish_kept().ok_or(ReadFailure::NoResult)?,
         version_id: record.version_id,
     })
 }

@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use super::parse::{parse_records, Record, RecordLimits, RecordsError};
 use super::provenance::Carrier;
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
-use crate::core::gz::GzOutcome;
+use crate::core::gz::Inflated;
 use crate::core::layout::{parse_key, CloudTrailKey};
 use crate::core::types::{S3Location, Sha256};
 
@@ -173,22 +173,22 @@ fn parse_uri(uri: &str) -> Option<S3Location> {
 /// export writes come only from here.
 #[derive(Debug, Clone)]
 pub struct ProvenLog {
-    inflated: Vec<u8>,
+    inflated: Inflated,
     carrier: Carrier,
 }
 
 impl ProvenLog {
-    /// Checks what reading `candidate` again gave: `outcome` of inflating it and the
-    /// `inflated` bytes. The hash is computed here, over `inflated` itself, whatever `outcome`
-    /// says: the check is made on the bytes the records are then taken from.
+    /// Checks what reading `candidate` again gave. The hash checked is the one the inflater
+    /// computed over exactly these bytes ([`Inflated`] binds the two): the check is made on
+    /// the bytes the records are then taken from.
     pub fn check(
         candidate: &Candidate,
-        outcome: &GzOutcome,
-        inflated: Vec<u8>,
+        inflated: Inflated,
         version_id: Option<String>,
     ) -> Result<ProvenLog, LeftOutReason> {
-        let sha = Sha256::of(&inflated);
-        let whole = outcome.problem.is_none() && outcome.inflated_len == inflated.len() as u64;
+        let outcome = inflated.outcome();
+        let whole = outcome.problem.is_none();
+        let sha = outcome.inflated_sha256;
         match candidate.expected {
             Some(expected) if expected != sha || !whole => {
                 return Err(LeftOutReason::ChangedSinceVerified)
@@ -210,7 +210,7 @@ impl ProvenLog {
 
     /// The file's records (see [`parse_records`]).
     pub fn records(&self, limits: RecordLimits) -> Result<Vec<Record<'_>>, RecordsError> {
-        parse_records(&self.inflated, limits)
+        parse_records(self.inflated.bytes(), limits)
     }
 
     /// The file, as a record's provenance names it.
@@ -220,7 +220,7 @@ impl ProvenLog {
 
     /// The inflated bytes.
     pub fn inflated(&self) -> &[u8] {
-        &self.inflated
+        self.inflated.bytes()
     }
 }
 
@@ -247,52 +247,50 @@ mod tests {
         }
     }
 
-    fn inflate(stored: &[u8]) -> (GzOutcome, Vec<u8>) {
+    fn inflate(stored: &[u8]) -> Inflated {
         let mut i = Inflater::new(Limits::LOG).keep_output();
         i.update(stored);
-        let (outcome, bytes) = i.finish();
-        (outcome, bytes.unwrap_or_default())
+        i.finish_kept().unwrap()
     }
 
     #[test]
     fn a_file_changed_since_it_was_verified_is_left_out() {
-        let (outcome, bytes) = inflate(&trailproof_testgen::gzip(LOG));
-        let proven = ProvenLog::check(
-            &candidate(Some(Sha256::of(LOG))),
-            &outcome,
-            bytes.clone(),
-            None,
-        )
-        .unwrap();
+        let inflated = inflate(&trailproof_testgen::gzip(LOG));
+        let proven =
+            ProvenLog::check(&candidate(Some(Sha256::of(LOG))), inflated.clone(), None).unwrap();
         assert_eq!(proven.inflated(), LOG);
         assert_eq!(proven.carrier().log_sha256, Sha256::of(LOG));
         assert_eq!(proven.records(RecordLimits::LOG).unwrap().len(), 1);
 
-        let changed = ProvenLog::check(&candidate(Some(Sha256([7; 32]))), &outcome, bytes, None);
+        let changed = ProvenLog::check(&candidate(Some(Sha256([7; 32]))), inflated, None);
         assert_eq!(changed.unwrap_err(), LeftOutReason::ChangedSinceVerified);
     }
 
-    /// A source that reports one file's outcome with another file's bytes cannot pass the
-    /// check: the hash is taken of the bytes handed in.
+    /// The bytes checked are all the bytes kept: an inflater asked to keep its output only
+    /// once it has inflated some keeps none, rather than a tail its hash does not describe.
     #[test]
-    fn the_hash_is_of_the_bytes_handed_in_not_of_what_the_outcome_says() {
-        let (outcome, _) = inflate(&trailproof_testgen::gzip(LOG));
-        let other = br#"{"Records":[{"eventID":"forged"}]}"#.to_vec();
-        let got = ProvenLog::check(&candidate(Some(Sha256::of(LOG))), &outcome, other, None);
-        assert_eq!(got.unwrap_err(), LeftOutReason::ChangedSinceVerified);
+    fn kept_bytes_are_exactly_the_hashed_bytes() {
+        let stored = trailproof_testgen::gzip(LOG);
+        let (head, tail) = stored.split_at(10);
+        let mut i = Inflater::new(Limits::LOG);
+        i.update(head);
+        let mut i = i.keep_output();
+        i.update(tail);
+        assert!(i.finish_kept().is_none());
+        let whole = inflate(&stored);
+        assert_eq!(whole.bytes(), LOG);
+        assert_eq!(whole.outcome().inflated_sha256, Sha256::of(LOG));
     }
 
     #[test]
     fn an_unproven_file_must_be_one_whole_gzip_stream() {
         let mut stored = trailproof_testgen::gzip(LOG);
-        let (outcome, bytes) = inflate(&stored);
-        assert!(ProvenLog::check(&candidate(None), &outcome, bytes, None).is_ok());
+        assert!(ProvenLog::check(&candidate(None), inflate(&stored), None).is_ok());
         stored.extend_from_slice(b"trailing");
-        let (outcome, bytes) = inflate(&stored);
-        let got = ProvenLog::check(&candidate(None), &outcome, bytes.clone(), None);
+        let got = ProvenLog::check(&candidate(None), inflate(&stored), None);
         assert_eq!(got.unwrap_err(), LeftOutReason::NotOneGzipStream);
         // Proven by its hash, but with something after it: not what was delivered.
-        let got = ProvenLog::check(&candidate(Some(Sha256::of(LOG))), &outcome, bytes, None);
+        let got = ProvenLog::check(&candidate(Some(Sha256::of(LOG))), inflate(&stored), None);
         assert_eq!(got.unwrap_err(), LeftOutReason::ChangedSinceVerified);
     }
 
