@@ -11,7 +11,7 @@ use super::logs::{check_logs, judged, listed_count};
 use super::plan::{plan, Plan};
 use super::texts::TextHashes;
 use super::unvouched::{OtherTrails, Vouched};
-use super::{EngineError, Settings};
+use super::{EngineError, LogTap, Settings};
 use crate::core::chain::{walk, DigestCandidate, Range, WalkedChain};
 use crate::core::finding::Finding;
 use crate::core::layout::ChainId;
@@ -47,6 +47,19 @@ pub fn verify_streaming(
     settings: &Settings,
     sink: Option<FindingSink<'_>>,
     observer: &dyn Observer,
+) -> Result<Report, EngineError> {
+    verify_tapped(source, key_provider, settings, sink, observer, None)
+}
+
+/// [`verify_streaming`], handing `tap` each log file found to be what its verified digest
+/// lists, with its inflated bytes, while log files are hashed.
+pub(crate) fn verify_tapped(
+    source: &dyn ObjectSource,
+    key_provider: &dyn KeyProvider,
+    settings: &Settings,
+    sink: Option<FindingSink<'_>>,
+    observer: &dyn Observer,
+    tap: Option<&dyn LogTap>,
 ) -> Result<Report, EngineError> {
     let Plan {
         range,
@@ -85,7 +98,7 @@ pub fn verify_streaming(
         &judged,
         walked.len(),
     );
-    let chains = check_logs(source, walked, layout, &mut referenced, observer);
+    let chains = check_logs(source, walked, layout, &mut referenced, observer, tap);
     let vouched = Vouched {
         bucket: &bucket,
         range,
