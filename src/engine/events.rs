@@ -563,24 +563,34 @@ impl<'s> VerifiedRecords<'s> {
     }
 
     /// Sorted order: the group's records, in their files' order, copies merged, made ready.
-    fn close_group(&mut self, mut group: Vec<(u32, String, Arc<Carrier>)>) {
+    fn close_group(&mut self, group: &mut Vec<(u32, String, Arc<Carrier>)>) {
+        // Most records are delivered once: nothing to order or merge.
+        if group.len() == 1 {
+            if let Some((_, text, carrier)) = group.pop() {
+                self.ready.push_back(ExportedRecord {
+                    text,
+                    provenance: Provenance::new(carrier),
+                });
+            }
+            return;
+        }
         group.sort_by_key(|(rank, _, _)| *rank);
-        let mut out: Vec<ExportedRecord> = Vec::with_capacity(group.len());
-        for (_, text, carrier) in group {
-            if let Some(same) = out.iter_mut().find(|r| r.text == text) {
+        let first = self.ready.len();
+        for (_, text, carrier) in group.drain(..) {
+            let ours = self.ready.range_mut(first..);
+            if let Some(same) = ours.into_iter().find(|r| r.text == text) {
                 same.provenance.merge(Provenance::new(carrier));
                 self.stats.duplicates += 1;
             } else {
-                if !out.is_empty() {
+                if self.ready.len() > first {
                     self.stats.conflicts += 1;
                 }
-                out.push(ExportedRecord {
+                self.ready.push_back(ExportedRecord {
                     text,
                     provenance: Provenance::new(carrier),
                 });
             }
         }
-        self.ready.extend(out);
     }
 
     /// Sorted order: takes merged entries until a record is ready (or none is left).
@@ -596,33 +606,33 @@ impl<'s> VerifiedRecords<'s> {
                 return Ok(false);
             };
             let Some(entry) = sorted.next() else {
-                let group = std::mem::take(group);
-                self.close_group(group);
+                let mut group = std::mem::take(group);
+                self.close_group(&mut group);
                 return Ok(false);
             };
             let entry = entry.map_err(ExportError::Sort)?;
             let (text, has_id, slot) = unpack(entry.payload)?;
             let key = (entry.time, entry.event_id);
-            let closed = if !has_id || group_key.as_ref() != Some(&key) {
+            let closes = !has_id || group_key.as_ref() != Some(&key);
+            if closes {
                 *group_key = has_id.then_some(key);
-                Some(std::mem::take(group))
-            } else {
-                None
-            };
+            }
+            // Taken out while the group is closed, and put back: its room is reused.
+            let mut group = std::mem::take(group);
+            if closes {
+                self.close_group(&mut group);
+            }
             let file = self.files.get(slot).ok_or(ExportError::DamagedRun)?;
             // A file taken while the run hashed that the report did not want: its records go.
-            let taken = file.as_ref().map(|f| {
+            if let Some(f) = file {
                 let rank = self.ranks.get(slot).copied().unwrap_or(u32::MAX);
-                (rank, text, Arc::clone(&f.carrier))
-            });
-            if let (Some(taken), State::Merging { group, .. }) = (taken, &mut self.state) {
-                group.push(taken);
+                group.push((rank, text, Arc::clone(&f.carrier)));
             }
-            if let Some(closed) = closed {
-                self.close_group(closed);
-                if !self.ready.is_empty() {
-                    return Ok(true);
-                }
+            if let State::Merging { group: g, .. } = &mut self.state {
+                *g = group;
+            }
+            if closes && !self.ready.is_empty() {
+                return Ok(true);
             }
         }
     }
@@ -722,13 +732,12 @@ fn unpack(mut payload: Vec<u8>) -> Result<(String, bool, usize), ExportError> {
         .len()
         .checked_sub(TRAILER)
         .ok_or(ExportError::DamagedRun)?;
-    let trailer = payload.split_off(at);
-    let [flag, index @ ..] = trailer.as_slice() else {
+    let Some(&[flag, a, b, c, d]) = payload.get(at..) else {
         return Err(ExportError::DamagedRun);
     };
-    let index: [u8; 4] = index.try_into().map_err(|_| ExportError::DamagedRun)?;
+    payload.truncate(at);
     let text = String::from_utf8(payload).map_err(|_| ExportError::DamagedRun)?;
-    Ok((text, *flag == 1, u32::from_le_bytes(index) as usize))
+    Ok((text, flag == 1, u32::from_le_bytes([a, b, c, d]) as usize))
 }
 
 /// A new, empty folder for the sort's runs, removed when dropped.
