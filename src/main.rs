@@ -1,6 +1,7 @@
 //! The `trailproof` command: flags in, report out, exit status 0 / 1 / 2.
 #![forbid(unsafe_code)]
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -33,7 +34,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("trailproof: {err}");
+            // Said if stderr can take it (not with 2>/dev/full); the status tells anyway.
+            let _ = writeln!(std::io::stderr(), "trailproof: {err}");
             ExitCode::from(2)
         }
     }

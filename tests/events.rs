@@ -620,3 +620,175 @@ mod fused {
         assert_eq!(runs[0], runs[2]);
     }
 }
+
+mod out {
+    //! `--out` never writes over or into what the user gave, writes through what is not a
+    //! regular file, and leaves nothing behind when it cannot finish.
+
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
+    use super::{iso, world, written};
+
+    fn run(case: &Path, corpus: &trailproof_testgen::Corpus, args: &[&str]) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_trailproof"))
+            .args(["events", "bucket", "--public-keys", "public-keys.json"])
+            .args(["--start-time", &iso(corpus.start)])
+            .args(["--end-time", &iso(corpus.end)])
+            .args(args)
+            .current_dir(case)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (out.status.code().unwrap_or(-1), stderr)
+    }
+
+    /// Every file under `dir`, with its bytes.
+    fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut all = Vec::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    all.push((
+                        p.display().to_string(),
+                        std::fs::read(&p).unwrap_or_default(),
+                    ));
+                }
+            }
+        }
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn out_into_the_evidence_or_over_the_key_file_is_refused_and_nothing_changes() {
+        let corpus = world().build();
+        let (_dir, case) = written(&corpus);
+        let log = corpus
+            .objects
+            .keys()
+            .find(|k| k.contains("/CloudTrail/"))
+            .unwrap()
+            .clone();
+        let before = snapshot(&case);
+        let log_out = format!("bucket/{log}");
+        let via_dots = format!("bucket/AWSLogs/../{log}");
+        for out in [
+            log_out.as_str(),
+            via_dots.as_str(),
+            "bucket/new-file.jsonl",
+            "public-keys.json",
+            "./public-keys.json",
+        ] {
+            let (code, stderr) = run(&case, &corpus, &["--out", out]);
+            assert_eq!(code, 2, "{out}: {stderr}");
+            assert!(
+                stderr.contains("which is input to this run"),
+                "{out}: {stderr}"
+            );
+            assert_eq!(snapshot(&case), before, "{out}");
+        }
+    }
+
+    #[test]
+    fn out_through_a_symlink_replaces_its_target_and_keeps_the_link_and_the_mode() {
+        let corpus = world().build();
+        let (dir, case) = written(&corpus);
+        let target = dir.path().join("events.jsonl");
+        std::fs::write(&target, "old").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let (code, stderr) = run(&case, &corpus, &["--out", link.to_str().unwrap()]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let text = std::fs::read_to_string(&target).unwrap();
+        assert!(text.lines().count() > 10 && text.contains("\"trailproof\":"));
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Nothing else beside them: the temporary file was renamed into place.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+    }
+
+    /// A FIFO (like /dev/stdout or /dev/null) is written through, never replaced by a file.
+    #[test]
+    fn out_to_a_fifo_writes_through_it() {
+        let corpus = world().build();
+        let (dir, case) = written(&corpus);
+        let fifo = dir.path().join("pipe");
+        let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let reader = Command::new("cat")
+            .arg(&fifo)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (code, stderr) = run(&case, &corpus, &["--out", fifo.to_str().unwrap()]);
+        let got = reader.wait_with_output().unwrap();
+        assert_eq!(code, 0, "{stderr}");
+        assert!(std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert!(String::from_utf8(got.stdout).unwrap().lines().count() > 10);
+    }
+
+    /// A run that cannot finish (here: the sort cannot spill) removes its unfinished output and
+    /// leaves an existing file as it was.
+    #[test]
+    fn a_failed_run_leaves_the_old_output_and_no_temporary_file() {
+        let corpus = world().records_per_log(12).build();
+        let (dir, case) = written(&corpus);
+        let out = dir.path().join("events.jsonl");
+        std::fs::write(&out, "old").unwrap();
+        let blocked = dir.path().join("not-a-folder");
+        std::fs::write(&blocked, "").unwrap();
+        let status = Command::new(env!("CARGO_BIN_EXE_trailproof"))
+            .env("TMPDIR", &blocked)
+            .args(["events", "bucket", "--public-keys", "public-keys.json"])
+            .args(["--start-time", &iso(corpus.start)])
+            .args(["--end-time", &iso(corpus.end)])
+            .args(["--sort-memory", "1", "--out", out.to_str().unwrap()])
+            .current_dir(&case)
+            .output()
+            .unwrap();
+        assert_eq!(status.status.code(), Some(2));
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "old");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+    }
+
+    /// stderr that cannot be written (2>/dev/full) does not panic the run: the exit status
+    /// still tells.
+    #[test]
+    fn an_unwritable_stderr_is_no_panic() {
+        let corpus = world().build();
+        let (_dir, case) = written(&corpus);
+        let full = std::fs::File::options()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let status = Command::new(env!("CARGO_BIN_EXE_trailproof"))
+            .args(["events", "bucket", "--public-keys", "public-keys.json"])
+            .args(["--start-time", &iso(corpus.start)])
+            .args(["--end-time", &iso(corpus.end)])
+            .current_dir(&case)
+            .stdout(Stdio::null())
+            .stderr(full)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0));
+    }
+}

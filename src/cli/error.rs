@@ -81,6 +81,13 @@ pub enum CliError {
     Output(io::Error),
     /// `events --format parquet` without `--out`.
     ParquetNeedsOut,
+    /// `--out` would write over something the user gave.
+    OutputIsInput {
+        /// The output asked for.
+        path: PathBuf,
+        /// What it would write over or into.
+        input: PathBuf,
+    },
 }
 
 impl From<EngineError> for CliError {
@@ -211,6 +218,12 @@ impl CliError {
             CliError::ParquetNeedsOut => {
                 f.write_str("--format parquet writes a file, not standard output")
             }
+            CliError::OutputIsInput { path, input } => write!(
+                f,
+                "--out {} would write over or into {}, which is input to this run",
+                path.display(),
+                input.display()
+            ),
         }
     }
 
@@ -253,6 +266,9 @@ impl CliError {
                 "the ARN looks like arn:aws:cloudtrail:REGION:ACCOUNT:trail/NAME".to_owned()
             }
             CliError::ParquetNeedsOut => "add --out FILE.parquet".to_owned(),
+            CliError::OutputIsInput { .. } => {
+                "write the output outside the evidence directory, to a file of its own".to_owned()
+            }
             #[cfg(feature = "aws")]
             CliError::InvalidTimeRange
             | CliError::OrganizationTrailNeedsAccount
