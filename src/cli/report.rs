@@ -273,15 +273,14 @@ fn verify(args: &ReportVerifyArgs, out: &mut dyn Write) -> Result<u8, ReportCliE
         None => None,
     };
     let result = statement::verify(&envelope, trust, Timestamp::now());
-    print_verification(out, &args.envelope, &result).map_err(ReportCliError::Output)?;
-    let Ok(verified) = &result else {
-        return Ok(1);
-    };
-    let time = check_time(verified, tsa_ca.as_ref());
-    print_time(out, verified, &time).map_err(ReportCliError::Output)?;
-    Ok(match time {
-        Some(Err(_)) => 1,
-        _ => 0,
+    let time = result
+        .as_ref()
+        .ok()
+        .and_then(|v| check_time(v, tsa_ca.as_ref()));
+    print_verification(out, &args.envelope, &result, &time).map_err(ReportCliError::Output)?;
+    Ok(match (&result, &time) {
+        (Ok(_), None | Some(Ok(_))) => 0,
+        _ => 1,
     })
 }
 
@@ -311,7 +310,7 @@ fn check_time<'a>(
     )
 }
 
-/// The timestamp lines: nothing when there is no token and no CA was given, so reports without
+/// The timestamp line: none when there is no token and no CA was given, so reports without
 /// timestamps print exactly what they always did.
 fn print_time(
     out: &mut dyn Write,
@@ -327,7 +326,7 @@ fn print_time(
             None => Ok(()),
             Some(t) => writeln!(
                 out,
-                "Timestamp\t{}{} claimed by TSA {:?}, NOT CHECKED: give --tsa-ca CA.pem to check the TSA\nRESULT: the report's time is unchecked; nothing vouches for this TSA",
+                "Timestamp\t{}{} claimed by TSA {:?}: NOT CHECKED, nothing vouches for this TSA (give --tsa-ca CA.pem)",
                 format_iso(t.gen_time()),
                 accuracy(t),
                 t.tsa().subject()
@@ -335,19 +334,15 @@ fn print_time(
         },
         Some(Ok((trusted, t))) => writeln!(
             out,
-            "Timestamp\t{}{} by TSA {:?} (certificate issued by {:?}), serial {}, policy {}\nRESULT: the report existed no later than {}",
+            "Timestamp\t{}{} by TSA {:?} (issued by {:?}), serial {}, policy {}: the report existed no later than this",
             format_iso(trusted.gen_time),
             accuracy(t),
             trusted.tsa,
             trusted.ca,
             t.serial(),
             t.policy(),
-            format_iso(trusted.gen_time)
         ),
-        Some(Err(e)) => writeln!(
-            out,
-            "Timestamp\tNOT TRUSTED: {e}\nRESULT: the report's time cannot be trusted"
-        ),
+        Some(Err(e)) => writeln!(out, "Timestamp\tNOT TRUSTED: {e}"),
     }
 }
 
@@ -365,6 +360,7 @@ fn print_verification(
     out: &mut dyn Write,
     path: &Path,
     result: &Result<VerifiedReport, ReportError>,
+    time: &Option<Result<(TrustedTime, &timestamp::Token), TimeError>>,
 ) -> io::Result<()> {
     let v = match result {
         Err(e) => {
@@ -391,6 +387,7 @@ fn print_verification(
         format_iso(r.run.started),
         format_iso(r.run.finished)
     )?;
+    print_time(out, v, time)?;
     writeln!(out, "Source\t{} (bucket {})", r.source, r.bucket)?;
     writeln!(
         out,
@@ -435,9 +432,13 @@ fn print_verification(
     } else {
         "integrity findings"
     };
+    let intact = match time {
+        Some(Err(_)) => "intact, but its timestamp cannot be trusted",
+        _ => "intact",
+    };
     writeln!(
         out,
-        "RESULT: the signed report is intact; it says: {verdict} (exit_code {})",
+        "RESULT: the signed report is {intact}; it says: {verdict} (exit_code {})",
         r.exit_code
     )
 }

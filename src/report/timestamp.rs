@@ -135,7 +135,7 @@ pub enum TimestampError {
     #[error("the token does not carry the certificate of its signer")]
     NoCertificate,
     /// A certificate in the token does not parse, or the TSA's is outside its use or validity.
-    #[error("the TSA's certificate: {0}")]
+    #[error(transparent)]
     Certificate(#[from] CertError),
     /// A signed attribute the token must carry is absent, or one appears twice.
     #[error("signed attribute {name}: {problem}")]
@@ -447,7 +447,9 @@ impl Hash {
 fn algorithm<'a>(tlv: &Tlv<'a>, context: &'static str) -> Result<&'a [u8], DerError> {
     let mut r = Reader::new(tlv.value, context);
     let id = r.expect(tag::OID, "no algorithm OID")?;
-    r.optional(tag::NULL)?;
+    if r.optional(tag::NULL)?.is_some_and(|null| !null.value.is_empty()) {
+        return Err(r.error("malformed NULL parameters"));
+    }
     r.finish()?;
     Ok(id.value)
 }
@@ -492,11 +494,12 @@ impl<'a> SignedData<'a> {
             r.expect(tag::SET, "no digestAlgorithms")?.value,
             "digestAlgorithms",
         );
+        let mut digest_algorithms = Vec::new();
         while digests.peek_tag().is_some() {
-            algorithm(
+            digest_algorithms.push(algorithm(
                 &digests.expect(tag::SEQUENCE, "not an AlgorithmIdentifier")?,
                 "digestAlgorithms",
-            )?;
+            )?);
         }
         let encap = r.expect(tag::SEQUENCE, "no encapContentInfo")?;
         let certificates = match r.optional(tag::context(0))? {
@@ -536,7 +539,7 @@ impl<'a> SignedData<'a> {
             return Err(TimestampError::SignerCount { count: infos.len() });
         };
         let mut r = Reader::new(info.value, "SignerInfo");
-        der::small_uint(&r.expect(tag::INTEGER, "no version")?, "SignerInfo")?;
+        let version = der::small_uint(&r.expect(tag::INTEGER, "no version")?, "SignerInfo")?;
         let signer = match r.peek_tag() {
             Some(tag::SEQUENCE) => {
                 let ias = r.any()?;
@@ -552,6 +555,14 @@ impl<'a> SignedData<'a> {
             Some(t) if t == tag::context_primitive(0) => SignerId::KeyId(r.any()?.value),
             _ => return Err(r.error("no signer identifier").into()),
         };
+        // RFC 5652 5.3: version 1 names the signer by issuer and serial, 3 by key identifier.
+        let expected_version = match signer {
+            SignerId::IssuerSerial { .. } => 1,
+            SignerId::KeyId(_) => 3,
+        };
+        if version != expected_version {
+            return Err(r.error("version does not match the signer identifier").into());
+        }
         let digest_oid = algorithm(
             &r.expect(tag::SEQUENCE, "no digestAlgorithm")?,
             "SignerInfo",
@@ -560,6 +571,12 @@ impl<'a> SignedData<'a> {
             what: "digest algorithm",
             found: dotted(digest_oid),
         })?;
+        // The SignedData lists the digest algorithms its signers use: here, the one signer's.
+        if digest_algorithms != [digest_oid] {
+            return Err(Reader::new(&[], "SignedData")
+                .error("digestAlgorithms is not the signer's digest algorithm")
+                .into());
+        }
         let signed_attrs = r
             .optional(tag::context(0))?
             .ok_or(TimestampError::Attribute {
