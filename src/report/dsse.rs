@@ -174,7 +174,7 @@ impl Sealed {
         }
     }
 
-    /// The envelope's bytes, in the one form [`open`] accepts.
+    /// The envelope's bytes, in the one form verification accepts.
     pub fn to_bytes(&self) -> Vec<u8> {
         canonical(&self.envelope)
     }

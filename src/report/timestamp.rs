@@ -447,7 +447,9 @@ impl Hash {
 fn algorithm<'a>(tlv: &Tlv<'a>, context: &'static str) -> Result<&'a [u8], DerError> {
     let mut r = Reader::new(tlv.value, context);
     let id = r.expect(tag::OID, "no algorithm OID")?;
-    if r.optional(tag::NULL)?.is_some_and(|null| !null.value.is_empty()) {
+    if r.optional(tag::NULL)?
+        .is_some_and(|null| !null.value.is_empty())
+    {
         return Err(r.error("malformed NULL parameters"));
     }
     r.finish()?;
@@ -561,7 +563,9 @@ impl<'a> SignedData<'a> {
             SignerId::KeyId(_) => 3,
         };
         if version != expected_version {
-            return Err(r.error("version does not match the signer identifier").into());
+            return Err(r
+                .error("version does not match the signer identifier")
+                .into());
         }
         let digest_oid = algorithm(
             &r.expect(tag::SEQUENCE, "no digestAlgorithm")?,
@@ -771,13 +775,14 @@ fn verification_algorithm(
         ),
     };
     if key == oid::RSA_ENCRYPTION {
-        let ok = match (signature_algorithm, digest) {
-            (oid::RSA_ENCRYPTION, _) => true,
-            (oid::SHA256_WITH_RSA, Hash::Sha256)
-            | (oid::SHA384_WITH_RSA, Hash::Sha384)
-            | (oid::SHA512_WITH_RSA, Hash::Sha512) => true,
-            _ => false,
-        };
+        // CMS writes either rsaEncryption (the digest named apart) or the combined OID.
+        let ok = matches!(
+            (signature_algorithm, digest),
+            (oid::RSA_ENCRYPTION, _)
+                | (oid::SHA256_WITH_RSA, Hash::Sha256)
+                | (oid::SHA384_WITH_RSA, Hash::Sha384)
+                | (oid::SHA512_WITH_RSA, Hash::Sha512)
+        );
         if !ok {
             return Err(unsupported());
         }
@@ -978,7 +983,7 @@ mod tests {
         assert_ne!(a.nonce, b.nonce, "a fresh nonce per request");
         let sha = digest::digest(&digest::SHA256, b"signature");
         let mut want = vec![
-            0x30, 0x45, 0x02, 0x01, 0x01, 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09,
+            0x30, 0x4b, 0x02, 0x01, 0x01, 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09,
         ];
         want.extend_from_slice(oid::SHA256);
         want.extend_from_slice(&[0x05, 0x00, 0x04, 0x20]);
