@@ -331,11 +331,13 @@ impl Token {
     }
 
     fn for_imprint(der: &[u8], imprint: &[u8]) -> Result<Token, TimestampError> {
+        // Every structure is parsed before any signature is checked, so that all of it is
+        // strict DER whatever the signature says (and a fuzzer reaches all of it).
         let signed = SignedData::parse(der)?;
+        let info = TstInfo::parse(signed.content)?;
         let cert = signed.signer_certificate()?;
         let subject = cert.subject().to_string();
         signed.check_signature(&cert, &subject)?;
-        let info = TstInfo::parse(signed.content)?;
         if info.imprint_algorithm != oid::SHA256 || info.imprint != imprint {
             return Err(TimestampError::Imprint);
         }
