@@ -54,9 +54,11 @@ pub enum ReportCommand {
     /// Verify a signed report (a DSSE envelope from `verify --sign-key`) and print its summary.
     ///
     /// Checks the envelope's exact form, the signature, the certificate (with --ca: issued by
-    /// the CA, valid now and when the report was made, for the signing key), and the payload's
-    /// schema. Exit status: 0 the envelope is intact and trusted (whatever the report found:
-    /// read its result), 1 it is not, 2 the check could not be done.
+    /// the CA, valid now and when the report was made, for the signing key), the payload's
+    /// schema, and an RFC 3161 timestamp if the envelope has one (with --tsa-ca: its TSA issued
+    /// by that CA). Exit status: 0 the envelope is intact and trusted (whatever the report
+    /// found: read its result), 1 it is not (or --tsa-ca cannot trust its time), 2 the check
+    /// could not be done.
     Verify(ReportVerifyArgs),
 }
 
