@@ -185,7 +185,18 @@ fn a_timestamped_report_verifies_against_the_tsa_ca_for_each_key_type_and_openss
         let before = Timestamp::now().as_second();
         let env = dir.path().join(format!("{name}.dsse.json"));
         let pinned = s(&tsa_file(&format!("tsa-{name}.cert.pem")));
-        let out = sign(&env, &["--tsa-url", &tsa.url(name), "--tsa-cert", &pinned]);
+        let signer_cert = s(&report_key("p256.cert.pem"));
+        let out = sign(
+            &env,
+            &[
+                "--sign-cert",
+                &signer_cert,
+                "--tsa-url",
+                &tsa.url(name),
+                "--tsa-cert",
+                &pinned,
+            ],
+        );
         let after = Timestamp::now().as_second();
         assert_eq!(out.code, 1, "the sample has findings: {}", out.stderr);
         assert!(out.stderr.contains("timestamped by"), "{}", out.stderr);
@@ -212,6 +223,23 @@ fn a_timestamped_report_verifies_against_the_tsa_ca_for_each_key_type_and_openss
         assert!(verified.stdout.ends_with(
             "RESULT: the signed report is intact; it says: integrity findings (exit_code 1)\n"
         ));
+        // The same with the signer's certificate checked against its CA: the two trust
+        // anchors are independent.
+        let by_ca = support::trailproof(
+            &repo(),
+            &[
+                "report".into(),
+                "verify".into(),
+                s(&env),
+                "--ca".into(),
+                s(&report_key("ca.pem")),
+                "--tsa-ca".into(),
+                s(&tsa_file("ca.pem")),
+            ],
+            &[],
+        );
+        assert_eq!(by_ca.code, 0, "{}", by_ca.stdout);
+        assert_eq!(timestamp_line(&by_ca), line);
 
         // openssl checks the same token over the same signature against the same CA.
         let token_path = write(dir.path(), "token.der", &token);
