@@ -998,6 +998,46 @@ mod tests {
         assert_eq!(a.nonce[0] & 0xc0, 0x40);
     }
 
+    fn committed(path: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn openssl_tokens_parse_and_chain_to_their_ca_only() {
+        // The fuzz seeds: tokens `openssl ts -reply` made with the test TSAs over this
+        // "signature" (fuzz/make-seeds.sh).
+        let signature = b"trailproof fuzz seed signature";
+        let ca = TsaCertificate::from_pem(&committed("testdata/tsa/ca.pem")).unwrap();
+        let other = TsaCertificate::from_pem(&committed("testdata/tsa/other-ca.pem")).unwrap();
+        for name in ["p256", "rsa2048"] {
+            let der = committed(&format!("fuzz/seeds/timestamp/{name}.tst"));
+            let token = Token::parse(&der, signature).unwrap();
+            assert_eq!(token.der(), &der[..]);
+            assert_eq!(token.policy(), "1.3.6.1.4.1.59999.3161.1");
+            assert_eq!(token.accuracy(), Some(SignedDuration::from_millis(1500)));
+            assert!(token.tsa().subject().contains(&format!("tsa-{name}")));
+            let trusted = token.check_issued_by(&ca).unwrap();
+            assert_eq!(trusted.gen_time, token.gen_time());
+            assert!(matches!(
+                token.check_issued_by(&other),
+                Err(TimestampError::Certificate(CertError::WrongIssuer { .. }))
+            ));
+            assert!(matches!(
+                Token::parse(&der, b"another signature"),
+                Err(TimestampError::Imprint)
+            ));
+            // Anything after the token, or the token cut short, is not DER of one token.
+            let mut longer = der.clone();
+            longer.push(0);
+            assert!(matches!(
+                Token::parse(&longer, signature),
+                Err(TimestampError::Der(_))
+            ));
+            assert!(Token::parse(&der[..der.len() - 1], signature).is_err());
+        }
+    }
+
     #[test]
     fn refusals_say_the_status_and_text() {
         let rng = ring::rand::SystemRandom::new();

@@ -5,6 +5,11 @@ Usage: tsa_server.py PORT TESTDATA_TSA_DIR
 POST an RFC 3161 TimeStampReq (application/timestamp-query) to /NAME:
 
   /p256 /p384 /rsa2048   openssl ts -reply, signed by testdata/tsa/tsa-NAME (P-384 with SHA-384)
+  /ess-v1                the P-256 TSA naming its certificate by ESS signingCertificate (SHA-1)
+  /resigned              a token whose TSTInfo openssl made for this request, re-signed here by
+                         the P-256 TSA: the control that shows the re-signed tokens below fail
+                         only for what they lack
+  /resigned-key-id       the same, naming the signer by subject key identifier (CMS version 3)
   /expired               openssl ts -reply, signed with a TSA certificate that expired in 2001
   /other-request         openssl's reply to another request: same imprint, another nonce
   /notsa                 a token whose TSTInfo openssl made for this request, re-signed (with
@@ -49,12 +54,13 @@ def run(args, stdin=None):
     return done.stdout
 
 
-def openssl_reply(query, cert, key, digest="sha256"):
+def openssl_reply(query, cert, key, digest="sha256", section="tsa_config"):
     with tempfile.NamedTemporaryFile(dir=WORK) as q:
         q.write(query)
         q.flush()
-        return run(["openssl", "ts", "-reply", "-config", path("tsa.cnf"), "-queryfile", q.name,
-                    "-signer", path(cert), "-inkey", path(key), "-" + digest])
+        return run(["openssl", "ts", "-reply", "-config", path("tsa.cnf"), "-section", section,
+                    "-queryfile", q.name, "-signer", path(cert), "-inkey", path(key),
+                    "-" + digest])
 
 
 # --- DER, just enough to take a reply apart and build a SignedData ---------------------------
@@ -116,8 +122,9 @@ def tst_info(reply):
     return read(e_content)[1]  # OCTET STRING
 
 
-def resign(tst, cert_file, key_file, with_ess=True):
-    """A granted TimeStampResp whose token is `tst` signed by cert/key (ECDSA P-256, SHA-256)."""
+def resign(tst, cert_file, key_file, with_ess=True, by_key_id=False):
+    """A granted TimeStampResp whose token is `tst` signed by cert/key (ECDSA P-256, SHA-256),
+    naming the signer by issuer and serial number, or by subject key identifier."""
     cert = x509.load_pem_x509_certificate(open(path(cert_file), "rb").read())
     key = serialization.load_pem_private_key(open(path(key_file), "rb").read(), None)
     cert_der = cert.public_bytes(serialization.Encoding.DER)
@@ -133,9 +140,15 @@ def resign(tst, cert_file, key_file, with_ess=True):
                          + tlv(0x31, tlv(0x30, tlv(0x30, ess_cert_id_v2)))))
     signed_attrs = tlv(0x31, b"".join(sorted(attrs)))
     signature = key.sign(signed_attrs, ec.ECDSA(hashes.SHA256()))
+    if by_key_id:
+        ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        version, sid = integer(3), tlv(0x80, ski)
+    else:
+        version = integer(1)
+        sid = tlv(0x30, cert.issuer.public_bytes() + integer(cert.serial_number))
     signer_info = tlv(0x30, b"".join([
-        integer(1),
-        tlv(0x30, cert.issuer.public_bytes() + integer(cert.serial_number)),
+        version,
+        sid,
         tlv(0x30, sha256),
         b"\xa0" + signed_attrs[1:],
         tlv(0x30, oid("1.2.840.10045.4.3.2")),
@@ -164,6 +177,11 @@ def answer(name, query):
         return openssl_reply(query, "tsa-%s.cert.pem" % name, "tsa-%s.pem" % name)
     if name == "p384":
         return openssl_reply(query, "tsa-p384.cert.pem", "tsa-p384.pem", "sha384")
+    if name == "ess-v1":
+        return openssl_reply(query, "tsa-p256.cert.pem", "tsa-p256.pem", section="tsa_ess_v1")
+    if name in ("resigned", "resigned-key-id"):
+        tst = tst_info(openssl_reply(query, "tsa-p256.cert.pem", "tsa-p256.pem"))
+        return resign(tst, "tsa-p256.cert.pem", "tsa-p256.pem", by_key_id=name.endswith("key-id"))
     if name == "expired":
         return openssl_reply(query, "tsa-expired.cert.pem", "tsa-p256.pem")
     if name == "other-request":
