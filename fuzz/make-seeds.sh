@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds fuzz/seeds/ from testdata/ (layout, digest, gz, keyfile, evidence). The chain
+# Rebuilds fuzz/seeds/ from testdata/ (layout, digest, gz, keyfile, evidence, timestamp). The chain
 # target's input is `arbitrary` bytes with no counterpart in testdata, so its seeds are a
 # minimized corpus of a short run (see README.md) and are left alone here.
 set -euo pipefail
@@ -80,4 +80,18 @@ PY
 for c in clean-plain clean-org clean-backfill; do
   cp "$cases/$c/bucket/trailproof-evidence.json" "$out/evidence/$c.json"
 done
+# Timestamp tokens: `openssl ts -reply` with the test TSAs (testdata/tsa) over the signature
+# the timestamp target checks them against.
+rm -rf "$out/timestamp"
+mkdir -p "$out/timestamp"
+work=$(mktemp -d)
+printf '%s' 'trailproof fuzz seed signature' > "$work/sig"
+echo 01 > "$work/serial"
+openssl ts -query -data "$work/sig" -sha256 -cert -out "$work/q.tsq"
+for k in p256 rsa2048; do
+  TSA_SERIAL="$work/serial" openssl ts -reply -config testdata/tsa/tsa.cnf -queryfile "$work/q.tsq" \
+    -signer "testdata/tsa/tsa-$k.cert.pem" -inkey "testdata/tsa/tsa-$k.pem" -sha256 \
+    -token_out -out "$out/timestamp/$k.tst"
+done
+rm -r "$work"
 du -sh "$out"

@@ -6,6 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
+use ring::rand::SystemRandom;
 
 use super::Format;
 use trailproof::core::finding::Finding;
@@ -14,7 +15,9 @@ use trailproof::report::audit::{Document, RunInfo};
 use trailproof::report::dsse::Trust;
 use trailproof::report::signing::{CertError, Certificate, KeyError, PublicKey, SigningKey};
 use trailproof::report::statement::{self, ReportError, SignError, Signer, VerifiedReport};
+use trailproof::report::timestamp::{self, TimestampError, TrustedTime, TsaCertificate};
 use trailproof::report::{html, json, jsonl, text, ChainInfo, Report, Tally};
+use trailproof::source::tsa::{self, TsaHttpError, TsaUrl};
 
 /// Signing flags of `verify`.
 #[derive(Debug, Clone, Args)]
@@ -30,6 +33,13 @@ pub struct SignArgs {
     /// Where to write the signed envelope (the report itself still goes to stdout).
     #[arg(long, value_name = "FILE", requires = "sign_key")]
     pub sign_out: Option<PathBuf>,
+    /// Also timestamp the signature: an RFC 3161 token from this timestamp authority
+    /// (http:// only), checked and embedded in the envelope.
+    #[arg(long, value_name = "URL", requires = "sign_key")]
+    pub tsa_url: Option<String>,
+    /// The TSA's certificate (PEM): the token must be signed by exactly this certificate.
+    #[arg(long, value_name = "CERT.pem", requires = "tsa_url")]
+    pub tsa_cert: Option<PathBuf>,
 }
 
 /// `trailproof report ...`
@@ -44,9 +54,11 @@ pub enum ReportCommand {
     /// Verify a signed report (a DSSE envelope from `verify --sign-key`) and print its summary.
     ///
     /// Checks the envelope's exact form, the signature, the certificate (with --ca: issued by
-    /// the CA, valid now and when the report was made, for the signing key), and the payload's
-    /// schema. Exit status: 0 the envelope is intact and trusted (whatever the report found:
-    /// read its result), 1 it is not, 2 the check could not be done.
+    /// the CA, valid now and when the report was made, for the signing key), the payload's
+    /// schema, and an RFC 3161 timestamp if the envelope has one (with --tsa-ca: its TSA issued
+    /// by that CA). Exit status: 0 the envelope is intact and trusted (whatever the report
+    /// found: read its result), 1 it is not (or --tsa-ca cannot trust its time), 2 the check
+    /// could not be done.
     Verify(ReportVerifyArgs),
 }
 
@@ -65,6 +77,10 @@ pub struct ReportVerifyArgs {
     /// Trust signers whose certificate (embedded in the envelope) this CA issued.
     #[arg(long, value_name = "CA.pem")]
     pub ca: Option<PathBuf>,
+    /// Check the envelope's RFC 3161 timestamp: its TSA's certificate must be issued by this
+    /// CA and valid at the token's time. Without it, a token's time is shown as unchecked.
+    #[arg(long, value_name = "CA.pem")]
+    pub tsa_ca: Option<PathBuf>,
 }
 
 /// Why the report could not be written, signed or checked.
@@ -86,6 +102,10 @@ pub enum ReportCliError {
     },
     #[error(transparent)]
     Sign(#[from] SignError),
+    #[error("--tsa-url: {0}")]
+    TsaHttp(#[from] TsaHttpError),
+    #[error("--tsa-url: the timestamp was not accepted: {0}")]
+    Timestamp(#[from] TimestampError),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ReportCliError> {
@@ -118,6 +138,8 @@ pub struct Output<W: Write + Send> {
     /// The first write error of the JSONL stream, reported when the run ends.
     stream_error: Mutex<Option<io::Error>>,
     signer: Option<(Signer, PathBuf)>,
+    /// The TSA to timestamp the signature with, and the certificate it must sign with.
+    tsa: Option<(TsaUrl, Option<TsaCertificate>)>,
     started: Timestamp,
 }
 
@@ -139,12 +161,23 @@ impl<W: Write + Send> Output<W> {
             }
             _ => None,
         };
+        let tsa = match &sign.tsa_url {
+            Some(url) => {
+                let cert = match &sign.tsa_cert {
+                    Some(p) => Some(TsaCertificate::from_pem(&read(p)?).map_err(cert_error(p))?),
+                    None => None,
+                };
+                Some((TsaUrl::parse(url)?, cert))
+            }
+            None => None,
+        };
         Ok(Output {
             format,
             verbose,
             out: Mutex::new(out),
             stream_error: Mutex::new(None),
             signer,
+            tsa,
             started: Timestamp::now(),
         })
     }
@@ -195,8 +228,18 @@ impl<W: Write + Send> Output<W> {
         .and_then(|()| out.flush())
         .map_err(ReportCliError::Output)?;
         if let Some((signer, path)) = &self.signer {
-            let envelope = signer.seal(&doc, statement::MAX_OBJECT_SUBJECTS)?;
-            std::fs::write(path, envelope).map_err(|source| ReportCliError::Write {
+            let mut envelope = signer.seal_envelope(&doc, statement::MAX_OBJECT_SUBJECTS)?;
+            if let Some((url, pinned)) = &self.tsa {
+                let request = timestamp::Request::new(envelope.signature(), &SystemRandom::new())?;
+                let token = request.accept(&tsa::post(url, request.der())?, pinned.as_ref())?;
+                eprintln!(
+                    "trailproof: timestamped by {:?} at {} (checked against the request; `report verify --tsa-ca` checks the TSA)",
+                    token.tsa().subject(),
+                    format_iso(token.gen_time())
+                );
+                envelope.attach_timestamp(&token);
+            }
+            std::fs::write(path, envelope.to_bytes()).map_err(|source| ReportCliError::Write {
                 path: path.clone(),
                 source,
             })?;
@@ -227,9 +270,82 @@ fn verify(args: &ReportVerifyArgs, out: &mut dyn Write) -> Result<u8, ReportCliE
         // clap requires one of them; without either there is nothing to trust.
         (None, None) => return Ok(2),
     };
+    let tsa_ca = match &args.tsa_ca {
+        Some(p) => Some(TsaCertificate::from_pem(&read(p)?).map_err(cert_error(p))?),
+        None => None,
+    };
     let result = statement::verify(&envelope, trust, Timestamp::now());
-    print_verification(out, &args.envelope, &result).map_err(ReportCliError::Output)?;
-    Ok(if result.is_ok() { 0 } else { 1 })
+    let time = result
+        .as_ref()
+        .ok()
+        .and_then(|v| check_time(v, tsa_ca.as_ref()));
+    print_verification(out, &args.envelope, &result, &time).map_err(ReportCliError::Output)?;
+    Ok(match (&result, &time) {
+        (Ok(_), None | Some(Ok(_))) => 0,
+        _ => 1,
+    })
+}
+
+/// Why a report's time is not trusted although a TSA CA was given.
+#[derive(Debug, thiserror::Error)]
+enum TimeError {
+    #[error("the envelope has no timestamp token, and --tsa-ca asks for one")]
+    NoToken,
+    #[error(transparent)]
+    Token(#[from] TimestampError),
+}
+
+/// With a TSA CA, the token's time if that CA vouches for its TSA. Nothing without a CA.
+fn check_time<'a>(
+    verified: &'a VerifiedReport,
+    ca: Option<&TsaCertificate>,
+) -> Option<Result<(TrustedTime, &'a timestamp::Token), TimeError>> {
+    let ca = ca?;
+    let Some(token) = &verified.timestamp else {
+        return Some(Err(TimeError::NoToken));
+    };
+    Some(
+        token
+            .check_issued_by(ca)
+            .map(|t| (t, token))
+            .map_err(TimeError::from),
+    )
+}
+
+/// The timestamp line: none when there is no token and no CA was given, so reports without
+/// timestamps print exactly what they always did.
+fn print_time(
+    out: &mut dyn Write,
+    verified: &VerifiedReport,
+    time: &Option<Result<(TrustedTime, &timestamp::Token), TimeError>>,
+) -> io::Result<()> {
+    let accuracy = |t: &timestamp::Token| match t.accuracy() {
+        Some(a) if !a.is_zero() => format!(" (accuracy {a:#})"),
+        _ => String::new(),
+    };
+    match time {
+        None => match &verified.timestamp {
+            None => Ok(()),
+            Some(t) => writeln!(
+                out,
+                "Timestamp\t{}{} claimed by TSA {:?}: NOT CHECKED, nothing vouches for this TSA (give --tsa-ca CA.pem)",
+                format_iso(t.gen_time()),
+                accuracy(t),
+                t.tsa().subject()
+            ),
+        },
+        Some(Ok((trusted, t))) => writeln!(
+            out,
+            "Timestamp\t{}{} by TSA {:?} (issued by {:?}), serial {}, policy {}: the report existed no later than this",
+            format_iso(trusted.gen_time),
+            accuracy(t),
+            trusted.tsa,
+            trusted.ca,
+            t.serial(),
+            t.policy(),
+        ),
+        Some(Err(e)) => writeln!(out, "Timestamp\tNOT TRUSTED: {e}"),
+    }
 }
 
 fn tally(t: &Tally) -> String {
@@ -246,6 +362,7 @@ fn print_verification(
     out: &mut dyn Write,
     path: &Path,
     result: &Result<VerifiedReport, ReportError>,
+    time: &Option<Result<(TrustedTime, &timestamp::Token), TimeError>>,
 ) -> io::Result<()> {
     let v = match result {
         Err(e) => {
@@ -272,6 +389,7 @@ fn print_verification(
         format_iso(r.run.started),
         format_iso(r.run.finished)
     )?;
+    print_time(out, v, time)?;
     writeln!(out, "Source\t{} (bucket {})", r.source, r.bucket)?;
     writeln!(
         out,
@@ -316,9 +434,13 @@ fn print_verification(
     } else {
         "integrity findings"
     };
+    let intact = match time {
+        Some(Err(_)) => "intact, but its timestamp cannot be trusted",
+        _ => "intact",
+    };
     writeln!(
         out,
-        "RESULT: the signed report is intact; it says: {verdict} (exit_code {})",
+        "RESULT: the signed report is {intact}; it says: {verdict} (exit_code {})",
         r.exit_code
     )
 }

@@ -12,12 +12,30 @@
 //! in-toto `witness` tool). Both sit outside the signature, so the signed payload repeats them
 //! (see [`super::audit::SignerInfo`]), and an envelope is accepted only in exactly this form:
 //! any change to any byte of an envelope, even whitespace, fails verification.
+//!
+//! A timestamped envelope (`--tsa-url`) has one more field in its signature, last, again as
+//! `witness` writes it:
+//!
+//! `..."certificate":B64],"timestamps":[{"type":"tsp","data":B64}]}]}`
+//!
+//! `data` is the base64 of an RFC 3161 TimeStampToken (DER) whose imprint is the SHA-256 of the
+//! signature's bytes (the decoded `sig`); see [`super::timestamp`] for what is checked. There is
+//! exactly one timestamp, of type `tsp`, or no `timestamps` field at all: envelopes written
+//! before timestamps existed, and envelopes signed without `--tsa-url`, are unchanged and
+//! verify byte for byte as before. The token is made after the signature, so the signed payload
+//! cannot name it; it binds itself to the signature instead, and its bytes are covered by the
+//! TSA's signature (the certificates, CRLs and unsigned attributes a token may also carry are
+//! not used for anything).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::signing::{Algorithm, CertError, Certificate, KeyError, PublicKey, SigningKey};
+use super::timestamp::Token;
+
+/// The one timestamp type written and read: an RFC 3161 token (`witness`'s name for it).
+const TIMESTAMP_TYPE: &str = "tsp";
 
 /// What trust a verifier starts from.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +62,16 @@ struct Signature {
     sig: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timestamps: Option<Vec<SignatureTimestamp>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignatureTimestamp {
+    #[serde(rename = "type")]
+    ty: String,
+    data: String,
 }
 
 /// Why an envelope is not intact, or not trusted.
@@ -94,6 +122,12 @@ pub enum EnvelopeError {
     /// The embedded certificate is malformed, not for the key, or not trusted.
     #[error("embedded certificate: {0}")]
     Certificate(#[from] CertError),
+    /// The `timestamps` field is not exactly one RFC 3161 token.
+    #[error("timestamps: expected one of type \"tsp\", found {found}")]
+    Timestamps {
+        /// What was found.
+        found: String,
+    },
     /// The signature does not verify over the payload's pre-authentication encoding.
     #[error("the signature does not verify under the {algorithm} key {keyid}")]
     BadSignature {
@@ -117,24 +151,57 @@ fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Signs `payload` and returns the envelope's bytes.
+/// A signed envelope not yet written out: its signature can still be timestamped.
+#[derive(Debug)]
+pub struct Sealed {
+    envelope: Envelope,
+    signature: Vec<u8>,
+}
+
+impl Sealed {
+    /// The signature's bytes: what a timestamp is requested over.
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// Embeds `token` (checked to be over [`Sealed::signature`]; see [`Token::parse`]).
+    pub fn attach_timestamp(&mut self, token: &Token) {
+        for s in &mut self.envelope.signatures {
+            s.timestamps = Some(vec![SignatureTimestamp {
+                ty: TIMESTAMP_TYPE.to_owned(),
+                data: STANDARD.encode(token.der()),
+            }]);
+        }
+    }
+
+    /// The envelope's bytes, in the one form verification accepts.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        canonical(&self.envelope)
+    }
+}
+
+/// Signs `payload` into an envelope.
 pub(crate) fn seal(
     payload_type: &str,
     payload: &[u8],
     key: &SigningKey,
     certificate: Option<&Certificate>,
-) -> Result<Vec<u8>, KeyError> {
-    let sig = key.sign(&pae(payload_type, payload))?;
+) -> Result<Sealed, KeyError> {
+    let signature = key.sign(&pae(payload_type, payload))?;
     let envelope = Envelope {
         payload: STANDARD.encode(payload),
         payload_type: payload_type.to_owned(),
         signatures: vec![Signature {
             keyid: key.public().keyid(),
-            sig: STANDARD.encode(sig),
+            sig: STANDARD.encode(&signature),
             certificate: certificate.map(|c| STANDARD.encode(c.pem())),
+            timestamps: None,
         }],
     };
-    Ok(canonical(&envelope))
+    Ok(Sealed {
+        envelope,
+        signature,
+    })
 }
 
 fn canonical(envelope: &Envelope) -> Vec<u8> {
@@ -153,6 +220,10 @@ pub(crate) struct Opened {
     pub key: PublicKey,
     /// The embedded certificate, checked against the key (and the CA, with [`Trust::Ca`]).
     pub certificate: Option<Certificate>,
+    /// The signature's bytes.
+    pub signature: Vec<u8>,
+    /// The embedded timestamp token's DER, not yet checked.
+    pub timestamp: Option<Vec<u8>>,
 }
 
 fn decode(field: &'static str, text: &str) -> Result<Vec<u8>, EnvelopeError> {
@@ -193,6 +264,18 @@ pub(crate) fn open(
     };
     let payload = decode("payload", &envelope.payload)?;
     let sig = decode("sig", &signature.sig)?;
+    let timestamp = match signature.timestamps.as_deref() {
+        None => None,
+        Some([t]) if t.ty == TIMESTAMP_TYPE => Some(decode("timestamps.data", &t.data)?),
+        Some(other) => {
+            return Err(EnvelopeError::Timestamps {
+                found: format!(
+                    "{:?}",
+                    other.iter().map(|t| t.ty.as_str()).collect::<Vec<_>>()
+                ),
+            })
+        }
+    };
     let certificate = match &signature.certificate {
         Some(c) => Some(Certificate::from_pem(&decode("certificate", c)?)?),
         None => None,
@@ -225,6 +308,8 @@ pub(crate) fn open(
         payload,
         key,
         certificate,
+        signature: sig,
+        timestamp,
     })
 }
 
@@ -253,7 +338,7 @@ mod tests {
         let ed = PublicKey::from_pem(&key_file("ed25519.pub.pem")).unwrap();
         let now = [jiff::Timestamp::now()];
 
-        let env = seal(TYPE, b"{}", &key, Some(&cert)).unwrap();
+        let env = seal(TYPE, b"{}", &key, Some(&cert)).unwrap().to_bytes();
         let opened = open(&env, TYPE, Trust::Key(key.public()), &now).unwrap();
         assert_eq!(opened.payload, b"{}");
         assert_eq!(opened.certificate.as_ref(), Some(&cert));
@@ -271,7 +356,7 @@ mod tests {
             Err(EnvelopeError::PayloadType { .. })
         ));
 
-        let bare = seal(TYPE, b"{}", &key, None).unwrap();
+        let bare = seal(TYPE, b"{}", &key, None).unwrap().to_bytes();
         assert!(matches!(
             open(&bare, TYPE, Trust::Ca(&ca), &now),
             Err(EnvelopeError::NoCertificate)

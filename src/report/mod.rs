@@ -1,6 +1,7 @@
 //! The report of one run, and its renderings.
 pub mod audit;
 pub mod cli_compat;
+pub mod der;
 pub mod dsse;
 pub mod html;
 pub mod json;
@@ -9,6 +10,7 @@ pub mod records;
 pub mod signing;
 pub mod statement;
 pub mod text;
+pub mod timestamp;
 
 use std::borrow::Cow;
 

@@ -189,7 +189,7 @@ pub enum CertError {
 }
 
 /// Exactly one PEM block with `label`.
-fn one_pem(bytes: &[u8], label: &'static str) -> Result<Vec<u8>, Vec<String>> {
+pub(crate) fn one_pem(bytes: &[u8], label: &'static str) -> Result<Vec<u8>, Vec<String>> {
     let blocks: Vec<Pem> = Pem::iter_from_buffer(bytes).map_while(Result::ok).collect();
     match blocks.as_slice() {
         [only] if only.label == label => Ok(only.contents.clone()),
@@ -480,57 +480,69 @@ impl Certificate {
     pub fn check_issued_by(&self, ca: &Certificate, at: &[Timestamp]) -> Result<(), CertError> {
         let leaf = parse(&self.der)?;
         let anchor = parse(&ca.der)?;
-        for &t in at {
-            valid_at(&anchor, "the CA", t)?;
-            valid_at(&leaf, "the signer's", t)?;
-        }
-        if leaf.issuer().as_raw() != anchor.subject().as_raw() {
-            return Err(CertError::WrongIssuer {
-                issuer: leaf.issuer().to_string(),
-                ca: ca.subject.clone(),
-            });
-        }
-        let key_cert_sign = match anchor.key_usage() {
-            Ok(Some(ku)) => ku.value.key_cert_sign(),
-            Ok(None) => true,
-            Err(_) => false,
-        };
-        if !anchor.is_ca() || !key_cert_sign {
-            return Err(CertError::NotACa {
-                subject: ca.subject.clone(),
-            });
-        }
-        match leaf.key_usage() {
-            Ok(Some(ku)) if !ku.value.digital_signature() => {
-                return Err(CertError::NoDigitalSignature)
-            }
-            Err(e) => {
-                return Err(CertError::Malformed {
+        check_chain(&leaf, &anchor, "the signer's", at, |leaf| {
+            match leaf.key_usage() {
+                Ok(Some(ku)) if !ku.value.digital_signature() => Err(CertError::NoDigitalSignature),
+                Err(e) => Err(CertError::Malformed {
                     detail: e.to_string(),
-                })
+                }),
+                _ => Ok(()),
             }
-            _ => {}
-        }
-        let alg = &leaf.signature_algorithm.algorithm;
-        let accepted = [
-            OID_PKCS1_SHA256WITHRSA,
-            OID_PKCS1_SHA384WITHRSA,
-            OID_PKCS1_SHA512WITHRSA,
-            OID_SIG_ECDSA_WITH_SHA256,
-            OID_SIG_ECDSA_WITH_SHA384,
-            OID_SIG_ED25519,
-        ];
-        if !accepted.contains(alg) {
-            return Err(CertError::WeakSignatureAlgorithm {
-                oid: alg.to_id_string(),
-            });
-        }
-        leaf.verify_signature(Some(anchor.public_key()))
-            .map_err(|_| CertError::BadSignature)
+        })
     }
 }
 
-fn parse(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
+/// Checks that `anchor` issued `leaf` directly, and that both are valid at every time in `at`
+/// (`which` names the leaf in errors): the anchor is a CA that may sign certificates, the
+/// leaf's own use is accepted by `usage`, and the leaf is signed with an accepted algorithm
+/// under the anchor's key. Report signers and timestamp authorities share it.
+pub(crate) fn check_chain(
+    leaf: &X509Certificate<'_>,
+    anchor: &X509Certificate<'_>,
+    which: &'static str,
+    at: &[Timestamp],
+    usage: impl FnOnce(&X509Certificate<'_>) -> Result<(), CertError>,
+) -> Result<(), CertError> {
+    for &t in at {
+        valid_at(anchor, "the CA", t)?;
+        valid_at(leaf, which, t)?;
+    }
+    if leaf.issuer().as_raw() != anchor.subject().as_raw() {
+        return Err(CertError::WrongIssuer {
+            issuer: leaf.issuer().to_string(),
+            ca: anchor.subject().to_string(),
+        });
+    }
+    let key_cert_sign = match anchor.key_usage() {
+        Ok(Some(ku)) => ku.value.key_cert_sign(),
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    if !anchor.is_ca() || !key_cert_sign {
+        return Err(CertError::NotACa {
+            subject: anchor.subject().to_string(),
+        });
+    }
+    usage(leaf)?;
+    let alg = &leaf.signature_algorithm.algorithm;
+    let accepted = [
+        OID_PKCS1_SHA256WITHRSA,
+        OID_PKCS1_SHA384WITHRSA,
+        OID_PKCS1_SHA512WITHRSA,
+        OID_SIG_ECDSA_WITH_SHA256,
+        OID_SIG_ECDSA_WITH_SHA384,
+        OID_SIG_ED25519,
+    ];
+    if !accepted.contains(alg) {
+        return Err(CertError::WeakSignatureAlgorithm {
+            oid: alg.to_id_string(),
+        });
+    }
+    leaf.verify_signature(Some(anchor.public_key()))
+        .map_err(|_| CertError::BadSignature)
+}
+
+pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
     match X509Certificate::from_der(der) {
         Ok(([], cert)) => Ok(cert),
         Ok(_) => Err(CertError::Malformed {
@@ -542,7 +554,7 @@ fn parse(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
     }
 }
 
-fn valid_at(
+pub(crate) fn valid_at(
     cert: &X509Certificate<'_>,
     which: &'static str,
     t: Timestamp,

@@ -12,6 +12,10 @@
 //!   predicate names every object anyway.
 //!
 //! A verifier accepts either form, as long as it is exactly what the predicate's manifest gives.
+//!
+//! The envelope may also carry an RFC 3161 timestamp token over the signature (see
+//! [`super::dsse`] for where, [`super::timestamp`] for what is checked): [`verify`] checks
+//! every part of it but the trust in its TSA, which [`Token::check_issued_by`] adds.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -19,8 +23,9 @@ use serde::{Deserialize, Serialize};
 use super::audit::{
     Coverage, Document, LedgerTotals, ManifestEntry, NotProven, RunInfo, SignerInfo, SCHEMA,
 };
-use super::dsse::{self, EnvelopeError, Trust};
+use super::dsse::{self, EnvelopeError, Sealed, Trust};
 use super::signing::{Certificate, KeyError, SigningKey};
+use super::timestamp::{TimestampError, Token};
 use super::{ChainInfo, RangeInfo, Totals};
 use crate::core::finding::{Kind, Verdict};
 use crate::core::ledger::{Counts, HourState, Ledger};
@@ -142,6 +147,11 @@ impl Signer {
 
     /// The DSSE envelope of `doc`, with subjects as described above (`max` objects at most).
     pub fn seal(&self, doc: &Document<'_>, max: usize) -> Result<Vec<u8>, SignError> {
+        Ok(self.seal_envelope(doc, max)?.to_bytes())
+    }
+
+    /// As [`Signer::seal`], before the envelope is written out: to timestamp its signature.
+    pub fn seal_envelope(&self, doc: &Document<'_>, max: usize) -> Result<Sealed, SignError> {
         let mut doc = doc.clone();
         doc.signer = Some(self.info());
         let statement = Statement {
@@ -297,6 +307,10 @@ pub enum ReportError {
     /// With a CA: the signer's certificate was not valid at `run.finished`.
     #[error("signer's certificate at signing time: {0}")]
     SigningTime(super::signing::CertError),
+    /// The embedded timestamp token is malformed, tampered with, not over this report's
+    /// signature, or not from a timestamp authority's certificate.
+    #[error("timestamp token: {0}")]
+    Timestamp(#[from] TimestampError),
 }
 
 /// A signed report that verified.
@@ -310,12 +324,16 @@ pub struct VerifiedReport {
     pub manifest_subject: bool,
     /// The CA-checked or key-matched certificate, if the envelope had one.
     pub certificate: Option<Certificate>,
+    /// The envelope's timestamp token, checked but for trust in its TSA
+    /// ([`Token::check_issued_by`] adds that).
+    pub timestamp: Option<Token>,
 }
 
 /// Verifies a signed report: the envelope (form, key, signature; with a CA, the certificate at
 /// `now`), then the statement, the payload's schema, and that the signed payload agrees with
 /// the envelope and with itself. With a CA, the certificate must also be valid when the report
-/// says it was made (`run.finished`).
+/// says it was made (`run.finished`). A timestamp token, if the envelope has one, must be over
+/// this signature and pass every check of [`Token::parse`].
 pub fn verify(
     envelope: &[u8],
     trust: Trust<'_>,
@@ -343,7 +361,12 @@ pub fn verify(
             exit_code: report.exit_code,
         });
     }
+    let timestamp = match &opened.timestamp {
+        Some(der) => Some(Token::parse(der, &opened.signature)?),
+        None => None,
+    };
     Ok(VerifiedReport {
+        timestamp,
         subjects: statement.subject.len(),
         manifest_subject: manifest_form,
         certificate: opened.certificate,

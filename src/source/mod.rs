@@ -9,6 +9,7 @@ pub mod pages;
 pub mod progress;
 #[cfg(feature = "aws")]
 pub mod s3;
+pub mod tsa;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

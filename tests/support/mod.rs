@@ -284,7 +284,7 @@ impl Drop for Moto {
 /// Starts `tests/support/SCRIPT PORT ARGS...` on a free loopback port and waits until it
 /// listens. Fails loudly if python3 or the script's packages are missing: these tests are
 /// never skipped.
-fn serve(script: &str, args: &[&std::ffi::OsStr]) -> (Child, u16) {
+pub fn serve(script: &str, args: &[&std::ffi::OsStr]) -> (Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
