@@ -43,6 +43,10 @@ pub struct VerifyQueryResultsArgs {
     /// CloudTrail in the sign file's Region, as the AWS CLI does).
     #[arg(long, value_name = "KEYS.json")]
     pub public_keys: Option<PathBuf>,
+    /// The Region whose CloudTrail keys to ask for, as the AWS CLI's --region (default: the
+    /// sign file's `region`).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
     /// text: the AWS CLI's success line, or every problem on stderr (exit 255); json: the whole
     /// report, exit status as for `verify` (0, 1, 2).
     #[arg(long, value_enum, ignore_case = true, default_value_t = QueryFormat::Text)]
@@ -130,6 +134,7 @@ fn run_checked(args: &VerifyQueryResultsArgs, place: Place<'_>) -> Result<Report
     let report = verify_query_results(
         folder.as_ref(),
         keys.as_ref(),
+        args.region.as_deref(),
         &Bars::on_stderr(),
         Timestamp::now(),
     )?;

@@ -29,11 +29,13 @@ const NOTES: [&str; 2] = [
     "a valid result proves each listed file's bytes are the query's, in the signed order; not that the query asked the right question, nor anything about events outside its results",
 ];
 
-/// Verifies the export folder `folder` with the keys `keys` gives for the sign file's Region;
-/// `now` stands in for the report's time range when the sign file gives none.
+/// Verifies the export folder `folder` with the keys `keys` gives for `key_region` (default:
+/// the sign file's `region`); `now` stands in for the report's time range when the sign file
+/// gives none.
 pub fn verify_query_results(
     folder: &dyn ExportFolder,
     keys: &dyn KeyProvider,
+    key_region: Option<&str>,
     observer: &dyn Observer,
     now: Timestamp,
 ) -> Result<Report, EngineError> {
@@ -101,7 +103,7 @@ pub fn verify_query_results(
     report.range.start = sign.complete;
     report.range.end = sign.complete;
     let needs = KeyNeeds {
-        regions: BTreeSet::from([sign.region.clone()]),
+        regions: BTreeSet::from([key_region.unwrap_or(&sign.region).to_owned()]),
         windows: vec![(sign.complete, later(sign.complete, KEY_SEARCH))],
     };
     let keyset = keys.keys(&needs)?;
