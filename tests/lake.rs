@@ -416,6 +416,13 @@ fn a_signed_report_of_a_tampered_export_verifies_and_says_so() {
         &[],
     );
     assert_eq!(check.code, 0, "{}", check.stderr);
+    assert!(
+        check
+            .stdout
+            .contains("Query results\t1/2 valid, 1 invalid, 0 not verified\n"),
+        "{}",
+        check.stdout
+    );
     let payload: Value = serde_json::from_slice(&std::fs::read(&envelope).unwrap()).unwrap();
     let statement: Value = {
         use base64::Engine as _;
