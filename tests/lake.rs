@@ -357,6 +357,69 @@ fn odd_hash_spellings_an_empty_list_and_no_sign_file_are_findings() {
 }
 
 #[test]
+fn fifos_and_folders_in_place_of_files_are_never_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut export = LakeExport::new(12, 2, 20, complete());
+    export.files.clear();
+    let (dir, keys) = export_in(tmp.path(), &export);
+    // A FIFO would block a reader forever; a folder is no file.
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(dir.join("result_1.csv.gz"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    std::fs::create_dir(dir.join("result_2.csv.gz")).unwrap();
+    assert_findings(
+        &dir,
+        &keys,
+        &[
+            ("result_sign.json", "query_sign_valid"),
+            ("result_1.csv.gz", "query_result_not_a_file"),
+            ("result_2.csv.gz", "query_result_not_a_file"),
+        ],
+        1,
+    );
+    std::fs::remove_file(dir.join("result_sign.json")).unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(dir.join("result_sign.json"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let (got, _) = kinds(&run(&dir, &keys, &["--format", "json"]));
+    assert_eq!(
+        got[0],
+        ("result_sign.json".into(), "query_sign_format".into())
+    );
+}
+
+#[test]
+fn a_sign_file_over_its_budget_is_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let export = LakeExport::new(13, 1, 20, complete());
+    let (dir, keys) = export_in(tmp.path(), &export);
+    // Sparse: 1 GiB stated, nothing on disk; refused from its size, never read.
+    let sign = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("result_sign.json"))
+        .unwrap();
+    sign.set_len(1 << 30).unwrap();
+    let text = run(&dir, &keys, &[]);
+    assert_eq!(text.code, 255);
+    assert!(
+        text.stderr.contains("larger than 16777216 bytes"),
+        "{}",
+        text.stderr
+    );
+    let json = run(&dir, &keys, &["--format", "json"]);
+    assert_eq!(json.code, 2);
+    let (got, _) = kinds(&json);
+    assert_eq!(
+        got[0],
+        ("result_sign.json".into(), "query_sign_unreadable".into())
+    );
+}
+
+#[test]
 fn flags_are_checked_with_the_aws_clis_words_and_exit_status() {
     let none = trailproof(&repo(), &["verify-query-results".to_owned()], &[]);
     assert_eq!(none.code, 252);

@@ -393,8 +393,8 @@ pub fn judge_export(
     findings
 }
 
-/// The names of a folder listing that the sign file does not account for: neither the sign
-/// file itself nor a listed result file. Sorted, each once.
+/// The names of a folder listing (sub-folders ending in `/`) that the sign file does not
+/// account for: neither the sign file itself nor a listed result file. Sorted, each once.
 pub fn unlisted<'a>(
     sign: Option<&SignFile>,
     names: impl IntoIterator<Item = &'a str>,
@@ -404,7 +404,11 @@ pub fn unlisted<'a>(
         .unwrap_or_default();
     let mut out: Vec<String> = names
         .into_iter()
-        .filter(|n| *n != SIGN_FILE && !listed.contains(n))
+        // A folder carrying a listed name is that entry's finding (not a file), not another.
+        .filter(|n| {
+            let bare = n.strip_suffix('/').unwrap_or(n);
+            bare != SIGN_FILE && !listed.contains(bare)
+        })
         .map(str::to_owned)
         .collect();
     out.sort_unstable();
@@ -681,6 +685,11 @@ mod tests {
             "result_3.csv.gz",
         ];
         assert_eq!(unlisted(Some(&sign), names), ["result_3.csv.gz"]);
+        // A folder named like a listed file is that file's finding; any other folder is extra.
+        assert_eq!(
+            unlisted(Some(&sign), ["result_2.csv.gz/", "more/"]),
+            ["more/"]
+        );
         assert_eq!(
             unlisted(None, names),
             ["result_1.csv.gz", "result_3.csv.gz"]
