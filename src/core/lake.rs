@@ -507,6 +507,18 @@ mod tests {
     }
 
     #[test]
+    fn the_aws_cli_unit_vectors_placeholder_signature_is_a_format_error() {
+        let bytes = vector("vectors/awscli-v2-verify-query-results/unit_result_sign.json");
+        assert_eq!(
+            SignFile::parse(&bytes),
+            Err(SignFileError::Field {
+                field: "hashSignature",
+                value: "hashSignature".into()
+            })
+        );
+    }
+
+    #[test]
     fn a_key_outside_its_window_at_query_completion_never_verifies() {
         let mut sign = relabelled(&aws_sign_file(), "e00b881a39d15623efee61d0eaf2874a");
         sign.complete = "2022-06-01T00:00:00Z".parse().unwrap();
