@@ -236,7 +236,8 @@ pub fn verify_sign_file(
 }
 
 /// Whether `name` is a name CloudTrail gives a result file: `result_N.csv.gz`, N a positive
-/// decimal number without leading zeros. Nothing else (no folder, no `..`) is ever read.
+/// decimal number of at most 9 digits without leading zeros. Nothing else (no folder, no `..`)
+/// is ever read.
 pub fn is_result_name(name: &str) -> bool {
     name.strip_prefix("result_")
         .and_then(|rest| rest.strip_suffix(".csv.gz"))
