@@ -30,6 +30,8 @@ fn main() -> ExitCode {
         Command::Acquire(args) => cli::aws::run_acquire(args),
         #[cfg(feature = "aws")]
         Command::Keys(command) => cli::aws::run_keys(command),
+        #[cfg(feature = "aws")]
+        Command::VerifyQueryResults(args) => cli::lake::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

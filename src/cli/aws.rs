@@ -44,7 +44,7 @@ pub struct AwsArgs {
 }
 
 impl AwsArgs {
-    fn options(&self, region: Option<String>) -> AwsOptions {
+    pub(super) fn options(&self, region: Option<String>) -> AwsOptions {
         AwsOptions {
             profile: self.profile.clone(),
             region,
@@ -149,7 +149,7 @@ pub fn parse_s3_uri(uri: &str) -> Option<(String, String)> {
 }
 
 /// Keys from the pinned file if one is given, else from CloudTrail.
-fn key_provider(
+pub(super) fn key_provider(
     pinned: Option<&PathBuf>,
     options: &AwsOptions,
 ) -> Result<Box<dyn KeyProvider>, CliError> {

@@ -16,6 +16,8 @@ use trailproof::engine::Settings;
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "aws")]
+pub mod lake;
 
 /// Integrity validation and forensics for AWS CloudTrail logs.
 #[derive(Debug, Parser)]
@@ -54,6 +56,13 @@ pub enum Command {
     #[cfg(feature = "aws")]
     #[command(subcommand)]
     Keys(aws::KeysCommand),
+    /// A drop-in for `aws cloudtrail verify-query-results`: checks a CloudTrail Lake query's
+    /// saved results (result_sign.json and every result file) on S3 or in a local folder.
+    ///
+    /// Exit status as the AWS CLI v2's: 0 verified, 255 anything else, 252 wrong flags; with
+    /// --format json, as for `verify` (0, 1 findings, 2 could not be done).
+    #[cfg(feature = "aws")]
+    VerifyQueryResults(Box<lake::VerifyQueryResultsArgs>),
 }
 
 /// The flags that select the evidence, shared by the commands that verify it (`verify`,

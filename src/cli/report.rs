@@ -400,6 +400,15 @@ fn print_verification(
     writeln!(out, "Chains\t{}", r.chains.len())?;
     writeln!(out, "Digests\t{}", tally(&r.totals.digests))?;
     writeln!(out, "Logs\t{}", tally(&r.totals.logs))?;
+    // Reports of `verify-query-results` only.
+    for (what, t) in [
+        ("Sign files", &r.totals.query_sign_files),
+        ("Query results", &r.totals.query_results),
+    ] {
+        if !t.is_zero() {
+            writeln!(out, "{what}\t{}", tally(t))?;
+        }
+    }
     writeln!(
         out,
         "Gaps and coverage findings\t{}",

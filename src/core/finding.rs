@@ -34,6 +34,12 @@ pub enum ObjectKind {
     Digest,
     /// A CloudTrail log file (under `CloudTrail/`), or a file in a log folder.
     Log,
+    /// A CloudTrail Lake query's sign file (`result_sign.json`), which lists and signs the
+    /// hashes of the query's result files (`trailproof verify-query-results`).
+    QuerySign,
+    /// A CloudTrail Lake query result file (`result_N.csv.gz`), or any other file in the
+    /// query's export folder.
+    QueryResult,
 }
 
 /// Every kind of finding. The verdict follows from the kind.
@@ -210,6 +216,68 @@ pub enum Kind {
     LogUnrecognised,
     /// The same as [`Kind::LogUnrecognised`], in a CloudTrail digest folder.
     DigestUnrecognised,
+    /// The CloudTrail Lake sign file's RSA signature over its hash list verified with the
+    /// CloudTrail public key its `publicKeyFingerprint` names, valid at its
+    /// `queryCompleteTime`. Its hashes can be trusted; its file names, time, Region and
+    /// fingerprint are not signed (see SECURITY.md). Nothing to do.
+    QuerySignValid,
+    /// The sign file is not UTF-8 JSON of the sign-file shape, a field is malformed (a hash
+    /// not 64 lowercase hex digits, an unknown field, a field given twice), it names another
+    /// algorithm than `SHA-256`/`SHA256withRSA`, it lists no file, or it is not a plain file
+    /// (a link out of the folder, a FIFO). CloudTrail never writes such a file. Nothing in the
+    /// folder is vouched for; get the sign file again from S3.
+    QuerySignFormat,
+    /// The sign file's signature does not verify over its hash list with the key it names:
+    /// the list (or the signature) was changed, or the file was re-signed with a key that is
+    /// not CloudTrail's but carries a CloudTrail key's fingerprint. The AWS CLI says "Invalid
+    /// signature in sign file". Nothing in the folder is vouched for.
+    QuerySignSignatureInvalid,
+    /// No CloudTrail public key the run has carries the sign file's `publicKeyFingerprint`
+    /// (`evidence.fingerprint`): the key set does not cover its Region and time, or the sign
+    /// file was signed with a key CloudTrail never published (a forgery). Get the Region's keys
+    /// for `queryCompleteTime` (ListPublicKeys) and run again; if the key still does not
+    /// appear, treat the sign file as forged.
+    QuerySignKeyUnknown,
+    /// The key the sign file names is known but was not valid at its `queryCompleteTime`
+    /// (`evidence.from`): CloudTrail signs with a current key, so the file was signed outside
+    /// CloudTrail's schedule, or its time was changed. Treat it as invalid.
+    QuerySignKeyNotValid,
+    /// The export folder has no `result_sign.json`: nothing in it can be verified. Deleted, or
+    /// the wrong folder (the folder of one query: `.../CloudTrail-Lake/Query/YYYY/MM/DD/ID/`).
+    QuerySignMissing,
+    /// The sign file could not be read (I/O error, permissions, S3 error; the reason says).
+    /// Nothing was judged; exit status 2. Fix access and run again.
+    QuerySignUnreadable,
+    /// The result file's stored (gzip) bytes hash to the SHA-256 a verified sign file lists
+    /// for it. Nothing to do.
+    QueryResultValid,
+    /// The result file's stored bytes do not hash to the SHA-256 the sign file lists for it
+    /// (`evidence.expected_sha256` against `actual_sha256`): it was changed, or swapped with
+    /// another file. The AWS CLI says "has inconsistent hash value". Its rows are not the
+    /// query's; compare with S3 object versions.
+    QueryResultHashMismatch,
+    /// The sign file lists the result file and it is not in the folder: deleted, renamed, or
+    /// left out of the copy. Its rows are lost to this folder; look for it in S3.
+    QueryResultMissing,
+    /// The sign file lists a name that CloudTrail never gives a result file (not
+    /// `result_N.csv.gz`: a path such as `../x` or `a/b`), or lists a name twice. Names are not
+    /// signed: the sign file was edited. The file is not read.
+    QueryResultName,
+    /// Where the result file should be there is something that is not a plain file of the
+    /// folder: a link leading out of it, a FIFO, a device. Never read; S3 holds nothing of the
+    /// kind, so the copy was altered.
+    QueryResultNotAFile,
+    /// A file (or folder) in the export folder that the sign file does not list: added after
+    /// delivery, or a result file renamed. Anything reading the folder would take it for query
+    /// results; find out who put it there.
+    QueryResultUnlisted,
+    /// The result file could not be read (I/O error, permissions, S3 error). Nothing was
+    /// judged; exit status 2. Fix access and run again.
+    QueryResultUnreadable,
+    /// The result file's hash matches the sign file, but the sign file's signature was not
+    /// accepted (see its finding), so nothing vouches for that hash. Resolve the sign file's
+    /// finding first.
+    QueryResultUnverifiable,
 }
 
 impl Kind {
@@ -217,8 +285,12 @@ impl Kind {
     pub fn verdict(self) -> Verdict {
         use Kind::*;
         match self {
-            DigestValid | LogValid => Verdict::Valid,
-            DigestMissing | DigestSuccessorMissing | LogMissing => Verdict::Missing,
+            DigestValid | LogValid | QuerySignValid | QueryResultValid => Verdict::Valid,
+            DigestMissing
+            | DigestSuccessorMissing
+            | LogMissing
+            | QuerySignMissing
+            | QueryResultMissing => Verdict::Missing,
             DigestMoved
             | DigestFormat
             | DigestSignatureInvalid
@@ -233,7 +305,14 @@ impl Kind {
             | LogTrailingData
             | PathEscape
             | LogUnrecognised
-            | DigestUnrecognised => Verdict::Invalid,
+            | DigestUnrecognised
+            | QuerySignFormat
+            | QuerySignSignatureInvalid
+            | QuerySignKeyNotValid
+            | QueryResultHashMismatch
+            | QueryResultName
+            | QueryResultNotAFile
+            | QueryResultUnlisted => Verdict::Invalid,
             DigestKeyUnknown
             | DigestSignatureUnavailable
             | DigestLinkOtherBucket
@@ -246,7 +325,11 @@ impl Kind {
             | LogUnverifiable
             | LogUnreferenced
             | LogOtherBucket
-            | LogUnreadable => Verdict::NotVerified,
+            | LogUnreadable
+            | QuerySignKeyUnknown
+            | QuerySignUnreadable
+            | QueryResultUnreadable
+            | QueryResultUnverifiable => Verdict::NotVerified,
         }
     }
 
@@ -273,6 +356,21 @@ impl Kind {
             LogValid | LogMissing | LogHashMismatch | LogFormat | LogTruncated
             | LogTrailingData | LogBudgetExceeded | LogUnverifiable | LogUnreferenced
             | LogOtherBucket | LogUnreadable | LogUnrecognised => ObjectKind::Log,
+            QuerySignValid
+            | QuerySignFormat
+            | QuerySignSignatureInvalid
+            | QuerySignKeyUnknown
+            | QuerySignKeyNotValid
+            | QuerySignMissing
+            | QuerySignUnreadable => ObjectKind::QuerySign,
+            QueryResultValid
+            | QueryResultHashMismatch
+            | QueryResultMissing
+            | QueryResultName
+            | QueryResultNotAFile
+            | QueryResultUnlisted
+            | QueryResultUnreadable
+            | QueryResultUnverifiable => ObjectKind::QueryResult,
             _ => ObjectKind::Digest,
         }
     }

@@ -20,6 +20,7 @@ pub mod evidence;
 pub mod finding;
 pub mod gz;
 pub mod keyfile;
+pub mod lake;
 pub mod layout;
 pub mod ledger;
 pub mod records;

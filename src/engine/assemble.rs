@@ -189,7 +189,7 @@ fn range_info(range: Range, derived: bool) -> RangeInfo {
 }
 
 /// The keys of the run, each with where it came from.
-fn key_infos(keys: &KeySet, key_provider: &dyn KeyProvider) -> Vec<KeyInfo> {
+pub(super) fn key_infos(keys: &KeySet, key_provider: &dyn KeyProvider) -> Vec<KeyInfo> {
     keys.iter()
         .map(|k| KeyInfo {
             fingerprint: k.fingerprint().to_string(),

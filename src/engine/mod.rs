@@ -27,6 +27,7 @@ mod count;
 mod digests;
 pub mod events;
 mod holes;
+pub mod lake;
 mod layout;
 mod logs;
 mod plan;

@@ -429,17 +429,24 @@ fn not_proven(report: &Report, chains: &[ChainDoc<'_>]) -> Vec<NotProven> {
         };
         out.push(item(what, None, f));
     }
-    out.push(NotProven {
-        what: Unproven::OutsideRange,
-        chain: None,
-        subject: None,
-        period: None,
-        detail: format!(
-            "anything delivered before {} or after {}, objects in other buckets, Insights files (CloudTrail does not digest them), and accounts, Regions or trails the filters leave out",
-            format_iso(report.range.start),
-            format_iso(report.range.end)
-        ),
-    });
+    // A query-results report (`verify-query-results`) states its own limits in its notes.
+    let query_results = report
+        .unchained
+        .iter()
+        .any(|f| f.object() == ObjectKind::QuerySign);
+    if !query_results {
+        out.push(NotProven {
+            what: Unproven::OutsideRange,
+            chain: None,
+            subject: None,
+            period: None,
+            detail: format!(
+                "anything delivered before {} or after {}, objects in other buckets, Insights files (CloudTrail does not digest them), and accounts, Regions or trails the filters leave out",
+                format_iso(report.range.start),
+                format_iso(report.range.end)
+            ),
+        });
+    }
     let mut origins: Vec<&str> = report.keys.iter().map(|k| k.origin.as_str()).collect();
     origins.sort_unstable();
     origins.dedup();

@@ -6,6 +6,7 @@ pub mod dsse;
 pub mod html;
 pub mod json;
 pub mod jsonl;
+pub mod lake;
 pub mod records;
 pub mod signing;
 pub mod statement;
@@ -166,6 +167,11 @@ impl Tally {
         self.valid + self.invalid + self.not_verified
     }
 
+    /// Whether nothing was counted.
+    pub fn is_zero(&self) -> bool {
+        self.total() == 0
+    }
+
     fn add(&mut self, other: Tally) {
         self.valid += other.valid;
         self.invalid += other.invalid;
@@ -182,6 +188,13 @@ pub struct Totals {
     pub logs: Tally,
     /// Gaps, uncovered ends of the range, links that leave the chain or the evidence.
     pub coverage_findings: usize,
+    /// CloudTrail Lake sign files (`verify-query-results` only; absent when none).
+    #[serde(default, skip_serializing_if = "Tally::is_zero")]
+    pub query_sign_files: Tally,
+    /// CloudTrail Lake result files and other files of the export folder (`verify-query-results`
+    /// only; absent when none).
+    #[serde(default, skip_serializing_if = "Tally::is_zero")]
+    pub query_results: Tally,
 }
 
 impl Totals {
@@ -217,6 +230,8 @@ impl Totals {
             let tally = match object {
                 ObjectKind::Digest => &mut totals.digests,
                 ObjectKind::Log => &mut totals.logs,
+                ObjectKind::QuerySign => &mut totals.query_sign_files,
+                ObjectKind::QueryResult => &mut totals.query_results,
             };
             match verdict {
                 Verdict::Valid => tally.valid += 1,
@@ -232,6 +247,8 @@ impl Totals {
         self.digests.add(other.digests);
         self.logs.add(other.logs);
         self.coverage_findings += other.coverage_findings;
+        self.query_sign_files.add(other.query_sign_files);
+        self.query_results.add(other.query_results);
     }
 }
 
@@ -258,10 +275,15 @@ impl Report {
     /// 1 when anything is not, 2 when an object could not be read at all (the job was not
     /// fully done).
     pub fn exit_code(&self) -> u8 {
-        if self
-            .all_findings()
-            .any(|f| matches!(f.kind, Kind::DigestUnreadable | Kind::LogUnreadable))
-        {
+        if self.all_findings().any(|f| {
+            matches!(
+                f.kind,
+                Kind::DigestUnreadable
+                    | Kind::LogUnreadable
+                    | Kind::QuerySignUnreadable
+                    | Kind::QueryResultUnreadable
+            )
+        }) {
             2
         } else if self.all_findings().all(|f| f.verdict == Verdict::Valid)
             && self.ledgers().all(Ledger::is_proven)

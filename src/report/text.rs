@@ -224,6 +224,8 @@ impl Lines {
         let object = match f.object() {
             ObjectKind::Digest => "Digest file",
             ObjectKind::Log => "Log file",
+            ObjectKind::QuerySign => "Sign file",
+            ObjectKind::QueryResult => "Query result file",
         };
         let line = match (f.kind, f.verdict) {
             (_, Verdict::Valid) => {

@@ -212,6 +212,11 @@ impl LocalEvidence {
             .insert(Stray { key, problem });
     }
 
+    /// The evidence directory, as its canonical path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Resolves a key to a path under the root, refusing anything that would leave it.
     pub fn resolve(&self, key: &str) -> Result<PathBuf, ReadError> {
         let path = self.root.join(plain_key(key)?);

@@ -3,6 +3,7 @@
 pub mod aws;
 #[cfg(feature = "aws")]
 pub mod cloudtrail;
+pub mod lake;
 pub mod local;
 #[cfg(feature = "aws")]
 pub mod pages;
@@ -144,6 +145,15 @@ pub enum SourceError {
     NotPlain {
         /// What is there.
         path: PathBuf,
+    },
+    /// A folder holds more entries than a run will list (`verify-query-results`' export
+    /// folder): no real export comes near it.
+    #[error("{folder} holds more than {max} entries: it was not listed to its end")]
+    TooManyEntries {
+        /// The folder or `s3://` prefix.
+        folder: String,
+        /// The most entries listed.
+        max: usize,
     },
     /// A key that is not a plain relative path, where acquisition would write it.
     #[error("the key {key:?} is not a plain relative path: nothing is written for it")]

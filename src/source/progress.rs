@@ -58,6 +58,8 @@ pub enum Phase {
     AwsLogsFoldersSearched,
     /// Log files copied from S3 into an evidence directory by acquisition. The total is known.
     ObjectsDownloaded,
+    /// CloudTrail Lake result files hashed (`verify-query-results`). The total is known.
+    QueryResultsHashed,
 }
 
 impl std::fmt::Display for Phase {
@@ -68,6 +70,7 @@ impl std::fmt::Display for Phase {
             Phase::LogFilesHashed => "log files hashed",
             Phase::AwsLogsFoldersSearched => "objects searched for AWSLogs/ folders",
             Phase::ObjectsDownloaded => "objects downloaded",
+            Phase::QueryResultsHashed => "query result files hashed",
         })
     }
 }

@@ -801,6 +801,106 @@ impl ObjectSource for S3Source {
     }
 }
 
+/// A CloudTrail Lake export folder at the source's prefix (`verify-query-results`).
+impl super::lake::ExportFolder for S3Source {
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.start())
+    }
+
+    fn bucket(&self) -> Option<String> {
+        Some(self.bucket.clone())
+    }
+
+    fn uri(&self, name: &str) -> String {
+        format!("s3://{}/{}{name}", self.bucket, self.start())
+    }
+
+    fn read_small(&self, name: &str, max: u64) -> Result<Vec<u8>, ReadError> {
+        let loc = S3Location::new(&self.bucket, format!("{}{name}", self.start()));
+        let read = get_streamed(
+            &self.client,
+            &loc,
+            self.pace,
+            max,
+            || Ok(Vec::new()),
+            |bytes: &mut Vec<u8>, chunk| {
+                bytes.extend_from_slice(chunk);
+                if bytes.len() as u64 > max {
+                    return Err(ReadFailure::TooLarge { max }.into());
+                }
+                Ok(())
+            },
+        );
+        self.runtime.block_on(read).map(|(bytes, _)| bytes)
+    }
+
+    /// A delimited listing of the prefix: its objects, and its sub-folders ending in `/`.
+    fn entries(&self) -> Result<Vec<String>, SourceError> {
+        let start = self.start();
+        let names = Mutex::new(Vec::new());
+        let too_many = || SourceError::TooManyEntries {
+            folder: super::lake::ExportFolder::describe(self),
+            max: super::lake::MAX_FOLDER_ENTRIES,
+        };
+        let each = |key: String| {
+            if let (Some(name), Ok(mut names)) = (key.strip_prefix(&start), names.lock()) {
+                if names.len() <= super::lake::MAX_FOLDER_ENTRIES {
+                    names.push(name.to_owned());
+                }
+            }
+        };
+        let folders = self.runtime.block_on(self.list(&start, true, &each))?;
+        let mut names = names
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        names.extend(
+            folders
+                .iter()
+                .filter_map(|f| f.strip_prefix(&start).map(str::to_owned)),
+        );
+        if names.len() > super::lake::MAX_FOLDER_ENTRIES {
+            return Err(too_many());
+        }
+        Ok(names)
+    }
+
+    fn hash_files(
+        &self,
+        names: &[String],
+        progress: &Progress<'_>,
+    ) -> Vec<crate::core::lake::ResultRead> {
+        let pace = self.pace;
+        let start = self.start();
+        let items = names
+            .iter()
+            .map(|n| S3Location::new(&self.bucket, format!("{start}{n}")));
+        self.run_all(progress, items, move |c, loc| hash_stored(c, loc, pace))
+            .into_iter()
+            .map(super::lake::result_read)
+            .collect()
+    }
+}
+
+/// SHA-256 of an object's stored bytes, as they stream in.
+async fn hash_stored(
+    client: Client,
+    loc: S3Location,
+    pace: Pace,
+) -> Result<super::lake::StoredHash, ReadError> {
+    let fresh = || Ok((sha2::Sha256::new(), 0u64));
+    let feed = |(sha, size): &mut (sha2::Sha256, u64), chunk: &[u8]| {
+        sha.update(chunk);
+        *size += chunk.len() as u64;
+        Ok(())
+    };
+    let ((sha, size), _) =
+        get_streamed(&client, &loc, pace, MAX_BODY_FOR_DEADLINE, fresh, feed).await?;
+    Ok(super::lake::StoredHash {
+        sha256: crate::core::types::Sha256(sha.finalize().into()),
+        size,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use trailproof_testgen::{
-    adversarial_cases, all_cases, write_cases, Attack, Corpus, World, ATTACKS,
+    adversarial_cases, all_cases, write_cases, Attack, Corpus, LakeExport, World, ATTACKS,
 };
 
 #[derive(Parser)]
@@ -57,6 +57,20 @@ enum Command {
         /// The verifier's report for that link is not specified; expected.json ignores it.
         #[arg(long)]
         moved_from_bucket: Option<String>,
+    },
+    /// Write a CloudTrail Lake query export (result_N.csv.gz + result_sign.json, signed with
+    /// a test key) into DIR, and its public keys into DIR-keys.json.
+    Lake {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 3)]
+        files: usize,
+        #[arg(long, default_value_t = 100)]
+        rows: usize,
+        /// queryCompleteTime.
+        #[arg(long, default_value = "2026-01-10T12:00:00Z")]
+        complete: jiff::Timestamp,
     },
     /// Apply one attack to a bucket copy on disk (DIR holds bucket/, expected.json,
     /// public-keys.json) and update its expected.json.
@@ -165,6 +179,27 @@ fn run(cli: Cli) -> Result<(), String> {
                 e.valid.digests,
                 e.valid.logs,
                 e.findings.len()
+            );
+            Ok(())
+        }
+        Command::Lake {
+            dir,
+            seed,
+            files,
+            rows,
+            complete,
+        } => {
+            let export = LakeExport::new(seed, files, rows, complete);
+            export.write(&dir)?;
+            let mut keys = dir.into_os_string();
+            keys.push("-keys.json");
+            let keys = PathBuf::from(keys);
+            let json =
+                serde_json::to_vec_pretty(&export.public_keys_json()).map_err(|e| e.to_string())?;
+            std::fs::write(&keys, json).map_err(|e| format!("{}: {e}", keys.display()))?;
+            println!(
+                "{files} result files and result_sign.json; keys in {}",
+                keys.display()
             );
             Ok(())
         }
