@@ -21,7 +21,7 @@ use trailproof::source::{KeyProvider, ObjectSource, PinnedKeys};
 
 use super::error::CliError;
 use super::progress::Bars;
-use super::{parse_time, EvidenceArgs};
+use super::{parse_threads, parse_time, EvidenceArgs};
 
 /// Memory the sort holds before it spills a run to a temporary file.
 const SORT_BUDGET: usize = 64 << 20;
@@ -69,7 +69,8 @@ pub struct EventsArgs {
     #[arg(long)]
     pub unsorted: bool,
     /// Worker threads for verification (default: one per core).
-    #[arg(long, value_name = "N")]
+    /// At most 1024: each is a thread of the system's.
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// jsonl: each record unchanged plus its provenance under "trailproof", one per line;
     /// timesketch: flat JSONL lines with the message, datetime and timestamp_desc fields

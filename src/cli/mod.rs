@@ -137,7 +137,8 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub verbose: bool,
     /// Worker threads (default: one per core).
-    #[arg(long, value_name = "N")]
+    /// At most 1024: each is a thread of the system's.
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     #[cfg(feature = "aws")]
     #[command(flatten)]
@@ -159,6 +160,14 @@ impl VerifyArgs {
         // and signed reports keep the full manifest.
         self.evidence
             .settings(self.format == Format::Text && !self.verbose && self.sign.sign_key.is_none())
+    }
+}
+
+/// `--threads`: 0 (one per core) to 1024.
+pub fn parse_threads(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n <= 1024 => Ok(n),
+        _ => Err("a number of threads from 0 (one per core) to 1024".to_owned()),
     }
 }
 

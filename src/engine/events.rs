@@ -105,7 +105,7 @@ impl Default for ExportOptions {
             filter: EventFilter::default(),
             include_unverified: false,
             order: Order::sorted(),
-            batch: 64,
+            batch: 16,
         }
     }
 }

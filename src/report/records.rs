@@ -55,9 +55,10 @@
 //!
 //! # Fields read
 //!
-//! The fields are read from the record's text as parsed JSON; a key given twice counts as its
-//! last copy, as jq reads it. (`events` has already refused log files where the fields it
-//! filters and sorts on are given twice: see [`crate::core::records`].)
+//! The fields are read as the filters read them ([`crate::core::records::Record`]): a value
+//! that is not a readable JSON string (a number, a lone surrogate escape) is absent, whatever
+//! the rest of the record holds. A log file where any of them is given twice is not exported
+//! at all (see [`crate::core::records`]), so no column depends on which copy a reader takes.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -67,7 +68,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::core::layout::{parse_key, CloudTrailKey};
-use crate::core::records::{provenance_json, write_line_with, Carrier, LineError};
+use crate::core::records::{provenance_json, write_line_with, Carrier, Column, LineError, Record};
 use crate::engine::events::ExportedRecord;
 
 /// Why records could not be written.
@@ -153,34 +154,48 @@ struct Fields {
     read_only: Option<bool>,
 }
 
-/// The string fields: (path in the record, Parquet column, Timesketch field).
-const STRING_FIELDS: [(&[&str], &str, &str); 13] = [
-    (&["eventID"], "eventID", "event_id"),
-    (&["eventName"], "eventName", "event_name"),
-    (&["eventSource"], "eventSource", "event_source"),
-    (&["eventType"], "eventType", "event_type"),
-    (&["awsRegion"], "awsRegion", "aws_region"),
+/// Which string field: one the filters read, or a [`Column`].
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    EventId,
+    EventName,
+    EventSource,
+    UserArn,
+    Column(Column),
+}
+
+/// The string fields: (the field, Parquet column, Timesketch field).
+const STRING_FIELDS: [(Field, &str, &str); 13] = [
+    (Field::EventId, "eventID", "event_id"),
+    (Field::EventName, "eventName", "event_name"),
+    (Field::EventSource, "eventSource", "event_source"),
+    (Field::Column(Column::EventType), "eventType", "event_type"),
+    (Field::Column(Column::AwsRegion), "awsRegion", "aws_region"),
     (
-        &["recipientAccountId"],
+        Field::Column(Column::RecipientAccountId),
         "recipientAccountId",
         "recipient_account_id",
     ),
-    (&["sourceIPAddress"], "sourceIPAddress", "source_ip_address"),
-    (&["userAgent"], "userAgent", "user_agent"),
-    (&["errorCode"], "errorCode", "error_code"),
-    (&["errorMessage"], "errorMessage", "error_message"),
     (
-        &["userIdentity", "type"],
+        Field::Column(Column::SourceIpAddress),
+        "sourceIPAddress",
+        "source_ip_address",
+    ),
+    (Field::Column(Column::UserAgent), "userAgent", "user_agent"),
+    (Field::Column(Column::ErrorCode), "errorCode", "error_code"),
+    (
+        Field::Column(Column::ErrorMessage),
+        "errorMessage",
+        "error_message",
+    ),
+    (
+        Field::Column(Column::UserIdentityType),
         "userIdentityType",
         "user_identity_type",
     ),
+    (Field::UserArn, "userIdentityArn", "user_identity_arn"),
     (
-        &["userIdentity", "arn"],
-        "userIdentityArn",
-        "user_identity_arn",
-    ),
-    (
-        &["userIdentity", "accountId"],
+        Field::Column(Column::UserIdentityAccountId),
         "userIdentityAccountId",
         "user_identity_account_id",
     ),
@@ -194,18 +209,27 @@ const USER_TYPE: usize = 10;
 const USER_ARN: usize = 11;
 
 impl Fields {
+    /// Read as the filters read them ([`Record`]): a value that is not a readable string (a
+    /// lone surrogate escape, a number) is absent, and nothing elsewhere in the record (deep
+    /// nesting, huge numbers) keeps the other fields from being read.
     fn of(text: &str) -> Fields {
-        let Ok(value) = serde_json::from_str::<Value>(text) else {
+        let Ok(record) = Record::parse(text) else {
             return Fields::default();
         };
-        let at = |path: &[&str]| path.iter().try_fold(&value, |v, k| v.get(k));
+        let text_of = |field: Field| -> Option<String> {
+            let value = match field {
+                Field::EventId => record.event_id.clone(),
+                Field::EventName => record.event_name.clone(),
+                Field::EventSource => record.event_source.clone(),
+                Field::UserArn => record.user_arn.clone(),
+                Field::Column(c) => record.column(c),
+            };
+            value.map(|v| v.into_owned())
+        };
         Fields {
-            event_time: at(&["eventTime"])
-                .and_then(Value::as_str)
-                .and_then(|t| t.parse().ok()),
-            strings: STRING_FIELDS
-                .map(|(path, _, _)| at(path).and_then(Value::as_str).map(str::to_owned)),
-            read_only: at(&["readOnly"]).and_then(Value::as_bool),
+            event_time: record.event_time,
+            strings: STRING_FIELDS.map(|(field, _, _)| text_of(field)),
+            read_only: record.read_only,
         }
     }
 
@@ -662,10 +686,18 @@ mod tests {
         );
     }
 
+    /// Found by the red team: a lone surrogate, a number beyond f64 or deep nesting anywhere
+    /// in a record made every column empty; only the field that is unreadable is.
     #[test]
-    fn fields_take_the_last_copy_of_a_key_as_jq_does() {
-        let f = Fields::of(r#"{"awsRegion":"a","awsRegion":"b"}"#);
-        assert_eq!(f.get(AWS_REGION), Some("b"));
+    fn one_unreadable_value_empties_only_its_own_field() {
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let text = format!(
+            r#"{{"eventTime":"2026-01-01T00:00:00Z","eventName":"GetObject","awsRegion":"\ud800","requestParameters":{{"n":1e400,"d":{deep}}}}}"#
+        );
+        let f = Fields::of(&text);
+        assert_eq!(f.get(EVENT_NAME), Some("GetObject"));
+        assert_eq!(f.get(AWS_REGION), None);
+        assert!(f.event_time.is_some());
         assert_eq!(Fields::of("not json"), Fields::default());
     }
 

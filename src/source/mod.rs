@@ -13,6 +13,7 @@ pub mod s3;
 pub mod tsa;
 
 use std::collections::BTreeSet;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -413,6 +414,9 @@ pub trait KeyProvider {
     fn origin(&self) -> String;
 }
 
+/// The longest public-key file read (a real one lists a few keys, a few KB).
+pub const MAX_KEY_FILE: u64 = 16 << 20;
+
 /// CloudTrail public keys the caller supplies (pinned): trusted as given and the same whatever
 /// the run needs, so a run with them is offline and repeatable. Reports name where they came
 /// from.
@@ -448,10 +452,22 @@ impl PinnedKeys {
     /// Reads a key file in the format `aws cloudtrail list-public-keys` prints (or
     /// `trailproof keys fetch` saves); see [`crate::core::keyfile`].
     pub fn from_file(path: &Path) -> Result<Self, PinnedKeysError> {
-        let bytes = std::fs::read(path).map_err(|source| PinnedKeysError::Read {
+        let read = |source| PinnedKeysError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        // A key file is a few KB: read at most MAX_KEY_FILE bytes (/dev/zero ends there), and
+        // anything longer is not one.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes))
+            .map_err(read)?;
+        if bytes.len() as u64 > MAX_KEY_FILE {
+            return Err(read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("longer than {MAX_KEY_FILE} bytes: not a key file"),
+            )));
+        }
         let keys = parse_key_file(&bytes).map_err(|source| PinnedKeysError::Parse {
             path: path.to_owned(),
             source,

@@ -13,9 +13,12 @@
 //! record make the file malformed, because the output could not be unambiguous otherwise:
 //!
 //! - a field trailproof reads (`eventTime`, `eventID`, `eventName`, `eventSource`,
-//!   `errorCode`, `readOnly`, `userIdentity`, `userIdentity.arn`) given twice, escaped
-//!   spellings included (`"event\u0049D"` is `eventID`): readers disagree on which copy counts
-//!   (jq takes the last), so a filter's decision would depend on the reader;
+//!   `errorCode`, `readOnly`, `userIdentity`, `userIdentity.arn`, and the [`Column`]s written
+//!   out as columns: `eventType`, `awsRegion`, `recipientAccountId`, `sourceIPAddress`,
+//!   `userAgent`, `errorMessage`, `userIdentity.type`, `userIdentity.accountId`) given twice,
+//!   escaped spellings included (`"event\u0049D"` is `eventID`): readers disagree on which
+//!   copy counts (jq takes the last), so a filter's decision or a column would depend on the
+//!   reader;
 //! - a top-level key `trailproof`: the output adds the provenance under that key, and a second
 //!   one would let the record forge it for readers that take the first.
 //!
@@ -73,7 +76,7 @@ mod provenance;
 
 pub use dedupe::{Dedupe, DedupeStats, Pushed};
 pub use filter::{EventFilter, Glob};
-pub use parse::{for_each_record, parse_records, Record, RecordLimits, RecordsError};
+pub use parse::{for_each_record, parse_records, Column, Record, RecordLimits, RecordsError};
 pub use proven::{candidates, Candidate, LeftOut, LeftOutReason, ProvenLog};
 pub use provenance::{
     provenance_json, write_line, write_line_with, Carrier, LineError, Provenance,

@@ -103,12 +103,91 @@ pub struct Record<'a> {
     pub has_error: bool,
     /// `readOnly`, a JSON boolean.
     pub read_only: Option<bool>,
+    /// The JSON text of each [`Column`]'s value, read as a string only when asked.
+    columns: [Option<&'a str>; Column::ALL.len()],
+}
+
+/// A string field of a record that trailproof does not filter on but writes out as a column
+/// (Parquet, Timesketch): read with [`Record::column`]. Like the fields above, each is
+/// refused given twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Column {
+    /// `eventType`.
+    EventType,
+    /// `awsRegion`.
+    AwsRegion,
+    /// `recipientAccountId`.
+    RecipientAccountId,
+    /// `sourceIPAddress`.
+    SourceIpAddress,
+    /// `userAgent`.
+    UserAgent,
+    /// `errorCode`.
+    ErrorCode,
+    /// `errorMessage`.
+    ErrorMessage,
+    /// `userIdentity.type`.
+    UserIdentityType,
+    /// `userIdentity.accountId`.
+    UserIdentityAccountId,
+}
+
+impl Column {
+    /// Every column, in this order.
+    pub const ALL: [Column; 9] = [
+        Column::EventType,
+        Column::AwsRegion,
+        Column::RecipientAccountId,
+        Column::SourceIpAddress,
+        Column::UserAgent,
+        Column::ErrorCode,
+        Column::ErrorMessage,
+        Column::UserIdentityType,
+        Column::UserIdentityAccountId,
+    ];
+
+    /// Its name in the record (`userIdentity.type` for a nested one).
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::EventType => "eventType",
+            Column::AwsRegion => "awsRegion",
+            Column::RecipientAccountId => "recipientAccountId",
+            Column::SourceIpAddress => "sourceIPAddress",
+            Column::UserAgent => "userAgent",
+            Column::ErrorCode => "errorCode",
+            Column::ErrorMessage => "errorMessage",
+            Column::UserIdentityType => "userIdentity.type",
+            Column::UserIdentityAccountId => "userIdentity.accountId",
+        }
+    }
+
+    fn slot(self) -> usize {
+        Column::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    }
+
+    /// The top-level column named `key`.
+    fn top_level(key: &str) -> Option<Column> {
+        Column::ALL
+            .into_iter()
+            .find(|c| c.name() == key && !c.name().contains('.'))
+    }
 }
 
 impl<'a> Record<'a> {
     /// The record's JSON text exactly as in the file, from its `{` to its `}`.
     pub fn raw(&self) -> &'a str {
         self.raw
+    }
+
+    /// A column's value, when the record has it as a readable JSON string (`None` otherwise,
+    /// as for the fields above).
+    pub fn column(&self, column: Column) -> Option<Cow<'a, str>> {
+        self.columns
+            .get(column.slot())
+            .copied()
+            .flatten()
+            .and_then(string_text)
     }
 
     /// Reads one record from its JSON text (an output line of `trailproof events` reads back as
@@ -337,12 +416,15 @@ impl FieldsVisitor<'_> {
 
 /// A string value, or `None` when the value is not a readable JSON string.
 fn string_value(raw: &RawValue) -> Option<Cow<'_, str>> {
-    if !raw.get().starts_with('"') {
+    string_text(raw.get())
+}
+
+/// [`string_value`] of a value's JSON text.
+fn string_text(text: &str) -> Option<Cow<'_, str>> {
+    if !text.starts_with('"') {
         return None;
     }
-    serde_json::from_str::<CowStr<'_>>(raw.get())
-        .ok()
-        .map(|s| s.0)
+    serde_json::from_str::<CowStr<'_>>(text).ok().map(|s| s.0)
 }
 
 impl<'de> de::Visitor<'de> for FieldsVisitor<'_> {
@@ -362,7 +444,9 @@ impl<'de> de::Visitor<'de> for FieldsVisitor<'_> {
             user_arn: None,
             has_error: false,
             read_only: None,
+            columns: [None; Column::ALL.len()],
         };
+        let mut seen_columns = [false; Column::ALL.len()];
         // Which read fields were seen, in the order of FIELDS.
         const FIELDS: [&str; 7] = [
             "eventTime",
@@ -378,6 +462,22 @@ impl<'de> de::Visitor<'de> for FieldsVisitor<'_> {
             if key == "trailproof" {
                 let index = self.index;
                 return Err(self.fail(RecordsError::ReservedKey { index }));
+            }
+            if let Some(column) = Column::top_level(&key).filter(|c| *c != Column::ErrorCode) {
+                let slot = column.slot();
+                match seen_columns.get_mut(slot) {
+                    Some(s) if !*s => *s = true,
+                    _ => {
+                        let index = self.index;
+                        let field = column.name();
+                        return Err(self.fail(RecordsError::DuplicateField { index, field }));
+                    }
+                }
+                let value: &'de RawValue = map.next_value()?;
+                if let Some(c) = record.columns.get_mut(slot) {
+                    *c = Some(value.get());
+                }
+                continue;
             }
             let Some(slot) = FIELDS.iter().position(|f| *f == key) else {
                 map.next_value::<IgnoredAny>()?;
@@ -399,7 +499,12 @@ impl<'de> de::Visitor<'de> for FieldsVisitor<'_> {
                 "eventID" => record.event_id = string_value(value),
                 "eventName" => record.event_name = string_value(value),
                 "eventSource" => record.event_source = string_value(value),
-                "errorCode" => record.has_error = value.get() != "null",
+                "errorCode" => {
+                    record.has_error = value.get() != "null";
+                    if let Some(c) = record.columns.get_mut(Column::ErrorCode.slot()) {
+                        *c = Some(value.get());
+                    }
+                }
                 "readOnly" => {
                     record.read_only = match value.get() {
                         "true" => Some(true),
@@ -411,15 +516,20 @@ impl<'de> de::Visitor<'de> for FieldsVisitor<'_> {
                     // userIdentity: only an object has an arn.
                     if value.get().starts_with('{') {
                         let mut de = serde_json::Deserializer::from_str(value.get());
-                        let arn = de.deserialize_map(ArnVisitor).map_err(de::Error::custom)?;
-                        match arn {
-                            Arn::Found(a) => record.user_arn = a,
-                            Arn::Duplicate => {
-                                let index = self.index;
-                                return Err(self.fail(RecordsError::DuplicateField {
-                                    index,
-                                    field: "userIdentity.arn",
-                                }));
+                        let identity = de
+                            .deserialize_map(IdentityVisitor)
+                            .map_err(de::Error::custom)?;
+                        if let Some(field) = identity.duplicate {
+                            let index = self.index;
+                            return Err(self.fail(RecordsError::DuplicateField { index, field }));
+                        }
+                        record.user_arn = identity.arn.and_then(string_text);
+                        for (column, text) in [
+                            (Column::UserIdentityType, identity.kind),
+                            (Column::UserIdentityAccountId, identity.account),
+                        ] {
+                            if let Some(c) = record.columns.get_mut(column.slot()) {
+                                *c = text;
                             }
                         }
                     }
@@ -430,40 +540,47 @@ impl<'de> de::Visitor<'de> for FieldsVisitor<'_> {
     }
 }
 
-enum Arn<'de> {
-    Found(Option<Cow<'de, str>>),
-    Duplicate,
+/// What a `userIdentity` object holds of what trailproof reads: each value's JSON text, and
+/// the first field given twice.
+#[derive(Default)]
+struct Identity<'de> {
+    arn: Option<&'de str>,
+    kind: Option<&'de str>,
+    account: Option<&'de str>,
+    duplicate: Option<&'static str>,
 }
 
-struct ArnVisitor;
+struct IdentityVisitor;
 
-impl<'de> de::Visitor<'de> for ArnVisitor {
-    type Value = Arn<'de>;
+impl<'de> de::Visitor<'de> for IdentityVisitor {
+    type Value = Identity<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a userIdentity object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Arn<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Identity<'de>, A::Error> {
         // Read to the end even after a duplicate: the parser checks the object is closed.
-        let mut arn = None;
-        let mut seen = false;
-        let mut duplicate = false;
+        let mut found = Identity::default();
         while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
-            if key != "arn" || seen {
-                duplicate |= key == "arn";
+            let (slot, field) = match key.as_ref() {
+                "arn" => (&mut found.arn, "userIdentity.arn"),
+                "type" => (&mut found.kind, "userIdentity.type"),
+                "accountId" => (&mut found.account, "userIdentity.accountId"),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                found.duplicate.get_or_insert(field);
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            seen = true;
             let value: &'de RawValue = map.next_value()?;
-            arn = string_value(value);
+            *slot = Some(value.get());
         }
-        Ok(if duplicate {
-            Arn::Duplicate
-        } else {
-            Arn::Found(arn)
-        })
+        Ok(found)
     }
 }
 
@@ -606,6 +723,16 @@ mod tests {
                 r#"{"userIdentity":{"arn":"a","type":"x","arn":"b"}}"#,
                 "userIdentity.arn",
             ),
+            (r#"{"awsRegion":"a","aws\u0052egion":"b"}"#, "awsRegion"),
+            (r#"{"errorMessage":"a","errorMessage":"b"}"#, "errorMessage"),
+            (
+                r#"{"userIdentity":{"type":"a","type":"b"}}"#,
+                "userIdentity.type",
+            ),
+            (
+                r#"{"userIdentity":{"accountId":"1","accountId":"2"}}"#,
+                "userIdentity.accountId",
+            ),
         ];
         for (record, field) in cases {
             let text = format!("{{\"Records\":[{{}},{record}]}}");
@@ -624,8 +751,35 @@ mod tests {
             Err(E::ReservedKey { index: 0 })
         );
         // A nested `trailproof` or a repeated key trailproof does not read: kept as written.
-        let kept = r#"{"Records":[{"requestParameters":{"trailproof":1},"awsRegion":"a","awsRegion":"b"}]}"#;
+        let kept = r#"{"Records":[{"requestParameters":{"trailproof":1},"vpcEndpointId":"a","vpcEndpointId":"b"}]}"#;
         assert_eq!(parse(kept).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn columns_are_read_as_strings_or_not_at_all() {
+        let text = r#"{"Records":[
+            {"awsRegion":"eu-west-1","errorCode":"AccessDenied","sourceIPAddress":"\u0031.2.3.4",
+             "userIdentity":{"type":"IAMUser","accountId":"111122223333","arn":"a"},
+             "userAgent":7,"errorMessage":"\ud800"},
+            {"errorCode":null,"userIdentity":"root"}
+        ]}"#;
+        let r = parse(text).unwrap();
+        let got = |i: usize, c| r[i].column(c).map(|v| v.into_owned());
+        assert_eq!(got(0, Column::AwsRegion).as_deref(), Some("eu-west-1"));
+        assert_eq!(got(0, Column::ErrorCode).as_deref(), Some("AccessDenied"));
+        assert_eq!(got(0, Column::SourceIpAddress).as_deref(), Some("1.2.3.4"));
+        assert_eq!(got(0, Column::UserIdentityType).as_deref(), Some("IAMUser"));
+        assert_eq!(
+            got(0, Column::UserIdentityAccountId).as_deref(),
+            Some("111122223333")
+        );
+        assert_eq!(got(0, Column::UserAgent), None);
+        assert_eq!(got(0, Column::ErrorMessage), None);
+        assert!(r[0].has_error);
+        for c in Column::ALL {
+            assert_eq!(got(1, c), None, "{c:?}");
+        }
+        assert!(!r[1].has_error);
     }
 
     #[test]

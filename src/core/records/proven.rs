@@ -112,13 +112,17 @@ pub fn candidates<'a>(
     include_unverified: bool,
     left_out: &mut LeftOut,
 ) -> Vec<Candidate> {
-    // One judgement per log file: its worst finding.
+    // One judgement per log file (by key, whatever bucket a finding names): its worst
+    // finding. A log file is what a log finding is about, or anything at a log file's key
+    // (a link leading out of the copy there is a `path_escape`, and a log file left out).
     let mut logs: BTreeMap<&str, &Finding> = BTreeMap::new();
-    for f in findings
-        .into_iter()
-        .filter(|f| f.kind.object() == ObjectKind::Log)
-    {
-        logs.entry(f.subject.as_str())
+    for f in findings {
+        let key = key_of(&f.subject);
+        let log_key = matches!(parse_key(key), Ok(CloudTrailKey::Log(_)));
+        if f.kind.object() != ObjectKind::Log && !log_key {
+            continue;
+        }
+        logs.entry(key)
             .and_modify(|have| {
                 if f.verdict > have.verdict {
                     *have = f;
@@ -128,13 +132,13 @@ pub fn candidates<'a>(
     }
     let prefix = format!("s3://{bucket}/");
     let mut out = Vec::new();
-    for (subject, f) in logs {
-        let key = subject.strip_prefix(&prefix);
-        let delivered = key.and_then(|k| match parse_key(k) {
-            Ok(CloudTrailKey::Log(l)) => Some(l.time),
+    for (key, f) in logs {
+        let in_bucket = f.subject.strip_prefix(&prefix) == Some(key);
+        let delivered = match parse_key(key) {
+            Ok(CloudTrailKey::Log(l)) if in_bucket => Some(l.time),
             _ => None,
-        });
-        let (Some(key), Some(delivered)) = (key, delivered) else {
+        };
+        let Some(delivered) = delivered else {
             left_out.add(LeftOutReason::Judged(f.kind));
             continue;
         };
@@ -161,6 +165,14 @@ pub fn candidates<'a>(
     }
     out.sort_by(|a, b| (a.delivered, &a.log.key).cmp(&(b.delivered, &b.log.key)));
     out
+}
+
+/// The key of an `s3://BUCKET/KEY` subject (a subject that is not one is its own key).
+fn key_of(subject: &str) -> &str {
+    subject
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .map_or(subject, |(_, key)| key)
 }
 
 fn parse_uri(uri: &str) -> Option<S3Location> {
@@ -344,6 +356,28 @@ mod tests {
             LeftOutReason::Judged(Kind::LogHashMismatch).to_string(),
             "log_hash_mismatch"
         );
+    }
+
+    /// Found by the red team: a log file replaced by a link out of the copy is a `path_escape`
+    /// finding (not a log kind) and was not counted as left out; the same file named in two
+    /// buckets was counted twice. Something unrecognised in a log folder counts too: its
+    /// content, whatever it is, was not exported.
+    #[test]
+    fn left_out_log_files_are_counted_once_each_whatever_the_finding_kind() {
+        let subject = format!("s3://b/{KEY}");
+        let findings = [
+            finding(&subject, Kind::PathEscape, None),
+            finding(&format!("s3://renamed/{KEY}"), Kind::LogMissing, None),
+            finding(
+                "s3://b/AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/",
+                Kind::LogUnrecognised,
+                None,
+            ),
+        ];
+        let mut left_out = LeftOut::default();
+        assert!(candidates(&findings, "b", true, &mut left_out).is_empty());
+        assert_eq!(left_out.total(), 2, "{left_out:?}");
+        assert_eq!(left_out.count(LeftOutReason::Judged(Kind::PathEscape)), 1);
     }
 
     #[test]
