@@ -112,6 +112,11 @@ pub struct AcquireArgs {
     /// Only these trail names (repeatable).
     #[arg(long = "trail", value_name = "NAME")]
     pub trails: Vec<String>,
+    /// Public keys to check object versions with (default: ask CloudTrail in each source
+    /// Region): what the copy shows tampered with is recovered from the bucket's versions only
+    /// when a version's hash or signature proves it CloudTrail's.
+    #[arg(long, value_name = "KEYS.json")]
+    pub public_keys: Option<PathBuf>,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -264,8 +269,16 @@ pub fn run_acquire(args: &AcquireArgs) -> Result<u8, CliError> {
         trails: args.trails.clone(),
         ..Settings::default()
     };
-    let summary = acquire(&source, &options, &settings, &args.dir, &Bars::on_stderr()).map_err(
-        |e| match e {
+    let keys = key_provider(args.public_keys.as_ref(), &options)?;
+    let progress = Bars::on_stderr();
+    let summary = acquire(
+        &source,
+        &options,
+        &settings,
+        &args.dir,
+        (keys.as_ref(), &progress),
+    )
+    .map_err(|e| match e {
             // The bucket acquired is the one named, not one given by a flag: the directory is
             // another bucket's.
             engine::EngineError::BucketConflict { given, recorded } => {
@@ -275,9 +288,8 @@ pub fn run_acquire(args: &AcquireArgs) -> Result<u8, CliError> {
                     recorded,
                 }
             }
-            e => e.into(),
-        },
-    )?;
+        e => e.into(),
+    })?;
     eprintln!("{summary}");
     Ok(if summary.failed == 0 { 0 } else { 2 })
 }

@@ -2,6 +2,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::custody::VersionSearch;
 use super::sign::SigningTime;
 use super::types::{Fingerprint, Sha256};
 
@@ -210,6 +211,16 @@ pub enum Kind {
     LogUnrecognised,
     /// The same as [`Kind::LogUnrecognised`], in a CloudTrail digest folder.
     DigestUnrecognised,
+    /// A copy made by `trailproof acquire` holds the version CloudTrail delivered, recovered
+    /// from S3 versioning, because the bucket's current version was another one (its
+    /// evidence-metadata record says which, and when). The copy's content is judged on its own
+    /// (another finding, if it is not valid); this one says the bucket was tampered with.
+    /// Either object kind: see [`Finding::object`]. Find out who wrote the current version.
+    OverwrittenInBucket,
+    /// As [`Kind::OverwrittenInBucket`], the object having been deleted in the bucket (a delete
+    /// marker was current): the copy is the recovered delivered version. Find out who deleted
+    /// it.
+    DeletedInBucket,
 }
 
 impl Kind {
@@ -218,7 +229,9 @@ impl Kind {
         use Kind::*;
         match self {
             DigestValid | LogValid => Verdict::Valid,
-            DigestMissing | DigestSuccessorMissing | LogMissing => Verdict::Missing,
+            DigestMissing | DigestSuccessorMissing | LogMissing | DeletedInBucket => {
+                Verdict::Missing
+            }
             DigestMoved
             | DigestFormat
             | DigestSignatureInvalid
@@ -233,7 +246,8 @@ impl Kind {
             | LogTrailingData
             | PathEscape
             | LogUnrecognised
-            | DigestUnrecognised => Verdict::Invalid,
+            | DigestUnrecognised
+            | OverwrittenInBucket => Verdict::Invalid,
             DigestKeyUnknown
             | DigestSignatureUnavailable
             | DigestLinkOtherBucket
@@ -265,8 +279,9 @@ impl Kind {
         )
     }
 
-    /// What kind of object findings of this kind are about. [`Kind::PathEscape`] says
-    /// `Digest` here; [`Finding::object`] tells from the subject.
+    /// What kind of object findings of this kind are about. [`Kind::PathEscape`],
+    /// [`Kind::OverwrittenInBucket`] and [`Kind::DeletedInBucket`] say `Digest` here;
+    /// [`Finding::object`] tells from the subject.
     pub fn object(self) -> ObjectKind {
         use Kind::*;
         match self {
@@ -333,6 +348,11 @@ pub struct Finding {
     /// see [`merge_by_object`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<Reason>,
+    /// On S3, for an object that is invalid, missing or moved: what its other versions hold
+    /// (the version CloudTrail delivered, if one is still in the bucket). Left out of JSON when
+    /// nothing was found worth saying (an unversioned bucket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions: Option<VersionSearch>,
 }
 
 /// A further reason an object is not valid, besides its finding's own.
@@ -364,6 +384,7 @@ impl Finding {
             reason: reason.into(),
             evidence: Evidence::default(),
             also: Vec::new(),
+            versions: None,
         }
     }
 
@@ -373,10 +394,14 @@ impl Finding {
         self
     }
 
-    /// What kind of object the finding is about. A path escape may be about either: its
-    /// subject's key tells (a log file symlinked out of the copy is a log file).
+    /// What kind of object the finding is about. A path escape, and an object recovered from
+    /// versioning, may be about either: its subject's key tells (a log file symlinked out of
+    /// the copy is a log file).
     pub fn object(&self) -> ObjectKind {
-        if self.kind != Kind::PathEscape {
+        if !matches!(
+            self.kind,
+            Kind::PathEscape | Kind::OverwrittenInBucket | Kind::DeletedInBucket
+        ) {
             return self.kind.object();
         }
         let key = self

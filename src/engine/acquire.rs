@@ -11,6 +11,14 @@
 //! is fetched again. Nothing already in the directory is deleted, and nothing is written
 //! through a link: the directory is written under the same root lock as it is read
 //! ([`WritableRoot`]), and a run that finds a link where it must write stops before writing.
+//!
+//! Then the copy is verified offline, and each object it finds invalid or missing is looked
+//! for in the bucket's versions ([`super::versions`]): a version proven CloudTrail's (by the
+//! hash its digest lists, or by its signature) replaces the copy, and its record keeps both
+//! versions (`version_id` and `recovered`, see [`crate::core::evidence`]). A recovered digest
+//! brings the log files it names; the copy is verified again, at most [`RECOVERY_ROUNDS`]
+//! times. An offline `verify` of the directory then proves the delivered content and still
+//! reports that the bucket held something else.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -27,15 +35,21 @@ use super::plan::{plan, Plan};
 use super::{EngineError, Settings};
 use crate::core::chain::Range;
 use crate::core::digest::named_log_files;
+use crate::core::custody::{CurrentVersion, Recovered, VersionRef, VersionSearch};
 use crate::core::evidence::{EvidenceMetadata, ObjectRecord, EVIDENCE_FILE};
+use crate::core::finding::Finding;
+use crate::core::sign::KeySet;
 use crate::core::gz::{inflate_all, Limits};
 use crate::core::types::S3Location;
 use crate::source::aws::AwsOptions;
 use crate::source::cloudtrail::{caller_identity, CallerIdentity};
-use crate::source::local::{plain_key, WritableRoot};
+use crate::source::local::{plain_key, LocalEvidence, WritableRoot};
 use crate::source::progress::{Observer, Phase, Progress};
 use crate::source::s3::{Destination, Listed, S3Source};
-use crate::source::{ObjectSource, ReadError, ReadFailure, SourceError, StoredObject};
+use crate::source::{
+    KeyNeeds, KeyProvider, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject,
+};
+use super::versions::Recovery;
 
 /// The acquisition log at the root of the evidence directory: one entry per run.
 pub const ACQUISITION_FILE: &str = "trailproof-acquisition.json";
@@ -55,6 +69,12 @@ pub struct AcquireSummary {
     pub failed: usize,
     /// Each failure: the key and why.
     pub failures: Vec<String>,
+    /// Objects whose copy is the version CloudTrail delivered, recovered from S3 versioning
+    /// because the bucket's current version was another one or a delete marker.
+    pub recovered: Vec<String>,
+    /// Why the bucket's versions were not searched, if they were not (the keys could not be
+    /// had, the copy could not be verified).
+    pub versions_not_searched: Option<String>,
 }
 
 impl fmt::Display for AcquireSummary {
@@ -66,6 +86,15 @@ impl fmt::Display for AcquireSummary {
         )?;
         for failure in &self.failures {
             write!(f, "\n  failed: {failure}")?;
+        }
+        for key in &self.recovered {
+            write!(
+                f,
+                "\n  recovered from an earlier version (the bucket's current one is not CloudTrail's): {key}"
+            )?;
+        }
+        if let Some(why) = &self.versions_not_searched {
+            write!(f, "\n  object versions were not searched: {why}")?;
         }
         Ok(())
     }
@@ -87,14 +116,19 @@ struct AcquisitionRecord<'a> {
     summary: &'a AcquireSummary,
 }
 
+/// How many times at most the copy is verified and recovered from versions: a recovered
+/// digest names log files, which may need recovering in turn.
+pub const RECOVERY_ROUNDS: usize = 3;
+
 /// Copies the run's objects from `source` into `dir`, reporting each phase (digests read,
-/// objects downloaded) to `observer`.
+/// objects downloaded) to `observer`; then recovers from the bucket's versions what the copy
+/// shows tampered with, checking versions with the keys `keys` gives.
 pub fn acquire(
     source: &S3Source,
     options: &AwsOptions,
     settings: &Settings,
     dir: &Path,
-    observer: &dyn Observer,
+    (keys, observer): (&dyn KeyProvider, &dyn Observer),
 ) -> Result<AcquireSummary, EngineError> {
     let started = Timestamp::now();
     let bucket = source.bucket().unwrap_or_default();
@@ -135,14 +169,16 @@ pub fn acquire(
     };
     copy.store_digests(&digest_keys, read);
     let fetch = copy.sort_out_logs(source, &bucket, &wanted_logs);
-    let keys: Vec<String> = fetch.iter().map(|(l, _)| l.key.clone()).collect();
-    copy.store_downloads(keys, source.download(fetch, observer));
+    copy.fetch(source, fetch, observer);
+    write_json(&copy.root, EVIDENCE_FILE, &copy.metadata)?;
+    if copy.summary.wanted > 0 {
+        copy.recover(source, settings, dir, keys, observer)?;
+    }
     let Acquisition {
         root,
-        metadata,
+        metadata: _,
         summary,
     } = copy;
-    write_json(&root, EVIDENCE_FILE, &metadata)?;
     let record = AcquisitionRecord {
         tool: "trailproof",
         version: env!("CARGO_PKG_VERSION"),
@@ -233,6 +269,149 @@ struct Acquisition {
 }
 
 impl Acquisition {
+    /// Downloads `fetch` (current versions) and records what came of it.
+    fn fetch(&mut self, source: &S3Source, fetch: Vec<(S3Location, Part)>, observer: &dyn Observer) {
+        let keys: Vec<String> = fetch.iter().map(|(l, _)| l.key.clone()).collect();
+        let items = fetch.into_iter().map(|(l, p)| (l, None, p)).collect();
+        self.store_downloads(keys, source.download(items, observer));
+    }
+
+    /// Verifies the copy offline and replaces each object it finds invalid or missing with the
+    /// version of it proven CloudTrail's, if the bucket still has one; again for the log files
+    /// recovered digests name, up to [`RECOVERY_ROUNDS`] times. Writes the evidence-metadata
+    /// file after each round. A copy that cannot be verified (no keys) is said in the summary,
+    /// not an error: the current objects were copied.
+    fn recover(
+        &mut self,
+        source: &S3Source,
+        settings: &Settings,
+        dir: &Path,
+        keys: &dyn KeyProvider,
+        observer: &dyn Observer,
+    ) -> Result<(), EngineError> {
+        let bucket = self.metadata.bucket.clone();
+        let offline = Settings {
+            bucket: Some(bucket.clone()),
+            ..settings.clone()
+        };
+        let mut tried: BTreeSet<String> = BTreeSet::new();
+        for _ in 0..RECOVERY_ROUNDS {
+            let remembered = RememberedKeys::new(keys);
+            let report = LocalEvidence::open(dir)
+                .map_err(EngineError::from)
+                .and_then(|copy| super::verify(&copy, &remembered, &offline));
+            let (report, key_set) = match (report, remembered.taken()) {
+                (Ok(report), Some(key_set)) => (report, key_set),
+                (Err(e), _) => {
+                    self.summary.versions_not_searched = Some(e.to_string());
+                    return Ok(());
+                }
+                (Ok(_), None) => return Ok(()),
+            };
+            let findings: Vec<Finding> = report
+                .chains
+                .into_iter()
+                .flat_map(|c| c.findings)
+                .filter(|f| !tried.contains(&f.subject))
+                .collect();
+            let Some(recovery) = Recovery::of(source, &bucket, &key_set) else {
+                return Ok(());
+            };
+            let mut versions = Vec::new();
+            for (index, searched) in recovery.search(&findings) {
+                let Some(f) = findings.get(index) else { continue };
+                tried.insert(f.subject.clone());
+                let Ok(VersionSearch {
+                    delivered: Some(delivered),
+                    current,
+                    ..
+                }) = searched
+                else {
+                    continue;
+                };
+                let Some(key) = key_of(&f.subject, &bucket) else {
+                    continue;
+                };
+                versions.push((key, delivered, current));
+            }
+            if versions.is_empty() {
+                return Ok(());
+            }
+            let named = self.store_versions(source, versions, observer);
+            let wanted: BTreeSet<String> = named
+                .into_iter()
+                .filter(|k| !self.metadata.objects.contains_key(k))
+                .collect();
+            if !wanted.is_empty() {
+                for key in &wanted {
+                    match self.root.check(key) {
+                        Ok(()) | Err(SourceError::UnsafeKey { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                let fetch = self.sort_out_logs(source, &bucket, &wanted);
+                self.fetch(source, fetch, observer);
+            }
+            write_json(&self.root, EVIDENCE_FILE, &self.metadata)?;
+        }
+        Ok(())
+    }
+
+    /// Downloads each delivered version over the copy of its key and records it with what the
+    /// bucket held; answers the log files the recovered digests name in the bucket.
+    fn store_versions(
+        &mut self,
+        source: &S3Source,
+        versions: Vec<(String, VersionRef, CurrentVersion)>,
+        observer: &dyn Observer,
+    ) -> BTreeSet<String> {
+        let bucket = self.metadata.bucket.clone();
+        let items = versions
+            .iter()
+            .map(|(key, v, _)| {
+                let part = Part {
+                    root: self.root.clone(),
+                    key: key.clone(),
+                };
+                (S3Location::new(&bucket, key), Some(v.version_id.clone()), part)
+            })
+            .collect();
+        let mut named = BTreeSet::new();
+        for ((key, delivered, current), result) in versions.into_iter().zip(source.download(items, observer)) {
+            match result {
+                Ok(mut record) => {
+                    record.version_id = Some(delivered.version_id);
+                    record.recovered = Some(Recovered {
+                        written: delivered.written,
+                        current,
+                    });
+                    if record.signature().is_some() {
+                        named.extend(self.named_logs(&key, &bucket));
+                    }
+                    self.metadata.objects.insert(key.clone(), record);
+                    self.summary.recovered.push(key);
+                }
+                Err(e) => self.fail(&key, &format!("{e:?}")),
+            }
+        }
+        named
+    }
+
+    /// The log files in `bucket` that the digest stored at `key` names.
+    fn named_logs(&self, key: &str, bucket: &str) -> Vec<String> {
+        let Ok(Some(bytes)) = read_file(&self.root, key) else {
+            return Vec::new();
+        };
+        let Ok(raw) = inflate_all(&bytes, Limits::DIGEST) else {
+            return Vec::new();
+        };
+        named_log_files(&raw)
+            .into_iter()
+            .filter(|l| l.bucket == bucket)
+            .map(|l| l.key)
+            .collect()
+    }
+
     /// Writes the digests read (unless the same bytes are there) and records them.
     fn store_digests(&mut self, keys: &[String], read: Vec<Result<StoredObject, ReadError>>) {
         for (key, read) in keys.iter().zip(read) {
@@ -378,14 +557,58 @@ fn unchanged(
     if !hex::encode(md5_now.finalize()).eq_ignore_ascii_case(md5) {
         return Ok(None);
     }
-    let carried = old.filter(|o| o.etag.as_deref() == Some(etag.as_str()));
+    // The recovery record is not carried: the copy is the current object now.
+    let carried = old
+        .filter(|o| o.etag.as_deref() == Some(etag.as_str()) && o.recovered.is_none())
+        .cloned()
+        .unwrap_or_default();
     Ok(Some(ObjectRecord {
         size: Some(size),
-        version_id: carried.and_then(|o| o.version_id.clone()),
-        metadata: carried.map(|o| o.metadata.clone()).unwrap_or_default(),
         sha256: Some(hex::encode(sha_now.finalize())),
         etag: Some(etag),
+        ..carried
     }))
+}
+
+/// The key of `subject` (`s3://BUCKET/KEY`) in `bucket`.
+fn key_of(subject: &str, bucket: &str) -> Option<String> {
+    subject
+        .strip_prefix("s3://")?
+        .strip_prefix(bucket)?
+        .strip_prefix('/')
+        .map(str::to_owned)
+}
+
+/// A key provider that keeps the keys it gave, so the versions of a run can be checked with
+/// the very keys the run used.
+struct RememberedKeys<'a> {
+    inner: &'a dyn KeyProvider,
+    given: Mutex<Option<KeySet>>,
+}
+
+impl<'a> RememberedKeys<'a> {
+    fn new(inner: &'a dyn KeyProvider) -> Self {
+        RememberedKeys {
+            inner,
+            given: Mutex::new(None),
+        }
+    }
+
+    fn taken(self) -> Option<KeySet> {
+        self.given.into_inner().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl KeyProvider for RememberedKeys<'_> {
+    fn keys(&self, needs: &KeyNeeds) -> Result<KeySet, SourceError> {
+        let keys = self.inner.keys(needs)?;
+        *self.given.lock().unwrap_or_else(PoisonError::into_inner) = Some(keys.clone());
+        Ok(keys)
+    }
+
+    fn origin(&self) -> String {
+        self.inner.origin()
+    }
 }
 
 /// A file of the directory, read whole, if it exists.

@@ -11,6 +11,7 @@ use super::logs::{check_logs, judged, listed_count};
 use super::plan::{plan, Plan};
 use super::texts::TextHashes;
 use super::unvouched::{OtherTrails, Vouched};
+use super::versions::Recovery;
 use super::{EngineError, Settings};
 use crate::core::chain::{walk, DigestCandidate, Range, WalkedChain};
 use crate::core::finding::Finding;
@@ -79,13 +80,13 @@ pub fn verify_streaming(
             .sum(),
     );
     let layout = Layout::new(
-        &bucket,
+        (&bucket, source, Recovery::of(source, &bucket, &keys)),
         sink,
         settings.omit_valid_logs,
         &judged,
         walked.len(),
     );
-    let chains = check_logs(source, walked, layout, &mut referenced, observer);
+    let (chains, version_notes) = check_logs(source, walked, layout, &mut referenced, observer);
     let vouched = Vouched {
         bucket: &bucket,
         range,
@@ -95,6 +96,7 @@ pub fn verify_streaming(
     };
     let (unchained, attributed) = vouched.unchained(source, settings, unrecognised, observer)?;
     let mut notes = source.notes();
+    notes.extend(version_notes);
     if attributed > 0 {
         notes.push(format!(
             "{attributed} log files were not checked: verified digests of trails left out by the filters, which write to the same folders, name them"

@@ -15,11 +15,19 @@ use crate::core::layout::ChainId;
 use crate::core::ledger::{HourState, Ledger, Span};
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport};
-use crate::source::{ReadError, ReadFailure};
+use super::versions::Recovery;
+use crate::core::custody::CurrentVersion;
+use crate::source::{ObjectSource, ReadError, ReadFailure};
 
 /// The chain reports laid out so far, and the chain being laid out.
 pub(super) struct Layout<'a> {
     bucket: &'a str,
+    /// The source, for what its records say of recovered copies.
+    source: &'a dyn ObjectSource,
+    /// Version recovery for the chains' bad objects, when the source has versions.
+    recovery: Option<Recovery<'a>>,
+    /// Notes for the report (versions that could not be listed).
+    notes: Vec<String>,
     sink: Option<FindingSink<'a>>,
     omit_valid_logs: bool,
     /// Log files some verified digest of the run names.
@@ -33,7 +41,7 @@ pub(super) struct Layout<'a> {
 impl<'a> Layout<'a> {
     /// A layout of `chains` chains of `bucket`, handing each to `sink` once laid out.
     pub(super) fn new(
-        bucket: &'a str,
+        (bucket, source, recovery): (&'a str, &'a dyn ObjectSource, Option<Recovery<'a>>),
         sink: Option<FindingSink<'a>>,
         omit_valid_logs: bool,
         judged: &'a TextSet,
@@ -41,6 +49,9 @@ impl<'a> Layout<'a> {
     ) -> Self {
         Layout {
             bucket,
+            source,
+            recovery,
+            notes: Vec::new(),
             sink,
             omit_valid_logs,
             judged,
@@ -55,9 +66,27 @@ impl<'a> Layout<'a> {
         self.bucket
     }
 
-    /// The chain reports, in the order the chains were laid out.
-    pub(super) fn into_reports(self) -> Vec<ChainReport> {
-        self.reports
+    /// The chain reports, in the order the chains were laid out, and notes for the report.
+    pub(super) fn into_reports(self) -> (Vec<ChainReport>, Vec<String>) {
+        (self.reports, self.notes)
+    }
+
+    /// The finding on an object of the run's bucket whose copy the source's records say was
+    /// recovered from S3 versioning: the bucket did not hold it as current. Its content is
+    /// judged by the other findings, never by this record.
+    fn recovered(&self, location: &S3Location) -> Option<Finding> {
+        if location.bucket != self.bucket {
+            return None;
+        }
+        let (version_id, recovered) = self.source.recovered(&location.key)?;
+        let kind = match recovered.current {
+            CurrentVersion::DeleteMarker { .. } => Kind::DeletedInBucket,
+            CurrentVersion::Overwritten { .. } | CurrentVersion::Absent => {
+                Kind::OverwrittenInBucket
+            }
+        };
+        let reason = recovered.describe(version_id.as_deref());
+        Some(Finding::new(location.uri(), kind, reason))
     }
 
     /// Lays out one batch: its steps, each digest with what it names, and the outcomes of
@@ -95,7 +124,11 @@ impl<'a> Layout<'a> {
         outcomes: &mut dyn Iterator<Item = Result<GzOutcome, ReadError>>,
         referenced: &mut TextHashes,
     ) {
+        let mut w = w;
         let uri = w.location.uri();
+        if let Some(f) = self.recovered(&w.location) {
+            w.findings.push(f);
+        }
         // The worst verdict of the digest itself, then of the log files it names.
         let own = w
             .findings
@@ -150,6 +183,10 @@ impl<'a> Layout<'a> {
             let finding = log_finding(entry, named_by, outcome);
             worst = worst.max(Some(finding.verdict));
             self.chain.push(finding);
+            if let Some(f) = self.recovered(&entry.location) {
+                worst = worst.max(Some(f.verdict));
+                self.chain.push(f);
+            }
         }
         worst
     }
@@ -197,7 +234,10 @@ impl<'a> Layout<'a> {
             self.standard = Some((id.clone(), done.extent, std::mem::take(&mut done.spans)));
             Some(ledger)
         };
-        let (findings, omitted_valid_logs, omitted_valid_files) = done.finish();
+        let (mut findings, omitted_valid_logs, omitted_valid_files) = done.finish();
+        if let Some(note) = self.recovery.as_ref().and_then(|r| r.annotate(&mut findings)) {
+            self.notes.push(format!("{}: {note}", id.trail_arn()));
+        }
         let report = ChainReport {
             chain: ChainInfo::from(id),
             findings,

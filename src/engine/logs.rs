@@ -64,7 +64,7 @@ pub(super) fn check_logs(
     mut layout: Layout<'_>,
     referenced: &mut TextHashes,
     observer: &dyn Observer,
-) -> Vec<ChainReport> {
+) -> (Vec<ChainReport>, Vec<String>) {
     let hashed: usize = walked
         .iter()
         .flat_map(|(_, c)| c.digests.iter())

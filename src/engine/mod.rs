@@ -32,6 +32,7 @@ mod plan;
 pub mod sort;
 mod texts;
 mod unvouched;
+mod versions;
 
 pub use crate::source::progress::{NoObserver, Observer, Phase};
 pub use assemble::{empty_report, verify, verify_streaming, FindingSink};

@@ -461,6 +461,9 @@ fn findings(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
         if let Some(d) = &f.evidence.detail {
             write!(reason, "<br><small>{}</small>", esc(d))?;
         }
+        if let Some(v) = &f.versions {
+            write!(reason, "<br><small>versions: {}</small>", esc(&v.describe()))?;
+        }
         writeln!(
             h,
             "<tr data-verdict=\"{verdict}\" data-kind=\"{kind}\"><td class=\"v-{verdict}\">{verdict}</td><td>{kind}</td><td>{chain}</td><td class=\"obj\">{subject}</td><td>{reason}</td></tr>",

@@ -43,6 +43,16 @@
 //! `{earliest, latest, basis}`, the times the key had to be valid at some point of, `basis`
 //! `backfill_generation_timestamp` (the verdict relied on that unsigned S3 metadata) or
 //! `backfill_bound` (no generation time: from the digest's end to 30 days after).
+//!
+//! On S3, a finding on an object that is invalid, missing or moved may carry `versions`
+//! (only when the key has versions besides its current one, or a delete marker; see
+//! `src/core/custody.rs`): `{checked, delivered?: {version_id, written}, current: {state:
+//! "overwritten", version_id, written} | {state: "delete_marker", version_id, at} | {state:
+//! "absent"}}`, `checked` the other versions read, `delivered` the newest of them whose content
+//! is proven CloudTrail's (a log version's inflated SHA-256 equal to the digest's, a digest
+//! version whose signature verifies at its key). The finding's verdict stays that of the
+//! current state. An offline copy made by `acquire` from such a version has a finding of kind
+//! `overwritten_in_bucket` (invalid) or `deleted_in_bucket` (missing) on it.
 
 use std::io::{self, Write};
 

@@ -255,6 +255,9 @@ impl Lines {
             writeln!(out)?;
         }
         writeln!(out, "{}", printable(&line))?;
+        if let Some(v) = &f.versions {
+            writeln!(out, "\t{}", printable(&v.describe()))?;
+        }
         if self.verbose {
             if let Some(d) = &f.evidence.detail {
                 writeln!(out, "\t{}", printable(d))?;

@@ -17,6 +17,7 @@ use super::{
     ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject, Stray,
     StrayProblem,
 };
+use crate::core::custody::Recovered;
 use crate::core::evidence::{DigestRecords, EvidenceError, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::types::S3Location;
@@ -643,6 +644,10 @@ impl ObjectSource for LocalEvidence {
                 },
             )
             .collect()
+    }
+
+    fn recovered(&self, key: &str) -> Option<(Option<String>, Recovered)> {
+        self.metadata().ok().flatten()?.recovered.get(key).cloned()
     }
 
     fn recorded_digests(&self) -> Vec<String> {

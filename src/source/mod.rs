@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
+use crate::core::custody::{ListedVersion, Recovered};
 use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::GzOutcome;
 use crate::core::keyfile::{parse_key_file, KeyFileError};
@@ -363,6 +364,29 @@ pub trait ObjectSource: Sync {
     }
     /// What this source could not see, in words.
     fn notes(&self) -> Vec<String>;
+    /// The object versions of a versioned bucket, when the source can read them (S3).
+    fn versions(&self) -> Option<&dyn VersionStore> {
+        None
+    }
+    /// The version id and recovery record of `key`, when the source's own records say its
+    /// copy was recovered from S3 versioning (a local copy's evidence-metadata file).
+    fn recovered(&self, _key: &str) -> Option<(Option<String>, Recovered)> {
+        None
+    }
+}
+
+/// Reads the versions of objects in a versioned bucket (see [`crate::core::custody`]). Results
+/// come back in input order; `progress` hears of each object read.
+pub trait VersionStore: Sync {
+    /// Each key's versions and delete markers (`ListObjectVersions`).
+    fn list_versions(&self, keys: &[String]) -> Vec<Result<Vec<ListedVersion>, ReadError>>;
+    /// Reads digest versions (key, version id) whole, with their S3 facts.
+    fn read_digest_versions(
+        &self,
+        items: &[(String, String)],
+    ) -> Vec<Result<StoredObject, ReadError>>;
+    /// Inflates and hashes log-file versions (key, version id).
+    fn hash_log_versions(&self, items: &[(String, String)]) -> Vec<Result<GzOutcome, ReadError>>;
 }
 
 /// What keys a run needs: the source Regions of its chains, and the time windows the AWS CLI

@@ -25,7 +25,10 @@ use tokio::time::Instant;
 use super::aws::{load, AwsError, AwsOptions, Failure, NoRetryWhereNothingListens, Operation};
 use super::pages::Pager;
 use super::progress::{Observer, Phase, Progress, Stored};
-use super::{ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject};
+use super::{
+    ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject, VersionStore,
+};
+use crate::core::custody::ListedVersion;
 use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::layout::{is_account, is_org_id};
@@ -45,6 +48,9 @@ const MAX_BODY_FOR_DEADLINE: u64 = Limits::LOG.max_inflated;
 /// Pages one delimited listing (organization or account folders, Regions) may take: a million
 /// folders, far beyond any real bucket.
 const MAX_FOLDER_PAGES: usize = 1_000;
+/// Pages one key's ListObjectVersions may take: 100,000 versions, far beyond what CloudTrail
+/// and any overwriting leave.
+const MAX_VERSION_PAGES: usize = 100;
 /// Pages one listing of keys may take (a day folder, a Region listed without a range, or the
 /// search for account folders): 100 million keys.
 const MAX_KEY_PAGES: usize = 100_000;
@@ -420,11 +426,11 @@ impl S3Source {
         self.listed.as_ref()?.lock().ok()?.get(key).cloned()
     }
 
-    /// Downloads objects to their destinations, hashing the stored bytes on the way. Results
-    /// in input order.
+    /// Downloads objects (the current version, or the version given) to their destinations,
+    /// hashing the stored bytes on the way. Results in input order.
     pub fn download<D: Destination>(
         &self,
-        items: Vec<(S3Location, D)>,
+        items: Vec<(S3Location, Option<String>, D)>,
         observer: &dyn Observer,
     ) -> Vec<Result<ObjectRecord, ReadError>> {
         let pace = self.pace;
@@ -543,6 +549,7 @@ enum BodyError {
 async fn get_streamed<S>(
     client: &Client,
     loc: &S3Location,
+    version: Option<&str>,
     pace: Pace,
     max_size: u64,
     mut fresh: impl FnMut() -> Result<S, ReadError>,
@@ -555,6 +562,7 @@ async fn get_streamed<S>(
             .get_object()
             .bucket(&loc.bucket)
             .key(&loc.key)
+            .set_version_id(version.map(str::to_owned))
             .send()
             .await
             .map_err(|e| classify(&e))?;
@@ -603,12 +611,13 @@ fn write_failure(e: &std::io::Error) -> ReadError {
 
 async fn read_digest(
     client: Client,
-    loc: S3Location,
+    (loc, version): (S3Location, Option<String>),
     pace: Pace,
 ) -> Result<StoredObject, ReadError> {
     let (bytes, record) = get_streamed(
         &client,
         &loc,
+        version.as_deref(),
         pace,
         MAX_DIGEST_STORED,
         || Ok(Vec::new()),
@@ -635,14 +644,26 @@ async fn read_digest(
     })
 }
 
-async fn hash_log(client: Client, loc: S3Location, pace: Pace) -> Result<GzOutcome, ReadError> {
+async fn hash_log(
+    client: Client,
+    (loc, version): (S3Location, Option<String>),
+    pace: Pace,
+) -> Result<GzOutcome, ReadError> {
     let fresh = || Ok(Inflater::new(Limits::LOG));
     let feed = |i: &mut Inflater, chunk: &[u8]| {
         i.update(chunk);
         Ok(())
     };
-    let (inflater, _) =
-        get_streamed(&client, &loc, pace, MAX_BODY_FOR_DEADLINE, fresh, feed).await?;
+    let (inflater, _) = get_streamed(
+        &client,
+        &loc,
+        version.as_deref(),
+        pace,
+        MAX_BODY_FOR_DEADLINE,
+        fresh,
+        feed,
+    )
+    .await?;
     Ok(inflater.finish().0)
 }
 
@@ -660,7 +681,7 @@ pub trait Destination: Send + 'static {
 /// Streams an object into its destination, hashing the stored bytes on the way.
 async fn download_one<D: Destination>(
     client: Client,
-    (loc, mut dest): (S3Location, D),
+    (loc, version, mut dest): (S3Location, Option<String>, D),
     pace: Pace,
 ) -> Result<ObjectRecord, ReadError> {
     use std::io::Write as _;
@@ -670,7 +691,16 @@ async fn download_one<D: Destination>(
             sha.update(chunk);
             file.write_all(chunk).map_err(|e| write_failure(&e))
         };
-        get_streamed(&client, &loc, pace, MAX_BODY_FOR_DEADLINE, fresh, feed).await
+        get_streamed(
+            &client,
+            &loc,
+            version.as_deref(),
+            pace,
+            MAX_BODY_FOR_DEADLINE,
+            fresh,
+            feed,
+        )
+        .await
     };
     let kept = streamed.and_then(|((file, sha), record)| {
         file.sync_all().map_err(|e| write_failure(&e))?;
@@ -701,6 +731,15 @@ fn record_of(out: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> Object
                     .collect()
             })
             .unwrap_or_default(),
+        storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
+        lock_mode: out.object_lock_mode().map(|m| m.as_str().to_owned()),
+        lock_retain_until: out
+            .object_lock_retain_until_date()
+            .and_then(|t| Timestamp::new(t.secs(), 0).ok()),
+        legal_hold: out
+            .object_lock_legal_hold_status()
+            .map(|h| h.as_str().to_owned()),
+        recovered: None,
     }
 }
 
@@ -734,7 +773,7 @@ impl ObjectSource for S3Source {
     ) -> Vec<Result<StoredObject, ReadError>> {
         let items: Vec<_> = keys
             .iter()
-            .map(|k| S3Location::new(&self.bucket, k))
+            .map(|k| (S3Location::new(&self.bucket, k), None))
             .collect();
         let pace = self.pace;
         self.run_all(progress, items, move |c, i| read_digest(c, i, pace))
@@ -749,13 +788,135 @@ impl ObjectSource for S3Source {
     ) -> Vec<Result<GzOutcome, ReadError>> {
         let pace = self.pace;
         // Cloned as each one is started, so only those in flight exist twice.
-        let items = locations.iter().map(|&l| l.clone());
+        let items = locations.iter().map(|&l| (l.clone(), None));
         self.run_all(progress, items, move |c, i| hash_log(c, i, pace))
     }
 
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }
+
+    fn versions(&self) -> Option<&dyn VersionStore> {
+        Some(self)
+    }
+}
+
+impl VersionStore for S3Source {
+    fn list_versions(&self, keys: &[String]) -> Vec<Result<Vec<ListedVersion>, ReadError>> {
+        let bucket = self.bucket.clone();
+        let items = keys.iter().map(|k| (bucket.clone(), k.clone()));
+        self.run_all(&Progress::hidden(), items, list_key_versions)
+    }
+
+    fn read_digest_versions(
+        &self,
+        items: &[(String, String)],
+    ) -> Vec<Result<StoredObject, ReadError>> {
+        let pace = self.pace;
+        let items: Vec<_> = items
+            .iter()
+            .map(|(k, v)| (S3Location::new(&self.bucket, k), Some(v.clone())))
+            .collect();
+        self.run_all(&Progress::hidden(), items, move |c, i| {
+            read_digest(c, i, pace)
+        })
+    }
+
+    fn hash_log_versions(&self, items: &[(String, String)]) -> Vec<Result<GzOutcome, ReadError>> {
+        let pace = self.pace;
+        let items: Vec<_> = items
+            .iter()
+            .map(|(k, v)| (S3Location::new(&self.bucket, k), Some(v.clone())))
+            .collect();
+        self.run_all(&Progress::hidden(), items, move |c, i| hash_log(c, i, pace))
+    }
+}
+
+/// A listing holds no object body.
+impl Stored for Vec<ListedVersion> {
+    fn stored_bytes(&self) -> u64 {
+        0
+    }
+}
+
+/// Every version and delete marker of exactly `key` (ListObjectVersions with the key as
+/// prefix; longer keys that share it are skipped). Pages are bounded, and a page that hands
+/// back the markers it was asked with ends the listing as a failure, not a loop.
+async fn list_key_versions(
+    client: Client,
+    (bucket, key): (String, String),
+) -> Result<Vec<ListedVersion>, ReadError> {
+    let mut out = Vec::new();
+    let mut markers: (Option<String>, Option<String>) = (None, None);
+    for _ in 0..MAX_VERSION_PAGES {
+        let page = client
+            .list_object_versions()
+            .bucket(&bucket)
+            .prefix(&key)
+            .set_key_marker(markers.0.clone())
+            .set_version_id_marker(markers.1.clone())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let versions = page.versions().iter().map(|v| {
+            (
+                v.key(),
+                v.version_id(),
+                v.last_modified(),
+                v.is_latest(),
+                false,
+            )
+        });
+        let deleted = page.delete_markers().iter().map(|m| {
+            (
+                m.key(),
+                m.version_id(),
+                m.last_modified(),
+                m.is_latest(),
+                true,
+            )
+        });
+        for (k, id, written, latest, delete_marker) in versions.chain(deleted) {
+            if k != Some(key.as_str()) {
+                continue;
+            }
+            let written = written.and_then(|t| Timestamp::new(t.secs(), 0).ok());
+            let (Some(id), Some(written)) = (id, written) else {
+                continue;
+            };
+            out.push(ListedVersion {
+                version_id: id.to_owned(),
+                written,
+                latest: latest == Some(true),
+                delete_marker,
+            });
+        }
+        let next = (
+            page.next_key_marker().map(str::to_owned),
+            page.next_version_id_marker().map(str::to_owned),
+        );
+        // Versions of `key` come first in key order: once a page ends past it, nothing more
+        // of it follows.
+        let past = page.next_key_marker().is_some_and(|k| k != key);
+        if page.is_truncated() != Some(true) || past {
+            return Ok(out);
+        }
+        if next == markers || next.0.is_none() {
+            return Err(ReadFailure::Request {
+                code: None,
+                status: None,
+                message: "ListObjectVersions said there is more but gave no new marker".to_owned(),
+            }
+            .into());
+        }
+        markers = next;
+    }
+    Err(ReadFailure::Request {
+        code: None,
+        status: None,
+        message: format!("ListObjectVersions took more than {MAX_VERSION_PAGES} pages for one key"),
+    }
+    .into())
 }
 
 #[cfg(test)]
