@@ -279,15 +279,13 @@ pub fn run_acquire(args: &AcquireArgs) -> Result<u8, CliError> {
         (keys.as_ref(), &progress),
     )
     .map_err(|e| match e {
-            // The bucket acquired is the one named, not one given by a flag: the directory is
-            // another bucket's.
-            engine::EngineError::BucketConflict { given, recorded } => {
-                CliError::OtherBucketsEvidence {
-                    dir: args.dir.clone(),
-                    bucket: given,
-                    recorded,
-                }
-            }
+        // The bucket acquired is the one named, not one given by a flag: the directory is
+        // another bucket's.
+        engine::EngineError::BucketConflict { given, recorded } => CliError::OtherBucketsEvidence {
+            dir: args.dir.clone(),
+            bucket: given,
+            recorded,
+        },
         e => e.into(),
     })?;
     eprintln!("{summary}");

@@ -32,14 +32,15 @@ use serde::Serialize;
 
 use super::plan::for_each_log;
 use super::plan::{plan, Plan};
+use super::versions::Recovery;
 use super::{EngineError, Settings};
 use crate::core::chain::Range;
-use crate::core::digest::named_log_files;
 use crate::core::custody::{CurrentVersion, Recovered, VersionRef, VersionSearch};
+use crate::core::digest::named_log_files;
 use crate::core::evidence::{EvidenceMetadata, ObjectRecord, EVIDENCE_FILE};
 use crate::core::finding::Finding;
-use crate::core::sign::KeySet;
 use crate::core::gz::{inflate_all, Limits};
+use crate::core::sign::KeySet;
 use crate::core::types::S3Location;
 use crate::source::aws::AwsOptions;
 use crate::source::cloudtrail::{caller_identity, CallerIdentity};
@@ -49,7 +50,6 @@ use crate::source::s3::{Destination, Listed, S3Source};
 use crate::source::{
     KeyNeeds, KeyProvider, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject,
 };
-use super::versions::Recovery;
 
 /// The acquisition log at the root of the evidence directory: one entry per run.
 pub const ACQUISITION_FILE: &str = "trailproof-acquisition.json";
@@ -270,7 +270,12 @@ struct Acquisition {
 
 impl Acquisition {
     /// Downloads `fetch` (current versions) and records what came of it.
-    fn fetch(&mut self, source: &S3Source, fetch: Vec<(S3Location, Part)>, observer: &dyn Observer) {
+    fn fetch(
+        &mut self,
+        source: &S3Source,
+        fetch: Vec<(S3Location, Part)>,
+        observer: &dyn Observer,
+    ) {
         let keys: Vec<String> = fetch.iter().map(|(l, _)| l.key.clone()).collect();
         let items = fetch.into_iter().map(|(l, p)| (l, None, p)).collect();
         self.store_downloads(keys, source.download(items, observer));
@@ -319,7 +324,9 @@ impl Acquisition {
             };
             let mut versions = Vec::new();
             for (index, searched) in recovery.search(&findings) {
-                let Some(f) = findings.get(index) else { continue };
+                let Some(f) = findings.get(index) else {
+                    continue;
+                };
                 tried.insert(f.subject.clone());
                 let Ok(VersionSearch {
                     delivered: Some(delivered),
@@ -373,11 +380,17 @@ impl Acquisition {
                     root: self.root.clone(),
                     key: key.clone(),
                 };
-                (S3Location::new(&bucket, key), Some(v.version_id.clone()), part)
+                (
+                    S3Location::new(&bucket, key),
+                    Some(v.version_id.clone()),
+                    part,
+                )
             })
             .collect();
         let mut named = BTreeSet::new();
-        for ((key, delivered, current), result) in versions.into_iter().zip(source.download(items, observer)) {
+        for ((key, delivered, current), result) in
+            versions.into_iter().zip(source.download(items, observer))
+        {
             match result {
                 Ok(mut record) => {
                     record.version_id = Some(delivered.version_id);
@@ -595,7 +608,9 @@ impl<'a> RememberedKeys<'a> {
     }
 
     fn taken(self) -> Option<KeySet> {
-        self.given.into_inner().unwrap_or_else(PoisonError::into_inner)
+        self.given
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -7,7 +7,9 @@ use super::assemble::FindingSink;
 use super::count::ChainLayout;
 use super::logs::{log_finding, Names, Step};
 use super::texts::{TextHashes, TextSet};
+use super::versions::Recovery;
 use crate::core::chain::{DigestStatus, WalkedDigest};
+use crate::core::custody::CurrentVersion;
 use crate::core::digest::LogFileEntry;
 use crate::core::finding::{Evidence, Finding, Kind, ObjectKind, Verdict};
 use crate::core::gz::GzOutcome;
@@ -15,8 +17,6 @@ use crate::core::layout::ChainId;
 use crate::core::ledger::{HourState, Ledger, Span};
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport};
-use super::versions::Recovery;
-use crate::core::custody::CurrentVersion;
 use crate::source::{ObjectSource, ReadError, ReadFailure};
 
 /// The chain reports laid out so far, and the chain being laid out.
@@ -235,7 +235,11 @@ impl<'a> Layout<'a> {
             Some(ledger)
         };
         let (mut findings, omitted_valid_logs, omitted_valid_files) = done.finish();
-        if let Some(note) = self.recovery.as_ref().and_then(|r| r.annotate(&mut findings)) {
+        if let Some(note) = self
+            .recovery
+            .as_ref()
+            .and_then(|r| r.annotate(&mut findings))
+        {
             self.notes.push(format!("{}: {note}", id.trail_arn()));
         }
         let report = ChainReport {

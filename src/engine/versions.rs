@@ -38,7 +38,11 @@ pub(crate) type Searched = (usize, Result<VersionSearch, ReadError>);
 
 impl<'a> Recovery<'a> {
     /// Recovery on `source`, if it has versions.
-    pub(crate) fn of(source: &'a dyn ObjectSource, bucket: &'a str, keys: &'a KeySet) -> Option<Self> {
+    pub(crate) fn of(
+        source: &'a dyn ObjectSource,
+        bucket: &'a str,
+        keys: &'a KeySet,
+    ) -> Option<Self> {
         Some(Recovery {
             store: source.versions()?,
             bucket,
@@ -84,9 +88,7 @@ impl<'a> Recovery<'a> {
         let mut to_check: Vec<(&Wanted, Vec<ListedVersion>)> = Vec::new();
         for (w, listed) in wanted.iter().zip(listed) {
             match listed {
-                Ok(listed) if VersionSearch::worth_reporting(&listed) => {
-                    to_check.push((w, listed))
-                }
+                Ok(listed) if VersionSearch::worth_reporting(&listed) => to_check.push((w, listed)),
                 Ok(_) => {}
                 Err(e) => out.push((w.index, Err(e))),
             }
@@ -144,7 +146,10 @@ impl<'a> Recovery<'a> {
     /// For each object, how many versions were checked and the newest that is CloudTrail's.
     /// The versions of all objects are read in one call per kind, so the source can run them
     /// in parallel.
-    fn delivered(&self, objects: &[(&Wanted, Vec<ListedVersion>)]) -> Vec<(usize, Option<VersionRef>)> {
+    fn delivered(
+        &self,
+        objects: &[(&Wanted, Vec<ListedVersion>)],
+    ) -> Vec<(usize, Option<VersionRef>)> {
         let mut digest_items = Vec::new();
         let mut log_items = Vec::new();
         for (n, (w, listed)) in objects.iter().enumerate() {
@@ -158,7 +163,10 @@ impl<'a> Recovery<'a> {
         }
         let mut found: Vec<(usize, Option<VersionRef>)> = vec![(0, None); objects.len()];
         let pairs = |items: &[(usize, String, String, jiff::Timestamp)]| -> Vec<(String, String)> {
-            items.iter().map(|(_, k, v, _)| (k.clone(), v.clone())).collect()
+            items
+                .iter()
+                .map(|(_, k, v, _)| (k.clone(), v.clone()))
+                .collect()
         };
         let digests = self.store.read_digest_versions(&pairs(&digest_items));
         for ((n, key, version_id, written), read) in digest_items.into_iter().zip(digests) {

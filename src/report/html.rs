@@ -462,7 +462,11 @@ fn findings(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
             write!(reason, "<br><small>{}</small>", esc(d))?;
         }
         if let Some(v) = &f.versions {
-            write!(reason, "<br><small>versions: {}</small>", esc(&v.describe()))?;
+            write!(
+                reason,
+                "<br><small>versions: {}</small>",
+                esc(&v.describe())
+            )?;
         }
         writeln!(
             h,

@@ -210,6 +210,31 @@ impl Moto {
     /// Creates `bucket` and uploads a case's bucket copy, S3 metadata (signatures) included
     /// when the case has an evidence-metadata file.
     pub fn upload(&self, case: &Path, bucket: &str) {
+        self.upload_into(case, bucket, false)
+    }
+
+    #[cfg(feature = "aws")]
+    /// [`Moto::upload`] into a bucket with versioning enabled from the start.
+    pub fn upload_versioned(&self, case: &Path, bucket: &str) {
+        self.upload_into(case, bucket, true)
+    }
+
+    #[cfg(feature = "aws")]
+    /// Runs `calls` with an S3 client of this server: what anyone with the bucket's
+    /// permissions can do.
+    pub fn s3<T, F: std::future::Future<Output = T>>(
+        &self,
+        calls: impl FnOnce(aws_sdk_s3::Client) -> F,
+    ) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(calls(self.client()))
+    }
+
+    #[cfg(feature = "aws")]
+    fn upload_into(&self, case: &Path, bucket: &str, versioned: bool) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -217,6 +242,17 @@ impl Moto {
         runtime.block_on(async {
             let s3 = self.client();
             s3.create_bucket().bucket(bucket).send().await.unwrap();
+            if versioned {
+                let on = aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build();
+                s3.put_bucket_versioning()
+                    .bucket(bucket)
+                    .versioning_configuration(on)
+                    .send()
+                    .await
+                    .unwrap();
+            }
             let root = case.join("bucket");
             let meta: Value = std::fs::read(root.join("trailproof-evidence.json"))
                 .ok()

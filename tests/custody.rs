@@ -1,0 +1,453 @@
+//! Evidence custody against a real moto server on loopback, through the real SDK: recovering
+//! the version CloudTrail delivered from a versioned bucket (online, and through `acquire` for
+//! an offline copy), and what an attacker who may write or delete versions can and cannot make
+//! of it.
+//!
+//! Measured on moto 5.2.1 (what these tests rely on): ListObjectVersions lists versions and
+//! delete markers with `IsLatest`, an unversioned bucket answers one version `null`; GetObject
+//! with a version id returns that version's user metadata.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use support::{case_args, cases_dir, trailproof, Moto, Output};
+
+const BUCKET: &str = "acme-cloudtrail-logs";
+
+/// A log file the first us-east-1 digest (01:20) lists.
+const LOG: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/111122223333_CloudTrail_us-east-1_20260101T0112Z_rUPlW7IsTESc77Q0.json.gz";
+/// A log file the first eu-west-1 digest lists: its content is genuine, for another key.
+const OTHER_LOG: &str = "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/01/01/111122223333_CloudTrail_eu-west-1_20260101T0030Z_iDxmaB91Bb37Rbcd.json.gz";
+/// The middle us-east-1 digest: the next one links to it.
+const DIGEST: &str = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_management-trail_us-east-1_20260101T022058Z.json.gz";
+/// The first us-east-1 digest: genuinely signed, for another key.
+const OTHER_DIGEST: &str = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_management-trail_us-east-1_20260101T012058Z.json.gz";
+
+fn case() -> PathBuf {
+    cases_dir().join("clean-plain")
+}
+
+/// A moto server holding the clean case in a versioned bucket.
+fn versioned() -> Moto {
+    let moto = Moto::start(&case().join("public-keys.json"));
+    moto.upload_versioned(&case(), BUCKET);
+    moto
+}
+
+fn bytes_of(key: &str) -> Vec<u8> {
+    std::fs::read(case().join("bucket").join(key)).unwrap()
+}
+
+/// The S3 signature the case records for a digest.
+fn signature_of(key: &str) -> String {
+    let meta: Value = serde_json::from_slice(
+        &std::fs::read(case().join("bucket/trailproof-evidence.json")).unwrap(),
+    )
+    .unwrap();
+    meta["objects"][key]["metadata"]["signature"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn gzip(content: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+    std::io::Write::write_all(&mut gz, content).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Writes a new version of `key` (with a signature in its metadata, if given); answers its id
+/// (`null` in an unversioned bucket).
+fn put(moto: &Moto, key: &str, body: Vec<u8>, signature: Option<String>) -> String {
+    moto.s3(|s3| async move {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(body.into())
+            .set_metadata(signature.map(|s| [("signature".to_owned(), s)].into()))
+            .send()
+            .await
+            .unwrap()
+            .version_id()
+            .unwrap_or("null")
+            .to_owned()
+    })
+}
+
+/// Deletes `key` the usual way: a delete marker.
+fn delete(moto: &Moto, key: &str) {
+    moto.s3(|s3| async move {
+        s3.delete_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    })
+}
+
+/// Every version id of `key`, oldest first, delete markers left out.
+fn versions(moto: &Moto, key: &str) -> Vec<String> {
+    moto.s3(|s3| async move {
+        let out = s3
+            .list_object_versions()
+            .bucket(BUCKET)
+            .prefix(key)
+            .send()
+            .await
+            .unwrap();
+        let mut v: Vec<_> = out
+            .versions()
+            .iter()
+            .filter(|v| v.key() == Some(key))
+            .map(|v| {
+                (
+                    v.last_modified().unwrap().as_nanos(),
+                    v.version_id().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, id)| id).collect()
+    })
+}
+
+/// Deletes every version of `key` for good: what an attacker with s3:DeleteObjectVersion does.
+fn destroy(moto: &Moto, key: &str) {
+    for id in versions(moto, key) {
+        moto.s3(|s3| async move {
+            s3.delete_object()
+                .bucket(BUCKET)
+                .key(key)
+                .version_id(id)
+                .send()
+                .await
+                .unwrap();
+        })
+    }
+}
+
+fn run(moto: &Moto, args: &[String]) -> Output {
+    let mut all = args.to_vec();
+    all.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
+    trailproof(&case(), &all, &moto.env())
+}
+
+/// `verify s3://BUCKET` with the case's arguments and `extra`.
+fn verify_s3(moto: &Moto, extra: &[&str]) -> Output {
+    let mut args = vec!["verify".to_owned(), format!("s3://{BUCKET}")];
+    args.extend(case_args(&case()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    run(moto, &args)
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr))
+}
+
+/// The finding on `key` in a JSON report.
+fn finding_on(report: &Value, key: &str) -> Value {
+    let subject = format!("s3://{BUCKET}/{key}");
+    report["chains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+        .chain(report["unchained"].as_array().unwrap())
+        .find(|f| f["subject"] == subject.as_str())
+        .unwrap_or_else(|| panic!("no finding on {key}"))
+        .clone()
+}
+
+#[test]
+fn an_overwritten_log_is_still_invalid_and_its_delivered_version_is_named() {
+    let moto = versioned();
+    let delivered = versions(&moto, LOG)[0].clone();
+    let forged = put(&moto, LOG, gzip(b"{\"Records\":[]}"), None);
+
+    let out = verify_s3(&moto, &["--format", "json"]);
+    assert_eq!(out.code, 1, "the bucket was tampered with: {}", out.stderr);
+    let f = finding_on(&json(&out), LOG);
+    assert_eq!(
+        f["kind"], "log_hash_mismatch",
+        "the verdict is on what S3 holds now"
+    );
+    assert_eq!(f["versions"]["delivered"]["version_id"], delivered.as_str());
+    assert_eq!(f["versions"]["current"]["state"], "overwritten");
+    assert_eq!(f["versions"]["current"]["version_id"], forged.as_str());
+    assert_eq!(f["versions"]["checked"], 1);
+
+    // Text and validate-logs say it on the object's line or under it.
+    let text = verify_s3(&moto, &[]);
+    assert_eq!(text.code, 1);
+    assert!(
+        text.stdout.contains(&format!(
+            "\tthe version CloudTrail delivered is still in the bucket: version {delivered} ("
+        )),
+        "{}",
+        text.stdout
+    );
+    assert!(text
+        .stdout
+        .contains(&format!("the current version {forged} was written")));
+    let html = verify_s3(&moto, &["--format", "html"]);
+    assert!(html.stdout.contains(&format!(
+        "versions: the version CloudTrail delivered is still in the bucket: version {delivered}"
+    )));
+}
+
+#[test]
+fn a_deleted_log_is_still_missing_and_the_delete_marker_is_named() {
+    let moto = versioned();
+    let delivered = versions(&moto, LOG)[0].clone();
+    delete(&moto, LOG);
+
+    let out = verify_s3(&moto, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let f = finding_on(&json(&out), LOG);
+    assert_eq!(f["kind"], "log_missing");
+    assert_eq!(f["versions"]["delivered"]["version_id"], delivered.as_str());
+    assert_eq!(f["versions"]["current"]["state"], "delete_marker");
+}
+
+#[test]
+fn an_overwritten_digest_is_recovered_by_its_signature() {
+    let moto = versioned();
+    let delivered = versions(&moto, DIGEST)[0].clone();
+    // The digest rewritten with a signature that is not CloudTrail's over it.
+    let mut raw = support_inflate(&bytes_of(DIGEST));
+    raw.push(b' ');
+    put(&moto, DIGEST, gzip(&raw), Some(signature_of(DIGEST)));
+
+    let out = verify_s3(&moto, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let f = finding_on(&json(&out), DIGEST);
+    assert_ne!(f["verdict"], "valid");
+    assert_eq!(f["versions"]["delivered"]["version_id"], delivered.as_str());
+}
+
+#[test]
+fn a_deleted_digest_is_recovered_from_behind_its_delete_marker() {
+    let moto = versioned();
+    let delivered = versions(&moto, DIGEST)[0].clone();
+    delete(&moto, DIGEST);
+
+    let out = verify_s3(&moto, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let f = finding_on(&json(&out), DIGEST);
+    assert_eq!(f["kind"], "digest_missing");
+    assert_eq!(f["versions"]["delivered"]["version_id"], delivered.as_str());
+    assert_eq!(f["versions"]["current"]["state"], "delete_marker");
+}
+
+/// An attacker with s3:PutObject and s3:DeleteObjectVersion destroys the delivered version and
+/// writes forged ones: no version is taken for CloudTrail's on its id or its time.
+#[test]
+fn forged_versions_are_never_taken_for_the_delivered_one() {
+    let moto = versioned();
+    destroy(&moto, LOG);
+    put(&moto, LOG, gzip(b"{\"Records\":[1]}"), None);
+    put(&moto, LOG, gzip(b"{\"Records\":[2]}"), None);
+    // A digest replaced by a genuine, CloudTrail-signed digest of another hour (moved), its
+    // own versions gone.
+    destroy(&moto, DIGEST);
+    put(
+        &moto,
+        DIGEST,
+        bytes_of(OTHER_DIGEST),
+        Some(signature_of(OTHER_DIGEST)),
+    );
+    put(
+        &moto,
+        DIGEST,
+        bytes_of(OTHER_DIGEST),
+        Some(signature_of(OTHER_DIGEST)),
+    );
+
+    let out = verify_s3(&moto, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    let log = finding_on(&report, LOG);
+    assert_eq!(log["kind"], "log_hash_mismatch");
+    assert_eq!(log["versions"]["checked"], 1, "{log}");
+    assert!(log["versions"].get("delivered").is_none(), "{log}");
+    let digest = finding_on(&report, DIGEST);
+    assert_eq!(digest["verdict"], "invalid", "{digest}");
+    assert_eq!(digest["versions"]["checked"], 1);
+    assert!(digest["versions"].get("delivered").is_none(), "{digest}");
+    let text = verify_s3(&moto, &[]);
+    assert!(text.stdout.contains(
+        "no version in the bucket is the one CloudTrail delivered (1 other version checked)"
+    ));
+}
+
+/// Every version deleted for good, and the delivered content planted under another key that
+/// shares the prefix: nothing is recovered, the log file is still missing, and the run says
+/// nothing about versions it does not have.
+#[test]
+fn a_log_whose_versions_are_all_gone_stays_missing_whatever_other_keys_hold() {
+    let moto = versioned();
+    destroy(&moto, LOG);
+    put(&moto, &format!("{LOG}.bak"), bytes_of(LOG), None);
+    put(&moto, OTHER_LOG, bytes_of(LOG), None);
+
+    let out = verify_s3(&moto, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    let f = finding_on(&report, LOG);
+    assert_eq!(f["kind"], "log_missing");
+    assert!(f.get("versions").is_none(), "{f}");
+    // The other log file holds content that is genuine, for another key: its own delivered
+    // version is found behind it.
+    let other = finding_on(&report, OTHER_LOG);
+    assert_eq!(other["kind"], "log_hash_mismatch");
+    assert!(other["versions"]["delivered"].is_object(), "{other}");
+}
+
+/// An unversioned bucket (one `null` version per key) reports exactly what it reported before
+/// version recovery existed.
+#[test]
+fn an_unversioned_bucket_adds_nothing_to_the_report() {
+    let moto = Moto::start(&case().join("public-keys.json"));
+    moto.upload(&case(), BUCKET);
+    put(&moto, LOG, gzip(b"{\"Records\":[]}"), None);
+    let out = verify_s3(&moto, &["--format", "json"]);
+    assert_eq!(out.code, 1);
+    assert!(!out.stdout.contains("\"versions\""), "{}", out.stdout);
+    let text = verify_s3(&moto, &[]);
+    assert!(!text.stdout.contains("delivered"), "{}", text.stdout);
+}
+
+fn support_inflate(gz: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut out).unwrap();
+    out
+}
+
+fn acquire(moto: &Moto, dir: &Path) -> Output {
+    let args = case_args(&case());
+    let mut acquire = vec![
+        "acquire".to_owned(),
+        format!("s3://{BUCKET}"),
+        dir.display().to_string(),
+    ];
+    acquire.extend(
+        args.windows(2)
+            .filter(|w| w[0] == "--start-time" || w[0] == "--end-time" || w[0] == "--public-keys")
+            .flat_map(|w| w.to_vec()),
+    );
+    run(moto, &acquire)
+}
+
+fn verify_offline(dir: &Path) -> Output {
+    let mut args = vec!["verify".to_owned(), dir.display().to_string()];
+    args.extend(case_args(&case()));
+    args.extend(["--format".to_owned(), "json".to_owned()]);
+    trailproof(&case(), &args, &[])
+}
+
+#[test]
+fn acquire_copies_the_delivered_versions_and_offline_verify_still_reports_the_tampering() {
+    let moto = versioned();
+    let log_version = versions(&moto, LOG)[0].clone();
+    let digest_version = versions(&moto, DIGEST)[0].clone();
+    let forged = put(&moto, LOG, gzip(b"{\"Records\":[]}"), None);
+    delete(&moto, DIGEST);
+
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = dir.path().join("evidence");
+    let first = acquire(&moto, &evidence);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stderr.contains(&format!("recovered from an earlier version (the bucket's current one is not CloudTrail's): {LOG}")), "{}", first.stderr);
+    assert_eq!(std::fs::read(evidence.join(LOG)).unwrap(), bytes_of(LOG));
+    assert_eq!(
+        std::fs::read(evidence.join(DIGEST)).unwrap(),
+        bytes_of(DIGEST)
+    );
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(evidence.join("trailproof-evidence.json")).unwrap())
+            .unwrap();
+    let log = &meta["objects"][LOG];
+    assert_eq!(log["version_id"], log_version.as_str());
+    assert_eq!(log["recovered"]["current"]["state"], "overwritten");
+    assert_eq!(log["recovered"]["current"]["version_id"], forged.as_str());
+    let digest = &meta["objects"][DIGEST];
+    assert_eq!(digest["version_id"], digest_version.as_str());
+    assert_eq!(digest["recovered"]["current"]["state"], "delete_marker");
+    assert_eq!(
+        digest["metadata"]["signature"],
+        signature_of(DIGEST).as_str()
+    );
+
+    let offline = verify_offline(&evidence);
+    assert_eq!(
+        offline.code, 1,
+        "the tampering is still reported: {}",
+        offline.stdout
+    );
+    let report = json(&offline);
+    let f = finding_on(&report, LOG);
+    assert_eq!(f["kind"], "overwritten_in_bucket", "{f}");
+    assert!(f.get("also").is_none(), "the content itself is proven: {f}");
+    let f = finding_on(&report, DIGEST);
+    assert_eq!(f["kind"], "deleted_in_bucket", "{f}");
+    assert!(f.get("also").is_none(), "{f}");
+    // Nothing else is wrong with the copy: every other object is valid.
+    let bad: Vec<&Value> = report["chains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+        .filter(|f| f["verdict"] != "valid")
+        .collect();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+
+    // Run again: the same copy and records.
+    let again = acquire(&moto, &evidence);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(std::fs::read(evidence.join(LOG)).unwrap(), bytes_of(LOG));
+    assert_eq!(json(&verify_offline(&evidence))["chains"], report["chains"]);
+}
+
+/// The evidence-metadata file is not signed: a record may add a finding, never make content
+/// valid. A recovery record on a copy whose content is not the delivered one leaves the content
+/// finding in place; one on a genuine copy only adds a finding.
+#[test]
+fn a_lying_recovery_record_never_makes_a_copy_valid() {
+    let moto = versioned();
+    put(&moto, LOG, gzip(b"{\"Records\":[]}"), None);
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = dir.path().join("evidence");
+    assert_eq!(acquire(&moto, &evidence).code, 0);
+
+    // The copy swapped for the forged bytes, its record still saying "recovered".
+    std::fs::write(evidence.join(LOG), gzip(b"{\"Records\":[]}")).unwrap();
+    let report = json(&verify_offline(&evidence));
+    let f = finding_on(&report, LOG);
+    let kinds: Vec<&Value> = std::iter::once(&f["kind"])
+        .chain(
+            f["also"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| &r["kind"]),
+        )
+        .collect();
+    assert!(kinds.contains(&&Value::from("log_hash_mismatch")), "{f}");
+    assert_ne!(f["verdict"], "valid");
+
+    // A record made up for a genuine, untouched log file: it is reported, not believed away.
+    let path = evidence.join("trailproof-evidence.json");
+    let mut meta: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    meta["objects"][OTHER_LOG]["recovered"] =
+        serde_json::json!({"written": "2026-01-01T00:31:00Z", "current": {"state": "absent"}});
+    std::fs::write(&path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let out = verify_offline(&evidence);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        finding_on(&json(&out), OTHER_LOG)["kind"],
+        "overwritten_in_bucket"
+    );
+}
