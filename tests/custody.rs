@@ -451,3 +451,55 @@ fn a_lying_recovery_record_never_makes_a_copy_valid() {
         "overwritten_in_bucket"
     );
 }
+
+/// Object Lock is S3's word about retention, read from the GetObject responses (no other
+/// request): it is recorded and counted over the proven objects only, and never makes an
+/// object valid. A locked bucket still takes new versions: a log file overwritten there is
+/// invalid, its delivered version recovered, and it is not counted as retained.
+#[test]
+fn locked_objects_are_recorded_and_counted_only_when_proven() {
+    let moto = Moto::start(&case().join("public-keys.json"));
+    moto.upload_locked(&case(), BUCKET, "COMPLIANCE", "2030-01-01T00:00:00Z");
+    put(&moto, LOG, gzip(b"{\"Records\":[]}"), None);
+
+    let out = verify_s3(&moto, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    let retention = &report["retention"]["compliance"];
+    // 6 digests and 12 log files, less the overwritten one.
+    assert_eq!(retention["objects"], 17, "{}", report["retention"]);
+    assert_eq!(retention["earliest_until"], "2030-01-01T00:00:00Z");
+    assert_eq!(report["retention"]["governance"]["objects"], 0);
+    let digest = finding_on(&report, DIGEST);
+    assert_eq!(digest["verdict"], "valid");
+    assert_eq!(digest["custody"]["lock_mode"], "COMPLIANCE");
+    assert_eq!(
+        digest["custody"]["lock_retain_until"],
+        "2030-01-01T00:00:00Z"
+    );
+    assert!(digest["custody"]["version_id"].is_string());
+    let log = finding_on(&report, LOG);
+    assert_eq!(log["kind"], "log_hash_mismatch");
+    assert!(log["versions"]["delivered"].is_object(), "{log}");
+    let manifest = report["manifest"].as_array().unwrap();
+    assert!(manifest.iter().all(|m| m["version_id"].is_string()));
+
+    let text = verify_s3(&moto, &[]);
+    assert!(
+        text.stdout.contains("Object Lock, as S3 answered: of the proven objects, 17 under COMPLIANCE retention until 2030-01-01T00:00:00Z"),
+        "{}",
+        text.stdout
+    );
+
+    // The evidence-metadata file records what each GetObject said.
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = dir.path().join("evidence");
+    assert_eq!(acquire(&moto, &evidence).code, 0);
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(evidence.join("trailproof-evidence.json")).unwrap())
+            .unwrap();
+    let record = &meta["objects"][OTHER_LOG];
+    assert_eq!(record["lock_mode"], "COMPLIANCE");
+    assert_eq!(record["lock_retain_until"], "2030-01-01T00:00:00Z");
+    assert!(record["version_id"].is_string());
+}

@@ -183,6 +183,128 @@ impl Recovered {
     }
 }
 
+/// What S3 said about an object's custody when it was read (the GetObject response's
+/// headers), for the reports. S3's word, not proof: only the content is proven. Left out
+/// when S3 said nothing beyond the defaults (no version id, `STANDARD`, no lock).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Custody {
+    /// `x-amz-version-id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// `x-amz-storage-class` (S3 sends none for `STANDARD`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// `x-amz-object-lock-mode`: `GOVERNANCE` or `COMPLIANCE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_mode: Option<String>,
+    /// `x-amz-object-lock-retain-until-date`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_retain_until: Option<Timestamp>,
+    /// `x-amz-object-lock-legal-hold`: `ON` or `OFF`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<String>,
+}
+
+impl Custody {
+    /// The custody facts of `record`, if S3 said anything beyond the defaults.
+    pub fn of(record: &super::evidence::ObjectRecord) -> Option<Self> {
+        let c = Custody {
+            version_id: record.version_id.clone().filter(|v| v != "null"),
+            storage_class: record.storage_class.clone().filter(|c| c != "STANDARD"),
+            lock_mode: record.lock_mode.clone(),
+            lock_retain_until: record.lock_retain_until,
+            legal_hold: record.legal_hold.clone(),
+        };
+        (c != Custody::default()).then_some(c)
+    }
+}
+
+/// Proven objects under one Object Lock retention mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LockTally {
+    /// How many.
+    pub objects: usize,
+    /// The earliest retain-until date among them: all are retained at least until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earliest_until: Option<Timestamp>,
+    /// The latest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_until: Option<Timestamp>,
+}
+
+impl LockTally {
+    fn add(&mut self, until: Option<Timestamp>) {
+        self.objects += 1;
+        if let Some(t) = until {
+            self.earliest_until = Some(self.earliest_until.map_or(t, |e| e.min(t)));
+            self.latest_until = Some(self.latest_until.map_or(t, |l| l.max(t)));
+        }
+    }
+
+    fn describe(&self, mode: &str) -> Option<String> {
+        if self.objects == 0 {
+            return None;
+        }
+        let until = match (self.earliest_until, self.latest_until) {
+            (Some(e), Some(l)) if e == l => format!(" until {e}"),
+            (Some(e), Some(l)) => format!(" until {e} to {l}"),
+            _ => String::new(),
+        };
+        Some(format!("{} under {mode} retention{until}", self.objects))
+    }
+}
+
+/// How many of a run's proven objects S3 said were under Object Lock retention, and until
+/// when: the report's summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Retention {
+    /// Under `COMPLIANCE` retention (no one can shorten it or delete the version before).
+    pub compliance: LockTally,
+    /// Under `GOVERNANCE` retention (users with `s3:BypassGovernanceRetention` can).
+    pub governance: LockTally,
+    /// With a legal hold on.
+    pub legal_hold: usize,
+}
+
+impl Retention {
+    /// Counts one proven object.
+    pub fn add(&mut self, c: &Custody) {
+        match c.lock_mode.as_deref() {
+            Some("COMPLIANCE") => self.compliance.add(c.lock_retain_until),
+            Some("GOVERNANCE") => self.governance.add(c.lock_retain_until),
+            _ => {}
+        }
+        if c.legal_hold.as_deref() == Some("ON") {
+            self.legal_hold += 1;
+        }
+    }
+
+    /// Nothing counted.
+    pub fn is_empty(&self) -> bool {
+        *self == Retention::default()
+    }
+
+    /// The summary line, if anything was counted.
+    pub fn describe(&self) -> Option<String> {
+        let mut parts: Vec<String> = [
+            self.compliance.describe("COMPLIANCE"),
+            self.governance.describe("GOVERNANCE"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if self.legal_hold > 0 {
+            parts.push(format!("{} under legal hold", self.legal_hold));
+        }
+        (!parts.is_empty()).then(|| {
+            format!(
+                "Object Lock, as S3 answered: of the proven objects, {}",
+                parts.join(", ")
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +316,44 @@ mod tests {
             latest,
             delete_marker: marker,
         }
+    }
+
+    #[test]
+    fn retention_counts_each_mode_and_its_dates() {
+        let mut r = Retention::default();
+        assert_eq!(r.describe(), None);
+        let locked = |mode: &str, until: &str| Custody {
+            lock_mode: Some(mode.into()),
+            lock_retain_until: Some(until.parse().unwrap()),
+            ..Custody::default()
+        };
+        r.add(&locked("COMPLIANCE", "2030-01-01T00:00:00Z"));
+        r.add(&locked("COMPLIANCE", "2031-01-01T00:00:00Z"));
+        r.add(&Custody {
+            legal_hold: Some("ON".into()),
+            ..locked("GOVERNANCE", "2029-01-01T00:00:00Z")
+        });
+        r.add(&Custody::default());
+        assert_eq!(
+            r.describe().unwrap(),
+            "Object Lock, as S3 answered: of the proven objects, 2 under COMPLIANCE retention until 2030-01-01T00:00:00Z to 2031-01-01T00:00:00Z, 1 under GOVERNANCE retention until 2029-01-01T00:00:00Z, 1 under legal hold"
+        );
+    }
+
+    #[test]
+    fn custody_is_left_out_when_s3_said_only_the_defaults() {
+        use crate::core::evidence::ObjectRecord;
+        let mut record = ObjectRecord {
+            version_id: Some("null".into()),
+            storage_class: Some("STANDARD".into()),
+            ..ObjectRecord::default()
+        };
+        assert_eq!(Custody::of(&record), None);
+        record.version_id = Some("v1".into());
+        assert_eq!(
+            Custody::of(&record).unwrap().version_id.as_deref(),
+            Some("v1")
+        );
     }
 
     #[test]

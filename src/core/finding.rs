@@ -2,7 +2,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::custody::VersionSearch;
+use super::custody::{Custody, VersionSearch};
 use super::sign::SigningTime;
 use super::types::{Fingerprint, Sha256};
 
@@ -352,7 +352,11 @@ pub struct Finding {
     /// (the version CloudTrail delivered, if one is still in the bucket). Left out of JSON when
     /// nothing was found worth saying (an unversioned bucket).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub versions: Option<VersionSearch>,
+    pub versions: Option<Box<VersionSearch>>,
+    /// On S3, what the GetObject that read the object said of its custody (version id, storage
+    /// class, Object Lock), when it said anything beyond the defaults. S3's word, not proof.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custody: Option<Box<Custody>>,
 }
 
 /// A further reason an object is not valid, besides its finding's own.
@@ -385,6 +389,7 @@ impl Finding {
             evidence: Evidence::default(),
             also: Vec::new(),
             versions: None,
+            custody: None,
         }
     }
 
@@ -447,6 +452,7 @@ pub fn merge_by_object(findings: Vec<Finding>) -> Vec<Finding> {
             let mut worse = f;
             let kept = std::mem::replace(slot, Finding::new("", Kind::DigestValid, ""));
             worse.also = kept.also;
+            worse.custody = worse.custody.or(kept.custody);
             if kept.verdict != Verdict::Valid {
                 worse.also.insert(
                     0,

@@ -14,6 +14,7 @@ use super::unvouched::{OtherTrails, Vouched};
 use super::versions::Recovery;
 use super::{EngineError, Settings};
 use crate::core::chain::{walk, DigestCandidate, Range, WalkedChain};
+use crate::core::custody::Retention;
 use crate::core::finding::Finding;
 use crate::core::layout::ChainId;
 use crate::core::sign::KeySet;
@@ -86,7 +87,7 @@ pub fn verify_streaming(
         &judged,
         walked.len(),
     );
-    let (chains, version_notes) = check_logs(source, walked, layout, &mut referenced, observer);
+    let laid_out = check_logs(source, walked, layout, &mut referenced, observer);
     let vouched = Vouched {
         bucket: &bucket,
         range,
@@ -96,7 +97,7 @@ pub fn verify_streaming(
     };
     let (unchained, attributed) = vouched.unchained(source, settings, unrecognised, observer)?;
     let mut notes = source.notes();
-    notes.extend(version_notes);
+    notes.extend(laid_out.notes);
     if attributed > 0 {
         notes.push(format!(
             "{attributed} log files were not checked: verified digests of trails left out by the filters, which write to the same folders, name them"
@@ -107,8 +108,9 @@ pub fn verify_streaming(
     }
     Ok(Report {
         keys: key_infos(&keys, key_provider),
-        chains,
+        chains: laid_out.chains,
         unchained,
+        retention: laid_out.retention,
         notes,
         ..report(source, settings, bucket, range_info(range, derived))
     })
@@ -166,6 +168,7 @@ fn report(
         chains: Vec::new(),
         unchained: Vec::new(),
         notes: Vec::new(),
+        retention: Retention::default(),
     }
 }
 

@@ -1,6 +1,9 @@
 //! Laying out the chain reports: each digest's findings followed by its log files', and each
 //! chain's ledger of hours from the walk's holes and the digests' windows.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
+
 use jiff::Timestamp;
 
 use super::assemble::FindingSink;
@@ -9,7 +12,7 @@ use super::logs::{log_finding, Names, Step};
 use super::texts::{TextHashes, TextSet};
 use super::versions::Recovery;
 use crate::core::chain::{DigestStatus, WalkedDigest};
-use crate::core::custody::CurrentVersion;
+use crate::core::custody::{CurrentVersion, Retention};
 use crate::core::digest::LogFileEntry;
 use crate::core::finding::{Evidence, Finding, Kind, ObjectKind, Verdict};
 use crate::core::gz::GzOutcome;
@@ -18,6 +21,16 @@ use crate::core::ledger::{HourState, Ledger, Span};
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport};
 use crate::source::{ObjectSource, ReadError, ReadFailure};
+
+/// What laying out the chains came to.
+pub(super) struct LaidOut {
+    /// The chain reports, in order.
+    pub(super) chains: Vec<ChainReport>,
+    /// Notes for the report.
+    pub(super) notes: Vec<String>,
+    /// Proven objects under Object Lock retention.
+    pub(super) retention: Retention,
+}
 
 /// The chain reports laid out so far, and the chain being laid out.
 pub(super) struct Layout<'a> {
@@ -28,6 +41,10 @@ pub(super) struct Layout<'a> {
     recovery: Option<Recovery<'a>>,
     /// Notes for the report (versions that could not be listed).
     notes: Vec<String>,
+    /// Proven objects under Object Lock, as S3 said, each counted once (by a hash of its
+    /// subject, keyed afresh per run).
+    retention: Retention,
+    retained: (HashSet<u64>, RandomState),
     sink: Option<FindingSink<'a>>,
     omit_valid_logs: bool,
     /// Log files some verified digest of the run names.
@@ -52,6 +69,8 @@ impl<'a> Layout<'a> {
             source,
             recovery,
             notes: Vec::new(),
+            retention: Retention::default(),
+            retained: Default::default(),
             sink,
             omit_valid_logs,
             judged,
@@ -66,9 +85,30 @@ impl<'a> Layout<'a> {
         self.bucket
     }
 
-    /// The chain reports, in the order the chains were laid out, and notes for the report.
-    pub(super) fn into_reports(self) -> (Vec<ChainReport>, Vec<String>) {
-        (self.reports, self.notes)
+    /// The chain reports, in the order the chains were laid out, with what the report says of
+    /// them all.
+    pub(super) fn into_reports(self) -> LaidOut {
+        LaidOut {
+            chains: self.reports,
+            notes: self.notes,
+            retention: self.retention,
+        }
+    }
+
+    /// Puts on `f` what S3 said of its object's custody when it was read, and counts a proven
+    /// object's retention once.
+    fn custody(&mut self, f: &mut Finding, location: &S3Location) {
+        if location.bucket != self.bucket {
+            return;
+        }
+        let Some(custody) = self.source.take_custody(&location.key) else {
+            return;
+        };
+        let (seen, hasher) = &mut self.retained;
+        if f.verdict == Verdict::Valid && seen.insert(hasher.hash_one(&f.subject)) {
+            self.retention.add(&custody);
+        }
+        f.custody = Some(Box::new(custody));
     }
 
     /// The finding on an object of the run's bucket whose copy the source's records say was
@@ -137,6 +177,15 @@ impl<'a> Layout<'a> {
             .map(|f| f.verdict)
             .max()
             .unwrap_or(Verdict::Valid);
+        // What S3 said of it goes on the finding that judges it, carrying its verdict.
+        if let Some(f) = w
+            .findings
+            .iter_mut()
+            .filter(|f| f.kind.judges_subject() && f.subject == uri)
+            .max_by_key(|f| f.verdict)
+        {
+            self.custody(f, &w.location);
+        }
         let verified = matches!(w.status, DigestStatus::Verified(_)) && names.is_some();
         self.chain.findings.extend(w.findings);
         let logs = match (&w.status, names) {
@@ -180,7 +229,8 @@ impl<'a> Layout<'a> {
             let outcome = outcomes
                 .next()
                 .unwrap_or(Err(ReadError::Failed(ReadFailure::NoResult)));
-            let finding = log_finding(entry, named_by, outcome);
+            let mut finding = log_finding(entry, named_by, outcome);
+            self.custody(&mut finding, &entry.location);
             worst = worst.max(Some(finding.verdict));
             self.chain.push(finding);
             if let Some(f) = self.recovered(&entry.location) {

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use rayon::prelude::*;
 
 use super::digests::not_a_file;
-use super::layout::Layout;
+use super::layout::{LaidOut, Layout};
 use super::texts::{TextHashes, TextSet};
 use super::unvouched;
 use crate::core::chain::{DigestStatus, Listed, WalkedChain, WalkedDigest};
@@ -19,7 +19,6 @@ use crate::core::layout::ChainId;
 use crate::core::ledger::Span;
 use crate::core::types::S3Location;
 use crate::core::verdict::judge_entry;
-use crate::report::ChainReport;
 use crate::source::progress::{Observer, Phase, Progress};
 use crate::source::{ObjectSource, ReadError, ReadFailure, StoredObject};
 
@@ -64,7 +63,7 @@ pub(super) fn check_logs(
     mut layout: Layout<'_>,
     referenced: &mut TextHashes,
     observer: &dyn Observer,
-) -> (Vec<ChainReport>, Vec<String>) {
+) -> LaidOut {
     let hashed: usize = walked
         .iter()
         .flat_map(|(_, c)| c.digests.iter())

@@ -56,7 +56,7 @@ impl<'a> Recovery<'a> {
         let mut failed = Vec::new();
         for (index, searched) in self.search(findings) {
             match (searched, findings.get_mut(index)) {
-                (Ok(search), Some(f)) => f.versions = Some(search),
+                (Ok(search), Some(f)) => f.versions = Some(Box::new(search)),
                 (Err(e), Some(f)) => failed.push((f.subject.clone(), e)),
                 (_, None) => {}
             }

@@ -50,6 +50,9 @@ pub fn write(out: &mut dyn Write, report: &Report, verbose: bool) -> io::Result<
     if hours.total() > 0 {
         write!(out, "\n{}", ledger_line(&hours))?;
     }
+    if let Some(line) = report.retention.describe() {
+        write!(out, "\n{}", printable(&line))?;
+    }
     writeln!(out, "\n")?;
     for note in &report.notes {
         writeln!(out, "Note: {}", printable(note))?;

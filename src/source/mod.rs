@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use crate::core::custody::{ListedVersion, Recovered};
+use crate::core::custody::{Custody, ListedVersion, Recovered};
 use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::GzOutcome;
 use crate::core::keyfile::{parse_key_file, KeyFileError};
@@ -364,6 +364,13 @@ pub trait ObjectSource: Sync {
     }
     /// What this source could not see, in words.
     fn notes(&self) -> Vec<String>;
+    /// What S3 said of `key`'s custody when the run read it (version id, storage class, Object
+    /// Lock), if more than the defaults; sources that are not S3 say nothing. Answered once per
+    /// read: the source forgets it then, so a run holds it only between reading an object and
+    /// laying out its finding.
+    fn take_custody(&self, _key: &str) -> Option<Custody> {
+        None
+    }
     /// The object versions of a versioned bucket, when the source can read them (S3).
     fn versions(&self) -> Option<&dyn VersionStore> {
         None

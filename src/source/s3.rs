@@ -8,7 +8,7 @@
 //! as it streams in, so memory is bounded by the concurrency, not the corpus. An object that
 //! cannot be read (access denied, an error that persists through the SDK's retries, a body
 //! that stalls or comes slower than the minimum rate) is "not verified", never "valid".
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -28,7 +28,7 @@ use super::progress::{Observer, Phase, Progress, Stored};
 use super::{
     ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject, VersionStore,
 };
-use crate::core::custody::ListedVersion;
+use crate::core::custody::{Custody, ListedVersion};
 use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::layout::{is_account, is_org_id};
@@ -83,6 +83,9 @@ pub struct S3Source {
     accounts: OnceCell<BTreeSet<String>>,
     concurrency: usize,
     pace: Pace,
+    /// What the GetObject responses said of custody (version, storage class, Object Lock), per
+    /// key read, for objects where S3 said more than the defaults ([`Custody::of`]).
+    custody: Mutex<HashMap<String, Custody>>,
 }
 
 /// How slow a body may be.
@@ -128,6 +131,7 @@ impl S3Source {
                 stall: options.read_timeout,
                 min_rate: options.min_rate,
             },
+            custody: Mutex::default(),
         })
     }
 
@@ -415,6 +419,13 @@ fn account_folder(key: &str) -> Option<&str> {
 }
 
 impl S3Source {
+    /// Keeps what S3 said of `key`'s custody, if it said more than the defaults.
+    fn remember_custody(&self, key: &str, record: &ObjectRecord) {
+        if let (Some(c), Ok(mut all)) = (Custody::of(record), self.custody.lock()) {
+            all.insert(key.to_owned(), c);
+        }
+    }
+
     /// Remembers what the listings said about every object, for [`S3Source::listed`].
     pub fn remembering_listings(mut self) -> Self {
         self.listed = Some(Default::default());
@@ -648,13 +659,13 @@ async fn hash_log(
     client: Client,
     (loc, version): (S3Location, Option<String>),
     pace: Pace,
-) -> Result<GzOutcome, ReadError> {
+) -> Result<(GzOutcome, ObjectRecord), ReadError> {
     let fresh = || Ok(Inflater::new(Limits::LOG));
     let feed = |i: &mut Inflater, chunk: &[u8]| {
         i.update(chunk);
         Ok(())
     };
-    let (inflater, _) = get_streamed(
+    let (inflater, record) = get_streamed(
         &client,
         &loc,
         version.as_deref(),
@@ -664,7 +675,7 @@ async fn hash_log(
         feed,
     )
     .await?;
-    Ok(inflater.finish().0)
+    Ok((inflater.finish().0, record))
 }
 
 /// Where one download goes: a new file for each attempt, put in place once complete. The
@@ -776,7 +787,13 @@ impl ObjectSource for S3Source {
             .map(|k| (S3Location::new(&self.bucket, k), None))
             .collect();
         let pace = self.pace;
-        self.run_all(progress, items, move |c, i| read_digest(c, i, pace))
+        let read = self.run_all(progress, items, move |c, i| read_digest(c, i, pace));
+        for (key, stored) in keys.iter().zip(&read) {
+            if let Ok(stored) = stored {
+                self.remember_custody(key, &stored.record);
+            }
+        }
+        read
     }
 
     /// Log files in other buckets (a trail moved between buckets) are read too: S3 has them.
@@ -789,7 +806,22 @@ impl ObjectSource for S3Source {
         let pace = self.pace;
         // Cloned as each one is started, so only those in flight exist twice.
         let items = locations.iter().map(|&l| (l.clone(), None));
-        self.run_all(progress, items, move |c, i| hash_log(c, i, pace))
+        let hashed = self.run_all(progress, items, move |c, i| hash_log(c, i, pace));
+        locations
+            .iter()
+            .zip(hashed)
+            .map(|(l, hashed)| {
+                let (outcome, record) = hashed?;
+                if l.bucket == self.bucket {
+                    self.remember_custody(&l.key, &record);
+                }
+                Ok(outcome)
+            })
+            .collect()
+    }
+
+    fn take_custody(&self, key: &str) -> Option<Custody> {
+        self.custody.lock().ok()?.remove(key)
     }
 
     fn notes(&self) -> Vec<String> {
@@ -829,6 +861,16 @@ impl VersionStore for S3Source {
             .map(|(k, v)| (S3Location::new(&self.bucket, k), Some(v.clone())))
             .collect();
         self.run_all(&Progress::hidden(), items, move |c, i| hash_log(c, i, pace))
+            .into_iter()
+            .map(|hashed| hashed.map(|(outcome, _)| outcome))
+            .collect()
+    }
+}
+
+/// A hashed log file and what S3 said of it.
+impl Stored for (GzOutcome, ObjectRecord) {
+    fn stored_bytes(&self) -> u64 {
+        self.0.stored_len
     }
 }
 
