@@ -326,7 +326,8 @@ fn support_inflate(gz: &[u8]) -> Vec<u8> {
     out
 }
 
-fn acquire(moto: &Moto, dir: &Path) -> Output {
+/// `acquire s3://BUCKET DIR` with the case's range and keys.
+fn acquire_args(dir: &Path) -> Vec<String> {
     let args = case_args(&case());
     let mut acquire = vec![
         "acquire".to_owned(),
@@ -338,7 +339,11 @@ fn acquire(moto: &Moto, dir: &Path) -> Output {
             .filter(|w| w[0] == "--start-time" || w[0] == "--end-time" || w[0] == "--public-keys")
             .flat_map(|w| w.to_vec()),
     );
-    run(moto, &acquire)
+    acquire
+}
+
+fn acquire(moto: &Moto, dir: &Path) -> Output {
+    run(moto, &acquire_args(dir))
 }
 
 fn verify_offline(dir: &Path) -> Output {
@@ -502,4 +507,119 @@ fn locked_objects_are_recorded_and_counted_only_when_proven() {
     assert_eq!(record["lock_mode"], "COMPLIANCE");
     assert_eq!(record["lock_retain_until"], "2030-01-01T00:00:00Z");
     assert!(record["version_id"].is_string());
+}
+
+/// Writes the case's own object at `key` again, in an archive storage class.
+fn archive(moto: &Moto, key: &str, class: &str) {
+    let body = bytes_of(key);
+    let signature = key.contains("-Digest").then(|| signature_of(key));
+    let class = aws_sdk_s3::types::StorageClass::from(class);
+    moto.s3(|s3| async move {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(body.into())
+            .storage_class(class)
+            .set_metadata(signature.map(|s| [("signature".to_owned(), s)].into()))
+            .send()
+            .await
+            .unwrap();
+    })
+}
+
+/// `x-amz-restore` of `key`, if S3 says anything.
+fn restore_state(moto: &Moto, key: &str) -> Option<String> {
+    moto.s3(|s3| async move {
+        s3.head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .restore()
+            .map(str::to_owned)
+    })
+}
+
+/// Measured on moto 5.2.1: GetObject on a GLACIER or DEEP_ARCHIVE object answers 403
+/// `InvalidObjectState` (with its StorageClass); RestoreObject answers 202 and the object is
+/// restored at once (`ongoing-request="false"`); a second RestoreObject answers 200.
+#[test]
+fn archived_objects_are_not_verified_and_acquire_restores_exactly_those_in_range() {
+    let moto = Moto::start(&case().join("public-keys.json"));
+    moto.upload(&case(), BUCKET);
+    archive(&moto, LOG, "GLACIER");
+    archive(&moto, DIGEST, "DEEP_ARCHIVE");
+    // An archived log file of a later day, outside the range: never restored.
+    let outside = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/05/111122223333_CloudTrail_us-east-1_20260105T0112Z_rUPlW7IsTESc77Q0.json.gz";
+    moto.s3(|s3| async move {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(outside)
+            .body(gzip(b"{\"Records\":[]}").into())
+            .storage_class(aws_sdk_s3::types::StorageClass::Glacier)
+            .send()
+            .await
+            .unwrap();
+    });
+
+    // Not verified, not unreadable: the run goes on and exits 1.
+    let text = verify_s3(&moto, &[]);
+    assert_eq!(text.code, 1, "{}{}", text.stdout, text.stderr);
+    assert!(
+        text.stdout.contains(&format!(
+            "Log file\ts3://{BUCKET}/{LOG}\tNOT VERIFIED: archived (GLACIER), restore it first"
+        )),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains(&format!(
+        "Digest file\ts3://{BUCKET}/{DIGEST}\tNOT VERIFIED: archived (DEEP_ARCHIVE), restore it first"
+    )), "{}", text.stdout);
+    let report = json(&verify_s3(&moto, &["--format", "json"]));
+    assert_eq!(finding_on(&report, LOG)["kind"], "log_archived");
+    assert_eq!(finding_on(&report, DIGEST)["kind"], "digest_archived");
+
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = dir.path().join("evidence");
+    let plain = acquire(&moto, &evidence);
+    assert_eq!(plain.code, 2, "incomplete: {}", plain.stderr);
+    assert!(
+        plain
+            .stderr
+            .contains("2 archived objects were not copied: restore requested now for 0"),
+        "{}",
+        plain.stderr
+    );
+    assert!(plain.stderr.contains(&format!("archived (GLACIER): {LOG}")));
+    assert_eq!(
+        restore_state(&moto, LOG),
+        None,
+        "nothing restored unless asked"
+    );
+
+    let mut asked = acquire_args(&evidence);
+    asked.extend(["--restore-days", "2", "--restore-tier", "bulk"].map(String::from));
+    let requested = run(&moto, &asked);
+    assert_eq!(requested.code, 2, "{}", requested.stderr);
+    assert!(requested.stderr.contains("2 archived objects were not copied: restore requested now for 2, already in progress for 0"), "{}", requested.stderr);
+    assert!(restore_state(&moto, LOG).is_some());
+    assert!(restore_state(&moto, DIGEST).is_some());
+    assert_eq!(
+        restore_state(&moto, outside),
+        None,
+        "only what the range needs"
+    );
+
+    // Restored (at once, in moto): the next run copies them, and everything is proven.
+    let finished = run(&moto, &asked);
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    assert_eq!(std::fs::read(evidence.join(LOG)).unwrap(), bytes_of(LOG));
+    let offline = verify_offline(&evidence);
+    assert_eq!(offline.code, 0, "{}", offline.stdout);
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(evidence.join("trailproof-evidence.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["objects"][DIGEST]["storage_class"], "DEEP_ARCHIVE");
+    assert_eq!(verify_s3(&moto, &[]).code, 0);
 }

@@ -217,6 +217,13 @@ pub enum Kind {
     /// (another finding, if it is not valid); this one says the bucket was tampered with.
     /// Either object kind: see [`Finding::object`]. Find out who wrote the current version.
     OverwrittenInBucket,
+    /// The digest is in an S3 archive storage class (GLACIER, DEEP_ARCHIVE): S3 answered
+    /// `InvalidObjectState`, so it was not read and nothing it lists can be checked through
+    /// it. Not a sign of tampering. Restore it (`trailproof acquire ... --restore-days N`, or
+    /// `aws s3api restore-object`) and run again once it is restored.
+    DigestArchived,
+    /// The same as [`Kind::DigestArchived`], for a log file a verified digest lists.
+    LogArchived,
     /// As [`Kind::OverwrittenInBucket`], the object having been deleted in the bucket (a delete
     /// marker was current): the copy is the recovered delivered version. Find out who deleted
     /// it.
@@ -260,7 +267,9 @@ impl Kind {
             | LogUnverifiable
             | LogUnreferenced
             | LogOtherBucket
-            | LogUnreadable => Verdict::NotVerified,
+            | LogUnreadable
+            | DigestArchived
+            | LogArchived => Verdict::NotVerified,
         }
     }
 
@@ -287,7 +296,7 @@ impl Kind {
         match self {
             LogValid | LogMissing | LogHashMismatch | LogFormat | LogTruncated
             | LogTrailingData | LogBudgetExceeded | LogUnverifiable | LogUnreferenced
-            | LogOtherBucket | LogUnreadable | LogUnrecognised => ObjectKind::Log,
+            | LogOtherBucket | LogUnreadable | LogUnrecognised | LogArchived => ObjectKind::Log,
             _ => ObjectKind::Digest,
         }
     }

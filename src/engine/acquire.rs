@@ -46,7 +46,7 @@ use crate::source::aws::AwsOptions;
 use crate::source::cloudtrail::{caller_identity, CallerIdentity};
 use crate::source::local::{plain_key, LocalEvidence, WritableRoot};
 use crate::source::progress::{Observer, Phase, Progress};
-use crate::source::s3::{Destination, Listed, S3Source};
+use crate::source::s3::{Destination, Listed, RestoreState, RestoreTier, S3Source};
 use crate::source::{
     KeyNeeds, KeyProvider, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject,
 };
@@ -75,6 +75,13 @@ pub struct AcquireSummary {
     /// Why the bucket's versions were not searched, if they were not (the keys could not be
     /// had, the copy could not be verified).
     pub versions_not_searched: Option<String>,
+    /// Objects the run needs that are in an archive storage class (key, storage class): not
+    /// copied. A later run copies them once restored.
+    pub archived: Vec<(String, String)>,
+    /// Of those, the ones whose restore this run asked S3 for.
+    pub restore_requested: usize,
+    /// Of those, the ones already being restored (asked for by an earlier run).
+    pub restore_in_progress: usize,
 }
 
 impl fmt::Display for AcquireSummary {
@@ -95,6 +102,21 @@ impl fmt::Display for AcquireSummary {
         }
         if let Some(why) = &self.versions_not_searched {
             write!(f, "\n  object versions were not searched: {why}")?;
+        }
+        if !self.archived.is_empty() {
+            write!(
+                f,
+                "\n{} archived objects were not copied: restore requested now for {}, already in progress for {}; run again once restored",
+                self.archived.len(),
+                self.restore_requested,
+                self.restore_in_progress
+            )?;
+            if self.restore_requested + self.restore_in_progress < self.archived.len() {
+                write!(f, " (--restore-days N asks S3 to restore them)")?;
+            }
+        }
+        for (key, class) in &self.archived {
+            write!(f, "\n  archived ({class}): {key}")?;
         }
         Ok(())
     }
@@ -120,16 +142,30 @@ struct AcquisitionRecord<'a> {
 /// digest names log files, which may need recovering in turn.
 pub const RECOVERY_ROUNDS: usize = 3;
 
-/// Copies the run's objects from `source` into `dir`, reporting each phase (digests read,
-/// objects downloaded) to `observer`; then recovers from the bucket's versions what the copy
-/// shows tampered with, checking versions with the keys `keys` gives.
+/// What an acquisition works with besides the bucket, the range and the directory.
+pub struct AcquireWith<'a> {
+    /// The keys object versions are checked with.
+    pub keys: &'a dyn KeyProvider,
+    /// Ask S3 to restore the archived objects the range needs: for how many days, how fast.
+    pub restore: Option<(i32, RestoreTier)>,
+    /// Hears of each phase (digests read, objects downloaded).
+    pub observer: &'a dyn Observer,
+}
+
+/// Copies the run's objects from `source` into `dir`; then recovers from the bucket's versions
+/// what the copy shows tampered with, and asks S3 to restore what is archived, if told to.
 pub fn acquire(
     source: &S3Source,
     options: &AwsOptions,
     settings: &Settings,
     dir: &Path,
-    (keys, observer): (&dyn KeyProvider, &dyn Observer),
+    with: AcquireWith<'_>,
 ) -> Result<AcquireSummary, EngineError> {
+    let AcquireWith {
+        keys,
+        restore,
+        observer,
+    } = with;
     let started = Timestamp::now();
     let bucket = source.bucket().unwrap_or_default();
     let root = WritableRoot::create(dir)?;
@@ -173,6 +209,9 @@ pub fn acquire(
     write_json(&copy.root, EVIDENCE_FILE, &copy.metadata)?;
     if copy.summary.wanted > 0 {
         copy.recover(source, settings, dir, keys, observer)?;
+    }
+    if let Some((days, tier)) = restore {
+        copy.restore(source, days, tier);
     }
     let Acquisition {
         root,
@@ -442,7 +481,25 @@ impl Acquisition {
                     Err(e) => self.fail(key, &e.to_string()),
                 },
                 Err(ReadError::NotFound) => self.summary.missing += 1,
+                Err(ReadError::Archived(class)) => self.summary.archived.push((key.clone(), class)),
                 Err(e) => self.fail(key, &format!("{e:?}")),
+            }
+        }
+    }
+
+    /// Asks S3 to restore every archived object the run needs.
+    fn restore(&mut self, source: &S3Source, days: i32, tier: RestoreTier) {
+        let keys: Vec<String> = self
+            .summary
+            .archived
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (key, asked) in keys.iter().zip(source.restore(&keys, days, tier)) {
+            match asked {
+                Ok(RestoreState::Requested) => self.summary.restore_requested += 1,
+                Ok(RestoreState::InProgress) => self.summary.restore_in_progress += 1,
+                Err(e) => self.fail(key, &format!("restore not requested: {e:?}")),
             }
         }
     }
@@ -494,6 +551,7 @@ impl Acquisition {
                     self.metadata.objects.insert(key, record);
                 }
                 Err(ReadError::NotFound) => self.summary.missing += 1,
+                Err(ReadError::Archived(class)) => self.summary.archived.push((key, class)),
                 Err(e) => self.fail(&key, &format!("{e:?}")),
             }
         }

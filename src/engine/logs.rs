@@ -11,7 +11,7 @@ use super::digests::not_a_file;
 use super::layout::{LaidOut, Layout};
 use super::texts::{TextHashes, TextSet};
 use super::unvouched;
-use crate::core::chain::{DigestStatus, Listed, WalkedChain, WalkedDigest};
+use crate::core::chain::{archived_reason, DigestStatus, Listed, WalkedChain, WalkedDigest};
 use crate::core::digest::{LogFileEntry, LogFiles, ParsedDigest};
 use crate::core::finding::{Evidence, Finding, Kind};
 use crate::core::gz::{inflate_all, GzOutcome, Limits};
@@ -248,6 +248,7 @@ pub(super) fn reread(
         ReadError::Failed(f) => f.to_string(),
         ReadError::OtherBucket => "in another bucket".to_owned(),
         ReadError::NotAFile(what) => not_a_file(what),
+        ReadError::Archived(class) => archived_reason(&class),
     })?;
     let raw = inflate_all(&stored.bytes, Limits::DIGEST).map_err(|p| p.to_string())?;
     digest.log_files_from(&raw).map_err(|e| e.to_string())
@@ -291,6 +292,9 @@ pub(super) fn log_finding(
             .with(with_detail(f.to_string())),
         ReadError::NotAFile(what) => {
             Finding::new(uri, Kind::LogFormat, "invalid format").with(with_detail(not_a_file(what)))
+        }
+        ReadError::Archived(class) => {
+            Finding::new(uri, Kind::LogArchived, archived_reason(&class)).with(base)
         }
     }
 }

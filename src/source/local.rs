@@ -77,8 +77,9 @@ impl LocalEvidence {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = Some(parsing);
             }
-            // Only `hash_log` says `OtherBucket`, for a location in another bucket.
-            Err(ReadError::NotFound | ReadError::OtherBucket) => {
+            // Only `hash_log` says `OtherBucket`, for a location in another bucket; only S3
+            // says `Archived`.
+            Err(ReadError::NotFound | ReadError::OtherBucket | ReadError::Archived(_)) => {
                 let _ = evidence.metadata.set(Ok(None));
             }
             Err(ReadError::Escape(detail)) => {

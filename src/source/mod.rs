@@ -175,6 +175,9 @@ pub enum ReadError {
     NotAFile(&'static str),
     /// The object is there, but could not be read through.
     Failed(ReadFailure),
+    /// The object is in an archive storage class (S3 answered `InvalidObjectState`): it must
+    /// be restored (`RestoreObject`) before it can be read. Its storage class, as S3 said it.
+    Archived(String),
 }
 
 /// Why an object that is there could not be read through. Its text is the detail of the

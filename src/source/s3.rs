@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::Client;
 use futures_util::{stream, StreamExt};
@@ -418,7 +419,80 @@ fn account_folder(key: &str) -> Option<&str> {
     }
 }
 
+/// How fast S3 should restore archived objects (`RestoreObject`'s tier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreTier {
+    /// Hours (GLACIER: 3-5, DEEP_ARCHIVE: within 12).
+    Standard,
+    /// Cheapest, slowest (GLACIER: 5-12 hours, DEEP_ARCHIVE: within 48).
+    Bulk,
+}
+
+/// Where a restore stands after asking for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreState {
+    /// S3 took the request (or the object is restored already).
+    Requested,
+    /// A restore was already under way (`RestoreAlreadyInProgress`).
+    InProgress,
+}
+
+/// A restore request holds no object body.
+impl Stored for RestoreState {
+    fn stored_bytes(&self) -> u64 {
+        0
+    }
+}
+
 impl S3Source {
+    /// Asks S3 to restore each of `keys` (archived objects) for `days` days at `tier`. Results
+    /// in input order.
+    pub fn restore(
+        &self,
+        keys: &[String],
+        days: i32,
+        tier: RestoreTier,
+    ) -> Vec<Result<RestoreState, ReadError>> {
+        let bucket = self.bucket.clone();
+        let items = keys.iter().map(|k| (bucket.clone(), k.clone()));
+        self.run_all(
+            &Progress::hidden(),
+            items,
+            move |client, (bucket, key)| async move {
+                let tier = match tier {
+                    RestoreTier::Standard => aws_sdk_s3::types::Tier::Standard,
+                    RestoreTier::Bulk => aws_sdk_s3::types::Tier::Bulk,
+                };
+                let job = aws_sdk_s3::types::GlacierJobParameters::builder()
+                    .tier(tier)
+                    .build()
+                    .map_err(|e| ReadFailure::Request {
+                        code: None,
+                        status: None,
+                        message: e.to_string(),
+                    })?;
+                let request = aws_sdk_s3::types::RestoreRequest::builder()
+                    .days(days)
+                    .glacier_job_parameters(job)
+                    .build();
+                match client
+                    .restore_object()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .restore_request(request)
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(RestoreState::Requested),
+                    Err(e) if e.code() == Some("RestoreAlreadyInProgress") => {
+                        Ok(RestoreState::InProgress)
+                    }
+                    Err(e) => Err(classify(&e)),
+                }
+            },
+        )
+    }
+
     /// Keeps what S3 said of `key`'s custody, if it said more than the defaults.
     fn remember_custody(&self, key: &str, record: &ObjectRecord) {
         if let (Some(c), Ok(mut all)) = (Custody::of(record), self.custody.lock()) {
@@ -523,6 +597,19 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkErro
     }
 }
 
+/// An object in an archive storage class: S3 answers GetObject with `InvalidObjectState` (HTTP
+/// 403, which is no refusal of access) until it is restored.
+fn archived(err: &SdkError<GetObjectError>) -> Option<ReadError> {
+    match err.as_service_error()? {
+        GetObjectError::InvalidObjectState(e) => Some(ReadError::Archived(
+            e.storage_class()
+                .map_or("an archive storage class", |c| c.as_str())
+                .to_owned(),
+        )),
+        _ => None,
+    }
+}
+
 /// The next chunk of a body, within the stall allowance and before the body's deadline.
 async fn next_chunk(
     body: &mut aws_sdk_s3::primitives::ByteStream,
@@ -576,7 +663,7 @@ async fn get_streamed<S>(
             .set_version_id(version.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| archived(&e).unwrap_or_else(|| classify(&e)))?;
         let record = record_of(&out);
         let size = record.size.unwrap_or(max_size).min(max_size);
         let allowance = pace.allowance(size);
