@@ -13,7 +13,7 @@
 //! ([`WritableRoot`]), and a run that finds a link where it must write stops before writing.
 //!
 //! Then the copy is verified offline, and each object it finds invalid or missing is looked
-//! for in the bucket's versions ([`super::versions`]): a version proven CloudTrail's (by the
+//! for in the bucket's versions ([`crate::core::custody`]): a version proven CloudTrail's (by the
 //! hash its digest lists, or by its signature) replaces the copy, and its record keeps both
 //! versions (`version_id` and `recovered`, see [`crate::core::evidence`]). A recovered digest
 //! brings the log files it names; the copy is verified again, at most [`RECOVERY_ROUNDS`]
