@@ -623,3 +623,33 @@ fn archived_objects_are_not_verified_and_acquire_restores_exactly_those_in_range
     assert_eq!(meta["objects"][DIGEST]["storage_class"], "DEEP_ARCHIVE");
     assert_eq!(verify_s3(&moto, &[]).code, 0);
 }
+
+/// A caller without s3:ListBucketVersions still gets the verdicts, and a note saying that no
+/// version was looked for; the run is not made to fail or to pass by it.
+#[test]
+fn versions_that_cannot_be_listed_are_noted_and_change_no_verdict() {
+    let moto = versioned();
+    put(&moto, LOG, gzip(b"{\"Records\":[]}"), None);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.json");
+    std::fs::write(&rules, r#"{"versions_denied": true}"#).unwrap();
+    let proxy = support::FaultProxy::start(&moto, &rules);
+
+    let mut args = vec!["verify".to_owned(), format!("s3://{BUCKET}")];
+    args.extend(case_args(&case()));
+    args.extend(["--format", "json", "--endpoint-url"].map(String::from));
+    args.push(proxy.endpoint());
+    let mut env = moto.env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    let out = trailproof(&case(), &args, &env);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    let f = finding_on(&report, LOG);
+    assert_eq!(f["kind"], "log_hash_mismatch");
+    assert!(f.get("versions").is_none(), "{f}");
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("could not be listed") && notes.contains("s3:ListBucketVersions"),
+        "{notes}"
+    );
+}

@@ -226,3 +226,147 @@ fn read_error_text(e: &ReadError) -> String {
         other => format!("{other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::finding::Evidence;
+    use crate::core::gz::{GzOutcome, Inflater, Limits};
+    use crate::source::StoredObject;
+
+    /// A bucket's versions of log files, in memory: (key, version id, written, latest, content).
+    struct Versions(
+        Vec<(
+            &'static str,
+            &'static str,
+            &'static str,
+            bool,
+            Option<Vec<u8>>,
+        )>,
+    );
+
+    impl VersionStore for Versions {
+        fn list_versions(&self, keys: &[String]) -> Vec<Result<Vec<ListedVersion>, ReadError>> {
+            keys.iter()
+                .map(|k| {
+                    Ok(self
+                        .0
+                        .iter()
+                        .filter(|v| v.0 == k)
+                        .map(|v| ListedVersion {
+                            version_id: v.1.into(),
+                            written: v.2.parse().unwrap(),
+                            latest: v.3,
+                            delete_marker: v.4.is_none(),
+                        })
+                        .collect())
+                })
+                .collect()
+        }
+        fn read_digest_versions(
+            &self,
+            items: &[(String, String)],
+        ) -> Vec<Result<StoredObject, ReadError>> {
+            items.iter().map(|_| Err(ReadError::NotFound)).collect()
+        }
+        fn hash_log_versions(
+            &self,
+            items: &[(String, String)],
+        ) -> Vec<Result<GzOutcome, ReadError>> {
+            items
+                .iter()
+                .map(|(k, id)| {
+                    let v = self.0.iter().find(|v| v.0 == k && v.1 == id).unwrap();
+                    let mut inflater = Inflater::new(Limits::LOG);
+                    inflater.update(&gzip(v.4.as_deref().unwrap()));
+                    Ok(inflater.finish().0)
+                })
+                .collect()
+        }
+    }
+
+    fn gzip(content: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+        std::io::Write::write_all(&mut gz, content).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn mismatch(subject: &str) -> Finding {
+        Finding::new(subject, Kind::LogHashMismatch, "hash value doesn't match").with(Evidence {
+            expected_sha256: Some(Sha256::of(b"delivered")),
+            ..Evidence::default()
+        })
+    }
+
+    #[test]
+    fn only_an_older_version_with_the_listed_hash_is_the_delivered_one() {
+        let store = Versions(vec![
+            (
+                "a",
+                "v1",
+                "2026-01-01T00:00:00Z",
+                false,
+                Some(b"delivered".to_vec()),
+            ),
+            (
+                "a",
+                "v2",
+                "2026-01-02T00:00:00Z",
+                false,
+                Some(b"forged".to_vec()),
+            ),
+            (
+                "a",
+                "v3",
+                "2026-01-03T00:00:00Z",
+                true,
+                Some(b"forged again".to_vec()),
+            ),
+            // The current version holds the delivered content: it was judged already, and a
+            // finding on it would not exist; an older forged one is not taken instead.
+            (
+                "b",
+                "w1",
+                "2026-01-01T00:00:00Z",
+                false,
+                Some(b"forged".to_vec()),
+            ),
+            (
+                "b",
+                "w2",
+                "2026-01-02T00:00:00Z",
+                true,
+                Some(b"delivered".to_vec()),
+            ),
+            // Only its current version: nothing to say (an unversioned bucket).
+            (
+                "c",
+                "null",
+                "2026-01-01T00:00:00Z",
+                true,
+                Some(b"forged".to_vec()),
+            ),
+        ]);
+        let keys = KeySet::default();
+        let recovery = Recovery {
+            store: &store,
+            bucket: "bkt",
+            keys: &keys,
+        };
+        let mut findings = vec![
+            mismatch("s3://bkt/a"),
+            mismatch("s3://bkt/b"),
+            mismatch("s3://bkt/c"),
+            // Another bucket's object is not this bucket's to search.
+            mismatch("s3://other/a"),
+            Finding::new("s3://bkt/a", Kind::LogUnreferenced, "not referenced"),
+        ];
+        assert_eq!(recovery.annotate(&mut findings), None);
+        let a = findings[0].versions.as_deref().unwrap();
+        assert_eq!(a.checked, 2);
+        assert_eq!(a.delivered.as_ref().unwrap().version_id, "v1");
+        let b = findings[1].versions.as_deref().unwrap();
+        assert_eq!((b.checked, b.delivered.is_none()), (1, true));
+        assert!(findings[2..].iter().all(|f| f.versions.is_none()));
+    }
+}
