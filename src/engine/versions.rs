@@ -234,16 +234,18 @@ mod tests {
     use crate::core::gz::{GzOutcome, Inflater, Limits};
     use crate::source::StoredObject;
 
-    /// A bucket's versions of log files, in memory: (key, version id, written, latest, content).
-    struct Versions(
-        Vec<(
-            &'static str,
-            &'static str,
-            &'static str,
-            bool,
-            Option<Vec<u8>>,
-        )>,
+    /// One version of a log file: key, version id, written, latest, content (`None`: a delete
+    /// marker).
+    type Version = (
+        &'static str,
+        &'static str,
+        &'static str,
+        bool,
+        Option<Vec<u8>>,
     );
+
+    /// A bucket's versions of log files, in memory.
+    struct Versions(Vec<Version>);
 
     impl VersionStore for Versions {
         fn list_versions(&self, keys: &[String]) -> Vec<Result<Vec<ListedVersion>, ReadError>> {
