@@ -48,6 +48,11 @@ expect 1 'NOT VERIFIED by .*does not list' "$bin/verify_log" "$keys" acme-cloudt
 expect 0 'log files: 12 valid, 0 invalid, 0 not verified' "$bin/verify_dir" "$case_dir/bucket" "$keys"
 expect 1 'INVALID\|Invalid' "$bin/verify_dir" testdata/sample/bucket testdata/sample/public-keys.json
 
+# The records of the proven log files: all of them from the intact copy; none of the tampered
+# or injected files' from the sample, which are counted as left out.
+expect 0 'records, [0-9]* duplicates merged, 0 log files left out' "$bin/verified_events" "$case_dir/bucket" "$keys"
+expect 1 'log_hash_mismatch: 1' "$bin/verified_events" testdata/sample/bucket testdata/sample/public-keys.json
+
 # From S3: moto on a free loopback port, the intact case uploaded with its S3 metadata.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 tests/support/moto_server.py "$port" "$keys" >/dev/null 2>&1 &

@@ -73,11 +73,7 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
 
 #[cfg(feature = "aws")]
 fn verify_s3(args: &VerifyArgs, sink: Option<FindingSink<'_>>) -> Result<Report, CliError> {
-    let (bucket, prefix) =
-        cli::aws::parse_s3_uri(&args.source).ok_or_else(|| CliError::NotS3Uri {
-            uri: args.source.clone(),
-        })?;
-    cli::aws::verify_s3(args, &bucket, &prefix, sink)
+    cli::aws::verify_s3(args, sink)
 }
 
 #[cfg(not(feature = "aws"))]

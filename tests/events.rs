@@ -329,18 +329,6 @@ fn event_name_keeps_exactly_those_records() {
 }
 
 #[test]
-fn an_s3_source_is_not_supported_yet() {
-    let out = Command::new(env!("CARGO_BIN_EXE_trailproof"))
-        .args(["events", "s3://bucket/prefix"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("not supported yet"), "{stderr}");
-    assert!(out.stdout.is_empty());
-}
-
-#[test]
 fn the_other_filters_keep_exactly_their_records() {
     let corpus = world().build();
     let (_dir, case) = written(&corpus);
@@ -412,4 +400,99 @@ fn the_other_filters_keep_exactly_their_records() {
             "{args:?}"
         );
     }
+}
+
+/// Runs one of the checkers in tests/interop; its JSON summary.
+fn interop(script: &str, args: &[&Path]) -> Value {
+    let out = Command::new("python3")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/interop")
+                .join(script),
+        )
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is required for this test and could not run: {e}"));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{script}: {stdout}{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"))
+}
+
+/// A corpus with duplicates, a tampered file and an injected one, exported with the
+/// unverified records too: rows with and without a digest, and files left out.
+fn mixed_export(format: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let mut corpus = world().records_per_log(12).build();
+    let listed = listed_logs(&corpus);
+    let tampered = listed.keys().nth(3).unwrap().clone();
+    corpus.modify_log(&tampered).unwrap();
+    corpus.inject_log(listed.keys().nth(2).unwrap()).unwrap();
+    let (dir, case) = written(&corpus);
+    let jsonl = dir.path().join("events.jsonl");
+    let other = dir.path().join(format!("events.{format}"));
+    for (format, path) in [("jsonl", &jsonl), (format, &other)] {
+        let path = path.to_str().unwrap();
+        let run = events(
+            &case,
+            &corpus,
+            &["--include-unverified", "--format", format, "--out", path],
+        );
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.lines.is_empty(), "--out writes nothing to stdout");
+        assert!(
+            run.stderr.contains("(log_hash_mismatch: 1)"),
+            "{}",
+            run.stderr
+        );
+    }
+    // Only the two outputs: no temporary file left beside them.
+    let names: BTreeSet<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "case".to_owned(),
+            "events.jsonl".to_owned(),
+            format!("events.{format}")
+        ])
+    );
+    (dir, jsonl, other)
+}
+
+/// DuckDB, an independent reader, finds the rows of the JSONL in the Parquet file: same count,
+/// same order, every column equal to its field, the same group-by on eventName.
+#[test]
+fn parquet_reads_back_in_duckdb_as_the_jsonl() {
+    let (_dir, jsonl, parquet) = mixed_export("parquet");
+    let got = interop("events_parquet.py", &[&parquet, &jsonl]);
+    assert_eq!(got["difference"], Value::Null, "{got}");
+    assert_eq!(got["parquet_rows"], got["jsonl_rows"]);
+    assert!(got["parquet_rows"].as_u64().unwrap() > 100, "{got}");
+    assert_eq!(got["parquet_groups"], got["jsonl_groups"]);
+    assert!(got["parquet_groups"].as_array().unwrap().len() > 1, "{got}");
+}
+
+/// Every line passes Timesketch's importer rules and stands for the JSONL record at its place.
+#[test]
+fn timesketch_lines_pass_the_importers_rules() {
+    let (_dir, jsonl, timesketch) = mixed_export("timesketch");
+    let got = interop("events_timesketch.py", &[&timesketch, &jsonl]);
+    assert_eq!(got["problem"], Value::Null, "{got}");
+    assert!(got["lines"].as_u64().unwrap() > 100, "{got}");
+}
+
+/// Parquet has no standard output form: asked for without --out, the run stops before any work.
+#[test]
+fn parquet_without_out_is_refused() {
+    let corpus = world().build();
+    let (_dir, case) = written(&corpus);
+    let run = events(&case, &corpus, &["--format", "parquet"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("add --out FILE.parquet"),
+        "{}",
+        run.stderr
+    );
 }

@@ -1,6 +1,6 @@
 //! The S3 path, end to end, against a real moto server on loopback through the real SDK:
 //! `verify s3://` on every committed case, `acquire` + offline `verify` equal to online
-//! `verify`, `keys fetch` and online keys, and `validate-logs` against the AWS CLI itself.
+//! `verify`, `events s3://` equal to `events` on the local copy, `keys fetch` and online keys, and `validate-logs` against the AWS CLI itself.
 
 mod support;
 
@@ -46,6 +46,54 @@ fn verify_s3_gives_every_case_its_expected_verdicts() {
         moto.upload(&case, BUCKET);
         let out = verify_s3(&moto, &case, &["--format", "json"]);
         assert_report_matches(&format!("s3 {name}"), &case, &out);
+    }
+}
+
+/// The records exported from the bucket are those exported from the local copy of the same
+/// objects, byte for byte, with the same summary and exit status, in each order: the S3 path
+/// reads the same proven bytes (and nothing else) as the local one.
+#[test]
+fn events_from_s3_equal_events_from_the_local_copy() {
+    let moto = Moto::start(&keys_of("clean-plain"));
+    for name in [
+        "clean-plain",
+        "clean-org",
+        "log-modified",
+        "log-injected",
+        "log-replaced",
+        "log-deleted",
+        "attacker-signed",
+    ] {
+        let case = cases_dir().join(name);
+        moto.reset();
+        moto.upload(&case, BUCKET);
+        for extra in [&[][..], &["--include-unverified", "--unsorted"][..]] {
+            let run = |source: String, aws: bool| {
+                let mut args = vec!["events".to_owned(), source];
+                args.extend(case_args(&case));
+                args.extend(extra.iter().map(|s| s.to_string()));
+                if aws {
+                    args.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
+                }
+                trailproof(&case, &args, &moto.env())
+            };
+            let online = run(format!("s3://{BUCKET}"), true);
+            let offline = run("bucket".to_owned(), false);
+            assert!(!online.stdout.is_empty(), "{name}: {}", online.stderr);
+            assert_eq!(online.stdout, offline.stdout, "{name} {extra:?}");
+            assert_eq!(
+                online.code, offline.code,
+                "{name} {extra:?}: {}",
+                online.stderr
+            );
+            let summary = |o: &Output| o.stderr.lines().last().unwrap_or_default().to_owned();
+            assert_eq!(summary(&online), summary(&offline), "{name} {extra:?}");
+            assert!(
+                summary(&online).starts_with("trailproof events: "),
+                "{}",
+                online.stderr
+            );
+        }
     }
 }
 

@@ -178,16 +178,26 @@ fn key_provider(
     })
 }
 
+/// The source and keys of `verify s3://...` and `events s3://...`.
+pub fn open_s3(
+    uri: &str,
+    aws: &AwsArgs,
+    pinned: Option<&PathBuf>,
+) -> Result<(S3Source, Box<dyn KeyProvider>), CliError> {
+    let (bucket, prefix) = parse_s3_uri(uri).ok_or_else(|| CliError::NotS3Uri {
+        uri: uri.to_owned(),
+    })?;
+    let options = aws.options(None);
+    let source = S3Source::connect(&options, &bucket, &prefix, aws.concurrency)?;
+    Ok((source, key_provider(pinned, &options)?))
+}
+
 /// `verify s3://...`.
 pub fn verify_s3(
     args: &VerifyArgs,
-    bucket: &str,
-    prefix: &str,
     sink: Option<engine::FindingSink<'_>>,
 ) -> Result<report::Report, CliError> {
-    let options = args.aws.options(None);
-    let source = S3Source::connect(&options, bucket, prefix, args.aws.concurrency)?;
-    let keys = key_provider(args.evidence.public_keys.as_ref(), &options)?;
+    let (source, keys) = open_s3(&args.source, &args.aws, args.evidence.public_keys.as_ref())?;
     Ok(engine::verify_streaming(
         &source,
         keys.as_ref(),

@@ -69,7 +69,6 @@ pub enum CliError {
     #[cfg(feature = "aws")]
     /// `validate-logs` of an organization trail without `--account-id`.
     OrganizationTrailNeedsAccount,
-    #[cfg(feature = "aws")]
     /// A file could not be written.
     Write {
         /// The file.
@@ -80,6 +79,8 @@ pub enum CliError {
     #[cfg(feature = "aws")]
     /// Standard output could not be written.
     Output(io::Error),
+    /// `events --format parquet` without `--out`.
+    ParquetNeedsOut,
 }
 
 impl From<EngineError> for CliError {
@@ -202,12 +203,14 @@ impl CliError {
             CliError::OrganizationTrailNeedsAccount => {
                 f.write_str("Missing required parameter for organization trail: '--account-id'")
             }
-            #[cfg(feature = "aws")]
             CliError::Write { path, source } => {
                 write!(f, "cannot write {}: {source}", path.display())
             }
             #[cfg(feature = "aws")]
             CliError::Output(e) => write!(f, "cannot write the output: {e}"),
+            CliError::ParquetNeedsOut => {
+                f.write_str("--format parquet writes a file, not standard output")
+            }
         }
     }
 
@@ -249,11 +252,12 @@ impl CliError {
             CliError::InvalidTrailArn { .. } => {
                 "the ARN looks like arn:aws:cloudtrail:REGION:ACCOUNT:trail/NAME".to_owned()
             }
+            CliError::ParquetNeedsOut => "add --out FILE.parquet".to_owned(),
             #[cfg(feature = "aws")]
             CliError::InvalidTimeRange
             | CliError::OrganizationTrailNeedsAccount
-            | CliError::Write { .. }
             | CliError::Output(_) => return None,
+            CliError::Write { .. } => return None,
         })
     }
 }

@@ -1,33 +1,23 @@
-//! `trailproof events SOURCE`: the CloudTrail records of the log files a run proves, one JSON
-//! line each, with their provenance under the key `trailproof`.
+//! `trailproof events SOURCE`: the CloudTrail records of the log files a run proves, with
+//! their provenance, as JSONL, Timesketch JSONL or Parquet.
 //!
-//! How proof is kept: the run verifies as `verify` does (the same engine, settings and exit
-//! status), then takes the log files the report judges. A file is read once more, inflated in
-//! memory, and its records are used only when the SHA-256 of those inflated bytes equals the
-//! hash its verified digest lists (the report's `expected_sha256`): the records written are
-//! taken from exactly the bytes that hash proves. A file that changed since is left out and
-//! counted. One file is held at a time.
-//!
-//! Local copies only for now; `s3://` sources say so and exit 2.
+//! The run verifies as `verify` does (the same engine, settings and exit status); the records
+//! then come from [`trailproof::engine::events`], which reads each proven file again and uses
+//! its records only when its inflated bytes hash to what the verified digest lists.
 
-use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use clap::Args;
-use jiff::{SignedDuration, Timestamp};
+use clap::{Args, ValueEnum};
+use jiff::Timestamp;
 
-use trailproof::core::finding::{Finding, Kind, ObjectKind, Verdict};
-use trailproof::core::gz::{Inflater, Limits};
-use trailproof::core::layout::{parse_key, CloudTrailKey};
-use trailproof::core::records::{
-    parse_records, write_line, Carrier, Dedupe, EventFilter, Glob, Provenance, RecordLimits,
-};
-use trailproof::core::types::{S3Location, Sha256};
-use trailproof::engine::sort::{Entry, ExternalSort};
+use trailproof::core::records::{EventFilter, Glob};
+use trailproof::engine::events::{verified_records, ExportOptions, ExportStats, Order};
 use trailproof::engine::{self, Settings};
+use trailproof::report::records::{Jsonl, Parquet, RecordWriter, Timesketch, WriteError};
 use trailproof::source::local::LocalEvidence;
-use trailproof::source::PinnedKeys;
+use trailproof::source::{KeyProvider, ObjectSource, PinnedKeys};
 
 use super::error::CliError;
 use super::progress::Bars;
@@ -35,14 +25,18 @@ use super::{parse_time, EvidenceArgs};
 
 /// Memory the sort holds before it spills a run to a temporary file.
 const SORT_BUDGET: usize = 64 << 20;
-/// `--unsorted`: how long (delivery time) a record waits for a second delivery of it.
-const DEDUPE_WINDOW: SignedDuration = SignedDuration::from_hours(12);
-/// `--unsorted`: at most this many records wait for a second delivery.
-const DEDUPE_MAX_PENDING: usize = 200_000;
+
+// Described in `--format`'s help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventsFormat {
+    Jsonl,
+    Timesketch,
+    Parquet,
+}
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
-    /// A directory holding each object at DIR/KEY (its S3 key). s3:// is not supported yet.
+    /// s3://BUCKET[/PREFIX], or a directory holding each object at DIR/KEY (its S3 key).
     pub source: String,
     #[command(flatten)]
     pub evidence: EvidenceArgs,
@@ -77,9 +71,22 @@ pub struct EventsArgs {
     /// Worker threads for verification (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// jsonl: each record unchanged plus its provenance under "trailproof", one per line;
+    /// timesketch: flat JSONL lines with the message, datetime and timestamp_desc fields
+    /// Timesketch imports; parquet: one row per record with columns for the common fields
+    /// (needs --out).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = EventsFormat::Jsonl)]
+    pub format: EventsFormat,
+    /// Write to FILE (made under a temporary name, then renamed once complete) instead of
+    /// standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     /// Bytes of records the sort holds before it spills a run to a temporary file (for tests).
     #[arg(long, value_name = "BYTES", default_value_t = SORT_BUDGET, hide = true)]
     pub sort_memory: usize,
+    #[cfg(feature = "aws")]
+    #[command(flatten)]
+    pub aws: super::aws::AwsArgs,
 }
 
 impl EventsArgs {
@@ -88,58 +95,37 @@ impl EventsArgs {
         self.evidence.settings(false)
     }
 
-    fn filter(&self) -> EventFilter {
-        EventFilter {
-            from: self.event_time_from,
-            to: self.event_time_to,
-            names: self.event_names.clone(),
-            sources: self.event_sources.clone(),
-            user_arns: self.user_arns.iter().map(|g| Glob::new(g)).collect(),
-            errors_only: self.errors_only,
-            read_only: self.read_only,
+    fn options(&self) -> ExportOptions {
+        ExportOptions {
+            filter: EventFilter {
+                from: self.event_time_from,
+                to: self.event_time_to,
+                names: self.event_names.clone(),
+                sources: self.event_sources.clone(),
+                user_arns: self.user_arns.iter().map(|g| Glob::new(g)).collect(),
+                errors_only: self.errors_only,
+                read_only: self.read_only,
+            },
+            include_unverified: self.include_unverified,
+            order: if self.unsorted {
+                Order::unsorted()
+            } else {
+                Order::Sorted {
+                    memory: self.sort_memory,
+                    temp_dir: std::env::temp_dir(),
+                }
+            },
+            ..ExportOptions::default()
         }
     }
 }
 
-/// A log file whose records may be written.
-struct Candidate {
-    key: String,
-    delivered: Timestamp,
-    /// The hash a verified digest lists; `None` for an unproven file (`--include-unverified`).
-    expected: Option<Sha256>,
-    digest: Option<S3Location>,
-    verdict: Verdict,
-}
+/// The source and its keys.
+type Opened = (Box<dyn ObjectSource>, Box<dyn KeyProvider>);
 
-/// Files left out, by reason; and whether any could not be read (exit 2).
-#[derive(Default)]
-struct LeftOut {
-    by_reason: BTreeMap<String, u64>,
-    unreadable: bool,
-}
-
-impl LeftOut {
-    fn add(&mut self, reason: impl Into<String>) {
-        *self.by_reason.entry(reason.into()).or_default() += 1;
-    }
-
-    fn total(&self) -> u64 {
-        self.by_reason.values().sum()
-    }
-}
-
-pub fn run(args: &EventsArgs) -> Result<u8, CliError> {
+fn open(args: &EventsArgs) -> Result<Opened, CliError> {
     if args.source.starts_with("s3://") {
-        eprintln!(
-            "trailproof: events: s3:// sources are not supported yet; make a local copy (`trailproof acquire` or `aws s3 sync`) and run events on it"
-        );
-        return Ok(2);
-    }
-    if let Some(n) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .map_err(CliError::Threads)?;
+        return open_s3(args);
     }
     let path = args
         .evidence
@@ -147,444 +133,175 @@ pub fn run(args: &EventsArgs) -> Result<u8, CliError> {
         .as_ref()
         .ok_or(CliError::NoPublicKeys)?;
     let keys = PinnedKeys::from_file(path)?;
-    let dir = Path::new(&args.source);
-    let evidence = LocalEvidence::open(dir)?;
-    let report =
-        engine::verify_streaming(&evidence, &keys, &args.settings(), None, &Bars::on_stderr())
-            .map_err(|e| CliError::in_folder(e, dir))?;
+    let evidence = LocalEvidence::open(Path::new(&args.source))?;
+    Ok((Box::new(evidence), Box::new(keys)))
+}
 
-    let mut left_out = LeftOut::default();
-    let candidates = candidates(
-        report.all_findings(),
-        &report.bucket,
-        args.include_unverified,
-        &mut left_out,
+#[cfg(feature = "aws")]
+fn open_s3(args: &EventsArgs) -> Result<Opened, CliError> {
+    let (source, keys) =
+        super::aws::open_s3(&args.source, &args.aws, args.evidence.public_keys.as_ref())?;
+    Ok((Box::new(source), keys))
+}
+
+#[cfg(not(feature = "aws"))]
+fn open_s3(_args: &EventsArgs) -> Result<Opened, CliError> {
+    Err(CliError::NoS3Support)
+}
+
+/// Where the records go: standard output, or a file made under a temporary name and renamed
+/// into place once complete (a run that fails leaves no half-written file behind).
+enum Destination {
+    Stdout,
+    File { part: PathBuf, path: PathBuf },
+}
+
+impl Destination {
+    fn new(out: Option<&Path>) -> Result<(Self, Box<dyn Write + Send>), CliError> {
+        let Some(path) = out else {
+            let stdout = Box::new(BufWriter::with_capacity(1 << 16, io::stdout()));
+            return Ok((Destination::Stdout, stdout));
+        };
+        let mut part = path.as_os_str().to_owned();
+        part.push(format!(".trailproof-{}.part", std::process::id()));
+        let part = PathBuf::from(part);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&part)
+            .map_err(|source| CliError::Write {
+                path: part.clone(),
+                source,
+            })?;
+        let dest = Destination::File {
+            part,
+            path: path.to_owned(),
+        };
+        Ok((dest, Box::new(BufWriter::with_capacity(1 << 16, file))))
+    }
+
+    /// The output is complete: put it in place.
+    fn keep(self) -> io::Result<()> {
+        match self {
+            Destination::Stdout => Ok(()),
+            Destination::File { part, path } => std::fs::rename(&part, &path).inspect_err(|_| {
+                let _ = std::fs::remove_file(&part);
+            }),
+        }
+    }
+
+    /// The output is not complete: take away what was written.
+    fn discard(self) {
+        if let Destination::File { part, .. } = self {
+            let _ = std::fs::remove_file(part);
+        }
+    }
+}
+
+pub fn run(args: &EventsArgs) -> Result<u8, CliError> {
+    if args.format == EventsFormat::Parquet && args.out.is_none() {
+        return Err(CliError::ParquetNeedsOut);
+    }
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(CliError::Threads)?;
+    }
+    let (source, keys) = open(args)?;
+    // The output is made before the run, so a folder that cannot be written to stops it
+    // before any work.
+    let (dest, out) = Destination::new(args.out.as_deref())?;
+    let report = engine::verify_streaming(
+        source.as_ref(),
+        keys.as_ref(),
+        &args.settings(),
+        None,
+        &Bars::on_stderr(),
     );
-    let filter = args.filter();
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let written = if args.unsorted {
-        write_unsorted(
-            &evidence,
-            &report.bucket,
-            &candidates,
-            &filter,
-            &mut out,
-            &mut left_out,
-        )
-    } else {
-        write_sorted(
-            &evidence,
-            &report.bucket,
-            &candidates,
-            &filter,
-            args.sort_memory,
-            &mut out,
-            &mut left_out,
-        )
-    };
-    let written = written.and_then(|w| out.flush().map(|()| w));
-    let counts = match written {
-        Ok(counts) => counts,
-        // A reader that stopped early (`| head`) closed the pipe: the output is cut, which the
-        // exit status says, and the reader asked for no more, so nothing is printed about it.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(2),
+    let report = match report {
+        Ok(report) => report,
         Err(e) => {
-            eprintln!("trailproof: events: cannot write the records: {e}");
-            return Ok(2);
+            dest.discard();
+            return Err(CliError::in_folder(e, Path::new(&args.source)));
         }
     };
-    let mut summary = format!(
-        "trailproof events: {} records written, {} duplicates removed",
-        counts.written, counts.duplicates
-    );
-    if counts.conflicts > 0 {
-        summary.push_str(&format!(
-            ", {} records kept beside another with the same eventID and other content",
-            counts.conflicts
-        ));
+    let mut records = verified_records(source.as_ref(), &report, args.options());
+    let written = write_all(args.format, out, &mut records);
+    let stats = records.stats().clone();
+    match written.and_then(|()| dest_keep(dest)) {
+        Ok(()) => {}
+        // A reader that stopped early (`| head`) closed the pipe: the output is cut, which the
+        // exit status says, and the reader asked for no more, so nothing is printed about it.
+        Err(Failure::Write(WriteError::Io(e))) if e.kind() == io::ErrorKind::BrokenPipe => {
+            return Ok(2)
+        }
+        Err(failure) => {
+            eprintln!("trailproof: events: {failure}");
+            return Ok(2);
+        }
     }
-    summary.push_str(&format!(", {} log files left out", left_out.total()));
-    if !left_out.by_reason.is_empty() {
-        let reasons: Vec<String> = left_out
-            .by_reason
-            .iter()
-            .map(|(r, n)| format!("{r}: {n}"))
-            .collect();
-        summary.push_str(&format!(" ({})", reasons.join(", ")));
-    }
-    eprintln!("{summary}");
+    eprintln!("{}", summary(&stats));
     let mut code = report.exit_code();
-    if left_out.unreadable {
+    if stats.left_out.unreadable() {
         code = code.max(2);
-    } else if left_out.total() > 0 {
+    } else if stats.left_out.total() > 0 {
         code = code.max(1);
     }
     Ok(code)
 }
 
-/// The log files of the report whose records may be written, oldest delivery first; the
-/// others counted in `left_out` by their finding's kind.
-fn candidates<'a>(
-    findings: impl Iterator<Item = &'a Finding>,
-    bucket: &str,
-    include_unverified: bool,
-    left_out: &mut LeftOut,
-) -> Vec<Candidate> {
-    // One judgement per log file: its worst finding.
-    let mut logs: BTreeMap<&str, &Finding> = BTreeMap::new();
-    for f in findings.filter(|f| f.kind.object() == ObjectKind::Log) {
-        logs.entry(f.subject.as_str())
-            .and_modify(|have| {
-                if f.verdict > have.verdict {
-                    *have = f;
-                }
-            })
-            .or_insert(f);
-    }
-    let prefix = format!("s3://{bucket}/");
-    let mut out = Vec::new();
-    for (subject, f) in logs {
-        let key = subject.strip_prefix(&prefix);
-        let delivered = key.and_then(|k| match parse_key(k) {
-            Ok(CloudTrailKey::Log(l)) => Some(l.time),
-            _ => None,
-        });
-        let (Some(key), Some(delivered)) = (key, delivered) else {
-            left_out.add(kind_name(f.kind));
-            continue;
-        };
-        let expected = f.evidence.expected_sha256;
-        let proven = f.kind == Kind::LogValid && expected.is_some();
-        let unproven_ok = include_unverified
-            && f.verdict == Verdict::NotVerified
-            && !matches!(f.kind, Kind::LogOtherBucket);
-        if !proven && !unproven_ok {
-            left_out.add(kind_name(f.kind));
-            continue;
-        }
-        out.push(Candidate {
-            key: key.to_owned(),
-            delivered,
-            expected: if proven { expected } else { None },
-            digest: if proven {
-                f.evidence.named_by.as_deref().and_then(parse_uri)
-            } else {
-                None
-            },
-            verdict: f.verdict,
-        });
-    }
-    out.sort_by(|a, b| (a.delivered, &a.key).cmp(&(b.delivered, &b.key)));
-    out
+/// Why the records could not all be written.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("cannot write the records: {0}")]
+    Write(#[from] WriteError),
+    #[error("{0}")]
+    Export(#[from] trailproof::engine::events::ExportError),
+    #[error("cannot put the output in place: {0}")]
+    Keep(io::Error),
 }
 
-/// The kind as the JSON report spells it (`log_hash_mismatch`).
-fn kind_name(kind: Kind) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{kind:?}"))
+fn dest_keep(dest: Destination) -> Result<(), Failure> {
+    dest.keep().map_err(Failure::Keep)
 }
 
-fn parse_uri(uri: &str) -> Option<S3Location> {
-    let (bucket, key) = uri.strip_prefix("s3://")?.split_once('/')?;
-    Some(S3Location::new(bucket, key))
-}
-
-/// Reads a candidate once and inflates it; the inflated bytes only when they are the ones its
-/// digest proves (or, unproven, one complete gzip stream), with the hash they have.
-fn read_proven(
-    evidence: &LocalEvidence,
-    c: &Candidate,
-    left_out: &mut LeftOut,
-) -> Option<(Vec<u8>, Sha256)> {
-    let mut file = match evidence.open_object(&c.key) {
-        Ok(f) => f,
-        Err(_) => {
-            left_out.add("unreadable_at_export");
-            left_out.unreadable = true;
-            return None;
-        }
+fn write_all(
+    format: EventsFormat,
+    out: Box<dyn Write + Send>,
+    records: &mut trailproof::engine::events::VerifiedRecords<'_>,
+) -> Result<(), Failure> {
+    let mut writer: Box<dyn RecordWriter> = match format {
+        EventsFormat::Jsonl => Box::new(Jsonl::new(out)),
+        EventsFormat::Timesketch => Box::new(Timesketch::new(out)),
+        EventsFormat::Parquet => Box::new(Parquet::new(out)?),
     };
-    let mut inflater = Inflater::new(Limits::LOG).keep_output();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => inflater.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => {
-                left_out.add("unreadable_at_export");
-                left_out.unreadable = true;
-                return None;
-            }
-        }
+    for record in records {
+        writer.write(&record?)?;
     }
-    let (outcome, bytes) = inflater.finish();
-    let bytes = bytes?;
-    if c.expected.is_some_and(|e| e != outcome.inflated_sha256) || outcome.problem.is_some() {
-        // A proven file whose bytes are no longer the proven ones, or an unproven one that is
-        // not (any more) one complete gzip stream.
-        left_out.add(if c.expected.is_some() {
-            "changed_since_verified"
-        } else {
-            "not_one_gzip_stream"
-        });
-        return None;
-    }
-    Some((bytes, outcome.inflated_sha256))
+    writer.finish()?;
+    Ok(())
 }
 
-#[derive(Default)]
-struct Counts {
-    written: u64,
-    duplicates: u64,
-    conflicts: u64,
-}
-
-fn carrier(bucket: &str, c: &Candidate, sha: Sha256) -> Carrier {
-    Carrier {
-        log: S3Location::new(bucket, c.key.clone()),
-        log_sha256: sha,
-        digest: c.digest.clone(),
-        verdict: c.verdict,
-        version_id: None,
+fn summary(stats: &ExportStats) -> String {
+    let mut summary = format!(
+        "trailproof events: {} records written, {} duplicates removed",
+        stats.written, stats.duplicates
+    );
+    if stats.conflicts > 0 {
+        summary.push_str(&format!(
+            ", {} records kept beside another with the same eventID and other content",
+            stats.conflicts
+        ));
     }
-}
-
-fn line_error(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
-}
-
-/// `--unsorted`: records in delivery order, deduplicated within [`DEDUPE_WINDOW`].
-fn write_unsorted(
-    evidence: &LocalEvidence,
-    bucket: &str,
-    candidates: &[Candidate],
-    filter: &EventFilter,
-    out: &mut dyn Write,
-    left_out: &mut LeftOut,
-) -> io::Result<Counts> {
-    let mut dedupe: Dedupe<String> = Dedupe::new(DEDUPE_WINDOW, DEDUPE_MAX_PENDING);
-    let mut counts = Counts::default();
-    let mut line = Vec::new();
-    let mut emit = |text: String, p: Provenance, counts: &mut Counts| -> io::Result<()> {
-        line.clear();
-        write_line(&mut line, &text, &p).map_err(line_error)?;
-        counts.written += 1;
-        out.write_all(&line)
-    };
-    for c in candidates {
-        let Some((bytes, sha)) = read_proven(evidence, c, left_out) else {
-            continue;
-        };
-        let Ok(records) = parse_records(&bytes, RecordLimits::LOG) else {
-            left_out.add("records_malformed");
-            continue;
-        };
-        let carrier = carrier(bucket, c, sha);
-        for r in records.iter().filter(|r| filter.matches(r)) {
-            dedupe.push(
-                r.raw(),
-                r.event_id.as_deref(),
-                c.delivered,
-                r.raw().to_owned(),
-                Provenance::new(carrier.clone()),
-            );
-            while let Some((text, p)) = dedupe.pop_ready() {
-                emit(text, p, &mut counts)?;
-            }
-        }
+    summary.push_str(&format!(", {} log files left out", stats.left_out.total()));
+    if stats.left_out.total() > 0 {
+        let reasons: Vec<String> = stats
+            .left_out
+            .iter()
+            .map(|(r, n)| format!("{r}: {n}"))
+            .collect();
+        summary.push_str(&format!(" ({})", reasons.join(", ")));
     }
-    while let Some((text, p)) = dedupe.pop_any() {
-        emit(text, p, &mut counts)?;
-    }
-    let stats = dedupe.stats();
-    counts.duplicates = stats.duplicates_removed;
-    counts.conflicts = stats.conflicts;
-    Ok(counts)
-}
-
-/// A new, empty folder under the system's temporary folder, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> io::Result<Self> {
-        let base = std::env::temp_dir();
-        let nanos = Timestamp::now().as_nanosecond();
-        for n in 0..100u32 {
-            let path = base.join(format!(
-                "trailproof-events-{}-{nanos}-{n}",
-                std::process::id()
-            ));
-            match std::fs::create_dir(&path) {
-                Ok(()) => return Ok(TempDir(path)),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(io::Error::other("cannot create a temporary folder"))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A sort entry's payload: whether the record has an eventID, the index of its carrier, and
-/// the record's text.
-fn payload(has_id: bool, carrier: u32, text: &str) -> Vec<u8> {
-    let mut p = Vec::with_capacity(5 + text.len());
-    p.push(u8::from(has_id));
-    p.extend_from_slice(&carrier.to_le_bytes());
-    p.extend_from_slice(text.as_bytes());
-    p
-}
-
-fn unpack(payload: &[u8]) -> io::Result<(bool, usize, &str)> {
-    let bad = || io::Error::other("a sort run holds a damaged entry");
-    let (&flag, rest) = payload.split_first().ok_or_else(bad)?;
-    let (index, text) = rest.split_at_checked(4).ok_or_else(bad)?;
-    let index = u32::from_le_bytes(index.try_into().map_err(|_| bad())?) as usize;
-    let text = std::str::from_utf8(text).map_err(|_| bad())?;
-    Ok((flag == 1, index, text))
-}
-
-/// Sorted by (eventTime, eventID); copies of a record (same eventID, same text) come out next
-/// to each other and are merged into one line listing every carrier.
-fn write_sorted(
-    evidence: &LocalEvidence,
-    bucket: &str,
-    candidates: &[Candidate],
-    filter: &EventFilter,
-    memory: usize,
-    out: &mut dyn Write,
-    left_out: &mut LeftOut,
-) -> io::Result<Counts> {
-    let tmp = TempDir::new()?;
-    let mut sort = ExternalSort::new(&tmp.0, memory);
-    // One carrier per file read: memory grows with the files, not the records.
-    let mut carriers: Vec<Carrier> = Vec::new();
-    for c in candidates {
-        let Some((bytes, sha)) = read_proven(evidence, c, left_out) else {
-            continue;
-        };
-        let Ok(records) = parse_records(&bytes, RecordLimits::LOG) else {
-            left_out.add("records_malformed");
-            continue;
-        };
-        let index = u32::try_from(carriers.len()).map_err(line_error)?;
-        carriers.push(carrier(bucket, c, sha));
-        for r in records.iter().filter(|r| filter.matches(r)) {
-            sort.push(Entry {
-                time: r.event_time,
-                event_id: r.event_id.as_deref().unwrap_or_default().to_owned(),
-                payload: payload(r.event_id.is_some(), index, r.raw()),
-            })?;
-        }
-    }
-    let mut counts = Counts::default();
-    let mut line = Vec::new();
-    // The records of one (eventTime, eventID) key, each distinct text once with its carriers.
-    let mut group: Vec<(Vec<u8>, Provenance)> = Vec::new();
-    let mut group_key: Option<(Option<Timestamp>, String)> = None;
-    let mut flush = |group: &mut Vec<(Vec<u8>, Provenance)>, counts: &mut Counts| {
-        for (text, p) in group.drain(..) {
-            let text = String::from_utf8(text).map_err(line_error)?;
-            line.clear();
-            write_line(&mut line, &text, &p).map_err(line_error)?;
-            out.write_all(&line)?;
-            counts.written += 1;
-        }
-        io::Result::Ok(())
-    };
-    for entry in sort.finish()? {
-        let entry = entry?;
-        let (has_id, index, text) = unpack(&entry.payload)?;
-        let carrier = carriers
-            .get(index)
-            .cloned()
-            .ok_or_else(|| line_error("bad carrier"))?;
-        let key = (entry.time, entry.event_id.clone());
-        if !has_id || group_key.as_ref() != Some(&key) {
-            flush(&mut group, &mut counts)?;
-            group_key = has_id.then_some(key);
-        }
-        if let Some((_, p)) = group.iter_mut().find(|(t, _)| t == text.as_bytes()) {
-            p.merge(Provenance::new(carrier));
-            counts.duplicates += 1;
-        } else {
-            if !group.is_empty() {
-                counts.conflicts += 1;
-            }
-            group.push((text.as_bytes().to_vec(), Provenance::new(carrier)));
-        }
-    }
-    flush(&mut group, &mut counts)?;
-    drop(tmp);
-    Ok(counts)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const KEY: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/111122223333_CloudTrail_us-east-1_20260101T0005Z_abcdefghijklmnop.json.gz";
-
-    fn candidate(expected: Option<Sha256>) -> Candidate {
-        Candidate {
-            key: KEY.into(),
-            delivered: "2026-01-01T00:05:00Z".parse().unwrap(),
-            expected,
-            digest: None,
-            verdict: Verdict::Valid,
-        }
-    }
-
-    /// A log file that no longer hashes to what its digest listed is not read for records:
-    /// the check is made on the very bytes the records are then taken from.
-    #[test]
-    fn a_file_changed_since_it_was_verified_is_left_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(KEY);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let inflated = br#"{"Records":[{"eventID":"e1"}]}"#;
-        std::fs::write(&path, trailproof_testgen::gzip(inflated)).unwrap();
-        let evidence = LocalEvidence::open(dir.path()).unwrap();
-
-        let mut left_out = LeftOut::default();
-        let proven = candidate(Some(Sha256::of(inflated)));
-        let (bytes, sha) = read_proven(&evidence, &proven, &mut left_out).unwrap();
-        assert_eq!(
-            (bytes.as_slice(), sha),
-            (&inflated[..], Sha256::of(inflated))
-        );
-        assert_eq!(left_out.total(), 0);
-
-        let changed = candidate(Some(Sha256([7; 32])));
-        assert!(read_proven(&evidence, &changed, &mut left_out).is_none());
-        assert_eq!(left_out.by_reason["changed_since_verified"], 1);
-        assert!(!left_out.unreadable);
-
-        // Not gzip any more: left out whether proven or not.
-        std::fs::write(&path, inflated).unwrap();
-        assert!(read_proven(&evidence, &proven, &mut left_out).is_none());
-        assert!(read_proven(&evidence, &candidate(None), &mut left_out).is_none());
-        assert_eq!(left_out.by_reason["changed_since_verified"], 2);
-        assert_eq!(left_out.by_reason["not_one_gzip_stream"], 1);
-
-        std::fs::remove_file(&path).unwrap();
-        assert!(read_proven(&evidence, &proven, &mut left_out).is_none());
-        assert!(left_out.unreadable);
-    }
-
-    #[test]
-    fn sort_payloads_round_trip() {
-        let p = payload(true, 70_000, r#"{"a":1}"#);
-        assert_eq!(unpack(&p).unwrap(), (true, 70_000, r#"{"a":1}"#));
-        assert!(unpack(&[1, 0]).is_err());
-    }
+    summary
 }

@@ -163,9 +163,12 @@ impl Inflater {
         self
     }
 
-    /// Keep the inflated bytes (for digests, which are parsed afterwards).
+    /// Keep the inflated bytes (for digests, which are parsed afterwards). Only on a fresh
+    /// inflater, so that what is kept is everything that was hashed.
     pub fn keep_output(mut self) -> Self {
-        self.kept = Some(Vec::new());
+        if self.stored == 0 {
+            self.kept = Some(Vec::new());
+        }
         self
     }
 
@@ -425,6 +428,38 @@ impl Inflater {
             problem: self.problem,
         };
         (outcome, self.kept)
+    }
+}
+
+impl Inflater {
+    /// [`Self::finish`] for an inflater made with [`Self::keep_output`]: the bytes with their
+    /// outcome, bound together. `None` for an inflater that kept nothing.
+    pub fn finish_kept(self) -> Option<Inflated> {
+        match self.finish() {
+            (outcome, Some(bytes)) => Some(Inflated { outcome, bytes }),
+            (_, None) => None,
+        }
+    }
+}
+
+/// The inflated bytes of one object and what inflating them gave. Only an [`Inflater`] makes
+/// one ([`Inflater::finish_kept`]), so the outcome's `inflated_sha256` and `inflated_len` are
+/// those of exactly these bytes: a check of the hash is a check of the bytes.
+#[derive(Debug, Clone)]
+pub struct Inflated {
+    outcome: GzOutcome,
+    bytes: Vec<u8>,
+}
+
+impl Inflated {
+    /// What inflating gave: the bytes' SHA-256 and length, and any problem.
+    pub fn outcome(&self) -> &GzOutcome {
+        &self.outcome
+    }
+
+    /// The inflated bytes (of the first member; up to where it stopped, on a problem).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 }
 

@@ -249,6 +249,14 @@ mod tests {
         ) -> Vec<Result<crate::core::gz::GzOutcome, ReadError>> {
             self.copy.hash_logs(bucket, locations, progress)
         }
+        fn inflate_logs(
+            &self,
+            bucket: &str,
+            locations: &[&S3Location],
+            progress: &crate::source::progress::Progress<'_>,
+        ) -> Vec<Result<crate::source::InflatedLog, ReadError>> {
+            self.copy.inflate_logs(bucket, locations, progress)
+        }
         fn notes(&self) -> Vec<String> {
             self.copy.notes()
         }

@@ -25,6 +25,7 @@ pub mod acquire;
 mod assemble;
 mod count;
 mod digests;
+pub mod events;
 mod holes;
 mod layout;
 mod logs;

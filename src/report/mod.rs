@@ -5,6 +5,7 @@ pub mod dsse;
 pub mod html;
 pub mod json;
 pub mod jsonl;
+pub mod records;
 pub mod signing;
 pub mod statement;
 pub mod text;

@@ -14,8 +14,8 @@ use rayon::prelude::*;
 
 use super::progress::{Observer, Progress, Stored};
 use super::{
-    ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject, Stray,
-    StrayProblem,
+    InflatedLog, ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject,
+    Stray, StrayProblem,
 };
 use crate::core::custody::Recovered;
 use crate::core::evidence::{DigestRecords, EvidenceError, ObjectRecord, EVIDENCE_FILE};
@@ -550,19 +550,20 @@ fn write_root_error(path: &Path, source: std::io::Error) -> SourceError {
 }
 
 impl LocalEvidence {
-    /// `buf` is reused from file to file, so it is not zeroed again for each one.
-    fn hash_log(
+    /// Streams a log file through `inflater`. `buf` is reused from file to file, so it is not
+    /// zeroed again for each one.
+    fn inflate_log(
         &self,
         location: &S3Location,
         bucket: &str,
         buf: &mut [u8],
-    ) -> Result<GzOutcome, ReadError> {
+        mut inflater: Inflater,
+    ) -> Result<Inflater, ReadError> {
         if location.bucket != bucket {
             return Err(ReadError::OtherBucket);
         }
         let mut file = self.open_object(&location.key)?;
         let len = file.metadata().map_err(|e| ReadFailure::io(&e))?.len();
-        let mut inflater = Inflater::new(Limits::LOG);
         let mut read = 0u64;
         // Once the verdict is known (a complete member followed by data, or a failure) the rest
         // is only counted: a member followed by a 16 GiB sparse tail is not read to its end.
@@ -578,7 +579,7 @@ impl LocalEvidence {
             }
         }
         inflater.skip(len.saturating_sub(read));
-        Ok(inflater.finish().0)
+        Ok(inflater)
     }
 }
 
@@ -639,7 +640,34 @@ impl ObjectSource for LocalEvidence {
             .map_init(
                 || vec![0u8; READ_CHUNK],
                 |buf, l| {
-                    let result = self.hash_log(l, bucket, buf);
+                    let result = self
+                        .inflate_log(l, bucket, buf, Inflater::new(Limits::LOG))
+                        .map(|i| i.finish().0);
+                    progress.done(result.as_ref().map_or(0, Stored::stored_bytes));
+                    result
+                },
+            )
+            .collect()
+    }
+
+    fn inflate_logs(
+        &self,
+        bucket: &str,
+        locations: &[&S3Location],
+        progress: &Progress<'_>,
+    ) -> Vec<Result<InflatedLog, ReadError>> {
+        locations
+            .par_iter()
+            .map_init(
+                || vec![0u8; READ_CHUNK],
+                |buf, l| {
+                    let inflater = Inflater::new(Limits::LOG).keep_output();
+                    let result = self.inflate_log(l, bucket, buf, inflater).and_then(|i| {
+                        Ok(InflatedLog {
+                            inflated: i.finish_kept().ok_or(ReadFailure::NoResult)?,
+                            version_id: None,
+                        })
+                    });
                     progress.done(result.as_ref().map_or(0, Stored::stored_bytes));
                     result
                 },

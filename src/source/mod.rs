@@ -308,6 +308,16 @@ pub struct StoredObject {
     pub record: ObjectRecord,
 }
 
+/// A log file read again for its records (`trailproof events`): its inflated bytes, and the
+/// S3 version they are from when S3 said.
+#[derive(Debug, Clone)]
+pub struct InflatedLog {
+    /// The bytes with what inflating them gave.
+    pub inflated: crate::core::gz::Inflated,
+    /// The S3 version the bytes are from, when S3 said.
+    pub version_id: Option<String>,
+}
+
 /// What the engine wants listed.
 #[derive(Debug, Clone)]
 pub struct ListRequest {
@@ -356,6 +366,14 @@ pub trait ObjectSource: Sync {
         locations: &[&S3Location],
         progress: &Progress<'_>,
     ) -> Vec<Result<GzOutcome, ReadError>>;
+    /// [`Self::hash_logs`], keeping each file's inflated bytes. Every file of the batch is
+    /// held whole in memory at once: the caller bounds the batch.
+    fn inflate_logs(
+        &self,
+        bucket: &str,
+        locations: &[&S3Location],
+        progress: &Progress<'_>,
+    ) -> Vec<Result<InflatedLog, ReadError>>;
     /// What the listings so far found that no key can name.
     fn strays(&self) -> Vec<Stray> {
         Vec::new()

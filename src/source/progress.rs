@@ -5,7 +5,7 @@
 //! bars from it; an embedder may log, meter, or ignore it ([`NoObserver`]). Nothing a run
 //! decides depends on its observer.
 
-use super::StoredObject;
+use super::{InflatedLog, StoredObject};
 use crate::core::evidence::ObjectRecord;
 use crate::core::gz::GzOutcome;
 
@@ -18,6 +18,12 @@ pub trait Stored {
 impl Stored for GzOutcome {
     fn stored_bytes(&self) -> u64 {
         self.stored_len
+    }
+}
+
+impl Stored for InflatedLog {
+    fn stored_bytes(&self) -> u64 {
+        self.inflated.outcome().stored_len
     }
 }
 

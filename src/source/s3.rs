@@ -27,7 +27,8 @@ use super::aws::{load, AwsError, AwsOptions, Failure, NoRetryWhereNothingListens
 use super::pages::Pager;
 use super::progress::{Observer, Phase, Progress, Stored};
 use super::{
-    ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject, VersionStore,
+    InflatedLog, ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject,
+    VersionStore,
 };
 use crate::core::custody::{Custody, ListedVersion};
 use crate::core::evidence::{DigestFacts, ObjectRecord};
@@ -748,10 +749,6 @@ async fn hash_log(
     pace: Pace,
 ) -> Result<(GzOutcome, ObjectRecord), ReadError> {
     let fresh = || Ok(Inflater::new(Limits::LOG));
-    let feed = |i: &mut Inflater, chunk: &[u8]| {
-        i.update(chunk);
-        Ok(())
-    };
     let (inflater, record) = get_streamed(
         &client,
         &loc,
@@ -759,10 +756,38 @@ async fn hash_log(
         pace,
         MAX_BODY_FOR_DEADLINE,
         fresh,
-        feed,
+        feed_inflater,
     )
     .await?;
     Ok((inflater.finish().0, record))
+}
+
+fn feed_inflater(i: &mut Inflater, chunk: &[u8]) -> Result<(), ReadError> {
+    i.update(chunk);
+    Ok(())
+}
+
+/// [`hash_log`] keeping the inflated bytes, with the version read.
+async fn inflate_log(
+    client: Client,
+    loc: S3Location,
+    pace: Pace,
+) -> Result<InflatedLog, ReadError> {
+    let fresh = || Ok(Inflater::new(Limits::LOG).keep_output());
+    let (inflater, record) = get_streamed(
+        &client,
+        &loc,
+        None,
+        pace,
+        MAX_BODY_FOR_DEADLINE,
+        fresh,
+        feed_inflater,
+    )
+    .await?;
+    Ok(InflatedLog {
+        inflated: inflater.finish_kept().ok_or(ReadFailure::NoResult)?,
+        version_id: record.version_id,
+    })
 }
 
 /// Where one download goes: a new file for each attempt, put in place once complete. The
@@ -909,6 +934,17 @@ impl ObjectSource for S3Source {
 
     fn take_custody(&self, key: &str) -> Option<Custody> {
         self.custody.lock().ok()?.remove(key)
+    }
+
+    fn inflate_logs(
+        &self,
+        _bucket: &str,
+        locations: &[&S3Location],
+        progress: &Progress<'_>,
+    ) -> Vec<Result<InflatedLog, ReadError>> {
+        let pace = self.pace;
+        let items = locations.iter().map(|&l| l.clone());
+        self.run_all(progress, items, move |c, i| inflate_log(c, i, pace))
     }
 
     fn notes(&self) -> Vec<String> {

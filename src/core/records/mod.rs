@@ -1,7 +1,7 @@
 //! CloudTrail log records: the inflated bytes of a log file in, each record's exact JSON text
 //! plus the few fields that `events` filters, sorts and deduplicates on out.
 //!
-//! Groundwork for `trailproof events` (issue 12); nothing calls it yet. No I/O, no clock.
+//! What `trailproof events` is made of ([`crate::engine::events`] runs it). No I/O, no clock.
 //!
 //! # What is an error, what is a record
 //!
@@ -68,11 +68,13 @@
 mod dedupe;
 mod filter;
 mod parse;
+mod proven;
 mod provenance;
 
 pub use dedupe::{Dedupe, DedupeStats, Pushed};
 pub use filter::{EventFilter, Glob};
 pub use parse::{for_each_record, parse_records, Record, RecordLimits, RecordsError};
+pub use proven::{candidates, Candidate, LeftOut, LeftOutReason, ProvenLog};
 pub use provenance::{write_line, Carrier, LineError, Provenance};
 
 /// Test helpers shared by the submodules' tests.

@@ -1,6 +1,8 @@
 //! A record's provenance (the log files that carried it) and the JSONL output line that
 //! carries it under the key `trailproof`.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::core::finding::Verdict;
@@ -31,24 +33,24 @@ pub struct Carrier {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provenance {
     /// The file the written record is taken from: of all the carriers, the first with the
-    /// best verdict.
-    pub carrier: Carrier,
+    /// best verdict. Shared: every record of a file has the same one.
+    pub carrier: Arc<Carrier>,
     /// The other files that carried the same record, in the order they came.
-    pub also: Vec<Carrier>,
+    pub also: Vec<Arc<Carrier>>,
 }
 
 impl Provenance {
     /// The provenance of a record carried by one file.
-    pub fn new(carrier: Carrier) -> Self {
+    pub fn new(carrier: impl Into<Arc<Carrier>>) -> Self {
         Provenance {
-            carrier,
+            carrier: carrier.into(),
             also: Vec::new(),
         }
     }
 
     /// Every file that carried the record: [`Self::carrier`], then [`Self::also`].
     pub fn carriers(&self) -> impl Iterator<Item = &Carrier> {
-        std::iter::once(&self.carrier).chain(&self.also)
+        std::iter::once(&*self.carrier).chain(self.also.iter().map(|c| &**c))
     }
 
     /// Adds the carriers of `other` (the same record delivered again). A carrier with a
@@ -56,7 +58,7 @@ impl Provenance {
     /// already listed is not listed twice.
     pub fn merge(&mut self, other: Provenance) {
         for c in std::iter::once(other.carrier).chain(other.also) {
-            if self.carriers().any(|have| *have == c) {
+            if self.carriers().any(|have| *have == *c) {
                 continue;
             }
             if c.verdict < self.carrier.verdict {
@@ -135,7 +137,7 @@ pub fn write_line(
         .ok_or(LineError::NotAnObject)?;
     let wire = ProvenanceWire {
         carrier: CarrierWire::of(&provenance.carrier),
-        also: provenance.also.iter().map(CarrierWire::of).collect(),
+        also: provenance.also.iter().map(|c| CarrierWire::of(c)).collect(),
     };
     let trailproof = serde_json::to_vec(&wire).map_err(|e| LineError::Provenance {
         detail: e.to_string(),
