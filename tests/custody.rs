@@ -192,6 +192,12 @@ fn an_overwritten_log_is_still_invalid_and_its_delivered_version_is_named() {
     assert!(text
         .stdout
         .contains(&format!("the current version {forged} was written")));
+    let jsonl = verify_s3(&moto, &["--format", "jsonl"]);
+    let line = jsonl.stdout.lines().find(|l| l.contains(LOG)).unwrap();
+    assert!(
+        line.contains(&format!("\"delivered\":{{\"version_id\":\"{delivered}\"")),
+        "{line}"
+    );
     let html = verify_s3(&moto, &["--format", "html"]);
     assert!(html.stdout.contains(&format!(
         "versions: the version CloudTrail delivered is still in the bucket: version {delivered}"
@@ -495,6 +501,11 @@ fn locked_objects_are_recorded_and_counted_only_when_proven() {
         "{}",
         text.stdout
     );
+
+    let html = verify_s3(&moto, &["--format", "html"]);
+    assert!(html
+        .stdout
+        .contains("Object Lock, as S3 answered: of the proven objects, 17 under COMPLIANCE"));
 
     // The evidence-metadata file records what each GetObject said.
     let dir = tempfile::tempdir().unwrap();
