@@ -664,3 +664,38 @@ fn versions_that_cannot_be_listed_are_noted_and_change_no_verdict() {
         "{notes}"
     );
 }
+
+/// `validate-logs` keeps the AWS CLI's one line per object and says on it what the versions
+/// hold.
+#[test]
+fn validate_logs_names_the_delivered_version_on_the_objects_line() {
+    let moto = versioned();
+    let delivered = versions(&moto, LOG)[0].clone();
+    put(&moto, LOG, gzip(b"{\"Records\":[]}"), None);
+    let keys = case().join("public-keys.json").display().to_string();
+    let args = [
+        "validate-logs",
+        "--trail-arn",
+        "arn:aws:cloudtrail:us-east-1:111122223333:trail/management-trail",
+        "--start-time",
+        "2026-01-01T00:30:00Z",
+        "--end-time",
+        "2026-01-01T03:00:00Z",
+        "--s3-bucket",
+        BUCKET,
+        "--region",
+        "us-east-1",
+        "--public-keys",
+        &keys,
+    ]
+    .map(String::from);
+    let out = run(&moto, &args);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "Log file\ts3://{BUCKET}/{LOG}\tINVALID: hash value doesn't match; the version CloudTrail delivered is still in the bucket: version {delivered} ("
+        )),
+        "{}",
+        out.stderr
+    );
+}
