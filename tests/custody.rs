@@ -415,9 +415,12 @@ fn acquire_copies_the_delivered_versions_and_offline_verify_still_reports_the_ta
         .collect();
     assert_eq!(bad.len(), 2, "{bad:?}");
 
-    // Run again: the same copy and records.
+    // Run again: the recovered copies are kept as they are (never replaced by the bucket's
+    // forged current objects, even for a moment), and the records with them.
     let again = acquire(&moto, &evidence);
     assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains(" 0 downloaded"), "{}", again.stderr);
+    assert!(!again.stderr.contains("recovered from"), "{}", again.stderr);
     assert_eq!(std::fs::read(evidence.join(LOG)).unwrap(), bytes_of(LOG));
     assert_eq!(json(&verify_offline(&evidence))["chains"], report["chains"]);
 }

@@ -469,6 +469,9 @@ impl Acquisition {
         for (key, read) in keys.iter().zip(read) {
             self.summary.wanted += 1;
             match read {
+                Ok(stored) if self.keeps_recovered(key, stored.record.sha256.as_deref()) => {
+                    self.summary.unchanged += 1;
+                }
                 Ok(stored) => match write_object(&self.root, key, &stored.bytes) {
                     Ok(changed) => {
                         if changed {
@@ -485,6 +488,25 @@ impl Acquisition {
                 Err(e) => self.fail(key, &format!("{e:?}")),
             }
         }
+    }
+
+    /// Whether the copy of `key` is a version an earlier run recovered, still as recorded,
+    /// while the bucket holds something else now (`current_sha256`: the stored bytes' SHA-256
+    /// of what S3 holds, when known): it is kept, never replaced by the bucket's current
+    /// object. Its content is judged again by the offline verification that follows, as
+    /// always; when the bucket holds the same bytes again, the copy is the current object and
+    /// its record is made anew.
+    fn keeps_recovered(&self, key: &str, current_sha256: Option<&str>) -> bool {
+        let Some(old) = self.metadata.objects.get(key) else {
+            return false;
+        };
+        let (Some(_), Some(recorded)) = (&old.recovered, &old.sha256) else {
+            return false;
+        };
+        if current_sha256 == Some(recorded.as_str()) {
+            return false;
+        }
+        matches!(read_file(&self.root, key), Ok(Some(bytes)) if hex::encode(sha2::Sha256::digest(&bytes)) == *recorded)
     }
 
     /// Asks S3 to restore every archived object the run needs.
@@ -525,6 +547,7 @@ impl Acquisition {
                     self.summary.unchanged += 1;
                     self.metadata.objects.insert(key.clone(), record);
                 }
+                Ok(None) if self.keeps_recovered(key, None) => self.summary.unchanged += 1,
                 Ok(None) => fetch.push((
                     S3Location::new(bucket, key),
                     Part {
