@@ -362,6 +362,30 @@ mod tests {
         );
     }
 
+    /// Custody fields and recovery records round-trip, and verification keeps the recovery
+    /// record of every object (log files too), with the version recorded.
+    #[test]
+    fn custody_and_recovery_records_are_kept() {
+        let log = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/111122223333_CloudTrail_us-east-1_20260101T0005Z_abcdefgh12345678.json.gz";
+        let doc = format!(
+            r#"{{"format":"trailproof-evidence/1","bucket":"b","objects":{{"{log}":{{"version_id":"v1","storage_class":"GLACIER","lock_mode":"COMPLIANCE","lock_retain_until":"2030-01-01T00:00:00Z","legal_hold":"ON","recovered":{{"written":"2026-01-01T00:06:00Z","current":{{"state":"delete_marker","version_id":"m","at":"2026-02-01T00:00:00Z"}}}}}}}}}}"#
+        );
+        let m = EvidenceMetadata::parse(doc.as_bytes()).unwrap();
+        assert_eq!(m.objects[log].lock_mode.as_deref(), Some("COMPLIANCE"));
+        let round = serde_json::to_vec(&m).unwrap();
+        assert_eq!(EvidenceMetadata::parse(&round).unwrap(), m);
+        let kept = DigestRecords::parse(doc.as_bytes()).unwrap();
+        let (version, recovered) = &kept.recovered[log];
+        assert_eq!(version.as_deref(), Some("v1"));
+        assert!(matches!(
+            recovered.current,
+            crate::core::custody::CurrentVersion::DeleteMarker { .. }
+        ));
+        // A recovery record with a field this version does not know is refused, not half read.
+        let odd = doc.replace(r#""state":"delete_marker""#, r#""state":"restored""#);
+        assert!(DigestRecords::parse(odd.as_bytes()).is_err());
+    }
+
     #[test]
     fn odd_signatures_never_verify() {
         let mut r = ObjectRecord::default();
