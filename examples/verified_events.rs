@@ -13,8 +13,8 @@
 
 use std::process::ExitCode;
 
-use trailproof::engine::events::{verified_records, ExportOptions};
-use trailproof::{LocalEvidence, PinnedKeys, Settings};
+use trailproof::engine::events::{verify_and_export, ExportOptions};
+use trailproof::{LocalEvidence, NoObserver, PinnedKeys, Settings};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,9 +34,17 @@ fn main() -> ExitCode {
 fn run(dir: &str, keys: &str) -> Result<u8, Box<dyn std::error::Error>> {
     let evidence = LocalEvidence::open(dir.as_ref())?;
     let keys = PinnedKeys::from_file(keys.as_ref())?;
-    let report = trailproof::verify(&evidence, &keys, &Settings::default())?;
-    // Sorted, duplicates merged; see `ExportOptions` for filters and the unsorted order.
-    let mut records = verified_records(&evidence, &report, ExportOptions::default());
+    // One pass: the records are taken from the bytes the run hashes and proves. Sorted,
+    // duplicates merged; see `ExportOptions` for filters and the unsorted order.
+    let options = ExportOptions::default();
+    let (report, mut records) = verify_and_export(
+        &evidence,
+        &keys,
+        &Settings::default(),
+        options,
+        None,
+        &NoObserver,
+    )?;
     for record in &mut records {
         let record = record?;
         // The record's text is exactly as CloudTrail wrote it; read what you need from it.

@@ -16,11 +16,13 @@
 //! | a local copy of a bucket (`aws s3 sync`, or `trailproof acquire`) | [`LocalEvidence`] + [`PinnedKeys`] + [`engine::verify`] | a [`Report`] |
 //! | a bucket on S3 (feature `aws`) | `source::s3::S3Source` + `source::cloudtrail::CloudTrailKeys` + [`engine::verify`] | a [`Report`] |
 //! | findings and progress as they happen | [`engine::verify_streaming`] with a [`FindingSink`] and an [`Observer`] | each chain's findings, then the [`Report`] |
+//! | the records of the log files a run proves, with their provenance | [`engine::events::verify_and_export`] (or [`engine::events::verified_records`] after a run) | an iterator of [`engine::events::ExportedRecord`]s; [`report::records`] writes them as JSONL, Timesketch JSONL or Parquet |
 //! | a report for people or machines | [`report::text`], [`report::json`], [`report::jsonl`], [`report::html`] | bytes to write |
 //! | a report anyone can check later | [`report::statement`] | a signed DSSE envelope and its verification |
 //!
 //! Runnable versions of each are in `examples/` (`cargo run --no-default-features --example
-//! verify_digest`, `verify_log`, `verify_dir`; `verify_s3` needs the `aws` feature).
+//! verify_digest`, `verify_log`, `verify_dir`, `verified_events`; `verify_s3` needs the `aws`
+//! feature).
 //!
 //! A [`Report`]'s [`Report::exit_code`] is the verdict: 0 when every object and every hour of
 //! the range is proven, 1 when there are integrity findings or unproven hours, 2 when the
@@ -43,6 +45,8 @@
 //! - `aws` (default): the S3 and CloudTrail sources, on the AWS SDK and tokio.
 //! - `cli` (default): the `trailproof` binary's command line (clap) and progress bars
 //!   (indicatif).
+//! - `parquet` (default; `cli` needs it): [`report::records`] writes Parquet, with the Apache
+//!   Arrow project's `parquet` crate (without Arrow itself).
 //!
 //! With `default-features = false` the library needs only what verification needs (ring,
 //! sha2, md-5, x509-parser, flate2 on zlib-rs, serde_json, jiff, rayon, thiserror).

@@ -496,3 +496,127 @@ fn parquet_without_out_is_refused() {
         run.stderr
     );
 }
+
+mod fused {
+    //! The export taken while the run hashes (the default, sorted) against reading every
+    //! proven file again after the run (`verified_records`): the same records, provenance and
+    //! counts on every committed case, normal and adversarial, and at any thread count.
+
+    use std::path::Path;
+
+    use trailproof::engine::events::{verified_records, verify_and_export, ExportOptions};
+    use trailproof::{LocalEvidence, NoObserver, PinnedKeys, Settings};
+
+    fn settings(case: &Path) -> Settings {
+        let expected: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(case.join("expected.json")).unwrap()).unwrap();
+        let args: Vec<&str> = expected["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let mut s = Settings::default();
+        for pair in args.chunks(2) {
+            let [flag, value] = pair else {
+                panic!("{args:?}")
+            };
+            match *flag {
+                "--start-time" => s.start = Some(value.parse().unwrap()),
+                "--end-time" => s.end = Some(value.parse().unwrap()),
+                "--s3-bucket" => s.bucket = Some((*value).to_owned()),
+                "--head-signature" => {
+                    let (key, hex) = value.rsplit_once('=').unwrap();
+                    s.head_signatures
+                        .insert(key.to_owned(), hex::decode(hex).unwrap());
+                }
+                "--public-keys" => {}
+                other => panic!("unexpected flag {other}"),
+            }
+        }
+        s
+    }
+
+    /// Every line (record with provenance) and the counts, or why the run failed.
+    fn export(case: &Path, fused: bool, include_unverified: bool) -> Result<String, String> {
+        let keys = PinnedKeys::from_file(&case.join("public-keys.json")).unwrap();
+        let evidence = LocalEvidence::open(&case.join("bucket")).unwrap();
+        let options = ExportOptions {
+            include_unverified,
+            ..ExportOptions::default()
+        };
+        let settings = settings(case);
+        let (report, mut records) = if fused {
+            verify_and_export(&evidence, &keys, &settings, options, None, &NoObserver)
+                .map_err(|e| e.to_string())?
+        } else {
+            let report =
+                trailproof::verify(&evidence, &keys, &settings).map_err(|e| e.to_string())?;
+            let records = verified_records(&evidence, &report, options);
+            (report, records)
+        };
+        let mut out = Vec::new();
+        for r in &mut records {
+            r.unwrap().write_jsonl(&mut out).unwrap();
+        }
+        let stats = records.stats();
+        Ok(format!(
+            "{}exit {} written {} duplicates {} conflicts {} left out {:?}",
+            String::from_utf8(out).unwrap(),
+            report.exit_code(),
+            stats.written,
+            stats.duplicates,
+            stats.conflicts,
+            stats.left_out.iter().collect::<Vec<_>>()
+        ))
+    }
+
+    #[test]
+    fn records_taken_while_hashing_equal_records_read_again_on_every_case() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let mut cases: Vec<_> = ["cases", "adversarial"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("expected.json").is_file())
+            .collect();
+        cases.sort();
+        assert!(cases.len() > 80, "{}", cases.len());
+        let mut with_records = 0;
+        for case in &cases {
+            for include_unverified in [false, true] {
+                let fused = export(case, true, include_unverified);
+                let again = export(case, false, include_unverified);
+                assert_eq!(fused, again, "{} ({include_unverified})", case.display());
+                if fused.as_ref().is_ok_and(|f| f.contains("\"trailproof\":")) {
+                    with_records += 1;
+                }
+            }
+        }
+        assert!(with_records > 80, "{with_records}");
+    }
+
+    /// The same records in the same order (copies merged in the same order), whatever the
+    /// threads: the sample has duplicates across files and Regions.
+    #[test]
+    fn the_export_is_the_same_at_any_thread_count() {
+        let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sample");
+        let runs: Vec<String> = [1, 2, 4]
+            .iter()
+            .map(|&n| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .unwrap();
+                pool.install(|| export(&case, true, true)).unwrap()
+            })
+            .collect();
+        assert!(
+            runs[0].contains("duplicates 52"),
+            "{}",
+            runs[0].lines().last().unwrap()
+        );
+        assert_eq!(runs[0], runs[1]);
+        assert_eq!(runs[0], runs[2]);
+    }
+}

@@ -2,8 +2,7 @@
 //! their provenance, as JSONL, Timesketch JSONL or Parquet.
 //!
 //! The run verifies as `verify` does (the same engine, settings and exit status); the records
-//! then come from [`trailproof::engine::events`], which reads each proven file again and uses
-//! its records only when its inflated bytes hash to what the verified digest lists.
+//! come from [`trailproof::engine::events`], taken from the bytes the run hashes and proves.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -13,8 +12,8 @@ use clap::{Args, ValueEnum};
 use jiff::Timestamp;
 
 use trailproof::core::records::{EventFilter, Glob};
-use trailproof::engine::events::{verified_records, ExportOptions, ExportStats, Order};
-use trailproof::engine::{self, Settings};
+use trailproof::engine::events::{verify_and_export, ExportOptions, ExportStats, Order};
+use trailproof::engine::Settings;
 use trailproof::report::records::{Jsonl, Parquet, RecordWriter, Timesketch, WriteError};
 use trailproof::source::local::LocalEvidence;
 use trailproof::source::{KeyProvider, ObjectSource, PinnedKeys};
@@ -212,21 +211,21 @@ pub fn run(args: &EventsArgs) -> Result<u8, CliError> {
     // The output is made before the run, so a folder that cannot be written to stops it
     // before any work.
     let (dest, out) = Destination::new(args.out.as_deref())?;
-    let report = engine::verify_streaming(
+    let run = verify_and_export(
         source.as_ref(),
         keys.as_ref(),
         &args.settings(),
+        args.options(),
         None,
         &Bars::on_stderr(),
     );
-    let report = match report {
-        Ok(report) => report,
+    let (report, mut records) = match run {
+        Ok(run) => run,
         Err(e) => {
             dest.discard();
             return Err(CliError::in_folder(e, Path::new(&args.source)));
         }
     };
-    let mut records = verified_records(source.as_ref(), &report, args.options());
     let written = write_all(args.format, out, &mut records);
     let stats = records.stats().clone();
     match written.and_then(|()| dest_keep(dest)) {

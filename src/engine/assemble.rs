@@ -12,7 +12,7 @@ use super::plan::{plan, Plan};
 use super::texts::TextHashes;
 use super::unvouched::{OtherTrails, Vouched};
 use super::versions::Recovery;
-use super::{EngineError, Settings};
+use super::{EngineError, LogTap, Settings};
 use crate::core::chain::{walk, DigestCandidate, Range, WalkedChain};
 use crate::core::custody::Retention;
 use crate::core::finding::Finding;
@@ -49,6 +49,19 @@ pub fn verify_streaming(
     settings: &Settings,
     sink: Option<FindingSink<'_>>,
     observer: &dyn Observer,
+) -> Result<Report, EngineError> {
+    verify_tapped(source, key_provider, settings, sink, observer, None)
+}
+
+/// [`verify_streaming`], handing `tap` each log file found to be what its verified digest
+/// lists, with its inflated bytes, while log files are hashed.
+pub(crate) fn verify_tapped(
+    source: &dyn ObjectSource,
+    key_provider: &dyn KeyProvider,
+    settings: &Settings,
+    sink: Option<FindingSink<'_>>,
+    observer: &dyn Observer,
+    tap: Option<&dyn LogTap>,
 ) -> Result<Report, EngineError> {
     let Plan {
         range,
@@ -87,7 +100,7 @@ pub fn verify_streaming(
         &judged,
         walked.len(),
     );
-    let laid_out = check_logs(source, walked, layout, &mut referenced, observer);
+    let laid_out = check_logs(source, walked, layout, &mut referenced, observer, tap);
     let vouched = Vouched {
         bucket: &bucket,
         range,

@@ -2,13 +2,13 @@
 //! writes, as an iterator an embedder can use without the CLI.
 //!
 //! ```no_run
-//! use trailproof::engine::events::{verified_records, ExportOptions};
-//! use trailproof::{verify, LocalEvidence, PinnedKeys, Settings};
+//! use trailproof::engine::events::{verify_and_export, ExportOptions};
+//! use trailproof::{LocalEvidence, NoObserver, PinnedKeys, Settings};
 //!
 //! let evidence = LocalEvidence::open("bucket-copy".as_ref())?;
 //! let keys = PinnedKeys::from_file("public-keys.json".as_ref())?;
-//! let report = verify(&evidence, &keys, &Settings::default())?;
-//! let mut records = verified_records(&evidence, &report, ExportOptions::default());
+//! let (report, mut records) = verify_and_export(
+//!     &evidence, &keys, &Settings::default(), ExportOptions::default(), None, &NoObserver)?;
 //! for record in &mut records {
 //!     let record = record?;
 //!     println!("{} from {}", record.text.len(), record.provenance.carrier.log);
@@ -19,12 +19,20 @@
 //!
 //! # How proof is kept
 //!
-//! The run's report says which log files are valid and the inflated SHA-256 their verified
-//! digest lists ([`candidates`]). Each such file is read once more through the same source and
-//! its records are taken only from a [`ProvenLog`]: bytes whose own SHA-256 equals that hash.
-//! A file that changed since it was verified, that can no longer be read, or whose records
-//! are malformed is left out and counted ([`ExportStats::left_out`]), as is every log file the
-//! run did not prove. Records of INVALID files are never given, whatever the options.
+//! Records are taken only from a [`ProvenLog`]: inflated bytes whose SHA-256 (computed while
+//! inflating exactly those bytes) is the one a verified digest lists for the file. Which files
+//! count is decided by the run's report ([`candidates`]): those judged valid (and, when asked,
+//! those judged NOT VERIFIED). Records of INVALID files are never given, whatever the options.
+//!
+//! [`verify_and_export`] in sorted order takes the records while the run hashes the log files,
+//! from the bytes it hashes: one read of each file. Once the report is made, the records of a
+//! file are kept only if the report judges it valid by the same digest and hash; a file the
+//! report judges otherwise (a second digest naming it finds it wrong, say) gives none. Files
+//! the report wants that were not taken then (unproven files with `include_unverified`, a file
+//! proven by another digest than the one that was hashing it) are read again, as
+//! [`verified_records`] reads every file: its records are used only when those bytes are the
+//! proven ones, so a file that changed since it was verified is left out. Every file left out
+//! is counted ([`ExportStats::left_out`]), as is every log file the run did not prove.
 //!
 //! # Order and duplicates
 //!
@@ -41,30 +49,41 @@
 //!   because CloudTrail's duplicates arrive within hours of each other; see
 //!   [`crate::core::records::Dedupe`].
 //!
+//! The output is the same for any thread count: records with the same (eventTime, eventID)
+//! are put in the order of their files' delivery (then key) before they are merged, and a
+//! record without an eventID sorts by its file's key and its place in the file.
+//!
 //! # Memory and speed
 //!
-//! Files are read in batches of [`ExportOptions::batch`]: the source reads a batch in parallel
-//! (threads on a disk, requests in flight on S3), then the batch's files are checked and
-//! parsed in parallel on rayon's pool, and their records pushed in file order. A batch's
-//! inflated files are in memory at once; the sort's budget or the dedupe window bounds the
+//! Files are read in batches: while the run hashes (16 files), or of [`ExportOptions::batch`]
+//! files when read again. The source reads a batch in parallel (threads on a disk, requests in
+//! flight on S3), then the batch's files are checked and parsed in parallel on rayon's pool. A
+//! batch's inflated files are in memory at once (each at most the inflated budget of a log
+//! file, 1 GiB; CloudTrail's are a few MB); the sort's budget or the dedupe window bounds the
 //! rest. One [`Carrier`] per file read is kept until the end.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
 
+use super::assemble::verify_tapped;
 use super::sort::{Entry, ExternalSort, Sorted};
+use super::{EngineError, FindingSink, LogTap, Settings};
+use crate::core::finding::Verdict;
+use crate::core::gz::Inflated;
+use crate::core::layout::{parse_key, CloudTrailKey};
 use crate::core::records::{
     candidates, write_line, Candidate, Carrier, Dedupe, EventFilter, LeftOut, LeftOutReason,
-    LineError, ProvenLog, Provenance, RecordLimits,
+    LineError, ProvenLog, Provenance, Record, RecordLimits,
 };
+use crate::core::types::{S3Location, Sha256};
 use crate::report::Report;
-use crate::source::progress::Progress;
-use crate::source::{ObjectSource, ReadError};
+use crate::source::progress::{Observer, Progress};
+use crate::source::{KeyProvider, ObjectSource, ReadError};
 
 /// How records are exported.
 #[derive(Debug, Clone)]
@@ -76,7 +95,7 @@ pub struct ExportOptions {
     pub include_unverified: bool,
     /// Sorted or as read.
     pub order: Order,
-    /// Log files read at once (each held whole in memory while its records are parsed).
+    /// Log files read again at once (each held whole in memory while its records are parsed).
     pub batch: usize,
 }
 
@@ -173,6 +192,43 @@ pub enum ExportError {
     TooManyFiles,
 }
 
+/// Verifies `source` as [`super::verify_streaming`] does and gives the records of the log
+/// files the run proves. In sorted order, the records are taken while the run hashes the log
+/// files, from the bytes it hashes (see the [module documentation](self)); unsorted, they are
+/// read again once the run is done, as [`verified_records`] does.
+pub fn verify_and_export<'s>(
+    source: &'s dyn ObjectSource,
+    key_provider: &dyn KeyProvider,
+    settings: &Settings,
+    options: ExportOptions,
+    sink: Option<FindingSink<'_>>,
+    observer: &dyn Observer,
+) -> Result<(Report, VerifiedRecords<'s>), EngineError> {
+    let Order::Sorted { memory, temp_dir } = &options.order else {
+        let report = verify_tapped(source, key_provider, settings, sink, observer, None)?;
+        let records = verified_records(source, &report, options);
+        return Ok((report, records));
+    };
+    let tap = SortTap {
+        filter: &options.filter,
+        state: Mutex::new(TapState {
+            sort: TempDir::new(temp_dir.clone()).map(|t| {
+                let sort = ExternalSort::new(&t.0, *memory);
+                (t, sort)
+            }),
+            files: Vec::new(),
+            by_key: HashMap::new(),
+        }),
+    };
+    let report = verify_tapped(source, key_provider, settings, sink, observer, Some(&tap))?;
+    let state = tap
+        .state
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    let records = VerifiedRecords::new(source, &report, options, Some(state));
+    Ok((report, records))
+}
+
 /// The records of the log files `report` proved, read again from `source` (the source the
 /// report was made from). See the [module documentation](self).
 pub fn verified_records<'s>(
@@ -180,49 +236,137 @@ pub fn verified_records<'s>(
     report: &Report,
     options: ExportOptions,
 ) -> VerifiedRecords<'s> {
-    let mut left_out = LeftOut::default();
-    let candidates = candidates(
-        report.all_findings(),
-        &report.bucket,
-        options.include_unverified,
-        &mut left_out,
-    );
-    let state = match &options.order {
-        Order::Sorted { memory, temp_dir } => State::Filling {
-            memory: *memory,
-            temp_dir: temp_dir.clone(),
-        },
-        Order::Unsorted {
-            window,
-            max_pending,
-        } => State::Streaming(Box::new(Dedupe::new(*window, *max_pending))),
-    };
-    VerifiedRecords {
-        source,
-        bucket: report.bucket.clone(),
-        carriers: Vec::with_capacity(candidates.len()),
-        candidates,
-        next: 0,
-        filter: options.filter,
-        batch: options.batch.max(1),
-        state,
-        ready: VecDeque::new(),
-        stats: ExportStats {
-            left_out,
-            ..ExportStats::default()
-        },
+    VerifiedRecords::new(source, report, options, None)
+}
+
+/// A file whose records went into the export.
+struct FileSlot {
+    carrier: Arc<Carrier>,
+    delivered: Timestamp,
+}
+
+/// What the tap gathered while the run hashed log files.
+struct TapState {
+    /// The sort and its folder, or why the folder could not be made.
+    sort: io::Result<(TempDir, ExternalSort)>,
+    /// The files whose records are in the sort, by slot.
+    files: Vec<FileSlot>,
+    /// The slot of each file, by key.
+    by_key: HashMap<String, usize>,
+}
+
+/// Takes the records of each proven file into the sort as the run hashes it.
+struct SortTap<'f> {
+    filter: &'f EventFilter,
+    state: Mutex<TapState>,
+}
+
+impl SortTap<'_> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TapState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// The iterator [`verified_records`] returns.
+impl LogTap for SortTap<'_> {
+    fn proven(
+        &self,
+        log: &S3Location,
+        digest: &S3Location,
+        expected: Sha256,
+        inflated: Inflated,
+        version_id: Option<String>,
+    ) {
+        let Some(delivered) = delivered(log) else {
+            return;
+        };
+        let candidate = Candidate {
+            log: log.clone(),
+            delivered,
+            expected: Some(expected),
+            digest: Some(digest.clone()),
+            verdict: Verdict::Valid,
+        };
+        // A file that fails here is not taken: if the report wants it, it is read again, and
+        // fails there too, counted.
+        let Ok(proven) = ProvenLog::check(&candidate, inflated, version_id) else {
+            return;
+        };
+        let Ok(records) = proven.records(RecordLimits::LOG) else {
+            return;
+        };
+        let slot = {
+            let mut state = self.lock();
+            // Named by two digests, a file is hashed twice: its records are taken once.
+            if state.sort.is_err() || state.by_key.contains_key(&log.key) {
+                return;
+            }
+            let slot = state.files.len();
+            state.files.push(FileSlot {
+                carrier: Arc::new(proven.carrier().clone()),
+                delivered,
+            });
+            state.by_key.insert(log.key.clone(), slot);
+            slot
+        };
+        // A slot past u32 is caught when the export starts (too many files).
+        let entries = sort_entries(&records, self.filter, &log.key, slot_u32(slot));
+        let mut state = self.lock();
+        if let Ok((_, sort)) = &mut state.sort {
+            for entry in entries {
+                if let Err(e) = sort.push(entry) {
+                    state.sort = Err(e);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn slot_u32(slot: usize) -> u32 {
+    u32::try_from(slot).unwrap_or(u32::MAX)
+}
+
+fn delivered(log: &S3Location) -> Option<Timestamp> {
+    match parse_key(&log.key) {
+        Ok(CloudTrailKey::Log(l)) => Some(l.time),
+        _ => None,
+    }
+}
+
+/// The sort entries of a file's records that pass `filter`. A record without an eventID is
+/// keyed by its file's key and its place in the file, so that its place in the output does not
+/// depend on which file was read first.
+fn sort_entries(records: &[Record<'_>], filter: &EventFilter, key: &str, slot: u32) -> Vec<Entry> {
+    records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| filter.matches(r))
+        .map(|(place, r)| Entry {
+            time: r.event_time,
+            payload: payload(r.raw(), r.event_id.is_some(), slot),
+            event_id: match &r.event_id {
+                Some(id) => id.to_string(),
+                None => format!("\u{0}{key}\u{0}{place:010}"),
+            },
+        })
+        .collect()
+}
+
+/// The iterator [`verified_records`] and [`verify_and_export`] return.
 pub struct VerifiedRecords<'s> {
     source: &'s dyn ObjectSource,
     bucket: String,
+    /// The files to read (again).
     candidates: Vec<Candidate>,
-    /// The carrier of each file read, by its index in `candidates` (`None`: left out).
-    carriers: Vec<Option<Arc<Carrier>>>,
     /// The next candidate to read.
     next: usize,
+    /// Every file's slot: those taken while the run hashed, then the candidates read, in
+    /// order (`None`: left out, or taken and then not wanted).
+    files: Vec<Option<FileSlot>>,
+    /// The slot of `candidates[0]`.
+    base: usize,
+    /// Each slot's place in delivery order (then key), for ties in the sort.
+    ranks: Vec<u32>,
     filter: EventFilter,
     batch: usize,
     state: State,
@@ -232,17 +376,16 @@ pub struct VerifiedRecords<'s> {
 }
 
 enum State {
-    /// Sorted order: no file read yet.
+    /// Sorted order: the files not taken while the run hashed still to be read.
     Filling {
-        memory: usize,
-        temp_dir: PathBuf,
+        sort: io::Result<(TempDir, ExternalSort)>,
     },
     /// Sorted order: every file read; the merge of the sorted runs, and the records of the
-    /// (eventTime, eventID) key being gathered.
+    /// (eventTime, eventID) key being gathered, with their file's rank.
     Merging {
         sorted: Sorted,
         _temp: TempDir,
-        group: Vec<ExportedRecord>,
+        group: Vec<(u32, String, Arc<Carrier>)>,
         group_key: Option<(Option<Timestamp>, String)>,
     },
     /// As read.
@@ -250,14 +393,90 @@ enum State {
     Done,
 }
 
-impl VerifiedRecords<'_> {
+impl<'s> VerifiedRecords<'s> {
+    fn new(
+        source: &'s dyn ObjectSource,
+        report: &Report,
+        options: ExportOptions,
+        tapped: Option<TapState>,
+    ) -> Self {
+        let mut left_out = LeftOut::default();
+        let mut wanted = candidates(
+            report.all_findings(),
+            &report.bucket,
+            options.include_unverified,
+            &mut left_out,
+        );
+        let (files, state) = match (&options.order, tapped) {
+            (_, Some(tap)) => {
+                // A file taken while the run hashed is kept when the report judges it valid by
+                // the same digest and hash; the report's other files are read again.
+                let mut files: Vec<Option<FileSlot>> = Vec::with_capacity(tap.files.len());
+                let mut taken = vec![false; tap.files.len()];
+                wanted.retain(|c| {
+                    let slot = tap.by_key.get(&c.log.key).copied();
+                    let Some(f) = slot.and_then(|s| tap.files.get(s)) else {
+                        return true;
+                    };
+                    let same = c.expected == Some(f.carrier.log_sha256)
+                        && c.digest == f.carrier.digest
+                        && c.verdict == Verdict::Valid;
+                    if same {
+                        if let Some(t) = slot.and_then(|s| taken.get_mut(s)) {
+                            *t = true;
+                        }
+                    }
+                    !same
+                });
+                for (slot, keep) in tap.files.into_iter().zip(taken) {
+                    files.push(keep.then_some(slot));
+                }
+                (files, State::Filling { sort: tap.sort })
+            }
+            (Order::Sorted { memory, temp_dir }, None) => {
+                let sort = TempDir::new(temp_dir.clone()).map(|t| {
+                    let sort = ExternalSort::new(&t.0, *memory);
+                    (t, sort)
+                });
+                (Vec::new(), State::Filling { sort })
+            }
+            (
+                Order::Unsorted {
+                    window,
+                    max_pending,
+                },
+                None,
+            ) => (
+                Vec::new(),
+                State::Streaming(Box::new(Dedupe::new(*window, *max_pending))),
+            ),
+        };
+        VerifiedRecords {
+            source,
+            bucket: report.bucket.clone(),
+            base: files.len(),
+            files,
+            ranks: Vec::new(),
+            candidates: wanted,
+            next: 0,
+            filter: options.filter,
+            batch: options.batch.max(1),
+            state,
+            ready: VecDeque::new(),
+            stats: ExportStats {
+                left_out,
+                ..ExportStats::default()
+            },
+        }
+    }
+
     /// What the export did so far; all of it once the iterator has ended.
     pub fn stats(&self) -> &ExportStats {
         &self.stats
     }
 
-    /// Reads the next batch of files: each one's records (filtered) in file order, as sort
-    /// entries, or `None` when every file has been read.
+    /// Reads the next batch of candidates: each one's slot and sort entries, or `None` when
+    /// every candidate has been read.
     fn read_batch(&mut self) -> Option<Vec<(usize, Vec<Entry>)>> {
         let start = self.next;
         let end = (start + self.batch).min(self.candidates.len());
@@ -265,6 +484,7 @@ impl VerifiedRecords<'_> {
             return None;
         }
         self.next = end;
+        let base = self.base;
         let batch = self.candidates.get(start..end).unwrap_or_default();
         let locations: Vec<_> = batch.iter().map(|c| &c.log).collect();
         let read = self
@@ -275,35 +495,30 @@ impl VerifiedRecords<'_> {
             .par_iter()
             .zip(read)
             .zip(start..end)
-            .map(|((candidate, read), index)| {
-                // Indexes fit: `fill` refuses more files than u32 counts.
-                let index = u32::try_from(index).unwrap_or(u32::MAX);
+            .map(|((candidate, read), i)| {
                 let log = read.map_err(|_: ReadError| LeftOutReason::UnreadableAtExport)?;
                 let proven = ProvenLog::check(candidate, log.inflated, log.version_id)?;
                 let records = proven
                     .records(RecordLimits::LOG)
                     .map_err(|_| LeftOutReason::RecordsMalformed)?;
-                let parsed = records
-                    .iter()
-                    .filter(|r| filter.matches(r))
-                    .map(|r| Entry {
-                        time: r.event_time,
-                        payload: payload(r.raw(), r.event_id.is_some(), index),
-                        event_id: r.event_id.as_deref().unwrap_or_default().to_owned(),
-                    })
-                    .collect();
-                Ok((proven.carrier().clone(), parsed))
+                let slot = slot_u32(base + i);
+                let entries = sort_entries(&records, filter, &candidate.log.key, slot);
+                Ok((proven.carrier().clone(), entries))
             })
             .collect();
         let mut out = Vec::with_capacity(checked.len());
-        for (i, result) in (start..end).zip(checked) {
+        for (candidate, result) in batch.iter().zip(checked) {
+            let slot = self.files.len();
             match result {
-                Ok((carrier, parsed)) => {
-                    self.carriers.push(Some(Arc::new(carrier)));
-                    out.push((i, parsed));
+                Ok((carrier, entries)) => {
+                    self.files.push(Some(FileSlot {
+                        carrier: Arc::new(carrier),
+                        delivered: candidate.delivered,
+                    }));
+                    out.push((slot, entries));
                 }
                 Err(reason) => {
-                    self.carriers.push(None);
+                    self.files.push(None);
                     self.stats.left_out.add(reason);
                 }
             }
@@ -311,32 +526,71 @@ impl VerifiedRecords<'_> {
         Some(out)
     }
 
-    fn carrier(&self, index: usize) -> Result<Arc<Carrier>, ExportError> {
-        self.carriers
-            .get(index)
-            .cloned()
-            .flatten()
-            .ok_or(ExportError::DamagedRun)
-    }
-
-    /// Sorted order: reads every file into the sort.
-    fn fill(&mut self, memory: usize, temp_dir: PathBuf) -> Result<State, ExportError> {
-        if u32::try_from(self.candidates.len()).is_err() {
+    /// Sorted order: reads the files not yet in the sort into it.
+    fn fill(&mut self, sort: io::Result<(TempDir, ExternalSort)>) -> Result<State, ExportError> {
+        if u32::try_from(self.base + self.candidates.len()).is_err() {
             return Err(ExportError::TooManyFiles);
         }
-        let temp = TempDir::new(temp_dir).map_err(ExportError::Sort)?;
-        let mut sort = ExternalSort::new(&temp.0, memory);
+        let (temp, mut sort) = sort.map_err(ExportError::Sort)?;
         while let Some(files) = self.read_batch() {
             for entry in files.into_iter().flat_map(|(_, entries)| entries) {
                 sort.push(entry).map_err(ExportError::Sort)?;
             }
         }
+        // Each slot's rank in delivery order, then key: the order copies are merged in.
+        let mut order: Vec<(usize, &FileSlot)> = self
+            .files
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((i, f.as_ref()?)))
+            .collect();
+        order.sort_by(|(_, a), (_, b)| {
+            (a.delivered, &a.carrier.log.key).cmp(&(b.delivered, &b.carrier.log.key))
+        });
+        let mut ranks = vec![u32::MAX; self.files.len()];
+        for (rank, (slot, _)) in order.into_iter().enumerate() {
+            if let Some(r) = ranks.get_mut(slot) {
+                *r = slot_u32(rank);
+            }
+        }
+        self.ranks = ranks;
         Ok(State::Merging {
             sorted: sort.finish().map_err(ExportError::Sort)?,
             _temp: temp,
             group: Vec::new(),
             group_key: None,
         })
+    }
+
+    /// Sorted order: the group's records, in their files' order, copies merged, made ready.
+    fn close_group(&mut self, group: &mut Vec<(u32, String, Arc<Carrier>)>) {
+        // Most records are delivered once: nothing to order or merge.
+        if group.len() == 1 {
+            if let Some((_, text, carrier)) = group.pop() {
+                self.ready.push_back(ExportedRecord {
+                    text,
+                    provenance: Provenance::new(carrier),
+                });
+            }
+            return;
+        }
+        group.sort_by_key(|(rank, _, _)| *rank);
+        let first = self.ready.len();
+        for (_, text, carrier) in group.drain(..) {
+            let ours = self.ready.range_mut(first..);
+            if let Some(same) = ours.into_iter().find(|r| r.text == text) {
+                same.provenance.merge(Provenance::new(carrier));
+                self.stats.duplicates += 1;
+            } else {
+                if self.ready.len() > first {
+                    self.stats.conflicts += 1;
+                }
+                self.ready.push_back(ExportedRecord {
+                    text,
+                    provenance: Provenance::new(carrier),
+                });
+            }
+        }
     }
 
     /// Sorted order: takes merged entries until a record is ready (or none is left).
@@ -352,32 +606,30 @@ impl VerifiedRecords<'_> {
                 return Ok(false);
             };
             let Some(entry) = sorted.next() else {
-                self.ready.extend(group.drain(..));
+                let mut group = std::mem::take(group);
+                self.close_group(&mut group);
                 return Ok(false);
             };
             let entry = entry.map_err(ExportError::Sort)?;
-            let (text, has_id, index) = unpack(entry.payload)?;
+            let (text, has_id, slot) = unpack(entry.payload)?;
             let key = (entry.time, entry.event_id);
             let closes = !has_id || group_key.as_ref() != Some(&key);
             if closes {
-                self.ready.extend(group.drain(..));
                 *group_key = has_id.then_some(key);
             }
-            let carrier = self.carrier(index)?;
-            let State::Merging { group, .. } = &mut self.state else {
-                return Ok(false);
-            };
-            if let Some(same) = group.iter_mut().find(|r| r.text == text) {
-                same.provenance.merge(Provenance::new(carrier));
-                self.stats.duplicates += 1;
-            } else {
-                if !group.is_empty() {
-                    self.stats.conflicts += 1;
-                }
-                group.push(ExportedRecord {
-                    text,
-                    provenance: Provenance::new(carrier),
-                });
+            // Taken out while the group is closed, and put back: its room is reused.
+            let mut group = std::mem::take(group);
+            if closes {
+                self.close_group(&mut group);
+            }
+            let file = self.files.get(slot).ok_or(ExportError::DamagedRun)?;
+            // A file taken while the run hashed that the report did not want: its records go.
+            if let Some(f) = file {
+                let rank = self.ranks.get(slot).copied().unwrap_or(u32::MAX);
+                group.push((rank, text, Arc::clone(&f.carrier)));
+            }
+            if let State::Merging { group: g, .. } = &mut self.state {
+                *g = group;
             }
             if closes && !self.ready.is_empty() {
                 return Ok(true);
@@ -398,25 +650,23 @@ impl VerifiedRecords<'_> {
             }
             return false;
         };
-        for (index, records) in files {
-            let (Some(Some(carrier)), Some(candidate)) =
-                (self.carriers.get(index), self.candidates.get(index))
-            else {
+        for (slot, entries) in files {
+            let Some(Some(file)) = self.files.get(slot) else {
                 continue;
             };
             let State::Streaming(dedupe) = &mut self.state else {
                 return false;
             };
-            for entry in records {
+            for entry in entries {
                 let Ok((text, has_id, _)) = unpack(entry.payload) else {
                     continue;
                 };
                 dedupe.push(
                     &text,
                     has_id.then_some(entry.event_id.as_str()),
-                    candidate.delivered,
+                    file.delivered,
                     text.clone(),
-                    Provenance::new(Arc::clone(carrier)),
+                    Provenance::new(Arc::clone(&file.carrier)),
                 );
                 while let Some((text, provenance)) = dedupe.pop_ready() {
                     self.ready.push_back(ExportedRecord { text, provenance });
@@ -429,7 +679,7 @@ impl VerifiedRecords<'_> {
     fn advance(&mut self) -> Result<(), ExportError> {
         while self.ready.is_empty() {
             match std::mem::replace(&mut self.state, State::Done) {
-                State::Filling { memory, temp_dir } => self.state = self.fill(memory, temp_dir)?,
+                State::Filling { sort } => self.state = self.fill(sort)?,
                 merging @ State::Merging { .. } => {
                     self.state = merging;
                     if !self.merge_some()? {
@@ -482,13 +732,12 @@ fn unpack(mut payload: Vec<u8>) -> Result<(String, bool, usize), ExportError> {
         .len()
         .checked_sub(TRAILER)
         .ok_or(ExportError::DamagedRun)?;
-    let trailer = payload.split_off(at);
-    let [flag, index @ ..] = trailer.as_slice() else {
+    let Some(&[flag, a, b, c, d]) = payload.get(at..) else {
         return Err(ExportError::DamagedRun);
     };
-    let index: [u8; 4] = index.try_into().map_err(|_| ExportError::DamagedRun)?;
+    payload.truncate(at);
     let text = String::from_utf8(payload).map_err(|_| ExportError::DamagedRun)?;
-    Ok((text, *flag == 1, u32::from_le_bytes(index) as usize))
+    Ok((text, flag == 1, u32::from_le_bytes([a, b, c, d]) as usize))
 }
 
 /// A new, empty folder for the sort's runs, removed when dropped.

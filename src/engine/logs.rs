@@ -22,6 +22,8 @@ use crate::core::verdict::judge_entry;
 use crate::source::progress::{Observer, Phase, Progress};
 use crate::source::{ObjectSource, ReadError, ReadFailure, StoredObject};
 
+use super::LogTap;
+
 /// Log files hashed per batch: enough to keep every worker and every S3 request slot busy,
 /// few enough that a batch's log lists and outcomes stay small. A batch also ends at
 /// `LOG_BATCH_DIGESTS` digests, which bounds the digests read again at once when they list
@@ -63,6 +65,7 @@ pub(super) fn check_logs(
     mut layout: Layout<'_>,
     referenced: &mut TextHashes,
     observer: &dyn Observer,
+    tap: Option<&dyn LogTap>,
 ) -> LaidOut {
     let hashed: usize = walked
         .iter()
@@ -73,7 +76,10 @@ pub(super) fn check_logs(
     let progress = Progress::start(observer, Phase::LogFilesHashed, Some(hashed as u64));
     let mut run = |batch| {
         let steps = with_lists(source, batch);
-        let outcomes = hash(source, layout.bucket(), &steps, &progress);
+        let outcomes = match tap {
+            None => hash(source, layout.bucket(), &steps, &progress),
+            Some(tap) => hash_tapped(source, layout.bucket(), &steps, &progress, tap),
+        };
         layout.lay_out(steps, outcomes, referenced);
     };
     let mut batch = Vec::new();
@@ -193,6 +199,59 @@ fn hash(
     } else {
         source.hash_logs(bucket, &wanted, progress).into_iter()
     }
+}
+
+/// Log files inflated at once while tapped: each is held whole in memory (up to the inflated
+/// budget of a log file, [`Limits::LOG`]) until its records are taken.
+const TAP_BATCH: usize = 16;
+
+/// [`hash`], keeping each file's inflated bytes for a moment: every file whose bytes are
+/// exactly those its verified digest lists is handed to `tap` with them.
+fn hash_tapped(
+    source: &dyn ObjectSource,
+    bucket: &str,
+    steps: &[(Step, Option<Names>)],
+    progress: &Progress<'_>,
+    tap: &dyn LogTap,
+) -> std::vec::IntoIter<Result<GzOutcome, ReadError>> {
+    let wanted: Vec<(&LogFileEntry, &S3Location)> = steps
+        .iter()
+        .filter_map(|(s, names)| match (s, names) {
+            (Step::Digest(w), Some(Names::Entries(list)))
+                if matches!(w.status, DigestStatus::Verified(_)) =>
+            {
+                Some(list.iter().map(|l| (l, &w.location)))
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let mut outcomes = Vec::with_capacity(wanted.len());
+    for batch in wanted.chunks(TAP_BATCH) {
+        let locations: Vec<&S3Location> = batch.iter().map(|(e, _)| &e.location).collect();
+        let read = source.inflate_logs(bucket, &locations, progress);
+        let done: Vec<Result<GzOutcome, ReadError>> = read
+            .into_par_iter()
+            .zip(batch)
+            .map(|(read, (entry, digest))| {
+                read.map(|log| {
+                    let outcome = log.inflated.outcome().clone();
+                    if outcome.problem.is_none() && outcome.inflated_sha256 == entry.hash {
+                        tap.proven(
+                            &entry.location,
+                            digest,
+                            entry.hash,
+                            log.inflated,
+                            log.version_id,
+                        );
+                    }
+                    outcome
+                })
+            })
+            .collect();
+        outcomes.extend(done);
+    }
+    outcomes.into_iter()
 }
 
 /// A digest with what it names, or, if its list could not be read again, with the finding that

@@ -36,6 +36,22 @@ mod unvouched;
 mod versions;
 
 pub use crate::source::progress::{NoObserver, Observer, Phase};
+
+/// Hears, while a run hashes log files, of each one whose bytes are exactly what a verified
+/// digest lists, with those bytes: `trailproof events` takes its records then, instead of
+/// reading the file again ([`events::verify_and_export`]).
+pub(crate) trait LogTap: Sync {
+    /// `inflated` are the bytes of `log` as read; `expected` the SHA-256 the verified digest at
+    /// `digest` lists for it, which theirs is; `version_id` the S3 version they are from, when known.
+    fn proven(
+        &self,
+        log: &crate::core::types::S3Location,
+        digest: &crate::core::types::S3Location,
+        expected: crate::core::types::Sha256,
+        inflated: crate::core::gz::Inflated,
+        version_id: Option<String>,
+    );
+}
 pub use assemble::{empty_report, verify, verify_streaming, FindingSink};
 
 /// What to verify. `Settings::default()` verifies everything the source holds, over the range

@@ -59,13 +59,15 @@
 //! last copy, as jq reads it. (`events` has already refused log files where the fields it
 //! filters and sorts on are given twice: see [`crate::core::records`].)
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::core::layout::{parse_key, CloudTrailKey};
-use crate::core::records::{Carrier, LineError};
+use crate::core::records::{provenance_json, write_line_with, Carrier, LineError};
 use crate::engine::events::ExportedRecord;
 
 /// Why records could not be written.
@@ -96,7 +98,13 @@ pub trait RecordWriter {
 pub struct Jsonl<W: Write> {
     out: W,
     line: Vec<u8>,
+    /// The `trailproof` value of records carried by one file only, by file: made once per file
+    /// rather than once per record. Each entry holds its carrier, so its address stays its own.
+    made: HashMap<usize, (Arc<Carrier>, Vec<u8>)>,
 }
+
+/// Files whose `trailproof` value is kept; beyond, the values are made again.
+const MADE_FILES: usize = 4096;
 
 impl<W: Write> Jsonl<W> {
     /// Writes to `out` (buffer it: one `write_all` per record).
@@ -104,6 +112,7 @@ impl<W: Write> Jsonl<W> {
         Jsonl {
             out,
             line: Vec::new(),
+            made: HashMap::new(),
         }
     }
 }
@@ -111,7 +120,21 @@ impl<W: Write> Jsonl<W> {
 impl<W: Write> RecordWriter for Jsonl<W> {
     fn write(&mut self, record: &ExportedRecord) -> Result<(), WriteError> {
         self.line.clear();
-        record.write_jsonl(&mut self.line)?;
+        let p = &record.provenance;
+        if p.also.is_empty() {
+            let file = Arc::as_ptr(&p.carrier) as usize;
+            if !self.made.contains_key(&file) {
+                if self.made.len() >= MADE_FILES {
+                    self.made.clear();
+                }
+                let value = provenance_json(p)?;
+                self.made.insert(file, (Arc::clone(&p.carrier), value));
+            }
+            let value = self.made.get(&file).map(|(_, v)| v.as_slice());
+            write_line_with(&mut self.line, &record.text, value.unwrap_or_default())?;
+        } else {
+            record.write_jsonl(&mut self.line)?;
+        }
         self.out.write_all(&self.line)?;
         Ok(())
     }
@@ -321,7 +344,7 @@ mod parquet_writer {
     use parquet::schema::types::Type;
 
     use super::{Fields, RecordWriter, WriteError, ROW_GROUP_BYTES, ROW_GROUP_ROWS, STRING_FIELDS};
-    use crate::core::records::write_line;
+    use crate::core::records::provenance_json;
     use crate::engine::events::ExportedRecord;
 
     /// An optional column's values (nulls left out) and definition levels (1: a value).
@@ -512,16 +535,12 @@ mod parquet_writer {
                 .push(carrier.digest.as_ref().map(|d| text(d.uri())));
             rows.version_id
                 .push(carrier.version_id.as_deref().map(text));
-            // The provenance exactly as the JSONL line has it: the line of an empty record.
-            let mut line = Vec::new();
-            write_line(&mut line, "{}", &record.provenance)?;
-            let provenance = line
-                .strip_prefix(b"{\"trailproof\":")
-                .and_then(|l| l.strip_suffix(b"}\n"))
-                .unwrap_or_default();
-            rows.provenance.push(ByteArray::from(provenance.to_vec()));
+            // The provenance exactly as the JSONL line has it.
+            let provenance = provenance_json(&record.provenance)?;
+            let provenance_len = provenance.len();
+            rows.provenance.push(ByteArray::from(provenance));
             rows.count += 1;
-            rows.bytes += record.text.len() + provenance.len();
+            rows.bytes += record.text.len() + provenance_len;
             if rows.count >= ROW_GROUP_ROWS || rows.bytes >= ROW_GROUP_BYTES {
                 self.flush_rows()?;
             }
@@ -557,6 +576,42 @@ mod tests {
                 version_id: None,
             }),
         }
+    }
+
+    /// The writer keeps each file's `trailproof` value; its lines are those of
+    /// [`ExportedRecord::write_jsonl`], for records of one file, of several, and beyond what
+    /// it keeps.
+    #[test]
+    fn jsonl_lines_are_the_records_lines() {
+        let shared = record(r#"{"eventID":"a"}"#);
+        let mut records = vec![shared.clone(), shared.clone()];
+        let mut also = shared.clone();
+        also.provenance.merge(Provenance::new(Carrier {
+            verdict: Verdict::Valid,
+            ..(*shared.provenance.carrier).clone()
+        }));
+        records.push(also);
+        for n in 0..(MADE_FILES + 5) {
+            let mut r = record(&format!(r#"{{"eventID":"{n}"}}"#));
+            r.provenance = Provenance::new(Carrier {
+                log_sha256: Sha256([(n % 251) as u8; 32]),
+                ..(*r.provenance.carrier).clone()
+            });
+            records.push(r.clone());
+            records.push(r);
+        }
+        let mut got = Vec::new();
+        let mut writer = Jsonl::new(&mut got);
+        let mut want = Vec::new();
+        for r in &records {
+            writer.write(r).unwrap();
+            r.write_jsonl(&mut want).unwrap();
+        }
+        Box::new(writer).finish().unwrap();
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
     }
 
     fn timesketch(text: &str) -> serde_json::Value {

@@ -75,7 +75,9 @@ pub use dedupe::{Dedupe, DedupeStats, Pushed};
 pub use filter::{EventFilter, Glob};
 pub use parse::{for_each_record, parse_records, Record, RecordLimits, RecordsError};
 pub use proven::{candidates, Candidate, LeftOut, LeftOutReason, ProvenLog};
-pub use provenance::{write_line, Carrier, LineError, Provenance};
+pub use provenance::{
+    provenance_json, write_line, write_line_with, Carrier, LineError, Provenance,
+};
 
 /// Test helpers shared by the submodules' tests.
 #[cfg(test)]

@@ -130,18 +130,32 @@ pub fn write_line(
     record: &str,
     provenance: &Provenance,
 ) -> Result<(), LineError> {
+    write_line_with(out, record, &provenance_json(provenance)?)
+}
+
+/// The provenance as the value of a line's `trailproof` key (compact JSON).
+pub fn provenance_json(provenance: &Provenance) -> Result<Vec<u8>, LineError> {
+    let wire = ProvenanceWire {
+        carrier: CarrierWire::of(&provenance.carrier),
+        also: provenance.also.iter().map(|c| CarrierWire::of(c)).collect(),
+    };
+    serde_json::to_vec(&wire).map_err(|e| LineError::Provenance {
+        detail: e.to_string(),
+    })
+}
+
+/// [`write_line`] with the provenance already made by [`provenance_json`] (a writer may keep
+/// it for the next record of the same file).
+pub fn write_line_with(
+    out: &mut Vec<u8>,
+    record: &str,
+    trailproof: &[u8],
+) -> Result<(), LineError> {
     let text = record.trim_matches(|c: char| c.is_ascii_whitespace());
     let body = text
         .strip_prefix('{')
         .and_then(|t| t.strip_suffix('}'))
         .ok_or(LineError::NotAnObject)?;
-    let wire = ProvenanceWire {
-        carrier: CarrierWire::of(&provenance.carrier),
-        also: provenance.also.iter().map(|c| CarrierWire::of(c)).collect(),
-    };
-    let trailproof = serde_json::to_vec(&wire).map_err(|e| LineError::Provenance {
-        detail: e.to_string(),
-    })?;
     out.reserve(text.len() + trailproof.len() + 16);
     out.push(b'{');
     out.extend(
@@ -155,7 +169,7 @@ pub fn write_line(
         out.push(b',');
     }
     out.extend_from_slice(b"\"trailproof\":");
-    out.extend_from_slice(&trailproof);
+    out.extend_from_slice(trailproof);
     out.extend_from_slice(b"}\n");
     Ok(())
 }
