@@ -11,12 +11,12 @@ use super::progress::Bars;
 use super::{parse_time, VerifyArgs};
 use trailproof::core::keyfile::write_key_file;
 use trailproof::core::time::later;
-use trailproof::engine::acquire::acquire;
+use trailproof::engine::acquire::{acquire, AcquireWith};
 use trailproof::engine::{self, Settings};
 use trailproof::report;
 use trailproof::source::aws::{AwsOptions, DEFAULT_MIN_RATE_KIB};
 use trailproof::source::cloudtrail::{describe_trail, CloudTrailKeys};
-use trailproof::source::s3::{S3Source, DEFAULT_CONCURRENCY};
+use trailproof::source::s3::{RestoreTier, S3Source, DEFAULT_CONCURRENCY};
 use trailproof::source::{KeyNeeds, KeyProvider, PinnedKeys, SourceError};
 
 /// How to reach AWS (credentials come from the usual chain: environment, profiles, SSO,
@@ -112,8 +112,27 @@ pub struct AcquireArgs {
     /// Only these trail names (repeatable).
     #[arg(long = "trail", value_name = "NAME")]
     pub trails: Vec<String>,
+    /// Public keys to check object versions with (default: ask CloudTrail in each source
+    /// Region): what the copy shows tampered with is recovered from the bucket's versions only
+    /// when a version's hash or signature proves it CloudTrail's.
+    #[arg(long, value_name = "KEYS.json")]
+    pub public_keys: Option<PathBuf>,
+    /// Ask S3 to restore the archived objects (GLACIER, DEEP_ARCHIVE) the range needs, for
+    /// this many days (s3:RestoreObject); run again once restored to copy them.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    pub restore_days: Option<i32>,
+    /// How fast S3 restores them (with --restore-days).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Tier::Standard, requires = "restore_days")]
+    pub restore_tier: Tier,
     #[command(flatten)]
     pub aws: AwsArgs,
+}
+
+/// `RestoreObject` tiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tier {
+    Standard,
+    Bulk,
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,22 +293,37 @@ pub fn run_acquire(args: &AcquireArgs) -> Result<u8, CliError> {
         trails: args.trails.clone(),
         ..Settings::default()
     };
-    let summary = acquire(&source, &options, &settings, &args.dir, &Bars::on_stderr()).map_err(
-        |e| match e {
-            // The bucket acquired is the one named, not one given by a flag: the directory is
-            // another bucket's.
-            engine::EngineError::BucketConflict { given, recorded } => {
-                CliError::OtherBucketsEvidence {
-                    dir: args.dir.clone(),
-                    bucket: given,
-                    recorded,
-                }
-            }
-            e => e.into(),
+    let keys = key_provider(args.public_keys.as_ref(), &options)?;
+    let progress = Bars::on_stderr();
+    let restore = args.restore_days.map(|days| {
+        let tier = match args.restore_tier {
+            Tier::Standard => RestoreTier::Standard,
+            Tier::Bulk => RestoreTier::Bulk,
+        };
+        (days, tier)
+    });
+    let with = AcquireWith {
+        keys: keys.as_ref(),
+        restore,
+        observer: &progress,
+    };
+    let summary = acquire(&source, &options, &settings, &args.dir, with).map_err(|e| match e {
+        // The bucket acquired is the one named, not one given by a flag: the directory is
+        // another bucket's.
+        engine::EngineError::BucketConflict { given, recorded } => CliError::OtherBucketsEvidence {
+            dir: args.dir.clone(),
+            bucket: given,
+            recorded,
         },
-    )?;
+        e => e.into(),
+    })?;
     eprintln!("{summary}");
-    Ok(if summary.failed == 0 { 0 } else { 2 })
+    // Archived objects not yet copied leave the acquisition incomplete, like failures.
+    Ok(if summary.failed == 0 && summary.archived.is_empty() {
+        0
+    } else {
+        2
+    })
 }
 
 pub fn run_keys(command: &KeysCommand) -> Result<u8, CliError> {

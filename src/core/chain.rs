@@ -72,6 +72,8 @@ pub enum ContentProblem {
     /// Not in the evidence, though the source's own records say it was (a local copy's
     /// evidence-metadata file names it): deleted since acquisition.
     Gone(String),
+    /// In an archive storage class (the storage class): it must be restored to be read.
+    Archived(String),
 }
 
 /// One digest as the source found it.
@@ -371,11 +373,19 @@ fn content_problem(cand: &DigestCandidate, problem: &ContentProblem) -> WalkedDi
             Finding::new(&uri, Kind::PathEscape, "path leaves the evidence directory")
                 .with(detail_only(detail))
         }
+        ContentProblem::Archived(class) => {
+            Finding::new(&uri, Kind::DigestArchived, archived_reason(class))
+        }
     };
     let status = DigestStatus::Unverified {
         listed: Listed::Names(listed),
     };
     judged(cand, status, vec![finding])
+}
+
+/// The reason of a finding on an object in an archive storage class.
+pub fn archived_reason(class: &str) -> String {
+    format!("archived ({class}), restore it first")
 }
 
 /// A genuine digest copied to where another belongs (another hour, chain or bucket) to stand

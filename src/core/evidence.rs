@@ -18,10 +18,34 @@
 //! lower case (`signature`, `signature-algorithm`, and on backfill digests
 //! `backfill-generation-timestamp`). Every field but `format`, `bucket` and `objects` is optional
 //! per object, so a partial record (for example signatures only) is valid.
+//!
+//! What S3 said about custody, from the GetObject response that read the object (no other
+//! request), each field left out when S3 said nothing:
+//!
+//! - `storage_class`: `x-amz-storage-class` (S3 sends none for `STANDARD`);
+//! - `lock_mode`: `x-amz-object-lock-mode`, `GOVERNANCE` or `COMPLIANCE`;
+//! - `lock_retain_until`: `x-amz-object-lock-retain-until-date`, RFC 3339;
+//! - `legal_hold`: `x-amz-object-lock-legal-hold`, `ON` or `OFF`.
+//!
+//! An object whose copy is a version recovered from S3 versioning (the current version was not
+//! the one CloudTrail delivered; see [`super::custody`]) has `version_id` = the recovered
+//! version and
+//!
+//! ```json
+//! "recovered": {"written": "2026-01-01T00:05:31Z",
+//!               "current": {"state": "overwritten", "version_id": "W", "written": "2026-01-02T10:00:00Z"}}
+//! ```
+//!
+//! (`current` is `{"state": "delete_marker", "version_id": "M", "at": T}` for a deleted object,
+//! `{"state": "absent"}` when nothing was current). An offline `verify` judges the copy's content
+//! as always, and reports the record as a finding (`overwritten_in_bucket`,
+//! `deleted_in_bucket`): a record can add a finding, never make content valid. None of these
+//! fields is signed by anyone: they say what S3 answered at acquisition.
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::custody::Recovered;
 use super::layout::{parse_key, CloudTrailKey};
 
 /// The file name, at the root of the evidence directory.
@@ -75,6 +99,21 @@ pub struct ObjectRecord {
     /// S3 user metadata, `x-amz-meta-` removed, names in lower case.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// `x-amz-storage-class`, when S3 sent one (it sends none for `STANDARD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// `x-amz-object-lock-mode`: `GOVERNANCE` or `COMPLIANCE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_mode: Option<String>,
+    /// `x-amz-object-lock-retain-until-date`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_retain_until: Option<jiff::Timestamp>,
+    /// `x-amz-object-lock-legal-hold`: `ON` or `OFF`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<String>,
+    /// The copy is `version_id`, recovered from S3 versioning: see the module docs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<Recovered>,
 }
 
 impl ObjectRecord {
@@ -190,6 +229,9 @@ pub struct DigestRecords {
     pub bucket: String,
     /// Per digest key, its facts. Keys of log files and other objects are not kept.
     pub digests: BTreeMap<String, DigestFacts>,
+    /// Per key (digest or log file), the objects whose copy was recovered from S3
+    /// versioning, with the version recorded.
+    pub recovered: BTreeMap<String, (Option<String>, Recovered)>,
 }
 
 impl DigestRecords {
@@ -201,7 +243,8 @@ impl DigestRecords {
         known_format(&m.format)?;
         Ok(DigestRecords {
             bucket: m.bucket,
-            digests: m.objects,
+            digests: m.objects.digests,
+            recovered: m.objects.recovered,
         })
     }
 }
@@ -213,15 +256,20 @@ struct DigestRecordsDocument {
     format: String,
     bucket: String,
     #[serde(deserialize_with = "digest_records")]
-    objects: BTreeMap<String, DigestFacts>,
+    objects: KeptRecords,
 }
 
-fn digest_records<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<String, DigestFacts>, D::Error> {
+/// What [`DigestRecords`] keeps of the records.
+#[derive(Default)]
+struct KeptRecords {
+    digests: BTreeMap<String, DigestFacts>,
+    recovered: BTreeMap<String, (Option<String>, Recovered)>,
+}
+
+fn digest_records<'de, D: serde::Deserializer<'de>>(d: D) -> Result<KeptRecords, D::Error> {
     struct Records;
     impl<'de> serde::de::Visitor<'de> for Records {
-        type Value = BTreeMap<String, DigestFacts>;
+        type Value = KeptRecords;
 
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a map of object records")
@@ -231,11 +279,15 @@ fn digest_records<'de, D: serde::Deserializer<'de>>(
             self,
             mut map: A,
         ) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
+            let mut out = KeptRecords::default();
             while let Some(key) = map.next_key::<String>()? {
                 let record: ObjectRecord = map.next_value()?;
+                if let Some(recovered) = record.recovered.clone() {
+                    out.recovered
+                        .insert(key.clone(), (record.version_id.clone(), recovered));
+                }
                 if matches!(parse_key(&key), Ok(CloudTrailKey::Digest(_))) {
-                    out.insert(key, DigestFacts::from(&record));
+                    out.digests.insert(key, DigestFacts::from(&record));
                 }
             }
             Ok(out)
@@ -308,6 +360,30 @@ mod tests {
             DigestFacts::from(&r).backfill_generated,
             GenerationTime::Stated("2026-01-01T03:00:00Z".parse().unwrap())
         );
+    }
+
+    /// Custody fields and recovery records round-trip, and verification keeps the recovery
+    /// record of every object (log files too), with the version recorded.
+    #[test]
+    fn custody_and_recovery_records_are_kept() {
+        let log = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/111122223333_CloudTrail_us-east-1_20260101T0005Z_abcdefgh12345678.json.gz";
+        let doc = format!(
+            r#"{{"format":"trailproof-evidence/1","bucket":"b","objects":{{"{log}":{{"version_id":"v1","storage_class":"GLACIER","lock_mode":"COMPLIANCE","lock_retain_until":"2030-01-01T00:00:00Z","legal_hold":"ON","recovered":{{"written":"2026-01-01T00:06:00Z","current":{{"state":"delete_marker","version_id":"m","at":"2026-02-01T00:00:00Z"}}}}}}}}}}"#
+        );
+        let m = EvidenceMetadata::parse(doc.as_bytes()).unwrap();
+        assert_eq!(m.objects[log].lock_mode.as_deref(), Some("COMPLIANCE"));
+        let round = serde_json::to_vec(&m).unwrap();
+        assert_eq!(EvidenceMetadata::parse(&round).unwrap(), m);
+        let kept = DigestRecords::parse(doc.as_bytes()).unwrap();
+        let (version, recovered) = &kept.recovered[log];
+        assert_eq!(version.as_deref(), Some("v1"));
+        assert!(matches!(
+            recovered.current,
+            crate::core::custody::CurrentVersion::DeleteMarker { .. }
+        ));
+        // A recovery record with a field this version does not know is refused, not half read.
+        let odd = doc.replace(r#""state":"delete_marker""#, r#""state":"restored""#);
+        assert!(DigestRecords::parse(odd.as_bytes()).is_err());
     }
 
     #[test]

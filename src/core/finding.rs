@@ -2,6 +2,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::custody::{Custody, VersionSearch};
 use super::sign::SigningTime;
 use super::types::{Fingerprint, Sha256};
 
@@ -278,6 +279,23 @@ pub enum Kind {
     /// accepted (see its finding), so nothing vouches for that hash. Resolve the sign file's
     /// finding first.
     QueryResultUnverifiable,
+    /// A copy made by `trailproof acquire` holds the version CloudTrail delivered, recovered
+    /// from S3 versioning, because the bucket's current version was another one (its
+    /// evidence-metadata record says which, and when). The copy's content is judged on its own
+    /// (another finding, if it is not valid); this one says the bucket was tampered with.
+    /// Either object kind: see [`Finding::object`]. Find out who wrote the current version.
+    OverwrittenInBucket,
+    /// The digest is in an S3 archive storage class (GLACIER, DEEP_ARCHIVE): S3 answered
+    /// `InvalidObjectState`, so it was not read and nothing it lists can be checked through
+    /// it. Not a sign of tampering. Restore it (`trailproof acquire ... --restore-days N`, or
+    /// `aws s3api restore-object`) and run again once it is restored.
+    DigestArchived,
+    /// The same as [`Kind::DigestArchived`], for a log file a verified digest lists.
+    LogArchived,
+    /// As [`Kind::OverwrittenInBucket`], the object having been deleted in the bucket (a delete
+    /// marker was current): the copy is the recovered delivered version. Find out who deleted
+    /// it.
+    DeletedInBucket,
 }
 
 impl Kind {
@@ -289,6 +307,7 @@ impl Kind {
             DigestMissing
             | DigestSuccessorMissing
             | LogMissing
+            | DeletedInBucket
             | QuerySignMissing
             | QueryResultMissing => Verdict::Missing,
             DigestMoved
@@ -306,6 +325,7 @@ impl Kind {
             | PathEscape
             | LogUnrecognised
             | DigestUnrecognised
+            | OverwrittenInBucket
             | QuerySignFormat
             | QuerySignSignatureInvalid
             | QuerySignKeyNotValid
@@ -326,6 +346,8 @@ impl Kind {
             | LogUnreferenced
             | LogOtherBucket
             | LogUnreadable
+            | DigestArchived
+            | LogArchived
             | QuerySignKeyUnknown
             | QuerySignUnreadable
             | QueryResultUnreadable
@@ -348,14 +370,15 @@ impl Kind {
         )
     }
 
-    /// What kind of object findings of this kind are about. [`Kind::PathEscape`] says
-    /// `Digest` here; [`Finding::object`] tells from the subject.
+    /// What kind of object findings of this kind are about. [`Kind::PathEscape`],
+    /// [`Kind::OverwrittenInBucket`] and [`Kind::DeletedInBucket`] say `Digest` here;
+    /// [`Finding::object`] tells from the subject.
     pub fn object(self) -> ObjectKind {
         use Kind::*;
         match self {
             LogValid | LogMissing | LogHashMismatch | LogFormat | LogTruncated
             | LogTrailingData | LogBudgetExceeded | LogUnverifiable | LogUnreferenced
-            | LogOtherBucket | LogUnreadable | LogUnrecognised => ObjectKind::Log,
+            | LogOtherBucket | LogUnreadable | LogUnrecognised | LogArchived => ObjectKind::Log,
             QuerySignValid
             | QuerySignFormat
             | QuerySignSignatureInvalid
@@ -431,6 +454,15 @@ pub struct Finding {
     /// see [`merge_by_object`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<Reason>,
+    /// On S3, for an object that is invalid, missing or moved: what its other versions hold
+    /// (the version CloudTrail delivered, if one is still in the bucket). Left out of JSON when
+    /// nothing was found worth saying (an unversioned bucket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Box<VersionSearch>>,
+    /// On S3, what the GetObject that read the object said of its custody (version id, storage
+    /// class, Object Lock), when it said anything beyond the defaults. S3's word, not proof.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custody: Option<Box<Custody>>,
 }
 
 /// A further reason an object is not valid, besides its finding's own.
@@ -462,6 +494,8 @@ impl Finding {
             reason: reason.into(),
             evidence: Evidence::default(),
             also: Vec::new(),
+            versions: None,
+            custody: None,
         }
     }
 
@@ -471,10 +505,14 @@ impl Finding {
         self
     }
 
-    /// What kind of object the finding is about. A path escape may be about either: its
-    /// subject's key tells (a log file symlinked out of the copy is a log file).
+    /// What kind of object the finding is about. A path escape, and an object recovered from
+    /// versioning, may be about either: its subject's key tells (a log file symlinked out of
+    /// the copy is a log file).
     pub fn object(&self) -> ObjectKind {
-        if self.kind != Kind::PathEscape {
+        if !matches!(
+            self.kind,
+            Kind::PathEscape | Kind::OverwrittenInBucket | Kind::DeletedInBucket
+        ) {
             return self.kind.object();
         }
         let key = self
@@ -520,6 +558,7 @@ pub fn merge_by_object(findings: Vec<Finding>) -> Vec<Finding> {
             let mut worse = f;
             let kept = std::mem::replace(slot, Finding::new("", Kind::DigestValid, ""));
             worse.also = kept.also;
+            worse.custody = worse.custody.or(kept.custody);
             if kept.verdict != Verdict::Valid {
                 worse.also.insert(
                     0,

@@ -11,6 +11,14 @@
 //! is fetched again. Nothing already in the directory is deleted, and nothing is written
 //! through a link: the directory is written under the same root lock as it is read
 //! ([`WritableRoot`]), and a run that finds a link where it must write stops before writing.
+//!
+//! Then the copy is verified offline, and each object it finds invalid or missing is looked
+//! for in the bucket's versions ([`crate::core::custody`]): a version proven CloudTrail's (by the
+//! hash its digest lists, or by its signature) replaces the copy, and its record keeps both
+//! versions (`version_id` and `recovered`, see [`crate::core::evidence`]). A recovered digest
+//! brings the log files it names; the copy is verified again, at most [`RECOVERY_ROUNDS`]
+//! times. An offline `verify` of the directory then proves the delivered content and still
+//! reports that the bucket held something else.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -24,18 +32,24 @@ use serde::Serialize;
 
 use super::plan::for_each_log;
 use super::plan::{plan, Plan};
+use super::versions::Recovery;
 use super::{EngineError, Settings};
 use crate::core::chain::Range;
+use crate::core::custody::{CurrentVersion, Recovered, VersionRef, VersionSearch};
 use crate::core::digest::named_log_files;
 use crate::core::evidence::{EvidenceMetadata, ObjectRecord, EVIDENCE_FILE};
+use crate::core::finding::Finding;
 use crate::core::gz::{inflate_all, Limits};
+use crate::core::sign::KeySet;
 use crate::core::types::S3Location;
 use crate::source::aws::AwsOptions;
 use crate::source::cloudtrail::{caller_identity, CallerIdentity};
-use crate::source::local::{plain_key, WritableRoot};
+use crate::source::local::{plain_key, LocalEvidence, WritableRoot};
 use crate::source::progress::{Observer, Phase, Progress};
-use crate::source::s3::{Destination, Listed, S3Source};
-use crate::source::{ObjectSource, ReadError, ReadFailure, SourceError, StoredObject};
+use crate::source::s3::{Destination, Listed, RestoreState, RestoreTier, S3Source};
+use crate::source::{
+    KeyNeeds, KeyProvider, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject,
+};
 
 /// The acquisition log at the root of the evidence directory: one entry per run.
 pub const ACQUISITION_FILE: &str = "trailproof-acquisition.json";
@@ -55,6 +69,19 @@ pub struct AcquireSummary {
     pub failed: usize,
     /// Each failure: the key and why.
     pub failures: Vec<String>,
+    /// Objects whose copy is the version CloudTrail delivered, recovered from S3 versioning
+    /// because the bucket's current version was another one or a delete marker.
+    pub recovered: Vec<String>,
+    /// Why the bucket's versions were not searched, if they were not (the keys could not be
+    /// had, the copy could not be verified).
+    pub versions_not_searched: Option<String>,
+    /// Objects the run needs that are in an archive storage class (key, storage class): not
+    /// copied. A later run copies them once restored.
+    pub archived: Vec<(String, String)>,
+    /// Of those, the ones whose restore this run asked S3 for.
+    pub restore_requested: usize,
+    /// Of those, the ones already being restored (asked for by an earlier run).
+    pub restore_in_progress: usize,
 }
 
 impl fmt::Display for AcquireSummary {
@@ -66,6 +93,30 @@ impl fmt::Display for AcquireSummary {
         )?;
         for failure in &self.failures {
             write!(f, "\n  failed: {failure}")?;
+        }
+        for key in &self.recovered {
+            write!(
+                f,
+                "\n  recovered from an earlier version (the bucket's current one is not CloudTrail's): {key}"
+            )?;
+        }
+        if let Some(why) = &self.versions_not_searched {
+            write!(f, "\n  object versions were not searched: {why}")?;
+        }
+        if !self.archived.is_empty() {
+            write!(
+                f,
+                "\n{} archived objects were not copied: restore requested now for {}, already in progress for {}; run again once restored",
+                self.archived.len(),
+                self.restore_requested,
+                self.restore_in_progress
+            )?;
+            if self.restore_requested + self.restore_in_progress < self.archived.len() {
+                write!(f, " (--restore-days N asks S3 to restore them)")?;
+            }
+        }
+        for (key, class) in &self.archived {
+            write!(f, "\n  archived ({class}): {key}")?;
         }
         Ok(())
     }
@@ -87,15 +138,34 @@ struct AcquisitionRecord<'a> {
     summary: &'a AcquireSummary,
 }
 
-/// Copies the run's objects from `source` into `dir`, reporting each phase (digests read,
-/// objects downloaded) to `observer`.
+/// How many times at most the copy is verified and recovered from versions: a recovered
+/// digest names log files, which may need recovering in turn.
+pub const RECOVERY_ROUNDS: usize = 3;
+
+/// What an acquisition works with besides the bucket, the range and the directory.
+pub struct AcquireWith<'a> {
+    /// The keys object versions are checked with.
+    pub keys: &'a dyn KeyProvider,
+    /// Ask S3 to restore the archived objects the range needs: for how many days, how fast.
+    pub restore: Option<(i32, RestoreTier)>,
+    /// Hears of each phase (digests read, objects downloaded).
+    pub observer: &'a dyn Observer,
+}
+
+/// Copies the run's objects from `source` into `dir`; then recovers from the bucket's versions
+/// what the copy shows tampered with, and asks S3 to restore what is archived, if told to.
 pub fn acquire(
     source: &S3Source,
     options: &AwsOptions,
     settings: &Settings,
     dir: &Path,
-    observer: &dyn Observer,
+    with: AcquireWith<'_>,
 ) -> Result<AcquireSummary, EngineError> {
+    let AcquireWith {
+        keys,
+        restore,
+        observer,
+    } = with;
     let started = Timestamp::now();
     let bucket = source.bucket().unwrap_or_default();
     let root = WritableRoot::create(dir)?;
@@ -135,14 +205,19 @@ pub fn acquire(
     };
     copy.store_digests(&digest_keys, read);
     let fetch = copy.sort_out_logs(source, &bucket, &wanted_logs);
-    let keys: Vec<String> = fetch.iter().map(|(l, _)| l.key.clone()).collect();
-    copy.store_downloads(keys, source.download(fetch, observer));
+    copy.fetch(source, fetch, observer);
+    write_json(&copy.root, EVIDENCE_FILE, &copy.metadata)?;
+    if copy.summary.wanted > 0 {
+        copy.recover(source, settings, dir, keys, observer)?;
+    }
+    if let Some((days, tier)) = restore {
+        copy.restore(source, days, tier);
+    }
     let Acquisition {
         root,
-        metadata,
+        metadata: _,
         summary,
     } = copy;
-    write_json(&root, EVIDENCE_FILE, &metadata)?;
     let record = AcquisitionRecord {
         tool: "trailproof",
         version: env!("CARGO_PKG_VERSION"),
@@ -233,11 +308,170 @@ struct Acquisition {
 }
 
 impl Acquisition {
+    /// Downloads `fetch` (current versions) and records what came of it.
+    fn fetch(
+        &mut self,
+        source: &S3Source,
+        fetch: Vec<(S3Location, Part)>,
+        observer: &dyn Observer,
+    ) {
+        let keys: Vec<String> = fetch.iter().map(|(l, _)| l.key.clone()).collect();
+        let items = fetch.into_iter().map(|(l, p)| (l, None, p)).collect();
+        self.store_downloads(keys, source.download(items, observer));
+    }
+
+    /// Verifies the copy offline and replaces each object it finds invalid or missing with the
+    /// version of it proven CloudTrail's, if the bucket still has one; again for the log files
+    /// recovered digests name, up to [`RECOVERY_ROUNDS`] times. Writes the evidence-metadata
+    /// file after each round. A copy that cannot be verified (no keys) is said in the summary,
+    /// not an error: the current objects were copied.
+    fn recover(
+        &mut self,
+        source: &S3Source,
+        settings: &Settings,
+        dir: &Path,
+        keys: &dyn KeyProvider,
+        observer: &dyn Observer,
+    ) -> Result<(), EngineError> {
+        let bucket = self.metadata.bucket.clone();
+        let offline = Settings {
+            bucket: Some(bucket.clone()),
+            ..settings.clone()
+        };
+        let mut tried: BTreeSet<String> = BTreeSet::new();
+        for _ in 0..RECOVERY_ROUNDS {
+            let remembered = RememberedKeys::new(keys);
+            let report = LocalEvidence::open(dir)
+                .map_err(EngineError::from)
+                .and_then(|copy| super::verify(&copy, &remembered, &offline));
+            let (report, key_set) = match (report, remembered.taken()) {
+                (Ok(report), Some(key_set)) => (report, key_set),
+                (Err(e), _) => {
+                    self.summary.versions_not_searched = Some(e.to_string());
+                    return Ok(());
+                }
+                (Ok(_), None) => return Ok(()),
+            };
+            let findings: Vec<Finding> = report
+                .chains
+                .into_iter()
+                .flat_map(|c| c.findings)
+                .filter(|f| !tried.contains(&f.subject))
+                .collect();
+            let Some(recovery) = Recovery::of(source, &bucket, &key_set) else {
+                return Ok(());
+            };
+            let mut versions = Vec::new();
+            for (index, searched) in recovery.search(&findings) {
+                let Some(f) = findings.get(index) else {
+                    continue;
+                };
+                tried.insert(f.subject.clone());
+                let Ok(VersionSearch {
+                    delivered: Some(delivered),
+                    current,
+                    ..
+                }) = searched
+                else {
+                    continue;
+                };
+                let Some(key) = key_of(&f.subject, &bucket) else {
+                    continue;
+                };
+                versions.push((key, delivered, current));
+            }
+            if versions.is_empty() {
+                return Ok(());
+            }
+            let named = self.store_versions(source, versions, observer);
+            let wanted: BTreeSet<String> = named
+                .into_iter()
+                .filter(|k| !self.metadata.objects.contains_key(k))
+                .collect();
+            if !wanted.is_empty() {
+                for key in &wanted {
+                    match self.root.check(key) {
+                        Ok(()) | Err(SourceError::UnsafeKey { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                let fetch = self.sort_out_logs(source, &bucket, &wanted);
+                self.fetch(source, fetch, observer);
+            }
+            write_json(&self.root, EVIDENCE_FILE, &self.metadata)?;
+        }
+        Ok(())
+    }
+
+    /// Downloads each delivered version over the copy of its key and records it with what the
+    /// bucket held; answers the log files the recovered digests name in the bucket.
+    fn store_versions(
+        &mut self,
+        source: &S3Source,
+        versions: Vec<(String, VersionRef, CurrentVersion)>,
+        observer: &dyn Observer,
+    ) -> BTreeSet<String> {
+        let bucket = self.metadata.bucket.clone();
+        let items = versions
+            .iter()
+            .map(|(key, v, _)| {
+                let part = Part {
+                    root: self.root.clone(),
+                    key: key.clone(),
+                };
+                (
+                    S3Location::new(&bucket, key),
+                    Some(v.version_id.clone()),
+                    part,
+                )
+            })
+            .collect();
+        let mut named = BTreeSet::new();
+        for ((key, delivered, current), result) in
+            versions.into_iter().zip(source.download(items, observer))
+        {
+            match result {
+                Ok(mut record) => {
+                    record.version_id = Some(delivered.version_id);
+                    record.recovered = Some(Recovered {
+                        written: delivered.written,
+                        current,
+                    });
+                    if record.signature().is_some() {
+                        named.extend(self.named_logs(&key, &bucket));
+                    }
+                    self.metadata.objects.insert(key.clone(), record);
+                    self.summary.recovered.push(key);
+                }
+                Err(e) => self.fail(&key, &format!("{e:?}")),
+            }
+        }
+        named
+    }
+
+    /// The log files in `bucket` that the digest stored at `key` names.
+    fn named_logs(&self, key: &str, bucket: &str) -> Vec<String> {
+        let Ok(Some(bytes)) = read_file(&self.root, key) else {
+            return Vec::new();
+        };
+        let Ok(raw) = inflate_all(&bytes, Limits::DIGEST) else {
+            return Vec::new();
+        };
+        named_log_files(&raw)
+            .into_iter()
+            .filter(|l| l.bucket == bucket)
+            .map(|l| l.key)
+            .collect()
+    }
+
     /// Writes the digests read (unless the same bytes are there) and records them.
     fn store_digests(&mut self, keys: &[String], read: Vec<Result<StoredObject, ReadError>>) {
         for (key, read) in keys.iter().zip(read) {
             self.summary.wanted += 1;
             match read {
+                Ok(stored) if self.keeps_recovered(key, stored.record.sha256.as_deref()) => {
+                    self.summary.unchanged += 1;
+                }
                 Ok(stored) => match write_object(&self.root, key, &stored.bytes) {
                     Ok(changed) => {
                         if changed {
@@ -250,7 +484,44 @@ impl Acquisition {
                     Err(e) => self.fail(key, &e.to_string()),
                 },
                 Err(ReadError::NotFound) => self.summary.missing += 1,
+                Err(ReadError::Archived(class)) => self.summary.archived.push((key.clone(), class)),
                 Err(e) => self.fail(key, &format!("{e:?}")),
+            }
+        }
+    }
+
+    /// Whether the copy of `key` is a version an earlier run recovered, still as recorded,
+    /// while the bucket holds something else now (`current_sha256`: the stored bytes' SHA-256
+    /// of what S3 holds, when known): it is kept, never replaced by the bucket's current
+    /// object. Its content is judged again by the offline verification that follows, as
+    /// always; when the bucket holds the same bytes again, the copy is the current object and
+    /// its record is made anew.
+    fn keeps_recovered(&self, key: &str, current_sha256: Option<&str>) -> bool {
+        let Some(old) = self.metadata.objects.get(key) else {
+            return false;
+        };
+        let (Some(_), Some(recorded)) = (&old.recovered, &old.sha256) else {
+            return false;
+        };
+        if current_sha256 == Some(recorded.as_str()) {
+            return false;
+        }
+        matches!(read_file(&self.root, key), Ok(Some(bytes)) if hex::encode(sha2::Sha256::digest(&bytes)) == *recorded)
+    }
+
+    /// Asks S3 to restore every archived object the run needs.
+    fn restore(&mut self, source: &S3Source, days: i32, tier: RestoreTier) {
+        let keys: Vec<String> = self
+            .summary
+            .archived
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (key, asked) in keys.iter().zip(source.restore(&keys, days, tier)) {
+            match asked {
+                Ok(RestoreState::Requested) => self.summary.restore_requested += 1,
+                Ok(RestoreState::InProgress) => self.summary.restore_in_progress += 1,
+                Err(e) => self.fail(key, &format!("restore not requested: {e:?}")),
             }
         }
     }
@@ -276,6 +547,7 @@ impl Acquisition {
                     self.summary.unchanged += 1;
                     self.metadata.objects.insert(key.clone(), record);
                 }
+                Ok(None) if self.keeps_recovered(key, None) => self.summary.unchanged += 1,
                 Ok(None) => fetch.push((
                     S3Location::new(bucket, key),
                     Part {
@@ -302,6 +574,7 @@ impl Acquisition {
                     self.metadata.objects.insert(key, record);
                 }
                 Err(ReadError::NotFound) => self.summary.missing += 1,
+                Err(ReadError::Archived(class)) => self.summary.archived.push((key, class)),
                 Err(e) => self.fail(&key, &format!("{e:?}")),
             }
         }
@@ -378,14 +651,60 @@ fn unchanged(
     if !hex::encode(md5_now.finalize()).eq_ignore_ascii_case(md5) {
         return Ok(None);
     }
-    let carried = old.filter(|o| o.etag.as_deref() == Some(etag.as_str()));
+    // The recovery record is not carried: the copy is the current object now.
+    let carried = old
+        .filter(|o| o.etag.as_deref() == Some(etag.as_str()) && o.recovered.is_none())
+        .cloned()
+        .unwrap_or_default();
     Ok(Some(ObjectRecord {
         size: Some(size),
-        version_id: carried.and_then(|o| o.version_id.clone()),
-        metadata: carried.map(|o| o.metadata.clone()).unwrap_or_default(),
         sha256: Some(hex::encode(sha_now.finalize())),
         etag: Some(etag),
+        ..carried
     }))
+}
+
+/// The key of `subject` (`s3://BUCKET/KEY`) in `bucket`.
+fn key_of(subject: &str, bucket: &str) -> Option<String> {
+    subject
+        .strip_prefix("s3://")?
+        .strip_prefix(bucket)?
+        .strip_prefix('/')
+        .map(str::to_owned)
+}
+
+/// A key provider that keeps the keys it gave, so the versions of a run can be checked with
+/// the very keys the run used.
+struct RememberedKeys<'a> {
+    inner: &'a dyn KeyProvider,
+    given: Mutex<Option<KeySet>>,
+}
+
+impl<'a> RememberedKeys<'a> {
+    fn new(inner: &'a dyn KeyProvider) -> Self {
+        RememberedKeys {
+            inner,
+            given: Mutex::new(None),
+        }
+    }
+
+    fn taken(self) -> Option<KeySet> {
+        self.given
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl KeyProvider for RememberedKeys<'_> {
+    fn keys(&self, needs: &KeyNeeds) -> Result<KeySet, SourceError> {
+        let keys = self.inner.keys(needs)?;
+        *self.given.lock().unwrap_or_else(PoisonError::into_inner) = Some(keys.clone());
+        Ok(keys)
+    }
+
+    fn origin(&self) -> String {
+        self.inner.origin()
+    }
 }
 
 /// A file of the directory, read whole, if it exists.

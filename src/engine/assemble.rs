@@ -11,8 +11,10 @@ use super::logs::{check_logs, judged, listed_count};
 use super::plan::{plan, Plan};
 use super::texts::TextHashes;
 use super::unvouched::{OtherTrails, Vouched};
+use super::versions::Recovery;
 use super::{EngineError, LogTap, Settings};
 use crate::core::chain::{walk, DigestCandidate, Range, WalkedChain};
+use crate::core::custody::Retention;
 use crate::core::finding::Finding;
 use crate::core::layout::ChainId;
 use crate::core::sign::KeySet;
@@ -92,13 +94,13 @@ pub(crate) fn verify_tapped(
             .sum(),
     );
     let layout = Layout::new(
-        &bucket,
+        (&bucket, source, Recovery::of(source, &bucket, &keys)),
         sink,
         settings.omit_valid_logs,
         &judged,
         walked.len(),
     );
-    let chains = check_logs(source, walked, layout, &mut referenced, observer, tap);
+    let laid_out = check_logs(source, walked, layout, &mut referenced, observer, tap);
     let vouched = Vouched {
         bucket: &bucket,
         range,
@@ -108,6 +110,7 @@ pub(crate) fn verify_tapped(
     };
     let (unchained, attributed) = vouched.unchained(source, settings, unrecognised, observer)?;
     let mut notes = source.notes();
+    notes.extend(laid_out.notes);
     if attributed > 0 {
         notes.push(format!(
             "{attributed} log files were not checked: verified digests of trails left out by the filters, which write to the same folders, name them"
@@ -118,8 +121,9 @@ pub(crate) fn verify_tapped(
     }
     Ok(Report {
         keys: key_infos(&keys, key_provider),
-        chains,
+        chains: laid_out.chains,
         unchained,
+        retention: laid_out.retention,
         notes,
         ..report(source, settings, bucket, range_info(range, derived))
     })
@@ -177,6 +181,7 @@ fn report(
         chains: Vec::new(),
         unchained: Vec::new(),
         notes: Vec::new(),
+        retention: Retention::default(),
     }
 }
 

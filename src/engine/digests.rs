@@ -115,6 +115,7 @@ fn unread(e: ReadError, recorded: bool) -> ContentProblem {
             detail: not_a_file(what),
             listed: Vec::new(),
         },
+        ReadError::Archived(class) => ContentProblem::Archived(class),
     }
 }
 

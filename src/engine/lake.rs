@@ -57,6 +57,7 @@ pub fn verify_query_results(
         chains: Vec::new(),
         unchained: Vec::new(),
         notes: NOTES.iter().map(|n| (*n).to_owned()).collect(),
+        retention: Default::default(),
     };
     let uri = |name: &str| folder.uri(name);
     let unlisted_findings =
@@ -80,6 +81,10 @@ pub fn verify_query_results(
                 ReadError::Failed(f) => {
                     (Kind::QuerySignUnreadable, format!("could not be read: {f}"))
                 }
+                ReadError::Archived(class) => (
+                    Kind::QuerySignUnreadable,
+                    format!("archived ({class}), restore it first"),
+                ),
             };
             report.unchained.push(Finding::new(&sign_uri, kind, reason));
             report.unchained.extend(unlisted_findings(None));

@@ -1,13 +1,18 @@
 //! Laying out the chain reports: each digest's findings followed by its log files', and each
 //! chain's ledger of hours from the walk's holes and the digests' windows.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
+
 use jiff::Timestamp;
 
 use super::assemble::FindingSink;
 use super::count::ChainLayout;
 use super::logs::{log_finding, Names, Step};
 use super::texts::{TextHashes, TextSet};
+use super::versions::Recovery;
 use crate::core::chain::{DigestStatus, WalkedDigest};
+use crate::core::custody::{CurrentVersion, Retention};
 use crate::core::digest::LogFileEntry;
 use crate::core::finding::{Evidence, Finding, Kind, ObjectKind, Verdict};
 use crate::core::gz::GzOutcome;
@@ -15,11 +20,31 @@ use crate::core::layout::ChainId;
 use crate::core::ledger::{HourState, Ledger, Span};
 use crate::core::types::S3Location;
 use crate::report::{ChainInfo, ChainReport};
-use crate::source::{ReadError, ReadFailure};
+use crate::source::{ObjectSource, ReadError, ReadFailure};
+
+/// What laying out the chains came to.
+pub(super) struct LaidOut {
+    /// The chain reports, in order.
+    pub(super) chains: Vec<ChainReport>,
+    /// Notes for the report.
+    pub(super) notes: Vec<String>,
+    /// Proven objects under Object Lock retention.
+    pub(super) retention: Retention,
+}
 
 /// The chain reports laid out so far, and the chain being laid out.
 pub(super) struct Layout<'a> {
     bucket: &'a str,
+    /// The source, for what its records say of recovered copies.
+    source: &'a dyn ObjectSource,
+    /// Version recovery for the chains' bad objects, when the source has versions.
+    recovery: Option<Recovery<'a>>,
+    /// Notes for the report (versions that could not be listed).
+    notes: Vec<String>,
+    /// Proven objects under Object Lock, as S3 said, each counted once (by a hash of its
+    /// subject, keyed afresh per run).
+    retention: Retention,
+    retained: (HashSet<u64>, RandomState),
     sink: Option<FindingSink<'a>>,
     omit_valid_logs: bool,
     /// Log files some verified digest of the run names.
@@ -33,7 +58,7 @@ pub(super) struct Layout<'a> {
 impl<'a> Layout<'a> {
     /// A layout of `chains` chains of `bucket`, handing each to `sink` once laid out.
     pub(super) fn new(
-        bucket: &'a str,
+        (bucket, source, recovery): (&'a str, &'a dyn ObjectSource, Option<Recovery<'a>>),
         sink: Option<FindingSink<'a>>,
         omit_valid_logs: bool,
         judged: &'a TextSet,
@@ -41,6 +66,11 @@ impl<'a> Layout<'a> {
     ) -> Self {
         Layout {
             bucket,
+            source,
+            recovery,
+            notes: Vec::new(),
+            retention: Retention::default(),
+            retained: Default::default(),
             sink,
             omit_valid_logs,
             judged,
@@ -55,9 +85,48 @@ impl<'a> Layout<'a> {
         self.bucket
     }
 
-    /// The chain reports, in the order the chains were laid out.
-    pub(super) fn into_reports(self) -> Vec<ChainReport> {
-        self.reports
+    /// The chain reports, in the order the chains were laid out, with what the report says of
+    /// them all.
+    pub(super) fn into_reports(self) -> LaidOut {
+        LaidOut {
+            chains: self.reports,
+            notes: self.notes,
+            retention: self.retention,
+        }
+    }
+
+    /// Puts on `f` what S3 said of its object's custody when it was read, and counts a proven
+    /// object's retention once.
+    fn custody(&mut self, f: &mut Finding, location: &S3Location) {
+        if location.bucket != self.bucket {
+            return;
+        }
+        let Some(custody) = self.source.take_custody(&location.key) else {
+            return;
+        };
+        let (seen, hasher) = &mut self.retained;
+        if f.verdict == Verdict::Valid && seen.insert(hasher.hash_one(&f.subject)) {
+            self.retention.add(&custody);
+        }
+        f.custody = Some(Box::new(custody));
+    }
+
+    /// The finding on an object of the run's bucket whose copy the source's records say was
+    /// recovered from S3 versioning: the bucket did not hold it as current. Its content is
+    /// judged by the other findings, never by this record.
+    fn recovered(&self, location: &S3Location) -> Option<Finding> {
+        if location.bucket != self.bucket {
+            return None;
+        }
+        let (version_id, recovered) = self.source.recovered(&location.key)?;
+        let kind = match recovered.current {
+            CurrentVersion::DeleteMarker { .. } => Kind::DeletedInBucket,
+            CurrentVersion::Overwritten { .. } | CurrentVersion::Absent => {
+                Kind::OverwrittenInBucket
+            }
+        };
+        let reason = recovered.describe(version_id.as_deref());
+        Some(Finding::new(location.uri(), kind, reason))
     }
 
     /// Lays out one batch: its steps, each digest with what it names, and the outcomes of
@@ -95,7 +164,11 @@ impl<'a> Layout<'a> {
         outcomes: &mut dyn Iterator<Item = Result<GzOutcome, ReadError>>,
         referenced: &mut TextHashes,
     ) {
+        let mut w = w;
         let uri = w.location.uri();
+        if let Some(f) = self.recovered(&w.location) {
+            w.findings.push(f);
+        }
         // The worst verdict of the digest itself, then of the log files it names.
         let own = w
             .findings
@@ -104,6 +177,15 @@ impl<'a> Layout<'a> {
             .map(|f| f.verdict)
             .max()
             .unwrap_or(Verdict::Valid);
+        // What S3 said of it goes on the finding that judges it, carrying its verdict.
+        if let Some(f) = w
+            .findings
+            .iter_mut()
+            .filter(|f| f.kind.judges_subject() && f.subject == uri)
+            .max_by_key(|f| f.verdict)
+        {
+            self.custody(f, &w.location);
+        }
         let verified = matches!(w.status, DigestStatus::Verified(_)) && names.is_some();
         self.chain.findings.extend(w.findings);
         let logs = match (&w.status, names) {
@@ -147,9 +229,14 @@ impl<'a> Layout<'a> {
             let outcome = outcomes
                 .next()
                 .unwrap_or(Err(ReadError::Failed(ReadFailure::NoResult)));
-            let finding = log_finding(entry, named_by, outcome);
+            let mut finding = log_finding(entry, named_by, outcome);
+            self.custody(&mut finding, &entry.location);
             worst = worst.max(Some(finding.verdict));
             self.chain.push(finding);
+            if let Some(f) = self.recovered(&entry.location) {
+                worst = worst.max(Some(f.verdict));
+                self.chain.push(f);
+            }
         }
         worst
     }
@@ -197,7 +284,14 @@ impl<'a> Layout<'a> {
             self.standard = Some((id.clone(), done.extent, std::mem::take(&mut done.spans)));
             Some(ledger)
         };
-        let (findings, omitted_valid_logs, omitted_valid_files) = done.finish();
+        let (mut findings, omitted_valid_logs, omitted_valid_files) = done.finish();
+        if let Some(note) = self
+            .recovery
+            .as_ref()
+            .and_then(|r| r.annotate(&mut findings))
+        {
+            self.notes.push(format!("{}: {note}", id.trail_arn()));
+        }
         let report = ChainReport {
             chain: ChainInfo::from(id),
             findings,

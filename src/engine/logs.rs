@@ -8,10 +8,10 @@ use jiff::Timestamp;
 use rayon::prelude::*;
 
 use super::digests::not_a_file;
-use super::layout::Layout;
+use super::layout::{LaidOut, Layout};
 use super::texts::{TextHashes, TextSet};
 use super::unvouched;
-use crate::core::chain::{DigestStatus, Listed, WalkedChain, WalkedDigest};
+use crate::core::chain::{archived_reason, DigestStatus, Listed, WalkedChain, WalkedDigest};
 use crate::core::digest::{LogFileEntry, LogFiles, ParsedDigest};
 use crate::core::finding::{Evidence, Finding, Kind};
 use crate::core::gz::{inflate_all, GzOutcome, Limits};
@@ -19,7 +19,6 @@ use crate::core::layout::ChainId;
 use crate::core::ledger::Span;
 use crate::core::types::S3Location;
 use crate::core::verdict::judge_entry;
-use crate::report::ChainReport;
 use crate::source::progress::{Observer, Phase, Progress};
 use crate::source::{ObjectSource, ReadError, ReadFailure, StoredObject};
 
@@ -67,7 +66,7 @@ pub(super) fn check_logs(
     referenced: &mut TextHashes,
     observer: &dyn Observer,
     tap: Option<&dyn LogTap>,
-) -> Vec<ChainReport> {
+) -> LaidOut {
     let hashed: usize = walked
         .iter()
         .flat_map(|(_, c)| c.digests.iter())
@@ -308,6 +307,7 @@ pub(super) fn reread(
         ReadError::Failed(f) => f.to_string(),
         ReadError::OtherBucket => "in another bucket".to_owned(),
         ReadError::NotAFile(what) => not_a_file(what),
+        ReadError::Archived(class) => archived_reason(&class),
     })?;
     let raw = inflate_all(&stored.bytes, Limits::DIGEST).map_err(|p| p.to_string())?;
     digest.log_files_from(&raw).map_err(|e| e.to_string())
@@ -351,6 +351,9 @@ pub(super) fn log_finding(
             .with(with_detail(f.to_string())),
         ReadError::NotAFile(what) => {
             Finding::new(uri, Kind::LogFormat, "invalid format").with(with_detail(not_a_file(what)))
+        }
+        ReadError::Archived(class) => {
+            Finding::new(uri, Kind::LogArchived, archived_reason(&class)).with(base)
         }
     }
 }

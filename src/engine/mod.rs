@@ -34,6 +34,7 @@ mod plan;
 pub mod sort;
 mod texts;
 mod unvouched;
+mod versions;
 
 pub use crate::source::progress::{NoObserver, Observer, Phase};
 

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report, Totals};
+use crate::core::custody::Retention;
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
 use crate::core::ledger::{Counts, HourState, Ledger};
 use crate::core::time::format_iso;
@@ -192,6 +193,9 @@ pub struct Document<'a> {
     pub notes: &'a [String],
     /// As [`Report::totals`].
     pub totals: Totals,
+    /// As [`Report::retention`]; left out when empty.
+    #[serde(skip_serializing_if = "Retention::is_empty")]
+    pub retention: Retention,
     /// Every chain's ledger added up.
     pub ledger: LedgerTotals,
     /// Every judged object, sorted by URI.
@@ -248,6 +252,7 @@ impl<'a> Document<'a> {
             unchained: &report.unchained,
             notes: &report.notes,
             totals: report.totals(),
+            retention: report.retention,
             ledger: LedgerTotals {
                 chains: report.ledgers().count(),
                 hours: report.ledger_counts().total(),
@@ -371,7 +376,7 @@ pub fn manifest(report: &Report) -> Vec<ManifestEntry> {
             .or_insert_with(|| ManifestEntry {
                 uri: f.subject.clone(),
                 object: f.object(),
-                version_id: None,
+                version_id: f.custody.as_ref().and_then(|c| c.version_id.clone()),
                 sha256: None,
                 verdict: f.verdict,
             });

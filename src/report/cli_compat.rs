@@ -261,7 +261,12 @@ impl Writer<'_> {
                 format!("Log file\t{}\tINVALID: {}", f.subject, f.reason)
             }
         };
-        self.error(&line)
+        match &f.versions {
+            // What the bucket's versions hold, on the same line: scripts read one line per
+            // object.
+            Some(v) => self.error(&format!("{line}; {}", v.describe())),
+            None => self.error(&line),
+        }
     }
 
     fn status(&mut self, line: &str) -> io::Result<()> {

@@ -148,7 +148,11 @@ fn summary(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
     h.push_str("<h2>Summary</h2>\n<table class=\"grid\"><tr><th></th><th>checked</th><th>valid</th><th>invalid or missing</th><th>not verified</th></tr>");
     row(h, "Digest files", &doc.totals.digests)?;
     row(h, "Log files", &doc.totals.logs)?;
-    h.push_str("</table>\n<h2>Ledger</h2>\n<table class=\"grid\" id=\"ledger\"><tr><th>chain</th>");
+    h.push_str("</table>\n");
+    if let Some(line) = doc.retention.describe() {
+        writeln!(h, "<p>{}</p>", esc(&line))?;
+    }
+    h.push_str("<h2>Ledger</h2>\n<table class=\"grid\" id=\"ledger\"><tr><th>chain</th>");
     for state in HourState::ALL {
         write!(h, "<th>{}</th>", state.name())?;
     }
@@ -460,6 +464,13 @@ fn findings(h: &mut String, doc: &Document<'_>) -> std::fmt::Result {
         let mut reason = esc(&f.reason);
         if let Some(d) = &f.evidence.detail {
             write!(reason, "<br><small>{}</small>", esc(d))?;
+        }
+        if let Some(v) = &f.versions {
+            write!(
+                reason,
+                "<br><small>versions: {}</small>",
+                esc(&v.describe())
+            )?;
         }
         writeln!(
             h,

@@ -25,6 +25,9 @@
 //! - `notes`: what the run could not check, in words
 //! - `totals`: `{digests: {valid, invalid, not_verified}, logs: {...}, coverage_findings}`, each
 //!   object counted once
+//! - `retention` (S3 runs, when S3 said any proven object is under Object Lock):
+//!   `{compliance: {objects, earliest_until?, latest_until?}, governance: {...}, legal_hold}`,
+//!   counted over the proven objects, from what the GetObject responses said (S3's word)
 //! - `ledger`: `{chains, hours, counts}`, every chain's ledger added up
 //! - `manifest`: `[{uri, object, version_id, sha256, verdict}]`, every judged object sorted by
 //!   URI; `sha256` of the inflated content when it was read; `version_id` null for local copies
@@ -43,6 +46,20 @@
 //! `{earliest, latest, basis}`, the times the key had to be valid at some point of, `basis`
 //! `backfill_generation_timestamp` (the verdict relied on that unsigned S3 metadata) or
 //! `backfill_bound` (no generation time: from the digest's end to 30 days after).
+//!
+//! On S3, a finding may carry `custody`, what the GetObject that read the object said when it
+//! said more than the defaults: `{version_id?, storage_class?, lock_mode?, lock_retain_until?,
+//! legal_hold?}` (S3's word, not proof).
+//!
+//! On S3, a finding on an object that is invalid, missing or moved may carry `versions`
+//! (only when the key has versions besides its current one, or a delete marker; see
+//! `src/core/custody.rs`): `{checked, delivered?: {version_id, written}, current: {state:
+//! "overwritten", version_id, written} | {state: "delete_marker", version_id, at} | {state:
+//! "absent"}}`, `checked` the other versions read, `delivered` the newest of them whose content
+//! is proven CloudTrail's (a log version's inflated SHA-256 equal to the digest's, a digest
+//! version whose signature verifies at its key). The finding's verdict stays that of the
+//! current state. An offline copy made by `acquire` from such a version has a finding of kind
+//! `overwritten_in_bucket` (invalid) or `deleted_in_bucket` (missing) on it.
 
 use std::io::{self, Write};
 

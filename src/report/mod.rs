@@ -18,6 +18,7 @@ use std::borrow::Cow;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::core::custody::Retention;
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
 use crate::core::layout::ChainId;
 use crate::core::ledger::{Counts, HourState, Ledger};
@@ -45,6 +46,10 @@ pub struct Report {
     pub unchained: Vec<Finding>,
     /// Things the run could not check, said plainly.
     pub notes: Vec<String>,
+    /// Of the proven objects, how many S3 said were under Object Lock retention, and until
+    /// when (S3 runs only; left out when none).
+    #[serde(skip_serializing_if = "Retention::is_empty")]
+    pub retention: Retention,
 }
 
 /// The period a run verified.

@@ -50,6 +50,9 @@ pub fn write(out: &mut dyn Write, report: &Report, verbose: bool) -> io::Result<
     if hours.total() > 0 {
         write!(out, "\n{}", ledger_line(&hours))?;
     }
+    if let Some(line) = report.retention.describe() {
+        write!(out, "\n{}", printable(&line))?;
+    }
     writeln!(out, "\n")?;
     for note in &report.notes {
         writeln!(out, "Note: {}", printable(note))?;
@@ -257,6 +260,9 @@ impl Lines {
             writeln!(out)?;
         }
         writeln!(out, "{}", printable(&line))?;
+        if let Some(v) = &f.versions {
+            writeln!(out, "\t{}", printable(&v.describe()))?;
+        }
         if self.verbose {
             if let Some(d) = &f.evidence.detail {
                 writeln!(out, "\t{}", printable(d))?;

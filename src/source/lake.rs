@@ -63,6 +63,9 @@ pub fn result_read(read: Result<StoredHash, ReadError>) -> ResultRead {
         Err(ReadError::NotAFile(what)) => ResultRead::NotAFile(what.to_owned()),
         Err(ReadError::OtherBucket) => ResultRead::Unreadable("in another bucket".to_owned()),
         Err(ReadError::Failed(f)) => ResultRead::Unreadable(f.to_string()),
+        Err(ReadError::Archived(class)) => {
+            ResultRead::Unreadable(format!("archived ({class}), restore it first"))
+        }
     }
 }
 

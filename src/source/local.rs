@@ -17,6 +17,7 @@ use super::{
     InflatedLog, ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject,
     Stray, StrayProblem,
 };
+use crate::core::custody::Recovered;
 use crate::core::evidence::{DigestRecords, EvidenceError, ObjectRecord, EVIDENCE_FILE};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::types::S3Location;
@@ -76,8 +77,9 @@ impl LocalEvidence {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = Some(parsing);
             }
-            // Only `hash_log` says `OtherBucket`, for a location in another bucket.
-            Err(ReadError::NotFound | ReadError::OtherBucket) => {
+            // Only `hash_log` says `OtherBucket`, for a location in another bucket; only S3
+            // says `Archived`.
+            Err(ReadError::NotFound | ReadError::OtherBucket | ReadError::Archived(_)) => {
                 let _ = evidence.metadata.set(Ok(None));
             }
             Err(ReadError::Escape(detail)) => {
@@ -676,6 +678,10 @@ impl ObjectSource for LocalEvidence {
                 },
             )
             .collect()
+    }
+
+    fn recovered(&self, key: &str) -> Option<(Option<String>, Recovered)> {
+        self.metadata().ok().flatten()?.recovered.get(key).cloned()
     }
 
     fn recorded_digests(&self) -> Vec<String> {

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
+use crate::core::custody::{Custody, ListedVersion, Recovered};
 use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::GzOutcome;
 use crate::core::keyfile::{parse_key_file, KeyFileError};
@@ -186,6 +187,9 @@ pub enum ReadError {
     NotAFile(&'static str),
     /// The object is there, but could not be read through.
     Failed(ReadFailure),
+    /// The object is in an archive storage class (S3 answered `InvalidObjectState`): it must
+    /// be restored (`RestoreObject`) before it can be read. Its storage class, as S3 said it.
+    Archived(String),
 }
 
 /// Why an object that is there could not be read through. Its text is the detail of the
@@ -393,6 +397,36 @@ pub trait ObjectSource: Sync {
     }
     /// What this source could not see, in words.
     fn notes(&self) -> Vec<String>;
+    /// What S3 said of `key`'s custody when the run read it (version id, storage class, Object
+    /// Lock), if more than the defaults; sources that are not S3 say nothing. Answered once per
+    /// read: the source forgets it then, so a run holds it only between reading an object and
+    /// laying out its finding.
+    fn take_custody(&self, _key: &str) -> Option<Custody> {
+        None
+    }
+    /// The object versions of a versioned bucket, when the source can read them (S3).
+    fn versions(&self) -> Option<&dyn VersionStore> {
+        None
+    }
+    /// The version id and recovery record of `key`, when the source's own records say its
+    /// copy was recovered from S3 versioning (a local copy's evidence-metadata file).
+    fn recovered(&self, _key: &str) -> Option<(Option<String>, Recovered)> {
+        None
+    }
+}
+
+/// Reads the versions of objects in a versioned bucket (see [`crate::core::custody`]). Results
+/// come back in input order; `progress` hears of each object read.
+pub trait VersionStore: Sync {
+    /// Each key's versions and delete markers (`ListObjectVersions`).
+    fn list_versions(&self, keys: &[String]) -> Vec<Result<Vec<ListedVersion>, ReadError>>;
+    /// Reads digest versions (key, version id) whole, with their S3 facts.
+    fn read_digest_versions(
+        &self,
+        items: &[(String, String)],
+    ) -> Vec<Result<StoredObject, ReadError>>;
+    /// Inflates and hashes log-file versions (key, version id).
+    fn hash_log_versions(&self, items: &[(String, String)]) -> Vec<Result<GzOutcome, ReadError>>;
 }
 
 /// What keys a run needs: the source Regions of its chains, and the time windows the AWS CLI

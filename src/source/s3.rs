@@ -8,12 +8,13 @@
 //! as it streams in, so memory is bounded by the concurrency, not the corpus. An object that
 //! cannot be read (access denied, an error that persists through the SDK's retries, a body
 //! that stalls or comes slower than the minimum rate) is "not verified", never "valid".
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::Client;
 use futures_util::{stream, StreamExt};
@@ -27,7 +28,9 @@ use super::pages::Pager;
 use super::progress::{Observer, Phase, Progress, Stored};
 use super::{
     InflatedLog, ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject,
+    VersionStore,
 };
+use crate::core::custody::{Custody, ListedVersion};
 use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::layout::{is_account, is_org_id};
@@ -47,6 +50,9 @@ const MAX_BODY_FOR_DEADLINE: u64 = Limits::LOG.max_inflated;
 /// Pages one delimited listing (organization or account folders, Regions) may take: a million
 /// folders, far beyond any real bucket.
 const MAX_FOLDER_PAGES: usize = 1_000;
+/// Pages one key's ListObjectVersions may take: 100,000 versions, far beyond what CloudTrail
+/// and any overwriting leave.
+const MAX_VERSION_PAGES: usize = 100;
 /// Pages one listing of keys may take (a day folder, a Region listed without a range, or the
 /// search for account folders): 100 million keys.
 const MAX_KEY_PAGES: usize = 100_000;
@@ -79,6 +85,9 @@ pub struct S3Source {
     accounts: OnceCell<BTreeSet<String>>,
     concurrency: usize,
     pace: Pace,
+    /// What the GetObject responses said of custody (version, storage class, Object Lock), per
+    /// key read, for objects where S3 said more than the defaults ([`Custody::of`]).
+    custody: Mutex<HashMap<String, Custody>>,
 }
 
 /// How slow a body may be.
@@ -124,6 +133,7 @@ impl S3Source {
                 stall: options.read_timeout,
                 min_rate: options.min_rate,
             },
+            custody: Mutex::default(),
         })
     }
 
@@ -410,7 +420,87 @@ fn account_folder(key: &str) -> Option<&str> {
     }
 }
 
+/// How fast S3 should restore archived objects (`RestoreObject`'s tier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreTier {
+    /// Hours (GLACIER: 3-5, DEEP_ARCHIVE: within 12).
+    Standard,
+    /// Cheapest, slowest (GLACIER: 5-12 hours, DEEP_ARCHIVE: within 48).
+    Bulk,
+}
+
+/// Where a restore stands after asking for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreState {
+    /// S3 took the request (or the object is restored already).
+    Requested,
+    /// A restore was already under way (`RestoreAlreadyInProgress`).
+    InProgress,
+}
+
+/// A restore request holds no object body.
+impl Stored for RestoreState {
+    fn stored_bytes(&self) -> u64 {
+        0
+    }
+}
+
 impl S3Source {
+    /// Asks S3 to restore each of `keys` (archived objects) for `days` days at `tier`. Results
+    /// in input order.
+    pub fn restore(
+        &self,
+        keys: &[String],
+        days: i32,
+        tier: RestoreTier,
+    ) -> Vec<Result<RestoreState, ReadError>> {
+        let bucket = self.bucket.clone();
+        let items = keys.iter().map(|k| (bucket.clone(), k.clone()));
+        self.run_all(
+            &Progress::hidden(),
+            items,
+            move |client, (bucket, key)| async move {
+                let tier = match tier {
+                    RestoreTier::Standard => aws_sdk_s3::types::Tier::Standard,
+                    RestoreTier::Bulk => aws_sdk_s3::types::Tier::Bulk,
+                };
+                let job = aws_sdk_s3::types::GlacierJobParameters::builder()
+                    .tier(tier)
+                    .build()
+                    .map_err(|e| ReadFailure::Request {
+                        code: None,
+                        status: None,
+                        message: e.to_string(),
+                    })?;
+                let request = aws_sdk_s3::types::RestoreRequest::builder()
+                    .days(days)
+                    .glacier_job_parameters(job)
+                    .build();
+                match client
+                    .restore_object()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .restore_request(request)
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(RestoreState::Requested),
+                    Err(e) if e.code() == Some("RestoreAlreadyInProgress") => {
+                        Ok(RestoreState::InProgress)
+                    }
+                    Err(e) => Err(classify(&e)),
+                }
+            },
+        )
+    }
+
+    /// Keeps what S3 said of `key`'s custody, if it said more than the defaults.
+    fn remember_custody(&self, key: &str, record: &ObjectRecord) {
+        if let (Some(c), Ok(mut all)) = (Custody::of(record), self.custody.lock()) {
+            all.insert(key.to_owned(), c);
+        }
+    }
+
     /// Remembers what the listings said about every object, for [`S3Source::listed`].
     pub fn remembering_listings(mut self) -> Self {
         self.listed = Some(Default::default());
@@ -422,11 +512,11 @@ impl S3Source {
         self.listed.as_ref()?.lock().ok()?.get(key).cloned()
     }
 
-    /// Downloads objects to their destinations, hashing the stored bytes on the way. Results
-    /// in input order.
+    /// Downloads objects (the current version, or the version given) to their destinations,
+    /// hashing the stored bytes on the way. Results in input order.
     pub fn download<D: Destination>(
         &self,
-        items: Vec<(S3Location, D)>,
+        items: Vec<(S3Location, Option<String>, D)>,
         observer: &dyn Observer,
     ) -> Vec<Result<ObjectRecord, ReadError>> {
         let pace = self.pace;
@@ -508,6 +598,19 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkErro
     }
 }
 
+/// An object in an archive storage class: S3 answers GetObject with `InvalidObjectState` (HTTP
+/// 403, which is no refusal of access) until it is restored.
+fn archived(err: &SdkError<GetObjectError>) -> Option<ReadError> {
+    match err.as_service_error()? {
+        GetObjectError::InvalidObjectState(e) => Some(ReadError::Archived(
+            e.storage_class()
+                .map_or("an archive storage class", |c| c.as_str())
+                .to_owned(),
+        )),
+        _ => None,
+    }
+}
+
 /// The next chunk of a body, within the stall allowance and before the body's deadline.
 async fn next_chunk(
     body: &mut aws_sdk_s3::primitives::ByteStream,
@@ -545,6 +648,7 @@ enum BodyError {
 async fn get_streamed<S>(
     client: &Client,
     loc: &S3Location,
+    version: Option<&str>,
     pace: Pace,
     max_size: u64,
     mut fresh: impl FnMut() -> Result<S, ReadError>,
@@ -557,9 +661,10 @@ async fn get_streamed<S>(
             .get_object()
             .bucket(&loc.bucket)
             .key(&loc.key)
+            .set_version_id(version.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| archived(&e).unwrap_or_else(|| classify(&e)))?;
         let record = record_of(&out);
         let size = record.size.unwrap_or(max_size).min(max_size);
         let allowance = pace.allowance(size);
@@ -605,12 +710,13 @@ fn write_failure(e: &std::io::Error) -> ReadError {
 
 async fn read_digest(
     client: Client,
-    loc: S3Location,
+    (loc, version): (S3Location, Option<String>),
     pace: Pace,
 ) -> Result<StoredObject, ReadError> {
     let (bytes, record) = get_streamed(
         &client,
         &loc,
+        version.as_deref(),
         pace,
         MAX_DIGEST_STORED,
         || Ok(Vec::new()),
@@ -637,18 +743,23 @@ async fn read_digest(
     })
 }
 
-async fn hash_log(client: Client, loc: S3Location, pace: Pace) -> Result<GzOutcome, ReadError> {
+async fn hash_log(
+    client: Client,
+    (loc, version): (S3Location, Option<String>),
+    pace: Pace,
+) -> Result<(GzOutcome, ObjectRecord), ReadError> {
     let fresh = || Ok(Inflater::new(Limits::LOG));
-    let (inflater, _) = get_streamed(
+    let (inflater, record) = get_streamed(
         &client,
         &loc,
+        version.as_deref(),
         pace,
         MAX_BODY_FOR_DEADLINE,
         fresh,
         feed_inflater,
     )
     .await?;
-    Ok(inflater.finish().0)
+    Ok((inflater.finish().0, record))
 }
 
 fn feed_inflater(i: &mut Inflater, chunk: &[u8]) -> Result<(), ReadError> {
@@ -666,6 +777,7 @@ async fn inflate_log(
     let (inflater, record) = get_streamed(
         &client,
         &loc,
+        None,
         pace,
         MAX_BODY_FOR_DEADLINE,
         fresh,
@@ -692,7 +804,7 @@ pub trait Destination: Send + 'static {
 /// Streams an object into its destination, hashing the stored bytes on the way.
 async fn download_one<D: Destination>(
     client: Client,
-    (loc, mut dest): (S3Location, D),
+    (loc, version, mut dest): (S3Location, Option<String>, D),
     pace: Pace,
 ) -> Result<ObjectRecord, ReadError> {
     use std::io::Write as _;
@@ -702,7 +814,16 @@ async fn download_one<D: Destination>(
             sha.update(chunk);
             file.write_all(chunk).map_err(|e| write_failure(&e))
         };
-        get_streamed(&client, &loc, pace, MAX_BODY_FOR_DEADLINE, fresh, feed).await
+        get_streamed(
+            &client,
+            &loc,
+            version.as_deref(),
+            pace,
+            MAX_BODY_FOR_DEADLINE,
+            fresh,
+            feed,
+        )
+        .await
     };
     let kept = streamed.and_then(|((file, sha), record)| {
         file.sync_all().map_err(|e| write_failure(&e))?;
@@ -733,6 +854,15 @@ fn record_of(out: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> Object
                     .collect()
             })
             .unwrap_or_default(),
+        storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
+        lock_mode: out.object_lock_mode().map(|m| m.as_str().to_owned()),
+        lock_retain_until: out
+            .object_lock_retain_until_date()
+            .and_then(|t| Timestamp::new(t.secs(), 0).ok()),
+        legal_hold: out
+            .object_lock_legal_hold_status()
+            .map(|h| h.as_str().to_owned()),
+        recovered: None,
     }
 }
 
@@ -766,10 +896,16 @@ impl ObjectSource for S3Source {
     ) -> Vec<Result<StoredObject, ReadError>> {
         let items: Vec<_> = keys
             .iter()
-            .map(|k| S3Location::new(&self.bucket, k))
+            .map(|k| (S3Location::new(&self.bucket, k), None))
             .collect();
         let pace = self.pace;
-        self.run_all(progress, items, move |c, i| read_digest(c, i, pace))
+        let read = self.run_all(progress, items, move |c, i| read_digest(c, i, pace));
+        for (key, stored) in keys.iter().zip(&read) {
+            if let Ok(stored) = stored {
+                self.remember_custody(key, &stored.record);
+            }
+        }
+        read
     }
 
     /// Log files in other buckets (a trail moved between buckets) are read too: S3 has them.
@@ -781,8 +917,23 @@ impl ObjectSource for S3Source {
     ) -> Vec<Result<GzOutcome, ReadError>> {
         let pace = self.pace;
         // Cloned as each one is started, so only those in flight exist twice.
-        let items = locations.iter().map(|&l| l.clone());
-        self.run_all(progress, items, move |c, i| hash_log(c, i, pace))
+        let items = locations.iter().map(|&l| (l.clone(), None));
+        let hashed = self.run_all(progress, items, move |c, i| hash_log(c, i, pace));
+        locations
+            .iter()
+            .zip(hashed)
+            .map(|(l, hashed)| {
+                let (outcome, record) = hashed?;
+                if l.bucket == self.bucket {
+                    self.remember_custody(&l.key, &record);
+                }
+                Ok(outcome)
+            })
+            .collect()
+    }
+
+    fn take_custody(&self, key: &str) -> Option<Custody> {
+        self.custody.lock().ok()?.remove(key)
     }
 
     fn inflate_logs(
@@ -799,6 +950,138 @@ impl ObjectSource for S3Source {
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }
+
+    fn versions(&self) -> Option<&dyn VersionStore> {
+        Some(self)
+    }
+}
+
+impl VersionStore for S3Source {
+    fn list_versions(&self, keys: &[String]) -> Vec<Result<Vec<ListedVersion>, ReadError>> {
+        let bucket = self.bucket.clone();
+        let items = keys.iter().map(|k| (bucket.clone(), k.clone()));
+        self.run_all(&Progress::hidden(), items, list_key_versions)
+    }
+
+    fn read_digest_versions(
+        &self,
+        items: &[(String, String)],
+    ) -> Vec<Result<StoredObject, ReadError>> {
+        let pace = self.pace;
+        let items: Vec<_> = items
+            .iter()
+            .map(|(k, v)| (S3Location::new(&self.bucket, k), Some(v.clone())))
+            .collect();
+        self.run_all(&Progress::hidden(), items, move |c, i| {
+            read_digest(c, i, pace)
+        })
+    }
+
+    fn hash_log_versions(&self, items: &[(String, String)]) -> Vec<Result<GzOutcome, ReadError>> {
+        let pace = self.pace;
+        let items: Vec<_> = items
+            .iter()
+            .map(|(k, v)| (S3Location::new(&self.bucket, k), Some(v.clone())))
+            .collect();
+        self.run_all(&Progress::hidden(), items, move |c, i| hash_log(c, i, pace))
+            .into_iter()
+            .map(|hashed| hashed.map(|(outcome, _)| outcome))
+            .collect()
+    }
+}
+
+/// A hashed log file and what S3 said of it.
+impl Stored for (GzOutcome, ObjectRecord) {
+    fn stored_bytes(&self) -> u64 {
+        self.0.stored_len
+    }
+}
+
+/// A listing holds no object body.
+impl Stored for Vec<ListedVersion> {
+    fn stored_bytes(&self) -> u64 {
+        0
+    }
+}
+
+/// Every version and delete marker of exactly `key` (ListObjectVersions with the key as
+/// prefix; longer keys that share it are skipped). Pages are bounded, and a page that hands
+/// back the markers it was asked with ends the listing as a failure, not a loop.
+async fn list_key_versions(
+    client: Client,
+    (bucket, key): (String, String),
+) -> Result<Vec<ListedVersion>, ReadError> {
+    let mut out = Vec::new();
+    let mut markers: (Option<String>, Option<String>) = (None, None);
+    for _ in 0..MAX_VERSION_PAGES {
+        let page = client
+            .list_object_versions()
+            .bucket(&bucket)
+            .prefix(&key)
+            .set_key_marker(markers.0.clone())
+            .set_version_id_marker(markers.1.clone())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let versions = page.versions().iter().map(|v| {
+            (
+                v.key(),
+                v.version_id(),
+                v.last_modified(),
+                v.is_latest(),
+                false,
+            )
+        });
+        let deleted = page.delete_markers().iter().map(|m| {
+            (
+                m.key(),
+                m.version_id(),
+                m.last_modified(),
+                m.is_latest(),
+                true,
+            )
+        });
+        for (k, id, written, latest, delete_marker) in versions.chain(deleted) {
+            if k != Some(key.as_str()) {
+                continue;
+            }
+            let written = written.and_then(|t| Timestamp::new(t.secs(), 0).ok());
+            let (Some(id), Some(written)) = (id, written) else {
+                continue;
+            };
+            out.push(ListedVersion {
+                version_id: id.to_owned(),
+                written,
+                latest: latest == Some(true),
+                delete_marker,
+            });
+        }
+        let next = (
+            page.next_key_marker().map(str::to_owned),
+            page.next_version_id_marker().map(str::to_owned),
+        );
+        // Versions of `key` come first in key order: once a page ends past it, nothing more
+        // of it follows.
+        let past = page.next_key_marker().is_some_and(|k| k != key);
+        if page.is_truncated() != Some(true) || past {
+            return Ok(out);
+        }
+        if next == markers || next.0.is_none() {
+            return Err(ReadFailure::Request {
+                code: None,
+                status: None,
+                message: "ListObjectVersions said there is more but gave no new marker".to_owned(),
+            }
+            .into());
+        }
+        markers = next;
+    }
+    Err(ReadFailure::Request {
+        code: None,
+        status: None,
+        message: format!("ListObjectVersions took more than {MAX_VERSION_PAGES} pages for one key"),
+    }
+    .into())
 }
 
 /// A CloudTrail Lake export folder at the source's prefix (`verify-query-results`).
@@ -820,6 +1103,7 @@ impl super::lake::ExportFolder for S3Source {
         let read = get_streamed(
             &self.client,
             &loc,
+            None,
             self.pace,
             max,
             || Ok(Vec::new()),
@@ -893,8 +1177,16 @@ async fn hash_stored(
         *size += chunk.len() as u64;
         Ok(())
     };
-    let ((sha, size), _) =
-        get_streamed(&client, &loc, pace, MAX_BODY_FOR_DEADLINE, fresh, feed).await?;
+    let ((sha, size), _) = get_streamed(
+        &client,
+        &loc,
+        None,
+        pace,
+        MAX_BODY_FOR_DEADLINE,
+        fresh,
+        feed,
+    )
+    .await?;
     Ok(super::lake::StoredHash {
         sha256: crate::core::types::Sha256(sha.finalize().into()),
         size,

@@ -17,6 +17,7 @@ RULES.json is read at every request:
                                     # same one, or a new one each time ("fresh")
    "swap": {"substring": "KEY"},    # GETs of these answer object KEY instead (body, metadata)
    "denied": ["substring"],         # GETs of these answer 403 AccessDenied
+   "versions_denied": true,         # ListObjectVersions answers 403 AccessDenied
    "storm": true}                   # every request answers 503 SlowDown
 Transient faults: 503 SlowDown, 500 InternalError, a connection reset before any answer, or a
 body cut short after its headers promised more.
@@ -127,6 +128,8 @@ class Proxy(BaseHTTPRequestHandler):
             return self.keys_loop(r["keys_loop"])
         if r.get("storm"):
             return self.error(503, "SlowDown")
+        if r.get("versions_denied") and self.command == "GET" and "versions" in query:
+            return self.error(403, "AccessDenied")
         is_object_get = self.command == "GET" and "list-type" not in self.path and self.path.count("/") > 2
         if is_object_get and any(s in self.path for s in r.get("denied", [])):
             return self.error(403, "AccessDenied")

@@ -210,13 +210,84 @@ impl Moto {
     /// Creates `bucket` and uploads a case's bucket copy, S3 metadata (signatures) included
     /// when the case has an evidence-metadata file.
     pub fn upload(&self, case: &Path, bucket: &str) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        self.upload_into(case, bucket, false)
+    }
+
+    #[cfg(feature = "aws")]
+    /// [`Moto::upload`] into a bucket with versioning enabled from the start.
+    pub fn upload_versioned(&self, case: &Path, bucket: &str) {
+        self.upload_into(case, bucket, true)
+    }
+
+    #[cfg(feature = "aws")]
+    /// [`Moto::upload`] into a bucket with Object Lock (and so versioning), every object
+    /// retained in `mode` until `until` (RFC 3339).
+    pub fn upload_locked(&self, case: &Path, bucket: &str, mode: &str, until: &str) {
+        self.s3(|s3| async move {
+            s3.create_bucket()
+                .bucket(bucket)
+                .object_lock_enabled_for_bucket(true)
+                .send()
+                .await
+                .unwrap();
+        });
+        let until = aws_sdk_s3::primitives::DateTime::from_str(
+            until,
+            aws_sdk_s3::primitives::DateTimeFormat::DateTime,
+        )
+        .unwrap();
+        self.put_all(case, bucket, &|put| {
+            put.object_lock_mode(mode.into())
+                .object_lock_retain_until_date(until)
+        });
+    }
+
+    #[cfg(feature = "aws")]
+    /// Runs `calls` with an S3 client of this server: what anyone with the bucket's
+    /// permissions can do.
+    pub fn s3<T, F: std::future::Future<Output = T>>(
+        &self,
+        calls: impl FnOnce(aws_sdk_s3::Client) -> F,
+    ) -> T {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
-        runtime.block_on(async {
-            let s3 = self.client();
+            .unwrap()
+            .block_on(calls(self.client()))
+    }
+
+    #[cfg(feature = "aws")]
+    fn upload_into(&self, case: &Path, bucket: &str, versioned: bool) {
+        self.s3(|s3| async move {
             s3.create_bucket().bucket(bucket).send().await.unwrap();
+            if versioned {
+                let on = aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build();
+                s3.put_bucket_versioning()
+                    .bucket(bucket)
+                    .versioning_configuration(on)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        });
+        self.put_all(case, bucket, &|put| put);
+    }
+
+    #[cfg(feature = "aws")]
+    /// Puts every object of a case's bucket copy into `bucket`, with its S3 metadata when the
+    /// case has an evidence-metadata file, each request shaped by `more`.
+    fn put_all(
+        &self,
+        case: &Path,
+        bucket: &str,
+        more: &dyn Fn(
+            aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+        )
+            -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+    ) {
+        self.s3(|s3| async move {
             let root = case.join("bucket");
             let meta: Value = std::fs::read(root.join("trailproof-evidence.json"))
                 .ok()
@@ -242,7 +313,7 @@ impl Moto {
                         put = put.metadata(k, v.as_str().unwrap());
                     }
                 }
-                put.send().await.unwrap();
+                more(put).send().await.unwrap();
             }
         });
     }
