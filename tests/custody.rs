@@ -184,7 +184,7 @@ fn an_overwritten_log_is_still_invalid_and_its_delivered_version_is_named() {
     assert_eq!(text.code, 1);
     assert!(
         text.stdout.contains(&format!(
-            "\tthe version CloudTrail delivered is still in the bucket: version {delivered} ("
+            "\twhat CloudTrail delivered is still in the bucket, proven by its hash or signature: version {delivered} ("
         )),
         "{}",
         text.stdout
@@ -200,7 +200,7 @@ fn an_overwritten_log_is_still_invalid_and_its_delivered_version_is_named() {
     );
     let html = verify_s3(&moto, &["--format", "html"]);
     assert!(html.stdout.contains(&format!(
-        "versions: the version CloudTrail delivered is still in the bucket: version {delivered}"
+        "versions: what CloudTrail delivered is still in the bucket, proven by its hash or signature: version {delivered}"
     )));
 }
 
@@ -285,7 +285,7 @@ fn forged_versions_are_never_taken_for_the_delivered_one() {
     assert!(digest["versions"].get("delivered").is_none(), "{digest}");
     let text = verify_s3(&moto, &[]);
     assert!(text.stdout.contains(
-        "no version in the bucket is the one CloudTrail delivered (1 other version checked)"
+        "no version in the bucket holds what CloudTrail delivered (1 other version checked)"
     ));
 }
 
@@ -696,7 +696,7 @@ fn validate_logs_names_the_delivered_version_on_the_objects_line() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr.contains(&format!(
-            "Log file\ts3://{BUCKET}/{LOG}\tINVALID: hash value doesn't match; the version CloudTrail delivered is still in the bucket: version {delivered} ("
+            "Log file\ts3://{BUCKET}/{LOG}\tINVALID: hash value doesn't match; what CloudTrail delivered is still in the bucket, proven by its hash or signature: version {delivered} ("
         )),
         "{}",
         out.stderr

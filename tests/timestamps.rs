@@ -569,3 +569,65 @@ fn a_tsa_that_cannot_be_used_is_an_error_and_no_envelope_is_written() {
     );
     assert_eq!(out.code, 2);
 }
+
+/// Found by the red team: a certificate with a critical extension nothing here checks was
+/// accepted (openssl refuses it, as RFC 5280 asks). A report signer's certificate with one,
+/// issued by the test CA for the signing key, makes `report verify --ca` refuse the signer.
+#[test]
+fn a_certificate_with_an_unknown_critical_extension_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ext = write(
+        dir.path(),
+        "ext.cnf",
+        b"keyUsage=critical,digitalSignature\n1.3.6.1.4.1.99999.1=critical,DER:0500\n",
+    );
+    let csr = dir.path().join("signer.csr");
+    let cert = dir.path().join("signer.pem");
+    let key = report_key("p256.pem");
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        &s(&key),
+        "-subj",
+        "/CN=unknown critical",
+        "-out",
+        &s(&csr),
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(&tsa_file("ca.pem")),
+        "-CAkey",
+        &s(&tsa_file("ca-key.pem")),
+        "-days",
+        "3650",
+        "-extfile",
+        &s(&ext),
+        "-out",
+        &s(&cert),
+    ]);
+    let env = dir.path().join("report.json");
+    let out = sign(&env, &["--sign-cert", &s(&cert)]);
+    assert!(out.code <= 1, "{}", out.stderr);
+    let out = support::trailproof(
+        &repo(),
+        &[
+            "report".into(),
+            "verify".into(),
+            s(&env),
+            "--ca".into(),
+            s(&tsa_file("ca.pem")),
+        ],
+        &[],
+    );
+    assert_ne!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains("critical extension 1.3.6.1.4.1.99999.1"),
+        "{said}"
+    );
+}

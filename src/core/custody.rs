@@ -131,11 +131,11 @@ impl VersionSearch {
         };
         match &self.delivered {
             Some(v) => format!(
-                "the version CloudTrail delivered is still in the bucket: version {} (written {}); {current}",
+                "what CloudTrail delivered is still in the bucket, proven by its hash or signature: version {} (written {}); {current}",
                 v.version_id, v.written
             ),
             None => format!(
-                "no version in the bucket is the one CloudTrail delivered ({} other version{} checked); {current}",
+                "no version in the bucket holds what CloudTrail delivered ({} other version{} checked); {current}",
                 self.checked,
                 if self.checked == 1 { "" } else { "s" }
             ),
@@ -264,12 +264,23 @@ pub struct Retention {
     pub governance: LockTally,
     /// With a legal hold on.
     pub legal_hold: usize,
+    /// With a lock mode whose retain-until date had passed when the run read them: no longer
+    /// protected, so not counted above.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lapsed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Retention {
-    /// Counts one proven object.
-    pub fn add(&mut self, c: &Custody) {
+    /// Counts one proven object, as S3 described it when read at `now`. Found by the red team:
+    /// a retain-until date already past was counted as protection.
+    pub fn add(&mut self, c: &Custody, now: Timestamp) {
+        let lapsed = c.lock_retain_until.is_some_and(|until| until <= now);
         match c.lock_mode.as_deref() {
+            Some("COMPLIANCE" | "GOVERNANCE") if lapsed => self.lapsed += 1,
             Some("COMPLIANCE") => self.compliance.add(c.lock_retain_until),
             Some("GOVERNANCE") => self.governance.add(c.lock_retain_until),
             _ => {}
@@ -295,6 +306,12 @@ impl Retention {
         .collect();
         if self.legal_hold > 0 {
             parts.push(format!("{} under legal hold", self.legal_hold));
+        }
+        if self.lapsed > 0 {
+            parts.push(format!(
+                "{} whose retention had lapsed (no longer protected)",
+                self.lapsed
+            ));
         }
         (!parts.is_empty()).then(|| {
             format!(
@@ -327,17 +344,28 @@ mod tests {
             lock_retain_until: Some(until.parse().unwrap()),
             ..Custody::default()
         };
-        r.add(&locked("COMPLIANCE", "2030-01-01T00:00:00Z"));
-        r.add(&locked("COMPLIANCE", "2031-01-01T00:00:00Z"));
-        r.add(&Custody {
-            legal_hold: Some("ON".into()),
-            ..locked("GOVERNANCE", "2029-01-01T00:00:00Z")
-        });
-        r.add(&Custody::default());
+        let now: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        r.add(&locked("COMPLIANCE", "2030-01-01T00:00:00Z"), now);
+        r.add(&locked("COMPLIANCE", "2031-01-01T00:00:00Z"), now);
+        r.add(
+            &Custody {
+                legal_hold: Some("ON".into()),
+                ..locked("GOVERNANCE", "2029-01-01T00:00:00Z")
+            },
+            now,
+        );
+        r.add(&Custody::default(), now);
         assert_eq!(
             r.describe().unwrap(),
             "Object Lock, as S3 answered: of the proven objects, 2 under COMPLIANCE retention until 2030-01-01T00:00:00Z to 2031-01-01T00:00:00Z, 1 under GOVERNANCE retention until 2029-01-01T00:00:00Z, 1 under legal hold"
         );
+        // A date already past protects nothing: counted apart, not as retention.
+        r.add(&locked("COMPLIANCE", "2020-01-01T00:00:00Z"), now);
+        assert_eq!(r.compliance.objects, 2);
+        assert!(r
+            .describe()
+            .unwrap()
+            .ends_with(", 1 whose retention had lapsed (no longer protected)"));
     }
 
     #[test]
@@ -396,7 +424,7 @@ mod tests {
         );
         assert_eq!(
             search.describe(),
-            "the version CloudTrail delivered is still in the bucket: version a (written 2026-01-01T00:00:00Z); deleted by a delete marker at 2026-01-03T00:00:00Z"
+            "what CloudTrail delivered is still in the bucket, proven by its hash or signature: version a (written 2026-01-01T00:00:00Z); deleted by a delete marker at 2026-01-03T00:00:00Z"
         );
     }
 

@@ -340,6 +340,15 @@ impl Acquisition {
         };
         let mut tried: BTreeSet<String> = BTreeSet::new();
         for _ in 0..RECOVERY_ROUNDS {
+            // An archived object was not copied because S3 cannot serve it yet, not because
+            // the bucket lost it: an older version is no recovery (found by the red team: an
+            // archived copy of a genuine log was reported as an overwrite).
+            let archived: BTreeSet<String> = self
+                .summary
+                .archived
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect();
             let remembered = RememberedKeys::new(keys);
             let report = LocalEvidence::open(dir)
                 .map_err(EngineError::from)
@@ -357,6 +366,7 @@ impl Acquisition {
                 .into_iter()
                 .flat_map(|c| c.findings)
                 .filter(|f| !tried.contains(&f.subject))
+                .filter(|f| key_of(&f.subject, &bucket).is_none_or(|k| !archived.contains(&k)))
                 .collect();
             let Some(recovery) = Recovery::of(source, &bucket, &key_set) else {
                 return Ok(());

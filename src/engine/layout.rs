@@ -44,6 +44,8 @@ pub(super) struct Layout<'a> {
     /// Proven objects under Object Lock, as S3 said, each counted once (by a hash of its
     /// subject, keyed afresh per run).
     retention: Retention,
+    /// When the run read the objects: a retention date before it protects nothing.
+    now: jiff::Timestamp,
     retained: (HashSet<u64>, RandomState),
     sink: Option<FindingSink<'a>>,
     omit_valid_logs: bool,
@@ -70,6 +72,7 @@ impl<'a> Layout<'a> {
             recovery,
             notes: Vec::new(),
             retention: Retention::default(),
+            now: jiff::Timestamp::now(),
             retained: Default::default(),
             sink,
             omit_valid_logs,
@@ -106,7 +109,7 @@ impl<'a> Layout<'a> {
         };
         let (seen, hasher) = &mut self.retained;
         if f.verdict == Verdict::Valid && seen.insert(hasher.hash_one(&f.subject)) {
-            self.retention.add(&custody);
+            self.retention.add(&custody, self.now);
         }
         f.custody = Some(Box::new(custody));
     }

@@ -15,7 +15,8 @@ use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use x509_parser::oid_registry::{
     OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_PKCS1_SHA256WITHRSA,
     OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA, OID_SIG_ECDSA_WITH_SHA256,
-    OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ED25519,
+    OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ED25519, OID_X509_EXT_BASIC_CONSTRAINTS,
+    OID_X509_EXT_EXTENDED_KEY_USAGE, OID_X509_EXT_KEY_USAGE, OID_X509_EXT_SUBJECT_ALT_NAME,
 };
 use x509_parser::pem::Pem;
 use x509_parser::prelude::{ASN1Time, FromDer, X509Certificate};
@@ -177,6 +178,17 @@ pub enum CertError {
     /// The certificate's key usage does not allow signing.
     #[error("the certificate may not sign (its keyUsage lacks digitalSignature)")]
     NoDigitalSignature,
+    /// A certificate has a critical extension this check does not process (RFC 5280: such a
+    /// certificate must be refused, as `openssl verify` does).
+    #[error("{which} {subject:?} has a critical extension {oid} that is not checked here")]
+    UnknownCriticalExtension {
+        /// Which certificate ("the CA", "the signer's certificate", ...).
+        which: &'static str,
+        /// Its subject.
+        subject: String,
+        /// The extension's OID, dotted.
+        oid: String,
+    },
     /// The CA signed the certificate with an algorithm not accepted (SHA-1, MD5, ...).
     #[error("the certificate's signature algorithm {oid} is not accepted (RSA or ECDSA with SHA-256/384/512, or Ed25519)")]
     WeakSignatureAlgorithm {
@@ -518,6 +530,8 @@ pub(crate) fn check_chain(
         Ok(None) => true,
         Err(_) => false,
     };
+    known_critical_only(anchor, "the CA")?;
+    known_critical_only(leaf, which)?;
     if !anchor.is_ca() || !key_cert_sign {
         return Err(CertError::NotACa {
             subject: anchor.subject().to_string(),
@@ -540,6 +554,31 @@ pub(crate) fn check_chain(
     }
     leaf.verify_signature(Some(anchor.public_key()))
         .map_err(|_| CertError::BadSignature)
+}
+
+/// Refuses a certificate with a critical extension other than those checked here or that
+/// constrain nothing checked here (basicConstraints, keyUsage, extendedKeyUsage, and
+/// subjectAltName, which names are never matched against). Found by the red team: a TSA
+/// certificate with an unknown critical extension was accepted, where openssl refuses it.
+fn known_critical_only(cert: &X509Certificate<'_>, which: &'static str) -> Result<(), CertError> {
+    let known = [
+        OID_X509_EXT_BASIC_CONSTRAINTS,
+        OID_X509_EXT_KEY_USAGE,
+        OID_X509_EXT_EXTENDED_KEY_USAGE,
+        OID_X509_EXT_SUBJECT_ALT_NAME,
+    ];
+    match cert
+        .extensions()
+        .iter()
+        .find(|e| e.critical && !known.contains(&e.oid))
+    {
+        Some(e) => Err(CertError::UnknownCriticalExtension {
+            which,
+            subject: cert.subject().to_string(),
+            oid: e.oid.to_id_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
