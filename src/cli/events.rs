@@ -13,7 +13,9 @@ use clap::{Args, ValueEnum};
 use jiff::Timestamp;
 
 use trailproof::core::records::{EventFilter, Glob};
-use trailproof::engine::events::{verify_and_export, ExportOptions, ExportStats, Order};
+use trailproof::engine::events::{
+    verify_and_export, ExportOptions, ExportStats, ExportedRecord, Order,
+};
 use trailproof::engine::Settings;
 use trailproof::report::records::{Jsonl, Parquet, RecordWriter, Timesketch, WriteError};
 use trailproof::source::local::LocalEvidence;
@@ -428,21 +430,61 @@ enum Failure {
     Keep(io::Error),
 }
 
+/// Records handed to the writing thread at once.
+const HANDOFF: usize = 1024;
+
+/// Writes the records on a thread of its own while this one merges them: the merge and the
+/// writing are each one thread's work, so they overlap rather than add up.
 fn write_all(
     format: EventsFormat,
     out: Box<dyn Write + Send>,
     records: &mut trailproof::engine::events::VerifiedRecords<'_>,
 ) -> Result<(), Failure> {
-    let mut writer: Box<dyn RecordWriter> = match format {
+    let mut writer: Box<dyn RecordWriter + Send> = match format {
         EventsFormat::Jsonl => Box::new(Jsonl::new(out)),
         EventsFormat::Timesketch => Box::new(Timesketch::new(out)),
         EventsFormat::Parquet => Box::new(Parquet::new(out)?),
     };
-    for record in records {
-        writer.write(&record?)?;
-    }
-    writer.finish()?;
-    Ok(())
+    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<ExportedRecord>>(4);
+    std::thread::scope(|scope| {
+        let written = scope.spawn(move || -> Result<(), WriteError> {
+            for batch in receive {
+                for record in &batch {
+                    writer.write(record)?;
+                }
+            }
+            writer.finish()
+        });
+        let mut batch = Vec::with_capacity(HANDOFF);
+        let mut merged = Ok(());
+        for record in records {
+            match record {
+                Ok(r) => batch.push(r),
+                Err(e) => {
+                    merged = Err(Failure::Export(e));
+                    break;
+                }
+            }
+            if batch.len() == HANDOFF
+                && send
+                    .send(std::mem::replace(&mut batch, Vec::with_capacity(HANDOFF)))
+                    .is_err()
+            {
+                // The writer stopped: its error says why.
+                break;
+            }
+        }
+        if merged.is_ok() && !batch.is_empty() {
+            let _ = send.send(batch);
+        }
+        drop(send);
+        let written = written
+            .join()
+            .unwrap_or_else(|_| Err(WriteError::Io(io::Error::other("the writer panicked"))));
+        // What the writer met comes first: a closed pipe stops the merge too.
+        written.map_err(Failure::Write)?;
+        merged
+    })
 }
 
 fn summary(stats: &ExportStats) -> String {
