@@ -61,7 +61,7 @@ run() { # tool -> "seconds peak_kib"
   grep -q "$logs/$logs log files valid" "$out" || { echo "$1 did not validate every log file:" >&2; tail -5 "$out" >&2; exit 2; }
   cat "$work/time"
 }
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. benches/common.sh   # median
 table() { # title
   declare -A times rss
   for i in $(seq "$RUNS"); do

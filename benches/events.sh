@@ -17,17 +17,9 @@ SCALES=${SCALES:-1 10}
 work=$(mktemp -d /tmp/trailproof-events.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-roofline=$(cargo bench --no-default-features --locked --bench roofline --no-run --message-format=json 2>/dev/null |
-  python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "roofline" and m.get("executable"):
-        print(m["executable"])')
-cargo build --release --locked --workspace --bins >&2
-bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release
-cores=$(nproc)
+. benches/common.sh
+build_roofline_and_release
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # what dir -> "seconds peak_kib" (wall to the millisecond, whole pipeline's largest process)
 measure() {
   local what=$1 dir=$2 code=0 t0 t1

@@ -16,19 +16,9 @@ SCALES=${SCALES:-1 3 10}
 work=$(mktemp -d /tmp/trailproof-offline.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-roofline=$(cargo bench --no-default-features --locked --bench roofline --no-run --message-format=json 2>/dev/null |
-  python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "roofline" and m.get("executable"):
-        print(m["executable"])')
-# Built after the bench, which writes its own build of the binaries (other features) to the
-# same place: what is measured is what `cargo build --release` gives a user.
-cargo build --release --locked --workspace --bins >&2
-bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release
-cores=$(nproc)
+. benches/common.sh
+build_roofline_and_release
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # program dir threads -> "seconds peak_kib" (wall to the millisecond, whole process)
 measure() {
   local out=$work/out code=0 t0 t1

@@ -53,19 +53,28 @@ fn iso(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// `trailproof events bucket --public-keys public-keys.json` over the corpus's range, plus ARGS.
-/// The sort's temporary folder is made under TMPDIR and must be gone afterwards.
-fn events(case: &Path, corpus: &Corpus, args: &[&str]) -> Run {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new("timeout")
-        .env("TMPDIR", tmp.path())
+/// `trailproof events bucket --public-keys public-keys.json` over the corpus's range, run in
+/// the case's folder, stopped after 120 s (a hang fails the test, not the CI run); add
+/// arguments and run it.
+fn events_command(case: &Path, corpus: &Corpus) -> Command {
+    let mut command = Command::new("timeout");
+    command
         .arg("120")
         .arg(env!("CARGO_BIN_EXE_trailproof"))
         .args(["events", "bucket", "--public-keys", "public-keys.json"])
         .args(["--start-time", &iso(corpus.start)])
         .args(["--end-time", &iso(corpus.end)])
+        .current_dir(case);
+    command
+}
+
+/// [`events_command`] plus ARGS, its lines read back. The sort's temporary folder is made under
+/// TMPDIR and must be gone afterwards.
+fn events(case: &Path, corpus: &Corpus, args: &[&str]) -> Run {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = events_command(case, corpus)
+        .env("TMPDIR", tmp.path())
         .args(args)
-        .current_dir(case)
         .output()
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -629,17 +638,10 @@ mod out {
     use std::path::Path;
     use std::process::{Command, Stdio};
 
-    use super::{iso, world, written};
+    use super::{events_command, iso, world, written};
 
     fn run(case: &Path, corpus: &trailproof_testgen::Corpus, args: &[&str]) -> (i32, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_trailproof"))
-            .args(["events", "bucket", "--public-keys", "public-keys.json"])
-            .args(["--start-time", &iso(corpus.start)])
-            .args(["--end-time", &iso(corpus.end)])
-            .args(args)
-            .current_dir(case)
-            .output()
-            .unwrap();
+        let out = events_command(case, corpus).args(args).output().unwrap();
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert!(!stderr.contains("panicked"), "{stderr}");
         (out.status.code().unwrap_or(-1), stderr)
@@ -752,13 +754,9 @@ mod out {
         std::fs::write(&out, "old").unwrap();
         let blocked = dir.path().join("not-a-folder");
         std::fs::write(&blocked, "").unwrap();
-        let status = Command::new(env!("CARGO_BIN_EXE_trailproof"))
+        let status = events_command(&case, &corpus)
             .env("TMPDIR", &blocked)
-            .args(["events", "bucket", "--public-keys", "public-keys.json"])
-            .args(["--start-time", &iso(corpus.start)])
-            .args(["--end-time", &iso(corpus.end)])
             .args(["--sort-memory", "1", "--out", out.to_str().unwrap()])
-            .current_dir(&case)
             .output()
             .unwrap();
         assert_eq!(status.status.code(), Some(2));
@@ -780,11 +778,7 @@ mod out {
             .write(true)
             .open("/dev/full")
             .unwrap();
-        let status = Command::new(env!("CARGO_BIN_EXE_trailproof"))
-            .args(["events", "bucket", "--public-keys", "public-keys.json"])
-            .args(["--start-time", &iso(corpus.start)])
-            .args(["--end-time", &iso(corpus.end)])
-            .current_dir(&case)
+        let status = events_command(&case, &corpus)
             .stdout(Stdio::null())
             .stderr(full)
             .status()
