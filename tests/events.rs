@@ -638,7 +638,7 @@ mod out {
     use std::path::Path;
     use std::process::{Command, Stdio};
 
-    use super::{events_command, iso, world, written};
+    use super::{events_command, world, written};
 
     fn run(case: &Path, corpus: &trailproof_testgen::Corpus, args: &[&str]) -> (i32, String) {
         let out = events_command(case, corpus).args(args).output().unwrap();
