@@ -767,12 +767,12 @@ fn feed_inflater(i: &mut Inflater, chunk: &[u8]) -> Result<(), ReadError> {
     Ok(())
 }
 
-/// [`hash_log`] keeping the inflated bytes, with the version read.
+/// [`hash_log`] keeping the inflated bytes, with what S3 said of the object.
 async fn inflate_log(
     client: Client,
     loc: S3Location,
     pace: Pace,
-) -> Result<InflatedLog, ReadError> {
+) -> Result<(InflatedLog, ObjectRecord), ReadError> {
     let fresh = || Ok(Inflater::new(Limits::LOG).keep_output());
     let (inflater, record) = get_streamed(
         &client,
@@ -784,10 +784,11 @@ async fn inflate_log(
         feed_inflater,
     )
     .await?;
-    Ok(InflatedLog {
+    let log = InflatedLog {
         inflated: inflater.finish_kept().ok_or(ReadFailure::NoResult)?,
-        version_id: record.version_id,
-    })
+        version_id: record.version_id.clone(),
+    };
+    Ok((log, record))
 }
 
 /// Where one download goes: a new file for each attempt, put in place once complete. The
@@ -919,17 +920,7 @@ impl ObjectSource for S3Source {
         // Cloned as each one is started, so only those in flight exist twice.
         let items = locations.iter().map(|&l| (l.clone(), None));
         let hashed = self.run_all(progress, items, move |c, i| hash_log(c, i, pace));
-        locations
-            .iter()
-            .zip(hashed)
-            .map(|(l, hashed)| {
-                let (outcome, record) = hashed?;
-                if l.bucket == self.bucket {
-                    self.remember_custody(&l.key, &record);
-                }
-                Ok(outcome)
-            })
-            .collect()
+        self.remembering_custody(locations, hashed)
     }
 
     fn take_custody(&self, key: &str) -> Option<Custody> {
@@ -944,7 +935,8 @@ impl ObjectSource for S3Source {
     ) -> Vec<Result<InflatedLog, ReadError>> {
         let pace = self.pace;
         let items = locations.iter().map(|&l| l.clone());
-        self.run_all(progress, items, move |c, i| inflate_log(c, i, pace))
+        let read = self.run_all(progress, items, move |c, i| inflate_log(c, i, pace));
+        self.remembering_custody(locations, read)
     }
 
     fn notes(&self) -> Vec<String> {
@@ -987,6 +979,35 @@ impl VersionStore for S3Source {
             .into_iter()
             .map(|hashed| hashed.map(|(outcome, _)| outcome))
             .collect()
+    }
+}
+
+impl S3Source {
+    /// Each read log file's outcome, what S3 said of it kept for its finding (see
+    /// `take_custody`): the same whether the run only hashes or also keeps the bytes.
+    fn remembering_custody<T>(
+        &self,
+        locations: &[&S3Location],
+        read: Vec<Result<(T, ObjectRecord), ReadError>>,
+    ) -> Vec<Result<T, ReadError>> {
+        locations
+            .iter()
+            .zip(read)
+            .map(|(l, read)| {
+                let (outcome, record) = read?;
+                if l.bucket == self.bucket {
+                    self.remember_custody(&l.key, &record);
+                }
+                Ok(outcome)
+            })
+            .collect()
+    }
+}
+
+/// A log file read for its records and what S3 said of it.
+impl Stored for (InflatedLog, ObjectRecord) {
+    fn stored_bytes(&self) -> u64 {
+        self.0.stored_bytes()
     }
 }
 
