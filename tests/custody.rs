@@ -702,3 +702,37 @@ fn validate_logs_names_the_delivered_version_on_the_objects_line() {
         out.stderr
     );
 }
+
+/// Found by the red team: a log whose current version is the same bytes moved to GLACIER was
+/// "recovered" from the older version by `acquire`, and the offline copy then said the bucket
+/// overwrote it. An archived object is waiting for a restore, not tampered with.
+#[test]
+fn an_archived_current_version_is_not_recovered_as_an_overwrite() {
+    let moto = versioned();
+    archive(&moto, LOG, "GLACIER");
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = dir.path().join("evidence");
+    let out = acquire(&moto, &evidence);
+    assert_eq!(out.code, 2, "incomplete: {}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("archived (GLACIER): {LOG}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("recovered from an earlier version"),
+        "{}",
+        out.stderr
+    );
+    assert!(!evidence.join(LOG).exists(), "nothing copied in its place");
+    let offline = json(&verify_offline(&evidence));
+    let kinds: Vec<&str> = offline["chains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert!(!kinds.contains(&"overwritten_in_bucket"), "{kinds:?}");
+    assert_eq!(finding_on(&offline, LOG)["kind"], "log_missing");
+}
