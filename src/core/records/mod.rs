@@ -19,8 +19,10 @@
 //!   escaped spellings included (`"event\u0049D"` is `eventID`): readers disagree on which
 //!   copy counts (jq takes the last), so a filter's decision or a column would depend on the
 //!   reader;
-//! - a top-level key `trailproof`: the output adds the provenance under that key, and a second
-//!   one would let the record forge it for readers that take the first.
+//! - a top-level key `trailproof`, or any key starting so (`trailproof_verdict`): the output
+//!   adds the provenance under that key (and the Timesketch and Parquet outputs under
+//!   `trailproof_*` names), and a record's own would let it forge them for readers that take
+//!   the first, or that flatten the lines into columns (DuckDB's `read_json_auto`).
 //!
 //! Everything else is a **record, kept and exported unchanged**: the file was proven, so its
 //! records are evidence as CloudTrail wrote them, however strange. A field that is missing, of

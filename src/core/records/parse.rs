@@ -52,8 +52,9 @@ pub enum RecordsError {
         /// The field, as `userIdentity.arn` for a nested one.
         field: &'static str,
     },
-    /// A record has a top-level `trailproof` key, which the output reserves for provenance.
-    #[error("record {index} has a top-level \"trailproof\" key")]
+    /// A record has a top-level key starting `trailproof`, which the outputs reserve for
+    /// provenance.
+    #[error("record {index} has a top-level key starting \"trailproof\"")]
     ReservedKey {
         /// Its position in `Records`, from 0.
         index: usize,
@@ -459,7 +460,7 @@ impl<'de> de::Visitor<'de> for FieldsVisitor<'_> {
         ];
         let mut seen = [false; FIELDS.len()];
         while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
-            if key == "trailproof" {
+            if key.starts_with("trailproof") {
                 let index = self.index;
                 return Err(self.fail(RecordsError::ReservedKey { index }));
             }
@@ -748,6 +749,12 @@ mod tests {
         );
         assert_eq!(
             parse(r#"{"Records":[{"trailpr\u006fof":1}]}"#),
+            Err(E::ReservedKey { index: 0 })
+        );
+        // Found by the red team: a record's own `trailproof_verdict` became a column of that
+        // name in DuckDB's `read_json_auto`, beside the provenance's.
+        assert_eq!(
+            parse(r#"{"Records":[{"trailproof_verdict":"valid"}]}"#),
             Err(E::ReservedKey { index: 0 })
         );
         // A nested `trailproof` or a repeated key trailproof does not read: kept as written.
