@@ -13,8 +13,6 @@ use cli::progress::Bars;
 use cli::{Cli, Command, VerifyArgs};
 use trailproof::engine::{self, FindingSink};
 use trailproof::report::Report;
-use trailproof::source::local::LocalEvidence;
-use trailproof::source::PinnedKeys;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -59,14 +57,8 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
         if args.source.starts_with("s3://") {
             verify_s3(args, sink)?
         } else {
-            let path = args
-                .evidence
-                .public_keys
-                .as_ref()
-                .ok_or(CliError::NoPublicKeys)?;
-            let keys = PinnedKeys::from_file(path)?;
             let dir = Path::new(&args.source);
-            let evidence = LocalEvidence::open(dir)?;
+            let (evidence, keys) = args.evidence.open_local(dir)?;
             engine::verify_streaming(&evidence, &keys, &args.settings(), sink, &Bars::on_stderr())
                 .map_err(|e| CliError::in_folder(e, dir))?
         }

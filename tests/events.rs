@@ -8,6 +8,9 @@ use std::process::Command;
 use serde_json::Value;
 use trailproof_testgen::{gunzip, Corpus, World};
 
+mod support;
+use support::written;
+
 const BUCKET: &str = "acme-cloudtrail-logs";
 
 /// Two Regions, three hours of two log files each, so the sort has files to interleave.
@@ -18,13 +21,6 @@ fn world() -> World {
         .logs_per_hour(2)
         .records_per_log(5)
         .seed(0xE7E7)
-}
-
-fn written(corpus: &Corpus) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let case = dir.path().join("case");
-    corpus.write(&case).unwrap();
-    (dir, case)
 }
 
 struct Run {

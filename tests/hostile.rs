@@ -4,8 +4,9 @@
 //! or come out valid.
 
 mod support;
+use support::written;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use trailproof_testgen::{Corpus, World};
@@ -22,14 +23,6 @@ fn world() -> World {
         .logs_per_hour(2)
         .records_per_log(3)
         .seed(0x4057)
-}
-
-/// A corpus written to a fresh directory: `(guard, case)`, the copy at `case/bucket`.
-fn written(corpus: &Corpus) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let case = dir.path().join("case");
-    corpus.write(&case).unwrap();
-    (dir, case)
 }
 
 struct Run {

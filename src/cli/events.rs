@@ -18,8 +18,7 @@ use trailproof::engine::events::{
 };
 use trailproof::engine::Settings;
 use trailproof::report::records::{Jsonl, Parquet, RecordWriter, Timesketch, WriteError};
-use trailproof::source::local::LocalEvidence;
-use trailproof::source::{KeyProvider, ObjectSource, PinnedKeys};
+use trailproof::source::{KeyProvider, ObjectSource};
 
 use super::error::CliError;
 use super::progress::Bars;
@@ -130,13 +129,7 @@ fn open(args: &EventsArgs) -> Result<Opened, CliError> {
     if args.source.starts_with("s3://") {
         return open_s3(args);
     }
-    let path = args
-        .evidence
-        .public_keys
-        .as_ref()
-        .ok_or(CliError::NoPublicKeys)?;
-    let keys = PinnedKeys::from_file(path)?;
-    let evidence = LocalEvidence::open(Path::new(&args.source))?;
+    let (evidence, keys) = args.evidence.open_local(Path::new(&args.source))?;
     Ok((Box::new(evidence), Box::new(keys)))
 }
 

@@ -6,13 +6,17 @@ pub mod progress;
 pub mod report;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 
 use trailproof::core::types::decode_lower_hex;
 use trailproof::engine::Settings;
+use trailproof::source::local::LocalEvidence;
+use trailproof::source::PinnedKeys;
+
+use error::CliError;
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -100,6 +104,13 @@ pub struct EvidenceArgs {
 }
 
 impl EvidenceArgs {
+    /// A local copy at `dir` and the pinned keys to verify it with (required for a copy).
+    pub fn open_local(&self, dir: &Path) -> Result<(LocalEvidence, PinnedKeys), CliError> {
+        let path = self.public_keys.as_ref().ok_or(CliError::NoPublicKeys)?;
+        let keys = PinnedKeys::from_file(path)?;
+        Ok((LocalEvidence::open(dir)?, keys))
+    }
+
     /// The engine settings these flags select; `omit_valid_logs` as the output needs.
     pub fn settings(&self, omit_valid_logs: bool) -> Settings {
         Settings {

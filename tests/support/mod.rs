@@ -9,6 +9,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// A generated corpus written to a fresh directory: `(guard, case)`, the copy at
+/// `case/bucket`.
+pub fn written(corpus: &trailproof_testgen::Corpus) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case");
+    corpus.write(&case).unwrap();
+    (dir, case)
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
