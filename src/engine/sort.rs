@@ -420,12 +420,9 @@ mod tests {
         assert!(s.push(entry(None, "", "")).is_err());
     }
 
-    #[test]
-    fn a_corrupt_run_is_an_error_not_a_panic() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = ExternalSort::new(dir.path(), 0);
-        s.push(entry(Some(1), "a", "payload")).unwrap();
-        let run = std::fs::read_dir(dir.path())
+    /// Takes the last 3 bytes off the one run file in `dir`.
+    fn cut_the_run(dir: &std::path::Path) {
+        let run = std::fs::read_dir(dir)
             .unwrap()
             .next()
             .unwrap()
@@ -433,6 +430,14 @@ mod tests {
             .path();
         let bytes = std::fs::read(&run).unwrap();
         std::fs::write(&run, &bytes[..bytes.len() - 3]).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_run_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ExternalSort::new(dir.path(), 0);
+        s.push(entry(Some(1), "a", "payload")).unwrap();
+        cut_the_run(dir.path());
         s.push(entry(Some(2), "b", "more")).unwrap();
         // The first entry of each run is read when the merge starts.
         assert!(s.finish().is_err());
@@ -443,14 +448,7 @@ mod tests {
         s.push(entry(Some(1), "a", "payload")).unwrap();
         s.push(entry(Some(2), "b", &"x".repeat(300))).unwrap();
         assert_eq!(s.runs_written(), 1);
-        let run = std::fs::read_dir(dir.path())
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        let bytes = std::fs::read(&run).unwrap();
-        std::fs::write(&run, &bytes[..bytes.len() - 3]).unwrap();
+        cut_the_run(dir.path());
         let out: Vec<io::Result<Entry>> = s.finish().unwrap().collect();
         assert_eq!(out.len(), 2);
         assert!(out[0].is_ok() && out[1].is_err());
