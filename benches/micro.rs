@@ -6,7 +6,9 @@
 //! - `sha256`: the hash alone, sha2 against ring, to know what share of the work it is;
 //! - `rsa_verify`: one digest signature (string-to-sign + RSASSA-PKCS1-v1_5/SHA-256);
 //! - `digest_parse`: one digest of 50 log files from its inflated bytes;
-//! - `chain_walk`: one chain of 10,000 hourly digests, every signature and link checked.
+//! - `chain_walk`: one chain of 10,000 hourly digests, every signature and link checked;
+//! - `records`: one log file's records read (`parse_records`: the envelope checked, each
+//!   record's text and the fields `events` filters and sorts on), per inflated MB.
 //!
 //! Run: `cargo bench --no-default-features --bench micro` (add `-- inflate_hash` to pick groups
 //! by regular expression). The inputs come
@@ -24,6 +26,7 @@ use trailproof::core::finding::Verdict;
 use trailproof::core::gz::{Inflater, Limits};
 use trailproof::core::keyfile::parse_key_file;
 use trailproof::core::layout::{parse_key, CloudTrailKey};
+use trailproof::core::records::{parse_records, RecordLimits};
 use trailproof::core::sign::{verify_digest, KeySet, SigningTime};
 use trailproof::core::types::{decode_lower_hex, S3Location};
 use trailproof_testgen::{gunzip, Corpus, World};
@@ -223,5 +226,25 @@ fn chain_walk(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, inflate_hash, sha256, digest_checks, chain_walk);
+fn records(c: &mut Criterion) {
+    let log = gunzip(&log_file(1000)).expect("the generator gzips");
+    let mut group = c.benchmark_group("records");
+    group.throughput(Throughput::Bytes(log.len() as u64));
+    group.bench_function("parse_records_1000", |b| {
+        b.iter(|| {
+            let records = parse_records(black_box(&log), RecordLimits::LOG).expect("well formed");
+            black_box(records.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    inflate_hash,
+    sha256,
+    digest_checks,
+    chain_walk,
+    records
+);
 criterion_main!(benches);

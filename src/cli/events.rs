@@ -376,6 +376,9 @@ pub fn run(args: &EventsArgs) -> Result<u8, CliError> {
             return Err(CliError::in_folder(e, Path::new(&args.source)));
         }
     };
+    // The report's findings (one per log file) are not needed while the records are written.
+    let mut code = report.exit_code();
+    drop(report);
     let written = write_all(args.format, out, &mut records);
     let stats = records.stats().clone();
     drop(records);
@@ -403,7 +406,6 @@ pub fn run(args: &EventsArgs) -> Result<u8, CliError> {
         }
     }
     let _ = writeln!(stderr, "{}", summary(&stats));
-    let mut code = report.exit_code();
     if stats.left_out.unreadable() {
         code = code.max(2);
     } else if stats.left_out.total() > 0 {

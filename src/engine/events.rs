@@ -62,7 +62,8 @@
 //! file, 1 GiB; CloudTrail's are a few MB); the sort's budget or the dedupe window bounds the
 //! rest. One [`Carrier`] per file read is kept until the end.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -115,7 +116,8 @@ impl Default for ExportOptions {
 pub enum Order {
     /// By (eventTime, eventID), records without an eventTime first.
     Sorted {
-        /// Bytes of records held before a sorted run is spilled to a file.
+        /// Bytes of records held before a sorted run is spilled to a file. While the run
+        /// hashes, one run is written as the next fills: up to twice this is held.
         memory: usize,
         /// Where run files go (a new folder is made in it, and removed).
         temp_dir: PathBuf,
@@ -217,7 +219,9 @@ pub fn verify_and_export<'s>(
                 (t, sort)
             }),
             files: Vec::new(),
-            by_key: HashMap::new(),
+            taken: HashSet::new(),
+            hasher: RandomState::new(),
+            spilling: false,
         }),
     };
     let report = verify_tapped(source, key_provider, settings, sink, observer, Some(&tap))?;
@@ -251,8 +255,13 @@ struct TapState {
     sort: io::Result<(TempDir, ExternalSort)>,
     /// The files whose records are in the sort, by slot.
     files: Vec<FileSlot>,
-    /// The slot of each file, by key.
-    by_key: HashMap<String, usize>,
+    /// The hash of each file's key (not the key: a copy per file is memory that grows with
+    /// the range). Two keys with one hash (never seen, keys are random per run): the second
+    /// file is not taken, and is read again.
+    taken: HashSet<u64>,
+    hasher: RandomState,
+    /// Whether a thread is writing a run unlocked.
+    spilling: bool,
 }
 
 /// Takes the records of each proven file into the sort as the run hashes it.
@@ -297,7 +306,8 @@ impl LogTap for SortTap<'_> {
         let slot = {
             let mut state = self.lock();
             // Named by two digests, a file is hashed twice: its records are taken once.
-            if state.sort.is_err() || state.by_key.contains_key(&log.key) {
+            let hash = state.hasher.hash_one(&log.key);
+            if state.sort.is_err() || !state.taken.insert(hash) {
                 return;
             }
             let slot = state.files.len();
@@ -305,18 +315,51 @@ impl LogTap for SortTap<'_> {
                 carrier: Arc::new(proven.carrier().clone()),
                 delivered,
             });
-            state.by_key.insert(log.key.clone(), slot);
             slot
         };
         // A slot past u32 is caught when the export starts (too many files).
         let entries = sort_entries(&records, self.filter, &log.key, slot_u32(slot));
-        let mut state = self.lock();
-        if let Ok((_, sort)) = &mut state.sort {
+        let mut mine = None;
+        {
+            let mut state = self.lock();
             for entry in entries {
-                if let Err(e) = sort.push(entry) {
-                    state.sort = Err(e);
+                let TapState {
+                    sort: Ok((_, sort)),
+                    spilling,
+                    ..
+                } = &mut *state
+                else {
                     break;
+                };
+                let result = match sort.push_deferred(entry) {
+                    // One run is written unlocked at a time, so that the other threads go on
+                    // taking records meanwhile; another while it is, is written here, locked:
+                    // memory stays within two budgets however many threads there are.
+                    Ok(Some(spill)) if !*spilling && mine.is_none() => {
+                        *spilling = true;
+                        mine = Some(spill);
+                        Ok(())
+                    }
+                    Ok(Some(spill)) => spill.write().and_then(|run| sort.add_run(run)),
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result {
+                    state.sort = Err(e);
                 }
+            }
+        }
+        if let Some(spill) = mine {
+            let run = spill.write();
+            let mut state = self.lock();
+            state.spilling = false;
+            let added = match (run, &mut state.sort) {
+                (Ok(run), Ok((_, sort))) => sort.add_run(run),
+                (Ok(_), Err(_)) => Ok(()),
+                (Err(e), _) => Err(e),
+            };
+            if let Err(e) = added {
+                state.sort = Err(e);
             }
         }
     }
@@ -343,7 +386,14 @@ fn sort_entries(records: &[Record<'_>], filter: &EventFilter, key: &str, slot: u
         .filter(|(_, r)| filter.matches(r))
         .map(|(place, r)| Entry {
             time: r.event_time,
-            payload: payload(r.raw(), r.event_id.is_some(), slot),
+            payload: payload(
+                r.raw(),
+                Origin {
+                    has_id: r.event_id.is_some(),
+                    slot,
+                    place: slot_u32(place),
+                },
+            ),
             event_id: match &r.event_id {
                 Some(id) => id.to_string(),
                 None => format!("\u{0}{key}\u{0}{place:010}"),
@@ -385,7 +435,7 @@ enum State {
     Merging {
         sorted: Sorted,
         _temp: TempDir,
-        group: Vec<(u32, String, Arc<Carrier>)>,
+        group: Vec<RecordCopy>,
         group_key: Option<(Option<Timestamp>, String)>,
     },
     /// As read.
@@ -413,8 +463,14 @@ impl<'s> VerifiedRecords<'s> {
                 // the same digest and hash; the report's other files are read again.
                 let mut files: Vec<Option<FileSlot>> = Vec::with_capacity(tap.files.len());
                 let mut taken = vec![false; tap.files.len()];
+                let by_key: HashMap<&str, usize> = tap
+                    .files
+                    .iter()
+                    .enumerate()
+                    .map(|(slot, f)| (f.carrier.log.key.as_str(), slot))
+                    .collect();
                 wanted.retain(|c| {
-                    let slot = tap.by_key.get(&c.log.key).copied();
+                    let slot = by_key.get(c.log.key.as_str()).copied();
                     let Some(f) = slot.and_then(|s| tap.files.get(s)) else {
                         return true;
                     };
@@ -428,6 +484,8 @@ impl<'s> VerifiedRecords<'s> {
                     }
                     !same
                 });
+                // Most files were taken: the room of the candidates read again is what stays.
+                wanted.shrink_to_fit();
                 for (slot, keep) in tap.files.into_iter().zip(taken) {
                     files.push(keep.then_some(slot));
                 }
@@ -563,10 +621,10 @@ impl<'s> VerifiedRecords<'s> {
     }
 
     /// Sorted order: the group's records, in their files' order, copies merged, made ready.
-    fn close_group(&mut self, group: &mut Vec<(u32, String, Arc<Carrier>)>) {
+    fn close_group(&mut self, group: &mut Vec<RecordCopy>) {
         // Most records are delivered once: nothing to order or merge.
         if group.len() == 1 {
-            if let Some((_, text, carrier)) = group.pop() {
+            if let Some(RecordCopy { text, carrier, .. }) = group.pop() {
                 self.ready.push_back(ExportedRecord {
                     text,
                     provenance: Provenance::new(carrier),
@@ -574,9 +632,11 @@ impl<'s> VerifiedRecords<'s> {
             }
             return;
         }
-        group.sort_by_key(|(rank, _, _)| *rank);
+        // By file, then place in the file: the order the sort gave equal keys in depends on
+        // which thread spilled first.
+        group.sort_by_key(|c| c.order);
         let first = self.ready.len();
-        for (_, text, carrier) in group.drain(..) {
+        for RecordCopy { text, carrier, .. } in group.drain(..) {
             let ours = self.ready.range_mut(first..);
             if let Some(same) = ours.into_iter().find(|r| r.text == text) {
                 same.provenance.merge(Provenance::new(carrier));
@@ -611,22 +671,27 @@ impl<'s> VerifiedRecords<'s> {
                 return Ok(false);
             };
             let entry = entry.map_err(ExportError::Sort)?;
-            let (text, has_id, slot) = unpack(entry.payload)?;
+            let (text, origin) = unpack(entry.payload)?;
             let key = (entry.time, entry.event_id);
-            let closes = !has_id || group_key.as_ref() != Some(&key);
+            let closes = !origin.has_id || group_key.as_ref() != Some(&key);
             if closes {
-                *group_key = has_id.then_some(key);
+                *group_key = origin.has_id.then_some(key);
             }
             // Taken out while the group is closed, and put back: its room is reused.
             let mut group = std::mem::take(group);
             if closes {
                 self.close_group(&mut group);
             }
+            let slot = origin.slot as usize;
             let file = self.files.get(slot).ok_or(ExportError::DamagedRun)?;
             // A file taken while the run hashed that the report did not want: its records go.
             if let Some(f) = file {
                 let rank = self.ranks.get(slot).copied().unwrap_or(u32::MAX);
-                group.push((rank, text, Arc::clone(&f.carrier)));
+                group.push(RecordCopy {
+                    order: (rank, origin.place),
+                    text,
+                    carrier: Arc::clone(&f.carrier),
+                });
             }
             if let State::Merging { group: g, .. } = &mut self.state {
                 *g = group;
@@ -658,7 +723,7 @@ impl<'s> VerifiedRecords<'s> {
                 return false;
             };
             for entry in entries {
-                let Ok((text, has_id, _)) = unpack(entry.payload) else {
+                let Ok((text, Origin { has_id, .. })) = unpack(entry.payload) else {
                     continue;
                 };
                 dedupe.push(
@@ -714,30 +779,55 @@ impl Iterator for VerifiedRecords<'_> {
     }
 }
 
-/// The bytes after a record's text in its sort payload.
-const TRAILER: usize = 5;
+/// One copy of a record in a group of equal (eventTime, eventID): its file's rank and its
+/// place in the file, its text and its file.
+struct RecordCopy {
+    order: (u32, u32),
+    text: String,
+    carrier: Arc<Carrier>,
+}
 
-/// A sort entry's payload: the record's text, then whether it has an eventID and the index of
-/// its file. The text comes first so that [`unpack`] gives it back without copying.
-fn payload(text: &str, has_id: bool, file: u32) -> Vec<u8> {
+/// Where a sorted record comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Origin {
+    /// Whether it has an eventID.
+    has_id: bool,
+    /// Its file's slot.
+    slot: u32,
+    /// Its place among its file's records.
+    place: u32,
+}
+
+/// The bytes after a record's text in its sort payload.
+const TRAILER: usize = 9;
+
+/// A sort entry's payload: the record's text, then its [`Origin`]. The text comes first so
+/// that [`unpack`] gives it back without copying.
+fn payload(text: &str, origin: Origin) -> Vec<u8> {
     let mut p = Vec::with_capacity(text.len() + TRAILER);
     p.extend_from_slice(text.as_bytes());
-    p.push(u8::from(has_id));
-    p.extend_from_slice(&file.to_le_bytes());
+    p.push(u8::from(origin.has_id));
+    p.extend_from_slice(&origin.slot.to_le_bytes());
+    p.extend_from_slice(&origin.place.to_le_bytes());
     p
 }
 
-fn unpack(mut payload: Vec<u8>) -> Result<(String, bool, usize), ExportError> {
+fn unpack(mut payload: Vec<u8>) -> Result<(String, Origin), ExportError> {
     let at = payload
         .len()
         .checked_sub(TRAILER)
         .ok_or(ExportError::DamagedRun)?;
-    let Some(&[flag, a, b, c, d]) = payload.get(at..) else {
+    let Some(&[flag, s0, s1, s2, s3, p0, p1, p2, p3]) = payload.get(at..) else {
         return Err(ExportError::DamagedRun);
+    };
+    let origin = Origin {
+        has_id: flag == 1,
+        slot: u32::from_le_bytes([s0, s1, s2, s3]),
+        place: u32::from_le_bytes([p0, p1, p2, p3]),
     };
     payload.truncate(at);
     let text = String::from_utf8(payload).map_err(|_| ExportError::DamagedRun)?;
-    Ok((text, flag == 1, u32::from_le_bytes([a, b, c, d]) as usize))
+    Ok((text, origin))
 }
 
 /// A new, empty folder for the sort's runs, removed when dropped.
@@ -773,9 +863,14 @@ mod tests {
 
     #[test]
     fn sort_payloads_round_trip() {
-        let p = payload(r#"{"a":1}"#, true, 70_000);
-        assert_eq!(unpack(p).unwrap(), (r#"{"a":1}"#.to_owned(), true, 70_000));
+        let origin = Origin {
+            has_id: true,
+            slot: 70_000,
+            place: 3,
+        };
+        let p = payload(r#"{"a":1}"#, origin);
+        assert_eq!(unpack(p).unwrap(), (r#"{"a":1}"#.to_owned(), origin));
         assert!(unpack(vec![1, 0]).is_err());
-        assert!(unpack(vec![0xff, 1, 0, 0, 0, 0]).is_err());
+        assert!(unpack(vec![0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
     }
 }

@@ -1,5 +1,4 @@
-//! External sort by (eventTime, eventID), for `trailproof events` (issue 12); nothing calls it
-//! yet.
+//! External sort by (eventTime, eventID), for `trailproof events`.
 //!
 //! Entries (a key and an opaque payload, such as an output line) are held in memory up to a
 //! budget, then sorted and spilled to a run file in a directory the caller chooses; the result
@@ -8,8 +7,9 @@
 //! other, where a caller can merge them exactly.
 //!
 //! **Memory**: the payloads and event IDs held before a spill (about `memory_budget` bytes,
-//! plus one entry, plus about 64 bytes per entry), then, while merging, one entry and a 64 KiB
-//! read buffer per run. Runs are merged into one whenever [`FAN_IN`] of them exist, so no more
+//! plus one entry, plus about 64 bytes per entry; with [`ExternalSort::push_deferred`], also
+//! each [`Spill`] its callers are writing), then, while merging, one entry and a 64 KiB read
+//! buffer per run. Runs are merged into one whenever [`FAN_IN`] of them exist, so no more
 //! than [`FAN_IN`] run files are read at once (plus the one a merge writes).
 //!
 //! Run files are named `trailproof-sort-PID-N.run`, created new (never overwriting a file) and
@@ -51,7 +51,7 @@ impl Entry {
 
 /// A run file, removed when dropped.
 #[derive(Debug)]
-struct Run {
+pub struct Run {
     path: PathBuf,
 }
 
@@ -91,20 +91,37 @@ impl ExternalSort {
     /// Adds one entry; may spill a run. A payload or event ID of 4 GiB or more is refused.
     /// After an I/O error the sorter has lost entries: drop it.
     pub fn push(&mut self, entry: Entry) -> io::Result<()> {
-        if u32::try_from(entry.payload.len()).is_err()
-            || u32::try_from(entry.event_id.len()).is_err()
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "an entry of 4 GiB or more",
-            ));
-        }
+        check_size(&entry)?;
         self.buffered += entry.cost();
         self.buffer.push(entry);
         if self.buffered > self.budget {
             self.spill()?;
         }
         Ok(())
+    }
+
+    /// As [`ExternalSort::push`], but a run to spill is handed back to be written by the
+    /// caller ([`Spill::write`], then [`ExternalSort::add_run`]): a sorter that threads share
+    /// behind a lock is then not held while 64 MiB are sorted and written.
+    pub fn push_deferred(&mut self, entry: Entry) -> io::Result<Option<Spill>> {
+        check_size(&entry)?;
+        self.buffered += entry.cost();
+        self.buffer.push(entry);
+        if self.buffered <= self.budget {
+            return Ok(None);
+        }
+        self.buffered = 0;
+        Ok(Some(Spill {
+            entries: std::mem::take(&mut self.buffer),
+            path: self.run_path(),
+        }))
+    }
+
+    /// Adds a run written from a [`Spill`] of this sorter.
+    pub fn add_run(&mut self, run: Run) -> io::Result<()> {
+        self.spilled += 1;
+        self.runs.push(run);
+        self.merge_if_full()
     }
 
     /// How many runs were written so far (merges included).
@@ -121,48 +138,77 @@ impl ExternalSort {
     }
 
     fn spill(&mut self) -> io::Result<()> {
-        self.buffer.sort_by(Entry::key_cmp);
-        let entries = std::mem::take(&mut self.buffer);
         self.buffered = 0;
-        let run = self.write_run(entries.into_iter().map(Ok))?;
-        self.runs.push(run);
+        let spill = Spill {
+            entries: std::mem::take(&mut self.buffer),
+            path: self.run_path(),
+        };
+        let run = spill.write()?;
+        self.add_run(run)
+    }
+
+    fn merge_if_full(&mut self) -> io::Result<()> {
         if self.runs.len() >= FAN_IN {
             let runs = std::mem::take(&mut self.runs);
             let merged = Sorted::new(runs, Vec::new().into_iter())?;
-            let run = self.write_run(merged)?;
+            let run = write_run(self.run_path(), merged)?;
+            self.spilled += 1;
             self.runs.push(run);
         }
         Ok(())
     }
 
-    fn write_run(&mut self, entries: impl Iterator<Item = io::Result<Entry>>) -> io::Result<Run> {
-        let (file, run) = self.create_run()?;
-        let mut out = BufWriter::with_capacity(1 << 16, file);
-        for entry in entries {
-            write_entry(&mut out, &entry?)?;
-        }
-        // Scratch data: flushed, not synced.
-        out.flush()?;
-        self.spilled += 1;
-        Ok(run)
+    /// A name for the next run file (made new when written: an existing file is not reused).
+    fn run_path(&mut self) -> PathBuf {
+        let name = format!(
+            "trailproof-sort-{}-{}.run",
+            std::process::id(),
+            self.next_name
+        );
+        self.next_name += 1;
+        self.dir.join(name)
     }
+}
 
-    fn create_run(&mut self) -> io::Result<(File, Run)> {
-        loop {
-            let name = format!(
-                "trailproof-sort-{}-{}.run",
-                std::process::id(),
-                self.next_name
-            );
-            self.next_name += 1;
-            let path = self.dir.join(name);
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(file) => return Ok((file, Run { path })),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
+/// Entries that went over the budget, to be sorted and written as one run.
+#[derive(Debug)]
+pub struct Spill {
+    entries: Vec<Entry>,
+    path: PathBuf,
+}
+
+impl Spill {
+    /// Sorts the entries and writes them to their run file.
+    pub fn write(mut self) -> io::Result<Run> {
+        self.entries.sort_by(Entry::key_cmp);
+        write_run(self.path, self.entries.into_iter().map(Ok))
     }
+}
+
+fn check_size(entry: &Entry) -> io::Result<()> {
+    if u32::try_from(entry.payload.len()).is_err() || u32::try_from(entry.event_id.len()).is_err() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an entry of 4 GiB or more",
+        ));
+    }
+    Ok(())
+}
+
+fn write_run(path: PathBuf, entries: impl Iterator<Item = io::Result<Entry>>) -> io::Result<Run> {
+    // Never overwrite: a file of that name is not ours.
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    let run = Run { path };
+    let mut out = BufWriter::with_capacity(1 << 16, file);
+    for entry in entries {
+        write_entry(&mut out, &entry?)?;
+    }
+    // Scratch data: flushed, not synced.
+    out.flush()?;
+    Ok(run)
 }
 
 fn write_entry(out: &mut impl Write, e: &Entry) -> io::Result<()> {
@@ -196,7 +242,10 @@ fn read_array<const N: usize>(input: &mut impl Read) -> io::Result<[u8; N]> {
 
 fn read_part(input: &mut impl Read) -> io::Result<Vec<u8>> {
     let len = u32::from_le_bytes(read_array(input)?);
-    let mut v = Vec::new();
+    // Room for the whole part first: growing from empty copied each payload several times,
+    // and the merge is the one step that does not run in parallel. Capped, so that a damaged
+    // length costs what the file holds, not what it claims.
+    let mut v = Vec::with_capacity((len as usize).min(1 << 20));
     input.take(u64::from(len)).read_to_end(&mut v)?;
     if v.len() != len as usize {
         return Err(invalid("truncated"));

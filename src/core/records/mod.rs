@@ -30,8 +30,13 @@
 //! a string with a lone surrogate escape) reads as absent (`None`): such a record passes no
 //! filter on that field, is never deduplicated when it has no `eventID`, and sorts before the
 //! records that have an `eventTime`. Duplicate keys that trailproof does not read stay as
-//! written. Nesting depth is not limited: serde_json skips the values trailproof does not read
+//! written. Nesting depth is not limited: the reader skips the values trailproof does not read
 //! with a loop, not recursion, so deep nesting costs time linear in its size and no stack.
+//!
+//! The reader is a one-pass JSON scanner of its own (a record is read once, not scanned as a
+//! value and then parsed again), held to serde_json's reading of every input: the same records
+//! with the same fields, and malformed for the same files. Its tests check that against the
+//! serde_json reader it replaced, on every generated log file and on 20,000 damaged ones.
 //!
 //! `readOnly` is read only as a JSON boolean (CloudTrail writes `true`/`false`); a string
 //! `"true"` reads as absent. `errorCode` counts as present when it is there and not `null`.

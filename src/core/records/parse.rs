@@ -1,13 +1,15 @@
-//! Reading a log file's records: the envelope walk, each record's fields, and the serde
-//! visitors that do it. What is an error and what is a record is set out in the documentation
+//! Reading a log file's records: the envelope walk and each record's fields, in one pass of a
+//! JSON scanner ([`Scanner`]). What is an error and what is a record is set out in the documentation
 //! of `core::records`, the parent module ("the module documentation" below).
 
 use std::borrow::Cow;
 use std::fmt;
 
 use jiff::Timestamp;
-use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess};
-use serde_json::value::RawValue;
+use serde::de;
+
+#[cfg(test)]
+mod oracle;
 
 /// Why a log file's content is not a well-formed log file: see the module documentation for
 /// the rule. Every record of such a file is left out.
@@ -166,13 +168,6 @@ impl Column {
     fn slot(self) -> usize {
         Column::ALL.iter().position(|c| *c == self).unwrap_or(0)
     }
-
-    /// The top-level column named `key`.
-    fn top_level(key: &str) -> Option<Column> {
-        Column::ALL
-            .into_iter()
-            .find(|c| c.name() == key && !c.name().contains('.'))
-    }
 }
 
 impl<'a> Record<'a> {
@@ -194,31 +189,31 @@ impl<'a> Record<'a> {
     /// Reads one record from its JSON text (an output line of `trailproof events` reads back as
     /// its record plus the `trailproof` key, so that one is refused here: use serde_json).
     pub fn parse(text: &'a str) -> Result<Record<'a>, RecordsError> {
-        let raw: &'a RawValue = serde_json::from_str(text).map_err(json_error)?;
-        Record::from_raw(raw.get(), 0)
+        let mut scan = Scanner::new(text);
+        scan.space();
+        let record = if scan.peek() == Some(b'{') {
+            scan.record(0)?
+        } else {
+            scan.value()?;
+            return Err(RecordsError::RecordNotAnObject { index: 0 });
+        };
+        scan.space();
+        scan.end()?;
+        Ok(record)
     }
 
-    fn from_raw(raw: &'a str, index: usize) -> Result<Record<'a>, RecordsError> {
-        if !raw.starts_with('{') {
-            return Err(RecordsError::RecordNotAnObject { index });
+    fn empty() -> Record<'a> {
+        Record {
+            raw: "",
+            event_time: None,
+            event_id: None,
+            event_name: None,
+            event_source: None,
+            user_arn: None,
+            has_error: false,
+            read_only: None,
+            columns: [None; Column::ALL.len()],
         }
-        let mut failure = None;
-        let mut de = serde_json::Deserializer::from_str(raw);
-        let result = de.deserialize_map(FieldsVisitor {
-            index,
-            failure: &mut failure,
-        });
-        match (result, failure) {
-            (_, Some(e)) => Err(e),
-            (Ok(record), None) => Ok(Record { raw, ..record }),
-            (Err(e), None) => Err(json_error(e)),
-        }
-    }
-}
-
-fn json_error(e: serde_json::Error) -> RecordsError {
-    RecordsError::Json {
-        detail: e.to_string(),
     }
 }
 
@@ -240,21 +235,34 @@ pub fn for_each_record<'a>(
     if !text.trim_start().starts_with('{') {
         return Err(RecordsError::NotAnObject);
     }
-    let mut walk = Walk {
-        each: &mut each,
-        limits,
-        count: 0,
-        failure: None,
-    };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let result = de
-        .deserialize_map(EnvelopeVisitor { walk: &mut walk })
-        .and_then(|()| de.end());
-    match (result, walk.failure) {
-        (_, Some(e)) => Err(e),
-        (Ok(()), None) => Ok(walk.count),
-        (Err(e), None) => Err(json_error(e)),
+    let mut scan = Scanner::new(text);
+    scan.space();
+    scan.expect(b'{', "'{'")?;
+    scan.space();
+    if scan.peek() == Some(b'}') {
+        return Err(RecordsError::MissingRecords);
     }
+    let mut count = None;
+    loop {
+        scan.space();
+        let key = scan.key()?;
+        if key != "Records" {
+            let key = key.into_owned();
+            return Err(RecordsError::UnexpectedKey { key });
+        }
+        if count.is_some() {
+            return Err(RecordsError::DuplicateRecords);
+        }
+        scan.colon()?;
+        count = Some(scan.records(limits, &mut each)?);
+        scan.space();
+        if scan.close(b'}')? {
+            break;
+        }
+    }
+    scan.space();
+    scan.end()?;
+    count.ok_or(RecordsError::MissingRecords)
 }
 
 /// Every record of a log file's inflated bytes, in file order, or why the file is malformed.
@@ -262,23 +270,6 @@ pub fn parse_records(raw: &[u8], limits: RecordLimits) -> Result<Vec<Record<'_>>
     let mut out = Vec::new();
     for_each_record(raw, limits, |r| out.push(r))?;
     Ok(out)
-}
-
-/// The walk's state: the callback, the count, and the typed error that stopped the parser
-/// (serde only carries strings).
-struct Walk<'w, F> {
-    each: &'w mut F,
-    limits: RecordLimits,
-    count: usize,
-    failure: Option<RecordsError>,
-}
-
-impl<F> Walk<'_, F> {
-    fn fail<E: de::Error>(&mut self, e: RecordsError) -> E {
-        let message = e.to_string();
-        self.failure = Some(e);
-        E::custom(message)
-    }
 }
 
 /// A string, borrowed from the input when it has no escapes.
@@ -306,282 +297,516 @@ impl<'de> de::Deserialize<'de> for CowStr<'de> {
     }
 }
 
-struct EnvelopeVisitor<'v, 'w, F> {
-    walk: &'v mut Walk<'w, F>,
-}
-
-impl<'de, F: FnMut(Record<'de>)> de::Visitor<'de> for EnvelopeVisitor<'_, '_, F> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object {\"Records\":[...]}")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = false;
-        while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
-            if key != "Records" {
-                return Err(self.walk.fail(RecordsError::UnexpectedKey {
-                    key: key.into_owned(),
-                }));
-            }
-            if seen {
-                return Err(self.walk.fail(RecordsError::DuplicateRecords));
-            }
-            seen = true;
-            map.next_value_seed(RecordsSeed {
-                walk: &mut *self.walk,
-            })?;
-        }
-        if !seen {
-            return Err(self.walk.fail(RecordsError::MissingRecords));
-        }
-        Ok(())
-    }
-}
-
-struct RecordsSeed<'v, 'w, F> {
-    walk: &'v mut Walk<'w, F>,
-}
-
-impl<'de, F: FnMut(Record<'de>)> DeserializeSeed<'de> for RecordsSeed<'_, '_, F> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, F: FnMut(Record<'de>)> de::Visitor<'de> for RecordsSeed<'_, '_, F> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of records")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-            let index = self.walk.count;
-            if index >= self.walk.limits.max_records {
-                let limit = self.walk.limits.max_records;
-                return Err(self.walk.fail(RecordsError::TooManyRecords { limit }));
-            }
-            let record = match Record::from_raw(raw.get(), index) {
-                Ok(r) => r,
-                Err(e) => return Err(self.walk.fail(e)),
-            };
-            self.walk.count = index.saturating_add(1);
-            (self.walk.each)(record);
-        }
-        Ok(())
-    }
-
-    // Any other JSON value: `Records` is not an array.
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(self.walk.fail(RecordsError::RecordsNotAnArray))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(self.walk.fail(RecordsError::RecordsNotAnArray))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(self.walk.fail(RecordsError::RecordsNotAnArray))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(self.walk.fail(RecordsError::RecordsNotAnArray))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(self.walk.fail(RecordsError::RecordsNotAnArray))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(self.walk.fail(RecordsError::RecordsNotAnArray))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(self.walk.fail(RecordsError::RecordsNotAnArray))
-    }
-}
-
-/// Reads the fields trailproof needs from one record (an object), leniently as to their values
-/// and strictly as to duplicates.
-struct FieldsVisitor<'f> {
-    index: usize,
-    failure: &'f mut Option<RecordsError>,
-}
-
-impl FieldsVisitor<'_> {
-    fn fail<E: de::Error>(&mut self, e: RecordsError) -> E {
-        let message = e.to_string();
-        *self.failure = Some(e);
-        E::custom(message)
-    }
-}
-
-/// A string value, or `None` when the value is not a readable JSON string.
-fn string_value(raw: &RawValue) -> Option<Cow<'_, str>> {
-    string_text(raw.get())
-}
-
-/// [`string_value`] of a value's JSON text.
+/// A string value's text (quotes included) decoded, or `None` when it is not a readable JSON
+/// string (not a string, or a lone surrogate escape, which no Rust string can hold).
 fn string_text(text: &str) -> Option<Cow<'_, str>> {
-    if !text.starts_with('"') {
-        return None;
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    // Without escapes (and so without quotes or control characters) a string is its own text.
+    if !inner.bytes().any(|b| b == b'\\' || b == b'"' || b < 0x20) {
+        return Some(Cow::Borrowed(inner));
     }
     serde_json::from_str::<CowStr<'_>>(text).ok().map(|s| s.0)
 }
 
-impl<'de> de::Visitor<'de> for FieldsVisitor<'_> {
-    type Value = Record<'de>;
+/// A read field of a record: the fields above and the columns.
+#[derive(Clone, Copy)]
+enum Field {
+    EventTime,
+    EventId,
+    EventName,
+    EventSource,
+    ErrorCode,
+    ReadOnly,
+    UserIdentity,
+    Column(Column),
+}
 
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a record object")
+impl Field {
+    /// The field a record's top-level key names, if trailproof reads it.
+    fn named(key: &str) -> Option<Field> {
+        Some(match key {
+            "eventTime" => Field::EventTime,
+            "eventID" => Field::EventId,
+            "eventName" => Field::EventName,
+            "eventSource" => Field::EventSource,
+            "errorCode" => Field::ErrorCode,
+            "readOnly" => Field::ReadOnly,
+            "userIdentity" => Field::UserIdentity,
+            "eventType" => Field::Column(Column::EventType),
+            "awsRegion" => Field::Column(Column::AwsRegion),
+            "recipientAccountId" => Field::Column(Column::RecipientAccountId),
+            "sourceIPAddress" => Field::Column(Column::SourceIpAddress),
+            "userAgent" => Field::Column(Column::UserAgent),
+            "errorMessage" => Field::Column(Column::ErrorMessage),
+            _ => return None,
+        })
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Record<'de>, A::Error> {
-        let mut record = Record {
-            raw: "",
-            event_time: None,
-            event_id: None,
-            event_name: None,
-            event_source: None,
-            user_arn: None,
-            has_error: false,
-            read_only: None,
-            columns: [None; Column::ALL.len()],
+    /// Its place among the fields a record may give once, and its name.
+    fn slot(self) -> (usize, &'static str) {
+        match self {
+            Field::EventTime => (0, "eventTime"),
+            Field::EventId => (1, "eventID"),
+            Field::EventName => (2, "eventName"),
+            Field::EventSource => (3, "eventSource"),
+            Field::ErrorCode => (4, "errorCode"),
+            Field::ReadOnly => (5, "readOnly"),
+            Field::UserIdentity => (6, "userIdentity"),
+            Field::Column(c) => (7 + c.slot(), c.name()),
+        }
+    }
+}
+
+/// Fields a record may give once: [`Field::slot`]'s places.
+const ONCE: usize = 7 + Column::ALL.len();
+
+/// A JSON scanner over a log file's text, made for CloudTrail's envelope: it checks the JSON
+/// grammar (RFC 8259, as serde_json reads it: any depth, numbers of any size, `\u` escapes not
+/// paired) in one pass, and reads only the fields trailproof needs, keeping every value's text.
+///
+/// One pass matters: a record is read once, not scanned as a value and then parsed again. The
+/// scanner never recurses (containers it skips are tracked in `open`), so no input can
+/// overflow the stack.
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+    /// The containers being skipped, innermost last: `true` for an object.
+    open: Vec<bool>,
+}
+
+/// The bytes that end a run of a string's body: `"`, `\\` and control characters. A table
+/// look-up per byte is faster than three comparisons (measured: `benches/micro.rs`, `records`).
+// Indexing in a constant: out of bounds would fail the build, never a run.
+#[allow(clippy::indexing_slicing)]
+const SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b < 0x20 || b == b'"' as usize || b == b'\\' as usize;
+        b += 1;
+    }
+    table
+};
+
+/// Bytes of a string's body up to the first `"`, `\\` or control character (none: its length).
+fn plain_run(rest: &[u8]) -> usize {
+    rest.iter()
+        .position(|&b| SPECIAL.get(usize::from(b)).copied().unwrap_or(true))
+        .unwrap_or(rest.len())
+}
+
+impl<'a> Scanner<'a> {
+    fn new(text: &'a str) -> Self {
+        Scanner {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+            open: Vec::new(),
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    /// The text from `start` to here.
+    fn since(&self, start: usize) -> &'a str {
+        self.text.get(start..self.at).unwrap_or_default()
+    }
+
+    fn space(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// A syntax error here, placed as serde_json places its own (line and column, from 1).
+    fn fault(&self, what: &str) -> RecordsError {
+        let before = self.bytes.get(..self.at).unwrap_or_default();
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = self.at
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |n| n + 1)
+            + 1;
+        let what = if self.at >= self.bytes.len() {
+            format!("end of input while expecting {what}")
+        } else {
+            format!("expected {what}")
         };
-        let mut seen_columns = [false; Column::ALL.len()];
-        // Which read fields were seen, in the order of FIELDS.
-        const FIELDS: [&str; 7] = [
-            "eventTime",
-            "eventID",
-            "eventName",
-            "eventSource",
-            "errorCode",
-            "readOnly",
-            "userIdentity",
-        ];
-        let mut seen = [false; FIELDS.len()];
-        while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
-            if key.starts_with("trailproof") {
-                let index = self.index;
-                return Err(self.fail(RecordsError::ReservedKey { index }));
+        RecordsError::Json {
+            detail: format!("{what} at line {line} column {column}"),
+        }
+    }
+
+    fn expect(&mut self, b: u8, what: &str) -> Result<(), RecordsError> {
+        if self.peek() != Some(b) {
+            return Err(self.fault(what));
+        }
+        self.at += 1;
+        Ok(())
+    }
+
+    fn end(&self) -> Result<(), RecordsError> {
+        match self.at < self.bytes.len() {
+            true => Err(self.fault("the end of the input")),
+            false => Ok(()),
+        }
+    }
+
+    /// After a member or element: `,` (then `false`) or the closing `end` (then `true`).
+    fn close(&mut self, end: u8) -> Result<bool, RecordsError> {
+        match self.peek() {
+            Some(b',') => {
+                self.at += 1;
+                Ok(false)
             }
-            if let Some(column) = Column::top_level(&key).filter(|c| *c != Column::ErrorCode) {
-                let slot = column.slot();
-                match seen_columns.get_mut(slot) {
-                    Some(s) if !*s => *s = true,
-                    _ => {
-                        let index = self.index;
-                        let field = column.name();
-                        return Err(self.fail(RecordsError::DuplicateField { index, field }));
+            Some(b) if b == end => {
+                self.at += 1;
+                Ok(true)
+            }
+            _ => Err(self.fault(if end == b'}' {
+                "',' or '}'"
+            } else {
+                "',' or ']'"
+            })),
+        }
+    }
+
+    /// A string from its opening quote; whether it has escapes.
+    fn string(&mut self) -> Result<bool, RecordsError> {
+        self.expect(b'"', "a string")?;
+        let mut escaped = false;
+        loop {
+            self.at += plain_run(self.bytes.get(self.at..).unwrap_or_default());
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(escaped);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.at += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                            self.at += 1
+                        }
+                        Some(b'u') => {
+                            self.at += 1;
+                            let hex = self.bytes.get(self.at..self.at + 4);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                return Err(self.fault("four hex digits after \\u"));
+                            }
+                            self.at += 4;
+                        }
+                        _ => return Err(self.fault("an escape")),
                     }
                 }
-                let value: &'de RawValue = map.next_value()?;
-                if let Some(c) = record.columns.get_mut(slot) {
-                    *c = Some(value.get());
-                }
-                continue;
+                Some(_) => return Err(self.fault("no control character in a string")),
+                None => return Err(self.fault("'\"'")),
             }
-            let Some(slot) = FIELDS.iter().position(|f| *f == key) else {
-                map.next_value::<IgnoredAny>()?;
+        }
+    }
+
+    /// A member's key and the `:` after it; the key decoded (escapes are rare: only then is
+    /// it copied).
+    fn key(&mut self) -> Result<Cow<'a, str>, RecordsError> {
+        let start = self.at;
+        let escaped = self.string()?;
+        let text = self.since(start);
+        if !escaped {
+            return Ok(Cow::Borrowed(
+                text.get(1..text.len() - 1).unwrap_or_default(),
+            ));
+        }
+        // A lone surrogate cannot be a key: an error, as serde_json makes it.
+        string_text(text).ok_or_else(|| RecordsError::Json {
+            detail: format!("unreadable key {text}"),
+        })
+    }
+
+    fn colon(&mut self) -> Result<(), RecordsError> {
+        self.space();
+        self.expect(b':', "':'")?;
+        self.space();
+        Ok(())
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    fn number(&mut self) -> Result<(), RecordsError> {
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek() {
+            Some(b'0') => {
+                self.at += 1;
+                if self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                    return Err(self.fault("no digit after a leading 0"));
+                }
+            }
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.fault("a digit")),
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return Err(self.fault("a digit after '.'"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.fault("a digit in the exponent"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A value that is not a container.
+    fn scalar(&mut self) -> Result<(), RecordsError> {
+        let word: Option<&[u8]> = match self.peek() {
+            Some(b'"') => return self.string().map(drop),
+            Some(b'-' | b'0'..=b'9') => return self.number(),
+            Some(b't') => Some(b"true"),
+            Some(b'f') => Some(b"false"),
+            Some(b'n') => Some(b"null"),
+            _ => None,
+        };
+        match word {
+            Some(w) if self.bytes.get(self.at..self.at + w.len()) == Some(w) => {
+                self.at += w.len();
+                Ok(())
+            }
+            _ => Err(self.fault("a value")),
+        }
+    }
+
+    /// Skips one value (at its first byte), checking it.
+    fn value(&mut self) -> Result<(), RecordsError> {
+        self.open.clear();
+        loop {
+            // A value begins.
+            match self.peek() {
+                Some(b'{') => {
+                    self.at += 1;
+                    self.space();
+                    if self.peek() == Some(b'}') {
+                        self.at += 1;
+                    } else {
+                        self.open.push(true);
+                        self.key()?;
+                        self.colon()?;
+                        continue;
+                    }
+                }
+                Some(b'[') => {
+                    self.at += 1;
+                    self.space();
+                    if self.peek() == Some(b']') {
+                        self.at += 1;
+                    } else {
+                        self.open.push(false);
+                        continue;
+                    }
+                }
+                _ => self.scalar()?,
+            }
+            // A value ended: close what it ends, up to a container with more to come.
+            loop {
+                let Some(&object) = self.open.last() else {
+                    return Ok(());
+                };
+                self.space();
+                if !self.close(if object { b'}' } else { b']' })? {
+                    self.space();
+                    if object {
+                        self.key()?;
+                        self.colon()?;
+                    }
+                    break;
+                }
+                self.open.pop();
+            }
+        }
+    }
+
+    /// The `Records` array's elements, each handed to `each`; how many there were.
+    fn records(
+        &mut self,
+        limits: RecordLimits,
+        each: &mut impl FnMut(Record<'a>),
+    ) -> Result<usize, RecordsError> {
+        match self.peek() {
+            Some(b'[') => self.at += 1,
+            Some(b'{') => return Err(RecordsError::RecordsNotAnArray),
+            _ => {
+                self.scalar()?;
+                return Err(RecordsError::RecordsNotAnArray);
+            }
+        }
+        self.space();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(0);
+        }
+        let mut count = 0;
+        loop {
+            self.space();
+            if count >= limits.max_records {
+                let limit = limits.max_records;
+                return Err(RecordsError::TooManyRecords { limit });
+            }
+            if self.peek() != Some(b'{') {
+                self.value()?;
+                return Err(RecordsError::RecordNotAnObject { index: count });
+            }
+            each(self.record(count)?);
+            count += 1;
+            self.space();
+            if self.close(b']')? {
+                return Ok(count);
+            }
+        }
+    }
+
+    /// One record, from its `{`.
+    fn record(&mut self, index: usize) -> Result<Record<'a>, RecordsError> {
+        let start = self.at;
+        let mut record = Record::empty();
+        let mut seen = [false; ONCE];
+        self.at += 1;
+        self.space();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            record.raw = self.since(start);
+            return Ok(record);
+        }
+        loop {
+            self.space();
+            let key = self.key()?;
+            if key.starts_with("trailproof") {
+                return Err(RecordsError::ReservedKey { index });
+            }
+            let field = Field::named(&key);
+            self.colon()?;
+            let Some(field) = field else {
+                self.value()?;
+                self.space();
+                if self.close(b'}')? {
+                    break;
+                }
                 continue;
             };
-            let field = FIELDS.get(slot).copied().unwrap_or("");
+            let (slot, name) = field.slot();
             match seen.get_mut(slot) {
                 Some(s) if !*s => *s = true,
-                _ => {
-                    let index = self.index;
-                    return Err(self.fail(RecordsError::DuplicateField { index, field }));
-                }
+                _ => return Err(RecordsError::DuplicateField { index, field: name }),
             }
-            let value: &'de RawValue = map.next_value()?;
+            let value_start = self.at;
+            if matches!(field, Field::UserIdentity) && self.peek() == Some(b'{') {
+                self.identity(index, &mut record)?;
+            } else {
+                self.value()?;
+            }
+            let value = self.since(value_start);
             match field {
-                "eventTime" => {
-                    record.event_time = string_value(value).and_then(|t| t.parse().ok());
+                Field::EventTime => {
+                    record.event_time = string_text(value).and_then(|t| t.parse().ok());
                 }
-                "eventID" => record.event_id = string_value(value),
-                "eventName" => record.event_name = string_value(value),
-                "eventSource" => record.event_source = string_value(value),
-                "errorCode" => {
-                    record.has_error = value.get() != "null";
-                    if let Some(c) = record.columns.get_mut(Column::ErrorCode.slot()) {
-                        *c = Some(value.get());
-                    }
+                Field::EventId => record.event_id = string_text(value),
+                Field::EventName => record.event_name = string_text(value),
+                Field::EventSource => record.event_source = string_text(value),
+                Field::ErrorCode => {
+                    record.has_error = value != "null";
+                    record.set_column(Column::ErrorCode, value);
                 }
-                "readOnly" => {
-                    record.read_only = match value.get() {
+                Field::ReadOnly => {
+                    record.read_only = match value {
                         "true" => Some(true),
                         "false" => Some(false),
                         _ => None,
                     }
                 }
-                _ => {
-                    // userIdentity: only an object has an arn.
-                    if value.get().starts_with('{') {
-                        let mut de = serde_json::Deserializer::from_str(value.get());
-                        let identity = de
-                            .deserialize_map(IdentityVisitor)
-                            .map_err(de::Error::custom)?;
-                        if let Some(field) = identity.duplicate {
-                            let index = self.index;
-                            return Err(self.fail(RecordsError::DuplicateField { index, field }));
-                        }
-                        record.user_arn = identity.arn.and_then(string_text);
-                        for (column, text) in [
-                            (Column::UserIdentityType, identity.kind),
-                            (Column::UserIdentityAccountId, identity.account),
-                        ] {
-                            if let Some(c) = record.columns.get_mut(column.slot()) {
-                                *c = text;
-                            }
-                        }
-                    }
+                Field::UserIdentity => {}
+                // Once each: `seen` refused a second.
+                Field::Column(c) => {
+                    record.set_column(c, value);
                 }
             }
+            self.space();
+            if self.close(b'}')? {
+                break;
+            }
         }
+        record.raw = self.since(start);
         Ok(record)
     }
-}
 
-/// What a `userIdentity` object holds of what trailproof reads: each value's JSON text, and
-/// the first field given twice.
-#[derive(Default)]
-struct Identity<'de> {
-    arn: Option<&'de str>,
-    kind: Option<&'de str>,
-    account: Option<&'de str>,
-    duplicate: Option<&'static str>,
-}
-
-struct IdentityVisitor;
-
-impl<'de> de::Visitor<'de> for IdentityVisitor {
-    type Value = Identity<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a userIdentity object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Identity<'de>, A::Error> {
-        // Read to the end even after a duplicate: the parser checks the object is closed.
-        let mut found = Identity::default();
-        while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
-            let (slot, field) = match key.as_ref() {
-                "arn" => (&mut found.arn, "userIdentity.arn"),
-                "type" => (&mut found.kind, "userIdentity.type"),
-                "accountId" => (&mut found.account, "userIdentity.accountId"),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-            };
-            if slot.is_some() {
-                found.duplicate.get_or_insert(field);
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            let value: &'de RawValue = map.next_value()?;
-            *slot = Some(value.get());
+    /// A `userIdentity` object, from its `{`: its `arn`, `type` and `accountId`.
+    fn identity(&mut self, index: usize, record: &mut Record<'a>) -> Result<(), RecordsError> {
+        self.at += 1;
+        self.space();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(());
         }
-        Ok(found)
+        let mut arn = None;
+        loop {
+            self.space();
+            let key = self.key()?;
+            let (slot, column, name) = match key.as_ref() {
+                "arn" => (0, None, "userIdentity.arn"),
+                "type" => (1, Some(Column::UserIdentityType), "userIdentity.type"),
+                "accountId" => (
+                    2,
+                    Some(Column::UserIdentityAccountId),
+                    "userIdentity.accountId",
+                ),
+                _ => (3, None, ""),
+            };
+            self.colon()?;
+            let value_start = self.at;
+            self.value()?;
+            let value = self.since(value_start);
+            if slot < 3 {
+                let taken = match column {
+                    None => arn.replace(value).is_some(),
+                    Some(c) => record.set_column(c, value),
+                };
+                if taken {
+                    return Err(RecordsError::DuplicateField { index, field: name });
+                }
+            }
+            self.space();
+            if self.close(b'}')? {
+                break;
+            }
+        }
+        record.user_arn = arn.and_then(string_text);
+        Ok(())
+    }
+}
+
+impl<'a> Record<'a> {
+    /// Sets a column's text; whether it was already set.
+    fn set_column(&mut self, column: Column, value: &'a str) -> bool {
+        self.columns
+            .get_mut(column.slot())
+            .is_some_and(|c| c.replace(value).is_some())
     }
 }
 
@@ -836,6 +1061,72 @@ mod tests {
         let r = parse(text).unwrap();
         assert_eq!(r[0].event_id.as_deref(), Some("e"));
         assert_eq!(r[0].raw().len() + "{\"Records\":[]}".len(), text.len());
+    }
+
+    /// The scanner against the serde reader it replaced: the same records with the same
+    /// fields, or malformed both (the first fault found may differ: both refuse the file).
+    fn same_as_the_serde_reader(bytes: &[u8], limits: RecordLimits) -> bool {
+        let ours = parse_records(bytes, limits);
+        let theirs = oracle::parse_records(bytes, limits);
+        match (&ours, &theirs) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{}", String::from_utf8_lossy(bytes)),
+            (Err(_), Err(_)) => {}
+            _ => panic!(
+                "scanner {ours:?}, serde {theirs:?} on {}",
+                String::from_utf8_lossy(bytes)
+            ),
+        }
+        ours.is_ok()
+    }
+
+    #[test]
+    fn the_scanner_reads_damaged_files_as_the_serde_reader_did() {
+        let logs = generated_logs();
+        for log in &logs {
+            assert!(same_as_the_serde_reader(log, RecordLimits::LOG));
+        }
+        let whole = &logs[0];
+        let first: Vec<&str> = parse_records(whole, RecordLimits::LOG)
+            .unwrap()
+            .iter()
+            .take(6)
+            .map(|r| r.raw())
+            .collect();
+        let odd = r#"{"eventID":"e\u0041","userIdentity":{"arn":"a","type":1,"x":[{"arn":2}]},"readOnly":null,"n":[-0.5e+3,0,1E2,true,false,null,{}],"s":"\"\\\/\b\f\n\r\t"}"#;
+        let log = format!("{{\"Records\":[{},{odd}]}}", first.join(","));
+        let log = log.as_bytes();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let specials = b"{}[]\",:\\ 0123456789eE.+-tfnuaxdD\x01\x1f\t\r\n";
+        let mut kept = 0;
+        for round in 0..20_000 {
+            let mut bytes = log.to_vec();
+            for _ in 0..1 + round % 3 {
+                let at = (rand() as usize) % bytes.len();
+                let b = specials[(rand() as usize) % specials.len()];
+                match rand() % 4 {
+                    0 => bytes.truncate(at.max(1)),
+                    1 => bytes[at] = b,
+                    2 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, b),
+                }
+                if bytes.is_empty() {
+                    bytes.push(b'{');
+                }
+            }
+            let limits = RecordLimits {
+                max_records: 1 + round % 8,
+            };
+            kept += usize::from(same_as_the_serde_reader(&bytes, limits));
+        }
+        assert!(kept > 2_000, "{kept}");
     }
 
     #[test]
