@@ -48,6 +48,10 @@ gz_seed() { # name header-bytes file
 }
 log=$(find "$cases/clean-plain/bucket" -name '*_CloudTrail_*.json.gz' | sort | head -1)
 dig=$(find "$cases/clean-plain/bucket" -name '*CloudTrail-Digest*.json.gz' | sort | head -1)
+# records: a whole inflated log file, and one record of every odd kind the reader keeps.
+rm -rf "$out/records" && mkdir -p "$out/records"
+gzip -dc "$log" > "$out/records/clean-plain-log.json"
+printf '%s' '{"Records":[{"eventID":"e\u0041","eventTime":"2026-01-02T03:04:05.5Z","userIdentity":{"arn":"a","type":1,"x":[{"arn":2}]},"readOnly":null,"errorCode":null,"n":[-0.5e+3,0,1E2,true,false,null,{}],"s":"\"\\\/\b\f\n\r\t\ud800"},{ }]}' > "$out/records/odd.json"
 gz_seed log-whole '\xff\xff\x00\x00' "$log"
 gz_seed log-1 '\xff\xff\x00\x01\x00' "$log"
 gz_seed digest-7-200 '\xff\x10\x00\x02\x06\xc7' "$dig"

@@ -21,8 +21,9 @@
 //!
 //! Records are taken only from a [`ProvenLog`]: inflated bytes whose SHA-256 (computed while
 //! inflating exactly those bytes) is the one a verified digest lists for the file. Which files
-//! count is decided by the run's report ([`candidates`]): those judged valid (and, when asked,
-//! those judged NOT VERIFIED). Records of INVALID files are never given, whatever the options.
+//! count is decided by the run's report ([`candidates`](crate::core::records::candidates)):
+//! those judged valid (and, when asked, those judged NOT VERIFIED). Records of INVALID files are
+//! never given, whatever the options.
 //!
 //! [`verify_and_export`] in sorted order takes the records while the run hashes the log files,
 //! from the bytes it hashes: one read of each file. Once the report is made, the records of a
@@ -78,7 +79,7 @@ use crate::core::finding::Verdict;
 use crate::core::gz::Inflated;
 use crate::core::layout::{parse_key, CloudTrailKey};
 use crate::core::records::{
-    candidates, write_line, Candidate, Carrier, Dedupe, EventFilter, LeftOut, LeftOutReason,
+    candidates_where, write_line, Candidate, Carrier, Dedupe, EventFilter, LeftOut, LeftOutReason,
     LineError, ProvenLog, Provenance, Record, RecordLimits,
 };
 use crate::core::types::{S3Location, Sha256};
@@ -451,17 +452,19 @@ impl<'s> VerifiedRecords<'s> {
         tapped: Option<TapState>,
     ) -> Self {
         let mut left_out = LeftOut::default();
-        let mut wanted = candidates(
-            report.all_findings(),
-            &report.bucket,
-            options.include_unverified,
-            &mut left_out,
-        );
-        let (files, state) = match (&options.order, tapped) {
+        let judged = |left_out: &mut LeftOut, keep: &mut dyn FnMut(&Candidate) -> bool| {
+            candidates_where(
+                report.all_findings(),
+                &report.bucket,
+                options.include_unverified,
+                left_out,
+                keep,
+            )
+        };
+        let (files, state, wanted) = match (&options.order, tapped) {
             (_, Some(tap)) => {
                 // A file taken while the run hashed is kept when the report judges it valid by
                 // the same digest and hash; the report's other files are read again.
-                let mut files: Vec<Option<FileSlot>> = Vec::with_capacity(tap.files.len());
                 let mut taken = vec![false; tap.files.len()];
                 let by_key: HashMap<&str, usize> = tap
                     .files
@@ -469,7 +472,7 @@ impl<'s> VerifiedRecords<'s> {
                     .enumerate()
                     .map(|(slot, f)| (f.carrier.log.key.as_str(), slot))
                     .collect();
-                wanted.retain(|c| {
+                let again = judged(&mut left_out, &mut |c| {
                     let slot = by_key.get(c.log.key.as_str()).copied();
                     let Some(f) = slot.and_then(|s| tap.files.get(s)) else {
                         return true;
@@ -484,19 +487,22 @@ impl<'s> VerifiedRecords<'s> {
                     }
                     !same
                 });
-                // Most files were taken: the room of the candidates read again is what stays.
-                wanted.shrink_to_fit();
-                for (slot, keep) in tap.files.into_iter().zip(taken) {
-                    files.push(keep.then_some(slot));
-                }
-                (files, State::Filling { sort: tap.sort })
+                drop(by_key);
+                let files: Vec<Option<FileSlot>> = tap
+                    .files
+                    .into_iter()
+                    .zip(taken)
+                    .map(|(slot, keep)| keep.then_some(slot))
+                    .collect();
+                (files, State::Filling { sort: tap.sort }, again)
             }
             (Order::Sorted { memory, temp_dir }, None) => {
                 let sort = TempDir::new(temp_dir.clone()).map(|t| {
                     let sort = ExternalSort::new(&t.0, *memory);
                     (t, sort)
                 });
-                (Vec::new(), State::Filling { sort })
+                let all = judged(&mut left_out, &mut |_| true);
+                (Vec::new(), State::Filling { sort }, all)
             }
             (
                 Order::Unsorted {
@@ -507,6 +513,7 @@ impl<'s> VerifiedRecords<'s> {
             ) => (
                 Vec::new(),
                 State::Streaming(Box::new(Dedupe::new(*window, *max_pending))),
+                judged(&mut left_out, &mut |_| true),
             ),
         };
         VerifiedRecords {

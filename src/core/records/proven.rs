@@ -112,6 +112,19 @@ pub fn candidates<'a>(
     include_unverified: bool,
     left_out: &mut LeftOut,
 ) -> Vec<Candidate> {
+    candidates_where(findings, bucket, include_unverified, left_out, |_| true)
+}
+
+/// [`candidates`], less those `keep` says no to (not counted in `left_out`: the caller has
+/// them another way), without holding them all first: one candidate per log file of a long
+/// range is memory that grows with the range.
+pub fn candidates_where<'a>(
+    findings: impl IntoIterator<Item = &'a Finding>,
+    bucket: &str,
+    include_unverified: bool,
+    left_out: &mut LeftOut,
+    mut keep: impl FnMut(&Candidate) -> bool,
+) -> Vec<Candidate> {
     // One judgement per log file (by key, whatever bucket a finding names): its worst
     // finding. A log file is what a log finding is about, or anything at a log file's key
     // (a link leading out of the copy there is a `path_escape`, and a log file left out).
@@ -151,7 +164,7 @@ pub fn candidates<'a>(
             left_out.add(LeftOutReason::Judged(f.kind));
             continue;
         }
-        out.push(Candidate {
+        let candidate = Candidate {
             log: S3Location::new(bucket, key),
             delivered,
             expected: if proven { expected } else { None },
@@ -161,7 +174,10 @@ pub fn candidates<'a>(
                 None
             },
             verdict: f.verdict,
-        });
+        };
+        if keep(&candidate) {
+            out.push(candidate);
+        }
     }
     out.sort_by(|a, b| (a.delivered, &a.log.key).cmp(&(b.delivered, &b.log.key)));
     out
