@@ -375,25 +375,16 @@ struct Scanner<'a> {
     open: Vec<bool>,
 }
 
-/// The bytes that end a run of a string's body: `"`, `\\` and control characters. A table
-/// look-up per byte is faster than three comparisons (measured: `benches/micro.rs`, `records`).
-// Indexing in a constant: out of bounds would fail the build, never a run.
-#[allow(clippy::indexing_slicing)]
-const SPECIAL: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = b < 0x20 || b == b'"' as usize || b == b'\\' as usize;
-        b += 1;
-    }
-    table
-};
-
 /// Bytes of a string's body up to the first `"`, `\\` or control character (none: its length).
+/// memchr finds the first quote or backslash with SIMD; the control-character check before it
+/// has no early exit, so it vectorises too.
 fn plain_run(rest: &[u8]) -> usize {
-    rest.iter()
-        .position(|&b| SPECIAL.get(usize::from(b)).copied().unwrap_or(true))
-        .unwrap_or(rest.len())
+    let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+    let run = rest.get(..end).unwrap_or_default();
+    if run.iter().fold(false, |control, &b| control | (b < 0x20)) {
+        return run.iter().position(|&b| b < 0x20).unwrap_or(end);
+    }
+    end
 }
 
 impl<'a> Scanner<'a> {
