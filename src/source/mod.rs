@@ -1,5 +1,7 @@
 //! Adapters: the only code that touches the disk or the network.
 #[cfg(feature = "aws")]
+mod adaptive;
+#[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "aws")]
 pub mod cloudtrail;
