@@ -804,6 +804,31 @@ fn s3_throttling_above_a_rate_lowers_the_requests_in_flight_and_changes_no_verdi
     assert!(out.stderr.contains("S3 throttled"), "{}", out.stderr);
 }
 
+/// Issue #15.6: each digest was fetched twice (its log list set aside to save memory, then
+/// read again when its log files were hashed), costing a round trip per batch. From S3 it is
+/// fetched once now, and so is every log file.
+#[test]
+fn each_object_is_fetched_once() {
+    let case = cases_dir().join("clean-org");
+    let moto = Moto::start(&keys_of("clean-org"));
+    moto.upload(&case, BUCKET);
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    let stats = tempfile::NamedTempFile::new().unwrap();
+    let count = serde_json::json!({"count_gets": true, "stats": stats.path()});
+    std::fs::write(rules.path(), count.to_string()).unwrap();
+    let proxy = support::FaultProxy::start(&moto, rules.path());
+    let out = verify_via(&proxy, &moto, &case, &[]);
+    assert_report_matches("clean-org, GETs counted", &case, &out);
+    let counts: Value = serde_json::from_slice(&std::fs::read(stats.path()).unwrap()).unwrap();
+    let gets = counts["gets"].as_object().unwrap();
+    let objects = walk_keys(&case.join("bucket"));
+    let digests = objects.iter().filter(|k| k.contains("/CloudTrail-Digest/"));
+    assert!(digests.clone().count() >= 6);
+    for key in digests.chain(objects.iter().filter(|k| k.contains("/CloudTrail/"))) {
+        assert_eq!(gets[&format!("/{BUCKET}/{key}")], 1, "{key}: {gets:?}");
+    }
+}
+
 /// Throttled listing pages are asked for again, never skipped: with pages of two keys and 30%
 /// of the listing requests answered SlowDown, each case still gives its expected verdicts (a
 /// page lost would lose a digest, which would show missing, or a log file no digest names,

@@ -962,6 +962,10 @@ impl ObjectSource for S3Source {
         self.remembering_custody(locations, hashed)
     }
 
+    fn remote(&self) -> bool {
+        true
+    }
+
     fn take_custody(&self, key: &str) -> Option<Custody> {
         self.custody.lock().ok()?.remove(key)
     }

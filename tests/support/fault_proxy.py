@@ -24,8 +24,10 @@ RULES.json is read at every request:
                                     #   `delay` seconds first (a distant server)
    "page_size": 5,                  # ListObjectsV2 answers pages of at most this many keys
    "lists_throttled": 0.5,          # share of ListObjectsV2 requests answered 503 SlowDown
-   "stats": "PATH"}                 # with rate_limit or lists_throttled, the counts so far
-                                    #   are kept in PATH: {"passed": N, "throttled": M}
+   "count_gets": true,              # count the GETs of each object, in "stats" as "gets"
+   "stats": "PATH"}                 # with rate_limit, lists_throttled or count_gets, the
+                                    #   counts so far are kept in PATH: {"passed": N,
+                                    #   "throttled": M, "gets": {"/BUCKET/KEY": N}}
 Transient faults: 503 SlowDown, 500 InternalError, a connection reset before any answer, or a
 body cut short after its headers promised more.
 """
@@ -51,13 +53,16 @@ TOKENS = itertools.count()
 
 
 PASSED = collections.deque()  # when each request let through by "rate_limit" arrived
-COUNTS = {"passed": 0, "throttled": 0}
+COUNTS = {"passed": 0, "throttled": 0, "gets": {}}
 
 
-def count(rules, throttled):
-    """Counts a request as throttled or passed, in the rules' "stats" file if they name one.
-    Called with LOCK held."""
-    COUNTS["throttled" if throttled else "passed"] += 1
+def count(rules, throttled=None, get=None):
+    """Counts a request as throttled or passed, or a GET of the object at path `get`, in the
+    rules' "stats" file if they name one. Called with LOCK held."""
+    if throttled is not None:
+        COUNTS["throttled" if throttled else "passed"] += 1
+    if get is not None:
+        COUNTS["gets"][get] = COUNTS["gets"].get(get, 0) + 1
     stats = rules.get("stats")
     if stats:
         with open(stats + ".tmp", "w") as f:
@@ -184,6 +189,9 @@ class Proxy(BaseHTTPRequestHandler):
         if r.get("versions_denied") and self.command == "GET" and "versions" in query:
             return self.error(403, "AccessDenied")
         is_object_get = self.command == "GET" and "list-type" not in self.path and self.path.count("/") > 2
+        if is_object_get and r.get("count_gets"):
+            with LOCK:
+                count(r, get=url.path)
         if is_object_get and any(s in self.path for s in r.get("denied", [])):
             return self.error(403, "AccessDenied")
         for part, other in r.get("swap", {}).items():
