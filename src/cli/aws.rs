@@ -30,7 +30,7 @@ pub struct AwsArgs {
     /// honoured too, as by the AWS CLI.
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
-    /// Requests in flight at most.
+    /// Requests in flight at most: fewer while S3 throttles (503 SlowDown).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
     /// Seconds a response may stall before it is abandoned and retried.

@@ -11,8 +11,8 @@
 //!
 //! - **Start**: at [`INITIAL`] requests (or the ceiling, if lower), growing by one per answer,
 //!   so doubling every round trip ("slow start"), until the first throttling or the ceiling: a
-//!   run that S3 does not throttle reaches full speed within a few round trips, one that it
-//!   does is not thrown at it 128 requests at once.
+//!   run that S3 does not throttle reaches full speed within a round trip or two (the first
+//!   listings and digests), one that it does is not thrown the whole ceiling at once.
 //! - **Increase**: afterwards, one more request in flight per window's worth of answers (with
 //!   32 in flight, every 32 answers allow a 33rd), up to the ceiling.
 //! - **Decrease**: halved (never below the floor) when a request is throttled or times out,
@@ -30,7 +30,7 @@
 use std::time::Duration;
 
 /// Requests in flight at the start (slow start grows them from there).
-pub const INITIAL: usize = 16;
+pub const INITIAL: usize = 64;
 
 /// Times a request may be sent in all while it is throttled: with the pauses, about half a
 /// minute.
@@ -223,24 +223,24 @@ mod tests {
 
     #[test]
     fn a_window_starts_small_and_doubles_each_round_trip_until_throttled() {
-        let mut w = Window::new(1, 128);
+        let mut w = Window::new(1, 512);
         assert_eq!(w.limit(), INITIAL);
-        // Each answer adds one: a round trip of 16 answers makes 32, then 64, then 128.
-        for _ in 0..16 {
+        // Each answer adds one: a round trip of 64 answers makes 128, then 256, then 512.
+        for _ in 0..64 {
             w.answered();
         }
-        assert_eq!(w.limit(), 32);
-        for _ in 0..(32 + 64 + 100) {
+        assert_eq!(w.limit(), 128);
+        for _ in 0..(128 + 256 + 100) {
             w.answered();
         }
-        assert_eq!(w.limit(), 128, "never beyond the ceiling");
+        assert_eq!(w.limit(), 512, "never beyond the ceiling");
         assert_eq!(Window::new(1, 4).limit(), 4, "a ceiling below the start");
     }
 
     #[test]
     fn the_window_halves_once_per_round_of_throttling() {
         let mut w = Window::new(1, 128);
-        for _ in 0..112 {
+        for _ in 0..64 {
             w.answered();
         }
         assert_eq!(w.limit(), 128);

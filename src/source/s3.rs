@@ -38,10 +38,12 @@ use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::layout::{is_account, is_org_id};
 use crate::core::types::S3Location;
 
-/// Default number of requests in flight. Enough to hide tens of milliseconds of latency per
-/// request (benches/compare.sh measures 20 ms); S3 serves thousands of GETs per second per
-/// prefix. Each request in flight holds one body chunk at a time, so memory stays small.
-pub const DEFAULT_CONCURRENCY: usize = 128;
+/// Default number of requests in flight at most (the ceiling of the adaptive window, see
+/// [`crate::core::aimd`]). Enough to hide 100 ms of latency per request (benches/compare.sh
+/// measures 20 and 100 ms); S3 serves thousands of GETs per second per prefix, and when it
+/// throttles, the window comes down. Each request in flight holds one body chunk and one
+/// inflater at a time: about 40 KB.
+pub const DEFAULT_CONCURRENCY: usize = 256;
 /// Whole-object attempts when a body breaks off or stalls (the SDK retries the request itself).
 /// A body that outlasts its deadline is not tried again: the server is slow, not flaky.
 const BODY_ATTEMPTS: usize = 3;
