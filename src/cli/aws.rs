@@ -30,7 +30,7 @@ pub struct AwsArgs {
     /// honoured too, as by the AWS CLI.
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
-    /// Requests in flight at most.
+    /// Requests in flight at most: fewer while S3 throttles (503 SlowDown).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
     /// Seconds a response may stall before it is abandoned and retried.
@@ -198,13 +198,28 @@ pub fn verify_s3(
     sink: Option<engine::FindingSink<'_>>,
 ) -> Result<report::Report, CliError> {
     let (source, keys) = open_s3(&args.source, &args.aws, args.evidence.public_keys.as_ref())?;
-    Ok(engine::verify_streaming(
+    let report = engine::verify_streaming(
         &source,
         keys.as_ref(),
         &args.settings(),
         sink,
         &Bars::on_stderr(),
-    )?)
+    );
+    say_adaptation(&source);
+    Ok(report?)
+}
+
+/// Says on stderr how the run adapted to S3 throttling it (or timing out), if it did; a run
+/// S3 keeps up with prints nothing more than before.
+fn say_adaptation(source: &S3Source) {
+    let seen = source.adaptation();
+    if seen.throttled == 0 && seen.timed_out == 0 {
+        return;
+    }
+    eprintln!(
+        "trailproof: S3 throttled {} and timed out {} request attempts; requests in flight were lowered {} times, to {} at the fewest; {} requests were sent again after a pause, {} failed throttled",
+        seen.throttled, seen.timed_out, seen.decreases, seen.lowest, seen.resent, seen.gave_up
+    );
 }
 
 pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, CliError> {
@@ -307,7 +322,9 @@ pub fn run_acquire(args: &AcquireArgs) -> Result<u8, CliError> {
         restore,
         observer: &progress,
     };
-    let summary = acquire(&source, &options, &settings, &args.dir, with).map_err(|e| match e {
+    let acquired = acquire(&source, &options, &settings, &args.dir, with);
+    say_adaptation(&source);
+    let summary = acquired.map_err(|e| match e {
         // The bucket acquired is the one named, not one given by a flag: the directory is
         // another bucket's.
         engine::EngineError::BucketConflict { given, recorded } => CliError::OtherBucketsEvidence {

@@ -14,6 +14,7 @@
     )
 )]
 
+pub mod aimd;
 pub mod chain;
 pub mod custody;
 pub mod digest;

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
-use super::digests::{candidates, key_needs, read_digests, resolve_bucket};
+use super::digests::{candidates, key_needs, read_digests, resolve_bucket, Kept};
 use super::holes::Holes;
 use super::layout::Layout;
 use super::logs::{check_logs, judged, listed_count};
@@ -71,11 +71,18 @@ pub(crate) fn verify_tapped(
         unrecognised,
         gone,
     } = plan(source, settings, observer)?;
-    let read = read_digests(source, digests, &gone, observer);
+    let kept = Kept::for_source(source);
+    let read = read_digests(source, digests, &gone, observer, &kept);
     let others = if other_trails.is_empty() {
         Vec::new()
     } else {
-        read_digests(source, other_trails, &BTreeSet::new(), observer)
+        read_digests(
+            source,
+            other_trails,
+            &BTreeSet::new(),
+            observer,
+            &Kept::nothing(),
+        )
     };
 
     let bucket = resolve_bucket(source, settings, &read)?;
@@ -100,7 +107,14 @@ pub(crate) fn verify_tapped(
         &judged,
         walked.len(),
     );
-    let laid_out = check_logs(source, walked, layout, &mut referenced, observer, tap);
+    let laid_out = check_logs(
+        source,
+        walked,
+        layout,
+        &mut referenced,
+        observer,
+        (tap, &kept),
+    );
     let vouched = Vouched {
         bucket: &bucket,
         range,

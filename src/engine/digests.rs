@@ -1,7 +1,8 @@
 //! Reading the digests: their bytes parsed (log lists set aside), the bucket they are about,
 //! the chains they make up, and the public keys those chains need.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
 
 use jiff::SignedDuration;
 use rayon::prelude::*;
@@ -18,8 +19,60 @@ use crate::core::types::S3Location;
 use crate::source::progress::{Observer, Phase, Progress};
 use crate::source::{KeyNeeds, ObjectSource, ReadError, StoredObject};
 
-/// Digests read per batch: their stored bytes are held only until they are parsed.
-const DIGEST_BATCH: usize = 64;
+/// Digests read per batch: their stored bytes are held only until they are parsed (or kept,
+/// see [`Kept`]). Enough to fill the requests in flight of a remote source.
+const DIGEST_BATCH: usize = 512;
+
+/// The most stored digest bytes a run keeps for their log lists ([`Kept`]): tens of
+/// thousands of digests; beyond it, digests are read again.
+const KEPT_BUDGET: usize = 64 << 20;
+
+/// The stored bytes of digests read from a remote source, kept (within [`KEPT_BUDGET`]) until
+/// their log lists are needed, so that each digest is fetched once: reading one again costs a
+/// request, and the log files it names wait for it. Only bytes whose strict parse passed are
+/// kept, and they are used only through [`ParsedDigest::log_files_from`], like bytes read
+/// again: they are the very bytes first parsed. A local copy keeps nothing (reading again is
+/// a read from the disk) and memory stays flat in the number of digests.
+pub(super) struct Kept {
+    bytes: Mutex<(HashMap<String, Vec<u8>>, usize)>,
+}
+
+impl Kept {
+    /// Keeps digests read from `source` if it is remote.
+    pub(super) fn for_source(source: &dyn ObjectSource) -> Self {
+        Kept::with_budget(if source.remote() { KEPT_BUDGET } else { 0 })
+    }
+
+    /// Keeps nothing.
+    pub(super) fn nothing() -> Self {
+        Kept::with_budget(0)
+    }
+
+    fn with_budget(budget: usize) -> Self {
+        Kept {
+            bytes: Mutex::new((HashMap::new(), budget)),
+        }
+    }
+
+    /// Keeps `bytes` as what was read at `key`, if the budget allows.
+    fn keep(&self, key: &str, bytes: Vec<u8>) {
+        let mut kept = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
+        let (map, left) = &mut *kept;
+        if bytes.len() <= *left {
+            *left -= bytes.len();
+            map.insert(key.to_owned(), bytes);
+        }
+    }
+
+    /// What was kept for `key`, given up.
+    pub(super) fn take(&self, key: &str) -> Option<Vec<u8>> {
+        let mut kept = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
+        let (map, left) = &mut *kept;
+        let bytes = map.remove(key)?;
+        *left += bytes.len();
+        Some(bytes)
+    }
+}
 
 /// One digest after reading and parsing.
 pub(super) struct ReadDigest {
@@ -31,13 +84,14 @@ pub(super) struct ReadDigest {
 }
 
 /// Reads and parses the digests, setting their log lists aside (see
-/// [`crate::core::digest::LogFiles`]), as one phase for `observer`. `gone`: the keys the
-/// source's records name but no listing found.
+/// [`crate::core::digest::LogFiles`]) and their bytes in `kept`, as one phase for `observer`.
+/// `gone`: the keys the source's records name but no listing found.
 pub(super) fn read_digests(
     source: &dyn ObjectSource,
     digests: Vec<DigestKey>,
     gone: &BTreeSet<String>,
     observer: &dyn Observer,
+    kept: &Kept,
 ) -> Vec<ReadDigest> {
     let total = Some(digests.len() as u64);
     let progress = Progress::start(observer, Phase::DigestsRead, total);
@@ -52,7 +106,7 @@ pub(super) fn read_digests(
                 .zip(stored)
                 .map(|((key, key_text), stored)| {
                     let recorded = gone.contains(&key_text);
-                    ReadDigest::new(key.clone(), key_text, stored, recorded)
+                    ReadDigest::new(key.clone(), key_text, stored, recorded, kept)
                 }),
         );
     }
@@ -66,10 +120,15 @@ impl ReadDigest {
         stored: Result<StoredObject, ReadError>,
         // Named by the source's records, found by no listing.
         recorded: bool,
+        kept: &Kept,
     ) -> Self {
         let (content, signature, backfill_generated) = match stored {
             Ok(StoredObject { bytes, facts, .. }) => {
-                (parse(&bytes), facts.signature, facts.backfill_generated)
+                let content = parse(&bytes);
+                if content.is_ok() {
+                    kept.keep(&key_text, bytes);
+                }
+                (content, facts.signature, facts.backfill_generated)
             }
             Err(e) => (Err(unread(e, recorded)), None, GenerationTime::Unknown),
         };

@@ -2,12 +2,13 @@
 //! read again, its log files hashed in one call, and its digests laid out
 //! ([`super::layout`]) before the next batch is read.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use rayon::prelude::*;
 
-use super::digests::not_a_file;
+use super::digests::{not_a_file, Kept};
 use super::layout::{LaidOut, Layout};
 use super::texts::{TextHashes, TextSet};
 use super::unvouched;
@@ -55,17 +56,20 @@ pub(super) enum Names {
 
 /// Hashes every log file the verified digests name and lays out each chain into `layout`:
 /// each digest's findings followed by its log files', newest digest first. Digests go in
-/// batches of about [`LOG_BATCH`] log files: the batch's set-aside log lists are read again,
-/// its log files hashed in one call (so the source can spread them over all its workers), its
-/// findings decided, and the lists dropped. Every log file a digest is known to name is added
-/// to `referenced`. The hashing is one phase for `observer`.
+/// batches of about [`LOG_BATCH`] log files: the batch's set-aside log lists are taken from
+/// `kept` or read again, its log files hashed in one call (so the source can spread them over
+/// all its workers), its findings decided, and the lists dropped. From a remote source the next
+/// batch is read and hashed while one is finishing, so that the requests in flight never drain
+/// between batches (the source bounds them together); batches are laid out in order all the
+/// same. Every log file a digest is known to name is added to `referenced`. The hashing is one
+/// phase for `observer`.
 pub(super) fn check_logs(
     source: &dyn ObjectSource,
     walked: Vec<(ChainId, WalkedChain)>,
     mut layout: Layout<'_>,
     referenced: &mut TextHashes,
     observer: &dyn Observer,
-    tap: Option<&dyn LogTap>,
+    (tap, kept): (Option<&dyn LogTap>, &Kept),
 ) -> LaidOut {
     let hashed: usize = walked
         .iter()
@@ -74,14 +78,49 @@ pub(super) fn check_logs(
         .map(listed_count)
         .sum();
     let progress = Progress::start(observer, Phase::LogFilesHashed, Some(hashed as u64));
-    let mut run = |batch| {
-        let steps = with_lists(source, batch);
+    let bucket = layout.bucket().to_owned();
+    let check = |batch| {
+        let steps = with_lists(source, batch, kept);
         let outcomes = match tap {
-            None => hash(source, layout.bucket(), &steps, &progress),
-            Some(tap) => hash_tapped(source, layout.bucket(), &steps, &progress, tap),
+            None => hash(source, &bucket, &steps, &progress),
+            Some(tap) => hash_tapped(source, &bucket, &steps, &progress, tap),
         };
-        layout.lay_out(steps, outcomes, referenced);
+        (steps, outcomes)
     };
+    // A tap hears of one batch's files before the next batch's.
+    let ahead = if source.remote() && tap.is_none() {
+        2
+    } else {
+        1
+    };
+    std::thread::scope(|scope| {
+        let mut checking = VecDeque::with_capacity(ahead);
+        for batch in batches(walked) {
+            if checking.len() == ahead {
+                if let Some((steps, outcomes)) = checking.pop_front().map(joined) {
+                    layout.lay_out(steps, outcomes, referenced);
+                }
+            }
+            checking.push_back(scope.spawn(|| check(batch)));
+        }
+        for (steps, outcomes) in checking.into_iter().map(joined) {
+            layout.lay_out(steps, outcomes, referenced);
+        }
+    });
+    layout.into_reports()
+}
+
+/// What a scoped thread answered; its panic goes on in the caller.
+fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// The chains' steps cut into batches of about [`LOG_BATCH`] log files (or
+/// [`LOG_BATCH_DIGESTS`] digests), in order.
+fn batches(walked: Vec<(ChainId, WalkedChain)>) -> Vec<Vec<Step>> {
+    let mut batches = Vec::new();
     let mut batch = Vec::new();
     let (mut batch_logs, mut batch_digests) = (0, 0);
     for (id, chain) in walked {
@@ -95,14 +134,14 @@ pub(super) fn check_logs(
             batch_digests += 1;
             batch.push(Step::Digest(w));
             if batch_logs >= LOG_BATCH || batch_digests >= LOG_BATCH_DIGESTS {
-                run(std::mem::take(&mut batch));
+                batches.push(std::mem::take(&mut batch));
                 (batch_logs, batch_digests) = (0, 0);
             }
         }
         batch.push(Step::EndOfChain(id));
     }
-    run(batch);
-    layout.into_reports()
+    batches.push(batch);
+    batches
 }
 
 /// How many log files a walked digest names (none are looked at for a context digest).
@@ -121,9 +160,14 @@ pub(super) fn listed_count(w: &WalkedDigest) -> usize {
     }
 }
 
-/// The batch's steps, each digest with what it names: held, or in a list set aside, read again
-/// (in one call). A digest whose list cannot be read again names nothing, and says so.
-fn with_lists(source: &dyn ObjectSource, batch: Vec<Step>) -> Vec<(Step, Option<Names>)> {
+/// The batch's steps, each digest with what it names: held, or in a list set aside, taken
+/// from the bytes kept when it was read ([`Kept`]) or read again (in one call). A digest whose
+/// list cannot be had again names nothing, and says so.
+fn with_lists(
+    source: &dyn ObjectSource,
+    batch: Vec<Step>,
+    kept: &Kept,
+) -> Vec<(Step, Option<Names>)> {
     let found: Vec<Option<Result<Names, &ParsedDigest>>> = batch
         .iter()
         .map(|s| match s {
@@ -131,25 +175,49 @@ fn with_lists(source: &dyn ObjectSource, batch: Vec<Step>) -> Vec<(Step, Option<
             _ => None,
         })
         .collect();
-    let (keys, aside): (Vec<String>, Vec<&ParsedDigest>) = batch
+    let aside: Vec<(&str, &ParsedDigest, Option<Vec<u8>>)> = batch
         .iter()
         .zip(&found)
         .filter_map(|(s, f)| match (s, f) {
-            (Step::Digest(w), Some(Err(d))) => Some((w.location.key.clone(), *d)),
+            (Step::Digest(w), Some(Err(d))) => {
+                let key = w.location.key.as_str();
+                Some((key, *d, kept.take(key)))
+            }
             _ => None,
         })
-        .unzip();
-    let mut lists = if keys.is_empty() {
+        .collect();
+    let keys: Vec<String> = aside
+        .iter()
+        .filter(|(_, _, bytes)| bytes.is_none())
+        .map(|(key, _, _)| (*key).to_owned())
+        .collect();
+    let mut read = if keys.is_empty() {
         Vec::new()
     } else {
-        source
-            .read_digests(&keys, &Progress::hidden())
-            .into_par_iter()
-            .zip(aside)
-            .map(|(stored, digest)| reread(digest, stored))
-            .collect()
+        source.read_digests(&keys, &Progress::hidden())
     }
     .into_iter();
+    drop(keys);
+    let stored: Vec<(&ParsedDigest, Result<StoredObject, ReadError>)> = aside
+        .into_iter()
+        .map(|(_, digest, bytes)| {
+            let stored = match bytes {
+                Some(bytes) => Ok(StoredObject {
+                    bytes,
+                    ..StoredObject::default()
+                }),
+                None => read
+                    .next()
+                    .unwrap_or(Err(ReadError::Failed(ReadFailure::NoResult))),
+            };
+            (digest, stored)
+        })
+        .collect();
+    let mut lists = stored
+        .into_par_iter()
+        .map(|(digest, stored)| reread(digest, stored))
+        .collect::<Vec<_>>()
+        .into_iter();
     let found: Vec<Option<Result<Names, String>>> = found
         .into_iter()
         .map(|f| {
@@ -162,7 +230,6 @@ fn with_lists(source: &dyn ObjectSource, batch: Vec<Step>) -> Vec<(Step, Option<
             })
         })
         .collect();
-    drop(keys);
     batch
         .into_iter()
         .zip(found)

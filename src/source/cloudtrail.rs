@@ -31,30 +31,43 @@ impl CloudTrailKeys {
         })
     }
 
-    /// The raw records for the needs, as a pinned key file would hold them.
+    /// The raw records for the needs, as a pinned key file would hold them. The (Region,
+    /// window) pairs not fetched yet are asked for all at once: each is a round trip, and the
+    /// run waits for them.
     pub fn records(&self, needs: &KeyNeeds) -> Result<Vec<KeyRecord>, SourceError> {
+        let slots: Vec<(String, Timestamp, Timestamp)> = needs
+            .regions
+            .iter()
+            .flat_map(|r| needs.windows.iter().map(|&(s, e)| (r.clone(), s, e)))
+            .collect();
+        let id =
+            |(r, s, e): &(String, Timestamp, Timestamp)| (r.clone(), s.as_second(), e.as_second());
+        let cached = |slot| self.cache.lock().ok().and_then(|c| c.get(&slot).cloned());
+        let missing: Vec<&(String, Timestamp, Timestamp)> =
+            slots.iter().filter(|s| cached(id(s)).is_none()).collect();
+        let fetched = self.runtime.block_on(futures_util::future::join_all(
+            missing
+                .iter()
+                .map(|(r, s, e)| list_public_keys(&self.options, r, *s, *e)),
+        ));
+        let mut fresh = BTreeMap::new();
+        for (slot, records) in missing.into_iter().zip(fetched) {
+            // The first failure in the order of the needs, as when they were asked in turn.
+            fresh.insert(id(slot), records?);
+        }
+        if let Ok(mut c) = self.cache.lock() {
+            c.extend(fresh.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         let mut all = Vec::new();
-        for region in &needs.regions {
-            for &(start, end) in &needs.windows {
-                let slot = (region.clone(), start.as_second(), end.as_second());
-                let cached = self.cache.lock().ok().and_then(|c| c.get(&slot).cloned());
-                let records = match cached {
-                    Some(r) => r,
-                    None => {
-                        let fetched = self.runtime.block_on(list_public_keys(
-                            &self.options,
-                            region,
-                            start,
-                            end,
-                        ))?;
-                        if let Ok(mut c) = self.cache.lock() {
-                            c.insert(slot, fetched.clone());
-                        }
-                        fetched
-                    }
-                };
-                all.extend(records);
-            }
+        for slot in &slots {
+            let slot = id(slot);
+            all.extend(
+                fresh
+                    .get(&slot)
+                    .cloned()
+                    .or_else(|| cached(slot))
+                    .unwrap_or_default(),
+            );
         }
         Ok(all)
     }

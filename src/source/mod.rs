@@ -1,5 +1,7 @@
 //! Adapters: the only code that touches the disk or the network.
 #[cfg(feature = "aws")]
+mod adaptive;
+#[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "aws")]
 pub mod cloudtrail;
@@ -386,6 +388,12 @@ pub trait ObjectSource: Sync {
         locations: &[&S3Location],
         progress: &Progress<'_>,
     ) -> Vec<Result<InflatedLog, ReadError>>;
+    /// Whether reading an object again costs a request over the network (S3), rather than a
+    /// read from the disk: the engine then keeps the digests it has read, within a budget,
+    /// instead of reading them again for their log lists.
+    fn remote(&self) -> bool {
+        false
+    }
     /// What the listings so far found that no key can name.
     fn strays(&self) -> Vec<Stray> {
         Vec::new()

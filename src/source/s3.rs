@@ -10,7 +10,7 @@
 //! that stalls or comes slower than the minimum rate) is "not verified", never "valid".
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -23,6 +23,7 @@ use sha2::Digest as _;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
+use super::adaptive::{send, Gate, ThrottlingIsRetriedThroughTheWindow};
 use super::aws::{load, AwsError, AwsOptions, Failure, NoRetryWhereNothingListens, Operation};
 use super::pages::Pager;
 use super::progress::{Observer, Phase, Progress, Stored};
@@ -30,16 +31,19 @@ use super::{
     InflatedLog, ListRequest, ObjectSource, ReadError, ReadFailure, SourceError, StoredObject,
     VersionStore,
 };
+use crate::core::aimd::Adaptation;
 use crate::core::custody::{Custody, ListedVersion};
 use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::layout::{is_account, is_org_id};
 use crate::core::types::S3Location;
 
-/// Default number of requests in flight. Enough to hide tens of milliseconds of latency per
-/// request (benches/compare.sh measures 20 ms); S3 serves thousands of GETs per second per
-/// prefix. Each request in flight holds one body chunk at a time, so memory stays small.
-pub const DEFAULT_CONCURRENCY: usize = 128;
+/// Default number of requests in flight at most (the ceiling of the adaptive window, see
+/// [`crate::core::aimd`]). Enough to hide 100 ms of latency per request (benches/compare.sh
+/// measures 20 and 100 ms); S3 serves thousands of GETs per second per prefix, and when it
+/// throttles, the window comes down. Each request in flight holds one body chunk and one
+/// inflater at a time: about 40 KB.
+pub const DEFAULT_CONCURRENCY: usize = 256;
 /// Whole-object attempts when a body breaks off or stalls (the SDK retries the request itself).
 /// A body that outlasts its deadline is not tried again: the server is slow, not flaky.
 const BODY_ATTEMPTS: usize = 3;
@@ -73,7 +77,7 @@ pub struct S3Source {
     /// that is the object S3 holds; kept only when asked for ([`S3Source::remembering_listings`]):
     /// verification needs none, and keeps no per-object state.
     listed: Option<Mutex<BTreeMap<String, Listed>>>,
-    client: Client,
+    s3: Requests,
     /// How the client was made; failed calls name its endpoint.
     options: AwsOptions,
     bucket: String,
@@ -88,6 +92,14 @@ pub struct S3Source {
     /// What the GetObject responses said of custody (version, storage class, Object Lock), per
     /// key read, for objects where S3 said more than the defaults ([`Custody::of`]).
     custody: Mutex<HashMap<String, Custody>>,
+}
+
+/// The client, and the window of requests in flight every request of the run goes through
+/// ([`super::adaptive`]).
+#[derive(Clone)]
+struct Requests {
+    client: Client,
+    gate: Arc<Gate>,
 }
 
 /// How slow a body may be.
@@ -119,22 +131,32 @@ impl S3Source {
     ) -> Result<Self, SourceError> {
         let runtime = super::aws::runtime(true)?;
         let client = runtime.block_on(bucket_client(options, bucket))?;
+        let concurrency = concurrency.max(1);
         Ok(S3Source {
             runtime,
             listed: None,
-            client,
+            s3: Requests {
+                client,
+                gate: Gate::new(concurrency),
+            },
             options: options.clone(),
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
             trail_prefix: false,
             accounts: OnceCell::new(),
-            concurrency: concurrency.max(1),
+            concurrency,
             pace: Pace {
                 stall: options.read_timeout,
                 min_rate: options.min_rate,
             },
             custody: Mutex::default(),
         })
+    }
+
+    /// What throttling the run met, and how the number of requests in flight adapted to it
+    /// (starting at the concurrency given to [`S3Source::connect`], its ceiling).
+    pub fn adaptation(&self) -> Adaptation {
+        self.s3.gate.adaptation()
     }
 
     /// The prefix is one trail's own (`validate-logs`): only `PREFIX/AWSLogs/` is listed, and
@@ -158,15 +180,15 @@ impl S3Source {
         T::IntoIter: ExactSizeIterator,
         I: Send + 'static,
         O: Stored + Send + 'static,
-        F: Fn(Client, I) -> Fut,
+        F: Fn(Requests, I) -> Fut,
         Fut: Future<Output = Result<O, ReadError>> + Send + 'static,
     {
-        let client = self.client.clone();
+        let s3 = self.s3.clone();
         let items = items.into_iter();
         let mut done: Vec<(usize, Result<O, ReadError>)> = self.runtime.block_on(async {
             stream::iter(items.enumerate())
                 .map(|(i, item)| {
-                    let task = tokio::spawn(job(client.clone(), item));
+                    let task = tokio::spawn(job(s3.clone(), item));
                     async move { (i, task.await) }
                 })
                 .buffer_unordered(self.concurrency)
@@ -374,20 +396,26 @@ impl S3Source {
         start_after: Option<String>,
         token: Option<String>,
     ) -> Result<ListObjectsV2Output, SourceError> {
-        let mut req = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .set_start_after(start_after)
-            .set_continuation_token(token);
-        if delimited {
-            req = req.delimiter("/");
+        let request = |watch| {
+            self.s3
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_start_after(start_after.clone())
+                .set_continuation_token(token.clone())
+                .set_delimiter(delimited.then(|| "/".to_owned()))
+                .customize()
+                .interceptor(watch)
+                .send()
+        };
+        match send(&self.s3.gate, request).await {
+            Ok((page, _)) => Ok(page),
+            Err(e) => {
+                let target = format!("s3://{}/{prefix}", self.bucket);
+                Err(AwsError::new(&e, Operation::ListObjectsV2, target, &self.options).into())
+            }
         }
-        req.send().await.map_err(|e| {
-            let target = format!("s3://{}/{prefix}", self.bucket);
-            AwsError::new(&e, Operation::ListObjectsV2, target, &self.options).into()
-        })
     }
 }
 
@@ -459,7 +487,7 @@ impl S3Source {
         self.run_all(
             &Progress::hidden(),
             items,
-            move |client, (bucket, key)| async move {
+            move |s3, (bucket, key)| async move {
                 let tier = match tier {
                     RestoreTier::Standard => aws_sdk_s3::types::Tier::Standard,
                     RestoreTier::Bulk => aws_sdk_s3::types::Tier::Bulk,
@@ -476,14 +504,17 @@ impl S3Source {
                     .days(days)
                     .glacier_job_parameters(job)
                     .build();
-                match client
-                    .restore_object()
-                    .bucket(&bucket)
-                    .key(&key)
-                    .restore_request(request)
-                    .send()
-                    .await
-                {
+                let restore = |watch| {
+                    s3.client
+                        .restore_object()
+                        .bucket(&bucket)
+                        .key(&key)
+                        .restore_request(request.clone())
+                        .customize()
+                        .interceptor(watch)
+                        .send()
+                };
+                match send(&s3.gate, restore).await {
                     Ok(_) => Ok(RestoreState::Requested),
                     Err(e) if e.code() == Some("RestoreAlreadyInProgress") => {
                         Ok(RestoreState::InProgress)
@@ -580,6 +611,7 @@ fn s3_client(config: &aws_config::SdkConfig, options: &AwsOptions) -> Client {
     let conf = aws_sdk_s3::config::Builder::from(config)
         .force_path_style(options.custom_endpoint())
         .retry_classifier(NoRetryWhereNothingListens)
+        .retry_classifier(ThrottlingIsRetriedThroughTheWindow)
         .build();
     Client::from_conf(conf)
 }
@@ -646,7 +678,7 @@ enum BodyError {
 /// which is also taken when none is announced). Answers the final state and what S3 said about
 /// the object.
 async fn get_streamed<S>(
-    client: &Client,
+    s3: &Requests,
     loc: &S3Location,
     version: Option<&str>,
     pace: Pace,
@@ -657,12 +689,18 @@ async fn get_streamed<S>(
     // Replaced by the first failed attempt before it can be returned (BODY_ATTEMPTS > 0).
     let mut last = ReadFailure::NoResult;
     for _ in 0..BODY_ATTEMPTS {
-        let out = client
-            .get_object()
-            .bucket(&loc.bucket)
-            .key(&loc.key)
-            .set_version_id(version.map(str::to_owned))
-            .send()
+        let get = |watch| {
+            s3.client
+                .get_object()
+                .bucket(&loc.bucket)
+                .key(&loc.key)
+                .set_version_id(version.map(str::to_owned))
+                .customize()
+                .interceptor(watch)
+                .send()
+        };
+        // Held while the body comes: the request is in flight until then.
+        let (out, pass) = send(&s3.gate, get)
             .await
             .map_err(|e| archived(&e).unwrap_or_else(|| classify(&e)))?;
         let record = record_of(&out);
@@ -684,7 +722,10 @@ async fn get_streamed<S>(
         };
         match read {
             Ok(()) => return Ok((state, record)),
-            Err(BodyError::Retry(e)) => last = e,
+            Err(BodyError::Retry(e)) => {
+                pass.timed_out();
+                last = e;
+            }
             Err(BodyError::Feed(e)) => return Err(e),
             Err(BodyError::Deadline) => {
                 return Err(ReadFailure::Deadline {
@@ -709,12 +750,12 @@ fn write_failure(e: &std::io::Error) -> ReadError {
 }
 
 async fn read_digest(
-    client: Client,
+    s3: Requests,
     (loc, version): (S3Location, Option<String>),
     pace: Pace,
 ) -> Result<StoredObject, ReadError> {
     let (bytes, record) = get_streamed(
-        &client,
+        &s3,
         &loc,
         version.as_deref(),
         pace,
@@ -744,13 +785,13 @@ async fn read_digest(
 }
 
 async fn hash_log(
-    client: Client,
+    s3: Requests,
     (loc, version): (S3Location, Option<String>),
     pace: Pace,
 ) -> Result<(GzOutcome, ObjectRecord), ReadError> {
     let fresh = || Ok(Inflater::new(Limits::LOG));
     let (inflater, record) = get_streamed(
-        &client,
+        &s3,
         &loc,
         version.as_deref(),
         pace,
@@ -769,13 +810,13 @@ fn feed_inflater(i: &mut Inflater, chunk: &[u8]) -> Result<(), ReadError> {
 
 /// [`hash_log`] keeping the inflated bytes, with what S3 said of the object.
 async fn inflate_log(
-    client: Client,
+    s3: Requests,
     loc: S3Location,
     pace: Pace,
 ) -> Result<(InflatedLog, ObjectRecord), ReadError> {
     let fresh = || Ok(Inflater::new(Limits::LOG).keep_output());
     let (inflater, record) = get_streamed(
-        &client,
+        &s3,
         &loc,
         None,
         pace,
@@ -804,7 +845,7 @@ pub trait Destination: Send + 'static {
 
 /// Streams an object into its destination, hashing the stored bytes on the way.
 async fn download_one<D: Destination>(
-    client: Client,
+    s3: Requests,
     (loc, version, mut dest): (S3Location, Option<String>, D),
     pace: Pace,
 ) -> Result<ObjectRecord, ReadError> {
@@ -816,7 +857,7 @@ async fn download_one<D: Destination>(
             file.write_all(chunk).map_err(|e| write_failure(&e))
         };
         get_streamed(
-            &client,
+            &s3,
             &loc,
             version.as_deref(),
             pace,
@@ -921,6 +962,10 @@ impl ObjectSource for S3Source {
         let items = locations.iter().map(|&l| (l.clone(), None));
         let hashed = self.run_all(progress, items, move |c, i| hash_log(c, i, pace));
         self.remembering_custody(locations, hashed)
+    }
+
+    fn remote(&self) -> bool {
+        true
     }
 
     fn take_custody(&self, key: &str) -> Option<Custody> {
@@ -1029,21 +1074,24 @@ impl Stored for Vec<ListedVersion> {
 /// prefix; longer keys that share it are skipped). Pages are bounded, and a page that hands
 /// back the markers it was asked with ends the listing as a failure, not a loop.
 async fn list_key_versions(
-    client: Client,
+    s3: Requests,
     (bucket, key): (String, String),
 ) -> Result<Vec<ListedVersion>, ReadError> {
     let mut out = Vec::new();
     let mut markers: (Option<String>, Option<String>) = (None, None);
     for _ in 0..MAX_VERSION_PAGES {
-        let page = client
-            .list_object_versions()
-            .bucket(&bucket)
-            .prefix(&key)
-            .set_key_marker(markers.0.clone())
-            .set_version_id_marker(markers.1.clone())
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
+        let list = |watch| {
+            s3.client
+                .list_object_versions()
+                .bucket(&bucket)
+                .prefix(&key)
+                .set_key_marker(markers.0.clone())
+                .set_version_id_marker(markers.1.clone())
+                .customize()
+                .interceptor(watch)
+                .send()
+        };
+        let (page, _) = send(&s3.gate, list).await.map_err(|e| classify(&e))?;
         let versions = page.versions().iter().map(|v| {
             (
                 v.key(),
@@ -1122,7 +1170,7 @@ impl super::lake::ExportFolder for S3Source {
     fn read_small(&self, name: &str, max: u64) -> Result<Vec<u8>, ReadError> {
         let loc = S3Location::new(&self.bucket, format!("{}{name}", self.start()));
         let read = get_streamed(
-            &self.client,
+            &self.s3,
             &loc,
             None,
             self.pace,
@@ -1188,7 +1236,7 @@ impl super::lake::ExportFolder for S3Source {
 
 /// SHA-256 of an object's stored bytes, as they stream in.
 async fn hash_stored(
-    client: Client,
+    s3: Requests,
     loc: S3Location,
     pace: Pace,
 ) -> Result<super::lake::StoredHash, ReadError> {
@@ -1198,16 +1246,8 @@ async fn hash_stored(
         *size += chunk.len() as u64;
         Ok(())
     };
-    let ((sha, size), _) = get_streamed(
-        &client,
-        &loc,
-        None,
-        pace,
-        MAX_BODY_FOR_DEADLINE,
-        fresh,
-        feed,
-    )
-    .await?;
+    let ((sha, size), _) =
+        get_streamed(&s3, &loc, None, pace, MAX_BODY_FOR_DEADLINE, fresh, feed).await?;
     Ok(super::lake::StoredHash {
         sha256: crate::core::types::Sha256(sha.finalize().into()),
         size,

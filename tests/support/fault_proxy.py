@@ -18,7 +18,16 @@ RULES.json is read at every request:
    "swap": {"substring": "KEY"},    # GETs of these answer object KEY instead (body, metadata)
    "denied": ["substring"],         # GETs of these answer 403 AccessDenied
    "versions_denied": true,         # ListObjectVersions answers 403 AccessDenied
-   "storm": true}                   # every request answers 503 SlowDown
+   "storm": true,                   # every request answers 503 SlowDown
+   "rate_limit": {"per_second": 40, # at most this many requests pass in any second, the rest
+                  "delay": 0.2},    #   answer 503 SlowDown at once; each that passes waits
+                                    #   `delay` seconds first (a distant server)
+   "page_size": 5,                  # ListObjectsV2 answers pages of at most this many keys
+   "lists_throttled": 0.5,          # share of ListObjectsV2 requests answered 503 SlowDown
+   "count_gets": true,              # count the GETs of each object, in "stats" as "gets"
+   "stats": "PATH"}                 # with rate_limit, lists_throttled or count_gets, the
+                                    #   counts so far are kept in PATH: {"passed": N,
+                                    #   "throttled": M, "gets": {"/BUCKET/KEY": N}}
 Transient faults: 503 SlowDown, 500 InternalError, a connection reset before any answer, or a
 body cut short after its headers promised more.
 """
@@ -29,6 +38,8 @@ import random
 import re
 import sys
 import threading
+import collections
+import os
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -39,6 +50,37 @@ RULES = sys.argv[3]
 RNG = random.Random(7)
 LOCK = threading.Lock()
 TOKENS = itertools.count()
+
+
+PASSED = collections.deque()  # when each request let through by "rate_limit" arrived
+COUNTS = {"passed": 0, "throttled": 0, "gets": {}}
+
+
+def count(rules, throttled=None, get=None):
+    """Counts a request as throttled or passed, or a GET of the object at path `get`, in the
+    rules' "stats" file if they name one. Called with LOCK held."""
+    if throttled is not None:
+        COUNTS["throttled" if throttled else "passed"] += 1
+    if get is not None:
+        COUNTS["gets"][get] = COUNTS["gets"].get(get, 0) + 1
+    stats = rules.get("stats")
+    if stats:
+        with open(stats + ".tmp", "w") as f:
+            json.dump(COUNTS, f)
+        os.replace(stats + ".tmp", stats)
+
+
+def over_rate(rules):
+    """Whether "rate_limit" turns this request away: as many passed in the last second."""
+    now = time.monotonic()
+    with LOCK:
+        while PASSED and PASSED[0] <= now - 1.0:
+            PASSED.popleft()
+        throttled = len(PASSED) >= rules["rate_limit"]["per_second"]
+        if not throttled:
+            PASSED.append(now)
+        count(rules, throttled)
+    return throttled
 
 
 def next_token(kind):
@@ -128,9 +170,28 @@ class Proxy(BaseHTTPRequestHandler):
             return self.keys_loop(r["keys_loop"])
         if r.get("storm"):
             return self.error(503, "SlowDown")
+        if r.get("rate_limit"):
+            if over_rate(r):
+                return self.error(503, "SlowDown")
+            time.sleep(r["rate_limit"].get("delay", 0.0))
+        is_listing = self.command == "GET" and query.get("list-type") == "2"
+        if is_listing and "lists_throttled" in r:
+            with LOCK:
+                throttle = RNG.random() < r["lists_throttled"]
+                count(r, throttle)
+            if throttle:
+                return self.error(503, "SlowDown")
+        if is_listing and r.get("page_size"):
+            asked = [(k, v) for k, v in parse_qsl(url.query, keep_blank_values=True) if k != "max-keys"]
+            asked.append(("max-keys", str(r["page_size"])))
+            resp, data = self.forward(url.path + "?" + urlencode(asked))
+            return self.send(resp, data)
         if r.get("versions_denied") and self.command == "GET" and "versions" in query:
             return self.error(403, "AccessDenied")
         is_object_get = self.command == "GET" and "list-type" not in self.path and self.path.count("/") > 2
+        if is_object_get and r.get("count_gets"):
+            with LOCK:
+                count(r, get=url.path)
         if is_object_get and any(s in self.path for s in r.get("denied", [])):
             return self.error(403, "AccessDenied")
         for part, other in r.get("swap", {}).items():
