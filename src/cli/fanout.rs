@@ -1,0 +1,389 @@
+//! `trailproof plan`, `trailproof verify --plan PLAN --shard I` and `trailproof merge`: one run
+//! cut into shards for a job engine's workers, and their signed reports made one report.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use jiff::Timestamp;
+
+use super::error::CliError;
+use super::progress::Bars;
+use super::report::{Output, ReportCliError, SignArgs};
+use super::{EvidenceArgs, Format, VerifyArgs};
+use trailproof::engine::fanout::{
+    keys_source, merge, plan_shards, run_shard, FanoutError, ShardPlan, ShardReport,
+};
+use trailproof::engine::Settings;
+use trailproof::report::audit::ShardStamp;
+use trailproof::report::dsse::Trust;
+use trailproof::report::signing::{Certificate, PublicKey};
+use trailproof::report::statement::{self, ReportError};
+use trailproof::source::local::LocalEvidence;
+use trailproof::source::{KeyProvider, ObjectSource, PinnedKeys};
+
+/// The environment variables job engines set to a worker's array index, in the order they are
+/// looked at: a Kubernetes Indexed Job's and an AWS Batch array job's. (A Step Functions
+/// Distributed Map hands each worker one item of the plan's shard list, which carries its
+/// index: pass it as `--shard`.)
+pub const INDEX_VARIABLES: [&str; 2] = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"];
+
+/// `trailproof plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// s3://BUCKET[/PREFIX], or a directory holding each object at DIR/KEY, as for `verify`.
+    pub source: String,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
+    /// How many shards (workers) to cut the run into.
+    #[arg(long, value_name = "N")]
+    pub shards: usize,
+    /// Where to write the plan (JSON); its SHA-256 is printed.
+    #[arg(long, value_name = "PLAN.json")]
+    pub out: PathBuf,
+    #[cfg(feature = "aws")]
+    #[command(flatten)]
+    pub aws: super::aws::AwsArgs,
+}
+
+/// `trailproof merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' signed reports (`verify --plan ... --sign-out FILE`), one per shard.
+    #[arg(required = true, value_name = "SHARD_REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// The plan the shards ran.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: PathBuf,
+    /// Trust shard reports signed by this public key (SubjectPublicKeyInfo PEM).
+    #[arg(
+        long,
+        value_name = "PUB.pem",
+        required_unless_present = "ca",
+        conflicts_with = "ca"
+    )]
+    pub key: Option<PathBuf>,
+    /// Trust shard reports whose signer's certificate this CA issued.
+    #[arg(long, value_name = "CA.pem")]
+    pub ca: Option<PathBuf>,
+    /// As for `verify`.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub sign: SignArgs,
+    /// Also print valid objects and finding details.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+/// Why a plan could not be made, run or merged, in the command's terms.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FanoutCliError {
+    #[error(transparent)]
+    Fanout(#[from] FanoutError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    ShardReport { path: PathBuf, source: ReportError },
+    #[error("no shard index: give --shard I, or run under a job engine that sets {}", INDEX_VARIABLES.join(" or "))]
+    NoIndex,
+    #[error("the shard index is given twice, differently: {0}")]
+    IndexConflict(String),
+    #[error("{name}={value:?} is not a shard index (a number from 0)")]
+    BadIndex { name: String, value: String },
+    #[error("{flag} is set by the plan; it cannot be given with --plan")]
+    PlanSets { flag: &'static str },
+    #[error("the source {given} is not the plan's ({planned})")]
+    OtherSource { given: String, planned: String },
+    #[error("the plan says the keys come from {planned}; this shard's come from {given}")]
+    OtherKeys { planned: String, given: String },
+    #[error(
+        "a shard's report must be signed, for merge to check it: give --sign-key and --sign-out"
+    )]
+    Unsigned,
+}
+
+impl FanoutCliError {
+    /// What to do about it.
+    pub fn advice(&self) -> Option<String> {
+        Some(match self {
+            FanoutCliError::OtherKeys { .. } => {
+                "give every shard the key file the plan was made with (--public-keys), or none if the plan asks CloudTrail".to_owned()
+            }
+            FanoutCliError::Fanout(FanoutError::Missing { .. }) => {
+                "each shard writes its report with --sign-out; pass every one of them to merge".to_owned()
+            }
+            _ => return None,
+        })
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, FanoutCliError> {
+    std::fs::read(path).map_err(|source| FanoutCliError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A source and its keys, S3 or a local copy, as `verify` opens them.
+type Opened = (Box<dyn ObjectSource>, Box<dyn KeyProvider>);
+
+fn open(
+    source: &str,
+    evidence: &EvidenceArgs,
+    #[cfg(feature = "aws")] aws: &super::aws::AwsArgs,
+) -> Result<Opened, CliError> {
+    if source.starts_with("s3://") {
+        #[cfg(feature = "aws")]
+        {
+            let (s3, keys) = super::aws::open_s3(source, aws, evidence.public_keys.as_ref())?;
+            return Ok((Box::new(s3), keys));
+        }
+        #[cfg(not(feature = "aws"))]
+        return Err(CliError::NoS3Support);
+    }
+    let (local, keys): (LocalEvidence, PinnedKeys) = evidence.open_local(Path::new(source))?;
+    Ok((Box::new(local), Box::new(keys)))
+}
+
+/// `trailproof plan`: lists the digests, cuts the run, writes the plan, prints its SHA-256.
+pub fn run_plan(args: &PlanArgs) -> Result<u8, CliError> {
+    let (source, _keys) = open(
+        &args.source,
+        &args.evidence,
+        #[cfg(feature = "aws")]
+        &args.aws,
+    )?;
+    let pinned = match &args.evidence.public_keys {
+        Some(p) => Some(read(p)?),
+        None => None,
+    };
+    let settings = args.evidence.settings(false);
+    let plan = plan_shards(
+        source.as_ref(),
+        &settings,
+        args.shards,
+        (&args.source, keys_source(pinned.as_deref())),
+        &Bars::on_stderr(),
+    )
+    .map_err(FanoutCliError::from)?;
+    let bytes = plan.to_bytes();
+    std::fs::write(&args.out, &bytes).map_err(|source| FanoutCliError::Write {
+        path: args.out.clone(),
+        source,
+    })?;
+    let busy = plan.shards.iter().filter(|s| !s.items.is_empty()).count();
+    println!(
+        "plan {}: {} digests in {} shards ({} with work), SHA-256 {}",
+        args.out.display(),
+        plan.digests,
+        plan.shards.len(),
+        busy,
+        trailproof::core::types::Sha256::of(&bytes)
+    );
+    Ok(0)
+}
+
+/// The shard index: `--shard`, or the one the job engine set; all that are given must agree.
+pub fn shard_index(
+    flag: Option<usize>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<usize, FanoutCliError> {
+    let mut found: Vec<(String, usize)> = flag
+        .map(|i| ("--shard".to_owned(), i))
+        .into_iter()
+        .collect();
+    for name in INDEX_VARIABLES {
+        if let Some(value) = env(name) {
+            let index = value
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| FanoutCliError::BadIndex {
+                    name: name.to_owned(),
+                    value: value.clone(),
+                })?;
+            found.push((name.to_owned(), index));
+        }
+    }
+    let Some((_, index)) = found.first().cloned() else {
+        return Err(FanoutCliError::NoIndex);
+    };
+    if found.iter().any(|(_, i)| *i != index) {
+        let said: Vec<String> = found.iter().map(|(n, i)| format!("{n} {i}")).collect();
+        return Err(FanoutCliError::IndexConflict(said.join(", ")));
+    }
+    Ok(index)
+}
+
+/// `trailproof verify --plan PLAN [--shard I]`: one shard, its report signed and stamped.
+pub fn run_shard_verify(args: &VerifyArgs, plan_path: &Path) -> Result<u8, CliError> {
+    let bytes = read(plan_path)?;
+    let (plan, sha) = ShardPlan::parse(&bytes).map_err(FanoutCliError::from)?;
+    let index = shard_index(args.shard, &|name| std::env::var(name).ok())?;
+    let shard = plan.shard(index).map_err(FanoutCliError::from)?;
+    let e = &args.evidence;
+    for (given, flag) in [
+        (e.start_time.is_some(), "--start-time"),
+        (e.end_time.is_some(), "--end-time"),
+        (!e.accounts.is_empty(), "--account-id"),
+        (!e.regions.is_empty(), "--region"),
+        (!e.trails.is_empty(), "--trail"),
+    ] {
+        if given {
+            return Err(FanoutCliError::PlanSets { flag }.into());
+        }
+    }
+    if let Some(given) = args.source.as_deref().filter(|s| *s != plan.source) {
+        return Err(FanoutCliError::OtherSource {
+            given: given.to_owned(),
+            planned: plan.source.clone(),
+        }
+        .into());
+    }
+    if args.sign.sign_key.is_none() {
+        return Err(FanoutCliError::Unsigned.into());
+    }
+    let pinned = match &e.public_keys {
+        Some(p) => Some(read(p)?),
+        None => None,
+    };
+    let keys = keys_source(pinned.as_deref());
+    if keys != plan.keys {
+        return Err(FanoutCliError::OtherKeys {
+            planned: plan.keys.clone(),
+            given: keys,
+        }
+        .into());
+    }
+    let stdout = std::io::BufWriter::new(std::io::stdout());
+    let output = Output::new(args.format, args.verbose, &args.sign, stdout)?.shard(ShardStamp {
+        plan_sha256: sha.to_hex(),
+        index,
+        shards: plan.shards.len(),
+        keys,
+    });
+    let (source, key_provider) = open(
+        &plan.source,
+        e,
+        #[cfg(feature = "aws")]
+        &args.aws,
+    )?;
+    let base = Settings {
+        bucket: e.s3_bucket.clone(),
+        ..e.settings(false)
+    };
+    let report = run_shard(
+        source.as_ref(),
+        key_provider.as_ref(),
+        &plan,
+        shard,
+        &base,
+        &Bars::on_stderr(),
+    )
+    .map_err(|err| match err {
+        FanoutError::Engine(e) => CliError::from(e),
+        other => FanoutCliError::from(other).into(),
+    })?;
+    output.finish(&report)?;
+    Ok(report.exit_code())
+}
+
+/// `trailproof merge`: every shard's report checked, then one report.
+pub fn run_merge(args: &MergeArgs) -> Result<u8, CliError> {
+    let plan_bytes = read(&args.plan)?;
+    let (plan, sha) = ShardPlan::parse(&plan_bytes).map_err(FanoutCliError::from)?;
+    let (key, ca): (PublicKey, Certificate);
+    let trust = match (&args.key, &args.ca) {
+        (Some(p), _) => {
+            key = PublicKey::from_pem(&read(p)?).map_err(|source| ReportCliError::Key {
+                path: p.clone(),
+                source,
+            })?;
+            Trust::Key(&key)
+        }
+        (None, Some(p)) => {
+            ca = Certificate::from_pem(&read(p)?).map_err(|source| ReportCliError::Cert {
+                path: p.clone(),
+                source: Box::new(source),
+            })?;
+            Trust::Ca(&ca)
+        }
+        // clap requires one of them.
+        (None, None) => return Ok(2),
+    };
+    // The output first: a bad signing key stops the merge before any work.
+    let stdout = std::io::BufWriter::new(std::io::stdout());
+    let output = Output::new(args.format, args.verbose, &args.sign, stdout)?;
+    let now = Timestamp::now();
+    let mut shards = Vec::with_capacity(args.reports.len());
+    for path in &args.reports {
+        let envelope = read(path)?;
+        let (stamp, report) = statement::read_shard(&envelope, trust, now).map_err(|source| {
+            FanoutCliError::ShardReport {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        shards.push(ShardReport {
+            file: path.display().to_string(),
+            stamp,
+            report,
+        });
+    }
+    let report = merge(&plan, &sha, shards).map_err(FanoutCliError::from)?;
+    output.finish(&report)?;
+    Ok(report.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each engine's variable is read, `--shard` agrees with them, and a disagreement or a
+    /// non-number is an error rather than a guess (a worker verifying someone else's shard
+    /// leaves its own unverified).
+    #[test]
+    fn the_shard_index_comes_from_the_flag_or_the_engine_and_must_agree() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(shard_index(Some(3), &env(&[])).unwrap(), 3);
+        assert_eq!(
+            shard_index(None, &env(&[("JOB_COMPLETION_INDEX", "2")])).unwrap(),
+            2
+        );
+        assert_eq!(
+            shard_index(None, &env(&[("AWS_BATCH_JOB_ARRAY_INDEX", "7")])).unwrap(),
+            7
+        );
+        assert_eq!(
+            shard_index(Some(7), &env(&[("AWS_BATCH_JOB_ARRAY_INDEX", "7")])).unwrap(),
+            7
+        );
+        assert!(matches!(
+            shard_index(Some(1), &env(&[("JOB_COMPLETION_INDEX", "2")])),
+            Err(FanoutCliError::IndexConflict(_))
+        ));
+        assert!(matches!(
+            shard_index(None, &env(&[("JOB_COMPLETION_INDEX", "-1")])),
+            Err(FanoutCliError::BadIndex { .. })
+        ));
+        assert!(matches!(
+            shard_index(None, &env(&[])),
+            Err(FanoutCliError::NoIndex)
+        ));
+    }
+}
