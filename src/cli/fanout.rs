@@ -13,7 +13,6 @@ use super::{EvidenceArgs, Format, VerifyArgs};
 use trailproof::engine::fanout::{
     keys_source, merge, plan_shards, run_shard, FanoutError, ShardPlan, ShardReport,
 };
-use trailproof::engine::Settings;
 use trailproof::report::audit::ShardStamp;
 use trailproof::report::dsse::Trust;
 use trailproof::report::signing::{Certificate, PublicKey};
@@ -117,6 +116,9 @@ impl FanoutCliError {
         Some(match self {
             FanoutCliError::OtherKeys { .. } => {
                 "give every shard the key file the plan was made with (--public-keys), or none if the plan asks CloudTrail".to_owned()
+            }
+            FanoutCliError::Fanout(FanoutError::NoBucket) => {
+                "give the bucket the copy was made from: --s3-bucket BUCKET".to_owned()
             }
             FanoutCliError::Fanout(FanoutError::Missing { .. }) => {
                 "each shard writes its report with --sign-out; pass every one of them to merge".to_owned()
@@ -236,6 +238,7 @@ pub fn run_shard_verify(args: &VerifyArgs, plan_path: &Path) -> Result<u8, CliEr
         (!e.accounts.is_empty(), "--account-id"),
         (!e.regions.is_empty(), "--region"),
         (!e.trails.is_empty(), "--trail"),
+        (e.s3_bucket.is_some(), "--s3-bucket"),
     ] {
         if given {
             return Err(FanoutCliError::PlanSets { flag }.into());
@@ -276,10 +279,7 @@ pub fn run_shard_verify(args: &VerifyArgs, plan_path: &Path) -> Result<u8, CliEr
         #[cfg(feature = "aws")]
         &args.aws,
     )?;
-    let base = Settings {
-        bucket: e.s3_bucket.clone(),
-        ..e.settings(false)
-    };
+    let base = e.settings(false);
     let report = run_shard(
         source.as_ref(),
         key_provider.as_ref(),

@@ -12,6 +12,8 @@
 //!
 //! - `format`: `"trailproof-plan/1"`
 //! - `source`: the S3 URI or directory as given to `plan`, and as every shard's report names it
+//! - `bucket`: the bucket every shard verifies (the source's, or `--s3-bucket` for a copy that
+//!   does not say: a share with no digest could not tell it)
 //! - `range`: `{start, end}` (RFC 3339 UTC), the range every shard verifies
 //! - `filters`: `{accounts, regions, trails}`, as given to `plan`
 //! - `keys`: where every shard must take its public keys: `cloudtrail:ListPublicKeys`, or
@@ -45,15 +47,14 @@
 //!
 //! What a shard cannot see the same way (see SECURITY.md): a log file that only a backfill
 //! digest outside the shard's read window names (reported as named by no digest, never as
-//! valid), and files outside every account/Region folder that has digests (a folder with log
-//! files and no digest at all is in no shard).
+//! valid).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::plan::plan;
+use super::plan::{log_scopes, plan};
 use super::{verify_streaming, EngineError, Settings, Window};
 use crate::core::chain::Range;
 use crate::core::finding::merge_by_object;
@@ -129,6 +130,8 @@ pub struct ShardPlan {
     pub format: String,
     /// The source as given.
     pub source: String,
+    /// The bucket.
+    pub bucket: String,
     /// The range.
     pub range: PlanRange,
     /// The filters.
@@ -151,6 +154,9 @@ pub enum FanoutError {
     /// A plan needs both ends of the range.
     #[error("a plan needs --start-time and --end-time: every shard must verify the same range")]
     NoRange,
+    /// A copy that does not say its bucket, and no bucket given.
+    #[error("the copy does not say which bucket it is (no evidence-metadata file): every shard must verify the same one")]
+    NoBucket,
     /// A plan needs at least one shard.
     #[error("--shards must be at least 1")]
     NoShards,
@@ -273,6 +279,7 @@ impl ShardPlan {
             regions: vec![item.region.clone()],
             trails: self.filters.trails.clone(),
             home_region: None,
+            bucket: Some(self.bucket.clone()),
             omit_valid_logs: false,
             allow_unmatched_filters: false,
             window: Some(Window {
@@ -293,7 +300,8 @@ pub fn keys_source(pinned_file: Option<&[u8]>) -> String {
     }
 }
 
-/// Lists the digests (not the log files) that `settings` select and cuts the range into
+/// Lists the digests that `settings` select (and the account/Region folders of the range's
+/// log files: a folder with log files and no digest is a share too) and cuts the range into
 /// `shards` shards of about equal numbers of digests (see the module docs). `source_name` is
 /// the source as given, `keys` as [`keys_source`] says it.
 pub fn plan_shards(
@@ -309,6 +317,13 @@ pub fn plan_shards(
     if shards == 0 {
         return Err(FanoutError::NoShards);
     }
+    let bucket = match (settings.bucket.clone(), source.bucket()) {
+        (Some(given), Some(recorded)) if given != recorded => {
+            return Err(EngineError::BucketConflict { given, recorded }.into())
+        }
+        (Some(b), _) | (None, Some(b)) => b,
+        (None, None) => return Err(FanoutError::NoBucket),
+    };
     let listed = plan(source, settings, observer)?;
     let range = listed.range;
     let mut units: BTreeMap<(String, String), Unit> = BTreeMap::new();
@@ -318,12 +333,19 @@ pub fn plan_shards(
             .or_default()
             .add(d, range);
     }
+    // A folder with log files of the range and no digest at all (every one deleted, or never
+    // delivered) is a share of its own: its files are reported as a single run reports them.
+    let (log_scopes, _) = log_scopes(source, settings, observer).map_err(EngineError::from)?;
+    for scope in log_scopes {
+        units.entry((scope.account, scope.region)).or_default();
+    }
     let weight = |u: &Unit| (u.in_range.len() as u64).max(1);
     let total: u64 = units.values().map(weight).sum();
     let n = shards as u64;
     let mut plan = ShardPlan {
         format: PLAN_FORMAT.to_owned(),
         source: source_name.to_owned(),
+        bucket,
         range: PlanRange { start, end },
         filters: Filters {
             accounts: settings.accounts.clone(),
@@ -477,17 +499,10 @@ pub fn run_shard(
             observer,
         )?);
     }
-    // A copy without an evidence-metadata file does not know its bucket: its digests told
-    // the engine.
-    let bucket = parts
-        .first()
-        .map(|r| r.bucket.clone())
-        .or_else(|| source.bucket())
-        .unwrap_or_default();
     Ok(combine(
         plan,
         source.describe(),
-        bucket,
+        plan.bucket.clone(),
         parts.into_iter().map(|r| (None, r)).collect(),
     ))
 }

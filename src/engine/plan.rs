@@ -267,7 +267,7 @@ fn recorded_digests(source: &dyn ObjectSource, settings: &Settings) -> Vec<Diges
 }
 
 /// The account/Region folders the selected log files are in, and the times they span.
-fn log_scopes(
+pub(super) fn log_scopes(
     source: &dyn ObjectSource,
     settings: &Settings,
     observer: &dyn Observer,
