@@ -627,3 +627,170 @@ fn a_folder_whose_digests_are_all_deleted_is_still_in_a_shard() {
         assert_sharded_equals_single(&case, &args, shards);
     }
 }
+
+/// The manifests of deploy/ read as data (PyYAML, JSON) with the fields each job engine needs;
+/// and the check fails on a manifest that lacks one (an Indexed Job that is not indexed).
+#[test]
+fn deploy_manifests_have_what_the_engines_require() {
+    let check = |dir: &Path| {
+        let script = support::repo().join("tests/support/check_deploy.py");
+        std::process::Command::new("python3")
+            .arg(script)
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let deploy = support::repo().join("deploy");
+    let out = check(&deploy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    for sub in ["kubernetes", "aws-batch", "step-functions"] {
+        std::fs::create_dir(tmp.path().join(sub)).unwrap();
+        for entry in std::fs::read_dir(deploy.join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), tmp.path().join(sub).join(entry.file_name())).unwrap();
+        }
+    }
+    let job = tmp.path().join("kubernetes/indexed-job.yaml");
+    let text = std::fs::read_to_string(&job).unwrap();
+    std::fs::write(
+        &job,
+        text.replace("completionMode: Indexed", "completionMode: NonIndexed"),
+    )
+    .unwrap();
+    let asl = tmp.path().join("step-functions/state-machine.asl.json");
+    let text = std::fs::read_to_string(&asl).unwrap();
+    std::fs::write(&asl, text.replace("\"DISTRIBUTED\"", "\"INLINE\"")).unwrap();
+    let out = check(tmp.path());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("completionMode Indexed") && said.contains("Mode DISTRIBUTED"),
+        "{said}"
+    );
+}
+
+/// The container wrappers of deploy/ end to end on S3 (moto, the AWS CLI for the plan and the
+/// reports): the plan uploaded, each shard's wrapper run with its index as its engine sets it,
+/// the merge wrapper run; the merged report it uploads is a single run's.
+#[test]
+fn the_deploy_wrappers_run_a_plan_end_to_end_on_s3() {
+    let corpus = organization().hours(6).build();
+    let (tmp, case) = written(&corpus);
+    let dir = tmp.path();
+    let moto = Moto::start(&case.join("public-keys.json"));
+    moto.upload(&case, BUCKET);
+    moto.s3(|s3| async move {
+        s3.create_bucket()
+            .bucket("audit-artifacts")
+            .send()
+            .await
+            .unwrap();
+    });
+    let env = moto.env();
+    let source = format!("s3://{BUCKET}");
+    let endpoint = strings(&["--endpoint-url", &moto.endpoint()]);
+    let end = "2026-01-01T05:00:00Z";
+    let out = dir.join("plan.json");
+    let mut args = strings(&[
+        "plan",
+        &source,
+        "--start-time",
+        START,
+        "--end-time",
+        end,
+        "--shards",
+        "3",
+    ]);
+    args.extend(["--out".to_owned(), out.to_string_lossy().into_owned()]);
+    args.extend(endpoint.iter().cloned());
+    assert_eq!(trailproof(dir, &args, &env).code, 0);
+    let plan_bytes = std::fs::read(&out).unwrap();
+    moto.s3(|s3| async move {
+        s3.put_object()
+            .bucket("audit-artifacts")
+            .key("p/plan.json")
+            .body(plan_bytes.into())
+            .send()
+            .await
+            .unwrap();
+    });
+
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_trailproof"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let pem = |name: &str| std::fs::read_to_string(key(name)).unwrap();
+    let wrapper = |name: &str, extra: &[(&str, String)]| {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg(support::repo().join("deploy/container").join(name))
+            .current_dir(dir);
+        for (k, v) in env.iter().chain(extra) {
+            cmd.env(k, v);
+        }
+        cmd.env("PATH", &path)
+            .env("PLAN_URI", "s3://audit-artifacts/p/plan.json")
+            .env("REPORTS_URI", "s3://audit-artifacts/p/reports")
+            .env("TRAILPROOF_ARGS", endpoint.join(" "));
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let sign = ("SIGN_KEY_PEM", pem("ed25519.pem"));
+    wrapper(
+        "trailproof-shard",
+        &[sign.clone(), ("JOB_COMPLETION_INDEX", "0".into())],
+    );
+    wrapper(
+        "trailproof-shard",
+        &[sign.clone(), ("AWS_BATCH_JOB_ARRAY_INDEX", "1".into())],
+    );
+    wrapper(
+        "trailproof-shard",
+        &[sign.clone(), ("TRAILPROOF_SHARD", "2".into())],
+    );
+    wrapper(
+        "trailproof-merge",
+        &[sign, ("TRUST_KEY_PEM", pem("ed25519.pub.pem"))],
+    );
+
+    let merged = moto.s3(|s3| async move {
+        let got = s3
+            .get_object()
+            .bucket("audit-artifacts")
+            .key("p/reports/merged.json")
+            .send()
+            .await
+            .unwrap();
+        got.body.collect().await.unwrap().into_bytes().to_vec()
+    });
+    let merged = Output {
+        code: 0,
+        stdout: String::from_utf8(merged).unwrap(),
+        stderr: String::new(),
+    };
+    let mut single = strings(&[
+        "verify",
+        &source,
+        "--start-time",
+        START,
+        "--end-time",
+        end,
+        "--format",
+        "json",
+    ]);
+    single.extend(endpoint);
+    assert_eq!(
+        without_run(&merged),
+        without_run(&trailproof(dir, &single, &env))
+    );
+}
