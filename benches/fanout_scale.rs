@@ -25,7 +25,7 @@ use trailproof::engine::fanout::{keys_source, merge, plan_shards, ShardPlan, Sha
 use trailproof::engine::Settings;
 use trailproof::report::audit::{Document, RunInfo, ShardStamp};
 use trailproof::report::dsse::Trust;
-use trailproof::report::signing::{PublicKey, SigningKey};
+use trailproof::report::signing::SigningKey;
 use trailproof::report::statement::{self, Signer};
 use trailproof::report::{ChainInfo, ChainReport, KeyInfo, RangeInfo, Report};
 use trailproof::source::progress::{NoObserver, Observer, Progress};

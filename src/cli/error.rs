@@ -82,7 +82,7 @@ pub enum CliError {
     /// `events --format parquet` without `--out`.
     ParquetNeedsOut,
     /// `plan`, `verify --plan` and `merge`: see [`super::fanout::FanoutCliError`].
-    Fanout(super::fanout::FanoutCliError),
+    Fanout(Box<super::fanout::FanoutCliError>),
     /// `--out` would write over something the user gave.
     OutputIsInput {
         /// The output asked for.
@@ -121,7 +121,7 @@ impl From<ReportCliError> for CliError {
 
 impl From<super::fanout::FanoutCliError> for CliError {
     fn from(err: super::fanout::FanoutCliError) -> Self {
-        CliError::Fanout(err)
+        CliError::Fanout(Box::new(err))
     }
 }
 

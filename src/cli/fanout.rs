@@ -91,7 +91,10 @@ pub enum FanoutCliError {
         source: std::io::Error,
     },
     #[error("{path}: {source}")]
-    ShardReport { path: PathBuf, source: ReportError },
+    ShardReport {
+        path: PathBuf,
+        source: Box<ReportError>,
+    },
     #[error("no shard index: give --shard I, or run under a job engine that sets {}", INDEX_VARIABLES.join(" or "))]
     NoIndex,
     #[error("the shard index is given twice, differently: {0}")]
@@ -329,7 +332,7 @@ pub fn run_merge(args: &MergeArgs) -> Result<u8, CliError> {
         let (stamp, report) = statement::read_shard(&envelope, trust, now).map_err(|source| {
             FanoutCliError::ShardReport {
                 path: path.clone(),
-                source,
+                source: Box::new(source),
             }
         })?;
         shards.push(ShardReport {

@@ -547,7 +547,7 @@ fn combine(
             if parts.len() == 1 {
                 return parts.pop().map(|(_, c)| c);
             }
-            parts.sort_by(|a, b| b.0.cmp(&a.0));
+            parts.sort_by_key(|p| std::cmp::Reverse(p.0));
             let ledgers: Vec<&Ledger> = parts
                 .iter()
                 .filter_map(|(_, c)| c.ledger.as_ref())
