@@ -338,6 +338,28 @@ fn a_tampered_boundary_digest_is_caught_by_the_shards_that_share_it_and_said_onc
         .filter(|f| f["subject"] == subject.as_str())
         .count();
     assert_eq!(said, 1, "{merged_json}");
+
+    // JSONL: the findings, chain by chain, then the summary, as a single run streams them.
+    let lines = |out: &Output| {
+        let mut lines: Vec<Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        for l in &mut lines {
+            l.as_object_mut().unwrap().remove("run");
+        }
+        lines
+    };
+    let jsonl = |args: &[String]| [args, &strings(&["--format", "jsonl"])].concat();
+    let single_args: Vec<String> = single_args
+        .into_iter()
+        .filter(|a| a != "--format" && a != "json")
+        .collect();
+    let single = trailproof(tmp.path(), &jsonl(&single_args), &[]);
+    let merged = merge(tmp.path(), &plan_path, &reports, &["--format", "jsonl"]);
+    assert!(lines(&merged).len() > 10, "{}", merged.stdout);
+    assert_eq!(lines(&merged), lines(&single));
 }
 
 /// Everything `merge` must refuse, each with exit status 2 and a message naming the problem,

@@ -17,6 +17,7 @@ use trailproof::report::audit::ShardStamp;
 use trailproof::report::dsse::Trust;
 use trailproof::report::signing::{Certificate, PublicKey};
 use trailproof::report::statement::{self, ReportError};
+use trailproof::report::Report;
 use trailproof::source::local::LocalEvidence;
 use trailproof::source::{KeyProvider, ObjectSource, PinnedKeys};
 
@@ -295,8 +296,20 @@ pub fn run_shard_verify(args: &VerifyArgs, plan_path: &Path) -> Result<u8, CliEr
         FanoutError::Engine(e) => CliError::from(e),
         other => FanoutCliError::from(other).into(),
     })?;
-    output.finish(&report)?;
+    finish(output, &report)?;
     Ok(report.exit_code())
+}
+
+/// Writes `report`: for JSONL, its findings chain by chain first (as `verify` streams them),
+/// then what every format writes at the end.
+fn finish<W: std::io::Write + Send>(output: Output<W>, report: &Report) -> Result<(), CliError> {
+    if let Some(sink) = output.sink() {
+        for c in &report.chains {
+            sink(Some(&c.chain), &c.findings);
+        }
+        sink(None, &report.unchained);
+    }
+    Ok(output.finish(report)?)
 }
 
 /// `trailproof merge`: every shard's report checked, then one report.
@@ -342,7 +355,7 @@ pub fn run_merge(args: &MergeArgs) -> Result<u8, CliError> {
         });
     }
     let report = merge(&plan, &sha, shards).map_err(FanoutCliError::from)?;
-    output.finish(&report)?;
+    finish(output, &report)?;
     Ok(report.exit_code())
 }
 
