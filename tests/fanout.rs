@@ -816,3 +816,60 @@ fn the_deploy_wrappers_run_a_plan_end_to_end_on_s3() {
         without_run(&trailproof(dir, &single, &env))
     );
 }
+
+/// Logging stopped and restarted (a new chain, a signed gap) and late deliveries in backfill
+/// digests, with shards cut every hour or two of each folder: what the walk decides from
+/// neighbours (gaps, chain starts and ends, backfill hours) is decided the same in every shard.
+#[test]
+fn restarts_and_late_deliveries_across_shard_boundaries_equal_one_run() {
+    let corpus = organization()
+        .regions(&["us-east-1", "eu-west-1"])
+        .stop_logging(5, 2)
+        .backfill_hours(&[3, 4, 9])
+        .build();
+    let (_tmp, case) = written(&corpus);
+    let args = strings(&[
+        "--start-time",
+        START,
+        "--end-time",
+        END,
+        "--public-keys",
+        "public-keys.json",
+    ]);
+    for shards in [3, 8, 13] {
+        assert_sharded_equals_single(&case, &args, shards);
+    }
+}
+
+/// Six digests in a row deleted with their log files (someone hiding a stretch of activity),
+/// in a chain cut into shares of a few hours: the hole is wider than a shard's margin in time,
+/// yet each shard reads past it to the digests on either side, and says what one run says.
+#[test]
+fn a_hole_wider_than_a_share_equals_one_run() {
+    // With the evidence-metadata file (which remembers the deleted digests) and without.
+    for metadata in [true, false] {
+        let mut corpus = World::new(BUCKET)
+            .start(START.parse::<Timestamp>().unwrap() - jiff::SignedDuration::from_mins(30))
+            .hours(30)
+            .metadata(metadata)
+            .build();
+        let hidden: Vec<String> = chain(&corpus, "111122223333", "us-east-1")[10..16]
+            .iter()
+            .map(|d| d.key.clone())
+            .collect();
+        corpus.delete_digests_and_logs(&hidden).unwrap();
+        let (_tmp, case) = written(&corpus);
+        let end = "2026-01-02T05:00:00Z";
+        let args = strings(&[
+            "--start-time",
+            START,
+            "--end-time",
+            end,
+            "--public-keys",
+            "public-keys.json",
+        ]);
+        for shards in [2, 7, 20] {
+            assert_sharded_equals_single(&case, &args, shards);
+        }
+    }
+}
