@@ -873,3 +873,92 @@ fn a_hole_wider_than_a_share_equals_one_run() {
         }
     }
 }
+
+/// Shard reports written straight to S3 (`--sign-out s3://...`) and merged from there: the
+/// merged report is a single run's; a report key that is not there is exit status 2.
+#[test]
+fn shard_reports_go_to_s3_and_merge_reads_them_there() {
+    let corpus = organization().regions(&["us-east-1"]).hours(4).build();
+    let (tmp, case) = written(&corpus);
+    let dir = tmp.path();
+    let moto = Moto::start(&case.join("public-keys.json"));
+    moto.upload(&case, BUCKET);
+    moto.s3(|s3| async move {
+        s3.create_bucket()
+            .bucket("audit-artifacts")
+            .send()
+            .await
+            .unwrap();
+    });
+    let env = moto.env();
+    let source = format!("s3://{BUCKET}");
+    let endpoint = strings(&["--endpoint-url", &moto.endpoint()]);
+    let end = "2026-01-01T03:00:00Z";
+    let plan_path = dir.join("plan.json");
+    let mut args = strings(&[
+        "plan",
+        &source,
+        "--start-time",
+        START,
+        "--end-time",
+        end,
+        "--shards",
+        "2",
+    ]);
+    args.extend(["--out".to_owned(), plan_path.to_string_lossy().into_owned()]);
+    args.extend(endpoint.iter().cloned());
+    assert_eq!(trailproof(dir, &args, &env).code, 0);
+    let uri = |i: usize| format!("s3://audit-artifacts/r/shard-{i}.dsse.json");
+    for i in 0..2 {
+        let mut args = strings(&[
+            "verify",
+            "--plan",
+            plan_path.to_str().unwrap(),
+            "--shard",
+            &i.to_string(),
+        ]);
+        args.extend(strings(&[
+            "--sign-key",
+            &key("ed25519.pem"),
+            "--sign-out",
+            &uri(i),
+        ]));
+        args.extend(endpoint.iter().cloned());
+        let out = trailproof(dir, &args, &env);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let merge_s3 = |reports: &[String]| {
+        let mut args = strings(&[
+            "merge",
+            "--plan",
+            plan_path.to_str().unwrap(),
+            "--key",
+            &key("ed25519.pub.pem"),
+            "--format",
+            "json",
+        ]);
+        args.extend(reports.iter().cloned());
+        args.extend(endpoint.iter().cloned());
+        trailproof(dir, &args, &env)
+    };
+    let merged = merge_s3(&[uri(0), uri(1)]);
+    assert_eq!(merged.code, 0, "{}", merged.stderr);
+    let mut single = strings(&[
+        "verify",
+        &source,
+        "--start-time",
+        START,
+        "--end-time",
+        end,
+        "--format",
+        "json",
+    ]);
+    single.extend(endpoint.iter().cloned());
+    assert_eq!(
+        without_run(&merged),
+        without_run(&trailproof(dir, &single, &env))
+    );
+    let missing = merge_s3(&[uri(0), uri(7)]);
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.contains(&uri(7)), "{}", missing.stderr);
+}

@@ -73,6 +73,10 @@ pub struct MergeArgs {
     /// Also print valid objects and finding details.
     #[arg(long)]
     pub verbose: bool,
+    /// How to reach S3, for shard reports given as s3://BUCKET/KEY.
+    #[cfg(feature = "aws")]
+    #[command(flatten)]
+    pub aws: super::aws::AwsArgs,
 }
 
 /// Why a plan could not be made, run or merged, in the command's terms.
@@ -112,6 +116,17 @@ pub enum FanoutCliError {
         "a shard's report must be signed, for merge to check it: give --sign-key and --sign-out"
     )]
     Unsigned,
+    #[cfg(feature = "aws")]
+    #[error("{uri}: {source}")]
+    S3 {
+        uri: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{uri} is not an s3://BUCKET/KEY URI")]
+    NotS3Object { uri: String },
+    #[cfg(not(feature = "aws"))]
+    #[error("S3 URIs need a build with the `aws` feature")]
+    NoS3,
 }
 
 impl FanoutCliError {
@@ -137,6 +152,98 @@ fn read(path: &Path) -> Result<Vec<u8>, FanoutCliError> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// `s3://BUCKET/KEY` as its bucket and key, if `path` is one.
+fn s3_object(path: &Path) -> Option<Result<(String, String), FanoutCliError>> {
+    let uri = path.to_str()?.strip_prefix("s3://")?;
+    Some(match uri.split_once('/') {
+        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
+            Ok((bucket.to_owned(), key.to_owned()))
+        }
+        _ => Err(FanoutCliError::NotS3Object {
+            uri: path.display().to_string(),
+        }),
+    })
+}
+
+/// Signed reports kept on S3 (`--sign-out s3://...`, shard reports given to `merge` as
+/// `s3://...`): one object read or written with the configured credentials, in the configured
+/// Region (us-east-1 when none is).
+#[cfg(feature = "aws")]
+struct ReportStore {
+    runtime: tokio::runtime::Runtime,
+    client: aws_sdk_s3::Client,
+}
+
+#[cfg(feature = "aws")]
+impl ReportStore {
+    fn connect(aws: &super::aws::AwsArgs) -> Result<Self, CliError> {
+        use trailproof::source::aws::{load, runtime};
+        let options = aws.options(None);
+        let runtime = runtime(false)?;
+        let mut config = runtime.block_on(load(&options, None));
+        if config.region().is_none() {
+            config = runtime.block_on(load(&options, Some("us-east-1")));
+        }
+        let conf = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(options.custom_endpoint())
+            .build();
+        Ok(ReportStore {
+            runtime,
+            client: aws_sdk_s3::Client::from_conf(conf),
+        })
+    }
+
+    fn get(&self, (bucket, key): &(String, String)) -> Result<Vec<u8>, FanoutCliError> {
+        let failed = |source: Box<dyn std::error::Error + Send + Sync>| FanoutCliError::S3 {
+            uri: format!("s3://{bucket}/{key}"),
+            source,
+        };
+        self.runtime.block_on(async {
+            let got = self
+                .client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| failed(Box::new(e)))?;
+            let body = got.body.collect().await.map_err(|e| failed(Box::new(e)))?;
+            Ok(body.into_bytes().to_vec())
+        })
+    }
+
+    fn put(&self, (bucket, key): &(String, String), bytes: Vec<u8>) -> Result<(), FanoutCliError> {
+        self.runtime
+            .block_on(
+                self.client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(bytes.into())
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(|e| FanoutCliError::S3 {
+                uri: format!("s3://{bucket}/{key}"),
+                source: Box::new(e),
+            })
+    }
+}
+
+/// A signed report: a local file, or with the `aws` feature an `s3://` object.
+fn read_report(
+    path: &Path,
+    #[cfg(feature = "aws")] aws: &super::aws::AwsArgs,
+) -> Result<Vec<u8>, CliError> {
+    match s3_object(path) {
+        None => Ok(read(path)?),
+        #[cfg(feature = "aws")]
+        Some(object) => Ok(ReportStore::connect(aws)?.get(&object?)?),
+        #[cfg(not(feature = "aws"))]
+        Some(_) => Err(FanoutCliError::NoS3.into()),
+    }
 }
 
 /// A source and its keys, S3 or a local copy, as `verify` opens them.
@@ -270,8 +377,27 @@ pub fn run_shard_verify(args: &VerifyArgs, plan_path: &Path) -> Result<u8, CliEr
         }
         .into());
     }
+    // An `s3://` --sign-out: the envelope is written to a folder of this process's own, then
+    // put there.
+    let upload = match args.sign.sign_out.as_deref().and_then(s3_object) {
+        Some(object) => {
+            let dir = std::env::temp_dir()
+                .join(format!("trailproof-shard-{}-{index}", std::process::id()));
+            // create_dir, not create_dir_all: a folder (or link) already there is refused.
+            std::fs::create_dir(&dir).map_err(|source| FanoutCliError::Write {
+                path: dir.clone(),
+                source,
+            })?;
+            Some((object?, dir))
+        }
+        None => None,
+    };
+    let mut sign = args.sign.clone();
+    if let Some((_, dir)) = &upload {
+        sign.sign_out = Some(dir.join("shard.dsse.json"));
+    }
     let stdout = std::io::BufWriter::new(std::io::stdout());
-    let output = Output::new(args.format, args.verbose, &args.sign, stdout)?.shard(ShardStamp {
+    let output = Output::new(args.format, args.verbose, &sign, stdout)?.shard(ShardStamp {
         plan_sha256: sha.to_hex(),
         index,
         shards: plan.shards.len(),
@@ -297,6 +423,20 @@ pub fn run_shard_verify(args: &VerifyArgs, plan_path: &Path) -> Result<u8, CliEr
         other => FanoutCliError::from(other).into(),
     })?;
     finish(output, &report)?;
+    if let Some((object, dir)) = upload {
+        let local = dir.join("shard.dsse.json");
+        let envelope = read(&local)?;
+        #[cfg(feature = "aws")]
+        let put = ReportStore::connect(&args.aws).and_then(|s| Ok(s.put(&object, envelope)?));
+        #[cfg(not(feature = "aws"))]
+        let put: Result<(), CliError> = {
+            let _ = (object, envelope);
+            Err(FanoutCliError::NoS3.into())
+        };
+        let _ = std::fs::remove_file(&local);
+        let _ = std::fs::remove_dir(&dir);
+        put?;
+    }
     Ok(report.exit_code())
 }
 
@@ -341,7 +481,11 @@ pub fn run_merge(args: &MergeArgs) -> Result<u8, CliError> {
     let now = Timestamp::now();
     let mut shards = Vec::with_capacity(args.reports.len());
     for path in &args.reports {
-        let envelope = read(path)?;
+        let envelope = read_report(
+            path,
+            #[cfg(feature = "aws")]
+            &args.aws,
+        )?;
         let (stamp, report) = statement::read_shard(&envelope, trust, now).map_err(|source| {
             FanoutCliError::ShardReport {
                 path: path.clone(),
