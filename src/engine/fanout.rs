@@ -766,3 +766,94 @@ fn check_share(plan: &ShardPlan, s: &ShardReport) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::progress::NoObserver;
+
+    /// A plan of 12 hours of one chain, cut into `shards`.
+    fn plan_of_half_a_day(shards: usize) -> ShardPlan {
+        let dir = tempfile::tempdir().unwrap();
+        let start: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        trailproof_testgen::World::new("b")
+            .start(start)
+            .hours(12)
+            .build()
+            .write(dir.path())
+            .unwrap();
+        let source = crate::source::local::LocalEvidence::open(&dir.path().join("bucket")).unwrap();
+        let settings = Settings {
+            start: Some(start),
+            end: Some(start + SignedDuration::from_hours(12)),
+            ..Settings::default()
+        };
+        plan_shards(
+            &source,
+            &settings,
+            shards,
+            ("bucket", keys_source(None)),
+            &NoObserver,
+        )
+        .unwrap()
+    }
+
+    /// A plan file whose shares do not cover each account and Region's range exactly once (a
+    /// share dropped, or given to two shards) would verify less, or twice: it is refused.
+    #[test]
+    fn a_plan_whose_shares_do_not_cover_the_range_once_is_refused() {
+        let plan = plan_of_half_a_day(4);
+        let (parsed, sha) = ShardPlan::parse(&plan.to_bytes()).unwrap();
+        assert_eq!(parsed, plan);
+        assert_eq!(sha, Sha256::of(&plan.to_bytes()));
+        let items: usize = plan.shards.iter().map(|s| s.items.len()).sum();
+        assert_eq!(items, 4, "one folder, cut in four: {plan:?}");
+
+        let mut dropped = plan.clone();
+        let shard = dropped
+            .shards
+            .iter_mut()
+            .find(|s| !s.items.is_empty())
+            .unwrap();
+        shard.items.pop();
+        assert!(ShardPlan::parse(&dropped.to_bytes()).is_err());
+
+        let mut twice = plan.clone();
+        let item = twice.shards[0].items[0].clone();
+        twice.shards[1].items.push(item);
+        assert!(ShardPlan::parse(&twice.to_bytes()).is_err());
+
+        let mut renumbered = plan.clone();
+        renumbered.shards.swap(0, 1);
+        assert!(ShardPlan::parse(&renumbered.to_bytes()).is_err());
+
+        let mut narrow = plan;
+        let item = narrow
+            .shards
+            .iter_mut()
+            .flat_map(|s| &mut s.items)
+            .next()
+            .unwrap();
+        item.read.to = item.owned.from;
+        assert!(ShardPlan::parse(&narrow.to_bytes()).is_err());
+    }
+
+    /// Shares are cut at clock hours inside the range, and each reads at least two hours past
+    /// its ends (or to the range's ends).
+    #[test]
+    fn shares_are_cut_at_clock_hours_with_margins() {
+        let plan = plan_of_half_a_day(4);
+        let (start, end) = (plan.range.start, plan.range.end);
+        for item in plan.shards.iter().flat_map(|s| &s.items) {
+            for t in [item.owned.from, item.owned.to] {
+                assert!(
+                    t == start || t == end || t.as_second() % 3600 == 0,
+                    "{item:?}"
+                );
+            }
+            let two = SignedDuration::from_hours(2);
+            assert!(item.read.from == start || item.read.from <= item.owned.from - two);
+            assert!(item.read.to == end || item.read.to >= item.owned.to + two);
+        }
+    }
+}
