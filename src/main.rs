@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         Command::Keys(command) => cli::aws::run_keys(command),
         #[cfg(feature = "aws")]
         Command::VerifyQueryResults(args) => cli::lake::run(args),
+        Command::Plan(args) => cli::fanout::run_plan(args),
+        Command::Merge(args) => cli::fanout::run_merge(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -52,16 +54,20 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
             .build_global()
             .map_err(CliError::Threads)?;
     }
+    if let Some(plan) = &args.plan {
+        return cli::fanout::run_shard_verify(args, plan);
+    }
     // The output is set up first, so a bad signing key stops the run before any work.
     let stdout = std::io::BufWriter::new(std::io::stdout());
     let output = cli::report::Output::new(args.format, args.verbose, &args.sign, stdout)?;
     let report = {
         let sink = output.sink();
         let sink = sink.as_ref().map(|s| s as FindingSink);
-        if args.source.starts_with("s3://") {
+        let source = args.source.as_deref().unwrap_or_default();
+        if source.starts_with("s3://") {
             verify_s3(args, sink)?
         } else {
-            let dir = Path::new(&args.source);
+            let dir = Path::new(source);
             let (evidence, keys) = args.evidence.open_local(dir)?;
             engine::verify_streaming(&evidence, &keys, &args.settings(), sink, &Bars::on_stderr())
                 .map_err(|e| CliError::in_folder(e, dir))?

@@ -197,7 +197,8 @@ pub fn verify_s3(
     args: &VerifyArgs,
     sink: Option<engine::FindingSink<'_>>,
 ) -> Result<report::Report, CliError> {
-    let (source, keys) = open_s3(&args.source, &args.aws, args.evidence.public_keys.as_ref())?;
+    let uri = args.source.as_deref().unwrap_or_default();
+    let (source, keys) = open_s3(uri, &args.aws, args.evidence.public_keys.as_ref())?;
     let report = engine::verify_streaming(
         &source,
         keys.as_ref(),
@@ -269,6 +270,7 @@ pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, CliError> {
         omit_valid_logs: !args.verbose,
         // The CLI says "No digests found" for an account, Region or trail without digests.
         allow_unmatched_filters: true,
+        window: None,
     };
     let report = match engine::verify(&source, keys.as_ref(), &settings) {
         Ok(r) => r,

@@ -81,6 +81,8 @@ pub enum CliError {
     Output(io::Error),
     /// `events --format parquet` without `--out`.
     ParquetNeedsOut,
+    /// `plan`, `verify --plan` and `merge`: see [`super::fanout::FanoutCliError`].
+    Fanout(Box<super::fanout::FanoutCliError>),
     /// `--out` would write over something the user gave.
     OutputIsInput {
         /// The output asked for.
@@ -114,6 +116,12 @@ impl From<PinnedKeysError> for CliError {
 impl From<ReportCliError> for CliError {
     fn from(err: ReportCliError) -> Self {
         CliError::Report(err)
+    }
+}
+
+impl From<super::fanout::FanoutCliError> for CliError {
+    fn from(err: super::fanout::FanoutCliError) -> Self {
+        CliError::Fanout(Box::new(err))
     }
 }
 
@@ -176,6 +184,7 @@ impl CliError {
             ),
             CliError::Keys(e) => write!(f, "{e}"),
             CliError::Report(e) => write!(f, "{e}"),
+            CliError::Fanout(e) => write!(f, "{e}"),
             CliError::FolderAboveCopy { dir, copy } => write!(
                 f,
                 "{} holds no AWSLogs/ folder, but {} does: it is the folder above a bucket copy",
@@ -243,6 +252,7 @@ impl CliError {
                 ..
             }) => save_keys(Path::new("KEYS.json")),
             CliError::Keys(_) | CliError::Report(_) => return None,
+            CliError::Fanout(e) => return e.advice(),
             CliError::FolderAboveCopy { copy, .. } => {
                 format!("did you mean `trailproof verify {}`?", copy.display())
             }

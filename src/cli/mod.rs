@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod events;
+pub mod fanout;
 pub mod progress;
 pub mod report;
 
@@ -67,6 +68,15 @@ pub enum Command {
     /// --format json, as for `verify` (0, 1 findings, 2 could not be done).
     #[cfg(feature = "aws")]
     VerifyQueryResults(Box<lake::VerifyQueryResultsArgs>),
+    /// Cut a run into N shards for a job engine's workers (`verify --plan PLAN --shard I`
+    /// each, then `merge`): lists the digests only, writes the plan and prints its SHA-256.
+    Plan(Box<fanout::PlanArgs>),
+    /// Check every shard's signed report of a plan (each there once, made for this plan, by a
+    /// trusted signer) and write the one report of the whole run.
+    ///
+    /// Exit status as for `verify` (of the merged report); 2 also when a shard report is
+    /// missing, given twice, made for another plan, or does not verify.
+    Merge(Box<fanout::MergeArgs>),
 }
 
 /// The flags that select the evidence, shared by the commands that verify it (`verify`,
@@ -128,6 +138,7 @@ impl EvidenceArgs {
                 .collect::<BTreeMap<_, _>>(),
             omit_valid_logs,
             allow_unmatched_filters: false,
+            window: None,
         }
     }
 }
@@ -135,7 +146,17 @@ impl EvidenceArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// s3://BUCKET[/PREFIX], or a directory holding each object at DIR/KEY (its S3 key).
-    pub source: String,
+    /// With --plan, the plan's (and may be left out).
+    #[arg(required_unless_present = "plan")]
+    pub source: Option<String>,
+    /// Verify one shard of this plan (`trailproof plan`), its index from --shard or from the
+    /// job engine (JOB_COMPLETION_INDEX, AWS_BATCH_JOB_ARRAY_INDEX); needs --sign-key and
+    /// --sign-out, for `merge`.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: Option<PathBuf>,
+    /// The shard of --plan to verify, from 0.
+    #[arg(long, value_name = "I", requires = "plan")]
+    pub shard: Option<usize>,
     #[command(flatten)]
     pub evidence: EvidenceArgs,
     /// text: like `aws cloudtrail validate-logs`; json: the whole report; jsonl: one finding per

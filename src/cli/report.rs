@@ -11,7 +11,7 @@ use ring::rand::SystemRandom;
 use super::Format;
 use trailproof::core::finding::Finding;
 use trailproof::core::time::format_iso;
-use trailproof::report::audit::{Document, RunInfo};
+use trailproof::report::audit::{Document, RunInfo, ShardStamp};
 use trailproof::report::dsse::Trust;
 use trailproof::report::signing::{CertError, Certificate, KeyError, PublicKey, SigningKey};
 use trailproof::report::statement::{self, ReportError, SignError, Signer, VerifiedReport};
@@ -141,6 +141,8 @@ pub struct Output<W: Write + Send> {
     /// The TSA to timestamp the signature with, and the certificate it must sign with.
     tsa: Option<(TsaUrl, Option<TsaCertificate>)>,
     started: Timestamp,
+    /// A shard's stamp (`verify --plan`), put in the document.
+    shard: Option<ShardStamp>,
 }
 
 impl<W: Write + Send> Output<W> {
@@ -179,7 +181,16 @@ impl<W: Write + Send> Output<W> {
             signer,
             tsa,
             started: Timestamp::now(),
+            shard: None,
         })
+    }
+
+    /// The output of one shard of a plan: `stamp` goes into the report.
+    pub fn shard(self, stamp: ShardStamp) -> Self {
+        Output {
+            shard: Some(stamp),
+            ..self
+        }
     }
 
     /// For JSONL, what the engine hands findings to as it decides them.
@@ -208,13 +219,16 @@ impl<W: Write + Send> Output<W> {
         {
             return Err(ReportCliError::Output(e));
         }
-        let doc = Document::new(
-            report,
-            RunInfo {
-                started: self.started,
-                finished: Timestamp::now(),
-            },
-        );
+        let doc = Document {
+            shard: self.shard,
+            ..Document::new(
+                report,
+                RunInfo {
+                    started: self.started,
+                    finished: Timestamp::now(),
+                },
+            )
+        };
         let mut out = self
             .out
             .into_inner()

@@ -60,7 +60,7 @@ pub enum CurrentVersion {
 
 /// What searching a key's versions found, for the finding on that object. The finding's own
 /// verdict (on the current state) is unchanged: the bucket was tampered with either way.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionSearch {
     /// Versions with content that were read and checked (the current one not counted: it was
     /// judged already).
@@ -186,7 +186,7 @@ impl Recovered {
 /// What S3 said about an object's custody when it was read (the GetObject response's
 /// headers), for the reports. S3's word, not proof: only the content is proven. Left out
 /// when S3 said nothing beyond the defaults (no version id, `STANDARD`, no lock).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Custody {
     /// `x-amz-version-id`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -220,7 +220,7 @@ impl Custody {
 }
 
 /// Proven objects under one Object Lock retention mode.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockTally {
     /// How many.
     pub objects: usize,
@@ -241,6 +241,18 @@ impl LockTally {
         }
     }
 
+    fn add_all(&mut self, other: &LockTally) {
+        self.objects += other.objects;
+        let pick = |a: Option<Timestamp>,
+                    b: Option<Timestamp>,
+                    f: fn(Timestamp, Timestamp) -> Timestamp| match (a, b) {
+            (Some(a), Some(b)) => Some(f(a, b)),
+            (a, b) => a.or(b),
+        };
+        self.earliest_until = pick(self.earliest_until, other.earliest_until, Timestamp::min);
+        self.latest_until = pick(self.latest_until, other.latest_until, Timestamp::max);
+    }
+
     fn describe(&self, mode: &str) -> Option<String> {
         if self.objects == 0 {
             return None;
@@ -256,7 +268,7 @@ impl LockTally {
 
 /// How many of a run's proven objects S3 said were under Object Lock retention, and until
 /// when: the report's summary.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retention {
     /// Under `COMPLIANCE` retention (no one can shorten it or delete the version before).
     pub compliance: LockTally,
@@ -266,7 +278,7 @@ pub struct Retention {
     pub legal_hold: usize,
     /// With a lock mode whose retain-until date had passed when the run read them: no longer
     /// protected, so not counted above.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub lapsed: usize,
 }
 
@@ -293,6 +305,14 @@ impl Retention {
     /// Nothing counted.
     pub fn is_empty(&self) -> bool {
         *self == Retention::default()
+    }
+
+    /// Adds the counts of `other`, of other objects (a shard's, for `merge`).
+    pub fn add_all(&mut self, other: &Retention) {
+        self.compliance.add_all(&other.compliance);
+        self.governance.add_all(&other.governance);
+        self.legal_hold += other.legal_hold;
+        self.lapsed += other.lapsed;
     }
 
     /// The summary line, if anything was counted.

@@ -400,7 +400,7 @@ impl Kind {
 }
 
 /// Facts behind a finding, for people and for machines.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     /// The SHA-256 a digest says the subject has: a log file's listed `hashValue`, or a
     /// digest's `previousDigestHashValue` in the next digest.
@@ -435,7 +435,7 @@ pub struct Evidence {
 
 /// One checked subject and its outcome. An object has one finding that judges it (its worst,
 /// see [`merge_by_object`]); the other reasons it is not valid are in `also`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// `s3://bucket/key` of the object the finding is about.
     pub subject: String,
@@ -448,11 +448,11 @@ pub struct Finding {
     /// "hash value doesn't match"). Not stable: match on `kind`.
     pub reason: String,
     /// The facts behind the finding; left out of JSON when empty.
-    #[serde(skip_serializing_if = "is_empty_evidence")]
+    #[serde(default, skip_serializing_if = "is_empty_evidence")]
     pub evidence: Evidence,
     /// The object's other findings that judge it, less bad or equal, in the order found;
     /// see [`merge_by_object`].
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<Reason>,
     /// On S3, for an object that is invalid, missing or moved: what its other versions hold
     /// (the version CloudTrail delivered, if one is still in the bucket). Left out of JSON when
@@ -466,7 +466,7 @@ pub struct Finding {
 }
 
 /// A further reason an object is not valid, besides its finding's own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     /// As [`Finding::kind`].
     pub kind: Kind,
@@ -475,7 +475,7 @@ pub struct Reason {
     /// As [`Finding::reason`].
     pub reason: String,
     /// As [`Finding::evidence`].
-    #[serde(skip_serializing_if = "is_empty_evidence")]
+    #[serde(default, skip_serializing_if = "is_empty_evidence")]
     pub evidence: Evidence,
 }
 

@@ -72,7 +72,7 @@ pub enum SignatureFailure {
 /// When the key that signed a digest must have been valid. CloudTrail signs a digest when it
 /// generates it, with a key valid then: a key whose window does not reach these times cannot
 /// have signed it (a retired key must not vouch for a later period).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SigningTime {
     /// The key must be valid at some time from `earliest` to `latest` (both included).
     pub earliest: Timestamp,
@@ -83,7 +83,7 @@ pub struct SigningTime {
 }
 
 /// Where a [`SigningTime`] comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SigningBasis {
     /// A standard digest: its signed `digestEndTime`.

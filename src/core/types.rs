@@ -1,7 +1,7 @@
 //! Newtypes for the values that cross trust boundaries.
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A SHA-256 digest; shown as lowercase hex, the form CloudTrail writes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,6 +41,24 @@ impl fmt::Debug for Sha256 {
 impl Serialize for Sha256 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_hex())
+    }
+}
+
+/// Read back from a report (a shard's, for `merge`): lowercase hex only.
+impl<'de> Deserialize<'de> for Sha256 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Sha256::from_lower_hex(&text)
+            .ok_or_else(|| serde::de::Error::custom("not 64 lowercase hex digits"))
+    }
+}
+
+/// Read back from a report (a shard's, for `merge`): 32 lowercase hex digits only.
+impl<'de> Deserialize<'de> for Fingerprint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Fingerprint::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom("not 32 lowercase hex digits"))
     }
 }
 

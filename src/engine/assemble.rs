@@ -106,7 +106,8 @@ pub(crate) fn verify_tapped(
         settings.omit_valid_logs,
         &judged,
         walked.len(),
-    );
+    )
+    .windowed(settings.window, (range.start, range.end));
     let laid_out = check_logs(
         source,
         walked,
@@ -122,7 +123,17 @@ pub(crate) fn verify_tapped(
         other_trails,
         holes,
     };
-    let (unchained, attributed) = vouched.unchained(source, settings, unrecognised, observer)?;
+    let (mut unchained, attributed) =
+        vouched.unchained(source, settings, unrecognised, observer)?;
+    if let Some(window) = settings.window {
+        // A log file no digest names belongs to the shard that owns its delivery time; what
+        // has no time (a stray name) is said by every shard that lists it, the same way.
+        let owned = |f: &Finding| match delivery_time(&f.subject) {
+            Some(t) => window.owns((range.start, range.end), t),
+            None => true,
+        };
+        unchained.retain(owned);
+    }
     let mut notes = source.notes();
     notes.extend(laid_out.notes);
     if attributed > 0 {
@@ -141,6 +152,15 @@ pub(crate) fn verify_tapped(
         notes,
         ..report(source, settings, bucket, range_info(range, derived))
     })
+}
+
+/// The delivery time of the log file an `s3://BUCKET/KEY` subject names, if it names one.
+fn delivery_time(subject: &str) -> Option<jiff::Timestamp> {
+    let key = subject.strip_prefix("s3://")?.split_once('/')?.1;
+    match crate::core::layout::parse_key(key) {
+        Ok(crate::core::layout::CloudTrailKey::Log(l)) => Some(l.time),
+        _ => None,
+    }
 }
 
 /// Walks every chain, in parallel: chains are independent. In chain order.

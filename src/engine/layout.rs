@@ -55,6 +55,11 @@ pub(super) struct Layout<'a> {
     standard: Option<(ChainId, (Timestamp, Timestamp), Vec<Span>)>,
     reports: Vec<ChainReport>,
     chain: ChainLayout,
+    /// A shard's share of the range, and the range ([`super::Window`]): what lies outside it
+    /// is laid out for the ledger's sake only, and not reported.
+    window: Option<(super::Window, (Timestamp, Timestamp))>,
+    /// Whether the digest being laid out is reported (always, without a window).
+    owned: bool,
 }
 
 impl<'a> Layout<'a> {
@@ -80,6 +85,40 @@ impl<'a> Layout<'a> {
             standard: None,
             reports: Vec::with_capacity(chains),
             chain: ChainLayout::new(omit_valid_logs, 0),
+            window: None,
+            owned: true,
+        }
+    }
+
+    /// Lays out only `window`'s share of `range` (a shard's, see [`super::Window`]).
+    pub(super) fn windowed(
+        self,
+        window: Option<super::Window>,
+        range: (Timestamp, Timestamp),
+    ) -> Self {
+        Layout {
+            window: window.map(|w| (w, range)),
+            ..self
+        }
+    }
+
+    /// The ledger of the hours from `from` to `to` that the layout reports.
+    fn ledger(&self, (from, to): (Timestamp, Timestamp), spans: &[Span]) -> Ledger {
+        match self.window {
+            Some((w, (start, end))) => {
+                let from = if w.owned.0 <= start {
+                    from
+                } else {
+                    from.max(w.owned.0)
+                };
+                let to = if w.owned.1 >= end {
+                    to
+                } else {
+                    to.min(w.owned.1)
+                };
+                Ledger::of(from, to.max(from), spans)
+            }
+            None => Ledger::of(from, to, spans),
         }
     }
 
@@ -108,7 +147,7 @@ impl<'a> Layout<'a> {
             return;
         };
         let (seen, hasher) = &mut self.retained;
-        if f.verdict == Verdict::Valid && seen.insert(hasher.hash_one(&f.subject)) {
+        if self.owned && f.verdict == Verdict::Valid && seen.insert(hasher.hash_one(&f.subject)) {
             self.retention.add(&custody, self.now);
         }
         f.custody = Some(Box::new(custody));
@@ -168,6 +207,11 @@ impl<'a> Layout<'a> {
         referenced: &mut TextHashes,
     ) {
         let mut w = w;
+        self.owned = self
+            .window
+            .is_none_or(|(window, range)| window.owns(range, w.key.end_time));
+        // What a shard does not own is laid out for the ledger, then taken back.
+        let reported = self.chain.findings.len();
         let uri = w.location.uri();
         if let Some(f) = self.recovered(&w.location) {
             w.findings.push(f);
@@ -213,6 +257,9 @@ impl<'a> Layout<'a> {
             to: w.window.1,
             state,
         });
+        if !self.owned {
+            self.chain.findings.truncate(reported);
+        }
     }
 
     /// The findings on the log files a verified digest (at `named_by`) lists, from their
@@ -280,10 +327,14 @@ impl<'a> Layout<'a> {
             if self.add_backfill(id, &done.spans) {
                 None
             } else {
-                Some(orphan_backfill(&mut done))
+                // Said once, by the shard that owns the range's end (see `Window`).
+                if self.window.is_none_or(|(w, (_, end))| w.owned.1 >= end) {
+                    orphan_backfill(&mut done);
+                }
+                Some(self.ledger(done.extent, &[]))
             }
         } else {
-            let ledger = Ledger::of(done.extent.0, done.extent.1, &done.spans);
+            let ledger = self.ledger(done.extent, &done.spans);
             self.standard = Some((id.clone(), done.extent, std::mem::take(&mut done.spans)));
             Some(ledger)
         };
@@ -327,8 +378,9 @@ impl<'a> Layout<'a> {
         let before = all.len();
         all.extend(bad);
         if all.len() > before {
+            let ledger = self.ledger(extent, &all);
             if let Some(report) = self.reports.last_mut() {
-                report.ledger = Some(Ledger::of(extent.0, extent.1, &all));
+                report.ledger = Some(ledger);
             }
         }
         true
@@ -338,7 +390,7 @@ impl<'a> Layout<'a> {
 /// Backfill digests of a trail that has no standard digest left: those were deleted, every one
 /// (CloudTrail writes a standard digest every hour; deleting them all must not pass as a trail
 /// with only late deliveries). Nothing proves the range for this trail: its ledger is empty.
-fn orphan_backfill(done: &mut ChainLayout) -> Ledger {
+fn orphan_backfill(done: &mut ChainLayout) {
     let subject = done
         .findings
         .iter()
@@ -357,7 +409,6 @@ fn orphan_backfill(done: &mut ChainLayout) -> Ledger {
             ..Evidence::default()
         }),
     );
-    Ledger::of(done.extent.0, done.extent.1, &[])
 }
 
 /// The state of the hours a digest's window covers, from the worst verdict of the digest and

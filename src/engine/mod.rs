@@ -27,6 +27,7 @@ mod assemble;
 mod count;
 mod digests;
 pub mod events;
+pub mod fanout;
 mod holes;
 pub mod lake;
 mod layout;
@@ -91,6 +92,38 @@ pub struct Settings {
     /// verified and exit code 0. Set it only to reproduce the AWS CLI; check
     /// [`crate::report::Report::totals`] when you do.
     pub allow_unmatched_filters: bool,
+    /// One shard's share of the range ([`fanout`]); `None`: all of it.
+    pub window: Option<Window>,
+}
+
+/// One shard's share of a run ([`fanout`]): the range stays the whole range (`start`, `end`),
+/// so every verdict is decided as a run over all of it decides it; only what lies in or next to
+/// `read` is listed and read, and only what `owned` holds is reported.
+///
+/// `owned` is `[from, to)`, cut at clock hours; an end equal to the range's end owns everything
+/// beyond it too (the digests up to an hour after the end, the range's own edges). A digest is
+/// owned by its key time, a log file no digest names by its delivery time, an hour of the
+/// ledger by its own time. `read` holds `owned` and a margin on each side with at least three
+/// digests of each chain (see [`fanout::plan_shards`]): every verdict on what `owned` holds
+/// depends only on digests that near (a digest, its links, the digests that link to it, the
+/// holes between neighbours), so the shards that share a boundary both read the digests
+/// across it, and each reports its own side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// What the shard reports: `[from, to)`.
+    pub owned: (Timestamp, Timestamp),
+    /// What the shard lists and reads: digests with key times in it (and up to an hour after
+    /// it), the nearest digest of each chain on either side, and the log folders of its days.
+    pub read: (Timestamp, Timestamp),
+}
+
+impl Window {
+    /// Whether `t` (a digest's key time, a log file's delivery time) is owned, in `range`:
+    /// the first window owns all before it, the last all after it.
+    pub fn owns(&self, range: (Timestamp, Timestamp), t: Timestamp) -> bool {
+        (self.owned.0 <= range.0 || t >= self.owned.0)
+            && (self.owned.1 >= range.1 || t < self.owned.1)
+    }
 }
 
 /// A filter of a run ([`Settings::accounts`], [`Settings::regions`], [`Settings::trails`],

@@ -80,10 +80,9 @@ impl Found {
     fn add(&mut self, settings: &Settings, d: DigestKey) {
         let t = d.end_time;
         self.extent = widen(self.extent, t);
-        let after_end = settings
-            .end
-            .is_some_and(|end| t > later(end, SignedDuration::from_hours(1)));
-        if settings.start.is_some_and(|start| t < start) {
+        let (start, end) = listed_span(settings);
+        let after_end = end.is_some_and(|end| t > later(end, SignedDuration::from_hours(1)));
+        if start.is_some_and(|start| t < start) {
             let slot = self.before.entry(d.chain());
             let kept = slot.or_insert_with(|| d.clone());
             if d > *kept {
@@ -103,10 +102,9 @@ impl Found {
     /// Keeps a digest of a trail the filters leave out if it may be in the range.
     fn other_trail(&mut self, settings: &Settings, d: DigestKey) {
         let t = d.end_time;
-        let outside = settings.start.is_some_and(|start| t < start)
-            || settings
-                .end
-                .is_some_and(|end| t > later(end, SignedDuration::from_hours(1)));
+        let (start, end) = listed_span(settings);
+        let outside = start.is_some_and(|start| t < start)
+            || end.is_some_and(|end| t > later(end, SignedDuration::from_hours(1)));
         if !outside {
             self.other_trails.push(d);
         }
@@ -177,7 +175,12 @@ pub fn plan(
     observer: &dyn Observer,
 ) -> Result<Plan, EngineError> {
     let found = list_digests(source, settings, observer)?;
-    for head in settings.head_signatures.keys() {
+    // A shard lists only near its share; `trailproof plan` checked the heads against all.
+    let heads = settings
+        .head_signatures
+        .keys()
+        .filter(|_| settings.window.is_none());
+    for head in heads {
         if !found.listed().any(|d| d.format() == *head) {
             return Err(EngineError::UnknownHead { key: head.clone() });
         }
@@ -264,7 +267,7 @@ fn recorded_digests(source: &dyn ObjectSource, settings: &Settings) -> Vec<Diges
 }
 
 /// The account/Region folders the selected log files are in, and the times they span.
-fn log_scopes(
+pub(super) fn log_scopes(
     source: &dyn ObjectSource,
     settings: &Settings,
     observer: &dyn Observer,
@@ -332,13 +335,14 @@ fn unmatched_filters<'a>(
 /// What to ask the source to list of `objects`: the filters' accounts and Regions, and from
 /// the start an hour past the end (a digest ends up to an hour after what it covers).
 pub(super) fn list_request(settings: &Settings, objects: ObjectType) -> ListRequest {
+    let (start, end) = listed_span(settings);
     ListRequest {
         objects,
-        range: settings.start.map(|s| {
+        range: start.map(|s| {
             (
                 s,
                 later(
-                    settings.end.unwrap_or_else(Timestamp::now),
+                    end.unwrap_or_else(Timestamp::now),
                     SignedDuration::from_hours(1),
                 ),
             )
@@ -373,14 +377,23 @@ pub(super) fn for_each_log(
     )
 }
 
+/// The times whose digests and log folders a run lists and reads: a shard's read window
+/// ([`super::Window`]), else the range as given.
+fn listed_span(settings: &Settings) -> (Option<Timestamp>, Option<Timestamp>) {
+    match settings.window {
+        Some(w) => (Some(w.read.0), Some(w.read.1)),
+        None => (settings.start, settings.end),
+    }
+}
+
 /// Whether the account and Region filters select `scope`.
-fn selected(settings: &Settings, scope: &Scope) -> bool {
+pub(super) fn selected(settings: &Settings, scope: &Scope) -> bool {
     (settings.accounts.is_empty() || settings.accounts.contains(&scope.account))
         && (settings.regions.is_empty() || settings.regions.contains(&scope.region))
 }
 
 /// Whether the trail and home-Region filters select the digest's trail.
-fn trail_selected(settings: &Settings, digest: &DigestKey) -> bool {
+pub(super) fn trail_selected(settings: &Settings, digest: &DigestKey) -> bool {
     (settings.trails.is_empty() || settings.trails.contains(&digest.trail))
         && settings
             .home_region

@@ -149,6 +149,22 @@ pub struct ChainDoc<'a> {
     pub findings: &'a [Finding],
 }
 
+/// What makes a report one shard's of a plan (`verify --plan`, see
+/// [`crate::engine::fanout`]), for `merge` to check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardStamp {
+    /// Lowercase hex SHA-256 of the plan file's bytes, as the shard read them.
+    pub plan_sha256: String,
+    /// The shard's index in the plan, from 0.
+    pub index: usize,
+    /// How many shards the plan has.
+    pub shards: usize,
+    /// Where the shard's public keys came from: `cloudtrail:ListPublicKeys`, or `pinned:` and
+    /// the lowercase hex SHA-256 of the key file (the plan says which it must be).
+    pub keys: String,
+}
+
 /// The ledgers of every chain, added up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerTotals {
@@ -175,6 +191,9 @@ pub struct Document<'a> {
     /// Who signed it; set only in a signed statement's payload.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signer: Option<SignerInfo>,
+    /// Set only in a shard's report (`verify --plan`): which plan and which shard of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardStamp>,
     /// As [`Report::source`].
     pub source: &'a str,
     /// As [`Report::bucket`].
@@ -236,6 +255,7 @@ impl<'a> Document<'a> {
             version: report.version,
             run,
             signer: None,
+            shard: None,
             source: &report.source,
             bucket: &report.bucket,
             range: &report.range,

@@ -6,6 +6,13 @@
 //!   identical runs)
 //! - `signer` (signed payloads only): `{keyid, algorithm, certificate_sha256,
 //!   certificate_subject}`, see `src/report/dsse.rs`
+//! - `shard` (a shard's report only, `verify --plan`): `{plan_sha256, index, shards, keys}`,
+//!   the SHA-256 of the plan file the shard ran, its index, the plan's number of shards, and
+//!   where its keys came from (`cloudtrail:ListPublicKeys` or `pinned:SHA256` of the key file).
+//!   A shard's `chains`, `unchained` and `ledger` are only what its shares own (see
+//!   `src/engine/fanout.rs`); its `range` and `filters` are the plan's. `merge` reads back
+//!   everything but `run`, `signer`, `totals`, `ledger`, `manifest`, `not_proven` and
+//!   `exit_code`, which it computes again from the merged chains
 //! - `source`: the evidence directory or S3 URI; `bucket`
 //! - `range`: `{start, end, derived_from_evidence}` (RFC 3339 UTC)
 //! - `filters`: `{accounts, regions, trails}`

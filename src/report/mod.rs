@@ -64,7 +64,7 @@ pub struct RangeInfo {
 }
 
 /// What a run was limited to; an empty list limits nothing.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filters {
     /// Account ids (12 digits).
     pub accounts: Vec<String>,

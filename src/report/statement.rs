@@ -21,13 +21,15 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::audit::{
-    Coverage, Document, LedgerTotals, ManifestEntry, NotProven, RunInfo, SignerInfo, SCHEMA,
+    Coverage, Document, LedgerTotals, ManifestEntry, NotProven, RunInfo, ShardStamp, SignerInfo,
+    SCHEMA,
 };
 use super::dsse::{self, EnvelopeError, Sealed, Trust};
 use super::signing::{Certificate, KeyError, SigningKey};
 use super::timestamp::{TimestampError, Token};
-use super::{ChainInfo, RangeInfo, Totals};
-use crate::core::finding::{Kind, Verdict};
+use super::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report, Totals};
+use crate::core::custody::Retention;
+use crate::core::finding::{Finding, Kind, Verdict};
 use crate::core::ledger::{Counts, HourState, Ledger};
 use crate::core::types::Sha256;
 
@@ -311,6 +313,18 @@ pub enum ReportError {
     /// signature, or not from a timestamp authority's certificate.
     #[error("timestamp token: {0}")]
     Timestamp(#[from] TimestampError),
+    /// Read as a shard's report ([`read_shard`]): it has no `shard` block.
+    #[error("not a shard's report (it has no shard block: `verify --plan` makes them)")]
+    NotAShard,
+    /// Read as a shard's report: made by another tool or version, whose findings this one
+    /// cannot merge as its own.
+    #[error("made by {tool} {version}; merge shard reports with the version that made them ({})", env!("CARGO_PKG_VERSION"))]
+    Version {
+        /// The tool named.
+        tool: String,
+        /// Its version.
+        version: String,
+    },
 }
 
 /// A signed report that verified.
@@ -327,6 +341,8 @@ pub struct VerifiedReport {
     /// The envelope's timestamp token, checked but for trust in its TSA
     /// ([`Token::check_issued_by`] adds that).
     pub timestamp: Option<Token>,
+    /// The statement as signed, to read more of it than [`ReportView`] does.
+    pub payload: Vec<u8>,
 }
 
 /// Verifies a signed report: the envelope (form, key, signature; with a CA, the certificate at
@@ -366,12 +382,90 @@ pub fn verify(
         None => None,
     };
     Ok(VerifiedReport {
+        payload: opened.payload,
         timestamp,
         subjects: statement.subject.len(),
         manifest_subject: manifest_form,
         certificate: opened.certificate,
         report,
     })
+}
+
+/// A shard's signed report (`verify --plan`), verified as [`verify`] does, read back whole: its
+/// stamp and its report, for [`crate::engine::fanout::merge`].
+pub fn read_shard(
+    envelope: &[u8],
+    trust: Trust<'_>,
+    now: Timestamp,
+) -> Result<(ShardStamp, Report), ReportError> {
+    let verified = verify(envelope, trust, now)?;
+    let schema = |e: serde_json::Error| ReportError::Schema {
+        detail: e.to_string(),
+    };
+    let statement: ShardStatement = serde_json::from_slice(&verified.payload).map_err(schema)?;
+    let doc = statement.predicate;
+    if doc.tool != "trailproof" || doc.version != env!("CARGO_PKG_VERSION") {
+        return Err(ReportError::Version {
+            tool: doc.tool,
+            version: doc.version,
+        });
+    }
+    let stamp = doc.shard.ok_or(ReportError::NotAShard)?;
+    let report = Report {
+        tool: "trailproof",
+        version: env!("CARGO_PKG_VERSION"),
+        source: doc.source,
+        bucket: doc.bucket,
+        range: doc.range,
+        filters: doc.filters,
+        keys: doc.keys,
+        chains: doc
+            .chains
+            .into_iter()
+            .map(|c| ChainReport {
+                chain: c.chain,
+                findings: c.findings,
+                omitted_valid_logs: 0,
+                omitted_valid_files: 0,
+                ledger: c.ledger,
+            })
+            .collect(),
+        unchained: doc.unchained,
+        notes: doc.notes,
+        retention: doc.retention,
+    };
+    Ok((stamp, report))
+}
+
+#[derive(Deserialize)]
+struct ShardStatement {
+    predicate: ShardDoc,
+}
+
+/// The fields of a shard's report that make up its [`Report`] (see `src/report/json.rs`).
+#[derive(Deserialize)]
+struct ShardDoc {
+    tool: String,
+    version: String,
+    shard: Option<ShardStamp>,
+    source: String,
+    bucket: String,
+    range: RangeInfo,
+    filters: Filters,
+    keys: Vec<KeyInfo>,
+    chains: Vec<ShardChain>,
+    unchained: Vec<Finding>,
+    notes: Vec<String>,
+    #[serde(default)]
+    retention: Retention,
+}
+
+#[derive(Deserialize)]
+struct ShardChain {
+    chain: ChainInfo,
+    #[serde(default)]
+    ledger: Option<Ledger>,
+    findings: Vec<Finding>,
 }
 
 /// A field of the statement that has one possible value.
