@@ -195,13 +195,14 @@ pub fn open_s3(
 /// `verify s3://...`.
 pub fn verify_s3(
     args: &VerifyArgs,
+    settings: &engine::Settings,
     sink: Option<engine::FindingSink<'_>>,
 ) -> Result<report::Report, CliError> {
     let (source, keys) = open_s3(&args.source, &args.aws, args.evidence.public_keys.as_ref())?;
     Ok(engine::verify_streaming(
         &source,
         keys.as_ref(),
-        &args.settings(),
+        settings,
         sink,
         &Bars::on_stderr(),
     )?)
@@ -249,6 +250,7 @@ pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, CliError> {
         trails: vec![arn.name.clone()],
         home_region: Some(arn.region.clone()),
         bucket: Some(bucket),
+        resume: Default::default(),
         head_signatures: Default::default(),
         // Without --verbose, valid log files are only counted in the summary.
         omit_valid_logs: !args.verbose,

@@ -83,7 +83,11 @@ impl Found {
         let after_end = settings
             .end
             .is_some_and(|end| t > later(end, SignedDuration::from_hours(1)));
-        if settings.start.is_some_and(|start| t < start) {
+        let start = match settings.resume.is_empty() {
+            true => settings.start,
+            false => resumed(settings, &d.chain()).or(settings.start),
+        };
+        if start.is_some_and(|start| t < start) {
             let slot = self.before.entry(d.chain());
             let kept = slot.or_insert_with(|| d.clone());
             if d > *kept {
@@ -122,7 +126,13 @@ impl Found {
 
     /// The plan for `range`: the digests it holds, those the source's records name in it
     /// that no listing found (gone since), and the nearest on either side of it.
-    fn into_plan(self, range: Range, derived: bool, recorded: Vec<DigestKey>) -> Plan {
+    fn into_plan(
+        self,
+        settings: &Settings,
+        range: Range,
+        derived: bool,
+        recorded: Vec<DigestKey>,
+    ) -> Plan {
         let Found {
             mut digests,
             before,
@@ -131,12 +141,14 @@ impl Found {
             unrecognised,
             ..
         } = self;
-        digests.retain(|d| range.holds_digest(d.end_time));
+        let holds =
+            |d: &DigestKey| chain_range(range, settings, &d.chain()).holds_digest(d.end_time);
+        digests.retain(holds);
         let listed: HashSet<String> = digests.iter().map(DigestKey::format).collect();
         let mut gone = BTreeSet::new();
         for d in recorded {
             let key = d.format();
-            if range.holds_digest(d.end_time) && !listed.contains(&key) {
+            if holds(&d) && !listed.contains(&key) {
                 gone.insert(key);
                 digests.push(d);
             }
@@ -218,7 +230,7 @@ pub fn plan(
         });
     };
     let (range, derived) = resolve_range(settings, extent)?;
-    Ok(found.into_plan(range, derived, recorded))
+    Ok(found.into_plan(settings, range, derived, recorded))
 }
 
 /// Every digest of the selected accounts and Regions, whatever its time, sorted.
@@ -386,6 +398,26 @@ fn trail_selected(settings: &Settings, digest: &DigestKey) -> bool {
             .home_region
             .as_ref()
             .is_none_or(|h| *h == digest.home_region)
+}
+
+/// Where a chain's range starts when the run resumes it ([`Settings::resume`]): just after the
+/// time given for it.
+fn resumed(settings: &Settings, chain: &ChainId) -> Option<Timestamp> {
+    let t = settings.resume.get(chain)?;
+    Some(later(*t, SignedDuration::from_secs(1)))
+}
+
+/// The range of one chain's digests: the run's, or from where the run resumes the chain
+/// ([`Settings::resume`]). Log files no digest names are held to the run's range.
+pub(super) fn chain_range(range: Range, settings: &Settings, chain: &ChainId) -> Range {
+    match resumed(settings, chain) {
+        Some(start) => Range {
+            start,
+            start_requested: true,
+            ..range
+        },
+        None => range,
+    }
 }
 
 /// Without a given range, verify everything found: from an hour before the oldest time in the
