@@ -86,11 +86,15 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
         if report.exit_code() == 2 {
             eprintln!("trailproof: the checkpoint was left as it was: objects could not be read");
         } else {
-            let inputs: Vec<&Path> = [&args.evidence.public_keys, &args.sign.sign_key]
-                .into_iter()
-                .flatten()
-                .map(|p| p.as_path())
-                .collect();
+            let inputs: Vec<&Path> = [
+                &args.evidence.public_keys,
+                &args.sign.sign_key,
+                &args.checkpoint_key,
+            ]
+            .into_iter()
+            .flatten()
+            .map(|p| p.as_path())
+            .collect();
             resume.write(next, local, &inputs)?;
             eprintln!("trailproof: {}", cli::checkpoint::summary(next));
         }

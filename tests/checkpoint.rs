@@ -15,7 +15,7 @@ use trailproof::report::dsse::Trust;
 use trailproof::report::signing::PublicKey;
 use trailproof_testgen::{Corpus, World};
 
-use support::{repo, trailproof, written, Output};
+use support::{corpus_as_of, repo, trailproof, written, Output};
 
 const KEY: &str = "testdata/report-keys/ed25519.pem";
 const PUB: &str = "testdata/report-keys/ed25519.pub.pem";
@@ -32,30 +32,6 @@ fn world() -> World {
 /// The first day: the evidence as it was at 2026-01-02T00:00Z (digests that ended later, and
 /// the log files they list, not delivered yet).
 const CUT: &str = "2026-01-02T00:00:00Z";
-
-/// `corpus` as it was at `cut`.
-fn as_of(corpus: &Corpus, cut: Timestamp) -> Corpus {
-    let mut early = corpus.clone();
-    let late: Vec<String> = corpus
-        .digests()
-        .iter()
-        .filter(|d| d.end > cut)
-        .map(|d| d.key.clone())
-        .collect();
-    let named: Vec<String> = corpus
-        .digests()
-        .iter()
-        .filter(|d| d.end > cut)
-        .flat_map(|d| d.logs.clone())
-        .collect();
-    for key in late.iter().chain(&named) {
-        early.objects.remove(key);
-        if let Some(evidence) = early.evidence.as_mut() {
-            evidence.remove(key);
-        }
-    }
-    early
-}
 
 /// The first digest of `region`'s chain that ends after `cut`, and the last one before.
 fn around(corpus: &Corpus, region: &str, cut: Timestamp) -> (String, String) {
@@ -172,7 +148,7 @@ fn checkpoint_ledgers(path: &Path) -> BTreeMap<(String, String), Counts> {
 /// one full run over the whole copy.
 fn assert_incremental_equals_full(corpus: &Corpus, (expected_first, expected_second): (i32, i32)) {
     let cut: Timestamp = CUT.parse().unwrap();
-    let (_g1, first_day) = written(&as_of(corpus, cut));
+    let (_g1, first_day) = written(&corpus_as_of(corpus, cut));
     let (_g2, whole) = written(corpus);
     let checkpoint = first_day.parent().unwrap().join("trailproof.checkpoint");
 
@@ -266,7 +242,7 @@ struct Setup {
 
 fn checkpointed(corpus: Corpus) -> Setup {
     let cut: Timestamp = CUT.parse().unwrap();
-    let (g1, first_day) = written(&as_of(&corpus, cut));
+    let (g1, first_day) = written(&corpus_as_of(&corpus, cut));
     let (g2, whole) = written(&corpus);
     let checkpoint = g2.path().join("trailproof.checkpoint");
     let first = run(&first_day, &checkpoint, &[]);
@@ -552,4 +528,43 @@ fn flags_that_contradict_the_checkpoint_stop_the_run() {
         &s.checkpoint,
         &after,
     );
+}
+
+/// A chain that goes silent after the checkpoint (its new digests and log files deleted, or
+/// logging stopped without a trace) while another goes on: its hours since are missing.
+#[test]
+fn a_chain_silent_since_the_checkpoint_has_missing_hours() {
+    let mut s = checkpointed(world().build());
+    let cut: Timestamp = CUT.parse().unwrap();
+    let late = |d: &&trailproof_testgen::DigestInfo| d.end > cut && d.key.contains("/eu-west-1/");
+    let gone: Vec<String> = s
+        .corpus
+        .digests()
+        .iter()
+        .filter(late)
+        .map(|d| d.key.clone())
+        .collect();
+    let logs: Vec<String> = s
+        .corpus
+        .digests()
+        .iter()
+        .filter(late)
+        .flat_map(|d| d.logs.clone())
+        .collect();
+    s.corpus.delete_digests_and_logs(&gone).unwrap();
+    for key in gone.iter().chain(&logs) {
+        if let Some(e) = s.corpus.evidence.as_mut() {
+            e.remove(key);
+        }
+    }
+    s.corpus.write(&s.whole).unwrap();
+    let out = run(&s.whole, &s.checkpoint, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let missing = checkpoint_ledgers(&s.checkpoint)
+        .into_iter()
+        .find(|((_, region), _)| region == "eu-west-1")
+        .unwrap()
+        .1
+        .missing;
+    assert!(missing >= 11, "{missing}");
 }

@@ -141,8 +141,10 @@ impl Found {
             unrecognised,
             ..
         } = self;
-        let holds =
-            |d: &DigestKey| chain_range(range, settings, &d.chain()).holds_digest(d.end_time);
+        let holds = |d: &DigestKey| match settings.resume.is_empty() {
+            true => range.holds_digest(d.end_time),
+            false => chain_range(range, settings, &d.chain()).holds_digest(d.end_time),
+        };
         digests.retain(holds);
         let listed: HashSet<String> = digests.iter().map(DigestKey::format).collect();
         let mut gone = BTreeSet::new();
@@ -175,8 +177,9 @@ fn widen(extent: Option<Extent>, t: Timestamp) -> Option<Extent> {
 
 /// Lists the digests and decides what is in the run.
 ///
-/// Every digest of the selected accounts and Regions is listed, whatever its time: a chain is
-/// known from any digest of it, and the nearest digest on either side of the range decides
+/// Every digest of the selected accounts and Regions is listed, whatever its time (a resumed
+/// run: from the day of the oldest digest it takes a chain up after, see
+/// [`Settings::resume`]): a chain is known from any digest of it, and the nearest digest on either side of the range decides
 /// its edges (the one after the end names, by its link, a missing digest at the end; the one
 /// before the start, where a hole at the start begins). Listing costs one request per
 /// thousand digests of a chain's history on S3 (about nine a year); only the digests in the
@@ -241,7 +244,12 @@ fn list_digests(
 ) -> Result<Found, EngineError> {
     let found = Mutex::new(Found::default());
     let mut request = list_request(settings, ObjectType::Digest);
-    request.range = None;
+    // A resumed run needs of each chain only its digests from the last one verified on
+    // (`Settings::resume`): the day folders from the oldest of those on. Otherwise all.
+    request.range = match settings.resume.values().min() {
+        Some(from) => request.range.map(|(_, to)| (*from, to)),
+        None => None,
+    };
     source.list(
         &request,
         &|key| {

@@ -18,7 +18,8 @@ RULES.json is read at every request:
    "swap": {"substring": "KEY"},    # GETs of these answer object KEY instead (body, metadata)
    "denied": ["substring"],         # GETs of these answer 403 AccessDenied
    "versions_denied": true,         # ListObjectVersions answers 403 AccessDenied
-   "storm": true}                   # every request answers 503 SlowDown
+   "storm": true,                   # every request answers 503 SlowDown
+   "count": "FILE"}                 # append "METHOD PATH?QUERY" of every request to FILE
 Transient faults: 503 SlowDown, 500 InternalError, a connection reset before any answer, or a
 body cut short after its headers promised more.
 """
@@ -118,6 +119,9 @@ class Proxy(BaseHTTPRequestHandler):
 
     def handle_one(self):
         r = rules()
+        if r.get("count"):
+            with LOCK, open(r["count"], "a") as f:
+                f.write(f"{self.command} {self.path}\n")
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         loop = r.get("list_loop")
