@@ -92,7 +92,8 @@ run() { # name, args... -> "seconds gets lists other exit"
   gets=$(grep '^GET ' "$work/requests.$name" | grep -v 'list-type=2' | grep -c -E '^GET /[^/?]+/.' || true)
   lists=$(grep -c 'list-type=2' "$work/requests.$name" || true)
   all=$(wc -l < "$work/requests.$name")
-  echo "$(cat "$work/time") $gets $lists $((all - gets - lists)) $code"
+  # /usr/bin/time writes "Command exited with non-zero status N" first when it did.
+  echo "$(tail -1 "$work/time") $gets $lists $((all - gets - lists)) $code"
 }
 
 read -r t1 g1 l1 o1 c1 < <(run first --checkpoint "$checkpoint" --sign-key testdata/report-keys/ed25519.pem)
@@ -102,6 +103,10 @@ read -r t2 g2 l2 o2 c2 < <(run incremental --checkpoint "$checkpoint" --sign-key
 [ "$c2" = 0 ] || { echo "incremental run: exit $c2" >&2; tail -5 "$work/err.incremental" >&2; exit 2; }
 read -r t3 g3 l3 o3 c3 < <(run full)
 [ "$c3" = 0 ] || { echo "full run: exit $c3" >&2; tail -5 "$work/err.full" >&2; exit 2; }
+# The same again with nothing new: what any run costs (finding the trails, the keys, the
+# listings), whatever it reads. It stops with exit status 2 ("no digest is newer").
+read -r t4 g4 l4 o4 c4 < <(run again --checkpoint "$checkpoint" --sign-key testdata/report-keys/ed25519.pem)
+[ "$c4" = 2 ] || { echo "run with nothing new: exit $c4" >&2; tail -5 "$work/err.again" >&2; exit 2; }
 
 digests=$(find "$work/corpus/bucket" -path '*/CloudTrail-Digest/*' -name '*.json.gz' | wc -l)
 logs=$(find "$work/corpus/bucket" -path '*/CloudTrail/*' -name '*.json.gz' | wc -l)
@@ -114,6 +119,8 @@ printf '%-34s %9s %9s %9s %9s\n' run "wall (s)" "GETs" "lists" "other"
 printf '%-34s %9.2f %9d %9d %9d\n' "first: $DAYS days, new checkpoint" "$t1" "$g1" "$l1" "$o1"
 printf '%-34s %9.2f %9d %9d %9d\n' "incremental: 1 more day" "$t2" "$g2" "$l2" "$o2"
 printf '%-34s %9.2f %9d %9d %9d\n' "full: $((DAYS + 1)) days, no checkpoint" "$t3" "$g3" "$l3" "$o3"
+printf '%-34s %9.2f %9d %9d %9d\n' "incremental, nothing new" "$t4" "$g4" "$l4" "$o4"
+grep '^trailproof: checkpoint:' "$work/err.incremental" || true
 printf 'incremental / full: %.1f%% of the time, %.1f%% of the requests\n' \
   "$(echo "100 * $t2 / $t3" | bc -l)" "$(echo "100 * ($g2 + $l2 + $o2) / ($g3 + $l3 + $o3)" | bc -l)"
 echo "objects the incremental run read (GETs), by folder:"
