@@ -19,6 +19,7 @@
 //! | the records of the log files a run proves, with their provenance | [`engine::events::verify_and_export`] (or [`engine::events::verified_records`] after a run) | an iterator of [`engine::events::ExportedRecord`]s; [`report::records`] writes them as JSONL, Timesketch JSONL or Parquet |
 //! | a report for people or machines | [`report::text`], [`report::json`], [`report::jsonl`], [`report::html`] | bytes to write |
 //! | a report anyone can check later | [`report::statement`] | a signed DSSE envelope and its verification |
+//! | a run that goes on from the last one | [`report::checkpoint`] ([`report::checkpoint::VerifiedCheckpoint::resume`] into [`Settings::resume`], then [`report::checkpoint::VerifiedCheckpoint::advance`]) | a signed checkpoint, and the new digests held to it |
 //! | proof of when a signed report existed | [`report::timestamp`] (the HTTP request: `source::tsa`) | an RFC 3161 token over its signature, checked |
 //!
 //! Runnable versions of each are in `examples/` (`cargo run --no-default-features --example

@@ -59,30 +59,73 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
     }
     // The output is set up first, so a bad signing key stops the run before any work.
     let stdout = std::io::BufWriter::new(std::io::stdout());
-    let output = cli::report::Output::new(args.format, args.verbose, &args.sign, stdout)?;
+    let output = cli::report::Output::new(
+        args.format,
+        args.verbose,
+        &args.sign,
+        args.checkpoint.is_some(),
+        stdout,
+    )?;
+    let mut settings = args.settings();
+    // A checkpoint that does not verify stops the run before any work too.
+    let resume = cli::checkpoint::Resume::open(args, &mut settings)?;
+    let source = args.source.as_deref().unwrap_or_default();
+    let local = (!source.starts_with("s3://")).then(|| Path::new(source));
     let report = {
         let sink = output.sink();
         let sink = sink.as_ref().map(|s| s as FindingSink);
-        let source = args.source.as_deref().unwrap_or_default();
-        if source.starts_with("s3://") {
-            verify_s3(args, sink)?
-        } else {
-            let dir = Path::new(source);
-            let (evidence, keys) = args.evidence.open_local(dir)?;
-            engine::verify_streaming(&evidence, &keys, &args.settings(), sink, &Bars::on_stderr())
-                .map_err(|e| CliError::in_folder(e, dir))?
+        match local {
+            None => verify_s3(args, &settings, sink),
+            Some(dir) => args.evidence.open_local(dir).and_then(|(evidence, keys)| {
+                engine::verify_streaming(&evidence, &keys, &settings, sink, &Bars::on_stderr())
+                    .map_err(|e| CliError::in_folder(e, dir))
+            }),
         }
     };
+    let report = match (report, &resume) {
+        (Ok(report), _) => report,
+        (Err(e), Some(resume)) => return Err(resume.failed(e)),
+        (Err(e), None) => return Err(e),
+    };
+    // Checked against the checkpoint before anything is written: a contradiction writes
+    // nothing.
+    let next = resume.as_ref().map(|r| r.next(&report)).transpose()?;
     output.finish(&report)?;
+    if let (Some(resume), Some(next)) = (&resume, &next) {
+        // A run that could not read everything moves nothing on: the next run reads it again.
+        if report.exit_code() == 2 {
+            eprintln!("trailproof: the checkpoint was left as it was: objects could not be read");
+        } else {
+            let inputs: Vec<&Path> = [
+                &args.evidence.public_keys,
+                &args.sign.sign_key,
+                &args.checkpoint_key,
+            ]
+            .into_iter()
+            .flatten()
+            .map(|p| p.as_path())
+            .collect();
+            resume.write(next, local, &inputs)?;
+            eprintln!("trailproof: {}", cli::checkpoint::summary(next));
+        }
+    }
     Ok(report.exit_code())
 }
 
 #[cfg(feature = "aws")]
-fn verify_s3(args: &VerifyArgs, sink: Option<FindingSink<'_>>) -> Result<Report, CliError> {
-    cli::aws::verify_s3(args, sink)
+fn verify_s3(
+    args: &VerifyArgs,
+    settings: &engine::Settings,
+    sink: Option<FindingSink<'_>>,
+) -> Result<Report, CliError> {
+    cli::aws::verify_s3(args, settings, sink)
 }
 
 #[cfg(not(feature = "aws"))]
-fn verify_s3(_args: &VerifyArgs, _sink: Option<FindingSink<'_>>) -> Result<Report, CliError> {
+fn verify_s3(
+    _args: &VerifyArgs,
+    _settings: &engine::Settings,
+    _sink: Option<FindingSink<'_>>,
+) -> Result<Report, CliError> {
     Err(CliError::NoS3Support)
 }

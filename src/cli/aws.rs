@@ -195,6 +195,7 @@ pub fn open_s3(
 /// `verify s3://...`.
 pub fn verify_s3(
     args: &VerifyArgs,
+    settings: &engine::Settings,
     sink: Option<engine::FindingSink<'_>>,
 ) -> Result<report::Report, CliError> {
     let uri = args.source.as_deref().unwrap_or_default();
@@ -202,7 +203,7 @@ pub fn verify_s3(
     let report = engine::verify_streaming(
         &source,
         keys.as_ref(),
-        &args.settings(),
+        settings,
         sink,
         &Bars::on_stderr(),
     );
@@ -265,6 +266,7 @@ pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, CliError> {
         trails: vec![arn.name.clone()],
         home_region: Some(arn.region.clone()),
         bucket: Some(bucket),
+        resume: Default::default(),
         head_signatures: Default::default(),
         // Without --verbose, valid log files are only counted in the summary.
         omit_valid_logs: !args.verbose,

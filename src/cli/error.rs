@@ -83,6 +83,8 @@ pub enum CliError {
     ParquetNeedsOut,
     /// `plan`, `verify --plan` and `merge`: see [`super::fanout::FanoutCliError`].
     Fanout(Box<super::fanout::FanoutCliError>),
+    /// `verify --checkpoint`: the checkpoint could not be used, or the evidence contradicts it.
+    Checkpoint(Box<super::checkpoint::CheckpointCliError>),
     /// `--out` would write over something the user gave.
     OutputIsInput {
         /// The output asked for.
@@ -227,6 +229,7 @@ impl CliError {
             CliError::ParquetNeedsOut => {
                 f.write_str("--format parquet writes a file, not standard output")
             }
+            CliError::Checkpoint(e) => write!(f, "{e}"),
             CliError::OutputIsInput { path, input } => write!(
                 f,
                 "--out {} would write over or into {}, which is input to this run",
@@ -276,6 +279,7 @@ impl CliError {
                 "the ARN looks like arn:aws:cloudtrail:REGION:ACCOUNT:trail/NAME".to_owned()
             }
             CliError::ParquetNeedsOut => "add --out FILE.parquet".to_owned(),
+            CliError::Checkpoint(e) => return e.advice(),
             CliError::OutputIsInput { .. } => {
                 "write the output outside the evidence directory, to a file of its own".to_owned()
             }

@@ -397,7 +397,7 @@ pub fn run_shard_verify(args: &VerifyArgs, plan_path: &Path) -> Result<u8, CliEr
         sign.sign_out = Some(dir.join("shard.dsse.json"));
     }
     let stdout = std::io::BufWriter::new(std::io::stdout());
-    let output = Output::new(args.format, args.verbose, &sign, stdout)?.shard(ShardStamp {
+    let output = Output::new(args.format, args.verbose, &sign, false, stdout)?.shard(ShardStamp {
         plan_sha256: sha.to_hex(),
         index,
         shards: plan.shards.len(),
@@ -477,7 +477,7 @@ pub fn run_merge(args: &MergeArgs) -> Result<u8, CliError> {
     };
     // The output first: a bad signing key stops the merge before any work.
     let stdout = std::io::BufWriter::new(std::io::stdout());
-    let output = Output::new(args.format, args.verbose, &args.sign, stdout)?;
+    let output = Output::new(args.format, args.verbose, &args.sign, false, stdout)?;
     let now = Timestamp::now();
     let mut shards = Vec::with_capacity(args.reports.len());
     for path in &args.reports {

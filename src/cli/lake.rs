@@ -119,7 +119,7 @@ fn run_checked(args: &VerifyQueryResultsArgs, place: Place<'_>) -> Result<Report
     } else {
         Box::new(std::io::sink())
     };
-    let output = Output::new(Format::Json, args.verbose, &args.sign, out)?;
+    let output = Output::new(Format::Json, args.verbose, &args.sign, false, out)?;
     let options = args.aws.options(None);
     let keys = key_provider(args.public_keys.as_ref(), &options)?;
     let folder: Box<dyn ExportFolder> = match place {

@@ -1,8 +1,10 @@
 //! Command-line flags, turned into validated engine settings.
 
+pub mod checkpoint;
 pub mod error;
 pub mod events;
 pub mod fanout;
+pub mod output_file;
 pub mod progress;
 pub mod report;
 
@@ -131,6 +133,7 @@ impl EvidenceArgs {
             trails: self.trails.clone(),
             home_region: None,
             bucket: self.s3_bucket.clone(),
+            resume: BTreeMap::new(),
             head_signatures: self
                 .head_signatures
                 .iter()
@@ -175,6 +178,15 @@ pub struct VerifyArgs {
     #[cfg(feature = "aws")]
     #[command(flatten)]
     pub aws: aws::AwsArgs,
+    /// Verify only what is new since the signed checkpoint FILE, then write the next one in
+    /// its place (needs --sign-key). Without FILE, a full run makes the first one. A
+    /// checkpoint that does not verify, or that the evidence contradicts, stops the run
+    /// (exit 2) and is left as it is. Not with --plan: a shard covers part of a range.
+    #[arg(long, value_name = "FILE", conflicts_with = "plan")]
+    pub checkpoint: Option<PathBuf>,
+    /// The public key (PEM) that signed the checkpoint, when it is not --sign-key's.
+    #[arg(long, value_name = "PUB.pem", requires = "checkpoint")]
+    pub checkpoint_key: Option<PathBuf>,
 }
 
 // Described in `--format`'s help, as one sentence.

@@ -23,8 +23,9 @@ use trailproof::source::tsa::{self, TsaHttpError, TsaUrl};
 #[derive(Debug, Clone, Args)]
 pub struct SignArgs {
     /// Also write the report as a signed in-toto statement in a DSSE envelope, signed with this
-    /// PKCS#8 PEM private key (Ed25519, ECDSA P-256 or RSA 2048+).
-    #[arg(long, value_name = "KEY.pem", requires = "sign_out")]
+    /// PKCS#8 PEM private key (Ed25519, ECDSA P-256 or RSA 2048+). With `verify
+    /// --checkpoint`, the key that signs the checkpoint (--sign-out is then optional).
+    #[arg(long, value_name = "KEY.pem")]
     pub sign_key: Option<PathBuf>,
     /// X.509 certificate (PEM) of the signing key, embedded so a verifier can check the
     /// signer's identity against a CA it trusts.
@@ -106,6 +107,8 @@ pub enum ReportCliError {
     TsaHttp(#[from] TsaHttpError),
     #[error("--tsa-url: the timestamp was not accepted: {0}")]
     Timestamp(#[from] TimestampError),
+    #[error("--sign-key needs --sign-out FILE (where the signed report goes) or, for `verify`, --checkpoint FILE")]
+    SignKeyUnused,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ReportCliError> {
@@ -150,8 +153,12 @@ impl<W: Write + Send> Output<W> {
         format: Format,
         verbose: bool,
         sign: &SignArgs,
+        checkpointing: bool,
         out: W,
     ) -> Result<Self, ReportCliError> {
+        if sign.sign_key.is_some() && sign.sign_out.is_none() && !checkpointing {
+            return Err(ReportCliError::SignKeyUnused);
+        }
         let signer = match (&sign.sign_key, &sign.sign_out) {
             (Some(key_path), Some(out_path)) => {
                 let key = SigningKey::from_pem(&read(key_path)?).map_err(key_error(key_path))?;

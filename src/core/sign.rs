@@ -288,6 +288,7 @@ pub struct VerifiedDigest {
     digest: ParsedDigest,
     fingerprint: Fingerprint,
     signed: SigningTime,
+    signature: Vec<u8>,
 }
 
 impl VerifiedDigest {
@@ -304,6 +305,12 @@ impl VerifiedDigest {
     /// The times the key was found valid at.
     pub fn signed(&self) -> SigningTime {
         self.signed
+    }
+
+    /// The signature that verified: what the next digest's `previousDigestSignature` must
+    /// carry (a checkpoint records it, see `report::checkpoint`).
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
     }
 
     /// The digest, giving up the proof.
@@ -357,6 +364,7 @@ pub fn verify_digest(
         digest: digest.clone(),
         fingerprint: key.fingerprint.clone(),
         signed,
+        signature: signature.to_vec(),
     })
 }
 

@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 
 use super::digests::{candidates, key_needs, read_digests, resolve_bucket, Kept};
+use super::ends::ChainEnds;
 use super::holes::Holes;
 use super::layout::Layout;
 use super::logs::{check_logs, judged, listed_count};
-use super::plan::{plan, Plan};
+use super::plan::{chain_range, plan, Plan};
 use super::texts::TextHashes;
 use super::unvouched::{OtherTrails, Vouched};
 use super::versions::Recovery;
@@ -90,7 +91,11 @@ pub(crate) fn verify_tapped(
     let other_chains = candidates(others, &bucket, settings);
     let keys = key_provider.keys(&key_needs(&[&chains, &other_chains], range))?;
     let other_trails = OtherTrails::attribute(source, other_chains, &keys, range);
-    let walked = walk_all(chains, &keys, range);
+    let walked = walk_all(chains, &keys, range, settings);
+    let chain_ends = walked
+        .iter()
+        .map(|(id, chain)| ChainEnds::of(id, chain, chain_range(range, settings, id)))
+        .collect();
     let judged = judged(source, &walked);
     let holes = Holes::of(&bucket, &walked);
     let mut referenced = TextHashes::with_capacity(
@@ -150,6 +155,7 @@ pub(crate) fn verify_tapped(
         unchained,
         retention: laid_out.retention,
         notes,
+        chain_ends,
         ..report(source, settings, bucket, range_info(range, derived))
     })
 }
@@ -168,11 +174,12 @@ fn walk_all(
     chains: BTreeMap<ChainId, Vec<DigestCandidate>>,
     keys: &KeySet,
     range: Range,
+    settings: &Settings,
 ) -> Vec<(ChainId, WalkedChain)> {
     chains
         .into_par_iter()
         .map(|(id, candidates)| {
-            let w = walk(&id, candidates, keys, range);
+            let w = walk(&id, candidates, keys, chain_range(range, settings, &id));
             (id, w)
         })
         .collect()
@@ -216,6 +223,7 @@ fn report(
         unchained: Vec::new(),
         notes: Vec::new(),
         retention: Retention::default(),
+        chain_ends: Vec::new(),
     }
 }
 

@@ -591,6 +591,8 @@ fn combine(
         unchained,
         notes,
         retention,
+        // A merged report is not taken up by `--checkpoint` (refused with `--plan`).
+        chain_ends: Vec::new(),
     }
 }
 
@@ -727,6 +729,7 @@ fn empty_like(r: &Report) -> Report {
         notes: Vec::new(),
         keys: Vec::new(),
         retention: Default::default(),
+        chain_ends: Vec::new(),
         source: r.source.clone(),
         bucket: r.bucket.clone(),
         range: r.range.clone(),

@@ -26,6 +26,7 @@ pub mod acquire;
 mod assemble;
 mod count;
 mod digests;
+mod ends;
 pub mod events;
 pub mod fanout;
 mod holes;
@@ -56,6 +57,7 @@ pub(crate) trait LogTap: Sync {
     );
 }
 pub use assemble::{empty_report, verify, verify_streaming, FindingSink};
+pub use ends::{ChainEnds, DigestTip, FirstLink};
 
 /// What to verify. `Settings::default()` verifies everything the source holds, over the range
 /// the evidence spans. Every filter value must select something the source lists, or the run
@@ -78,6 +80,10 @@ pub struct Settings {
     /// The bucket the evidence is a copy of, when the source cannot tell; it must agree with
     /// the source when the source can.
     pub bucket: Option<String>,
+    /// Per chain, verify only its digests after this time (a checkpoint's last verified
+    /// digest; the newest digest at or before it is read for the link, see
+    /// [`ChainEnds::before`]). Log files no digest names are still held to [`Settings::start`].
+    pub resume: BTreeMap<crate::core::layout::ChainId, Timestamp>,
     /// Signatures of chain heads, by digest key.
     pub head_signatures: BTreeMap<String, Vec<u8>>,
     /// Count valid log files per chain instead of keeping their findings, for outputs that

@@ -82,6 +82,10 @@ impl Found {
         self.extent = widen(self.extent, t);
         let (start, end) = listed_span(settings);
         let after_end = end.is_some_and(|end| t > later(end, SignedDuration::from_hours(1)));
+        let start = match settings.resume.is_empty() {
+            true => start,
+            false => resumed(settings, &d.chain()).or(start),
+        };
         if start.is_some_and(|start| t < start) {
             let slot = self.before.entry(d.chain());
             let kept = slot.or_insert_with(|| d.clone());
@@ -120,7 +124,13 @@ impl Found {
 
     /// The plan for `range`: the digests it holds, those the source's records name in it
     /// that no listing found (gone since), and the nearest on either side of it.
-    fn into_plan(self, range: Range, derived: bool, recorded: Vec<DigestKey>) -> Plan {
+    fn into_plan(
+        self,
+        settings: &Settings,
+        range: Range,
+        derived: bool,
+        recorded: Vec<DigestKey>,
+    ) -> Plan {
         let Found {
             mut digests,
             before,
@@ -129,12 +139,16 @@ impl Found {
             unrecognised,
             ..
         } = self;
-        digests.retain(|d| range.holds_digest(d.end_time));
+        let holds = |d: &DigestKey| match settings.resume.is_empty() {
+            true => range.holds_digest(d.end_time),
+            false => chain_range(range, settings, &d.chain()).holds_digest(d.end_time),
+        };
+        digests.retain(holds);
         let listed: HashSet<String> = digests.iter().map(DigestKey::format).collect();
         let mut gone = BTreeSet::new();
         for d in recorded {
             let key = d.format();
-            if range.holds_digest(d.end_time) && !listed.contains(&key) {
+            if holds(&d) && !listed.contains(&key) {
                 gone.insert(key);
                 digests.push(d);
             }
@@ -161,8 +175,9 @@ fn widen(extent: Option<Extent>, t: Timestamp) -> Option<Extent> {
 
 /// Lists the digests and decides what is in the run.
 ///
-/// Every digest of the selected accounts and Regions is listed, whatever its time: a chain is
-/// known from any digest of it, and the nearest digest on either side of the range decides
+/// Every digest of the selected accounts and Regions is listed, whatever its time (a resumed
+/// run: from the day of the oldest digest it takes a chain up after, see
+/// [`Settings::resume`]): a chain is known from any digest of it, and the nearest digest on either side of the range decides
 /// its edges (the one after the end names, by its link, a missing digest at the end; the one
 /// before the start, where a hole at the start begins). Listing costs one request per
 /// thousand digests of a chain's history on S3 (about nine a year); only the digests in the
@@ -221,7 +236,7 @@ pub fn plan(
         });
     };
     let (range, derived) = resolve_range(settings, extent)?;
-    Ok(found.into_plan(range, derived, recorded))
+    Ok(found.into_plan(settings, range, derived, recorded))
 }
 
 /// Every digest of the selected accounts and Regions, whatever its time, sorted.
@@ -232,7 +247,12 @@ fn list_digests(
 ) -> Result<Found, EngineError> {
     let found = Mutex::new(Found::default());
     let mut request = list_request(settings, ObjectType::Digest);
-    request.range = None;
+    // A resumed run needs of each chain only its digests from the last one verified on
+    // (`Settings::resume`): the day folders from the oldest of those on. Otherwise all.
+    request.range = match settings.resume.values().min() {
+        Some(from) => request.range.map(|(_, to)| (*from, to)),
+        None => None,
+    };
     source.list(
         &request,
         &|key| {
@@ -399,6 +419,26 @@ pub(super) fn trail_selected(settings: &Settings, digest: &DigestKey) -> bool {
             .home_region
             .as_ref()
             .is_none_or(|h| *h == digest.home_region)
+}
+
+/// Where a chain's range starts when the run resumes it ([`Settings::resume`]): just after the
+/// time given for it.
+fn resumed(settings: &Settings, chain: &ChainId) -> Option<Timestamp> {
+    let t = settings.resume.get(chain)?;
+    Some(later(*t, SignedDuration::from_secs(1)))
+}
+
+/// The range of one chain's digests: the run's, or from where the run resumes the chain
+/// ([`Settings::resume`]). Log files no digest names are held to the run's range.
+pub(super) fn chain_range(range: Range, settings: &Settings, chain: &ChainId) -> Range {
+    match resumed(settings, chain) {
+        Some(start) => Range {
+            start,
+            start_requested: true,
+            ..range
+        },
+        None => range,
+    }
 }
 
 /// Without a given range, verify everything found: from an hour before the oldest time in the

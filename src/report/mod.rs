@@ -1,5 +1,6 @@
 //! The report of one run, and its renderings.
 pub mod audit;
+pub mod checkpoint;
 pub mod cli_compat;
 pub mod der;
 pub mod dsse;
@@ -50,6 +51,10 @@ pub struct Report {
     /// when (S3 runs only; left out when none).
     #[serde(skip_serializing_if = "Retention::is_empty")]
     pub retention: Retention,
+    /// Where each chain walked starts and stops, for a checkpoint ([`checkpoint`]); not part
+    /// of any output.
+    #[serde(skip)]
+    pub chain_ends: Vec<crate::engine::ChainEnds>,
 }
 
 /// The period a run verified.

@@ -433,6 +433,7 @@ pub fn read_shard(
         unchained: doc.unchained,
         notes: doc.notes,
         retention: doc.retention,
+        chain_ends: Vec::new(),
     };
     Ok((stamp, report))
 }

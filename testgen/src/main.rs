@@ -38,6 +38,9 @@ enum Command {
         regions: usize,
         #[arg(long, default_value_t = 24)]
         hours: u32,
+        /// The first hour (RFC 3339; default 2026-01-01T00:00:00Z).
+        #[arg(long)]
+        start: Option<jiff::Timestamp>,
         #[arg(long, default_value_t = 10)]
         logs_per_hour: u32,
         #[arg(long, default_value_t = 100)]
@@ -127,6 +130,7 @@ fn run(cli: Cli) -> Result<(), String> {
             accounts,
             regions,
             hours,
+            start,
             logs_per_hour,
             records_per_log,
             org,
@@ -150,6 +154,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 .records_per_log(records_per_log)
                 .seed(seed)
                 .metadata(!no_metadata);
+            if let Some(start) = start {
+                world = world.start(start);
+            }
+            // The test keys' windows are AWS's 30 days: a longer corpus (benches/checkpoint.sh
+            // signs 31 days) needs them longer.
+            if hours > 24 * 20 {
+                world =
+                    world.key_windows_extended_by(jiff::SignedDuration::from_hours(hours.into()));
+            }
             if org {
                 world = world.org(&format!("o-{:010x}", seed % (1 << 40)));
             }

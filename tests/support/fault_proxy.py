@@ -25,9 +25,10 @@ RULES.json is read at every request:
    "page_size": 5,                  # ListObjectsV2 answers pages of at most this many keys
    "lists_throttled": 0.5,          # share of ListObjectsV2 requests answered 503 SlowDown
    "count_gets": true,              # count the GETs of each object, in "stats" as "gets"
-   "stats": "PATH"}                 # with rate_limit, lists_throttled or count_gets, the
+   "stats": "PATH",                 # with rate_limit, lists_throttled or count_gets, the
                                     #   counts so far are kept in PATH: {"passed": N,
                                     #   "throttled": M, "gets": {"/BUCKET/KEY": N}}
+   "count": "FILE"}                 # append "METHOD PATH?QUERY" of every request to FILE
 Transient faults: 503 SlowDown, 500 InternalError, a connection reset before any answer, or a
 body cut short after its headers promised more.
 """
@@ -160,6 +161,9 @@ class Proxy(BaseHTTPRequestHandler):
 
     def handle_one(self):
         r = rules()
+        if r.get("count"):
+            with LOCK, open(r["count"], "a") as f:
+                f.write(f"{self.command} {self.path}\n")
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         loop = r.get("list_loop")

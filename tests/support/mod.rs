@@ -18,6 +18,24 @@ pub fn written(corpus: &trailproof_testgen::Corpus) -> (tempfile::TempDir, PathB
     (dir, case)
 }
 
+/// `corpus` as it was at `cut`: the digests that end later, and the log files they list, not
+/// delivered yet (also gone from its evidence-metadata file).
+pub fn corpus_as_of(
+    corpus: &trailproof_testgen::Corpus,
+    cut: jiff::Timestamp,
+) -> trailproof_testgen::Corpus {
+    let mut early = corpus.clone();
+    for d in corpus.digests().iter().filter(|d| d.end > cut) {
+        for key in d.logs.iter().chain([&d.key]) {
+            early.objects.remove(key);
+            if let Some(evidence) = early.evidence.as_mut() {
+                evidence.remove(key);
+            }
+        }
+    }
+    early
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -220,6 +238,13 @@ impl Moto {
     /// when the case has an evidence-metadata file.
     pub fn upload(&self, case: &Path, bucket: &str) {
         self.upload_into(case, bucket, false)
+    }
+
+    #[cfg(feature = "aws")]
+    /// Puts a case's bucket copy into `bucket`, which exists: what was delivered since an
+    /// earlier [`Moto::upload`].
+    pub fn upload_more(&self, case: &Path, bucket: &str) {
+        self.put_all(case, bucket, &|put| put);
     }
 
     #[cfg(feature = "aws")]

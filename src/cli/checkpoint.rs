@@ -1,0 +1,227 @@
+//! `verify --checkpoint FILE`: read and check the checkpoint before the run, start the range
+//! after it, and write the next one (signed, whole or not at all) once the run's report is out.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use trailproof::engine::{EngineError, Settings};
+use trailproof::report::checkpoint::{
+    Checkpoint, CheckpointError, Contradiction, VerifiedCheckpoint,
+};
+use trailproof::report::dsse::Trust;
+use trailproof::report::signing::{KeyError, PublicKey, SigningKey};
+use trailproof::report::Report;
+
+use super::error::CliError;
+use super::output_file::Destination;
+use super::VerifyArgs;
+
+/// Why `--checkpoint` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointCliError {
+    #[error("--checkpoint needs --sign-key KEY.pem to sign the checkpoint it writes")]
+    NoSignKey,
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Key { path: PathBuf, source: KeyError },
+    #[error("checkpoint {path} does not verify: {source}")]
+    Invalid {
+        path: PathBuf,
+        source: CheckpointError,
+    },
+    #[error("checkpoint {path}: {source}")]
+    Contradicted {
+        path: PathBuf,
+        source: Contradiction,
+    },
+    #[error("--end-time cannot be used with --checkpoint: a checkpoint runs to the newest digest")]
+    EndTime,
+    #[error("--start-time {given} is not the checkpoint's start ({recorded}): the range goes on from the checkpoint")]
+    StartTime { given: String, recorded: String },
+    #[error("no digest is newer than checkpoint {path} (it ends {through}): nothing was verified")]
+    NothingNew { path: PathBuf, through: String },
+}
+
+impl CheckpointCliError {
+    /// What to do about it.
+    pub fn advice(&self) -> Option<String> {
+        Some(match self {
+            CheckpointCliError::NoSignKey => "add --sign-key KEY.pem (a PKCS#8 PEM private key: Ed25519, ECDSA P-256 or RSA 2048+)".to_owned(),
+            CheckpointCliError::Invalid { .. } => "if another key signed it, pass its public key with --checkpoint-key PUB.pem; otherwise the file was changed or is not a trailproof checkpoint: verify without --checkpoint (a full run), then start a new checkpoint file".to_owned(),
+            CheckpointCliError::Contradicted { .. } => "the evidence changed behind the checkpoint, or the checkpoint is of other evidence: run `trailproof verify` without --checkpoint to see every finding, and keep this checkpoint file for the investigation".to_owned(),
+            CheckpointCliError::StartTime { recorded, .. } => format!("drop --start-time, or pass --start-time {recorded}"),
+            CheckpointCliError::NothingNew { .. } => "CloudTrail delivers a digest per chain every hour: if none came for longer, logging may have been stopped (check the trail)".to_owned(),
+            _ => return None,
+        })
+    }
+}
+
+/// A checkpoint in use: the key that signs the next one, and the one read, if the file existed.
+pub struct Resume {
+    path: PathBuf,
+    key: SigningKey,
+    prior: Option<VerifiedCheckpoint>,
+}
+
+impl Resume {
+    /// `--checkpoint`, if given: the file read and verified (under `--checkpoint-key`, or the
+    /// signing key's own public key), the settings' range moved to start after it.
+    pub fn open(args: &VerifyArgs, settings: &mut Settings) -> Result<Option<Resume>, CliError> {
+        let Some(path) = &args.checkpoint else {
+            return Ok(None);
+        };
+        let fail = |e| CliError::Checkpoint(Box::new(e));
+        let key_path = args
+            .sign
+            .sign_key
+            .as_ref()
+            .ok_or(fail(CheckpointCliError::NoSignKey))?;
+        let key = SigningKey::from_pem(&read(key_path)?).map_err(|source| {
+            fail(CheckpointCliError::Key {
+                path: key_path.clone(),
+                source,
+            })
+        })?;
+        if args.evidence.end_time.is_some() {
+            return Err(fail(CheckpointCliError::EndTime));
+        }
+        let envelope = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Some(Resume {
+                    path: path.clone(),
+                    key,
+                    prior: None,
+                }))
+            }
+            Err(source) => {
+                return Err(fail(CheckpointCliError::Read {
+                    path: path.clone(),
+                    source,
+                }))
+            }
+        };
+        let other_key = match &args.checkpoint_key {
+            Some(p) => Some(PublicKey::from_pem(&read(p)?).map_err(|source| {
+                fail(CheckpointCliError::Key {
+                    path: p.clone(),
+                    source,
+                })
+            })?),
+            None => None,
+        };
+        let trust = Trust::Key(other_key.as_ref().unwrap_or(key.public()));
+        let prior = VerifiedCheckpoint::open(&envelope, trust).map_err(|source| {
+            fail(CheckpointCliError::Invalid {
+                path: path.clone(),
+                source,
+            })
+        })?;
+        let recorded = prior.checkpoint().start;
+        if let Some(given) = settings.start.filter(|g| *g != recorded) {
+            return Err(fail(CheckpointCliError::StartTime {
+                given: given.to_string(),
+                recorded: recorded.to_string(),
+            }));
+        }
+        settings.start = Some(prior.resume_at());
+        settings.resume = prior.resume();
+        Ok(Some(Resume {
+            path: path.clone(),
+            key,
+            prior: Some(prior),
+        }))
+    }
+
+    /// The run failed: says so in the checkpoint's terms when the cause is that nothing is
+    /// newer than it.
+    pub fn failed(&self, err: CliError) -> CliError {
+        match (&err, &self.prior) {
+            (CliError::Engine(EngineError::BadRange { .. }), Some(prior)) => {
+                CliError::Checkpoint(Box::new(CheckpointCliError::NothingNew {
+                    path: self.path.clone(),
+                    through: prior.checkpoint().through.to_string(),
+                }))
+            }
+            _ => err,
+        }
+    }
+
+    /// The next checkpoint after `report`, once the evidence agrees with this one; nothing is
+    /// written yet.
+    pub fn next(&self, report: &Report) -> Result<Checkpoint, CliError> {
+        match &self.prior {
+            None => Ok(Checkpoint::first(report)),
+            Some(prior) => prior.advance(report).map_err(|source| {
+                CliError::Checkpoint(Box::new(CheckpointCliError::Contradicted {
+                    path: self.path.clone(),
+                    source,
+                }))
+            }),
+        }
+    }
+
+    /// Signs and writes `next` in place of the file (under a temporary name, then renamed), never
+    /// into the evidence directory or over the keys given.
+    pub fn write(
+        &self,
+        next: &Checkpoint,
+        evidence: Option<&Path>,
+        inputs: &[&Path],
+    ) -> Result<(), CliError> {
+        let sealed = next.seal(&self.key).map_err(|source| {
+            CliError::Checkpoint(Box::new(CheckpointCliError::Invalid {
+                path: self.path.clone(),
+                source,
+            }))
+        })?;
+        let (dest, mut out) = Destination::new(Some(&self.path), evidence, inputs)?;
+        let written = out.write_all(&sealed).and_then(|()| out.flush());
+        drop(out);
+        let failed = |source| CliError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        match written {
+            Ok(()) => dest.keep().map_err(failed),
+            Err(e) => {
+                dest.discard();
+                Err(failed(e))
+            }
+        }
+    }
+}
+
+/// The hours so far, for stderr: `checkpoint: since START, N hours: A verified, ...`.
+pub fn summary(next: &Checkpoint) -> String {
+    let counts = next.counts();
+    let states: Vec<String> = trailproof::core::ledger::HourState::ALL
+        .iter()
+        .filter(|s| counts.get(**s) > 0)
+        .map(|s| format!("{} {}", counts.get(*s), s.name()))
+        .collect();
+    format!(
+        "checkpoint: {} to {}, {} chain-hours: {}",
+        next.start,
+        next.through,
+        counts.total(),
+        if states.is_empty() {
+            "none".to_owned()
+        } else {
+            states.join(", ")
+        }
+    )
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|source| {
+        CliError::Checkpoint(Box::new(CheckpointCliError::Read {
+            path: path.to_owned(),
+            source,
+        }))
+    })
+}
