@@ -30,6 +30,8 @@ fn main() -> ExitCode {
         Command::Keys(command) => cli::aws::run_keys(command),
         #[cfg(feature = "aws")]
         Command::VerifyQueryResults(args) => cli::lake::run(args),
+        #[cfg(feature = "aws")]
+        Command::Crosscheck(command) => cli::crosscheck::run(command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -21,6 +21,8 @@ use error::CliError;
 #[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "aws")]
+pub mod crosscheck;
+#[cfg(feature = "aws")]
 pub mod lake;
 
 /// Integrity validation and forensics for AWS CloudTrail logs.
@@ -67,6 +69,11 @@ pub enum Command {
     /// --format json, as for `verify` (0, 1 findings, 2 could not be done).
     #[cfg(feature = "aws")]
     VerifyQueryResults(Box<lake::VerifyQueryResultsArgs>),
+    /// Compare the other places CloudTrail delivers events with the events its log files
+    /// prove: `crosscheck cloudwatch SOURCE --log-group G --start-time T --end-time T`.
+    #[cfg(feature = "aws")]
+    #[command(subcommand)]
+    Crosscheck(crosscheck::CrosscheckCommand),
 }
 
 /// The flags that select the evidence, shared by the commands that verify it (`verify`,

@@ -15,6 +15,7 @@
 )]
 
 pub mod chain;
+pub mod cloudwatch;
 pub mod custody;
 pub mod digest;
 pub mod evidence;

@@ -182,6 +182,7 @@ fn report(
         unchained: Vec::new(),
         notes: Vec::new(),
         retention: Retention::default(),
+        crosscheck: None,
     }
 }
 

@@ -58,6 +58,7 @@ pub fn verify_query_results(
         unchained: Vec::new(),
         notes: NOTES.iter().map(|n| (*n).to_owned()).collect(),
         retention: Default::default(),
+        crosscheck: None,
     };
     let uri = |name: &str| folder.uri(name);
     let unlisted_findings =

@@ -24,6 +24,7 @@ use crate::source::SourceError;
 pub mod acquire;
 mod assemble;
 mod count;
+pub mod crosscheck;
 mod digests;
 pub mod events;
 mod holes;

@@ -3,6 +3,7 @@
 pub mod aws;
 #[cfg(feature = "aws")]
 pub mod cloudtrail;
+pub mod cloudwatch;
 pub mod lake;
 pub mod local;
 #[cfg(feature = "aws")]
@@ -114,6 +115,16 @@ pub enum SourceError {
         /// The Region asked.
         region: String,
         /// What the key lacks: `"a value"` or `"a validity time"`.
+        missing: &'static str,
+    },
+    /// CloudWatch Logs answered a log event without something every log event has, or outside
+    /// the time window asked for.
+    #[cfg(feature = "aws")]
+    #[error("FilterLogEvents ({group}) answered a log event without {missing}")]
+    IncompleteLogEvent {
+        /// The log group.
+        group: String,
+        /// What the event lacks.
         missing: &'static str,
     },
     /// The keys CloudTrail answered are not usable keys.
