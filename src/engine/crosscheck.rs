@@ -35,7 +35,7 @@ use super::events::{verify_and_export, ExportError, ExportOptions, Order, Verifi
 use super::{EngineError, Settings};
 use crate::core::cloudwatch::{Crosscheck, CrosscheckCounts, Scope};
 use crate::core::finding::{Evidence, Finding, Kind};
-use crate::core::records::Record;
+use crate::core::records::{LeftOutReason, Record};
 use crate::core::time::{earlier, format_iso, later};
 use crate::engine::events::ExportedRecord;
 use crate::report::Report;
@@ -187,18 +187,25 @@ pub fn crosscheck_cloudwatch(
             check.settle(window.1);
         }
     }
-    let left_out = records.stats().left_out.clone();
+    // Files the S3 side judged (invalid, not proven) are its findings already; the others
+    // were proven and still gave no records.
+    let left_out: Vec<(LeftOutReason, u64)> = records
+        .stats()
+        .left_out
+        .iter()
+        .filter(|(r, _)| !matches!(r, LeftOutReason::Judged(_)))
+        .collect();
     drop(records);
     let (mut findings, counts) = check.finish();
-    if left_out.total() > 0 {
+    let total: u64 = left_out.iter().map(|(_, n)| n).sum();
+    if total > 0 {
         let reasons: Vec<String> = left_out.iter().map(|(r, n)| format!("{r}: {n}")).collect();
         findings.push(
             Finding::new(
                 format!("cloudwatch:{}", group.name()),
                 Kind::CloudWatchUncompared,
                 format!(
-                    "the records of {} log files could not be read for the comparison",
-                    left_out.total()
+                    "the records of {total} proven log files could not be read for the comparison"
                 ),
             )
             .with(Evidence {
