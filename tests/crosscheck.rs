@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use trailproof_testgen::{gunzip, Corpus, World};
+use trailproof_testgen::{cloudwatch_events, gunzip, CloudWatchEvent as Event, Corpus, World};
 
 mod support;
 use support::{repo, trailproof, written, Moto, Output};
@@ -22,14 +22,6 @@ const ACCT: &str = "111122223333";
 /// twice after it still inside what its digests cover.
 const START: &str = "2026-01-01T01:00:00Z";
 const END: &str = "2026-01-01T03:00:00Z";
-
-/// One log event as the test puts it.
-#[derive(Debug, Clone)]
-struct Event {
-    stream: String,
-    timestamp: i64,
-    message: String,
-}
 
 fn world() -> World {
     World::new(BUCKET)
@@ -44,28 +36,10 @@ fn ms(t: &str) -> i64 {
     t.parse::<jiff::Timestamp>().unwrap().as_millisecond()
 }
 
-/// What CloudTrail would have delivered to the group: every record of every log file the
-/// digests list, once per eventID, re-serialised (keys sorted), stamped a minute after its
-/// eventTime, in its log file's account and Region stream.
+/// What CloudTrail would have delivered to the group: each record once, re-serialised, stamped
+/// a minute after its eventTime.
 fn delivered(corpus: &Corpus) -> Vec<Event> {
-    let mut by_id: BTreeMap<String, Event> = BTreeMap::new();
-    for key in corpus.digests().iter().flat_map(|d| d.logs.iter()) {
-        let Some(object) = corpus.objects.get(key) else {
-            continue;
-        };
-        let parts: Vec<&str> = key.split('/').collect();
-        let stream = format!("{}_CloudTrail_{}", parts[1], parts[3]);
-        let doc: Value = serde_json::from_slice(&gunzip(&object.bytes).unwrap()).unwrap();
-        for r in doc["Records"].as_array().unwrap() {
-            let id = r["eventID"].as_str().unwrap().to_owned();
-            by_id.entry(id).or_insert_with(|| Event {
-                stream: stream.clone(),
-                timestamp: ms(r["eventTime"].as_str().unwrap()) + 60_000,
-                message: serde_json::to_string(r).unwrap(),
-            });
-        }
-    }
-    by_id.into_values().collect()
+    cloudwatch_events(corpus, jiff::SignedDuration::from_mins(1))
 }
 
 /// Creates `group` on the server and puts `events` into it, stream by stream.
@@ -205,11 +179,6 @@ fn inside(events: &[Event]) -> usize {
         .unwrap()
 }
 
-fn event_id(e: &Event) -> String {
-    let v: Value = serde_json::from_str(&e.message).unwrap();
-    v["eventID"].as_str().unwrap().to_owned()
-}
-
 #[test]
 fn a_group_holding_exactly_the_proven_events_matches() {
     let corpus = world().build();
@@ -249,7 +218,7 @@ fn an_injected_event_is_named() {
     let mut events = delivered(&corpus);
     let i = inside(&events);
     let forged = events[i].message.replace(
-        &event_id(&events[i]),
+        &events[i].event_id(),
         "00000000-0000-4000-8000-00000000f0f0",
     );
     events.push(Event {
@@ -280,7 +249,7 @@ fn a_deleted_event_is_missing() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].0, "cloud_watch_missing");
     assert!(found[0].1.starts_with(&format!("s3://{BUCKET}/AWSLogs/")));
-    assert!(found[0].1.ends_with(&format!("#{}", event_id(&gone))));
+    assert!(found[0].1.ends_with(&format!("#{}", gone.event_id())));
 }
 
 #[test]

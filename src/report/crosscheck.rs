@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! Crosscheck of log group GROUP (N streams) with the proven events of SOURCE
-//! Events with a timestamp or eventTime from START to END; a copy may be stamped up to SLACK from its eventTime
+//! Events with a timestamp or eventTime from START to END; a copy may be stamped up to N min from its eventTime
 //!
 //! CloudWatch event<TAB>cloudwatch:GROUP:STREAM:ID<TAB>INVALID: injected in CloudWatch Logs: ...
 //! <TAB>timestamp ...; proven copy in s3://...
@@ -45,10 +45,13 @@ pub fn write(out: &mut dyn Write, report: &Report, verbose: bool) -> io::Result<
     )?;
     writeln!(
         out,
-        "Events with a timestamp or eventTime from {} to {}; a copy may be stamped up to {} s from its eventTime\n",
+        "Events with a timestamp or eventTime from {} to {}; a copy may be stamped up to {} from its eventTime\n",
         format_iso(counts.start),
         format_iso(counts.end),
-        counts.slack_seconds
+        match counts.slack_seconds {
+            s if s % 60 == 0 => format!("{} min", s / 60),
+            s => format!("{s} s"),
+        }
     )?;
     for f in report.unchained.iter().filter(cloudwatch) {
         line(out, f, true)?;
@@ -159,7 +162,13 @@ fn line(out: &mut dyn Write, f: &Finding, details: bool) -> io::Result<()> {
     )?;
     if details {
         let mut more: Vec<String> = f.evidence.detail.iter().cloned().collect();
-        if let Some(log) = &f.evidence.named_by {
+        // A missing event's subject names its log file already.
+        if let Some(log) = f
+            .evidence
+            .named_by
+            .as_ref()
+            .filter(|l| !f.subject.starts_with(*l))
+        {
             more.push(format!("the S3 side's record in {log}"));
         }
         if !more.is_empty() {
