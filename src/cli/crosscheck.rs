@@ -71,6 +71,10 @@ pub struct CloudWatchArgs {
     #[arg(long, value_name = "MINUTES", default_value_t = 15, hide = true,
           value_parser = clap::value_parser!(u32).range(1..=1440))]
     pub window_minutes: u32,
+    /// Bytes of the S3 side's records the sort holds before it spills a run to a temporary
+    /// file (for tests and measurements).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, hide = true)]
+    pub sort_memory: usize,
     /// Events per FilterLogEvents page (the service's default without it; for tests).
     #[arg(long, value_name = "N", hide = true)]
     pub page_size: Option<i32>,
@@ -115,6 +119,7 @@ fn run_cloudwatch(args: &CloudWatchArgs) -> Result<u8, CliError> {
         slack: SignedDuration::from_mins(i64::from(args.slack_minutes)),
         stream_prefix: args.log_stream_prefix.clone(),
         window: SignedDuration::from_mins(i64::from(args.window_minutes)),
+        sort_memory: args.sort_memory,
         ..CrosscheckParams::new(start, end)
     };
     let report = crosscheck_cloudwatch(
