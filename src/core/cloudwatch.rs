@@ -361,8 +361,10 @@ struct ProvenItem {
     sha256: Sha256,
     /// Every log file that carried it, best verdict first.
     carriers: Vec<(S3Location, Verdict)>,
-    /// Whether a group event is this one.
+    /// Whether a group event is this one (in any stream).
     found: bool,
+    /// Whether one in its own stream was counted as matched.
+    counted: bool,
 }
 
 impl ProvenItem {
@@ -487,6 +489,7 @@ impl Crosscheck {
             sha256: Sha256::of(text.as_bytes()),
             carriers,
             found: false,
+            counted: false,
         });
     }
 
@@ -592,7 +595,6 @@ impl Crosscheck {
                 .max_by_key(|p| p.proven());
             let (kind, reason, named_by, detail) = match same {
                 Some(p) if p.proven() => {
-                    let again = p.found;
                     p.found = true;
                     if !p.fits(&g.event.stream) {
                         (
@@ -603,12 +605,13 @@ impl Crosscheck {
                         )
                     } else {
                         if self.in_range(p.time) {
-                            if again {
+                            if p.counted {
                                 self.counts.duplicates += 1;
                             } else {
                                 self.counts.matched += 1;
                             }
                         }
+                        p.counted = true;
                         continue;
                     }
                 }
@@ -919,6 +922,19 @@ mod tests {
         moved.stream = "999999999999_CloudTrail_us-east-1".into();
         let (findings, _) = run(&[(&text, Verdict::Valid)], vec![moved]);
         assert_eq!(kinds(&findings), [Kind::CloudWatchMoved]);
+    }
+
+    #[test]
+    fn a_copy_in_a_foreign_stream_beside_the_real_one_is_moved_and_the_real_one_matched() {
+        let text = record("e1", "2026-01-01T00:10:00Z", "GetObject");
+        let mut copy = event("1", "2026-01-01T00:11:00Z", &text);
+        copy.stream = "999999999999_CloudTrail_us-east-1".into();
+        let (findings, counts) = run(
+            &[(&text, Verdict::Valid)],
+            vec![copy, event("2", "2026-01-01T00:12:00Z", &text)],
+        );
+        assert_eq!(kinds(&findings), [Kind::CloudWatchMoved]);
+        assert_eq!((counts.matched, counts.duplicates), (1, 0));
     }
 
     #[test]
