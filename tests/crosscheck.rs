@@ -467,6 +467,28 @@ fn a_signed_crosscheck_report_verifies_and_carries_its_counts() {
 }
 
 #[test]
+fn a_stream_prefix_and_region_select_one_region_and_a_mistyped_prefix_leaves_all_missing() {
+    let corpus = world().build();
+    let events = delivered(&corpus);
+    let s = setup(&corpus, &events);
+    let stream = format!("{ACCT}_CloudTrail_eu-west-1");
+    let (code, report) = s.json(&["--log-stream-prefix", &stream, "--region", "eu-west-1"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["crosscheck"]["streams"], 1);
+    assert!(report["crosscheck"]["matched"].as_u64().unwrap() > 3);
+    let (code, report) = s.json(&[
+        "--log-stream-prefix",
+        "111122223333_CloudTrial",
+        "--region",
+        "eu-west-1",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(report["crosscheck"]["streams"], 0);
+    let found = kinds(&report);
+    assert!(found.len() > 3 && found.iter().all(|k| k == "cloud_watch_missing"));
+}
+
+#[test]
 fn a_log_group_that_does_not_exist_cannot_be_checked() {
     let corpus = world().build();
     let s = setup(&corpus, &[]);

@@ -44,7 +44,9 @@ pub struct CloudWatchArgs {
     /// The log group the trail delivers to (its name, e.g. CloudTrail/logs).
     #[arg(long, value_name = "GROUP")]
     pub log_group: String,
-    /// Only the streams whose names start so (e.g. 111122223333_CloudTrail_us-east-1).
+    /// Only the streams whose names start so (e.g. 111122223333_CloudTrail_us-east-1). The
+    /// proven events of other accounts and Regions are still looked for: limit the S3 side to
+    /// the same ones with --account-id and --region.
     #[arg(long, value_name = "PREFIX")]
     pub log_stream_prefix: Option<String>,
     /// The log group's Region (default: the configured one, AWS_REGION or the profile's).
