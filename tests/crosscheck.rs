@@ -489,6 +489,52 @@ fn a_stream_prefix_and_region_select_one_region_and_a_mistyped_prefix_leaves_all
 }
 
 #[test]
+fn a_filter_log_events_answer_that_never_ends_stops_the_run_in_seconds() {
+    let corpus = world().build();
+    let s = setup(&corpus, &delivered(&corpus));
+    let rules = s.case.join("../rules.json");
+    std::fs::write(&rules, "{}").unwrap();
+    let proxy = support::FaultProxy::start(&s.moto, &rules);
+    let mut env = s.moto.env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", proxy.endpoint()));
+    env.push(("AWS_ENDPOINT_URL_S3", s.moto.endpoint()));
+    // Asked again, the first page comes back: its events twice, or, when it is empty, its
+    // token a second time or empty pages without end.
+    for kind in ["same", "fresh"] {
+        std::fs::write(&rules, format!(r#"{{"events_loop": "{kind}"}}"#)).unwrap();
+        let started = std::time::Instant::now();
+        let args: Vec<String> = [
+            "crosscheck",
+            "cloudwatch",
+            &format!("s3://{BUCKET}"),
+            "--log-group",
+            GROUP,
+            "--start-time",
+            START,
+            "--end-time",
+            END,
+            "--public-keys",
+            s.case.join("public-keys.json").to_str().unwrap(),
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+        let out = trailproof(&s.case, &args, &env);
+        assert_eq!(out.code, 2, "{kind}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("FilterLogEvents")
+                && ["twice", "a second time", "in a row brought nothing"]
+                    .iter()
+                    .any(|said| out.stderr.contains(said)),
+            "{kind}: {}",
+            out.stderr
+        );
+        assert!(started.elapsed().as_secs() < 60);
+    }
+}
+
+#[test]
 fn a_log_group_that_does_not_exist_cannot_be_checked() {
     let corpus = world().build();
     let s = setup(&corpus, &[]);

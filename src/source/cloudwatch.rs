@@ -31,6 +31,8 @@ pub use self::aws_group::CloudWatchGroup;
 
 #[cfg(feature = "aws")]
 mod aws_group {
+    use std::collections::HashSet;
+
     use futures_util::{stream, StreamExt};
     use jiff::Timestamp;
 
@@ -108,6 +110,8 @@ mod aws_group {
             let pages = self.pages(Operation::FilterLogEvents);
             let mut pager = Pager::new(MAX_PAGES);
             let mut events = Vec::new();
+            // Each event comes once: one given again is a server going round in circles.
+            let mut seen = HashSet::new();
             let mut token = None;
             loop {
                 // `endTime` is included by the service: the window's end is not.
@@ -142,19 +146,25 @@ mod aws_group {
                     if !(window.0 <= timestamp && timestamp < window.1) {
                         return Err(incomplete("a timestamp in the window asked for"));
                     }
+                    let id = e.event_id().ok_or_else(|| incomplete("an event id"))?;
+                    if !seen.insert(id.to_owned()) {
+                        return Err(SourceError::RepeatedLogEvent {
+                            group: self.group.clone(),
+                            id: id.to_owned(),
+                        });
+                    }
                     events.push(LogEvent {
                         stream: e
                             .log_stream_name()
                             .ok_or_else(|| incomplete("a stream name"))?
                             .to_owned(),
-                        id: e
-                            .event_id()
-                            .ok_or_else(|| incomplete("an event id"))?
-                            .to_owned(),
+                        id: id.to_owned(),
                         timestamp,
                         message: e.message().unwrap_or_default().to_owned(),
                     });
                 }
+                // Empty pages happen while the service searches; a hundred in a row do not.
+                pager.items(page.events().len()).map_err(&pages)?;
                 if events.len() > MAX_WINDOW_EVENTS {
                     return Err(pages(PageError::TooManyItems {
                         max: MAX_WINDOW_EVENTS,
@@ -232,7 +242,8 @@ mod aws_group {
             let answers: Vec<(usize, Result<Vec<LogEvent>, SourceError>)> = self.runtime.block_on(
                 stream::iter(requests)
                     .map(|(i, chunk, w)| async move { (i, self.filter(chunk, w).await) })
-                    .buffer_unordered(self.concurrency)
+                    // In order, so that the error reported is the same every run.
+                    .buffered(self.concurrency)
                     .collect(),
             );
             let mut out: Vec<Vec<LogEvent>> = windows.iter().map(|_| Vec::new()).collect();

@@ -127,6 +127,18 @@ pub enum SourceError {
         /// What the event lacks.
         missing: &'static str,
     },
+    /// CloudWatch Logs answered the same log event twice in one answer: asked again, it would
+    /// go round in circles.
+    #[cfg(feature = "aws")]
+    #[error(
+        "FilterLogEvents ({group}) answered the log event {id} twice: the answer would never end"
+    )]
+    RepeatedLogEvent {
+        /// The log group.
+        group: String,
+        /// The log event's id.
+        id: String,
+    },
     /// The keys CloudTrail answered are not usable keys.
     #[cfg(feature = "aws")]
     #[error("the public keys CloudTrail answered are not usable: {source}")]
