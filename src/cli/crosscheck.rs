@@ -38,6 +38,11 @@ pub enum CrosscheckCommand {
 }
 
 #[derive(Debug, Args)]
+// The evidence flags' range is the comparison's here, and it is needed.
+#[command(
+    mut_arg("start_time", |a| a.required(true).help("Compare the events whose timestamp or eventTime is at or after TIME (RFC 3339, a date and time in UTC, or a date)")),
+    mut_arg("end_time", |a| a.required(true).help("Compare the events whose timestamp or eventTime is before TIME"))
+)]
 pub struct CloudWatchArgs {
     /// s3://BUCKET[/PREFIX], or a directory holding each object at DIR/KEY (its S3 key).
     pub source: String,
