@@ -384,6 +384,50 @@ fn a_tampered_log_file_that_the_group_agrees_with_is_still_a_finding() {
 }
 
 #[test]
+fn events_only_in_a_log_file_no_digest_names_are_not_proven_by_it() {
+    // A log file in the bucket that no digest lists (injected, or delivered while validation was
+    // off), and its events in the group: neither side proves the other.
+    let mut corpus = world().build();
+    let like = corpus
+        .digests()
+        .iter()
+        .flat_map(|d| d.logs.iter())
+        .find(|k| k.contains("us-east-1_20260101T02"))
+        .unwrap()
+        .clone();
+    let unreferenced = corpus.inject_log(&like).unwrap();
+    let mut events = delivered(&corpus);
+    let doc: Value =
+        serde_json::from_slice(&gunzip(&corpus.objects[&unreferenced].bytes).unwrap()).unwrap();
+    let records = doc["Records"].as_array().unwrap();
+    for r in records {
+        events.push(Event {
+            stream: format!("{ACCT}_CloudTrail_us-east-1"),
+            timestamp: ms(r["eventTime"].as_str().unwrap()) + 60_000,
+            message: serde_json::to_string(r).unwrap(),
+        });
+    }
+    let s = setup(&corpus, &events);
+    let (code, report) = s.json(&[]);
+    assert_eq!(code, 1);
+    assert!(report["unchained"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["kind"] == "log_unreferenced"));
+    let found = kinds(&report);
+    assert!(!found.is_empty());
+    assert!(
+        found.iter().all(|k| k == "cloud_watch_not_proven"),
+        "{found:?}"
+    );
+    assert_eq!(
+        report["crosscheck"]["matched"],
+        report["crosscheck"]["proven_events"]
+    );
+}
+
+#[test]
 fn events_forged_at_the_edges_of_the_range_are_judged() {
     let corpus = world().build();
     let mut events = delivered(&corpus);
