@@ -31,7 +31,8 @@
 //! calls [`Crosscheck::settle`] with it: every `eventID` whose newest event (by `eventTime` or
 //! timestamp) is more than the slack before that time can receive nothing more, and is judged
 //! and forgotten. So what is held is the events of the slack and of the windows in flight,
-//! whatever the range.
+//! whatever the range, and at most [`MAX_FINDINGS`] findings (beyond, each kind's are counted
+//! in one finding), so that a group flooded with forged events cannot make it follow the range.
 //!
 //! What is judged: a proven event whose `eventTime` is in the range, a group event whose
 //! timestamp or `eventTime` is in the range. Events of the margins (the slack either side of
@@ -415,14 +416,28 @@ pub struct Crosscheck {
     scope: Scope,
     slots: HashMap<String, Slot>,
     findings: Vec<Finding>,
+    /// Findings kept at most; beyond, counted by kind.
+    max_findings: usize,
+    unlisted: BTreeMap<Kind, u64>,
     counts: CrosscheckCounts,
 }
+
+/// Findings a comparison keeps, so that a group flooded with forged events cannot make memory
+/// follow the range; the rest are counted, one finding per kind saying how many.
+pub const MAX_FINDINGS: usize = 100_000;
 
 impl Crosscheck {
     /// A comparison over `scope`; `counts` starts from what the caller knows (the group, its
     /// streams).
     pub fn new(scope: Scope, counts: CrosscheckCounts) -> Self {
+        Self::with_max_findings(scope, counts, MAX_FINDINGS)
+    }
+
+    /// As [`Crosscheck::new`], keeping at most `max` findings.
+    pub fn with_max_findings(scope: Scope, counts: CrosscheckCounts, max: usize) -> Self {
         Crosscheck {
+            max_findings: max,
+            unlisted: BTreeMap::new(),
             counts: CrosscheckCounts {
                 slack_seconds: scope.slack.as_secs(),
                 start: scope.start,
@@ -433,6 +448,14 @@ impl Crosscheck {
             scope,
             slots: HashMap::new(),
             findings: Vec::new(),
+        }
+    }
+
+    fn report(&mut self, f: Finding) {
+        if self.findings.len() < self.max_findings {
+            self.findings.push(f);
+        } else {
+            *self.unlisted.entry(f.kind).or_default() += 1;
         }
     }
 
@@ -476,7 +499,7 @@ impl Crosscheck {
                     named_by: Some(first),
                     ..Evidence::default()
                 });
-                self.findings.push(f);
+                self.report(f);
             }
             return;
         };
@@ -520,15 +543,14 @@ impl Crosscheck {
                     None,
                     None,
                 );
-                self.findings.push(f);
+                self.report(f);
             }
             return;
         };
         let slot = self.slots.entry(id).or_default();
+        // Its proven copy is within the slack of its timestamp: the eventTime it claims (any
+        // time at all) does not keep it waiting.
         slot.touch(event.timestamp);
-        if let Some(t) = event_time {
-            slot.touch(t);
-        }
         slot.group.push(GroupItem {
             event,
             event_time,
@@ -567,6 +589,16 @@ impl Crosscheck {
         findings.sort_by(|a, b| {
             (a.evidence.from, &a.subject, a.kind).cmp(&(b.evidence.from, &b.subject, b.kind))
         });
+        for (kind, n) in self.unlisted {
+            findings.push(Finding::new(
+                format!("cloudwatch:{}:{n} more", self.scope.group),
+                kind,
+                format!(
+                    "{n} more findings of this kind, not listed: a report lists the first {} findings",
+                    self.max_findings
+                ),
+            ));
+        }
         (findings, self.counts)
     }
 
@@ -652,7 +684,7 @@ impl Crosscheck {
             };
             if judged {
                 let f = group_finding(&self.scope.group, &g.event, kind, reason, named_by, detail);
-                self.findings.push(f);
+                self.report(f);
             }
         }
         for p in &slot.proven {
@@ -692,7 +724,7 @@ impl Crosscheck {
                 )),
                 ..Evidence::default()
             });
-            self.findings.push(f);
+            self.report(f);
         }
     }
 }
@@ -935,6 +967,30 @@ mod tests {
         );
         assert_eq!(kinds(&findings), [Kind::CloudWatchMoved]);
         assert_eq!((counts.matched, counts.duplicates), (1, 0));
+    }
+
+    #[test]
+    fn a_flood_of_forged_events_is_counted_beyond_the_findings_kept() {
+        let mut c = Crosscheck::with_max_findings(scope(), CrosscheckCounts::default(), 2);
+        for n in 0..5 {
+            let text = record(&format!("f{n}"), "2026-01-01T00:10:00Z", "GetObject");
+            c.push_group(event(&n.to_string(), "2026-01-01T00:12:00Z", &text));
+        }
+        // Forged eventTimes far away do not keep an event waiting.
+        let far = record("f9", "9999-01-01T00:00:00Z", "GetObject");
+        c.push_group(event("9", "2026-01-01T00:13:00Z", &far));
+        c.settle(t("2026-01-01T00:44:00Z"));
+        assert!(c.slots.is_empty());
+        let (findings, _) = c.finish();
+        assert_eq!(findings.len(), 3);
+        assert_eq!(findings[2].kind, Kind::CloudWatchInjected);
+        assert!(
+            findings[2]
+                .reason
+                .starts_with("4 more findings of this kind"),
+            "{}",
+            findings[2].reason
+        );
     }
 
     #[test]

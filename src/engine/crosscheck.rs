@@ -19,7 +19,8 @@
 //!
 //! Bounded by the time window, not the range: the events of one batch of windows, plus what
 //! the comparison holds (the events of the last slack), plus the sort's budget on the S3 side
-//! (it spills to temporary files beyond it). Findings are kept for the report.
+//! (it spills to temporary files beyond it). Findings are kept for the report, at most
+//! [`crate::core::cloudwatch::MAX_FINDINGS`] (beyond, counted by kind).
 //!
 //! # What the report says
 //!
