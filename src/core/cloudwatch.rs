@@ -376,7 +376,7 @@ impl ProvenItem {
     fn log_uri(&self) -> String {
         self.carriers
             .first()
-            .map(|(l, _)| format!("s3://{}/{}", l.bucket, l.key))
+            .map(|(l, _)| l.uri())
             .unwrap_or_default()
     }
 
@@ -470,10 +470,7 @@ impl Crosscheck {
             .carriers()
             .map(|c| (c.log.clone(), c.verdict))
             .collect();
-        let first = carriers
-            .first()
-            .map(|(l, _)| format!("s3://{}/{}", l.bucket, l.key))
-            .unwrap_or_default();
+        let first = carriers.first().map(|(l, _)| l.uri()).unwrap_or_default();
         let record = Record::parse(text);
         let time = record.as_ref().ok().and_then(|r| r.event_time);
         let id = record
