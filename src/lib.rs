@@ -17,6 +17,7 @@
 //! | a bucket on S3 (feature `aws`) | `source::s3::S3Source` + `source::cloudtrail::CloudTrailKeys` + [`engine::verify`] | a [`Report`] |
 //! | findings and progress as they happen | [`engine::verify_streaming`] with a [`FindingSink`] and an [`Observer`] | each chain's findings, then the [`Report`] |
 //! | the records of the log files a run proves, with their provenance | [`engine::events::verify_and_export`] (or [`engine::events::verified_records`] after a run) | an iterator of [`engine::events::ExportedRecord`]s; [`report::records`] writes them as JSONL, Timesketch JSONL or Parquet |
+//! | a CloudWatch Logs group a trail delivers to (feature `aws` for the group's client) | [`engine::crosscheck::crosscheck_cloudwatch`] with a `source::cloudwatch::LogGroup` (the comparison itself: [`core::cloudwatch`]) | a [`Report`] with the group's injected, missing and altered events |
 //! | a report for people or machines | [`report::text`], [`report::json`], [`report::jsonl`], [`report::html`] | bytes to write |
 //! | a report anyone can check later | [`report::statement`] | a signed DSSE envelope and its verification |
 //! | a run that goes on from the last one | [`report::checkpoint`] ([`report::checkpoint::VerifiedCheckpoint::resume`] into [`Settings::resume`], then [`report::checkpoint::VerifiedCheckpoint::advance`]) | a signed checkpoint, and the new digests held to it |

@@ -36,6 +36,8 @@ fn main() -> ExitCode {
         Command::VerifyQueryResults(args) => cli::lake::run(args),
         Command::Plan(args) => cli::fanout::run_plan(args),
         Command::Merge(args) => cli::fanout::run_merge(args),
+        #[cfg(feature = "aws")]
+        Command::Crosscheck(command) => cli::crosscheck::run(command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -200,13 +200,8 @@ pub fn verify_s3(
 ) -> Result<report::Report, CliError> {
     let uri = args.source.as_deref().unwrap_or_default();
     let (source, keys) = open_s3(uri, &args.aws, args.evidence.public_keys.as_ref())?;
-    let report = engine::verify_streaming(
-        &source,
-        keys.as_ref(),
-        settings,
-        sink,
-        &Bars::on_stderr(),
-    );
+    let report =
+        engine::verify_streaming(&source, keys.as_ref(), settings, sink, &Bars::on_stderr());
     say_adaptation(&source);
     Ok(report?)
 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use trailproof::core::evidence::EVIDENCE_FILE;
 use trailproof::core::keyfile::KeyFileError;
+#[cfg(feature = "aws")]
+use trailproof::engine::crosscheck::CrosscheckError;
 use trailproof::engine::{unmatched_message, EngineError, Filter, UnmatchedFilter};
 use trailproof::source::{PinnedKeysError, SourceError};
 
@@ -85,6 +87,12 @@ pub enum CliError {
     Fanout(Box<super::fanout::FanoutCliError>),
     /// `verify --checkpoint`: the checkpoint could not be used, or the evidence contradicts it.
     Checkpoint(Box<super::checkpoint::CheckpointCliError>),
+    #[cfg(feature = "aws")]
+    /// `crosscheck` without `--start-time` and `--end-time`.
+    CrosscheckNeedsRange,
+    #[cfg(feature = "aws")]
+    /// `crosscheck`: the log group could not be read, or the comparison could not be made.
+    Crosscheck(CrosscheckError),
     /// `--out` would write over something the user gave.
     OutputIsInput {
         /// The output asked for.
@@ -151,6 +159,15 @@ impl CliError {
                 copy,
             },
             _ => err.into(),
+        }
+    }
+
+    /// A `crosscheck` that could not be done; an S3 side's error as `verify` says it.
+    #[cfg(feature = "aws")]
+    pub fn crosscheck(err: CrosscheckError, dir: &Path) -> Self {
+        match err {
+            CrosscheckError::Engine(e) => CliError::in_folder(e, dir),
+            e => CliError::Crosscheck(e),
         }
     }
 
@@ -230,6 +247,12 @@ impl CliError {
                 f.write_str("--format parquet writes a file, not standard output")
             }
             CliError::Checkpoint(e) => write!(f, "{e}"),
+            #[cfg(feature = "aws")]
+            CliError::CrosscheckNeedsRange => {
+                f.write_str("crosscheck compares a range: --start-time and --end-time are needed")
+            }
+            #[cfg(feature = "aws")]
+            CliError::Crosscheck(e) => write!(f, "{e}"),
             CliError::OutputIsInput { path, input } => write!(
                 f,
                 "--out {} would write over or into {}, which is input to this run",
@@ -280,6 +303,16 @@ impl CliError {
             }
             CliError::ParquetNeedsOut => "add --out FILE.parquet".to_owned(),
             CliError::Checkpoint(e) => return e.advice(),
+            #[cfg(feature = "aws")]
+            CliError::CrosscheckNeedsRange => {
+                "give the range whose events to compare, e.g. --start-time 2026-01-01T00:00:00Z --end-time 2026-01-02T00:00:00Z".to_owned()
+            }
+            #[cfg(feature = "aws")]
+            CliError::Crosscheck(CrosscheckError::Group { source, .. }) => {
+                return source_advice(source)
+            }
+            #[cfg(feature = "aws")]
+            CliError::Crosscheck(_) => return None,
             CliError::OutputIsInput { .. } => {
                 "write the output outside the evidence directory, to a file of its own".to_owned()
             }
@@ -411,6 +444,11 @@ mod aws {
         let code = err.code.as_deref().unwrap_or_default();
         Some(match code {
             "AccessDenied" | "AccessDeniedException" | "AllAccessDisabled" => permission(err.operation),
+            "ResourceNotFoundException"
+                if matches!(err.operation, Operation::DescribeLogStreams | Operation::FilterLogEvents) =>
+            {
+                "check --log-group and --log-group-region (the group's name and Region)".to_owned()
+            }
             "NoSuchBucket" => match &err.endpoint {
                 Some(e) => format!("check the bucket name, and that --endpoint-url {e} is the server that holds it"),
                 None => "check the bucket name".to_owned(),
@@ -438,6 +476,8 @@ mod aws {
             Operation::ListPublicKeys => "the caller needs cloudtrail:ListPublicKeys, or pin keys with --public-keys KEYS.json".to_owned(),
             Operation::DescribeTrails => "the caller needs cloudtrail:DescribeTrails, or pass --s3-bucket (and --s3-prefix)".to_owned(),
             Operation::GetCallerIdentity => "the caller needs sts:GetCallerIdentity".to_owned(),
+            Operation::DescribeLogStreams => "the caller needs logs:DescribeLogStreams on the log group".to_owned(),
+            Operation::FilterLogEvents => "the caller needs logs:FilterLogEvents on the log group".to_owned(),
             op => format!("the caller needs the permission for {op}"),
         }
     }

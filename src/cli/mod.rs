@@ -24,6 +24,8 @@ use error::CliError;
 #[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "aws")]
+pub mod crosscheck;
+#[cfg(feature = "aws")]
 pub mod lake;
 
 /// Integrity validation and forensics for AWS CloudTrail logs.
@@ -79,6 +81,11 @@ pub enum Command {
     /// Exit status as for `verify` (of the merged report); 2 also when a shard report is
     /// missing, given twice, made for another plan, or does not verify.
     Merge(Box<fanout::MergeArgs>),
+    /// Compare the other places CloudTrail delivers events with the events its log files
+    /// prove: `crosscheck cloudwatch SOURCE --log-group G --start-time T --end-time T`.
+    #[cfg(feature = "aws")]
+    #[command(subcommand)]
+    Crosscheck(crosscheck::CrosscheckCommand),
 }
 
 /// The flags that select the evidence, shared by the commands that verify it (`verify`,

@@ -425,10 +425,19 @@ fn print_verification(
     for (what, t) in [
         ("Sign files", &r.totals.query_sign_files),
         ("Query results", &r.totals.query_results),
+        ("CloudWatch events", &r.totals.cloudwatch_events),
     ] {
         if !t.is_zero() {
             writeln!(out, "{what}\t{}", tally(t))?;
         }
+    }
+    // Reports of `crosscheck cloudwatch` only.
+    if let Some(c) = &r.crosscheck {
+        writeln!(
+            out,
+            "Crosscheck\tlog group {}: {} proven events in range, {} found unaltered, {} over 256 KB absent as expected",
+            c.log_group, c.proven_events, c.matched, c.oversized_absent
+        )?;
     }
     writeln!(
         out,

@@ -41,6 +41,9 @@ pub enum ObjectKind {
     /// A CloudTrail Lake query result file (`result_N.csv.gz`), or any other file in the
     /// query's export folder.
     QueryResult,
+    /// An event of a CloudWatch Logs group, or a proven event looked for in one
+    /// (`trailproof crosscheck cloudwatch`).
+    CloudWatchEvent,
 }
 
 /// Every kind of finding. The verdict follows from the kind.
@@ -296,6 +299,29 @@ pub enum Kind {
     /// marker was current): the copy is the recovered delivered version. Find out who deleted
     /// it.
     DeletedInBucket,
+    /// `crosscheck cloudwatch`: an event in the CloudWatch Logs group that no proven log file
+    /// has (no proven event with its eventID within the slack of its timestamp), or a message
+    /// that is not a CloudTrail record at all. Someone with `logs:PutLogEvents` wrote it; treat
+    /// what it says as forged.
+    CloudWatchInjected,
+    /// `crosscheck cloudwatch`: an event proven in S3 that is not in the group (and is not
+    /// over the 256 KB CloudTrail sends to CloudWatch Logs). Deleted (a stream deleted,
+    /// retention, `logs:DeleteLogStream`) or never delivered; alerts built on the group never
+    /// saw it.
+    CloudWatchMissing,
+    /// `crosscheck cloudwatch`: an event in the group with the eventID of a proven event but
+    /// other content (compared as parsed JSON; the finding names the fields that differ).
+    CloudWatchAltered,
+    /// `crosscheck cloudwatch`: a proven event, unaltered, in a stream CloudTrail does not
+    /// deliver it to (not `ACCOUNT_CloudTrail_REGION` of its log file): copied or moved.
+    CloudWatchMoved,
+    /// `crosscheck cloudwatch`: an event in the group found only in log files the S3 side
+    /// could not prove (see their findings). Nothing shows it forged or genuine.
+    CloudWatchNotProven,
+    /// `crosscheck cloudwatch`: a proven record that cannot be looked for in the group (no
+    /// eventID or eventTime, or JSON with a key given twice), or log files whose records could
+    /// not be read for the comparison. Part of the proven events was not compared.
+    CloudWatchUncompared,
 }
 
 impl Kind {
@@ -309,7 +335,8 @@ impl Kind {
             | LogMissing
             | DeletedInBucket
             | QuerySignMissing
-            | QueryResultMissing => Verdict::Missing,
+            | QueryResultMissing
+            | CloudWatchMissing => Verdict::Missing,
             DigestMoved
             | DigestFormat
             | DigestSignatureInvalid
@@ -332,7 +359,10 @@ impl Kind {
             | QueryResultHashMismatch
             | QueryResultName
             | QueryResultNotAFile
-            | QueryResultUnlisted => Verdict::Invalid,
+            | QueryResultUnlisted
+            | CloudWatchInjected
+            | CloudWatchAltered
+            | CloudWatchMoved => Verdict::Invalid,
             DigestKeyUnknown
             | DigestSignatureUnavailable
             | DigestLinkOtherBucket
@@ -351,7 +381,9 @@ impl Kind {
             | QuerySignKeyUnknown
             | QuerySignUnreadable
             | QueryResultUnreadable
-            | QueryResultUnverifiable => Verdict::NotVerified,
+            | QueryResultUnverifiable
+            | CloudWatchNotProven
+            | CloudWatchUncompared => Verdict::NotVerified,
         }
     }
 
@@ -394,6 +426,8 @@ impl Kind {
             | QueryResultUnlisted
             | QueryResultUnreadable
             | QueryResultUnverifiable => ObjectKind::QueryResult,
+            CloudWatchInjected | CloudWatchMissing | CloudWatchAltered | CloudWatchMoved
+            | CloudWatchNotProven | CloudWatchUncompared => ObjectKind::CloudWatchEvent,
             _ => ObjectKind::Digest,
         }
     }

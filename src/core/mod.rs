@@ -16,6 +16,7 @@
 
 pub mod aimd;
 pub mod chain;
+pub mod cloudwatch;
 pub mod custody;
 pub mod digest;
 pub mod evidence;

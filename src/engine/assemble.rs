@@ -224,6 +224,7 @@ fn report(
         notes: Vec::new(),
         retention: Retention::default(),
         chain_ends: Vec::new(),
+        crosscheck: None,
     }
 }
 

@@ -593,6 +593,7 @@ fn combine(
         retention,
         // A merged report is not taken up by `--checkpoint` (refused with `--plan`).
         chain_ends: Vec::new(),
+        crosscheck: None,
     }
 }
 
@@ -730,6 +731,7 @@ fn empty_like(r: &Report) -> Report {
         keys: Vec::new(),
         retention: Default::default(),
         chain_ends: Vec::new(),
+        crosscheck: None,
         source: r.source.clone(),
         bucket: r.bucket.clone(),
         range: r.range.clone(),

@@ -59,6 +59,7 @@ pub fn verify_query_results(
         notes: NOTES.iter().map(|n| (*n).to_owned()).collect(),
         retention: Default::default(),
         chain_ends: Vec::new(),
+        crosscheck: None,
     };
     let uri = |name: &str| folder.uri(name);
     let unlisted_findings =

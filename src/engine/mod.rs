@@ -25,6 +25,7 @@ use crate::source::SourceError;
 pub mod acquire;
 mod assemble;
 mod count;
+pub mod crosscheck;
 mod digests;
 mod ends;
 pub mod events;

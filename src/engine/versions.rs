@@ -159,7 +159,9 @@ impl<'a> Recovery<'a> {
                     ObjectKind::Digest => digest_items.push(item),
                     ObjectKind::Log => log_items.push(item),
                     // Lake exports are judged by their own command, never here.
-                    ObjectKind::QuerySign | ObjectKind::QueryResult => {}
+                    ObjectKind::QuerySign
+                    | ObjectKind::QueryResult
+                    | ObjectKind::CloudWatchEvent => {}
                 }
             }
         }

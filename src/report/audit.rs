@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report, Totals};
+use crate::core::cloudwatch::CrosscheckCounts;
 use crate::core::custody::Retention;
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
 use crate::core::ledger::{Counts, HourState, Ledger};
@@ -217,6 +218,9 @@ pub struct Document<'a> {
     pub retention: Retention,
     /// Every chain's ledger added up.
     pub ledger: LedgerTotals,
+    /// As [`Report::crosscheck`]; left out when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crosscheck: Option<&'a CrosscheckCounts>,
     /// Every judged object, sorted by URI.
     pub manifest: Vec<ManifestEntry>,
     /// What the report does not prove.
@@ -278,6 +282,7 @@ impl<'a> Document<'a> {
                 hours: report.ledger_counts().total(),
                 counts: report.ledger_counts(),
             },
+            crosscheck: report.crosscheck.as_ref(),
             manifest: manifest(report),
             not_proven,
             exit_code: report.exit_code().into(),

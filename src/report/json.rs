@@ -36,6 +36,12 @@
 //!   `{compliance: {objects, earliest_until?, latest_until?}, governance: {...}, legal_hold}`,
 //!   counted over the proven objects, from what the GetObject responses said (S3's word)
 //! - `ledger`: `{chains, hours, counts}`, every chain's ledger added up
+//! - `crosscheck` (`crosscheck cloudwatch` only): `{log_group, log_stream_prefix, streams,
+//!   start, end, slack_seconds, group_events, proven_events, matched, duplicates,
+//!   oversized_absent, unproven_events}` (see [`crate::core::cloudwatch::CrosscheckCounts`]);
+//!   its findings are in `unchained` (kinds `cloud_watch_*`, subjects
+//!   `cloudwatch:GROUP:STREAM:ID` for a log event, `s3://BUCKET/KEY#EVENTID` for a proven event
+//!   missing from the group) and counted in `totals.cloudwatch_events`
 //! - `manifest`: `[{uri, object, version_id, sha256, verdict}]`, every judged object sorted by
 //!   URI; `sha256` of the inflated content when it was read; `version_id` null for local copies
 //! - `not_proven`: `[{what, chain, subject, period, detail}]`, what this report does not prove

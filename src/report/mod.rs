@@ -2,6 +2,7 @@
 pub mod audit;
 pub mod checkpoint;
 pub mod cli_compat;
+pub mod crosscheck;
 pub mod der;
 pub mod dsse;
 pub mod html;
@@ -19,6 +20,7 @@ use std::borrow::Cow;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::core::cloudwatch::CrosscheckCounts;
 use crate::core::custody::Retention;
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
 use crate::core::layout::ChainId;
@@ -55,6 +57,10 @@ pub struct Report {
     /// of any output.
     #[serde(skip)]
     pub chain_ends: Vec<crate::engine::ChainEnds>,
+    /// `crosscheck cloudwatch` only: what was compared with the log group, and the counts
+    /// that are not findings (matched, duplicates, oversized). Left out otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crosscheck: Option<CrosscheckCounts>,
 }
 
 /// The period a run verified.
@@ -205,6 +211,10 @@ pub struct Totals {
     /// only; absent when none).
     #[serde(default, skip_serializing_if = "Tally::is_zero")]
     pub query_results: Tally,
+    /// CloudWatch Logs events judged by `crosscheck cloudwatch` (events found unaltered are
+    /// counted in `crosscheck.matched`, not here; absent when none).
+    #[serde(default, skip_serializing_if = "Tally::is_zero")]
+    pub cloudwatch_events: Tally,
 }
 
 impl Totals {
@@ -242,6 +252,7 @@ impl Totals {
                 ObjectKind::Log => &mut totals.logs,
                 ObjectKind::QuerySign => &mut totals.query_sign_files,
                 ObjectKind::QueryResult => &mut totals.query_results,
+                ObjectKind::CloudWatchEvent => &mut totals.cloudwatch_events,
             };
             match verdict {
                 Verdict::Valid => tally.valid += 1,
@@ -259,6 +270,7 @@ impl Totals {
         self.coverage_findings += other.coverage_findings;
         self.query_sign_files.add(other.query_sign_files);
         self.query_results.add(other.query_results);
+        self.cloudwatch_events.add(other.cloudwatch_events);
     }
 }
 

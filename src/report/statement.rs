@@ -213,6 +213,9 @@ pub struct ReportView {
     pub totals: Totals,
     /// Every chain's ledger added up; checked against the chains'.
     pub ledger: LedgerTotals,
+    /// A `crosscheck cloudwatch` report's counts (absent otherwise).
+    #[serde(default)]
+    pub crosscheck: Option<crate::core::cloudwatch::CrosscheckCounts>,
     /// Every judged object; the subjects must follow from it.
     pub manifest: Vec<ManifestEntry>,
     /// What the report does not prove.
@@ -434,6 +437,7 @@ pub fn read_shard(
         notes: doc.notes,
         retention: doc.retention,
         chain_ends: Vec::new(),
+        crosscheck: None,
     };
     Ok((stamp, report))
 }

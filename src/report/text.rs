@@ -229,6 +229,7 @@ impl Lines {
             ObjectKind::Log => "Log file",
             ObjectKind::QuerySign => "Sign file",
             ObjectKind::QueryResult => "Query result file",
+            ObjectKind::CloudWatchEvent => "CloudWatch event",
         };
         let line = match (f.kind, f.verdict) {
             (_, Verdict::Valid) => {

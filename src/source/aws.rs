@@ -81,6 +81,8 @@ pub enum Service {
     CloudTrail,
     /// AWS STS.
     Sts,
+    /// Amazon CloudWatch Logs.
+    CloudWatchLogs,
 }
 
 impl Service {
@@ -90,6 +92,7 @@ impl Service {
             Service::S3 => "AWS_ENDPOINT_URL_S3",
             Service::CloudTrail => "AWS_ENDPOINT_URL_CLOUDTRAIL",
             Service::Sts => "AWS_ENDPOINT_URL_STS",
+            Service::CloudWatchLogs => "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
         }
     }
 }
@@ -213,6 +216,10 @@ pub enum Operation {
     DescribeTrails,
     /// STS GetCallerIdentity: who the run acts as.
     GetCallerIdentity,
+    /// CloudWatch Logs DescribeLogStreams: a log group's streams.
+    DescribeLogStreams,
+    /// CloudWatch Logs FilterLogEvents: a log group's events in a time window.
+    FilterLogEvents,
 }
 
 impl Operation {
@@ -222,6 +229,7 @@ impl Operation {
             Operation::ListObjectsV2 | Operation::GetBucketLocation => Service::S3,
             Operation::ListPublicKeys | Operation::DescribeTrails => Service::CloudTrail,
             Operation::GetCallerIdentity => Service::Sts,
+            Operation::DescribeLogStreams | Operation::FilterLogEvents => Service::CloudWatchLogs,
         }
     }
 }
@@ -234,6 +242,8 @@ impl std::fmt::Display for Operation {
             Operation::ListPublicKeys => "ListPublicKeys",
             Operation::DescribeTrails => "DescribeTrails",
             Operation::GetCallerIdentity => "GetCallerIdentity",
+            Operation::DescribeLogStreams => "DescribeLogStreams",
+            Operation::FilterLogEvents => "FilterLogEvents",
         })
     }
 }

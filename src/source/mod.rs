@@ -5,6 +5,7 @@ mod adaptive;
 pub mod aws;
 #[cfg(feature = "aws")]
 pub mod cloudtrail;
+pub mod cloudwatch;
 pub mod lake;
 pub mod local;
 #[cfg(feature = "aws")]
@@ -117,6 +118,28 @@ pub enum SourceError {
         region: String,
         /// What the key lacks: `"a value"` or `"a validity time"`.
         missing: &'static str,
+    },
+    /// CloudWatch Logs answered a log event without something every log event has, or outside
+    /// the time window asked for.
+    #[cfg(feature = "aws")]
+    #[error("FilterLogEvents ({group}) answered a log event without {missing}")]
+    IncompleteLogEvent {
+        /// The log group.
+        group: String,
+        /// What the event lacks.
+        missing: &'static str,
+    },
+    /// CloudWatch Logs answered the same log event twice in one answer: asked again, it would
+    /// go round in circles.
+    #[cfg(feature = "aws")]
+    #[error(
+        "FilterLogEvents ({group}) answered the log event {id} twice: the answer would never end"
+    )]
+    RepeatedLogEvent {
+        /// The log group.
+        group: String,
+        /// The log event's id.
+        id: String,
     },
     /// The keys CloudTrail answered are not usable keys.
     #[cfg(feature = "aws")]

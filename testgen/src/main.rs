@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use trailproof_testgen::{
-    adversarial_cases, all_cases, write_cases, Attack, Corpus, LakeExport, World, ATTACKS,
+    adversarial_cases, all_cases, cloudwatch_events, write_cases, Attack, CloudWatchEvent, Corpus,
+    LakeExport, World, ATTACKS,
 };
 
 #[derive(Parser)]
@@ -74,6 +75,15 @@ enum Command {
         /// queryCompleteTime.
         #[arg(long, default_value = "2026-01-10T12:00:00Z")]
         complete: jiff::Timestamp,
+    },
+    /// Write what CloudTrail would deliver to a CloudWatch Logs group for the corpus in DIR:
+    /// OUT/STREAM.json per stream, each the --log-events of `aws logs put-log-events`.
+    Cloudwatch {
+        dir: PathBuf,
+        out: PathBuf,
+        /// Seconds between an event's eventTime and its timestamp in the group.
+        #[arg(long, default_value_t = 60)]
+        delay: i64,
     },
     /// Apply one attack to a bucket copy on disk (DIR holds bucket/, expected.json,
     /// public-keys.json) and update its expected.json.
@@ -213,6 +223,33 @@ fn run(cli: Cli) -> Result<(), String> {
             println!(
                 "{files} result files and result_sign.json; keys in {}",
                 keys.display()
+            );
+            Ok(())
+        }
+        Command::Cloudwatch { dir, out, delay } => {
+            let corpus = Corpus::load(&dir)?;
+            let events = cloudwatch_events(&corpus, jiff::SignedDuration::from_secs(delay));
+            let mut streams: std::collections::BTreeMap<&str, Vec<serde_json::Value>> =
+                Default::default();
+            let mut sorted: Vec<&CloudWatchEvent> = events.iter().collect();
+            sorted.sort_by_key(|e| e.timestamp);
+            for e in sorted {
+                streams
+                    .entry(&e.stream)
+                    .or_default()
+                    .push(serde_json::json!({"timestamp": e.timestamp, "message": e.message}));
+            }
+            std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+            for (stream, batch) in &streams {
+                let path = out.join(format!("{stream}.json"));
+                let json = serde_json::to_vec(batch).map_err(|e| e.to_string())?;
+                std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            println!(
+                "{} events in {} streams, in {}/STREAM.json",
+                events.len(),
+                streams.len(),
+                out.display()
             );
             Ok(())
         }

@@ -15,6 +15,9 @@ RULES.json is read at every request:
                                     # token ("same") or a new one each time ("fresh")
    "keys_loop": "same",             # ListPublicKeys answers always carry a NextToken: the
                                     # same one, or a new one each time ("fresh")
+   "events_loop": "same",           # FilterLogEvents answers its first page whatever token it
+                                    # is asked with, always with a nextToken: the same one, or
+                                    # a new one each time ("fresh")
    "swap": {"substring": "KEY"},    # GETs of these answer object KEY instead (body, metadata)
    "denied": ["substring"],         # GETs of these answer 403 AccessDenied
    "versions_denied": true,         # ListObjectVersions answers 403 AccessDenied
@@ -146,6 +149,21 @@ class Proxy(BaseHTTPRequestHandler):
         answer["NextToken"] = next_token(kind)
         self.send(resp, json.dumps(answer).encode())
 
+    def events_loop(self, kind):
+        length = int(self.headers.get("Content-Length") or 0)
+        asked = json.loads(self.rfile.read(length) or b"{}")
+        asked.pop("nextToken", None)
+        body = json.dumps(asked).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "content-length")}
+        headers["Content-Length"] = str(len(body))
+        conn.request("POST", self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        answer = json.loads(resp.read())
+        conn.close()
+        answer["nextToken"] = next_token(kind)
+        self.send(resp, json.dumps(answer).encode())
+
     def drip(self, interval):
         resp, data = self.forward()
         self.send_response(resp.status)
@@ -172,6 +190,8 @@ class Proxy(BaseHTTPRequestHandler):
         target = self.headers.get("X-Amz-Target") or ""
         if r.get("keys_loop") and target.endswith("ListPublicKeys"):
             return self.keys_loop(r["keys_loop"])
+        if r.get("events_loop") and target.endswith("FilterLogEvents"):
+            return self.events_loop(r["events_loop"])
         if r.get("storm"):
             return self.error(503, "SlowDown")
         if r.get("rate_limit"):

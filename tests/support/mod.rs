@@ -161,7 +161,8 @@ pub fn case_names() -> Vec<String> {
     names
 }
 
-/// A moto server (S3 + CloudTrail, with ListPublicKeys added) on a free loopback port,
+/// A moto server (S3 + CloudTrail + CloudWatch Logs, with ListPublicKeys added, PutLogEvents
+/// of any age) on a free loopback port,
 /// stopped when dropped.
 pub struct Moto {
     child: Child,
@@ -288,6 +289,29 @@ impl Moto {
             .build()
             .unwrap()
             .block_on(calls(self.client()))
+    }
+
+    #[cfg(feature = "aws")]
+    /// Runs `calls` with a CloudWatch Logs client of this server: what anyone with the log
+    /// group's permissions can do.
+    pub fn logs<T, F: std::future::Future<Output = T>>(
+        &self,
+        calls: impl FnOnce(aws_sdk_cloudwatchlogs::Client) -> F,
+    ) -> T {
+        let conf = aws_sdk_cloudwatchlogs::Config::builder()
+            .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudwatchlogs::config::Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .http_client(trailproof::source::aws::http_client())
+            .credentials_provider(aws_sdk_cloudwatchlogs::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(calls(aws_sdk_cloudwatchlogs::Client::from_conf(conf)))
     }
 
     #[cfg(feature = "aws")]

@@ -1,4 +1,4 @@
-"""moto's S3 + CloudTrail server, plus the ListPublicKeys call moto lacks.
+"""moto's S3 + CloudTrail + CloudWatch Logs server, plus the ListPublicKeys call moto lacks.
 
 Usage: python3 moto_server.py PORT KEYS.json
 
@@ -10,6 +10,7 @@ import json
 import sys
 
 from moto.cloudtrail.responses import CloudTrailResponse
+from moto.logs.models import LogsBackend
 from moto.server import main
 
 PORT = sys.argv[1]
@@ -31,7 +32,19 @@ def list_public_keys(self):
     return json.dumps({"PublicKeyList": keys})
 
 
+def put_log_events_of_any_age(self, log_group_name, log_stream_name, log_events):
+    """PutLogEvents without the 14-day limit (CloudWatch Logs, and moto, refuse older events):
+    the tests put the events of generated corpora, which are dated 2026-01-01."""
+    if log_group_name not in self.groups:
+        from moto.logs.exceptions import ResourceNotFoundException
+
+        raise ResourceNotFoundException()
+    group = self.groups[log_group_name]
+    return group.put_log_events(log_stream_name, log_events), {}
+
+
 CloudTrailResponse.list_public_keys = list_public_keys
+LogsBackend.put_log_events = put_log_events_of_any_age
 
 if __name__ == "__main__":
     main(["-H", "127.0.0.1", "-p", PORT])
