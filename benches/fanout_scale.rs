@@ -270,6 +270,8 @@ fn shard_report(plan: &ShardPlan, index: usize, logs_per_digest: usize) -> Repor
         unchained: Vec::new(),
         notes: Vec::new(),
         retention: Default::default(),
+        chain_ends: Vec::new(),
+        crosscheck: None,
     }
 }
 
