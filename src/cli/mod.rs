@@ -45,8 +45,8 @@ pub enum Command {
     /// under AWSLogs/ is verified, each chain on its own. Exit status: 0 all valid, 1 integrity
     /// findings, 2 the job could not be done (or an object could not be read).
     Verify(Box<VerifyArgs>),
-    /// Write the CloudTrail records of the log files a run proves, as JSON lines with their
-    /// provenance under `trailproof` (a local copy; exit status as for `verify`).
+    /// Write the CloudTrail records of the log files a run proves, with their provenance under
+    /// `trailproof` (a local copy or s3://BUCKET[/PREFIX]; JSON lines, Timesketch or Parquet).
     ///
     /// Records are taken only from the bytes whose hash a verified digest lists, sorted by
     /// (eventTime, eventID), one per eventID. Counts go to stderr. Exit status: 0 every log file
