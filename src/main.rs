@@ -14,10 +14,6 @@ use cli::{Cli, Command, VerifyArgs};
 use trailproof::engine::{self, FindingSink};
 use trailproof::report::Report;
 
-/// See the `mimalloc` entry in Cargo.toml for why.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {

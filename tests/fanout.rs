@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde_json::Value;
 use support::{trailproof, written, Moto, Output};
+use trailproof::core::types::Sha256;
 use trailproof_testgen::{Corpus, World};
 
 const BUCKET: &str = "org-trail-bucket";
@@ -65,6 +66,8 @@ fn without_run(out: &Output) -> Value {
     let mut v: Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {} {}", out.stdout, out.stderr));
     v.as_object_mut().unwrap().remove("run");
+    // A merged report names its plan; a single run has none.
+    v.as_object_mut().unwrap().remove("merged");
     v
 }
 
@@ -227,6 +230,12 @@ fn sharded_runs_of_an_organization_equal_one_run_on_s3() {
         let (reports, _) = run_shards(&dir, &plan, &endpoint, &env);
         let merged = merge(&dir, &plan, &reports, &["--format", "json"]);
         assert_eq!(merged.code, 1, "{shards} shards: {}", merged.stderr);
+        // Found by the red team: a plan edited before the shards ran (a folder left out)
+        // merged into a report nothing tied to the plan `plan` printed. It names it now.
+        let json: Value = serde_json::from_str(&merged.stdout).unwrap();
+        let printed = Sha256::of(&std::fs::read(&plan).unwrap()).to_hex();
+        assert_eq!(json["merged"]["plan_sha256"], printed.as_str());
+        assert_eq!(json["merged"]["shards"], shards);
         assert_eq!(
             without_run(&merged),
             single,
@@ -238,6 +247,40 @@ fn sharded_runs_of_an_organization_equal_one_run_on_s3() {
             "{shards} shards, text"
         );
         assert_eq!(merged_text.code, single_text.code);
+    }
+    // Found by the red team: a shard pointed at another S3 endpoint read another store's bucket
+    // of the same name (there, untampered), and merge took its report as the plan's.
+    let plan3 = tmp.path().join("n3/plan-3.json");
+    for (extra, env) in [
+        (
+            strings(&["--endpoint-url", "http://127.0.0.1:9"]),
+            env.clone(),
+        ),
+        (
+            Vec::new(),
+            [
+                env.clone(),
+                vec![("AWS_ENDPOINT_URL", "http://127.0.0.1:9".to_owned())],
+            ]
+            .concat(),
+        ),
+    ] {
+        let mut args = strings(&["verify", "--plan", plan3.to_str().unwrap(), "--shard", "0"]);
+        args.extend(strings(&[
+            "--sign-key",
+            &key("ed25519.pem"),
+            "--sign-out",
+            "x.json",
+        ]));
+        args.extend(extra);
+        let out = trailproof(tmp.path(), &args, &env);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("the plan was made against the S3 endpoint"),
+            "{}",
+            out.stderr
+        );
     }
     // 8 shards over 6 folders: some folder was cut in time, or the test proves less.
     let plan8: Value =

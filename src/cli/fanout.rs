@@ -13,7 +13,7 @@ use super::{EvidenceArgs, Format, VerifyArgs};
 use trailproof::engine::fanout::{
     keys_source, merge, plan_shards, run_shard, FanoutError, ShardPlan, ShardReport,
 };
-use trailproof::report::audit::ShardStamp;
+use trailproof::report::audit::{MergeStamp, ShardStamp};
 use trailproof::report::dsse::Trust;
 use trailproof::report::signing::{Certificate, PublicKey};
 use trailproof::report::statement::{self, ReportError};
@@ -110,6 +110,8 @@ pub enum FanoutCliError {
     PlanSets { flag: &'static str },
     #[error("the source {given} is not the plan's ({planned})")]
     OtherSource { given: String, planned: String },
+    #[error("the plan was made against the S3 endpoint {planned}; this shard would read {given} (--endpoint-url, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)")]
+    OtherEndpoint { given: String, planned: String },
     #[error("the plan says the keys come from {planned}; this shard's come from {given}")]
     OtherKeys { planned: String, given: String },
     #[error(
@@ -288,6 +290,14 @@ pub fn run_plan(args: &PlanArgs) -> Result<u8, CliError> {
         &Bars::on_stderr(),
     )
     .map_err(FanoutCliError::from)?;
+    let plan = ShardPlan {
+        endpoint: s3_endpoint(
+            &args.source,
+            #[cfg(feature = "aws")]
+            &args.aws,
+        ),
+        ..plan
+    };
     let bytes = plan.to_bytes();
     std::fs::write(&args.out, &bytes).map_err(|source| FanoutCliError::Write {
         path: args.out.clone(),
@@ -303,6 +313,19 @@ pub fn run_plan(args: &PlanArgs) -> Result<u8, CliError> {
         trailproof::core::types::Sha256::of(&bytes)
     );
     Ok(0)
+}
+
+/// The S3 endpoint a run of `source` reads from when it is not AWS's own, as the SDK resolves
+/// it; none for a local copy.
+fn s3_endpoint(source: &str, #[cfg(feature = "aws")] aws: &super::aws::AwsArgs) -> Option<String> {
+    #[cfg(feature = "aws")]
+    if source.starts_with("s3://") {
+        return aws
+            .options(None)
+            .endpoint(trailproof::source::aws::Service::S3);
+    }
+    let _ = source;
+    None
 }
 
 /// The shard index: `--shard`, or the one the job engine set; all that are given must agree.
@@ -359,6 +382,19 @@ pub fn run_shard_verify(args: &VerifyArgs, plan_path: &Path) -> Result<u8, CliEr
         return Err(FanoutCliError::OtherSource {
             given: given.to_owned(),
             planned: plan.source.clone(),
+        }
+        .into());
+    }
+    let endpoint = s3_endpoint(
+        &plan.source,
+        #[cfg(feature = "aws")]
+        &args.aws,
+    );
+    if endpoint != plan.endpoint {
+        let name = |e: &Option<String>| e.clone().unwrap_or_else(|| "AWS's own".to_owned());
+        return Err(FanoutCliError::OtherEndpoint {
+            given: name(&endpoint),
+            planned: name(&plan.endpoint),
         }
         .into());
     }
@@ -477,7 +513,12 @@ pub fn run_merge(args: &MergeArgs) -> Result<u8, CliError> {
     };
     // The output first: a bad signing key stops the merge before any work.
     let stdout = std::io::BufWriter::new(std::io::stdout());
-    let output = Output::new(args.format, args.verbose, &args.sign, false, stdout)?;
+    // The report names the plan, so that it can be tied to the SHA-256 `plan` printed.
+    let output =
+        Output::new(args.format, args.verbose, &args.sign, false, stdout)?.merged(MergeStamp {
+            plan_sha256: sha.to_hex(),
+            shards: plan.shards.len(),
+        });
     let now = Timestamp::now();
     let mut shards = Vec::with_capacity(args.reports.len());
     for path in &args.reports {
@@ -499,6 +540,10 @@ pub fn run_merge(args: &MergeArgs) -> Result<u8, CliError> {
         });
     }
     let report = merge(&plan, &sha, shards).map_err(FanoutCliError::from)?;
+    eprintln!(
+        "trailproof: merged the {} shard reports of the plan with SHA-256 {sha}",
+        plan.shards.len()
+    );
     finish(output, &report)?;
     Ok(report.exit_code())
 }

@@ -11,7 +11,7 @@ use ring::rand::SystemRandom;
 use super::Format;
 use trailproof::core::finding::Finding;
 use trailproof::core::time::format_iso;
-use trailproof::report::audit::{Document, RunInfo, ShardStamp};
+use trailproof::report::audit::{Document, MergeStamp, RunInfo, ShardStamp};
 use trailproof::report::dsse::Trust;
 use trailproof::report::signing::{CertError, Certificate, KeyError, PublicKey, SigningKey};
 use trailproof::report::statement::{self, ReportError, SignError, Signer, VerifiedReport};
@@ -146,6 +146,8 @@ pub struct Output<W: Write + Send> {
     started: Timestamp,
     /// A shard's stamp (`verify --plan`), put in the document.
     shard: Option<ShardStamp>,
+    /// A merged report's stamp (`merge`), put in the document.
+    merged: Option<MergeStamp>,
 }
 
 impl<W: Write + Send> Output<W> {
@@ -189,6 +191,7 @@ impl<W: Write + Send> Output<W> {
             tsa,
             started: Timestamp::now(),
             shard: None,
+            merged: None,
         })
     }
 
@@ -196,6 +199,14 @@ impl<W: Write + Send> Output<W> {
     pub fn shard(self, stamp: ShardStamp) -> Self {
         Output {
             shard: Some(stamp),
+            ..self
+        }
+    }
+
+    /// The output of `merge`: `stamp` goes into the report.
+    pub fn merged(self, stamp: MergeStamp) -> Self {
+        Output {
+            merged: Some(stamp),
             ..self
         }
     }
@@ -228,6 +239,7 @@ impl<W: Write + Send> Output<W> {
         }
         let doc = Document {
             shard: self.shard,
+            merged: self.merged,
             ..Document::new(
                 report,
                 RunInfo {

@@ -130,6 +130,12 @@ pub struct ShardPlan {
     pub format: String,
     /// The source as given.
     pub source: String,
+    /// The S3 endpoint the plan was listed from when it is not AWS's own (`--endpoint-url`,
+    /// `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`); every shard must read the same one, or a
+    /// shard could verify another store's bucket of the same name. Absent for AWS and for a
+    /// local copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     /// The bucket.
     pub bucket: String,
     /// The range.
@@ -345,6 +351,7 @@ pub fn plan_shards(
     let mut plan = ShardPlan {
         format: PLAN_FORMAT.to_owned(),
         source: source_name.to_owned(),
+        endpoint: None,
         bucket,
         range: PlanRange { start, end },
         filters: Filters {

@@ -166,6 +166,18 @@ pub struct ShardStamp {
     pub keys: String,
 }
 
+/// What a merged report was made from (`merge`): the plan, by the SHA-256 `plan` printed, and
+/// its number of shards, each merged once. It ties the report to the plan an auditor kept: a
+/// plan edited before the shards ran (a folder left out) has another SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeStamp {
+    /// Lowercase hex SHA-256 of the plan file's bytes.
+    pub plan_sha256: String,
+    /// How many shards the plan has.
+    pub shards: usize,
+}
+
 /// The ledgers of every chain, added up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerTotals {
@@ -195,6 +207,9 @@ pub struct Document<'a> {
     /// Set only in a shard's report (`verify --plan`): which plan and which shard of it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardStamp>,
+    /// Set only in a merged report (`merge`): which plan its shards ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeStamp>,
     /// As [`Report::source`].
     pub source: &'a str,
     /// As [`Report::bucket`].
@@ -260,6 +275,7 @@ impl<'a> Document<'a> {
             run,
             signer: None,
             shard: None,
+            merged: None,
             source: &report.source,
             bucket: &report.bucket,
             range: &report.range,

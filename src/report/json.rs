@@ -13,6 +13,9 @@
 //!   `src/engine/fanout.rs`); its `range` and `filters` are the plan's. `merge` reads back
 //!   everything but `run`, `signer`, `totals`, `ledger`, `manifest`, `not_proven` and
 //!   `exit_code`, which it computes again from the merged chains
+//! - `merged` (a merged report only, `merge`): `{plan_sha256, shards}`, the SHA-256 of the plan
+//!   file its shard reports were made for (the one `plan` printed) and the plan's number of
+//!   shards, each merged once. A report whose plan is not the one kept proves nothing of it
 //! - `source`: the evidence directory or S3 URI; `bucket`
 //! - `range`: `{start, end, derived_from_evidence}` (RFC 3339 UTC)
 //! - `filters`: `{accounts, regions, trails}`
