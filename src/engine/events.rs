@@ -643,12 +643,23 @@ impl<'s> VerifiedRecords<'s> {
         // which thread spilled first.
         group.sort_by_key(|c| c.order);
         let first = self.ready.len();
+        // Each text's place among the group's records, by a hash keyed afresh (no text can be
+        // made to collide): found by the red team, a file of 40,000 records with one eventID and
+        // as many contents took 18 s when each was compared with all before it.
+        let hasher = RandomState::new();
+        let mut placed: HashMap<u64, Vec<usize>> = HashMap::new();
         for RecordCopy { text, carrier, .. } in group.drain(..) {
-            let ours = self.ready.range_mut(first..);
-            if let Some(same) = ours.into_iter().find(|r| r.text == text) {
+            let hash = hasher.hash_one(text.as_str());
+            let same = placed.get(&hash).and_then(|at| {
+                at.iter()
+                    .copied()
+                    .find(|&i| self.ready.get(i).is_some_and(|r| r.text == text))
+            });
+            if let Some(same) = same.and_then(|i| self.ready.get_mut(i)) {
                 same.provenance.merge(Provenance::new(carrier));
                 self.stats.duplicates += 1;
             } else {
+                placed.entry(hash).or_default().push(self.ready.len());
                 if self.ready.len() > first {
                     self.stats.conflicts += 1;
                 }

@@ -498,10 +498,18 @@ fn joined(prior: Option<(LedgerMark, Timestamp)>, run: &Ledger) -> LedgerMark {
 }
 
 fn filters(f: &Filters) -> FiltersMark {
+    // As sets: `--region a --region b` selects what `--region b --region a` does (found by
+    // the red team: the other order was refused as other filters).
+    let set = |v: &Vec<String>| {
+        let mut v = v.clone();
+        v.sort();
+        v.dedup();
+        v
+    };
     FiltersMark {
-        accounts: f.accounts.clone(),
-        regions: f.regions.clone(),
-        trails: f.trails.clone(),
+        accounts: set(&f.accounts),
+        regions: set(&f.regions),
+        trails: set(&f.trails),
     }
 }
 
@@ -547,4 +555,24 @@ fn tip(bucket: &str, chain: &ChainId, last: &LastDigest) -> Result<Tip, String> 
         signature,
         key_time,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the red team: a checkpoint made with `--region us-east-1 --region eu-west-1`
+    /// refused a run given the same Regions in the other order.
+    #[test]
+    fn filters_given_in_another_order_are_the_same_filters() {
+        let f = |regions: &[&str]| Filters {
+            accounts: vec!["111122223333".into()],
+            regions: regions.iter().map(|r| r.to_string()).collect(),
+            trails: Vec::new(),
+        };
+        let a = filters(&f(&["us-east-1", "eu-west-1"]));
+        assert_eq!(a, filters(&f(&["eu-west-1", "us-east-1"])));
+        assert_eq!(a, filters(&f(&["eu-west-1", "us-east-1", "eu-west-1"])));
+        assert_ne!(a, filters(&f(&["eu-west-1"])));
+    }
 }
