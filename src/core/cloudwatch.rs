@@ -349,8 +349,10 @@ pub struct CrosscheckCounts {
     pub duplicates: u64,
     /// Proven events over [`MAX_CLOUDWATCH_EVENT`] absent from the group, as expected.
     pub oversized_absent: u64,
-    /// Events of the range only in log files the S3 side could not prove: not compared as
-    /// proven (their log files are findings of the S3 side).
+    /// Events of the range only in log files the S3 side could not prove and absent from the
+    /// group, counted, not findings (their log files are findings of the S3 side; those found
+    /// in the group are `not proven` findings, and not counted here: found by the red team, the
+    /// summary line read as if it counted all of them).
     pub unproven_events: u64,
 }
 

@@ -83,7 +83,7 @@ pub fn write(out: &mut dyn Write, report: &Report, verbose: bool) -> io::Result<
     )?;
     writeln!(
         out,
-        "CloudWatch Logs: {} events read; {} proven events in range, {} found unaltered, {} further identical copies, {} over 256 KB absent as expected, {} only in log files the S3 side could not prove",
+        "CloudWatch Logs: {} events read; {} proven events in range, {} found unaltered, {} further identical copies, {} over 256 KB absent as expected, {} absent and only in log files the S3 side could not prove",
         counts.group_events,
         counts.proven_events,
         counts.matched,
