@@ -286,6 +286,73 @@ fn a_digest_deleted_right_after_the_checkpoint_is_reported_missing() {
     );
 }
 
+/// Found by the red team: log files no digest names were looked for only from the
+/// checkpoint's end (the newest chain's last digest), so a log file put into the other
+/// Region's folder between that Region's last digest and the checkpoint's end was reported by
+/// no run, where a full run reports it.
+#[test]
+fn a_log_put_between_a_regions_last_digest_and_the_checkpoints_end_is_found() {
+    let corpus = world().build();
+    let cut: Timestamp = CUT.parse().unwrap();
+    let last = |region: &'static str| {
+        let (_, before) = around(&corpus, region, cut);
+        let end = corpus
+            .digests()
+            .iter()
+            .find(|d| d.key == before)
+            .unwrap()
+            .end;
+        (region, end)
+    };
+    let (mut earlier, mut later) = (last("us-east-1"), last("eu-west-1"));
+    if earlier.1 > later.1 {
+        std::mem::swap(&mut earlier, &mut later);
+    }
+    let (region, own_end) = earlier;
+    // A minute after the Region's own last digest, before the checkpoint's end.
+    let at = own_end
+        .checked_add(jiff::SignedDuration::from_mins(1))
+        .unwrap();
+    assert!(
+        at < later.1,
+        "the two Regions' last digests end {own_end} and {}",
+        later.1
+    );
+    let (next, _) = around(&corpus, region, cut);
+    let sibling = &corpus
+        .digests()
+        .iter()
+        .find(|d| d.key == next)
+        .unwrap()
+        .logs[0];
+    let (dir, name) = sibling.rsplit_once('/').unwrap();
+    let parts: Vec<&str> = name.split('_').collect();
+    let stamp = at.strftime("%Y%m%dT%H%MZ").to_string();
+    // The day folder of that minute (`.../REGION/YYYY/MM/DD`).
+    let region_dir = &dir[..dir.len() - "YYYY/MM/DD".len()];
+    let like = format!(
+        "{region_dir}{}/{}_CloudTrail_{}_{stamp}_{}",
+        at.strftime("%Y/%m/%d"),
+        parts[0],
+        parts[2],
+        parts[4]
+    );
+    let mut s = checkpointed(corpus);
+    let injected = s.corpus.inject_log(&like).unwrap();
+    s.corpus.write(&s.whole).unwrap();
+    let subject = format!("s3://acme-cloudtrail-logs/{injected}");
+    let unreferenced = |out: &Output| {
+        verdicts(out)
+            .get(&subject)
+            .is_some_and(|v| v.iter().any(|(k, _)| k == "log_unreferenced"))
+    };
+    let full = full(&s.whole);
+    assert!(unreferenced(&full), "{}", full.stdout);
+    let out = run(&s.whole, &s.checkpoint, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(unreferenced(&out), "{:#?}", verdicts(&out));
+}
+
 /// The checkpoint's last digest rewritten after the checkpoint (its successor still links to
 /// the original): the run stops.
 #[test]

@@ -356,6 +356,12 @@ fn unmatched_filters<'a>(
 /// the start an hour past the end (a digest ends up to an hour after what it covers).
 pub(super) fn list_request(settings: &Settings, objects: ObjectType) -> ListRequest {
     let (start, end) = listed_span(settings);
+    // A resumed run looks for log files no digest names from each chain's last verified
+    // digest on (see `unvouched`), which may be before the checkpoint's end.
+    let start = match (objects, settings.resume.values().min()) {
+        (ObjectType::Log, Some(resumed)) => start.map(|s| s.min(*resumed)),
+        _ => start,
+    };
     ListRequest {
         objects,
         range: start.map(|s| {
