@@ -71,6 +71,55 @@ fn without_run(out: &Output) -> Value {
     v
 }
 
+/// A written corpus on moto, with an `audit-artifacts` bucket for reports, planned from START
+/// to `end` into `shards` (`plan.json` in the run's folder).
+struct OnS3 {
+    tmp: tempfile::TempDir,
+    moto: Moto,
+    env: Vec<(&'static str, String)>,
+    endpoint: Vec<String>,
+    plan: PathBuf,
+}
+
+impl OnS3 {
+    fn planned(corpus: Corpus, end: &str, shards: usize) -> Self {
+        let (tmp, case) = written(&corpus);
+        let moto = Moto::start(&case.join("public-keys.json"));
+        moto.upload(&case, BUCKET);
+        moto.s3(|s3| async move {
+            s3.create_bucket()
+                .bucket("audit-artifacts")
+                .send()
+                .await
+                .unwrap();
+        });
+        let env = moto.env();
+        let endpoint = strings(&["--endpoint-url", &moto.endpoint()]);
+        let plan = tmp.path().join("plan.json");
+        let mut args = strings(&["plan", &format!("s3://{BUCKET}"), "--start-time", START]);
+        args.extend(strings(&[
+            "--end-time",
+            end,
+            "--shards",
+            &shards.to_string(),
+        ]));
+        args.extend(["--out".to_owned(), plan.to_string_lossy().into_owned()]);
+        args.extend(endpoint.iter().cloned());
+        assert_eq!(trailproof(tmp.path(), &args, &env).code, 0);
+        OnS3 {
+            tmp,
+            moto,
+            env,
+            endpoint,
+            plan,
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+}
+
 /// A plan's shards run as separate processes, each given its index as one job engine gives
 /// it: a Kubernetes Indexed Job (`JOB_COMPLETION_INDEX`), an AWS Batch array job
 /// (`AWS_BATCH_JOB_ARRAY_INDEX`), and a Step Functions Distributed Map, whose items are the
@@ -745,37 +794,11 @@ fn deploy_manifests_have_what_the_engines_require() {
 /// the merge wrapper run; the merged report it uploads is a single run's.
 #[test]
 fn the_deploy_wrappers_run_a_plan_end_to_end_on_s3() {
-    let corpus = organization().hours(6).build();
-    let (tmp, case) = written(&corpus);
-    let dir = tmp.path();
-    let moto = Moto::start(&case.join("public-keys.json"));
-    moto.upload(&case, BUCKET);
-    moto.s3(|s3| async move {
-        s3.create_bucket()
-            .bucket("audit-artifacts")
-            .send()
-            .await
-            .unwrap();
-    });
-    let env = moto.env();
-    let source = format!("s3://{BUCKET}");
-    let endpoint = strings(&["--endpoint-url", &moto.endpoint()]);
     let end = "2026-01-01T05:00:00Z";
-    let out = dir.join("plan.json");
-    let mut args = strings(&[
-        "plan",
-        &source,
-        "--start-time",
-        START,
-        "--end-time",
-        end,
-        "--shards",
-        "3",
-    ]);
-    args.extend(["--out".to_owned(), out.to_string_lossy().into_owned()]);
-    args.extend(endpoint.iter().cloned());
-    assert_eq!(trailproof(dir, &args, &env).code, 0);
-    let plan_bytes = std::fs::read(&out).unwrap();
+    let on = OnS3::planned(organization().hours(6).build(), end, 3);
+    let (dir, moto, env, endpoint, out) = (on.dir(), &on.moto, &on.env, &on.endpoint, &on.plan);
+    let source = format!("s3://{BUCKET}");
+    let plan_bytes = std::fs::read(out).unwrap();
     moto.s3(|s3| async move {
         s3.put_object()
             .bucket("audit-artifacts")
@@ -853,10 +876,10 @@ fn the_deploy_wrappers_run_a_plan_end_to_end_on_s3() {
         "--format",
         "json",
     ]);
-    single.extend(endpoint);
+    single.extend(endpoint.iter().cloned());
     assert_eq!(
         without_run(&merged),
-        without_run(&trailproof(dir, &single, &env))
+        without_run(&trailproof(dir, &single, env))
     );
 }
 
@@ -921,36 +944,14 @@ fn a_hole_wider_than_a_share_equals_one_run() {
 /// merged report is a single run's; a report key that is not there is exit status 2.
 #[test]
 fn shard_reports_go_to_s3_and_merge_reads_them_there() {
-    let corpus = organization().regions(&["us-east-1"]).hours(4).build();
-    let (tmp, case) = written(&corpus);
-    let dir = tmp.path();
-    let moto = Moto::start(&case.join("public-keys.json"));
-    moto.upload(&case, BUCKET);
-    moto.s3(|s3| async move {
-        s3.create_bucket()
-            .bucket("audit-artifacts")
-            .send()
-            .await
-            .unwrap();
-    });
-    let env = moto.env();
-    let source = format!("s3://{BUCKET}");
-    let endpoint = strings(&["--endpoint-url", &moto.endpoint()]);
     let end = "2026-01-01T03:00:00Z";
-    let plan_path = dir.join("plan.json");
-    let mut args = strings(&[
-        "plan",
-        &source,
-        "--start-time",
-        START,
-        "--end-time",
+    let on = OnS3::planned(
+        organization().regions(&["us-east-1"]).hours(4).build(),
         end,
-        "--shards",
-        "2",
-    ]);
-    args.extend(["--out".to_owned(), plan_path.to_string_lossy().into_owned()]);
-    args.extend(endpoint.iter().cloned());
-    assert_eq!(trailproof(dir, &args, &env).code, 0);
+        2,
+    );
+    let (dir, env, endpoint, plan_path) = (on.dir(), &on.env, &on.endpoint, &on.plan);
+    let source = format!("s3://{BUCKET}");
     let uri = |i: usize| format!("s3://audit-artifacts/r/shard-{i}.dsse.json");
     for i in 0..2 {
         let mut args = strings(&[
@@ -967,7 +968,7 @@ fn shard_reports_go_to_s3_and_merge_reads_them_there() {
             &uri(i),
         ]));
         args.extend(endpoint.iter().cloned());
-        let out = trailproof(dir, &args, &env);
+        let out = trailproof(dir, &args, env);
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
     let merge_s3 = |reports: &[String]| {
@@ -982,7 +983,7 @@ fn shard_reports_go_to_s3_and_merge_reads_them_there() {
         ]);
         args.extend(reports.iter().cloned());
         args.extend(endpoint.iter().cloned());
-        trailproof(dir, &args, &env)
+        trailproof(dir, &args, env)
     };
     let merged = merge_s3(&[uri(0), uri(1)]);
     assert_eq!(merged.code, 0, "{}", merged.stderr);
@@ -999,7 +1000,7 @@ fn shard_reports_go_to_s3_and_merge_reads_them_there() {
     single.extend(endpoint.iter().cloned());
     assert_eq!(
         without_run(&merged),
-        without_run(&trailproof(dir, &single, &env))
+        without_run(&trailproof(dir, &single, env))
     );
     let missing = merge_s3(&[uri(0), uri(7)]);
     assert_eq!(missing.code, 2);
