@@ -45,6 +45,13 @@ fn around(corpus: &Corpus, region: &str, cut: Timestamp) -> (String, String) {
     (after.unwrap().key.clone(), before.unwrap().key.clone())
 }
 
+/// The first log file of `region`'s first digest after the cut (not in the first day's copy).
+fn first_new_log(corpus: &Corpus, region: &str) -> String {
+    let (next, _) = around(corpus, region, CUT.parse().unwrap());
+    let digest = corpus.digests().iter().find(|d| d.key == next).unwrap();
+    digest.logs[0].clone()
+}
+
 /// `verify COPY --format json --checkpoint FILE --sign-key KEY` and any further arguments.
 fn run(case: &Path, checkpoint: &Path, more: &[&str]) -> Output {
     let mut args: Vec<String> = vec![
@@ -318,13 +325,7 @@ fn a_log_put_between_a_regions_last_digest_and_the_checkpoints_end_is_found() {
         "the two Regions' last digests end {own_end} and {}",
         later.1
     );
-    let (next, _) = around(&corpus, region, cut);
-    let sibling = &corpus
-        .digests()
-        .iter()
-        .find(|d| d.key == next)
-        .unwrap()
-        .logs[0];
+    let sibling = first_new_log(&corpus, region);
     let (dir, name) = sibling.rsplit_once('/').unwrap();
     let parts: Vec<&str> = name.split('_').collect();
     let stamp = at.strftime("%Y%m%dT%H%MZ").to_string();
@@ -482,14 +483,7 @@ fn a_checkpoint_of_other_filters_stops_the_run() {
 #[test]
 fn an_older_checkpoint_put_back_verifies_again_from_there() {
     let mut corpus = world().build();
-    let cut: Timestamp = CUT.parse().unwrap();
-    let tampered = corpus
-        .digests()
-        .iter()
-        .find(|d| d.end > cut && d.key.contains("/eu-west-1/"))
-        .unwrap()
-        .logs[0]
-        .clone();
+    let tampered = first_new_log(&corpus, "eu-west-1");
     let s = checkpointed(corpus.clone());
     let older = std::fs::read(&s.checkpoint).unwrap();
     let out = run(&s.whole, &s.checkpoint, &[]);
@@ -511,14 +505,7 @@ fn an_older_checkpoint_put_back_verifies_again_from_there() {
 #[test]
 fn a_run_whose_report_is_lost_does_not_move_the_checkpoint() {
     let mut corpus = world().build();
-    let cut: Timestamp = CUT.parse().unwrap();
-    let tampered = corpus
-        .digests()
-        .iter()
-        .find(|d| d.end > cut && d.key.contains("/us-east-1/"))
-        .unwrap()
-        .logs[0]
-        .clone();
+    let tampered = first_new_log(&corpus, "us-east-1");
     corpus.modify_log(&tampered).unwrap();
     let s = checkpointed(corpus);
     let before = std::fs::read(&s.checkpoint).unwrap();
