@@ -235,6 +235,28 @@ fn a_tampered_log_file_gives_no_records() {
     );
 }
 
+/// The run proves the file (its digest lists its hash) but its records cannot be taken, so
+/// the sort never has it: the report only counts valid files, and the export must still hear
+/// of this one and count it left out, not pass over it in silence.
+#[test]
+fn a_proven_log_file_that_is_not_cloudtrail_records_is_counted_left_out() {
+    let mut corpus = world().build();
+    let listed = listed_logs(&corpus);
+    let odd = listed.keys().nth(2).unwrap().clone();
+    corpus.deliver_log(&odd, br#"{"Records": 5}"#).unwrap();
+    let (_dir, case) = written(&corpus);
+    let run = events(&case, &corpus, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("1 log files left out (records_malformed: 1)"),
+        "{}",
+        run.stderr
+    );
+    let got: BTreeSet<String> = run.ids().into_iter().collect();
+    assert_eq!(got, ids_of(&corpus, listed.keys().filter(|k| **k != odd)));
+}
+
 #[test]
 fn an_injected_log_file_is_left_out_unless_asked_for_and_then_says_not_verified() {
     let mut corpus = world().build();
@@ -503,9 +525,10 @@ fn parquet_without_out_is_refused() {
 }
 
 mod fused {
-    //! The export taken while the run hashes (the default, sorted) against reading every
-    //! proven file again after the run (`verified_records`): the same records, provenance and
-    //! counts on every committed case, normal and adversarial, and at any thread count.
+    //! The export taken while the run hashes (the default, sorted), with the report keeping or
+    //! counting valid log files, against reading every proven file again after the run
+    //! (`verified_records`): the same records, provenance and counts on every committed case,
+    //! normal and adversarial, and at any thread count.
 
     use std::path::Path;
 
@@ -542,16 +565,30 @@ mod fused {
         s
     }
 
+    /// How the export is made.
+    #[derive(Clone, Copy, Debug)]
+    enum Way {
+        /// Taken while the run hashes, the report keeping every valid log file's finding.
+        Fused,
+        /// Taken while the run hashes, the report counting valid log files (as the CLI runs).
+        FusedCounted,
+        /// Every proven file read again after the run.
+        ReadAgain,
+    }
+
     /// Every line (record with provenance) and the counts, or why the run failed.
-    fn export(case: &Path, fused: bool, include_unverified: bool) -> Result<String, String> {
+    fn export(case: &Path, way: Way, include_unverified: bool) -> Result<String, String> {
         let keys = PinnedKeys::from_file(&case.join("public-keys.json")).unwrap();
         let evidence = LocalEvidence::open(&case.join("bucket")).unwrap();
         let options = ExportOptions {
             include_unverified,
             ..ExportOptions::default()
         };
-        let settings = settings(case);
-        let (report, mut records) = if fused {
+        let settings = Settings {
+            omit_valid_logs: matches!(way, Way::FusedCounted),
+            ..settings(case)
+        };
+        let (report, mut records) = if !matches!(way, Way::ReadAgain) {
             verify_and_export(&evidence, &keys, &settings, options, None, &NoObserver)
                 .map_err(|e| e.to_string())?
         } else {
@@ -590,9 +627,16 @@ mod fused {
         let mut with_records = 0;
         for case in &cases {
             for include_unverified in [false, true] {
-                let fused = export(case, true, include_unverified);
-                let again = export(case, false, include_unverified);
+                let fused = export(case, Way::Fused, include_unverified);
+                let again = export(case, Way::ReadAgain, include_unverified);
                 assert_eq!(fused, again, "{} ({include_unverified})", case.display());
+                let counted = export(case, Way::FusedCounted, include_unverified);
+                assert_eq!(
+                    counted,
+                    again,
+                    "{} ({include_unverified}, counted)",
+                    case.display()
+                );
                 if fused.as_ref().is_ok_and(|f| f.contains("\"trailproof\":")) {
                     with_records += 1;
                 }
@@ -613,7 +657,8 @@ mod fused {
                     .num_threads(n)
                     .build()
                     .unwrap();
-                pool.install(|| export(&case, true, true)).unwrap()
+                pool.install(|| export(&case, Way::FusedCounted, true))
+                    .unwrap()
             })
             .collect();
         assert!(

@@ -92,8 +92,9 @@ pub struct EventsArgs {
 
 impl EventsArgs {
     fn settings(&self) -> Settings {
-        // Every valid log file's finding is needed: it names the digest and the hash.
-        self.evidence.settings(false)
+        // Valid log files counted, not kept: the sort learns of each from the run as it goes
+        // (unsorted, the engine keeps them: it reads them again from the report).
+        self.evidence.settings(true)
     }
 
     fn options(&self, temp_dir: &Path) -> ExportOptions {

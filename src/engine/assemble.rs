@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
+use super::count::ValidLogs;
 use super::digests::{candidates, key_needs, read_digests, resolve_bucket, Kept};
 use super::ends::ChainEnds;
 use super::holes::Holes;
@@ -108,7 +109,11 @@ pub(crate) fn verify_tapped(
     let layout = Layout::new(
         (&bucket, source, Recovery::of(source, &bucket, &keys)),
         sink,
-        settings.omit_valid_logs,
+        if settings.omit_valid_logs {
+            ValidLogs::Counted(tap)
+        } else {
+            ValidLogs::Kept
+        },
         &judged,
         walked.len(),
     )

@@ -6,11 +6,22 @@ use std::collections::HashSet;
 use jiff::Timestamp;
 
 use super::texts::TextHashes;
+use super::LogTap;
 use crate::core::finding::{merge_by_object, Finding, Kind, ObjectKind};
 use crate::core::ledger::Span;
 
+/// What becomes of valid log files' findings.
+#[derive(Clone, Copy)]
+pub(super) enum ValidLogs<'a> {
+    /// Kept in the report, one finding per listing.
+    Kept,
+    /// Counted instead (`Settings::omit_valid_logs`), each first handed to the tap, if any:
+    /// `events` learns from it which files the report proves without the report keeping them.
+    Counted(Option<&'a dyn LogTap>),
+}
+
 /// One chain's findings so far.
-pub(super) struct ChainLayout {
+pub(super) struct ChainLayout<'a> {
     pub(super) findings: Vec<Finding>,
     /// The chain's timeline so far: holes from the walk, then each digest's window.
     pub(super) spans: Vec<Span>,
@@ -19,24 +30,32 @@ pub(super) struct ChainLayout {
     /// A log file may be listed more than once (by two digests), and totals count each file
     /// once, by its worst finding, merging by `s3://` text: so the files are counted when the
     /// chain is done. A hash collision could only miscount valid files, never hide a finding.
-    omitted: Option<TextHashes>,
+    omitted: Option<(TextHashes, Option<&'a dyn LogTap>)>,
 }
 
-impl ChainLayout {
+impl<'a> ChainLayout<'a> {
     /// `listed`: how many log files the chain's digests name, the most that may be counted.
-    pub(super) fn new(omit_valid_logs: bool, listed: usize) -> Self {
+    pub(super) fn new(valid: ValidLogs<'a>, listed: usize) -> Self {
         ChainLayout {
             findings: Vec::new(),
             spans: Vec::new(),
             extent: (Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH),
-            omitted: omit_valid_logs.then(|| TextHashes::with_capacity(listed)),
+            omitted: match valid {
+                ValidLogs::Kept => None,
+                ValidLogs::Counted(tap) => Some((TextHashes::with_capacity(listed), tap)),
+            },
         }
     }
 
     /// Keeps a log file's finding, or counts it if it is valid and counting is on.
     pub(super) fn push(&mut self, finding: Finding) {
         match &mut self.omitted {
-            Some(o) if finding.kind == Kind::LogValid => o.insert(&finding.subject),
+            Some((counted, tap)) if finding.kind == Kind::LogValid => {
+                if let Some(tap) = tap {
+                    tap.counted_valid(&finding);
+                }
+                counted.insert(&finding.subject);
+            }
             _ => self.findings.push(finding),
         }
     }
@@ -45,7 +64,7 @@ impl ChainLayout {
     /// kept finding is about.
     pub(super) fn finish(self) -> (Vec<Finding>, usize, usize) {
         let findings = merge_by_object(self.findings);
-        let Some(omitted) = self.omitted else {
+        let Some((omitted, _)) = self.omitted else {
             return (findings, 0, 0);
         };
         let listings = omitted.len();
@@ -86,8 +105,8 @@ mod tests {
             ("b/AWSLogs", "w", Bad),
             ("b", "v", Ok),
         ];
-        let mut counted = ChainLayout::new(true, listings.len());
-        let mut kept = ChainLayout::new(false, listings.len());
+        let mut counted = ChainLayout::new(ValidLogs::Counted(None), listings.len());
+        let mut kept = ChainLayout::new(ValidLogs::Kept, listings.len());
         for (b, k, kind) in listings {
             counted.push(finding(b, k, kind));
             kept.push(finding(b, k, kind));

@@ -63,7 +63,7 @@
 //! file, 1 GiB; CloudTrail's are a few MB); the sort's budget or the dedupe window bounds the
 //! rest. One [`Carrier`] per file read is kept until the end.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::path::PathBuf;
@@ -73,14 +73,14 @@ use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
 
 use super::assemble::verify_tapped;
-use super::sort::{Entry, ExternalSort, Sorted};
+use super::sort::{Batch, ExternalSort, Sorted};
 use super::{EngineError, FindingSink, LogTap, Settings};
-use crate::core::finding::Verdict;
+use crate::core::finding::{Finding, Verdict};
 use crate::core::gz::Inflated;
 use crate::core::layout::{parse_key, CloudTrailKey};
 use crate::core::records::{
-    candidates_where, write_line, Candidate, Carrier, Dedupe, EventFilter, LeftOut, LeftOutReason,
-    LineError, ProvenLog, Provenance, Record, RecordLimits,
+    candidates_where, log_file_judged, write_line, Candidate, Carrier, Dedupe, EventFilter,
+    LeftOut, LeftOutReason, LineError, ProvenLog, Provenance, Record, RecordLimits,
 };
 use crate::core::types::{S3Location, Sha256};
 use crate::report::Report;
@@ -199,6 +199,10 @@ pub enum ExportError {
 /// files the run proves. In sorted order, the records are taken while the run hashes the log
 /// files, from the bytes it hashes (see the [module documentation](self)); unsorted, they are
 /// read again once the run is done, as [`verified_records`] does.
+///
+/// With [`Settings::omit_valid_logs`], the report counts valid log files instead of keeping a
+/// finding for each (memory that grows with the range), in sorted order; unsorted, the files
+/// to read are found in the report, which then keeps them all whatever the setting.
 pub fn verify_and_export<'s>(
     source: &'s dyn ObjectSource,
     key_provider: &dyn KeyProvider,
@@ -208,6 +212,11 @@ pub fn verify_and_export<'s>(
     observer: &dyn Observer,
 ) -> Result<(Report, VerifiedRecords<'s>), EngineError> {
     let Order::Sorted { memory, temp_dir } = &options.order else {
+        // The files are found in the report afterwards: it must keep every valid one.
+        let settings = &Settings {
+            omit_valid_logs: false,
+            ..settings.clone()
+        };
         let report = verify_tapped(source, key_provider, settings, sink, observer, None)?;
         let records = verified_records(source, &report, options);
         return Ok((report, records));
@@ -220,7 +229,9 @@ pub fn verify_and_export<'s>(
                 (t, sort)
             }),
             files: Vec::new(),
-            taken: HashSet::new(),
+            taken: HashMap::new(),
+            counted: Vec::new(),
+            others: Vec::new(),
             hasher: RandomState::new(),
             spilling: false,
         }),
@@ -235,7 +246,8 @@ pub fn verify_and_export<'s>(
 }
 
 /// The records of the log files `report` proved, read again from `source` (the source the
-/// report was made from). See the [module documentation](self).
+/// report was made from, without [`Settings::omit_valid_logs`]: a valid file the report only
+/// counts is not found). See the [module documentation](self).
 pub fn verified_records<'s>(
     source: &'s dyn ObjectSource,
     report: &Report,
@@ -256,10 +268,16 @@ struct TapState {
     sort: io::Result<(TempDir, ExternalSort)>,
     /// The files whose records are in the sort, by slot.
     files: Vec<FileSlot>,
-    /// The hash of each file's key (not the key: a copy per file is memory that grows with
-    /// the range). Two keys with one hash (never seen, keys are random per run): the second
-    /// file is not taken, and is read again.
-    taken: HashSet<u64>,
+    /// The slot of each file, by the hash of its key (not the key: a copy per file is memory
+    /// that grows with the range). Two keys with one hash (never seen, keys are random per
+    /// run): the second file is not taken, and is read again.
+    taken: HashMap<u64, usize>,
+    /// By slot: whether a valid listing the report counts (and does not keep) names the file
+    /// with the digest and hash it was taken with.
+    counted: Vec<bool>,
+    /// The valid listings the report counts that name no file taken, or name one with another
+    /// digest or hash: judged with the report's findings, and read again if they are wanted.
+    others: Vec<Finding>,
     hasher: RandomState,
     /// Whether a thread is writing a run unlocked.
     spilling: bool,
@@ -307,47 +325,53 @@ impl LogTap for SortTap<'_> {
         let slot = {
             let mut state = self.lock();
             // Named by two digests, a file is hashed twice: its records are taken once.
-            let hash = state.hasher.hash_one(&log.key);
-            if state.sort.is_err() || !state.taken.insert(hash) {
+            let hash = state.hasher.hash_one(log.key.as_str());
+            let slot = state.files.len();
+            if state.sort.is_err() || state.taken.contains_key(&hash) {
                 return;
             }
-            let slot = state.files.len();
+            state.taken.insert(hash, slot);
             state.files.push(FileSlot {
                 carrier: Arc::new(proven.carrier().clone()),
                 delivered,
             });
+            state.counted.push(false);
             slot
         };
         // A slot past u32 is caught when the export starts (too many files).
-        let entries = sort_entries(&records, self.filter, &log.key, slot_u32(slot));
+        let batch = sort_entries(&records, self.filter, &log.key, slot_u32(slot));
         let mut mine = None;
         {
             let mut state = self.lock();
-            for entry in entries {
-                let TapState {
-                    sort: Ok((_, sort)),
-                    spilling,
-                    ..
-                } = &mut *state
-                else {
-                    break;
-                };
-                let result = match sort.push_deferred(entry) {
-                    // One run is written unlocked at a time, so that the other threads go on
-                    // taking records meanwhile; another while it is, is written here, locked:
-                    // memory stays within two budgets however many threads there are.
-                    Ok(Some(spill)) if !*spilling && mine.is_none() => {
-                        *spilling = true;
-                        mine = Some(spill);
-                        Ok(())
-                    }
-                    Ok(Some(spill)) => spill.write().and_then(|run| sort.add_run(run)),
-                    Ok(None) => Ok(()),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = result {
-                    state.sort = Err(e);
+            let TapState {
+                sort: Ok((_, sort)),
+                spilling,
+                ..
+            } = &mut *state
+            else {
+                return;
+            };
+            let mut result = Ok(());
+            let spills = match batch {
+                Ok(batch) => sort.push_deferred(batch),
+                Err(e) => {
+                    result = Err(e);
+                    Vec::new()
                 }
+            };
+            for spill in spills {
+                // One run is written unlocked at a time, so that the other threads go on
+                // taking records meanwhile; another while it is, is written here, locked:
+                // memory stays within two budgets however many threads there are.
+                if !*spilling && mine.is_none() {
+                    *spilling = true;
+                    mine = Some(spill);
+                } else if result.is_ok() {
+                    result = spill.write().and_then(|run| sort.add_run(run));
+                }
+            }
+            if let Err(e) = result {
+                state.sort = Err(e);
             }
         }
         if let Some(spill) = mine {
@@ -364,6 +388,30 @@ impl LogTap for SortTap<'_> {
             }
         }
     }
+
+    fn counted_valid(&self, finding: &Finding) {
+        let mut state = self.lock();
+        let TapState {
+            files,
+            taken,
+            counted,
+            others,
+            hasher,
+            ..
+        } = &mut *state;
+        let slot = log_file_judged(finding)
+            .and_then(|key| taken.get(&hasher.hash_one(key)))
+            .copied();
+        let same = slot.and_then(|s| files.get(s)).is_some_and(|f| {
+            f.carrier.log.uri() == finding.subject
+                && finding.evidence.expected_sha256 == Some(f.carrier.log_sha256)
+                && finding.evidence.named_by == f.carrier.digest.as_ref().map(S3Location::uri)
+        });
+        match slot.and_then(|s| counted.get_mut(s)) {
+            Some(c) if same => *c = true,
+            _ => others.push(finding.clone()),
+        }
+    }
 }
 
 fn slot_u32(slot: usize) -> u32 {
@@ -377,30 +425,41 @@ fn delivered(log: &S3Location) -> Option<Timestamp> {
     }
 }
 
-/// The sort entries of a file's records that pass `filter`. A record without an eventID is
-/// keyed by its file's key and its place in the file, so that its place in the output does not
-/// depend on which file was read first.
-fn sort_entries(records: &[Record<'_>], filter: &EventFilter, key: &str, slot: u32) -> Vec<Entry> {
-    records
+/// The sort entries of a file's records that pass `filter`, in one batch. A record without an
+/// eventID is keyed by its file's key and its place in the file, so that its place in the
+/// output does not depend on which file was read first.
+fn sort_entries(
+    records: &[Record<'_>],
+    filter: &EventFilter,
+    key: &str,
+    slot: u32,
+) -> io::Result<Batch> {
+    let bytes = records
+        .iter()
+        .map(|r| r.raw().len() + TRAILER + r.event_id.as_ref().map_or(0, |id| id.len()))
+        .sum();
+    let mut batch = Batch::with_capacity(bytes);
+    for (place, r) in records
         .iter()
         .enumerate()
         .filter(|(_, r)| filter.matches(r))
-        .map(|(place, r)| Entry {
-            time: r.event_time,
-            payload: payload(
-                r.raw(),
-                Origin {
-                    has_id: r.event_id.is_some(),
-                    slot,
-                    place: slot_u32(place),
-                },
-            ),
-            event_id: match &r.event_id {
-                Some(id) => id.to_string(),
-                None => format!("\u{0}{key}\u{0}{place:010}"),
-            },
-        })
-        .collect()
+    {
+        let trailer = trailer(Origin {
+            has_id: r.event_id.is_some(),
+            slot,
+            place: slot_u32(place),
+        });
+        let payload = [r.raw().as_bytes(), &trailer];
+        match &r.event_id {
+            Some(id) => batch.push(r.event_time, id, &payload)?,
+            None => batch.push(
+                r.event_time,
+                &format!("\u{0}{key}\u{0}{place:010}"),
+                &payload,
+            )?,
+        }
+    }
+    Ok(batch)
 }
 
 /// The iterator [`verified_records`] and [`verify_and_export`] return.
@@ -452,9 +511,12 @@ impl<'s> VerifiedRecords<'s> {
         tapped: Option<TapState>,
     ) -> Self {
         let mut left_out = LeftOut::default();
-        let judged = |left_out: &mut LeftOut, keep: &mut dyn FnMut(&Candidate) -> bool| {
+        // `extra`: findings the report counted rather than kept, to judge with its own.
+        let judged = |extra: &[Finding],
+                      left_out: &mut LeftOut,
+                      keep: &mut dyn FnMut(&Candidate) -> bool| {
             candidates_where(
-                report.all_findings(),
+                report.all_findings().chain(extra),
                 &report.bucket,
                 options.include_unverified,
                 left_out,
@@ -463,45 +525,57 @@ impl<'s> VerifiedRecords<'s> {
         };
         let (files, state, wanted) = match (&options.order, tapped) {
             (_, Some(tap)) => {
-                // A file taken while the run hashed is kept when the report judges it valid by
-                // the same digest and hash; the report's other files are read again.
-                let mut taken = vec![false; tap.files.len()];
-                let by_key: HashMap<&str, usize> = tap
-                    .files
-                    .iter()
-                    .enumerate()
-                    .map(|(slot, f)| (f.carrier.log.key.as_str(), slot))
-                    .collect();
-                let again = judged(&mut left_out, &mut |c| {
-                    let slot = by_key.get(c.log.key.as_str()).copied();
-                    let Some(f) = slot.and_then(|s| tap.files.get(s)) else {
+                // A file taken while the run hashed is kept when the run judged it valid by the
+                // same digest and hash, and nothing worse: by a valid listing the report counted
+                // (and no finding about the file it keeps), or by a finding it keeps. The files
+                // the report wants otherwise are read again.
+                let TapState {
+                    sort,
+                    files,
+                    taken: slots,
+                    counted: mut keep,
+                    others,
+                    hasher,
+                    ..
+                } = tap;
+                let slot_of = |key: &str| slots.get(&hasher.hash_one(key)).copied();
+                for key in report
+                    .all_findings()
+                    .chain(&others)
+                    .filter_map(log_file_judged)
+                {
+                    if let Some(k) = slot_of(key).and_then(|s| keep.get_mut(s)) {
+                        *k = false;
+                    }
+                }
+                let again = judged(&others, &mut left_out, &mut |c| {
+                    let Some(slot) = slot_of(&c.log.key) else {
                         return true;
                     };
-                    let same = c.expected == Some(f.carrier.log_sha256)
-                        && c.digest == f.carrier.digest
-                        && c.verdict == Verdict::Valid;
-                    if same {
-                        if let Some(t) = slot.and_then(|s| taken.get_mut(s)) {
-                            *t = true;
-                        }
+                    let same = files.get(slot).is_some_and(|f| {
+                        f.carrier.log.key == c.log.key
+                            && c.expected == Some(f.carrier.log_sha256)
+                            && c.digest == f.carrier.digest
+                            && c.verdict == Verdict::Valid
+                    });
+                    if let Some(k) = keep.get_mut(slot).filter(|_| same) {
+                        *k = true;
                     }
                     !same
                 });
-                drop(by_key);
-                let files: Vec<Option<FileSlot>> = tap
-                    .files
+                let files: Vec<Option<FileSlot>> = files
                     .into_iter()
-                    .zip(taken)
+                    .zip(keep)
                     .map(|(slot, keep)| keep.then_some(slot))
                     .collect();
-                (files, State::Filling { sort: tap.sort }, again)
+                (files, State::Filling { sort }, again)
             }
             (Order::Sorted { memory, temp_dir }, None) => {
                 let sort = TempDir::new(temp_dir.clone()).map(|t| {
                     let sort = ExternalSort::new(&t.0, *memory);
                     (t, sort)
                 });
-                let all = judged(&mut left_out, &mut |_| true);
+                let all = judged(&[], &mut left_out, &mut |_| true);
                 (Vec::new(), State::Filling { sort }, all)
             }
             (
@@ -513,7 +587,7 @@ impl<'s> VerifiedRecords<'s> {
             ) => (
                 Vec::new(),
                 State::Streaming(Box::new(Dedupe::new(*window, *max_pending))),
-                judged(&mut left_out, &mut |_| true),
+                judged(&[], &mut left_out, &mut |_| true),
             ),
         };
         VerifiedRecords {
@@ -542,7 +616,7 @@ impl<'s> VerifiedRecords<'s> {
 
     /// Reads the next batch of candidates: each one's slot and sort entries, or `None` when
     /// every candidate has been read.
-    fn read_batch(&mut self) -> Option<Vec<(usize, Vec<Entry>)>> {
+    fn read_batch(&mut self) -> Option<Vec<(usize, Batch)>> {
         let start = self.next;
         let end = (start + self.batch).min(self.candidates.len());
         if start == end {
@@ -556,7 +630,7 @@ impl<'s> VerifiedRecords<'s> {
             .source
             .inflate_logs(&self.bucket, &locations, &Progress::hidden());
         let filter = &self.filter;
-        let checked: Vec<Result<(Carrier, Vec<Entry>), LeftOutReason>> = batch
+        let checked: Vec<Result<(Carrier, Batch), LeftOutReason>> = batch
             .par_iter()
             .zip(read)
             .zip(start..end)
@@ -567,7 +641,9 @@ impl<'s> VerifiedRecords<'s> {
                     .records(RecordLimits::LOG)
                     .map_err(|_| LeftOutReason::RecordsMalformed)?;
                 let slot = slot_u32(base + i);
-                let entries = sort_entries(&records, filter, &candidate.log.key, slot);
+                // An entry of 4 GiB: not a record of a log file (inflated, one is at most 1 GiB).
+                let entries = sort_entries(&records, filter, &candidate.log.key, slot)
+                    .map_err(|_| LeftOutReason::RecordsMalformed)?;
                 Ok((proven.carrier().clone(), entries))
             })
             .collect();
@@ -598,8 +674,8 @@ impl<'s> VerifiedRecords<'s> {
         }
         let (temp, mut sort) = sort.map_err(ExportError::Sort)?;
         while let Some(files) = self.read_batch() {
-            for entry in files.into_iter().flat_map(|(_, entries)| entries) {
-                sort.push(entry).map_err(ExportError::Sort)?;
+            for (_, batch) in files {
+                sort.push(batch).map_err(ExportError::Sort)?;
             }
         }
         // Each slot's rank in delivery order, then key: the order copies are merged in.
@@ -740,7 +816,8 @@ impl<'s> VerifiedRecords<'s> {
             let State::Streaming(dedupe) = &mut self.state else {
                 return false;
             };
-            for entry in entries {
+            // Neither fails: the batch was made here, of record texts and event IDs.
+            for entry in entries.into_entries().flatten() {
                 let Ok((text, Origin { has_id, .. })) = unpack(entry.payload) else {
                     continue;
                 };
@@ -819,15 +896,12 @@ struct Origin {
 /// The bytes after a record's text in its sort payload.
 const TRAILER: usize = 9;
 
-/// A sort entry's payload: the record's text, then its [`Origin`]. The text comes first so
+/// What follows a record's text in its sort payload: its [`Origin`]. The text comes first so
 /// that [`unpack`] gives it back without copying.
-fn payload(text: &str, origin: Origin) -> Vec<u8> {
-    let mut p = Vec::with_capacity(text.len() + TRAILER);
-    p.extend_from_slice(text.as_bytes());
-    p.push(u8::from(origin.has_id));
-    p.extend_from_slice(&origin.slot.to_le_bytes());
-    p.extend_from_slice(&origin.place.to_le_bytes());
-    p
+fn trailer(origin: Origin) -> [u8; TRAILER] {
+    let [s0, s1, s2, s3] = origin.slot.to_le_bytes();
+    let [p0, p1, p2, p3] = origin.place.to_le_bytes();
+    [u8::from(origin.has_id), s0, s1, s2, s3, p0, p1, p2, p3]
 }
 
 fn unpack(mut payload: Vec<u8>) -> Result<(String, Origin), ExportError> {
@@ -886,7 +960,7 @@ mod tests {
             slot: 70_000,
             place: 3,
         };
-        let p = payload(r#"{"a":1}"#, origin);
+        let p = [br#"{"a":1}"#.as_slice(), &trailer(origin)].concat();
         assert_eq!(unpack(p).unwrap(), (r#"{"a":1}"#.to_owned(), origin));
         assert!(unpack(vec![1, 0]).is_err());
         assert!(unpack(vec![0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());

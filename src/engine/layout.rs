@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, RandomState};
 use jiff::Timestamp;
 
 use super::assemble::FindingSink;
-use super::count::ChainLayout;
+use super::count::{ChainLayout, ValidLogs};
 use super::logs::{log_finding, Names, Step};
 use super::texts::{TextHashes, TextSet};
 use super::versions::Recovery;
@@ -48,13 +48,13 @@ pub(super) struct Layout<'a> {
     now: jiff::Timestamp,
     retained: (HashSet<u64>, RandomState),
     sink: Option<FindingSink<'a>>,
-    omit_valid_logs: bool,
+    valid_logs: ValidLogs<'a>,
     /// Log files some verified digest of the run names.
     judged: &'a TextSet,
     /// The standard chain laid out last, with its timeline, for its backfill chain (next).
     standard: Option<(ChainId, (Timestamp, Timestamp), Vec<Span>)>,
     reports: Vec<ChainReport>,
-    chain: ChainLayout,
+    chain: ChainLayout<'a>,
     /// A shard's share of the range, and the range ([`super::Window`]): what lies outside it
     /// is laid out for the ledger's sake only, and not reported.
     window: Option<(super::Window, (Timestamp, Timestamp))>,
@@ -67,7 +67,7 @@ impl<'a> Layout<'a> {
     pub(super) fn new(
         (bucket, source, recovery): (&'a str, &'a dyn ObjectSource, Option<Recovery<'a>>),
         sink: Option<FindingSink<'a>>,
-        omit_valid_logs: bool,
+        valid_logs: ValidLogs<'a>,
         judged: &'a TextSet,
         chains: usize,
     ) -> Self {
@@ -80,11 +80,11 @@ impl<'a> Layout<'a> {
             now: jiff::Timestamp::now(),
             retained: Default::default(),
             sink,
-            omit_valid_logs,
+            valid_logs,
             judged,
             standard: None,
             reports: Vec::with_capacity(chains),
-            chain: ChainLayout::new(omit_valid_logs, 0),
+            chain: ChainLayout::new(valid_logs, 0),
             window: None,
             owned: true,
         }
@@ -187,7 +187,7 @@ impl<'a> Layout<'a> {
                     holes,
                     extent,
                 } => {
-                    self.chain = ChainLayout::new(self.omit_valid_logs, listed);
+                    self.chain = ChainLayout::new(self.valid_logs, listed);
                     self.chain.spans = holes;
                     self.chain.extent = extent;
                 }
@@ -322,7 +322,7 @@ impl<'a> Layout<'a> {
 
     /// The chain is laid out: its report, with its ledger, goes to the sink and the reports.
     fn end_chain(&mut self, id: &ChainId) {
-        let mut done = std::mem::replace(&mut self.chain, ChainLayout::new(false, 0));
+        let mut done = std::mem::replace(&mut self.chain, ChainLayout::new(ValidLogs::Kept, 0));
         let ledger = if id.backfill {
             if self.add_backfill(id, &done.spans) {
                 None

@@ -56,6 +56,11 @@ pub(crate) trait LogTap: Sync {
         inflated: crate::core::gz::Inflated,
         version_id: Option<String>,
     );
+
+    /// With valid log files counted rather than kept ([`Settings::omit_valid_logs`]): a valid
+    /// listing the report will count and not keep. Called after the file's [`Self::proven`],
+    /// if that was called; a file may have more than one listing.
+    fn counted_valid(&self, finding: &crate::core::finding::Finding);
 }
 pub use assemble::{empty_report, verify, verify_streaming, FindingSink};
 pub use ends::{ChainEnds, DigestTip, FirstLink};

@@ -6,11 +6,17 @@
 //! were pushed, so copies of one record (same eventTime and eventID) come out next to each
 //! other, where a caller can merge them exactly.
 //!
-//! **Memory**: the payloads and event IDs held before a spill (about `memory_budget` bytes,
-//! plus one entry, plus about 64 bytes per entry; with [`ExternalSort::push_deferred`], also
-//! each [`Spill`] its callers are writing), then, while merging, one entry and a 64 KiB read
-//! buffer per run. Runs are merged into one whenever [`FAN_IN`] of them exist, so no more
-//! than [`FAN_IN`] run files are read at once (plus the one a merge writes).
+//! **Memory**: the entries held before a spill (about `memory_budget` bytes, plus one
+//! [`Batch`], plus about 64 bytes per entry; with [`ExternalSort::push_deferred`], also each
+//! [`Spill`] its callers are writing), then, while merging, one entry and a 64 KiB read buffer
+//! per run. Runs are merged into one whenever [`FAN_IN`] of them exist, so no more than
+//! [`FAN_IN`] run files are read at once (plus the one a merge writes).
+//!
+//! Held entries live in one block of `memory_budget` bytes, not one allocation each: freed in
+//! one piece when its run is written (a block that large is mapped apart by the system
+//! allocator and given back), where hundreds of thousands of small allocations freed on one
+//! thread and made again on another left the allocator's per-thread arenas holding more
+//! memory the longer the export ran.
 //!
 //! Run files are named `trailproof-sort-PID-N.run`, created new (never overwriting a file) and
 //! removed when the sorter or the merge that holds them is dropped.
@@ -40,13 +46,135 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn cost(&self) -> usize {
-        self.payload.len() + self.event_id.len() + ENTRY_OVERHEAD
-    }
-
     fn key_cmp(&self, other: &Entry) -> Ordering {
         (self.time, &self.event_id).cmp(&(other.time, &other.event_id))
     }
+}
+
+/// Where a held entry's event ID and payload are in its [`Batch`]'s bytes.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    time: Option<Timestamp>,
+    start: usize,
+    id_len: u32,
+    payload_len: u32,
+}
+
+/// Entries held together: their event IDs and payloads back to back in one buffer. A caller
+/// makes one per log file (one allocation for all its records), the sorter holds one until it
+/// spills.
+#[derive(Debug, Default)]
+pub struct Batch {
+    bytes: Vec<u8>,
+    slots: Vec<Slot>,
+}
+
+impl Batch {
+    /// An empty batch with room for `bytes` bytes of event IDs and payloads.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Batch {
+            bytes: Vec::with_capacity(bytes),
+            slots: Vec::new(),
+        }
+    }
+
+    /// Adds an entry whose payload is `payload`'s parts one after the other. A payload or
+    /// event ID of 4 GiB or more is refused.
+    pub fn push(
+        &mut self,
+        time: Option<Timestamp>,
+        event_id: &str,
+        payload: &[&[u8]],
+    ) -> io::Result<()> {
+        let payload_len: usize = payload.iter().map(|p| p.len()).sum();
+        let (Ok(id_len), Ok(payload_len)) =
+            (u32::try_from(event_id.len()), u32::try_from(payload_len))
+        else {
+            return Err(too_big());
+        };
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(event_id.as_bytes());
+        for part in payload {
+            self.bytes.extend_from_slice(part);
+        }
+        self.slots.push(Slot {
+            time,
+            start,
+            id_len,
+            payload_len,
+        });
+        Ok(())
+    }
+
+    /// How many entries it holds.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// What it costs against the budget.
+    fn cost(&self) -> usize {
+        self.bytes.len() + self.slots.len() * ENTRY_OVERHEAD
+    }
+
+    /// Moves `other`'s entries to the end of this one.
+    fn append(&mut self, other: Batch) {
+        let base = self.bytes.len();
+        self.bytes.extend_from_slice(&other.bytes);
+        self.slots.extend(other.slots.into_iter().map(|s| Slot {
+            start: s.start + base,
+            ..s
+        }));
+    }
+
+    fn id(&self, s: &Slot) -> &[u8] {
+        self.bytes
+            .get(s.start..s.start + s.id_len as usize)
+            .unwrap_or_default()
+    }
+
+    fn payload(&self, s: &Slot) -> &[u8] {
+        let from = s.start + s.id_len as usize;
+        self.bytes
+            .get(from..from + s.payload_len as usize)
+            .unwrap_or_default()
+    }
+
+    /// Sorts the entries by key, equal keys in push order.
+    fn sort(&mut self) {
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.sort_by(|a, b| (a.time, self.id(a)).cmp(&(b.time, self.id(b))));
+        self.slots = slots;
+    }
+
+    /// The entries, owned, in the order held (an event ID that is not UTF-8 is an error).
+    pub fn into_entries(self) -> impl Iterator<Item = io::Result<Entry>> {
+        (0..self.slots.len()).map(move |i| {
+            let s = self.slots.get(i).ok_or_else(|| invalid("slot"))?;
+            Ok(Entry {
+                time: s.time,
+                event_id: String::from_utf8(self.id(s).to_vec())
+                    .map_err(|_| invalid("bad event ID"))?,
+                payload: self.payload(s).to_vec(),
+            })
+        })
+    }
+
+    /// Writes the entries, in the order held.
+    fn write(&self, out: &mut impl Write) -> io::Result<()> {
+        for s in &self.slots {
+            write_parts(out, s.time, self.id(s), self.payload(s))?;
+        }
+        Ok(())
+    }
+}
+
+fn too_big() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "an entry of 4 GiB or more")
 }
 
 /// A run file, removed when dropped.
@@ -66,8 +194,7 @@ impl Drop for Run {
 pub struct ExternalSort {
     dir: PathBuf,
     budget: usize,
-    buffer: Vec<Entry>,
-    buffered: usize,
+    held: Batch,
     runs: Vec<Run>,
     next_name: u64,
     spilled: usize,
@@ -80,41 +207,36 @@ impl ExternalSort {
         ExternalSort {
             dir: dir.into(),
             budget: memory_budget,
-            buffer: Vec::new(),
-            buffered: 0,
+            held: Batch::default(),
             runs: Vec::new(),
             next_name: 0,
             spilled: 0,
         }
     }
 
-    /// Adds one entry; may spill a run. A payload or event ID of 4 GiB or more is refused.
-    /// After an I/O error the sorter has lost entries: drop it.
-    pub fn push(&mut self, entry: Entry) -> io::Result<()> {
-        check_size(&entry)?;
-        self.buffered += entry.cost();
-        self.buffer.push(entry);
-        if self.buffered > self.budget {
-            self.spill()?;
+    /// Adds a batch of entries; may spill a run. After an I/O error the sorter has lost
+    /// entries: drop it.
+    pub fn push(&mut self, batch: Batch) -> io::Result<()> {
+        for spill in [self.make_room(&batch), self.hold(batch)]
+            .into_iter()
+            .flatten()
+        {
+            let run = spill.write()?;
+            self.add_run(run)?;
         }
         Ok(())
     }
 
     /// As [`ExternalSort::push`], but a run to spill is handed back to be written by the
     /// caller ([`Spill::write`], then [`ExternalSort::add_run`]): a sorter that threads share
-    /// behind a lock is then not held while 64 MiB are sorted and written.
-    pub fn push_deferred(&mut self, entry: Entry) -> io::Result<Option<Spill>> {
-        check_size(&entry)?;
-        self.buffered += entry.cost();
-        self.buffer.push(entry);
-        if self.buffered <= self.budget {
-            return Ok(None);
-        }
-        self.buffered = 0;
-        Ok(Some(Spill {
-            entries: std::mem::take(&mut self.buffer),
-            path: self.run_path(),
-        }))
+    /// behind a lock is then not held while 64 MiB are sorted and written. Two may come back:
+    /// what was held, when the batch did not fit beside it, then the batch itself, when it
+    /// is over the budget alone.
+    pub fn push_deferred(&mut self, batch: Batch) -> Vec<Spill> {
+        [self.make_room(&batch), self.hold(batch)]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Adds a run written from a [`Spill`] of this sorter.
@@ -131,27 +253,49 @@ impl ExternalSort {
 
     /// Every entry pushed, in (eventTime, eventID) order, equal keys in push order.
     pub fn finish(mut self) -> io::Result<Sorted> {
-        self.buffer.sort_by(Entry::key_cmp);
-        let memory = std::mem::take(&mut self.buffer).into_iter();
+        let mut held = std::mem::take(&mut self.held);
+        held.sort();
         let runs = std::mem::take(&mut self.runs);
-        Sorted::new(runs, memory)
+        Sorted::new(runs, Box::new(held.into_entries()))
     }
 
-    fn spill(&mut self) -> io::Result<()> {
-        self.buffered = 0;
-        let spill = Spill {
-            entries: std::mem::take(&mut self.buffer),
+    /// What is held, to spill first if `batch` would not fit in its block: the block is
+    /// never grown (growing copies it, and holds both for a moment).
+    fn make_room(&mut self, batch: &Batch) -> Option<Spill> {
+        let fits = self.held.bytes.len() + batch.bytes.len() <= self.held.bytes.capacity();
+        (!self.held.is_empty() && !fits).then(|| self.take())
+    }
+
+    /// Holds `batch`; what is held, to spill, if it is now over the budget.
+    fn hold(&mut self, batch: Batch) -> Option<Spill> {
+        if batch.is_empty() {
+            return None;
+        }
+        if self.held.is_empty() {
+            self.held = Batch::with_capacity(self.budget.max(batch.bytes.len()));
+        }
+        self.held.append(batch);
+        (self.held.cost() > self.budget).then(|| self.take())
+    }
+
+    fn take(&mut self) -> Spill {
+        Spill {
+            held: std::mem::take(&mut self.held),
             path: self.run_path(),
-        };
-        let run = spill.write()?;
-        self.add_run(run)
+        }
     }
 
     fn merge_if_full(&mut self) -> io::Result<()> {
         if self.runs.len() >= FAN_IN {
             let runs = std::mem::take(&mut self.runs);
-            let merged = Sorted::new(runs, Vec::new().into_iter())?;
-            let run = write_run(self.run_path(), merged)?;
+            let merged = Sorted::new(runs, Box::new(std::iter::empty()))?;
+            let run = write_run(self.run_path(), |out| {
+                for entry in merged {
+                    let e = entry?;
+                    write_parts(out, e.time, e.event_id.as_bytes(), &e.payload)?;
+                }
+                Ok(())
+            })?;
             self.spilled += 1;
             self.runs.push(run);
         }
@@ -173,29 +317,23 @@ impl ExternalSort {
 /// Entries that went over the budget, to be sorted and written as one run.
 #[derive(Debug)]
 pub struct Spill {
-    entries: Vec<Entry>,
+    held: Batch,
     path: PathBuf,
 }
 
 impl Spill {
     /// Sorts the entries and writes them to their run file.
     pub fn write(mut self) -> io::Result<Run> {
-        self.entries.sort_by(Entry::key_cmp);
-        write_run(self.path, self.entries.into_iter().map(Ok))
+        self.held.sort();
+        let held = self.held;
+        write_run(self.path, |out| held.write(out))
     }
 }
 
-fn check_size(entry: &Entry) -> io::Result<()> {
-    if u32::try_from(entry.payload.len()).is_err() || u32::try_from(entry.event_id.len()).is_err() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "an entry of 4 GiB or more",
-        ));
-    }
-    Ok(())
-}
-
-fn write_run(path: PathBuf, entries: impl Iterator<Item = io::Result<Entry>>) -> io::Result<Run> {
+fn write_run(
+    path: PathBuf,
+    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> io::Result<Run> {
     // Never overwrite: a file of that name is not ours.
     let file = OpenOptions::new()
         .write(true)
@@ -203,16 +341,19 @@ fn write_run(path: PathBuf, entries: impl Iterator<Item = io::Result<Entry>>) ->
         .open(&path)?;
     let run = Run { path };
     let mut out = BufWriter::with_capacity(1 << 16, file);
-    for entry in entries {
-        write_entry(&mut out, &entry?)?;
-    }
+    write(&mut out)?;
     // Scratch data: flushed, not synced.
     out.flush()?;
     Ok(run)
 }
 
-fn write_entry(out: &mut impl Write, e: &Entry) -> io::Result<()> {
-    match e.time {
+fn write_parts(
+    out: &mut impl Write,
+    time: Option<Timestamp>,
+    event_id: &[u8],
+    payload: &[u8],
+) -> io::Result<()> {
+    match time {
         None => out.write_all(&[0])?,
         Some(t) => {
             out.write_all(&[1])?;
@@ -220,10 +361,8 @@ fn write_entry(out: &mut impl Write, e: &Entry) -> io::Result<()> {
             out.write_all(&t.subsec_nanosecond().to_le_bytes())?;
         }
     }
-    for part in [e.event_id.as_bytes(), &e.payload] {
-        let len = u32::try_from(part.len()).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidInput, "an entry of 4 GiB or more")
-        })?;
+    for part in [event_id, payload] {
+        let len = u32::try_from(part.len()).map_err(|_| too_big())?;
         out.write_all(&len.to_le_bytes())?;
         out.write_all(part)?;
     }
@@ -277,16 +416,19 @@ fn read_entry(input: &mut BufReader<File>) -> io::Result<Option<Entry>> {
     }))
 }
 
+/// The entries still held when the merge starts, sorted.
+type Held = Box<dyn Iterator<Item = io::Result<Entry>> + Send>;
+
 enum Source {
     File(BufReader<File>),
-    Memory(std::vec::IntoIter<Entry>),
+    Memory(Held),
 }
 
 impl Source {
     fn next(&mut self) -> io::Result<Option<Entry>> {
         match self {
             Source::File(r) => read_entry(r),
-            Source::Memory(it) => Ok(it.next()),
+            Source::Memory(it) => it.next().transpose(),
         }
     }
 }
@@ -330,7 +472,7 @@ pub struct Sorted {
 }
 
 impl Sorted {
-    fn new(runs: Vec<Run>, memory: std::vec::IntoIter<Entry>) -> io::Result<Self> {
+    fn new(runs: Vec<Run>, memory: Held) -> io::Result<Self> {
         let mut sources = Vec::with_capacity(runs.len() + 1);
         for run in &runs {
             sources.push(Source::File(BufReader::with_capacity(
@@ -398,6 +540,13 @@ mod tests {
         }
     }
 
+    /// A batch of the one entry.
+    fn one(e: &Entry) -> Batch {
+        let mut b = Batch::default();
+        b.push(e.time, &e.event_id, &[&e.payload]).unwrap();
+        b
+    }
+
     fn run_files(dir: &Path) -> usize {
         std::fs::read_dir(dir).unwrap().count()
     }
@@ -413,7 +562,7 @@ mod tests {
             entry(Some(1), "x", "1x"),
             entry(Some(5), "a", "5a again"),
         ] {
-            s.push(e).unwrap();
+            s.push(one(&e)).unwrap();
         }
         assert_eq!(s.runs_written(), 0);
         let out: Vec<String> = s
@@ -441,7 +590,7 @@ mod tests {
                 &format!("{i:06}"),
             );
             pushed.push(e.clone());
-            s.push(e).unwrap();
+            s.push(one(&e)).unwrap();
         }
         assert!(s.runs_written() > FAN_IN, "{}", s.runs_written());
         assert!(run_files(dir.path()) < FAN_IN);
@@ -452,12 +601,42 @@ mod tests {
         assert_eq!(run_files(dir.path()), 0);
     }
 
+    /// A batch that does not fit beside what is held spills that first, and one over the
+    /// budget alone is a run of its own: the held block never grows, and order holds.
+    #[test]
+    fn batches_spill_before_they_overflow_the_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ExternalSort::new(dir.path(), 1000);
+        let mut pushed = Vec::new();
+        let mut spills = 0;
+        for (i, size) in [(0, 300), (1, 500), (2, 400), (3, 2500), (4, 10)] {
+            let mut b = Batch::default();
+            for k in 0..3 {
+                let e = entry(Some(10 - i), &format!("{k}"), &"p".repeat(size / 3));
+                b.push(e.time, &e.event_id, &[&e.payload]).unwrap();
+                pushed.push(e);
+            }
+            for spill in s.push_deferred(b) {
+                assert!(spill.held.bytes.len() <= spill.held.bytes.capacity());
+                let run = spill.write().unwrap();
+                s.add_run(run).unwrap();
+                spills += 1;
+            }
+        }
+        // [300 500] then 400 does not fit: spilled; [400] then 2500: spilled, and 2500 alone.
+        assert_eq!(spills, 3);
+        let out: Vec<Entry> = s.finish().unwrap().map(Result::unwrap).collect();
+        pushed.sort_by(Entry::key_cmp);
+        assert_eq!(out, pushed);
+        assert_eq!(run_files(dir.path()), 0);
+    }
+
     #[test]
     fn dropping_a_merge_midway_removes_its_files_and_a_bad_dir_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = ExternalSort::new(dir.path(), 0);
         for i in 0..10 {
-            s.push(entry(Some(i), "e", "x")).unwrap();
+            s.push(one(&entry(Some(i), "e", "x"))).unwrap();
         }
         assert_eq!(run_files(dir.path()), 10);
         let mut sorted = s.finish().unwrap();
@@ -466,7 +645,7 @@ mod tests {
         assert_eq!(run_files(dir.path()), 0);
 
         let mut s = ExternalSort::new(dir.path().join("absent"), 0);
-        assert!(s.push(entry(None, "", "")).is_err());
+        assert!(s.push(one(&entry(None, "", ""))).is_err());
     }
 
     /// Takes the last 3 bytes off the one run file in `dir`.
@@ -485,17 +664,18 @@ mod tests {
     fn a_corrupt_run_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = ExternalSort::new(dir.path(), 0);
-        s.push(entry(Some(1), "a", "payload")).unwrap();
+        s.push(one(&entry(Some(1), "a", "payload"))).unwrap();
         cut_the_run(dir.path());
-        s.push(entry(Some(2), "b", "more")).unwrap();
+        s.push(one(&entry(Some(2), "b", "more"))).unwrap();
         // The first entry of each run is read when the merge starts.
         assert!(s.finish().is_err());
 
         // Corrupt after the first entry: an error from the iterator, then nothing.
         let dir = tempfile::tempdir().unwrap();
         let mut s = ExternalSort::new(dir.path(), 200);
-        s.push(entry(Some(1), "a", "payload")).unwrap();
-        s.push(entry(Some(2), "b", &"x".repeat(300))).unwrap();
+        let mut both = one(&entry(Some(1), "a", "payload"));
+        both.append(one(&entry(Some(2), "b", &"x".repeat(300))));
+        s.push(both).unwrap();
         assert_eq!(s.runs_written(), 1);
         cut_the_run(dir.path());
         let out: Vec<io::Result<Entry>> = s.finish().unwrap().collect();

@@ -84,7 +84,9 @@ mod provenance;
 pub use dedupe::{Dedupe, DedupeStats, Pushed};
 pub use filter::{EventFilter, Glob};
 pub use parse::{for_each_record, parse_records, Column, Record, RecordLimits, RecordsError};
-pub use proven::{candidates, candidates_where, Candidate, LeftOut, LeftOutReason, ProvenLog};
+pub use proven::{
+    candidates, candidates_where, log_file_judged, Candidate, LeftOut, LeftOutReason, ProvenLog,
+};
 pub use provenance::{
     provenance_json, write_line, write_line_with, Carrier, LineError, Provenance,
 };

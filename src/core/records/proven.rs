@@ -126,15 +126,12 @@ pub fn candidates_where<'a>(
     mut keep: impl FnMut(&Candidate) -> bool,
 ) -> Vec<Candidate> {
     // One judgement per log file (by key, whatever bucket a finding names): its worst
-    // finding. A log file is what a log finding is about, or anything at a log file's key
-    // (a link leading out of the copy there is a `path_escape`, and a log file left out).
+    // finding.
     let mut logs: BTreeMap<&str, &Finding> = BTreeMap::new();
     for f in findings {
-        let key = key_of(&f.subject);
-        let log_key = matches!(parse_key(key), Ok(CloudTrailKey::Log(_)));
-        if f.kind.object() != ObjectKind::Log && !log_key {
+        let Some(key) = log_file_judged(f) else {
             continue;
-        }
+        };
         logs.entry(key)
             .and_modify(|have| {
                 if f.verdict > have.verdict {
@@ -181,6 +178,14 @@ pub fn candidates_where<'a>(
     }
     out.sort_by(|a, b| (a.delivered, &a.log.key).cmp(&(b.delivered, &b.log.key)));
     out
+}
+
+/// The key of the log file `finding` judges, if it judges one: what a log finding is about, or
+/// anything at a log file's key (a link leading out of the copy there is a `path_escape`).
+pub fn log_file_judged(finding: &Finding) -> Option<&str> {
+    let key = key_of(&finding.subject);
+    let log_key = matches!(parse_key(key), Ok(CloudTrailKey::Log(_)));
+    (finding.kind.object() == ObjectKind::Log || log_key).then_some(key)
 }
 
 /// The key of an `s3://BUCKET/KEY` subject (a subject that is not one is its own key).
