@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         Command::Merge(args) => cli::fanout::run_merge(args),
         #[cfg(feature = "aws")]
         Command::Crosscheck(command) => cli::crosscheck::run(command),
+        #[cfg(feature = "aws")]
+        Command::Watch(args) => cli::watch::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -137,6 +137,26 @@ impl Destination {
         }
     }
 
+    /// As [`Destination::keep`], and on disk when it returns: the file's content is synced
+    /// before the rename, and its folder (the rename) after it.
+    pub(crate) fn keep_durable(self) -> io::Result<()> {
+        let folder = match &self {
+            Destination::File { part, path } => {
+                if let Err(e) = File::open(part).and_then(|f| f.sync_all()) {
+                    self.discard();
+                    return Err(e);
+                }
+                Some(path.parent().unwrap_or(Path::new(".")).to_owned())
+            }
+            Destination::Stdout | Destination::Through => None,
+        };
+        self.keep()?;
+        match folder {
+            Some(dir) => File::open(dir).and_then(|d| d.sync_all()),
+            None => Ok(()),
+        }
+    }
+
     /// The output is not complete: take away what was written.
     pub(crate) fn discard(self) {
         if let Destination::File { part, .. } = self {
