@@ -74,9 +74,13 @@ impl Resume {
         let Some(path) = &args.checkpoint else {
             return Ok(None);
         };
-        let key_path = args.sign.sign_key.as_ref().ok_or(CliError::Checkpoint(Box::new(
-            CheckpointCliError::NoSignKey,
-        )))?;
+        let key_path = args
+            .sign
+            .sign_key
+            .as_ref()
+            .ok_or(CliError::Checkpoint(Box::new(
+                CheckpointCliError::NoSignKey,
+            )))?;
         let key = signing_key(key_path)?;
         if args.evidence.end_time.is_some() {
             return Err(CliError::Checkpoint(Box::new(CheckpointCliError::EndTime)));

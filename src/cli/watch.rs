@@ -32,9 +32,11 @@ use clap::Args;
 use jiff::{SignedDuration, Timestamp};
 
 use trailproof::core::finding::{Finding, Kind, Verdict};
+use trailproof::core::layout::{parse_key, CloudTrailKey};
 use trailproof::core::notification::{parse, Notice};
+use trailproof::core::time::later;
 use trailproof::engine::watch::Silence;
-use trailproof::engine::{self, EngineError, NoObserver, Settings};
+use trailproof::engine::{self, ChainEnds, EngineError, NoObserver, Settings};
 use trailproof::report::checkpoint::{Checkpoint, Contradiction};
 use trailproof::report::{jsonl, ChainInfo};
 use trailproof::source::s3::S3Source;
@@ -275,7 +277,11 @@ impl Watch<'_> {
                     return Ok(());
                 }
             }
-            let wait = if pending.is_empty() { self.poll_secs() } else { 0 };
+            let wait = if pending.is_empty() {
+                self.poll_secs()
+            } else {
+                0
+            };
             let received = self.queue.receive(wait)?;
             if received.is_empty() {
                 if !pending.is_empty() {
@@ -375,14 +381,21 @@ impl Watch<'_> {
             &mut settings,
         )?;
         let write_error: Mutex<Option<std::io::Error>> = Mutex::new(None);
+        // Findings outside every chain (log files no digest names) wait for the run's chain
+        // ends: see `undecided`.
+        let unchained: Mutex<Vec<Finding>> = Mutex::new(Vec::new());
         let emitter = &self.emitter;
         let sink = |chain: Option<&ChainInfo>, findings: &[Finding]| {
             // Where the range ends is no verdict on a chain here: the grace is.
-            let findings: Vec<Finding> = findings
-                .iter()
-                .filter(|f| f.kind != Kind::CoverageEnd)
-                .cloned()
-                .collect();
+            let findings = findings.iter().filter(|f| f.kind != Kind::CoverageEnd);
+            if chain.is_none() {
+                unchained
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(findings.cloned());
+                return;
+            }
+            let findings: Vec<Finding> = findings.cloned().collect();
             if let Err(e) = emitter.emit(chain, &findings) {
                 write_error
                     .lock()
@@ -409,6 +422,15 @@ impl Watch<'_> {
             Err(EngineError::BadRange { .. }) => return Ok(Tick::NothingNew),
             Err(e) => return Err(e.into()),
         };
+        let unchained: Vec<Finding> = unchained
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .into_iter()
+            .filter(|f| !undecided(f, &report.chain_ends))
+            .collect();
+        self.emitter
+            .emit(None, &unchained)
+            .map_err(|e| fail(WatchCliError::Write(e)))?;
         if report.exit_code() == 2 {
             eprintln!("trailproof: objects could not be read: the checkpoint stays as it was, and the next tick reads them again");
             return Ok(Tick::Unreadable);
@@ -462,6 +484,32 @@ impl Emitter {
         jsonl::write_findings(&mut *out, chain, findings)?;
         out.flush()
     }
+}
+
+/// A log file no digest names yet, delivered after the newest verified digest of a chain of
+/// its Region (or in a Region whose chain has no new digest in the tick): the digest that will name it may not have come yet (one Region's digest comes
+/// minutes before another's). Said by the tick that verifies the chain's next digest, when
+/// that one does not name it either: the next tick looks for such log files from each
+/// Region's last verified digest again.
+fn undecided(finding: &Finding, ends: &[ChainEnds]) -> bool {
+    if finding.kind != Kind::LogUnreferenced {
+        return false;
+    }
+    let key = finding
+        .subject
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(_, key)| key);
+    let Some(Ok(CloudTrailKey::Log(log))) = key.map(parse_key) else {
+        return false;
+    };
+    // Log keys name the minute only.
+    let delivered = later(log.time, SignedDuration::from_mins(1));
+    // A Region without a chain has no digest to wait for: its log files are said at once. A
+    // chain with no new digest in this tick stops at the checkpoint's, before the log file.
+    ends.iter()
+        .filter(|e| !e.chain.backfill && e.chain.scope == log.scope)
+        .any(|e| e.newest.as_ref().is_none_or(|n| delivered > n.end))
 }
 
 /// What `/metrics` says.
@@ -518,9 +566,7 @@ impl Metrics {
     fn render(&self, now: Timestamp) -> String {
         let mut s = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, u64)>| {
-            s.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n"
-            ));
+            s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
             for (labels, value) in lines {
                 s.push_str(&format!("{name}{labels} {value}\n"));
             }
@@ -587,8 +633,8 @@ impl Metrics {
 
 /// Serves `GET /metrics` on a thread of its own, one connection at a time (a scraper's).
 fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), CliError> {
-    let listener = TcpListener::bind(addr)
-        .map_err(|source| fail(WatchCliError::Metrics { addr, source }))?;
+    let listener =
+        TcpListener::bind(addr).map_err(|source| fail(WatchCliError::Metrics { addr, source }))?;
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             // A client that sends nothing cannot hold the responder.

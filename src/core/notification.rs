@@ -59,7 +59,10 @@ fn read(value: &Value, envelope_allowed: bool) -> Result<Notice, NoticeError> {
     if let Some(bucket) = object.get("s3Bucket") {
         return cloudtrail(bucket, object.get("s3ObjectKey"));
     }
-    match (object.get("Type").and_then(Value::as_str), object.get("Message")) {
+    match (
+        object.get("Type").and_then(Value::as_str),
+        object.get("Message"),
+    ) {
         (Some("Notification"), Some(Value::String(inner))) if envelope_allowed => {
             let inner: Value = serde_json::from_str(inner)
                 .map_err(|_| NoticeError::Shape("an SNS message that is not JSON"))?;
@@ -72,9 +75,7 @@ fn read(value: &Value, envelope_allowed: bool) -> Result<Notice, NoticeError> {
 
 fn s3_event(records: &Value) -> Result<Notice, NoticeError> {
     let shape = NoticeError::Shape;
-    let records = records
-        .as_array()
-        .ok_or(shape("`Records` is not a list"))?;
+    let records = records.as_array().ok_or(shape("`Records` is not a list"))?;
     let mut delivered = Vec::new();
     for record in records {
         let name = record

@@ -39,14 +39,21 @@ impl Silence {
     /// The standard chains of `checkpoint` overdue at `now` and not said before, each with
     /// its finding; they are not said again until a newer digest of the chain is verified and
     /// falls silent in turn. Backfill chains get no hourly digests and are never overdue.
-    pub fn overdue(&mut self, checkpoint: &Checkpoint, now: Timestamp) -> Vec<(ChainInfo, Finding)> {
+    pub fn overdue(
+        &mut self,
+        checkpoint: &Checkpoint,
+        now: Timestamp,
+    ) -> Vec<(ChainInfo, Finding)> {
         let mut found = Vec::new();
         for mark in checkpoint.chains.iter().filter(|m| !m.chain.backfill) {
             let Some(last) = &mark.last else { continue };
             if later(last.end, self.grace) > now {
                 continue;
             }
-            if !self.said.insert((checkpoint.bucket.clone(), last.key.clone())) {
+            if !self
+                .said
+                .insert((checkpoint.bucket.clone(), last.key.clone()))
+            {
                 continue;
             }
             let finding = Finding::new(

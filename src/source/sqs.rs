@@ -54,7 +54,12 @@ impl Queue {
                 .send(),
         );
         let answer = answer.map_err(|e| {
-            AwsError::new(&e, Operation::ReceiveMessage, self.url.clone(), &self.options)
+            AwsError::new(
+                &e,
+                Operation::ReceiveMessage,
+                self.url.clone(),
+                &self.options,
+            )
         })?;
         Ok(answer
             .messages()
