@@ -353,7 +353,8 @@ fn newest(corpus: &Corpus) -> BTreeSet<String> {
 }
 
 /// A day delivered hour by hour while the watch runs, with a digest deleted in the middle, a
-/// log file tampered with, a message sent twice, and messages that are no delivery of the
+/// log file tampered with, one injected, the newest digest signed by an attacker (and
+/// announced like any other), a message sent twice, and messages that are no delivery of the
 /// bucket: the watch says what one full `verify` over the same evidence says, each once, and
 /// ends with every message deleted and a checkpoint at each chain's newest digest.
 #[test]
@@ -361,9 +362,14 @@ fn a_day_delivered_hour_by_hour_gets_the_findings_of_one_full_verify() {
     let mut corpus = day();
     let us = chain(&corpus, "us-east-1");
     let deleted = us[12].key.clone();
+    let (forged, before_forged) = (us[us.len() - 1].key.clone(), us[us.len() - 2].key.clone());
+    let like = us[9].logs[0].clone();
     let tampered = chain(&corpus, "eu-west-1")[15].logs[0].clone();
     corpus.delete_digest(&deleted).unwrap();
     corpus.modify_log(&tampered).unwrap();
+    // The newest digest signed by someone else: the message announcing it changes nothing.
+    corpus.sign_with_attacker_key(&forged).unwrap();
+    let injected = corpus.inject_log(&like).unwrap();
     let first = corpus.digests().iter().map(|d| d.start).min().unwrap();
     let hour = |h: i64| first + SignedDuration::from_hours(h);
     let s = setup(corpus, hour(6));
@@ -375,12 +381,15 @@ fn a_day_delivered_hour_by_hour_gets_the_findings_of_one_full_verify() {
         last = s.deliver(hour(h), hour(h + 1));
         std::thread::sleep(Duration::from_millis(200));
     }
+    // A log file no digest lists, announced as S3 would.
+    put(&s.moto, &s.corpus, std::slice::from_ref(&injected));
     // The last hour's digests again, as CloudTrail's SNS notification; and what is no
     // delivery of the bucket.
     send(
         &s.moto,
         &s.queue,
         &[
+            s3_event(BUCKET, &injected),
             sns_cloudtrail(&last),
             r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"acme-cloudtrail-logs"}"#
                 .to_owned(),
@@ -406,7 +415,12 @@ fn a_day_delivered_hour_by_hour_gets_the_findings_of_one_full_verify() {
     let subject = |k: &str| format!("s3://{BUCKET}/{k}");
     assert!(found.contains(&(subject(&deleted), "digest_missing".into())));
     assert!(found.contains(&(subject(&tampered), "log_hash_mismatch".into())));
-    assert_eq!(last_digests(&s.checkpoint), newest(&s.corpus));
+    assert!(found.contains(&(subject(&forged), "digest_signature_invalid".into())));
+    assert!(found.contains(&(subject(&injected), "log_unreferenced".into())));
+    let mut want = newest(&s.corpus);
+    want.remove(&forged);
+    want.insert(before_forged);
+    assert_eq!(last_digests(&s.checkpoint), want);
     assert_eq!(queued(&s.moto, &s.queue), 0, "messages left in the queue");
 }
 
