@@ -188,6 +188,17 @@ impl Resume {
         evidence: Option<&Path>,
         inputs: &[&Path],
     ) -> Result<(), CliError> {
+        self.prepare(next, evidence, inputs)?.commit()
+    }
+
+    /// Signs and writes `next` under a temporary name beside the file, synced, but not yet in
+    /// its place: [`Prepared::commit`] puts it there; dropped, it is removed.
+    pub fn prepare(
+        &self,
+        next: &Checkpoint,
+        evidence: Option<&Path>,
+        inputs: &[&Path],
+    ) -> Result<Prepared, CliError> {
         let sealed = next.seal(&self.key).map_err(|source| {
             CliError::Checkpoint(Box::new(CheckpointCliError::Invalid {
                 path: self.path.clone(),
@@ -197,17 +208,48 @@ impl Resume {
         let (dest, mut out) = Destination::new(Some(&self.path), evidence, inputs)?;
         let written = out.write_all(&sealed).and_then(|()| out.flush());
         drop(out);
+        let written = written.and_then(|()| dest.sync());
         let failed = |source| CliError::Write {
             path: self.path.clone(),
             source,
         };
         match written {
-            // On disk before anything relies on it: `watch` deletes the messages it covers.
-            Ok(()) => dest.keep_durable().map_err(failed),
+            Ok(()) => Ok(Prepared {
+                dest: Some(dest),
+                path: self.path.clone(),
+            }),
             Err(e) => {
                 dest.discard();
                 Err(failed(e))
             }
+        }
+    }
+}
+
+/// A checkpoint written beside its file, waiting to be put in place.
+pub struct Prepared {
+    dest: Option<Destination>,
+    path: PathBuf,
+}
+
+impl Prepared {
+    /// Puts the checkpoint in place, on disk when it returns (the rename synced too): `watch`
+    /// deletes the messages it covers after this.
+    pub fn commit(mut self) -> Result<(), CliError> {
+        match self.dest.take() {
+            Some(dest) => dest.keep_durable().map_err(|source| CliError::Write {
+                path: self.path.clone(),
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if let Some(dest) = self.dest.take() {
+            dest.discard();
         }
     }
 }

@@ -137,15 +137,19 @@ impl Destination {
         }
     }
 
-    /// As [`Destination::keep`], and on disk when it returns: the file's content is synced
-    /// before the rename, and its folder (the rename) after it.
+    /// Syncs what was written to disk (a file under its temporary name; nothing else).
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        match self {
+            Destination::File { part, .. } => File::open(part).and_then(|f| f.sync_all()),
+            Destination::Stdout | Destination::Through => Ok(()),
+        }
+    }
+
+    /// As [`Destination::keep`], and the rename on disk when it returns (the folder synced);
+    /// after [`Destination::sync`].
     pub(crate) fn keep_durable(self) -> io::Result<()> {
         let folder = match &self {
-            Destination::File { part, path } => {
-                if let Err(e) = File::open(part).and_then(|f| f.sync_all()) {
-                    self.discard();
-                    return Err(e);
-                }
+            Destination::File { path, .. } => {
                 Some(path.parent().unwrap_or(Path::new(".")).to_owned())
             }
             Destination::Stdout | Destination::Through => None,
