@@ -35,6 +35,7 @@ use trailproof::core::finding::{Finding, Kind, Verdict};
 use trailproof::core::layout::{parse_key, CloudTrailKey};
 use trailproof::core::notification::{parse, Notice};
 use trailproof::core::time::later;
+use trailproof::core::types::S3Location;
 use trailproof::engine::watch::Silence;
 use trailproof::engine::{self, ChainEnds, EngineError, NoObserver, Settings};
 use trailproof::report::checkpoint::{Checkpoint, Contradiction};
@@ -323,30 +324,10 @@ impl Watch<'_> {
     /// reason to tick), and why not otherwise.
     fn hint(&self, body: &str) -> Result<(), String> {
         self.metrics.messages.fetch_add(1, Ordering::Relaxed);
-        let objects = match parse(body) {
-            Ok(Notice::Delivered(objects)) => objects,
-            Ok(Notice::Test) => return Err("an s3:TestEvent".to_owned()),
-            Err(e) => return Err(e.to_string()),
-        };
-        let prefix = self.prefix.as_str();
-        let ours = |key: &str| {
-            prefix.is_empty()
-                || key
-                    .strip_prefix(prefix)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        };
-        match objects
-            .iter()
-            .find(|o| o.bucket != self.bucket || !ours(&o.key))
-        {
-            _ if objects.is_empty() => Err("it names no object created".to_owned()),
-            Some(other) => Err(format!(
-                "{} is outside s3://{}/{}",
-                other.uri(),
-                self.bucket,
-                prefix
-            )),
-            None => Ok(()),
+        match parse(body) {
+            Ok(Notice::Delivered(objects)) => watched(&objects, &self.bucket, &self.prefix),
+            Ok(Notice::Test) => Err("an s3:TestEvent".to_owned()),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -483,6 +464,24 @@ impl Emitter {
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
         jsonl::write_findings(&mut *out, chain, findings)?;
         out.flush()
+    }
+}
+
+/// Whether every object a message names is in `bucket` under `prefix` (without slashes;
+/// empty for the whole bucket), and why not otherwise.
+fn watched(objects: &[S3Location], bucket: &str, prefix: &str) -> Result<(), String> {
+    let ours = |key: &str| {
+        prefix.is_empty()
+            || key
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    if objects.is_empty() {
+        return Err("it names no object created".to_owned());
+    }
+    match objects.iter().find(|o| o.bucket != bucket || !ours(&o.key)) {
+        Some(other) => Err(format!("{} is outside s3://{bucket}/{prefix}", other.uri())),
+        None => Ok(()),
     }
 }
 
@@ -673,6 +672,19 @@ fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), CliError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_for_other_buckets_or_prefixes_are_no_hint() {
+        let at = |b: &str, k: &str| vec![S3Location::new(b, k)];
+        assert!(watched(&at("b", "AWSLogs/x"), "b", "").is_ok());
+        assert!(watched(&at("b", "p/AWSLogs/x"), "b", "p").is_ok());
+        // A prefix is a folder: `p` does not watch `pq/`.
+        assert!(watched(&at("b", "pq/AWSLogs/x"), "b", "p").is_err());
+        assert!(watched(&at("c", "p/AWSLogs/x"), "b", "p").is_err());
+        assert!(watched(&[], "b", "").is_err());
+        let mixed = [S3Location::new("b", "p/x"), S3Location::new("c", "p/x")];
+        assert!(watched(&mixed, "b", "p").is_err());
+    }
 
     #[test]
     fn grace_in_the_forms_people_type() {
