@@ -407,7 +407,7 @@ impl Watch<'_> {
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
             .into_iter()
-            .filter(|f| !undecided(f, &report.chain_ends))
+            .filter(|f| !undecided(f, &report.chain_ends, &settings.resume))
             .collect();
         self.emitter
             .emit(None, &unchained)
@@ -485,12 +485,17 @@ fn watched(objects: &[S3Location], bucket: &str, prefix: &str) -> Result<(), Str
     }
 }
 
-/// A log file no digest names yet, delivered after the newest verified digest of a chain of
-/// its Region (or in a Region whose chain has no new digest in the tick): the digest that will name it may not have come yet (one Region's digest comes
-/// minutes before another's). Said by the tick that verifies the chain's next digest, when
-/// that one does not name it either: the next tick looks for such log files from each
-/// Region's last verified digest again.
-fn undecided(finding: &Finding, ends: &[ChainEnds]) -> bool {
+/// A log file no digest names yet, delivered after the last verified digest of a chain of its
+/// Region (the newest of this tick, else the checkpoint's): the digest that will name it may
+/// not have come yet (one Region's digest often comes minutes before another's). It is said
+/// by a later tick, when the chains' next digests do not name it either: each tick looks for
+/// such log files in a Region's folder from its chains' earliest last verified digest on (one
+/// second after its time), so only log files at or after that are left to it.
+fn undecided(
+    finding: &Finding,
+    ends: &[ChainEnds],
+    resume: &BTreeMap<trailproof::core::layout::ChainId, Timestamp>,
+) -> bool {
     if finding.kind != Kind::LogUnreferenced {
         return false;
     }
@@ -502,13 +507,23 @@ fn undecided(finding: &Finding, ends: &[ChainEnds]) -> bool {
     let Some(Ok(CloudTrailKey::Log(log))) = key.map(parse_key) else {
         return false;
     };
-    // Log keys name the minute only.
-    let delivered = later(log.time, SignedDuration::from_mins(1));
-    // A Region without a chain has no digest to wait for: its log files are said at once. A
-    // chain with no new digest in this tick stops at the checkpoint's, before the log file.
-    ends.iter()
+    // Where the next tick takes each chain of the Region up: its newest digest's time, or
+    // where this one took it up; a chain with neither is taken up from the start.
+    let taken_up = ends
+        .iter()
         .filter(|e| !e.chain.backfill && e.chain.scope == log.scope)
-        .any(|e| e.newest.as_ref().is_none_or(|n| delivered > n.end))
+        .map(|e| {
+            let newest = e.newest.as_ref().map(|n| match parse_key(&n.location.key) {
+                Ok(CloudTrailKey::Digest(k)) => k.end_time,
+                _ => n.end,
+            });
+            newest
+                .or_else(|| resume.get(&e.chain).copied())
+                .unwrap_or(Timestamp::MIN)
+        })
+        .min();
+    // A Region without a chain has no digest to wait for: its log files are said at once.
+    taken_up.is_some_and(|t| log.time >= later(t, SignedDuration::from_secs(1)))
 }
 
 /// What `/metrics` says.
@@ -684,6 +699,64 @@ mod tests {
         assert!(watched(&[], "b", "").is_err());
         let mixed = [S3Location::new("b", "p/x"), S3Location::new("c", "p/x")];
         assert!(watched(&mixed, "b", "p").is_err());
+    }
+
+    /// Found in review: log files were held back when delivered in the minute of their
+    /// Region's newest digest, but the next tick looks for them only from one second after that
+    /// digest: such a log file was said by no tick. Held back now are only those the next tick
+    /// looks at again.
+    #[test]
+    fn only_log_files_the_next_tick_looks_at_again_are_held_back() {
+        use trailproof::core::layout::{ChainId, Scope};
+        use trailproof::engine::{DigestTip, FirstLink};
+        let scope = Scope {
+            prefix: String::new(),
+            organization: None,
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+        };
+        let chain = ChainId {
+            scope,
+            trail: "main".into(),
+            home_region: "us-east-1".into(),
+            backfill: false,
+        };
+        let digest = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_main_us-east-1_20260101T012828Z.json.gz";
+        let ends = |newest: bool| {
+            vec![ChainEnds {
+                chain: chain.clone(),
+                newest: newest.then(|| DigestTip {
+                    location: S3Location::new("b", digest),
+                    sha256: trailproof::core::types::Sha256::from_lower_hex(&"00".repeat(32))
+                        .unwrap(),
+                    signature: vec![1],
+                    end: "2026-01-01T01:28:28Z".parse().unwrap(),
+                }),
+                oldest: FirstLink::NoDigest,
+                before: None,
+            }]
+        };
+        let log = |time: &str, region: &str| {
+            Finding::new(
+                format!("s3://b/AWSLogs/111122223333/CloudTrail/{region}/2026/01/01/111122223333_CloudTrail_{region}_20260101T{time}Z_abcdefghijklmnop.json.gz"),
+                Kind::LogUnreferenced,
+                "x",
+            )
+        };
+        let none = BTreeMap::new();
+        assert!(undecided(&log("0129", "us-east-1"), &ends(true), &none));
+        assert!(!undecided(&log("0128", "us-east-1"), &ends(true), &none));
+        assert!(!undecided(&log("0100", "us-east-1"), &ends(true), &none));
+        // No chain in the Region: nothing to wait for.
+        assert!(!undecided(&log("0129", "eu-west-1"), &ends(true), &none));
+        // No new digest: taken up where this tick took it up.
+        let resume = BTreeMap::from([(chain.clone(), "2026-01-01T00:28:28Z".parse().unwrap())]);
+        assert!(undecided(&log("0100", "us-east-1"), &ends(false), &resume));
+        assert!(!undecided(&log("0028", "us-east-1"), &ends(false), &resume));
+        // Not a log file no digest names: never held back.
+        let mut other = log("0129", "us-east-1");
+        other.kind = Kind::LogHashMismatch;
+        assert!(!undecided(&other, &ends(true), &none));
     }
 
     #[test]
