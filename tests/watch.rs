@@ -22,10 +22,11 @@ use support::{corpus_as_of, repo, trailproof, written, Moto, Output};
 const BUCKET: &str = "acme-cloudtrail-logs";
 const KEY: &str = "testdata/report-keys/ed25519.pem";
 
-/// Two Regions, a day of hourly digests (one log file each) ending at the last full hour.
+/// Two Regions, a day of hourly digests (one log file each), the newest ending 31 to 91
+/// minutes ago (the generator's digests end 28:28 after the hour): all delivered by now.
 fn day() -> Corpus {
     let now = Timestamp::now().as_second();
-    let start = Timestamp::from_second(now - now % 3600 - 24 * 3600).unwrap();
+    let start = Timestamp::from_second(now - now % 3600 - 25 * 3600).unwrap();
     World::new(BUCKET)
         .start(start)
         .regions(&["us-east-1", "eu-west-1"])
@@ -443,8 +444,8 @@ fn a_chain_silent_past_the_grace_is_reported_even_when_no_message_comes() {
         .filter(|k| *k != withheld.key && !withheld.logs.contains(k))
         .collect();
     put(&s.moto, &s.corpus, &keys);
-    // On time for us-east-1 (its newest digest ends at most an hour ago), late for
-    // eu-west-1 (whose newest delivered digest ends an hour before that).
+    // On time for us-east-1 (20 minutes left), late for eu-west-1 (whose newest delivered
+    // digest ends an hour before us-east-1's: 40 minutes late).
     let grace = Timestamp::now().duration_since(us_end) + SignedDuration::from_mins(20);
     let grace = format!("{}s", grace.as_secs());
     let child = s.watch(&["--exit-when-idle", "3", "--digest-grace", &grace]);
@@ -593,7 +594,8 @@ fn sigterm_finishes_the_tick_and_writes_the_checkpoint() {
 }
 
 /// What stops the watch before it starts, leaving the checkpoint file as it was: none at all
-/// (watch never starts blind), one of another bucket, one edited. No server is needed.
+/// (watch never starts blind), one of another bucket, `--out` the checkpoint itself, one
+/// edited. No server is needed.
 #[test]
 fn a_missing_foreign_or_edited_checkpoint_stops_the_watch() {
     let corpus = day();
@@ -653,6 +655,23 @@ fn a_missing_foreign_or_edited_checkpoint_stops_the_watch() {
         "{}",
         out.stderr
     );
+    assert_eq!(std::fs::read(&checkpoint).unwrap(), before);
+
+    // Findings appended to the checkpoint itself.
+    let args = strings(&[
+        "watch",
+        &format!("s3://{BUCKET}"),
+        "--sqs-queue",
+        "http://127.0.0.1:9/queue/none",
+        "--checkpoint",
+        &checkpoint.display().to_string(),
+        "--sign-key",
+        &key,
+        "--out",
+        &checkpoint.display().to_string(),
+    ]);
+    let out = trailproof(dir.path(), &args, &[]);
+    assert_eq!(out.code, 2);
     assert_eq!(std::fs::read(&checkpoint).unwrap(), before);
 
     let mut edited = before.clone();

@@ -172,7 +172,25 @@ pub fn run(args: &WatchArgs) -> Result<u8, CliError> {
             },
         )));
     }
-    let (source, keys) = open_s3(&args.source, &args.aws, args.public_keys.as_ref())?;
+    // Findings are appended: never to a file the watch reads (the checkpoint, a key).
+    let given = [
+        Some(&args.checkpoint),
+        Some(&args.sign_key),
+        args.checkpoint_key.as_ref(),
+        args.public_keys.as_ref(),
+    ];
+    if let Some(out) = &args.out {
+        let same = |p: &PathBuf| {
+            let real = |p: &Path| std::fs::canonicalize(p).ok();
+            real(out).is_some() && real(out) == real(p)
+        };
+        if let Some(input) = given.into_iter().flatten().find(|p| same(p)) {
+            return Err(CliError::OutputIsInput {
+                path: out.clone(),
+                input: input.clone(),
+            });
+        }
+    }
     let out: Box<dyn Write + Send> = match &args.out {
         None => Box::new(std::io::stdout()),
         Some(path) => Box::new(
@@ -188,6 +206,7 @@ pub fn run(args: &WatchArgs) -> Result<u8, CliError> {
                 })?,
         ),
     };
+    let (source, keys) = open_s3(&args.source, &args.aws, args.public_keys.as_ref())?;
     let queue = Queue::connect(&args.aws.options(None), &args.sqs_queue)?;
     let metrics = Arc::new(Metrics::default());
     metrics.set_newest(&current);
@@ -261,16 +280,16 @@ impl Watch<'_> {
                 self.tick_and_delete(&mut pending)?;
                 continue;
             }
+            if stopping {
+                eprintln!("trailproof: watch stopped by a signal; the checkpoint is on disk");
+                return Ok(());
+            }
             if due {
                 // Silence from the queue is not "valid": the bucket is looked at before a
                 // chain is called overdue, so a withheld message cannot make one.
                 self.tick()?;
                 self.say_overdue()?;
                 continue;
-            }
-            if stopping {
-                eprintln!("trailproof: watch stopped by a signal; the checkpoint is on disk");
-                return Ok(());
             }
             if let Some(idle) = self.args.exit_when_idle {
                 if pending.is_empty() && last_message.elapsed() >= Duration::from_secs(idle) {
