@@ -21,6 +21,7 @@
 //! | a report for people or machines | [`report::text`], [`report::json`], [`report::jsonl`], [`report::html`] | bytes to write |
 //! | a report anyone can check later | [`report::statement`] | a signed DSSE envelope and its verification |
 //! | a run that goes on from the last one | [`report::checkpoint`] ([`report::checkpoint::VerifiedCheckpoint::resume`] into [`Settings::resume`], then [`report::checkpoint::VerifiedCheckpoint::advance`]) | a signed checkpoint, and the new digests held to it |
+//! | deliveries as they come (feature `aws` for the queue: `source::sqs`) | a run as above per batch of [`core::notification`]s, then [`engine::watch::Silence`] for the chains whose next digest is late | findings the hour a digest goes missing |
 //! | proof of when a signed report existed | [`report::timestamp`] (the HTTP request: `source::tsa`) | an RFC 3161 token over its signature, checked |
 //!
 //! Runnable versions of each are in `examples/` (`cargo run --no-default-features --example
@@ -45,7 +46,8 @@
 //!
 //! # Features
 //!
-//! - `aws` (default): the S3 and CloudTrail sources, on the AWS SDK and tokio.
+//! - `aws` (default): the S3 and CloudTrail sources and the SQS queue `watch` reads, on the
+//!   AWS SDK and tokio.
 //! - `cli` (default): the `trailproof` binary's command line (clap) and progress bars
 //!   (indicatif).
 //! - `parquet` (default; `cli` needs it): [`report::records`] writes Parquet, with the Apache

@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         Command::Merge(args) => cli::fanout::run_merge(args),
         #[cfg(feature = "aws")]
         Command::Crosscheck(command) => cli::crosscheck::run(command),
+        #[cfg(feature = "aws")]
+        Command::Watch(args) => cli::watch::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -88,24 +90,35 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
     // Checked against the checkpoint before anything is written: a contradiction writes
     // nothing.
     let next = resume.as_ref().map(|r| r.next(&report)).transpose()?;
+    // Written (not yet in place) before the report, so that a checkpoint that cannot be
+    // written stops the run before a summary says it went well; put in place only once the
+    // report is out (a lost report leaves the old checkpoint: the next run says it all again).
+    let inputs: Vec<&Path> = [
+        &args.evidence.public_keys,
+        &args.sign.sign_key,
+        &args.checkpoint_key,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| p.as_path())
+    .collect();
+    // A run that could not read everything moves nothing on: the next run reads it again.
+    let prepared = match (&resume, &next) {
+        (Some(resume), Some(next)) if report.exit_code() != 2 => {
+            Some((resume.prepare(next, local, &inputs)?, next))
+        }
+        _ => None,
+    };
     output.finish(&report)?;
-    if let (Some(resume), Some(next)) = (&resume, &next) {
-        // A run that could not read everything moves nothing on: the next run reads it again.
-        if report.exit_code() == 2 {
-            eprintln!("trailproof: the checkpoint was left as it was: objects could not be read");
-        } else {
-            let inputs: Vec<&Path> = [
-                &args.evidence.public_keys,
-                &args.sign.sign_key,
-                &args.checkpoint_key,
-            ]
-            .into_iter()
-            .flatten()
-            .map(|p| p.as_path())
-            .collect();
-            resume.write(next, local, &inputs)?;
+    match prepared {
+        Some((prepared, next)) => {
+            prepared.commit()?;
             eprintln!("trailproof: {}", cli::checkpoint::summary(next));
         }
+        None if resume.is_some() => {
+            eprintln!("trailproof: the checkpoint was left as it was: objects could not be read");
+        }
+        None => {}
     }
     Ok(report.exit_code())
 }

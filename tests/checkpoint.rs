@@ -622,3 +622,33 @@ fn a_chain_silent_since_the_checkpoint_has_missing_hours() {
         .missing;
     assert!(missing >= 11, "{missing}");
 }
+
+/// Found in review: the checkpoint was written after the JSONL summary, so a checkpoint that
+/// could not be written (here: inside the evidence copy, which is never written to) left a
+/// summary saying `"exit_code":0` from a run that exited 2. It is now written (not yet in
+/// place) before the summary: the run stops first, and says nothing went well.
+#[test]
+fn a_checkpoint_that_cannot_be_written_leaves_no_summary_saying_all_went_well() {
+    let (_g, case) = written(&world().build());
+    let checkpoint = case.join("bucket").join("trailproof.checkpoint");
+    let args: Vec<String> = vec![
+        "verify".into(),
+        case.join("bucket").display().to_string(),
+        "--public-keys".into(),
+        case.join("public-keys.json").display().to_string(),
+        "--format".into(),
+        "jsonl".into(),
+        "--checkpoint".into(),
+        checkpoint.display().to_string(),
+        "--sign-key".into(),
+        repo().join(KEY).display().to_string(),
+    ];
+    let out = trailproof(&case, &args, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        !out.stdout.contains(r#""type":"summary""#),
+        "{}",
+        out.stdout.lines().last().unwrap_or_default()
+    );
+    assert!(!checkpoint.exists());
+}

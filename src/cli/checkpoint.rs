@@ -74,41 +74,50 @@ impl Resume {
         let Some(path) = &args.checkpoint else {
             return Ok(None);
         };
-        let fail = |e| CliError::Checkpoint(Box::new(e));
         let key_path = args
             .sign
             .sign_key
             .as_ref()
-            .ok_or(fail(CheckpointCliError::NoSignKey))?;
-        let key = SigningKey::from_pem(&read(key_path)?).map_err(|source| {
-            fail(CheckpointCliError::Key {
-                path: key_path.clone(),
-                source,
-            })
-        })?;
+            .ok_or(CliError::Checkpoint(Box::new(
+                CheckpointCliError::NoSignKey,
+            )))?;
+        let key = signing_key(key_path)?;
         if args.evidence.end_time.is_some() {
-            return Err(fail(CheckpointCliError::EndTime));
+            return Err(CliError::Checkpoint(Box::new(CheckpointCliError::EndTime)));
         }
+        Resume::read(path, key, args.checkpoint_key.as_deref(), settings).map(Some)
+    }
+
+    /// The checkpoint at `path` (if the file exists), verified under `checkpoint_key` or
+    /// `key`'s own public key, the settings' range moved to start after it; `key` signs the
+    /// next one.
+    pub fn read(
+        path: &Path,
+        key: SigningKey,
+        checkpoint_key: Option<&Path>,
+        settings: &mut Settings,
+    ) -> Result<Resume, CliError> {
+        let fail = |e| CliError::Checkpoint(Box::new(e));
         let envelope = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Some(Resume {
-                    path: path.clone(),
+                return Ok(Resume {
+                    path: path.to_owned(),
                     key,
                     prior: None,
-                }))
+                })
             }
             Err(source) => {
                 return Err(fail(CheckpointCliError::Read {
-                    path: path.clone(),
+                    path: path.to_owned(),
                     source,
                 }))
             }
         };
-        let other_key = match &args.checkpoint_key {
+        let other_key = match checkpoint_key {
             Some(p) => Some(PublicKey::from_pem(&read(p)?).map_err(|source| {
                 fail(CheckpointCliError::Key {
-                    path: p.clone(),
+                    path: p.to_owned(),
                     source,
                 })
             })?),
@@ -117,7 +126,7 @@ impl Resume {
         let trust = Trust::Key(other_key.as_ref().unwrap_or(key.public()));
         let prior = VerifiedCheckpoint::open(&envelope, trust).map_err(|source| {
             fail(CheckpointCliError::Invalid {
-                path: path.clone(),
+                path: path.to_owned(),
                 source,
             })
         })?;
@@ -130,11 +139,16 @@ impl Resume {
         }
         settings.start = Some(prior.resume_at());
         settings.resume = prior.resume();
-        Ok(Some(Resume {
-            path: path.clone(),
+        Ok(Resume {
+            path: path.to_owned(),
             key,
             prior: Some(prior),
-        }))
+        })
+    }
+
+    /// The checkpoint read, if the file existed.
+    pub fn prior(&self) -> Option<&VerifiedCheckpoint> {
+        self.prior.as_ref()
     }
 
     /// The run failed: says so in the checkpoint's terms when the cause is that nothing is
@@ -165,14 +179,26 @@ impl Resume {
         }
     }
 
-    /// Signs and writes `next` in place of the file (under a temporary name, then renamed), never
-    /// into the evidence directory or over the keys given.
+    /// Signs and writes `next` in place of the file (under a temporary name, synced, then
+    /// renamed, and the folder synced), never into the evidence directory or over the keys
+    /// given.
     pub fn write(
         &self,
         next: &Checkpoint,
         evidence: Option<&Path>,
         inputs: &[&Path],
     ) -> Result<(), CliError> {
+        self.prepare(next, evidence, inputs)?.commit()
+    }
+
+    /// Signs and writes `next` under a temporary name beside the file, synced, but not yet in
+    /// its place: [`Prepared::commit`] puts it there; dropped, it is removed.
+    pub fn prepare(
+        &self,
+        next: &Checkpoint,
+        evidence: Option<&Path>,
+        inputs: &[&Path],
+    ) -> Result<Prepared, CliError> {
         let sealed = next.seal(&self.key).map_err(|source| {
             CliError::Checkpoint(Box::new(CheckpointCliError::Invalid {
                 path: self.path.clone(),
@@ -182,16 +208,48 @@ impl Resume {
         let (dest, mut out) = Destination::new(Some(&self.path), evidence, inputs)?;
         let written = out.write_all(&sealed).and_then(|()| out.flush());
         drop(out);
+        let written = written.and_then(|()| dest.sync());
         let failed = |source| CliError::Write {
             path: self.path.clone(),
             source,
         };
         match written {
-            Ok(()) => dest.keep().map_err(failed),
+            Ok(()) => Ok(Prepared {
+                dest: Some(dest),
+                path: self.path.clone(),
+            }),
             Err(e) => {
                 dest.discard();
                 Err(failed(e))
             }
+        }
+    }
+}
+
+/// A checkpoint written beside its file, waiting to be put in place.
+pub struct Prepared {
+    dest: Option<Destination>,
+    path: PathBuf,
+}
+
+impl Prepared {
+    /// Puts the checkpoint in place, on disk when it returns (the rename synced too): `watch`
+    /// deletes the messages it covers after this.
+    pub fn commit(mut self) -> Result<(), CliError> {
+        match self.dest.take() {
+            Some(dest) => dest.keep_durable().map_err(|source| CliError::Write {
+                path: self.path.clone(),
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if let Some(dest) = self.dest.take() {
+            dest.discard();
         }
     }
 }
@@ -215,6 +273,16 @@ pub fn summary(next: &Checkpoint) -> String {
             states.join(", ")
         }
     )
+}
+
+/// The private key that signs checkpoints.
+pub fn signing_key(path: &Path) -> Result<SigningKey, CliError> {
+    SigningKey::from_pem(&read(path)?).map_err(|source| {
+        CliError::Checkpoint(Box::new(CheckpointCliError::Key {
+            path: path.to_owned(),
+            source,
+        }))
+    })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CliError> {

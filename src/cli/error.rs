@@ -88,6 +88,9 @@ pub enum CliError {
     /// `verify --checkpoint`: the checkpoint could not be used, or the evidence contradicts it.
     Checkpoint(Box<super::checkpoint::CheckpointCliError>),
     #[cfg(feature = "aws")]
+    /// `watch` could not start or go on.
+    Watch(Box<super::watch::WatchCliError>),
+    #[cfg(feature = "aws")]
     /// `crosscheck` without `--start-time` and `--end-time`.
     CrosscheckNeedsRange,
     #[cfg(feature = "aws")]
@@ -248,6 +251,8 @@ impl CliError {
             }
             CliError::Checkpoint(e) => write!(f, "{e}"),
             #[cfg(feature = "aws")]
+            CliError::Watch(e) => write!(f, "{e}"),
+            #[cfg(feature = "aws")]
             CliError::CrosscheckNeedsRange => {
                 f.write_str("crosscheck compares a range: --start-time and --end-time are needed")
             }
@@ -303,6 +308,8 @@ impl CliError {
             }
             CliError::ParquetNeedsOut => "add --out FILE.parquet".to_owned(),
             CliError::Checkpoint(e) => return e.advice(),
+            #[cfg(feature = "aws")]
+            CliError::Watch(e) => return e.advice(),
             #[cfg(feature = "aws")]
             CliError::CrosscheckNeedsRange => {
                 "give the range whose events to compare, e.g. --start-time 2026-01-01T00:00:00Z --end-time 2026-01-02T00:00:00Z".to_owned()
@@ -449,6 +456,9 @@ mod aws {
             {
                 "check --log-group and --log-group-region (the group's name and Region)".to_owned()
             }
+            "AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist" => {
+                "check --sqs-queue: the queue URL (and that AWS_REGION is the queue's Region)".to_owned()
+            }
             "NoSuchBucket" => match &err.endpoint {
                 Some(e) => format!("check the bucket name, and that --endpoint-url {e} is the server that holds it"),
                 None => "check the bucket name".to_owned(),
@@ -478,6 +488,8 @@ mod aws {
             Operation::GetCallerIdentity => "the caller needs sts:GetCallerIdentity".to_owned(),
             Operation::DescribeLogStreams => "the caller needs logs:DescribeLogStreams on the log group".to_owned(),
             Operation::FilterLogEvents => "the caller needs logs:FilterLogEvents on the log group".to_owned(),
+            Operation::ReceiveMessage => "the caller needs sqs:ReceiveMessage on the queue (and kms:Decrypt if it is encrypted with a KMS key)".to_owned(),
+            Operation::DeleteMessage => "the caller needs sqs:DeleteMessage on the queue".to_owned(),
             op => format!("the caller needs the permission for {op}"),
         }
     }

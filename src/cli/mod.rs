@@ -27,6 +27,8 @@ pub mod aws;
 pub mod crosscheck;
 #[cfg(feature = "aws")]
 pub mod lake;
+#[cfg(feature = "aws")]
+pub mod watch;
 
 /// Integrity validation and forensics for AWS CloudTrail logs.
 #[derive(Debug, Parser)]
@@ -86,6 +88,14 @@ pub enum Command {
     #[cfg(feature = "aws")]
     #[command(subcommand)]
     Crosscheck(crosscheck::CrosscheckCommand),
+    /// Verify deliveries as they are announced on an SQS queue (S3 event notifications, or
+    /// CloudTrail's SNS notifications), going on from a signed checkpoint: findings as JSONL,
+    /// a chain whose next digest is late by --digest-grace reported the hour it happens.
+    ///
+    /// Exit status when it stops (SIGTERM, SIGINT, --exit-when-idle): 0 nothing but valid
+    /// objects found, 1 findings, 2 it could not go on.
+    #[cfg(feature = "aws")]
+    Watch(Box<watch::WatchArgs>),
 }
 
 /// The flags that select the evidence, shared by the commands that verify it (`verify`,

@@ -137,6 +137,30 @@ impl Destination {
         }
     }
 
+    /// Syncs what was written to disk (a file under its temporary name; nothing else).
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        match self {
+            Destination::File { part, .. } => File::open(part).and_then(|f| f.sync_all()),
+            Destination::Stdout | Destination::Through => Ok(()),
+        }
+    }
+
+    /// As [`Destination::keep`], and the rename on disk when it returns (the folder synced);
+    /// after [`Destination::sync`].
+    pub(crate) fn keep_durable(self) -> io::Result<()> {
+        let folder = match &self {
+            Destination::File { path, .. } => {
+                Some(path.parent().unwrap_or(Path::new(".")).to_owned())
+            }
+            Destination::Stdout | Destination::Through => None,
+        };
+        self.keep()?;
+        match folder {
+            Some(dir) => File::open(dir).and_then(|d| d.sync_all()),
+            None => Ok(()),
+        }
+    }
+
     /// The output is not complete: take away what was written.
     pub(crate) fn discard(self) {
         if let Destination::File { part, .. } = self {

@@ -26,6 +26,7 @@ pub mod keyfile;
 pub mod lake;
 pub mod layout;
 pub mod ledger;
+pub mod notification;
 pub mod records;
 pub mod sign;
 pub mod time;

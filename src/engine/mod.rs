@@ -39,6 +39,7 @@ pub mod sort;
 mod texts;
 mod unvouched;
 mod versions;
+pub mod watch;
 
 pub use crate::source::progress::{NoObserver, Observer, Phase};
 

@@ -83,6 +83,8 @@ pub enum Service {
     Sts,
     /// Amazon CloudWatch Logs.
     CloudWatchLogs,
+    /// Amazon SQS (`watch`).
+    Sqs,
 }
 
 impl Service {
@@ -93,6 +95,7 @@ impl Service {
             Service::CloudTrail => "AWS_ENDPOINT_URL_CLOUDTRAIL",
             Service::Sts => "AWS_ENDPOINT_URL_STS",
             Service::CloudWatchLogs => "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+            Service::Sqs => "AWS_ENDPOINT_URL_SQS",
         }
     }
 }
@@ -220,6 +223,10 @@ pub enum Operation {
     DescribeLogStreams,
     /// CloudWatch Logs FilterLogEvents: a log group's events in a time window.
     FilterLogEvents,
+    /// SQS ReceiveMessage: the notifications `watch` waits for.
+    ReceiveMessage,
+    /// SQS DeleteMessage: the notifications a durable checkpoint covers.
+    DeleteMessage,
 }
 
 impl Operation {
@@ -230,6 +237,7 @@ impl Operation {
             Operation::ListPublicKeys | Operation::DescribeTrails => Service::CloudTrail,
             Operation::GetCallerIdentity => Service::Sts,
             Operation::DescribeLogStreams | Operation::FilterLogEvents => Service::CloudWatchLogs,
+            Operation::ReceiveMessage | Operation::DeleteMessage => Service::Sqs,
         }
     }
 }
@@ -244,6 +252,8 @@ impl std::fmt::Display for Operation {
             Operation::GetCallerIdentity => "GetCallerIdentity",
             Operation::DescribeLogStreams => "DescribeLogStreams",
             Operation::FilterLogEvents => "FilterLogEvents",
+            Operation::ReceiveMessage => "ReceiveMessage",
+            Operation::DeleteMessage => "DeleteMessage",
         })
     }
 }

@@ -13,6 +13,8 @@ pub mod pages;
 pub mod progress;
 #[cfg(feature = "aws")]
 pub mod s3;
+#[cfg(feature = "aws")]
+pub mod sqs;
 pub mod tsa;
 
 use std::collections::BTreeSet;

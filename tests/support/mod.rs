@@ -161,7 +161,7 @@ pub fn case_names() -> Vec<String> {
     names
 }
 
-/// A moto server (S3 + CloudTrail + CloudWatch Logs, with ListPublicKeys added, PutLogEvents
+/// A moto server (S3 + CloudTrail + CloudWatch Logs + SQS, with ListPublicKeys added, PutLogEvents
 /// of any age) on a free loopback port,
 /// stopped when dropped.
 pub struct Moto {

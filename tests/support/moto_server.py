@@ -1,4 +1,4 @@
-"""moto's S3 + CloudTrail + CloudWatch Logs server, plus the ListPublicKeys call moto lacks.
+"""moto's S3 + CloudTrail + CloudWatch Logs (+ SQS, for `watch`) server, plus the ListPublicKeys call moto lacks.
 
 Usage: python3 moto_server.py PORT KEYS.json
 
