@@ -23,6 +23,7 @@ use crate::source::SourceError;
 
 #[cfg(feature = "aws")]
 pub mod acquire;
+mod ahead;
 mod assemble;
 mod count;
 pub mod crosscheck;
