@@ -78,7 +78,7 @@ table() { # title
     done
   done
   local ta tt t
-  ta=$(echo "${times[aws]:-}" | median); tt=$(echo "${times[trailproof]}" | median)
+  ta=""; [ -n "${times[aws]:-}" ] && ta=$(echo "${times[aws]}" | median); tt=$(echo "${times[trailproof]}" | median)
   echo
   echo "$1"
   echo "corpus: $HOURS digests x $LOGS log files ($logs log files, $mb MB inflated); SeaweedFS 4.48 on loopback; $(nproc) cores"
