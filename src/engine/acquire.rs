@@ -712,6 +712,10 @@ impl KeyProvider for RememberedKeys<'_> {
         Ok(keys)
     }
 
+    fn warm(&self, needs: &KeyNeeds) {
+        self.inner.warm(needs);
+    }
+
     fn origin(&self) -> String {
         self.inner.origin()
     }

@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
+use super::ahead::LogListing;
 use super::count::ValidLogs;
-use super::digests::{candidates, key_needs, read_digests, resolve_bucket, Kept};
+use super::digests::{candidates, key_needs, listed_key_needs, read_digests, resolve_bucket, Kept};
 use super::ends::ChainEnds;
 use super::holes::Holes;
 use super::layout::Layout;
@@ -65,6 +66,30 @@ pub(crate) fn verify_tapped(
     observer: &dyn Observer,
     tap: Option<&dyn LogTap>,
 ) -> Result<Report, EngineError> {
+    let plan = plan(source, settings, observer)?;
+    // From a remote source, the log folders are listed while the rest of the run goes on.
+    std::thread::scope(|scope| {
+        let logs = LogListing::start(scope, source, settings);
+        verify_planned(
+            source,
+            key_provider,
+            settings,
+            (sink, observer, tap),
+            plan,
+            logs,
+        )
+    })
+}
+
+/// [`verify_tapped`] once the plan is made, with the log folders' listing (`logs`) under way.
+fn verify_planned(
+    source: &dyn ObjectSource,
+    key_provider: &dyn KeyProvider,
+    settings: &Settings,
+    (sink, observer, tap): (Option<FindingSink<'_>>, &dyn Observer, Option<&dyn LogTap>),
+    plan: Plan,
+    logs: LogListing<'_>,
+) -> Result<Report, EngineError> {
     let Plan {
         range,
         derived,
@@ -72,20 +97,36 @@ pub(crate) fn verify_tapped(
         other_trails,
         unrecognised,
         gone,
-    } = plan(source, settings, observer)?;
+    } = plan;
     let kept = Kept::for_source(source);
-    let read = read_digests(source, digests, &gone, observer, &kept);
-    let others = if other_trails.is_empty() {
-        Vec::new()
-    } else {
-        read_digests(
-            source,
-            other_trails,
-            &BTreeSet::new(),
-            observer,
-            &Kept::nothing(),
-        )
-    };
+    // The keys the listed digests need are asked for while they are read: a round trip the
+    // run would otherwise wait for between the two.
+    let needs = source
+        .remote()
+        .then(|| listed_key_needs(&[&digests, &other_trails], range));
+    let (read, others) = std::thread::scope(|scope| {
+        let reading = scope.spawn(|| {
+            let read = read_digests(source, digests, &gone, observer, &kept);
+            let others = if other_trails.is_empty() {
+                Vec::new()
+            } else {
+                read_digests(
+                    source,
+                    other_trails,
+                    &BTreeSet::new(),
+                    observer,
+                    &Kept::nothing(),
+                )
+            };
+            (read, others)
+        });
+        if let Some(needs) = needs {
+            key_provider.warm(&needs);
+        }
+        reading
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
 
     let bucket = resolve_bucket(source, settings, &read)?;
     let chains = candidates(read, &bucket, settings);
@@ -134,7 +175,7 @@ pub(crate) fn verify_tapped(
         holes,
     };
     let (mut unchained, attributed) =
-        vouched.unchained(source, settings, unrecognised, observer)?;
+        vouched.unchained(source, settings, unrecognised, logs, observer)?;
     if let Some(window) = settings.window {
         // A log file no digest names belongs to the shard that owns its delivery time; what
         // has no time (a stray name) is said by every shard that lists it, the same way.

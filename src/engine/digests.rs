@@ -269,34 +269,48 @@ pub(super) fn key_needs(
     chains: &[&BTreeMap<ChainId, Vec<DigestCandidate>>],
     range: Range,
 ) -> KeyNeeds {
+    let digests = chains.iter().flat_map(|c| c.values()).flatten();
+    needs(
+        digests.map(|c| (&c.key, Some(&c.backfill_generated))),
+        range,
+    )
+}
+
+/// What [`key_needs`] can tell from the digests' keys alone, before they are read: all but
+/// the windows of backfill digests, which their S3 metadata gives. Asked for while the
+/// digests are read, so that most runs find their keys at hand.
+pub(super) fn listed_key_needs(digests: &[&[DigestKey]], range: Range) -> KeyNeeds {
+    needs(digests.iter().copied().flatten().map(|k| (k, None)), range)
+}
+
+/// The keys needed for digests with these keys and generation times (`None`: not read yet).
+fn needs<'a>(
+    digests: impl Iterator<Item = (&'a DigestKey, Option<&'a GenerationTime>)>,
+    range: Range,
+) -> KeyNeeds {
     let hour = SignedDuration::from_hours(1);
     let mut windows = vec![(range.start, later(range.end, 2 * hour))];
-    for c in chains.iter().flat_map(|c| c.values()).flatten() {
-        match &c.backfill_generated {
-            GenerationTime::Stated(t) => windows.push((earlier(*t, hour), later(*t, hour))),
-            GenerationTime::Unknown if c.key.backfill => {
-                let bound = SigningTime::backfill_unknown(c.key.end_time);
+    let mut regions = BTreeSet::new();
+    for (key, generated) in digests {
+        regions.insert(key.scope.region.clone());
+        match generated {
+            Some(GenerationTime::Stated(t)) => windows.push((earlier(*t, hour), later(*t, hour))),
+            Some(GenerationTime::Unknown) if key.backfill => {
+                let bound = SigningTime::backfill_unknown(key.end_time);
                 windows.push((bound.earliest, bound.latest));
             }
             _ => {}
         }
         // Digests read only for the range's edges are verified too: their links are believed
         // only then.
-        let t = c.key.end_time;
+        let t = key.end_time;
         if !range.holds_digest(t) {
             windows.push((earlier(t, hour), later(t, hour)));
         }
     }
     windows.sort();
     windows.dedup();
-    KeyNeeds {
-        regions: chains
-            .iter()
-            .flat_map(|c| c.keys())
-            .map(|c| c.scope.region.clone())
-            .collect(),
-        windows,
-    }
+    KeyNeeds { regions, windows }
 }
 
 #[cfg(test)]
@@ -306,6 +320,50 @@ mod tests {
     use super::*;
     use crate::core::layout::{parse_key, CloudTrailKey, ObjectType};
     use crate::engine::plan::{list_request, resolve_range};
+
+    /// The keys a remote run asks for while it reads its digests ([`listed_key_needs`]) are
+    /// keys it then needs: every Region, and every window but those the backfill digests'
+    /// metadata gives. A Region or window asked ahead but not needed would be a request the
+    /// run waits for in vain; one missing, a round trip after the digests are read.
+    #[test]
+    fn keys_asked_ahead_are_the_keys_the_run_needs() {
+        use crate::engine::plan::plan;
+        use crate::source::progress::NoObserver;
+        for name in [
+            "clean-plain",
+            "clean-org",
+            "clean-backfill",
+            "clean-key-rotation",
+        ] {
+            let case = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata/cases")
+                .join(name);
+            let source = crate::source::local::LocalEvidence::open(&case.join("bucket")).unwrap();
+            let settings = Settings::default();
+            let plan = plan(&source, &settings, &NoObserver).unwrap();
+            let ahead = listed_key_needs(&[&plan.digests, &plan.other_trails], plan.range);
+            let read = read_digests(
+                &source,
+                plan.digests.clone(),
+                &plan.gone,
+                &NoObserver,
+                &Kept::nothing(),
+            );
+            let bucket = resolve_bucket(&source, &settings, &read).unwrap();
+            let chains = candidates(read, &bucket, &settings);
+            let needs = key_needs(&[&chains], plan.range);
+            assert_eq!(ahead.regions, needs.regions, "{name}");
+            assert!(
+                ahead.windows.iter().all(|w| needs.windows.contains(w)),
+                "{name}: {ahead:?} {needs:?}"
+            );
+            let backfill = plan.digests.iter().any(|d| d.backfill);
+            assert_eq!(backfill, name == "clean-backfill", "{name}");
+            if !backfill {
+                assert_eq!(ahead, needs, "{name}");
+            }
+        }
+    }
 
     /// A digest key ending 9999-12-30T21:59:59Z, a backfill generation time at either end of
     /// what a timestamp holds (unsigned S3 metadata) and `--end-time 9999-12-30T21:00:00Z`

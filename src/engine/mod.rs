@@ -4,7 +4,8 @@
 //! set aside), walk every chain (in parallel: chains are independent), hash the log files the
 //! digests name in batches (each batch's digests read again for their lists, or, from S3,
 //! their bytes kept from the first read; from S3 the next batch starts while one finishes),
-//! then list the log folders for files nobody named. Listings come in no set order and are sorted; everything
+//! then list the log folders for files nobody named (from S3 that listing is started as soon as
+//! the plan is made, and runs while the rest does: `ahead`). Listings come in no set order and are sorted; everything
 //! else keeps its input order, so the report is the same whatever the thread count. Memory
 //! grows with the digests, not with the log files. Nothing prints: findings go to a
 //! [`FindingSink`] as they are decided, progress to an [`Observer`].
@@ -23,6 +24,7 @@ use crate::source::SourceError;
 
 #[cfg(feature = "aws")]
 pub mod acquire;
+mod ahead;
 mod assemble;
 mod count;
 pub mod crosscheck;

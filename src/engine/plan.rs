@@ -390,17 +390,28 @@ pub(super) fn for_each_log(
 ) -> Result<(), SourceError> {
     source.list(
         &list_request(settings, ObjectType::Log),
-        &|key| match parse_key(&key) {
-            Ok(CloudTrailKey::Log(l)) => {
-                if l.ty == ObjectType::Log && selected(settings, &l.scope) {
-                    each(key, l);
-                }
-            }
-            Ok(CloudTrailKey::Digest(_)) => {}
-            Err(_) => unrecognised(key),
-        },
+        &|key| sort_log_key(settings, key, each, unrecognised),
         observer,
     )
+}
+
+/// Hands a key the log-folder listing gave to `each` (a selected log file, with its parsed key)
+/// or to `unrecognised` (no CloudTrail key), or to neither (a digest, an unselected scope).
+pub(super) fn sort_log_key(
+    settings: &Settings,
+    key: String,
+    each: &(dyn Fn(String, LogKey) + Sync),
+    unrecognised: &(dyn Fn(String) + Sync),
+) {
+    match parse_key(&key) {
+        Ok(CloudTrailKey::Log(l)) => {
+            if l.ty == ObjectType::Log && selected(settings, &l.scope) {
+                each(key, l);
+            }
+        }
+        Ok(CloudTrailKey::Digest(_)) => {}
+        Err(_) => unrecognised(key),
+    }
 }
 
 /// The times whose digests and log folders a run lists and reads: a shard's read window

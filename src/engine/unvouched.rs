@@ -10,9 +10,9 @@ use std::sync::{Mutex, PoisonError};
 use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
 
+use super::ahead::LogListing;
 use super::holes::{unreferenced, Holes};
 use super::logs::{names, reread, Names};
-use super::plan::for_each_log;
 use super::texts::{TextHashes, TextSet};
 use super::Settings;
 use crate::core::chain::{walk, DigestCandidate, DigestStatus, Range, WalkedDigest};
@@ -160,15 +160,16 @@ pub(super) struct Vouched<'a> {
 }
 
 impl Vouched<'_> {
-    /// Lists the log folders for the files of the range that no digest of the run names, and
-    /// adds what the listings found that is no CloudTrail object (`unrecognised`: the digest
-    /// folders' so far). Returns their findings, in key order, and how many log files verified
+    /// Lists the log folders (or takes what `logs` listed ahead) for the files of the range that
+    /// no digest of the run names, and adds what the listings found that is no CloudTrail
+    /// object (`unrecognised`: the digest folders' so far). Returns their findings, in key order, and how many log files verified
     /// digests of trails left out by the filters name (not checked).
     pub(super) fn unchained(
         self,
         source: &dyn ObjectSource,
         settings: &Settings,
         unrecognised: Vec<String>,
+        logs: LogListing<'_>,
         observer: &dyn Observer,
     ) -> Result<(Vec<Finding>, usize), SourceError> {
         // A resumed run answers for each folder's log files from its chains' last verified
@@ -186,7 +187,7 @@ impl Vouched<'_> {
         let attributed = AtomicUsize::new(0);
         let unchained = Mutex::new(Vec::new());
         let unrecognised = Mutex::new(unrecognised);
-        for_each_log(
+        logs.for_each_log(
             source,
             settings,
             &|key, log| {

@@ -18,6 +18,9 @@ pub struct CloudTrailKeys {
     options: AwsOptions,
     /// Everything fetched so far, by (Region, window), so repeated needs cost nothing.
     cache: Mutex<BTreeMap<(String, i64, i64), Vec<KeyRecord>>>,
+    /// Why asking ahead ([`KeyProvider::warm`]) failed: the next call that asks for what is
+    /// not fetched answers it, rather than ask (and wait) again.
+    warm_failure: Mutex<Option<SourceError>>,
 }
 
 impl CloudTrailKeys {
@@ -28,6 +31,7 @@ impl CloudTrailKeys {
             runtime,
             options: options.clone(),
             cache: Mutex::new(BTreeMap::new()),
+            warm_failure: Mutex::new(None),
         })
     }
 
@@ -45,6 +49,11 @@ impl CloudTrailKeys {
         let cached = |slot| self.cache.lock().ok().and_then(|c| c.get(&slot).cloned());
         let missing: Vec<&(String, Timestamp, Timestamp)> =
             slots.iter().filter(|s| cached(id(s)).is_none()).collect();
+        // Asked ahead for less than this, it got nothing: a failed answer caches no window.
+        let failed = self.warm_failure.lock().ok().and_then(|mut f| f.take());
+        if let Some(failure) = failed.filter(|_| !missing.is_empty()) {
+            return Err(failure);
+        }
         let fetched = self.runtime.block_on(futures_util::future::join_all(
             missing
                 .iter()
@@ -76,6 +85,15 @@ impl CloudTrailKeys {
 impl KeyProvider for CloudTrailKeys {
     fn keys(&self, needs: &KeyNeeds) -> Result<KeySet, SourceError> {
         key_set(&self.records(needs)?).map_err(|source| SourceError::UnusableKeys { source })
+    }
+
+    /// Fetches into the cache; a failure is kept for the `keys` call that follows.
+    fn warm(&self, needs: &KeyNeeds) {
+        if let Err(failure) = self.records(needs) {
+            if let Ok(mut kept) = self.warm_failure.lock() {
+                *kept = Some(failure);
+            }
+        }
     }
 
     fn origin(&self) -> String {

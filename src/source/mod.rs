@@ -477,6 +477,10 @@ pub struct KeyNeeds {
 pub trait KeyProvider {
     /// The keys a run with these needs may meet.
     fn keys(&self, needs: &KeyNeeds) -> Result<KeySet, SourceError>;
+    /// Asks ahead for the keys a run will likely need, while it reads its digests, so that
+    /// [`Self::keys`] finds them at hand instead of waiting for them. What this gets is never
+    /// used unless `keys` is asked for it; a failure here is left for `keys` to meet.
+    fn warm(&self, _needs: &KeyNeeds) {}
     /// Said in the report next to each key.
     fn origin(&self) -> String;
 }

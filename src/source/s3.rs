@@ -17,7 +17,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::Client;
-use futures_util::{stream, StreamExt};
+use futures_util::{stream, StreamExt, TryStreamExt};
 use jiff::{Timestamp, ToSpan};
 use sha2::Digest as _;
 use tokio::sync::OnceCell;
@@ -229,20 +229,22 @@ impl S3Source {
                 .unwrap_or_default();
             request.accounts.is_empty() || request.accounts.iter().any(|a| a == account)
         });
-        let mut region_folders = Vec::new();
         let ty = request.objects.folder();
-        for account in account_folders {
-            for region in self.folders(&format!("{account}{ty}/")).await? {
-                let name = region
-                    .trim_end_matches('/')
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default();
-                if request.regions.is_empty() || request.regions.iter().any(|r| r == name) {
-                    region_folders.push(region);
-                }
-            }
-        }
+        // Every account's Regions at once (an organization's bucket has hundreds of accounts,
+        // each a round trip), in account order, the first failure in that order.
+        let mut region_folders: Vec<String> = stream::iter(account_folders)
+            .map(|account| async move { self.folders(&format!("{account}{ty}/")).await })
+            .buffered(self.concurrency)
+            .try_concat()
+            .await?;
+        region_folders.retain(|region| {
+            let name = region
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            request.regions.is_empty() || request.regions.iter().any(|r| r == name)
+        });
         let prefixes: Vec<String> = match request.range {
             Some((start, end)) => region_folders
                 .iter()
