@@ -293,6 +293,41 @@ fn a_digest_deleted_right_after_the_checkpoint_is_reported_missing() {
     );
 }
 
+/// Found by the red team: a Region's whole history deleted before the first run, so the
+/// checkpoint knows only the other Region; its next digest links to one of the deleted ones.
+/// The incremental run took the Region as a new chain and said nothing, where a full run
+/// reports the digest it links to missing: a chain the checkpoint does not know, with a digest
+/// in the checkpoint's time, stops the run.
+#[test]
+fn a_region_deleted_before_the_first_run_is_not_a_new_chain_after_it() {
+    let mut corpus = world().build();
+    let cut: Timestamp = CUT.parse().unwrap();
+    let (_, last) = around(&corpus, "eu-west-1", cut);
+    let history: Vec<String> = corpus
+        .digests()
+        .iter()
+        .filter(|d| d.key.contains("/eu-west-1/") && d.end <= cut)
+        .map(|d| d.key.clone())
+        .collect();
+    corpus.delete_digests_and_logs(&history).unwrap();
+    let s = checkpointed(corpus);
+    let before = std::fs::read(&s.checkpoint).unwrap();
+    let out = run(&s.whole, &s.checkpoint, &[]);
+    assert_refused(&out, &last, &s.checkpoint, &before);
+    assert!(
+        out.stderr.contains("is not in the checkpoint"),
+        "{}",
+        out.stderr
+    );
+    let found = verdicts(&full(&s.whole));
+    assert!(
+        found
+            .get(&format!("s3://acme-cloudtrail-logs/{last}"))
+            .is_some_and(|v| v.iter().any(|(k, _)| k == "digest_missing")),
+        "{found:#?}"
+    );
+}
+
 /// Found by the red team: log files no digest names were looked for only from the
 /// checkpoint's end (the newest chain's last digest), so a log file put into the other
 /// Region's folder between that Region's last digest and the checkpoint's end was reported by

@@ -668,6 +668,56 @@ fn a_missing_foreign_or_edited_checkpoint_stops_the_watch() {
     );
     assert_eq!(std::fs::read(&checkpoint).unwrap(), before);
 
+    // A valid checkpoint of the same bucket and key, made with --region, put in the watch's
+    // one's place while it is stopped: taken as it is, it would narrow the watch to that
+    // Region (red team). The filters come from the command line and must be the same.
+    let narrow = dir.path().join("narrow.checkpoint");
+    let made = trailproof(
+        dir.path(),
+        &strings(&[
+            "verify",
+            &case.join("bucket").display().to_string(),
+            "--public-keys",
+            &keys,
+            "--region",
+            "us-east-1",
+            "--checkpoint",
+            &narrow.display().to_string(),
+            "--sign-key",
+            &key,
+        ]),
+        &[],
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let narrowed = std::fs::read(&narrow).unwrap();
+    std::fs::write(&checkpoint, &narrowed).unwrap();
+    let out = watch(BUCKET);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("made with other filters"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read(&checkpoint).unwrap(), narrowed);
+    // Asked for by name, the same checkpoint passes that check (and stops at the queue,
+    // which is not there).
+    let mut args = strings(&[
+        "watch",
+        &format!("s3://{BUCKET}"),
+        "--sqs-queue",
+        "http://127.0.0.1:9/queue/none",
+        "--checkpoint",
+        &checkpoint.display().to_string(),
+        "--sign-key",
+        &key,
+        "--public-keys",
+        &keys,
+    ]);
+    args.extend(strings(&["--region", "us-east-1"]));
+    let out = trailproof(dir.path(), &args, &[]);
+    assert!(!out.stderr.contains("other filters"), "{}", out.stderr);
+    std::fs::write(&checkpoint, &before).unwrap();
+
     // Findings appended to the checkpoint itself.
     let args = strings(&[
         "watch",

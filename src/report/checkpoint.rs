@@ -201,7 +201,7 @@ pub enum Contradiction {
     UnknownChain {
         /// The chain.
         chain: String,
-        /// The digest before the range.
+        /// The digest before the range, or the one the chain's oldest new digest links to.
         before: String,
     },
 }
@@ -298,7 +298,7 @@ impl VerifiedCheckpoint {
                 evidence: report.bucket.clone(),
             });
         }
-        if cp.filters != filters(&report.filters) {
+        if cp.filters != FiltersMark::from(&report.filters) {
             return Err(Contradiction::Filters {
                 checkpoint: serde_json::to_string(&cp.filters).unwrap_or_default(),
             });
@@ -308,8 +308,24 @@ impl VerifiedCheckpoint {
             self.agrees(chain, last.as_ref(), ends)?;
         }
         for ends in &report.chain_ends {
-            let known = self.marks.iter().any(|(c, _)| *c == ends.chain);
-            if let (false, Some((before, _))) = (known, &ends.before) {
+            if self.marks.iter().any(|(c, _)| *c == ends.chain) {
+                continue;
+            }
+            // A chain the checkpoint does not know, with a digest in the checkpoint's time:
+            // one found before the range, or one its oldest new digest links to (deleted, or
+            // not: a full run reports the link either way; found by the red team, a chain
+            // whose history was deleted before the first run then passed in silence).
+            let linked = match &ends.oldest {
+                FirstLink::Link(link) => match parse_key(&link.location.key) {
+                    Ok(CloudTrailKey::Digest(k)) if k.end_time <= cp.through => {
+                        Some(&link.location)
+                    }
+                    // Not a digest's name: the run's own findings say so.
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(before) = ends.before.as_ref().map(|(b, _)| b).or(linked) {
                 return Err(Contradiction::UnknownChain {
                     chain: name(&ends.chain),
                     before: before.uri(),
@@ -459,7 +475,7 @@ fn next(prior: Option<&VerifiedCheckpoint>, report: &Report, start: Timestamp) -
     Checkpoint {
         schema: SCHEMA.to_owned(),
         bucket: report.bucket.clone(),
-        filters: filters(&report.filters),
+        filters: FiltersMark::from(&report.filters),
         start,
         through: report.range.end,
         chains,
@@ -497,19 +513,22 @@ fn joined(prior: Option<(LedgerMark, Timestamp)>, run: &Ledger) -> LedgerMark {
     LedgerMark { from, to, periods }
 }
 
-fn filters(f: &Filters) -> FiltersMark {
-    // As sets: `--region a --region b` selects what `--region b --region a` does (found by
-    // the red team: the other order was refused as other filters).
-    let set = |v: &Vec<String>| {
-        let mut v = v.clone();
-        v.sort();
-        v.dedup();
-        v
-    };
-    FiltersMark {
-        accounts: set(&f.accounts),
-        regions: set(&f.regions),
-        trails: set(&f.trails),
+impl From<&Filters> for FiltersMark {
+    /// The filters as a checkpoint records them.
+    fn from(f: &Filters) -> FiltersMark {
+        // As sets: `--region a --region b` selects what `--region b --region a` does (found by
+        // the red team: the other order was refused as other filters).
+        let set = |v: &Vec<String>| {
+            let mut v = v.clone();
+            v.sort();
+            v.dedup();
+            v
+        };
+        FiltersMark {
+            accounts: set(&f.accounts),
+            regions: set(&f.regions),
+            trails: set(&f.trails),
+        }
     }
 }
 
@@ -570,9 +589,12 @@ mod tests {
             regions: regions.iter().map(|r| r.to_string()).collect(),
             trails: Vec::new(),
         };
-        let a = filters(&f(&["us-east-1", "eu-west-1"]));
-        assert_eq!(a, filters(&f(&["eu-west-1", "us-east-1"])));
-        assert_eq!(a, filters(&f(&["eu-west-1", "us-east-1", "eu-west-1"])));
-        assert_ne!(a, filters(&f(&["eu-west-1"])));
+        let a = FiltersMark::from(&f(&["us-east-1", "eu-west-1"]));
+        assert_eq!(a, FiltersMark::from(&f(&["eu-west-1", "us-east-1"])));
+        assert_eq!(
+            a,
+            FiltersMark::from(&f(&["eu-west-1", "us-east-1", "eu-west-1"]))
+        );
+        assert_ne!(a, FiltersMark::from(&f(&["eu-west-1"])));
     }
 }
