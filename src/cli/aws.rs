@@ -103,15 +103,8 @@ pub struct AcquireArgs {
     /// Acquire log files delivered up to this time (default: now); TIME as for --start-time.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub end_time: Option<Timestamp>,
-    /// Only these accounts (repeatable).
-    #[arg(long = "account-id", value_name = "ACCOUNT")]
-    pub accounts: Vec<String>,
-    /// Only these source Regions (repeatable).
-    #[arg(long = "region", value_name = "REGION")]
-    pub regions: Vec<String>,
-    /// Only these trail names (repeatable).
-    #[arg(long = "trail", value_name = "NAME")]
-    pub trails: Vec<String>,
+    #[command(flatten)]
+    pub filters: super::FilterArgs,
     /// Public keys to check object versions with (default: ask CloudTrail in each source
     /// Region): what the copy shows tampered with is recovered from the bucket's versions only
     /// when a version's hash or signature proves it CloudTrail's.
@@ -302,9 +295,9 @@ pub fn run_acquire(args: &AcquireArgs) -> Result<u8, CliError> {
     let settings = Settings {
         start: Some(args.start_time),
         end: Some(args.end_time.unwrap_or_else(Timestamp::now)),
-        accounts: args.accounts.clone(),
-        regions: args.regions.clone(),
-        trails: args.trails.clone(),
+        accounts: args.filters.accounts.clone(),
+        regions: args.filters.regions.clone(),
+        trails: args.filters.trails.clone(),
         ..Settings::default()
     };
     let keys = key_provider(args.public_keys.as_ref(), &options)?;

@@ -369,9 +369,9 @@ pub fn run_shard_verify(args: &VerifyArgs, plan_path: &Path) -> Result<u8, CliEr
     for (given, flag) in [
         (e.start_time.is_some(), "--start-time"),
         (e.end_time.is_some(), "--end-time"),
-        (!e.accounts.is_empty(), "--account-id"),
-        (!e.regions.is_empty(), "--region"),
-        (!e.trails.is_empty(), "--trail"),
+        (!e.filters.accounts.is_empty(), "--account-id"),
+        (!e.filters.regions.is_empty(), "--region"),
+        (!e.filters.trails.is_empty(), "--trail"),
         (e.s3_bucket.is_some(), "--s3-bucket"),
     ] {
         if given {

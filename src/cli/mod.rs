@@ -98,6 +98,31 @@ pub enum Command {
     Watch(Box<watch::WatchArgs>),
 }
 
+/// `--account-id`, `--region`, `--trail`: which chains, for every command that selects them.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Only these accounts (repeatable).
+    #[arg(long = "account-id", value_name = "ACCOUNT")]
+    pub accounts: Vec<String>,
+    /// Only these source Regions (repeatable).
+    #[arg(long = "region", value_name = "REGION")]
+    pub regions: Vec<String>,
+    /// Only these trail names (repeatable).
+    #[arg(long = "trail", value_name = "NAME")]
+    pub trails: Vec<String>,
+}
+
+impl FilterArgs {
+    /// As a report names them.
+    pub fn filters(&self) -> trailproof::report::Filters {
+        trailproof::report::Filters {
+            accounts: self.accounts.clone(),
+            regions: self.regions.clone(),
+            trails: self.trails.clone(),
+        }
+    }
+}
+
 /// The flags that select the evidence, shared by the commands that verify it (`verify`,
 /// `events`).
 #[derive(Debug, Args)]
@@ -115,15 +140,8 @@ pub struct EvidenceArgs {
     /// for --start-time.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub end_time: Option<Timestamp>,
-    /// Only these accounts (repeatable).
-    #[arg(long = "account-id", value_name = "ACCOUNT")]
-    pub accounts: Vec<String>,
-    /// Only these source Regions (repeatable).
-    #[arg(long = "region", value_name = "REGION")]
-    pub regions: Vec<String>,
-    /// Only these trail names (repeatable).
-    #[arg(long = "trail", value_name = "NAME")]
-    pub trails: Vec<String>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// The bucket the copy was made from (default: from the evidence metadata or the digests).
     #[arg(long, value_name = "BUCKET")]
     pub s3_bucket: Option<String>,
@@ -145,9 +163,9 @@ impl EvidenceArgs {
         Settings {
             start: self.start_time,
             end: self.end_time,
-            accounts: self.accounts.clone(),
-            regions: self.regions.clone(),
-            trails: self.trails.clone(),
+            accounts: self.filters.accounts.clone(),
+            regions: self.filters.regions.clone(),
+            trails: self.filters.trails.clone(),
             home_region: None,
             bucket: self.s3_bucket.clone(),
             resume: BTreeMap::new(),

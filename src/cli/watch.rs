@@ -39,7 +39,7 @@ use trailproof::core::types::S3Location;
 use trailproof::engine::watch::Silence;
 use trailproof::engine::{self, ChainEnds, EngineError, NoObserver, Settings};
 use trailproof::report::checkpoint::{Checkpoint, Contradiction, FiltersMark};
-use trailproof::report::{jsonl, ChainInfo, Filters};
+use trailproof::report::{jsonl, ChainInfo};
 use trailproof::source::s3::S3Source;
 use trailproof::source::sqs::Queue;
 use trailproof::source::KeyProvider;
@@ -89,16 +89,10 @@ pub struct WatchArgs {
     /// Serve Prometheus metrics on http://ADDR/metrics (like 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
-    /// The checkpoint's accounts (repeatable): the watch stops on a checkpoint made with
-    /// other filters, so that one swapped in cannot narrow what it watches.
-    #[arg(long = "account-id", value_name = "ACCOUNT")]
-    pub accounts: Vec<String>,
-    /// The checkpoint's source Regions (repeatable), as for --account-id.
-    #[arg(long = "region", value_name = "REGION")]
-    pub regions: Vec<String>,
-    /// The checkpoint's trail names (repeatable), as for --account-id.
-    #[arg(long = "trail", value_name = "NAME")]
-    pub trails: Vec<String>,
+    /// The checkpoint's `--account-id`, `--region` and `--trail`: the watch stops on a
+    /// checkpoint made with other filters, so that one swapped in cannot narrow it.
+    #[command(flatten)]
+    pub filters: super::FilterArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -186,12 +180,7 @@ pub fn run(args: &WatchArgs) -> Result<u8, CliError> {
     // The filters come from the command line, as for `verify --checkpoint`: taken from the
     // checkpoint, another valid one made with --region (say) and put in its place would
     // narrow the watch to that Region without a word (red team).
-    let filters = Filters {
-        accounts: args.accounts.clone(),
-        regions: args.regions.clone(),
-        trails: args.trails.clone(),
-    };
-    if current.filters != FiltersMark::from(&filters) {
+    if current.filters != FiltersMark::from(&args.filters.filters()) {
         return Err(contradicted(Contradiction::Filters {
             checkpoint: serde_json::to_string(&current.filters).unwrap_or_default(),
         }));
