@@ -614,23 +614,38 @@ fn a_missing_foreign_or_edited_checkpoint_stops_the_watch() {
     let checkpoint = dir.path().join("trailproof.checkpoint");
     let key = repo().join(KEY).display().to_string();
     let keys = case.join("public-keys.json").display().to_string();
-    let watch = |bucket: &str| {
-        trailproof(
-            dir.path(),
-            &strings(&[
-                "watch",
-                &format!("s3://{bucket}"),
-                "--sqs-queue",
-                "http://127.0.0.1:9/queue/none",
-                "--checkpoint",
-                &checkpoint.display().to_string(),
-                "--sign-key",
-                &key,
-                "--public-keys",
-                &keys,
-            ]),
-            &[],
-        )
+    // `watch s3://BUCKET` on the checkpoint, with MORE arguments.
+    let watch_with = |bucket: &str, more: &[&str]| {
+        let mut args = strings(&[
+            "watch",
+            &format!("s3://{bucket}"),
+            "--sqs-queue",
+            "http://127.0.0.1:9/queue/none",
+            "--checkpoint",
+            &checkpoint.display().to_string(),
+            "--sign-key",
+            &key,
+            "--public-keys",
+            &keys,
+        ]);
+        args.extend(strings(more));
+        trailproof(dir.path(), &args, &[])
+    };
+    let watch = |bucket: &str| watch_with(bucket, &[]);
+    // `verify --checkpoint FILE` of the whole copy, with MORE arguments.
+    let make = |file: &Path, more: &[&str]| {
+        let mut args = strings(&[
+            "verify",
+            &case.join("bucket").display().to_string(),
+            "--public-keys",
+            &keys,
+            "--checkpoint",
+            &file.display().to_string(),
+            "--sign-key",
+            &key,
+        ]);
+        args.extend(strings(more));
+        trailproof(dir.path(), &args, &[])
     };
     let out = watch(BUCKET);
     assert_eq!(out.code, 2);
@@ -642,20 +657,7 @@ fn a_missing_foreign_or_edited_checkpoint_stops_the_watch() {
     );
     assert!(!checkpoint.exists());
 
-    let made = trailproof(
-        dir.path(),
-        &strings(&[
-            "verify",
-            &case.join("bucket").display().to_string(),
-            "--public-keys",
-            &keys,
-            "--checkpoint",
-            &checkpoint.display().to_string(),
-            "--sign-key",
-            &key,
-        ]),
-        &[],
-    );
+    let made = make(&checkpoint, &[]);
     assert_eq!(made.code, 0, "{}", made.stderr);
     let before = std::fs::read(&checkpoint).unwrap();
     let out = watch("another-bucket");
@@ -672,22 +674,7 @@ fn a_missing_foreign_or_edited_checkpoint_stops_the_watch() {
     // one's place while it is stopped: taken as it is, it would narrow the watch to that
     // Region (red team). The filters come from the command line and must be the same.
     let narrow = dir.path().join("narrow.checkpoint");
-    let made = trailproof(
-        dir.path(),
-        &strings(&[
-            "verify",
-            &case.join("bucket").display().to_string(),
-            "--public-keys",
-            &keys,
-            "--region",
-            "us-east-1",
-            "--checkpoint",
-            &narrow.display().to_string(),
-            "--sign-key",
-            &key,
-        ]),
-        &[],
-    );
+    let made = make(&narrow, &["--region", "us-east-1"]);
     assert_eq!(made.code, 0, "{}", made.stderr);
     let narrowed = std::fs::read(&narrow).unwrap();
     std::fs::write(&checkpoint, &narrowed).unwrap();
@@ -701,37 +688,12 @@ fn a_missing_foreign_or_edited_checkpoint_stops_the_watch() {
     assert_eq!(std::fs::read(&checkpoint).unwrap(), narrowed);
     // Asked for by name, the same checkpoint passes that check (and stops at the queue,
     // which is not there).
-    let mut args = strings(&[
-        "watch",
-        &format!("s3://{BUCKET}"),
-        "--sqs-queue",
-        "http://127.0.0.1:9/queue/none",
-        "--checkpoint",
-        &checkpoint.display().to_string(),
-        "--sign-key",
-        &key,
-        "--public-keys",
-        &keys,
-    ]);
-    args.extend(strings(&["--region", "us-east-1"]));
-    let out = trailproof(dir.path(), &args, &[]);
+    let out = watch_with(BUCKET, &["--region", "us-east-1"]);
     assert!(!out.stderr.contains("other filters"), "{}", out.stderr);
     std::fs::write(&checkpoint, &before).unwrap();
 
     // Findings appended to the checkpoint itself.
-    let args = strings(&[
-        "watch",
-        &format!("s3://{BUCKET}"),
-        "--sqs-queue",
-        "http://127.0.0.1:9/queue/none",
-        "--checkpoint",
-        &checkpoint.display().to_string(),
-        "--sign-key",
-        &key,
-        "--out",
-        &checkpoint.display().to_string(),
-    ]);
-    let out = trailproof(dir.path(), &args, &[]);
+    let out = watch_with(BUCKET, &["--out", &checkpoint.display().to_string()]);
     assert_eq!(out.code, 2);
     assert_eq!(std::fs::read(&checkpoint).unwrap(), before);
 
