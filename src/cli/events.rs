@@ -5,6 +5,7 @@
 //! come from [`trailproof::engine::events`], taken from the bytes the run hashes and proves.
 
 use std::io::{self, Write};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
@@ -151,8 +152,9 @@ struct RunFolder(PathBuf);
 
 impl RunFolder {
     fn new() -> Result<Self, CliError> {
+        // Only its owner may list it or put files in it: the sort's runs are in it.
         let (path, _) = new_exclusive(&std::env::temp_dir(), "trailproof-events", |p| {
-            std::fs::create_dir(p)
+            std::fs::DirBuilder::new().mode(0o700).create(p)
         })?;
         unfinished().push(path.clone());
         Ok(RunFolder(path))

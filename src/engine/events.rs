@@ -66,6 +66,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -933,7 +934,8 @@ impl TempDir {
                 "trailproof-events-{}-{nanos}-{n}",
                 std::process::id()
             ));
-            match std::fs::create_dir(&path) {
+            // Only its owner may list it or put files in it (see `sort::Run`).
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => return Ok(TempDir(path)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -952,6 +954,15 @@ impl Drop for TempDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sorts_folder_is_its_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let t = TempDir::new(base.path().to_owned()).unwrap();
+        let mode = std::fs::metadata(&t.0).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
 
     #[test]
     fn sort_payloads_round_trip() {

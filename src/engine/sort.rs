@@ -23,7 +23,8 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use jiff::Timestamp;
@@ -177,10 +178,15 @@ fn too_big() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "an entry of 4 GiB or more")
 }
 
-/// A run file, removed when dropped.
+/// A run file, removed when dropped. It is read back through the handle it was written
+/// with, never opened again by its name: a file put in its place, or the folder renamed and
+/// another put there, is never read (found by the red team: run files were read back by
+/// path, so whoever could write in the temporary folder could change records that were then
+/// written out as proven).
 #[derive(Debug)]
 pub struct Run {
     path: PathBuf,
+    file: File,
 }
 
 impl Drop for Run {
@@ -334,13 +340,16 @@ fn write_run(
     path: PathBuf,
     write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 ) -> io::Result<Run> {
-    // Never overwrite: a file of that name is not ours.
+    // Never overwrite: a file of that name is not ours. Only its owner may read or change
+    // it: what it holds is written out as proven.
     let file = OpenOptions::new()
+        .read(true)
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(&path)?;
-    let run = Run { path };
-    let mut out = BufWriter::with_capacity(1 << 16, file);
+    let mut out = BufWriter::with_capacity(1 << 16, file.try_clone()?);
+    let run = Run { path, file };
     write(&mut out)?;
     // Scratch data: flushed, not synced.
     out.flush()?;
@@ -475,10 +484,9 @@ impl Sorted {
     fn new(runs: Vec<Run>, memory: Held) -> io::Result<Self> {
         let mut sources = Vec::with_capacity(runs.len() + 1);
         for run in &runs {
-            sources.push(Source::File(BufReader::with_capacity(
-                1 << 16,
-                File::open(&run.path)?,
-            )));
+            let mut file = run.file.try_clone()?;
+            file.seek(SeekFrom::Start(0))?;
+            sources.push(Source::File(BufReader::with_capacity(1 << 16, file)));
         }
         sources.push(Source::Memory(memory));
         let mut heap = BinaryHeap::with_capacity(sources.len());
@@ -646,6 +654,40 @@ mod tests {
 
         let mut s = ExternalSort::new(dir.path().join("absent"), 0);
         assert!(s.push(one(&entry(None, "", ""))).is_err());
+    }
+
+    /// Found by the red team: run files were opened again by name to be merged, so a file
+    /// put in a run's place (by whoever could write in the temporary folder) was read, and
+    /// its records written out as proven. Runs are read back through the handle they were
+    /// written with, and only their owner may open them.
+    #[test]
+    fn a_run_file_replaced_by_name_is_not_what_is_read_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ExternalSort::new(dir.path(), 0);
+        s.push(one(&entry(Some(1), "a", "proven"))).unwrap();
+        let run = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mode = std::fs::metadata(&run).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        // A run of the same shape, other content, renamed over the real one.
+        let other = dir.path().join("forged");
+        let mut forged = Vec::new();
+        write_parts(
+            &mut forged,
+            Some(Timestamp::new(1, 7).unwrap()),
+            b"a",
+            b"forged",
+        )
+        .unwrap();
+        std::fs::write(&other, forged).unwrap();
+        std::fs::rename(&other, &run).unwrap();
+        let out: Vec<Entry> = s.finish().unwrap().map(Result::unwrap).collect();
+        assert_eq!(out, [entry(Some(1), "a", "proven")]);
     }
 
     /// Takes the last 3 bytes off the one run file in `dir`.
