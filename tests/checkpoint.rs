@@ -54,13 +54,18 @@ fn first_new_log(corpus: &Corpus, region: &str) -> String {
 
 /// `verify COPY --format json --checkpoint FILE --sign-key KEY` and any further arguments.
 fn run(case: &Path, checkpoint: &Path, more: &[&str]) -> Output {
+    run_as("json", case, checkpoint, more)
+}
+
+/// [`run`] with another `--format`.
+fn run_as(format: &str, case: &Path, checkpoint: &Path, more: &[&str]) -> Output {
     let mut args: Vec<String> = vec![
         "verify".into(),
         case.join("bucket").display().to_string(),
         "--public-keys".into(),
         case.join("public-keys.json").display().to_string(),
         "--format".into(),
-        "json".into(),
+        format.into(),
         "--checkpoint".into(),
         checkpoint.display().to_string(),
         "--sign-key".into(),
@@ -666,19 +671,7 @@ fn a_chain_silent_since_the_checkpoint_has_missing_hours() {
 fn a_checkpoint_that_cannot_be_written_leaves_no_summary_saying_all_went_well() {
     let (_g, case) = written(&world().build());
     let checkpoint = case.join("bucket").join("trailproof.checkpoint");
-    let args: Vec<String> = vec![
-        "verify".into(),
-        case.join("bucket").display().to_string(),
-        "--public-keys".into(),
-        case.join("public-keys.json").display().to_string(),
-        "--format".into(),
-        "jsonl".into(),
-        "--checkpoint".into(),
-        checkpoint.display().to_string(),
-        "--sign-key".into(),
-        repo().join(KEY).display().to_string(),
-    ];
-    let out = trailproof(&case, &args, &[]);
+    let out = run_as("jsonl", &case, &checkpoint, &[]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         !out.stdout.contains(r#""type":"summary""#),
