@@ -119,6 +119,14 @@ impl S3Location {
     pub fn uri(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.key)
     }
+
+    /// Whether `text` is exactly [`S3Location::uri`], without making it.
+    pub fn is_uri(&self, text: &str) -> bool {
+        text.strip_prefix("s3://")
+            .and_then(|t| t.strip_prefix(self.bucket.as_str()))
+            .and_then(|t| t.strip_prefix('/'))
+            == Some(self.key.as_str())
+    }
 }
 
 impl fmt::Display for S3Location {
@@ -138,6 +146,24 @@ pub fn decode_lower_hex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_uri_is_exactly_the_uri() {
+        let l = S3Location::new("b", "k/x");
+        assert!(l.is_uri(&l.uri()));
+        // A bucket/key split elsewhere prints another text for the same object: not equal.
+        for other in [
+            "s3://b/k/",
+            "s3://bk/x",
+            "s3://b/k/xy",
+            "b/k/x",
+            "s3://b//k/x",
+            "S3://b/k/x",
+        ] {
+            assert!(!l.is_uri(other), "{other}");
+        }
+        assert!(S3Location::new("b", "k").is_uri("s3://b/k"));
+    }
 
     #[test]
     fn sha256_hex_round_trip_and_rejects_upper_case() {

@@ -404,9 +404,13 @@ impl LogTap for SortTap<'_> {
             .and_then(|key| taken.get(&hasher.hash_one(key)))
             .copied();
         let same = slot.and_then(|s| files.get(s)).is_some_and(|f| {
-            f.carrier.log.uri() == finding.subject
+            // Compared without making the texts: this runs for every valid file, locked.
+            f.carrier.log.is_uri(&finding.subject)
                 && finding.evidence.expected_sha256 == Some(f.carrier.log_sha256)
-                && finding.evidence.named_by == f.carrier.digest.as_ref().map(S3Location::uri)
+                && match (&finding.evidence.named_by, &f.carrier.digest) {
+                    (Some(named_by), Some(digest)) => digest.is_uri(named_by),
+                    (named_by, digest) => named_by.is_none() && digest.is_none(),
+                }
         });
         match slot.and_then(|s| counted.get_mut(s)) {
             Some(c) if same => *c = true,
