@@ -1468,3 +1468,49 @@ fn traversal_and_absolute_keys_are_refused_by_acquire_and_reported_by_verify() {
         .collect();
     assert!(outside.is_empty(), "written outside DIR: {outside:?}");
 }
+
+/// Found by the red team: a whole log file stored under its name plus `/` was skipped as a
+/// folder marker, so the run said nothing about it. An empty folder object, as the S3 console
+/// makes them, holds nothing and stays silent.
+#[test]
+fn a_log_file_stored_under_a_key_ending_in_a_slash_is_reported_and_an_empty_folder_is_not() {
+    let case = cases_dir().join("clean-plain");
+    let moto = Moto::start(&keys_of("clean-plain"));
+    moto.upload(&case, BUCKET);
+    let log = walk_keys(&case.join("bucket"))
+        .into_iter()
+        .find(|k| k.contains("/CloudTrail/"))
+        .unwrap();
+    let body = std::fs::read(case.join("bucket").join(&log)).unwrap();
+    let hidden = format!("{log}/");
+    moto.put(BUCKET, &hidden, &body);
+    let folder = format!("{}/", log.rsplit_once('/').unwrap().0);
+    moto.put(BUCKET, &folder, b"");
+    let out = verify_s3(&moto, &case, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    let about = |key: &str| -> Vec<(String, String)> {
+        let subject = format!("s3://{BUCKET}/{key}");
+        v["unchained"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(
+                v["chains"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|c| c["findings"].as_array().unwrap().iter()),
+            )
+            .filter(|f| f["subject"] == subject.as_str())
+            .map(|f| (f["kind"].to_string(), f["verdict"].to_string()))
+            .collect()
+    };
+    assert_eq!(
+        about(&hidden),
+        vec![("\"log_unrecognised\"".to_owned(), "\"invalid\"".to_owned())],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(about(&folder), vec![], "{}", out.stdout);
+}

@@ -252,9 +252,9 @@ pub(super) fn unrecognised(
 ) -> Vec<Finding> {
     let subject = |key: &str| S3Location::new(bucket, key).uri();
     let mut found = Vec::new();
-    // A key ending in `/` is the empty "folder" object the S3 console creates, which readers
-    // of the prefix skip.
-    for key in keys.into_iter().filter(|k| !k.ends_with('/')) {
+    // The sources keep back the empty "folder" objects the S3 console creates; a key here
+    // that ends in `/` holds something.
+    for key in keys {
         let Some(place) = folders(&key)
             .filter(|f| in_run(settings, range, f) || named_in_range(settings, range, f, &key))
         else {

@@ -371,8 +371,14 @@ impl S3Source {
             pager.entries(keys.chain(subfolders)).map_err(fail)?;
             for o in page.contents() {
                 let Some(k) = o.key() else { continue };
+                let size = o.size().and_then(|n| u64::try_from(n).ok());
+                // The empty object the S3 console makes for a "folder" holds nothing to
+                // report. A key ending in `/` with a body is an object like any other: found
+                // by the red team, a whole log file stored at `<log name>/` was skipped.
+                if k.ends_with('/') && size == Some(0) {
+                    continue;
+                }
                 if let Some(mut seen) = self.listed.as_ref().and_then(|m| m.lock().ok()) {
-                    let size = o.size().and_then(|n| u64::try_from(n).ok());
                     let etag = o.e_tag().map(str::to_owned);
                     seen.insert(k.to_owned(), Listed { etag, size });
                 }
