@@ -1514,3 +1514,65 @@ fn a_log_file_stored_under_a_key_ending_in_a_slash_is_reported_and_an_empty_fold
     );
     assert_eq!(about(&folder), vec![], "{}", out.stdout);
 }
+
+/// Found by the lead: acquire copied only CloudTrail's objects, so a file put in a log folder
+/// under a name CloudTrail never writes made `verify s3://` exit 1 and the copy's verify exit 0.
+/// A key whose file would be another key's (`a/./b`) or that no file can hold (`b/`) stops the
+/// acquisition, and nothing is written over the copy of `b`.
+#[test]
+fn an_acquired_copy_keeps_the_objects_verify_reports_as_no_cloudtrail_file() {
+    let case = cases_dir().join("clean-plain");
+    let moto = Moto::start(&keys_of("clean-plain"));
+    moto.upload(&case, BUCKET);
+    let keys = walk_keys(&case.join("bucket"));
+    let log = keys.iter().find(|k| k.contains("/CloudTrail/")).unwrap();
+    let digest = keys
+        .iter()
+        .find(|k| k.contains("/CloudTrail-Digest/"))
+        .unwrap();
+    let body = std::fs::read(case.join("bucket").join(log)).unwrap();
+    moto.put(BUCKET, &format!("{log}.bak"), &body);
+    let notes = format!("{}/notes.txt", digest.rsplit_once('/').unwrap().0);
+    moto.put(BUCKET, &notes, b"nothing to see");
+    let online = verify_s3(&moto, &case, &["--format", "json"]);
+    assert_eq!(online.code, 1, "{}", online.stderr);
+
+    let range: Vec<String> = case_args(&case)
+        .windows(2)
+        .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
+        .flat_map(|w| w.to_vec())
+        .collect();
+    let top = tempfile::tempdir().unwrap();
+    let evidence = top.path().join("evidence");
+    let mut acquire = vec![
+        "acquire".to_owned(),
+        format!("s3://{BUCKET}"),
+        evidence.display().to_string(),
+    ];
+    acquire.extend(range);
+    acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
+    let out = trailproof(&case, &acquire, &moto.env());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut offline = vec!["verify".to_owned(), evidence.display().to_string()];
+    offline.extend(case_args(&case));
+    offline.extend(["--format".to_owned(), "json".to_owned()]);
+    let offline = trailproof(&case, &offline, &[]);
+    assert_eq!(offline.code, 1, "{}", offline.stderr);
+    assert_eq!(findings(&offline), findings(&online));
+    for key in [format!("{log}.bak"), notes] {
+        assert!(
+            findings(&online).to_string().contains(&key),
+            "{key} reported"
+        );
+    }
+
+    let copy = std::fs::read(evidence.join(log)).unwrap();
+    let (folder, name) = log.rsplit_once('/').unwrap();
+    for hostile in [format!("{folder}/./{name}"), format!("{log}/")] {
+        moto.put(BUCKET, &hostile, b"not the log file");
+    }
+    let out = trailproof(&case, &acquire, &moto.env());
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("2 failed"), "{}", out.stderr);
+    assert_eq!(std::fs::read(evidence.join(log)).unwrap(), copy);
+}

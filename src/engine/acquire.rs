@@ -2,8 +2,10 @@
 //! said about each (signatures, sizes, ETags, version ids) and the SHA-256 of the bytes stored.
 //!
 //! It copies exactly what a `verify` over the same range and filters reads (the digests in
-//! range, the log files they name, and every log file delivered in the range), so that a later
-//! offline `verify DIR` sees what `verify s3://...` saw. It is resumable and idempotent, and
+//! range, the log files they name, and every log file delivered in the range) and every object
+//! it reports as no CloudTrail file, so that a later offline `verify DIR` sees what
+//! `verify s3://...` saw. A key no file can stand for alone (`a/./b`, `a//b`, a key ending in
+//! `/` that holds a body) is a failure of the acquisition, never written. It is resumable and idempotent, and
 //! trusts nothing the directory says about itself: a digest is read from S3 every time and
 //! written unless the same bytes are on disk; a log file on disk is kept only when its size is
 //! the listed size and its MD5 the listed single-part ETag (which is S3's MD5 of the object),
@@ -177,6 +179,7 @@ pub fn acquire(
         range,
         mut digests,
         other_trails,
+        unrecognised,
         ..
     } = plan(source, settings, observer)?;
     // `verify` reads the digests of trails the filters leave out but that write to the same
@@ -189,7 +192,14 @@ pub fn acquire(
         let progress = Progress::start(observer, Phase::DigestsRead, total);
         source.read_digests(&digest_keys, &progress)
     };
-    let wanted_logs = wanted_logs(source, settings, range, &bucket, &read, observer)?;
+    let wanted_logs = wanted_logs(
+        source,
+        settings,
+        (range, &bucket),
+        &read,
+        unrecognised,
+        observer,
+    )?;
     // Before anything is written: a link (or anything but a plain folder or file) where this
     // run would write stops it. Keys that are not plain paths are failures of their own below.
     for key in digest_keys.iter().chain(&wanted_logs) {
@@ -264,9 +274,9 @@ fn open_metadata(
 fn wanted_logs(
     source: &S3Source,
     settings: &Settings,
-    range: Range,
-    bucket: &str,
+    (range, bucket): (Range, &str),
     read: &[Result<StoredObject, ReadError>],
+    in_digest_folders: Vec<String>,
     observer: &dyn Observer,
 ) -> Result<BTreeSet<String>, EngineError> {
     let mut wanted_logs: BTreeSet<String> = BTreeSet::new();
@@ -281,6 +291,7 @@ fn wanted_logs(
         }
     }
     let listed = Mutex::new(wanted_logs);
+    let unrecognised = Mutex::new(in_digest_folders);
     for_each_log(
         source,
         settings,
@@ -292,11 +303,28 @@ fn wanted_logs(
                     .insert(key);
             }
         },
-        // Keys that are no CloudTrail key are reported by `verify` from the listing, not copied.
-        &|_| {},
+        &|key| {
+            unrecognised
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(key)
+        },
         observer,
     )?;
-    Ok(listed.into_inner().unwrap_or_else(PoisonError::into_inner))
+    let mut wanted = listed.into_inner().unwrap_or_else(PoisonError::into_inner);
+    // What `verify` reports as no CloudTrail file is copied too, chosen by the same rule, so
+    // that the copy's verify reports it as the bucket's did. Found by the lead: a file put in
+    // a log folder under a name CloudTrail never writes made `verify s3://` exit 1 and the
+    // acquired copy's verify exit 0.
+    let unrecognised = unrecognised
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    wanted.extend(
+        super::unvouched::unrecognised(bucket, settings, range, unrecognised, Vec::new())
+            .iter()
+            .filter_map(|f| key_of(&f.subject, bucket)),
+    );
+    Ok(wanted)
 }
 
 /// An acquisition under way: the directory, its evidence-metadata file as it will be written,

@@ -375,13 +375,20 @@ fn opened_path(_file: &File) -> Option<PathBuf> {
 }
 
 /// A key as a path relative to a root, refused if it is empty, holds a NUL, or has any part
-/// but plain names (`..`, `.`, a root or a drive): such keys would resolve outside it.
+/// but plain names (`..`, `.`, a root or a drive): such keys would resolve outside it. Refused
+/// too when the path would name the file of another key: paths drop an empty part (`a//b`,
+/// a trailing `/`) and an inner `.`, S3 keys do not, so `a/./b` is the file `a/b` and a copy
+/// of it would overwrite that key's.
 pub fn plain_key(key: &str) -> Result<&Path, ReadError> {
     if key.is_empty() || key.contains('\0') {
         return Err(ReadError::Escape(format!("unusable key {key:?}")));
     }
     let rel = Path::new(key);
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+    if key
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+        || rel.components().any(|c| !matches!(c, Component::Normal(_)))
+    {
         return Err(ReadError::Escape(format!(
             "key {key:?} is not a plain relative path"
         )));
@@ -714,6 +721,27 @@ impl ObjectSource for LocalEvidence {
 mod tests {
     use super::*;
     use crate::source::progress::NoObserver;
+
+    /// Paths drop empty parts and inner `.`s that S3 keys keep: `acquire` would have written
+    /// the object at `a/./b` (or `a/b/`) over the copy of `a/b`.
+    #[test]
+    fn a_key_that_names_another_keys_file_is_not_plain() {
+        assert_eq!(
+            plain_key("AWSLogs/a/b.json.gz").unwrap(),
+            Path::new("AWSLogs/a/b.json.gz")
+        );
+        for key in [
+            "AWSLogs/a/./b.json.gz",
+            "AWSLogs/a//b.json.gz",
+            "AWSLogs/a/b.json.gz/",
+            "./AWSLogs/a/b.json.gz",
+            "/AWSLogs/a/b.json.gz",
+            "AWSLogs/../b.json.gz",
+            "",
+        ] {
+            assert!(plain_key(key).is_err(), "{key:?}");
+        }
+    }
 
     #[test]
     fn a_bad_evidence_metadata_file_stops_the_first_listing() {
