@@ -97,6 +97,22 @@ fn events_from_s3_equal_events_from_the_local_copy() {
     }
 }
 
+/// `trailproof acquire s3://BUCKET DIR` over the range of `case` (the AWS options apart).
+fn acquire_args(case: &Path, dir: &Path) -> Vec<String> {
+    let mut args = vec![
+        "acquire".to_owned(),
+        format!("s3://{BUCKET}"),
+        dir.display().to_string(),
+    ];
+    args.extend(
+        case_args(case)
+            .windows(2)
+            .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
+            .flat_map(|w| w.to_vec()),
+    );
+    args
+}
+
 #[test]
 fn acquire_then_offline_verify_equals_online_verify() {
     let moto = Moto::start(&keys_of("clean-plain"));
@@ -115,17 +131,7 @@ fn acquire_then_offline_verify_equals_online_verify() {
         let dir = tempfile::tempdir().unwrap();
         let evidence = dir.path().join("evidence");
         let args = case_args(&case);
-        let range: Vec<String> = args
-            .windows(2)
-            .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
-            .flat_map(|w| w.to_vec())
-            .collect();
-        let mut acquire = vec![
-            "acquire".to_owned(),
-            format!("s3://{BUCKET}"),
-            evidence.display().to_string(),
-        ];
-        acquire.extend(range.clone());
+        let mut acquire = acquire_args(&case, &evidence);
         acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
         let first = trailproof(&case, &acquire, &moto.env());
         assert_eq!(first.code, 0, "{name}: acquire failed: {}", first.stderr);
@@ -1346,17 +1352,7 @@ fn a_lying_or_refusing_server_never_gives_valid() {
         vec![("log_unreadable".to_owned(), "not_verified".to_owned())]
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut acquire = vec![
-        "acquire".to_owned(),
-        format!("s3://{BUCKET}"),
-        dir.path().join("evidence").display().to_string(),
-    ];
-    acquire.extend(
-        case_args(&case)
-            .windows(2)
-            .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
-            .flat_map(|w| w.to_vec()),
-    );
+    let acquire = acquire_args(&case, &dir.path().join("evidence"));
     let err = fails_within(&proxy, &moto, &acquire, 60);
     assert!(err.contains("1 failed"), "{err}");
 
@@ -1440,17 +1436,7 @@ fn traversal_and_absolute_keys_are_refused_by_acquire_and_reported_by_verify() {
     }
     let top = tempfile::tempdir().unwrap();
     let dir = top.path().join("evidence");
-    let mut acquire = vec![
-        "acquire".to_owned(),
-        format!("s3://{BUCKET}"),
-        dir.display().to_string(),
-    ];
-    acquire.extend(
-        case_args(&case)
-            .windows(2)
-            .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
-            .flat_map(|w| w.to_vec()),
-    );
+    let mut acquire = acquire_args(&case, &dir);
     acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
     let out = trailproof(&case, &acquire, &moto.env());
     assert_eq!(out.code, 2, "{}", out.stderr);
@@ -1537,19 +1523,9 @@ fn an_acquired_copy_keeps_the_objects_verify_reports_as_no_cloudtrail_file() {
     let online = verify_s3(&moto, &case, &["--format", "json"]);
     assert_eq!(online.code, 1, "{}", online.stderr);
 
-    let range: Vec<String> = case_args(&case)
-        .windows(2)
-        .filter(|w| w[0] == "--start-time" || w[0] == "--end-time")
-        .flat_map(|w| w.to_vec())
-        .collect();
     let top = tempfile::tempdir().unwrap();
     let evidence = top.path().join("evidence");
-    let mut acquire = vec![
-        "acquire".to_owned(),
-        format!("s3://{BUCKET}"),
-        evidence.display().to_string(),
-    ];
-    acquire.extend(range);
+    let mut acquire = acquire_args(&case, &evidence);
     acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
     let out = trailproof(&case, &acquire, &moto.env());
     assert_eq!(out.code, 0, "{}", out.stderr);
