@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use support::{assert_report_matches, case_args, case_names, cases_dir, trailproof, Moto, Output};
@@ -1185,18 +1185,22 @@ fn walk_keys(root: &Path) -> Vec<String> {
     keys
 }
 
-#[test]
-fn acquire_never_writes_through_a_link() {
-    use std::os::unix::fs::symlink;
+/// The case `clean-plain` in a bucket on a new moto, with the key of a log file and of a digest.
+fn clean_plain_on_moto() -> (PathBuf, Moto, String, String) {
     let case = cases_dir().join("clean-plain");
     let moto = Moto::start(&keys_of("clean-plain"));
     moto.upload(&case, BUCKET);
     let keys = walk_keys(&case.join("bucket"));
-    let log = keys.iter().find(|k| k.contains("/CloudTrail/")).unwrap();
-    let digest = keys
-        .iter()
-        .find(|k| k.contains("/CloudTrail-Digest/"))
-        .unwrap();
+    let find = |part: &str| keys.iter().find(|k| k.contains(part)).unwrap().clone();
+    let (log, digest) = (find("/CloudTrail/"), find("/CloudTrail-Digest/"));
+    (case, moto, log, digest)
+}
+
+#[test]
+fn acquire_never_writes_through_a_link() {
+    use std::os::unix::fs::symlink;
+    let (case, moto, log, digest) = clean_plain_on_moto();
+    let (log, digest) = (&log, &digest);
     let args = case_args(&case);
     let range: Vec<String> = args
         .windows(2)
@@ -1507,15 +1511,8 @@ fn a_log_file_stored_under_a_key_ending_in_a_slash_is_reported_and_an_empty_fold
 /// acquisition, and nothing is written over the copy of `b`.
 #[test]
 fn an_acquired_copy_keeps_the_objects_verify_reports_as_no_cloudtrail_file() {
-    let case = cases_dir().join("clean-plain");
-    let moto = Moto::start(&keys_of("clean-plain"));
-    moto.upload(&case, BUCKET);
-    let keys = walk_keys(&case.join("bucket"));
-    let log = keys.iter().find(|k| k.contains("/CloudTrail/")).unwrap();
-    let digest = keys
-        .iter()
-        .find(|k| k.contains("/CloudTrail-Digest/"))
-        .unwrap();
+    let (case, moto, log, digest) = clean_plain_on_moto();
+    let (log, digest) = (&log, &digest);
     let body = std::fs::read(case.join("bucket").join(log)).unwrap();
     moto.put(BUCKET, &format!("{log}.bak"), &body);
     let notes = format!("{}/notes.txt", digest.rsplit_once('/').unwrap().0);
