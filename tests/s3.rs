@@ -1417,13 +1417,7 @@ fn a_previous_digest_in_an_unreadable_bucket_is_not_proven() {
 
 #[test]
 fn traversal_and_absolute_keys_are_refused_by_acquire_and_reported_by_verify() {
-    let case = cases_dir().join("clean-plain");
-    let moto = Moto::start(&keys_of("clean-plain"));
-    moto.upload(&case, BUCKET);
-    let log = walk_keys(&case.join("bucket"))
-        .into_iter()
-        .find(|k| k.contains("/CloudTrail/"))
-        .unwrap();
+    let (case, moto, log, _) = clean_plain_on_moto();
     let body = std::fs::read(case.join("bucket").join(&log)).unwrap();
     let hostile = [format!("x/../../../{log}"), format!("/x/{log}")];
     for key in &hostile {
@@ -1464,13 +1458,7 @@ fn traversal_and_absolute_keys_are_refused_by_acquire_and_reported_by_verify() {
 /// makes them, holds nothing and stays silent.
 #[test]
 fn a_log_file_stored_under_a_key_ending_in_a_slash_is_reported_and_an_empty_folder_is_not() {
-    let case = cases_dir().join("clean-plain");
-    let moto = Moto::start(&keys_of("clean-plain"));
-    moto.upload(&case, BUCKET);
-    let log = walk_keys(&case.join("bucket"))
-        .into_iter()
-        .find(|k| k.contains("/CloudTrail/"))
-        .unwrap();
+    let (case, moto, log, _) = clean_plain_on_moto();
     let body = std::fs::read(case.join("bucket").join(&log)).unwrap();
     let hidden = format!("{log}/");
     moto.put(BUCKET, &hidden, &body);
