@@ -871,6 +871,66 @@ fn throttled_listing_pages_still_yield_every_object() {
     );
 }
 
+/// Issue #15.6: a Region's whole digest history (every run lists it, for the digests around
+/// the range) was listed one page after another, a round trip per 1,000 keys. Longer than a
+/// page, it is now listed by year and month folders, every month at once. Nothing may be lost
+/// on the way: keys directly in the Region's or a year's folder, in folders that are no year,
+/// and across a month's end. Pages of 2 keys make every listing long; the report must equal
+/// the one of a run whose listings fit in one page each.
+#[test]
+fn a_long_history_listed_month_by_month_loses_no_key() {
+    let corpus = trailproof_testgen::World::new(BUCKET)
+        .start("2026-01-31T21:00:00Z".parse().unwrap())
+        .hours(6)
+        .logs_per_hour(1)
+        .build();
+    let (_guard, case) = support::written(&corpus);
+    let moto = Moto::start(&case.join("public-keys.json"));
+    moto.upload(&case, BUCKET);
+    let digest = walk_keys(&case.join("bucket"))
+        .into_iter()
+        .find(|k| k.contains("/CloudTrail-Digest/"))
+        .unwrap();
+    let (region, _) = digest.split_once("/2026/").unwrap();
+    let strays = [
+        format!("{region}/stray.json.gz"),
+        format!("{region}/2026/stray.json.gz"),
+        format!("{region}/2026/02/stray.json.gz"),
+        format!("{region}/junk/deeper/still/stray.json.gz"),
+    ];
+    for key in &strays {
+        moto.put(BUCKET, key, b"not a digest");
+    }
+    let direct = verify_s3(&moto, &case, &["--format", "json"]);
+    assert_eq!(direct.code, 1, "{}", direct.stderr);
+
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    let count = tempfile::NamedTempFile::new().unwrap();
+    let paged = serde_json::json!({"page_size": 2, "count": count.path()});
+    std::fs::write(rules.path(), paged.to_string()).unwrap();
+    let proxy = support::FaultProxy::start(&moto, rules.path());
+    let out = verify_via(&proxy, &moto, &case, &[]);
+    assert_eq!(out.code, direct.code, "{}", out.stderr);
+    assert_eq!(findings(&out), findings(&direct));
+    let reported = findings(&direct).to_string();
+    for key in &strays {
+        assert!(
+            reported.contains(key.as_str()),
+            "{key} not reported: {reported}"
+        );
+    }
+
+    let requests = std::fs::read_to_string(count.path()).unwrap();
+    let months =
+        ["01", "02"].map(|m| format!("prefix={}%2F2026%2F{m}%2F", region.replace('/', "%2F")));
+    for month in &months {
+        assert!(
+            requests.lines().any(|l| l.contains(month.as_str())),
+            "{month} not listed on its own: {requests}"
+        );
+    }
+}
+
 /// A bucket made of generated trails and extra objects, as a case directory (`bucket/`,
 /// `public-keys.json`) for [`Moto::upload`]; with the range arguments that cover it.
 fn bucket_of(

@@ -245,6 +245,7 @@ impl S3Source {
                 .unwrap_or_default();
             request.regions.is_empty() || request.regions.iter().any(|r| r == name)
         });
+        // Day folders in the range, or each Region's whole history.
         let prefixes: Vec<String> = match request.range {
             Some((start, end)) => region_folders
                 .iter()
@@ -252,9 +253,16 @@ impl S3Source {
                 .collect(),
             None => region_folders,
         };
+        let whole = request.range.is_none();
         // Each page of keys is handed on as it comes: only the pages being read are held.
         let mut listed = stream::iter(prefixes)
-            .map(|p| async move { self.list(&p, false, each).await })
+            .map(|p| async move {
+                if whole {
+                    self.list_history(&p, each).await
+                } else {
+                    self.list(&p, false, each).await.map(drop)
+                }
+            })
             .buffer_unordered(self.concurrency);
         while let Some(listed) = listed.next().await {
             listed?;
@@ -369,21 +377,7 @@ impl S3Source {
             let keys = page.contents().iter().filter_map(|o| o.key());
             let subfolders = page.common_prefixes().iter().filter_map(|p| p.prefix());
             pager.entries(keys.chain(subfolders)).map_err(fail)?;
-            for o in page.contents() {
-                let Some(k) = o.key() else { continue };
-                let size = o.size().and_then(|n| u64::try_from(n).ok());
-                // The empty object the S3 console makes for a "folder" holds nothing to
-                // report. A key ending in `/` with a body is an object like any other: found
-                // by the red team, a whole log file stored at `<log name>/` was skipped.
-                if k.ends_with('/') && size == Some(0) {
-                    continue;
-                }
-                if let Some(mut seen) = self.listed.as_ref().and_then(|m| m.lock().ok()) {
-                    let etag = o.e_tag().map(str::to_owned);
-                    seen.insert(k.to_owned(), Listed { etag, size });
-                }
-                each(k.to_owned());
-            }
+            self.hand_on(&page, each);
             folders.extend(
                 page.common_prefixes()
                     .iter()
@@ -394,6 +388,66 @@ impl S3Source {
                 None => return Ok(folders),
             }
         }
+    }
+
+    /// Hands `each` the keys of a listing page, recording what the listing said of them when
+    /// asked to ([`S3Source::listed`]).
+    fn hand_on(&self, page: &ListObjectsV2Output, each: &(dyn Fn(String) + Sync)) {
+        for o in page.contents() {
+            let Some(k) = o.key() else { continue };
+            let size = o.size().and_then(|n| u64::try_from(n).ok());
+            // The empty object the S3 console makes for a "folder" holds nothing to report.
+            // A key ending in `/` with a body is an object like any other: found by the red
+            // team, a whole log file stored at `<log name>/` was skipped.
+            if k.ends_with('/') && size == Some(0) {
+                continue;
+            }
+            if let Some(mut seen) = self.listed.as_ref().and_then(|m| m.lock().ok()) {
+                let etag = o.e_tag().map(str::to_owned);
+                seen.insert(k.to_owned(), Listed { etag, size });
+            }
+            each(k.to_owned());
+        }
+    }
+
+    /// Lists everything under a Region's folder (its whole history: a run without a range).
+    /// Most histories fit in one page. A longer one, listed page after page, would cost a
+    /// round trip per 1,000 keys one after another (a year of one trail's hourly digests is
+    /// 9 pages; its log files, hundreds): instead its year folders, then their month folders,
+    /// are listed, and every month at once. Every key is still listed: those directly in the
+    /// Region's folder or in a year folder come with the delimited listings, and any other
+    /// folder at those levels is gone through the same way as a year or a month.
+    async fn list_history(
+        &self,
+        folder: &str,
+        each: &(dyn Fn(String) + Sync),
+    ) -> Result<(), SourceError> {
+        let first = self.page(folder, false, None, None).await?;
+        if first.is_truncated() != Some(true) {
+            let mut pager = Pager::new(1);
+            let keys = first.contents().iter().filter_map(|o| o.key());
+            pager
+                .entries(keys)
+                .and_then(|()| pager.next(false, None).map(drop))
+                .map_err(|problem| SourceError::Pages {
+                    operation: Operation::ListObjectsV2,
+                    target: format!("s3://{}/{folder}", self.bucket),
+                    problem,
+                })?;
+            self.hand_on(&first, each);
+            return Ok(());
+        }
+        let years = self.list(folder, true, each).await?;
+        let months: Vec<String> = stream::iter(years)
+            .map(|year| async move { self.list(&year, true, each).await })
+            .buffer_unordered(self.concurrency)
+            .try_concat()
+            .await?;
+        stream::iter(months)
+            .map(|month| async move { self.list(&month, false, each).await })
+            .buffer_unordered(self.concurrency)
+            .try_for_each(|_| async { Ok(()) })
+            .await
     }
 
     /// One ListObjectsV2 request.
