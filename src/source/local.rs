@@ -400,7 +400,8 @@ pub fn plain_key(key: &str) -> Result<&Path, ReadError> {
 /// being read is: names are plain relative paths ([`plain_key`]); every folder on the way to a
 /// file must be a plain folder and every file read or replaced a plain file, never a symbolic
 /// link (nor a FIFO or device); files are made new (`create_new`: `O_CREAT|O_EXCL`, which
-/// never follows a link) as `NAME.part`, renamed over `NAME` once complete; and on Linux what
+/// never follows a link) as `NAME.part` and a byte no key has (see `part_of`), renamed over
+/// `NAME` once complete; and on Linux what
 /// was opened is checked to lie under the root (`opened_path`), so a folder swapped for a
 /// link while the run goes on is caught too.
 #[derive(Debug, Clone)]
@@ -548,9 +549,14 @@ fn plain(path: &Path, dir: bool) -> Result<bool, SourceError> {
     }
 }
 
+/// Where `path` is written before it is complete: its name and `.part`, then a byte that is
+/// not UTF-8. Every key is UTF-8, so this is no key's file: found by the red team, with
+/// `NAME.part` the copy of an object at `KEY.part` was removed, or took the bytes of `KEY`,
+/// when `KEY` was fetched.
 fn part_of(path: &Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
     let mut part = path.as_os_str().to_owned();
-    part.push(".part");
+    part.push(std::ffi::OsStr::from_bytes(b".part\xff"));
     PathBuf::from(part)
 }
 
