@@ -736,3 +736,42 @@ fn an_archived_current_version_is_not_recovered_as_an_overwrite() {
     assert!(!kinds.contains(&"overwritten_in_bucket"), "{kinds:?}");
     assert_eq!(finding_on(&offline, LOG)["kind"], "log_missing");
 }
+
+/// Found by the red team: a log file and the newest digest deleted from an unversioned bucket
+/// after a first acquisition. The second acquisition kept their copies and recorded nothing,
+/// so the copy verified valid while the bucket did not. The copies stay (they are what
+/// CloudTrail delivered), and the copy's `verify` says the bucket lost them; once the objects
+/// are back, a later acquisition drops the mark.
+#[test]
+fn objects_deleted_after_an_acquisition_are_reported_by_the_copy_made_again() {
+    const NEWEST: &str = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_management-trail_us-east-1_20260101T032058Z.json.gz";
+    let moto = Moto::start(&case().join("public-keys.json"));
+    moto.upload(&case(), BUCKET);
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = dir.path().join("evidence");
+    let first = acquire(&moto, &evidence);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(verify_offline(&evidence).code, 0);
+
+    for key in [LOG, NEWEST] {
+        delete(&moto, key);
+    }
+    assert_eq!(verify_s3(&moto, &[]).code, 1);
+    let again = acquire(&moto, &evidence);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let offline = verify_offline(&evidence);
+    assert_eq!(offline.code, 1, "{}", offline.stdout);
+    let report = json(&offline);
+    for key in [LOG, NEWEST] {
+        assert!(again.stderr.contains(&format!("no longer in the bucket (the copy of an earlier acquisition is kept, recorded as gone): {key}")), "{}", again.stderr);
+        assert_eq!(bytes_of(key), std::fs::read(evidence.join(key)).unwrap());
+        let f = finding_on(&report, key);
+        assert_eq!(f["kind"], "deleted_in_bucket", "{f}");
+    }
+
+    put(&moto, LOG, bytes_of(LOG), None);
+    put(&moto, NEWEST, bytes_of(NEWEST), Some(signature_of(NEWEST)));
+    let back = acquire(&moto, &evidence);
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    assert_eq!(verify_offline(&evidence).code, 0, "the marks are dropped");
+}

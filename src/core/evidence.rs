@@ -41,6 +41,12 @@
 //! as always, and reports the record as a finding (`overwritten_in_bucket`,
 //! `deleted_in_bucket`): a record can add a finding, never make content valid. None of these
 //! fields is signed by anyone: they say what S3 answered at acquisition.
+//!
+//! An object a later acquisition looked for and did not find in the bucket (its listing did not
+//! have it: deleted, in a bucket without versioning, or whose versions held nothing better)
+//! keeps its copy and has `"gone": T`, the time that acquisition started; an offline `verify`
+//! reports it `deleted_in_bucket`. A later acquisition that finds the object again writes its
+//! record anew, without `gone`.
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -114,6 +120,10 @@ pub struct ObjectRecord {
     /// The copy is `version_id`, recovered from S3 versioning: see the module docs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered: Option<Recovered>,
+    /// When an acquisition started that no longer found the object in the bucket: see the
+    /// module docs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone: Option<jiff::Timestamp>,
 }
 
 impl ObjectRecord {
@@ -232,6 +242,9 @@ pub struct DigestRecords {
     /// Per key (digest or log file), the objects whose copy was recovered from S3
     /// versioning, with the version recorded.
     pub recovered: BTreeMap<String, (Option<String>, Recovered)>,
+    /// Per key, when an acquisition no longer found the object in the bucket
+    /// ([`ObjectRecord::gone`]).
+    pub gone: BTreeMap<String, jiff::Timestamp>,
 }
 
 impl DigestRecords {
@@ -245,6 +258,7 @@ impl DigestRecords {
             bucket: m.bucket,
             digests: m.objects.digests,
             recovered: m.objects.recovered,
+            gone: m.objects.gone,
         })
     }
 }
@@ -264,6 +278,7 @@ struct DigestRecordsDocument {
 struct KeptRecords {
     digests: BTreeMap<String, DigestFacts>,
     recovered: BTreeMap<String, (Option<String>, Recovered)>,
+    gone: BTreeMap<String, jiff::Timestamp>,
 }
 
 fn digest_records<'de, D: serde::Deserializer<'de>>(d: D) -> Result<KeptRecords, D::Error> {
@@ -285,6 +300,9 @@ fn digest_records<'de, D: serde::Deserializer<'de>>(d: D) -> Result<KeptRecords,
                 if let Some(recovered) = record.recovered.clone() {
                     out.recovered
                         .insert(key.clone(), (record.version_id.clone(), recovered));
+                }
+                if let Some(at) = record.gone {
+                    out.gone.insert(key.clone(), at);
                 }
                 if matches!(parse_key(&key), Ok(CloudTrailKey::Digest(_))) {
                     out.digests.insert(key, DigestFacts::from(&record));

@@ -32,7 +32,7 @@ use jiff::Timestamp;
 use md5::Digest as _;
 use serde::Serialize;
 
-use super::plan::for_each_log;
+use super::plan::{for_each_log, selected, trail_selected};
 use super::plan::{plan, Plan};
 use super::versions::Recovery;
 use super::{EngineError, Settings};
@@ -42,6 +42,7 @@ use crate::core::digest::named_log_files;
 use crate::core::evidence::{EvidenceMetadata, ObjectRecord, EVIDENCE_FILE};
 use crate::core::finding::Finding;
 use crate::core::gz::{inflate_all, Limits};
+use crate::core::layout::{parse_key, CloudTrailKey};
 use crate::core::sign::KeySet;
 use crate::core::types::S3Location;
 use crate::source::aws::AwsOptions;
@@ -69,6 +70,9 @@ pub struct AcquireSummary {
     pub missing: usize,
     /// Objects that could not be copied; see `failures`.
     pub failed: usize,
+    /// Objects copied by an earlier acquisition that the bucket no longer has: their copies
+    /// are kept and their records marked ([`ObjectRecord::gone`]).
+    pub gone: Vec<String>,
     /// Each failure: the key and why.
     pub failures: Vec<String>,
     /// Objects whose copy is the version CloudTrail delivered, recovered from S3 versioning
@@ -95,6 +99,12 @@ impl fmt::Display for AcquireSummary {
         )?;
         for failure in &self.failures {
             write!(f, "\n  failed: {failure}")?;
+        }
+        for key in &self.gone {
+            write!(
+                f,
+                "\n  no longer in the bucket (the copy of an earlier acquisition is kept, recorded as gone): {key}"
+            )?;
         }
         for key in &self.recovered {
             write!(
@@ -216,6 +226,7 @@ pub fn acquire(
     copy.store_digests(&digest_keys, read);
     let fetch = copy.sort_out_logs(source, &bucket, &wanted_logs);
     copy.fetch(source, fetch, observer);
+    copy.mark_gone(source, settings, range, started);
     write_json(&copy.root, EVIDENCE_FILE, &copy.metadata)?;
     if copy.summary.wanted > 0 {
         copy.recover(source, settings, dir, keys, observer)?;
@@ -618,6 +629,34 @@ impl Acquisition {
         }
     }
 
+    /// Marks `gone` ([`ObjectRecord::gone`]) the records of objects this run's listings would
+    /// have had but did not: the selected chains' digests (their listing is the whole
+    /// history) and the selected log files of the range. Their copies stay, as CloudTrail
+    /// delivered them; the copy's `verify` says the bucket lost them. Found by the red team: a
+    /// log file or the newest digest deleted from an unversioned bucket after a first
+    /// acquisition was kept and nothing recorded, so the copy verified valid and the bucket did
+    /// not.
+    fn mark_gone(&mut self, source: &S3Source, settings: &Settings, range: Range, at: Timestamp) {
+        for (key, record) in &mut self.metadata.objects {
+            if record.gone.is_some() || source.listed(key).is_some() {
+                continue;
+            }
+            let listed_by_the_run = match parse_key(key) {
+                Ok(CloudTrailKey::Digest(d)) => {
+                    selected(settings, &d.scope) && trail_selected(settings, &d)
+                }
+                Ok(CloudTrailKey::Log(l)) => {
+                    selected(settings, &l.scope) && l.time >= range.start && l.time <= range.end
+                }
+                Err(_) => false,
+            };
+            if listed_by_the_run {
+                record.gone = Some(at);
+                self.summary.gone.push(key.clone());
+            }
+        }
+    }
+
     fn fail(&mut self, key: &str, why: &str) {
         self.summary.failed += 1;
         self.summary.failures.push(format!("{key}: {why}"));
@@ -689,7 +728,7 @@ fn unchanged(
     if !hex::encode(md5_now.finalize()).eq_ignore_ascii_case(md5) {
         return Ok(None);
     }
-    // The recovery record is not carried: the copy is the current object now.
+    // The recovery record and `gone` are not carried: the copy is the current object now.
     let carried = old
         .filter(|o| o.etag.as_deref() == Some(etag.as_str()) && o.recovered.is_none())
         .cloned()
@@ -698,6 +737,7 @@ fn unchanged(
         size: Some(size),
         sha256: Some(hex::encode(sha_now.finalize())),
         etag: Some(etag),
+        gone: None,
         ..carried
     }))
 }

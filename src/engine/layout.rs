@@ -154,13 +154,21 @@ impl<'a> Layout<'a> {
     }
 
     /// The finding on an object of the run's bucket whose copy the source's records say was
-    /// recovered from S3 versioning: the bucket did not hold it as current. Its content is
-    /// judged by the other findings, never by this record.
+    /// recovered from S3 versioning, or was no longer in the bucket when acquired again: the
+    /// bucket did not hold it as current. Its content is judged by the other findings, never
+    /// by this record.
     fn recovered(&self, location: &S3Location) -> Option<Finding> {
         if location.bucket != self.bucket {
             return None;
         }
-        let (version_id, recovered) = self.source.recovered(&location.key)?;
+        let Some((version_id, recovered)) = self.source.recovered(&location.key) else {
+            let at = self.source.gone(&location.key)?;
+            return Some(Finding::new(
+                location.uri(),
+                Kind::DeletedInBucket,
+                format!("the bucket no longer held this object when it was acquired again at {at}; this copy is from an earlier acquisition (evidence-metadata record)"),
+            ));
+        };
         let kind = match recovered.current {
             CurrentVersion::DeleteMarker { .. } => Kind::DeletedInBucket,
             CurrentVersion::Overwritten { .. } | CurrentVersion::Absent => {

@@ -697,6 +697,10 @@ impl ObjectSource for LocalEvidence {
         self.metadata().ok().flatten()?.recovered.get(key).cloned()
     }
 
+    fn gone(&self, key: &str) -> Option<jiff::Timestamp> {
+        self.metadata().ok().flatten()?.gone.get(key).copied()
+    }
+
     fn recorded_digests(&self) -> Vec<String> {
         self.metadata()
             .ok()

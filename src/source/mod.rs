@@ -446,6 +446,11 @@ pub trait ObjectSource: Sync {
     fn recovered(&self, _key: &str) -> Option<(Option<String>, Recovered)> {
         None
     }
+    /// When an acquisition no longer found `key` in the bucket, when the source's own records
+    /// say so (a local copy's evidence-metadata file).
+    fn gone(&self, _key: &str) -> Option<jiff::Timestamp> {
+        None
+    }
 }
 
 /// Reads the versions of objects in a versioned bucket (see [`crate::core::custody`]). Results

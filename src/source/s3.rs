@@ -967,6 +967,7 @@ fn record_of(out: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> Object
             .object_lock_legal_hold_status()
             .map(|h| h.as_str().to_owned()),
         recovered: None,
+        gone: None,
     }
 }
 
