@@ -545,7 +545,8 @@ fn a_real_other_trail_vouches_only_for_the_log_files_its_verified_digests_name()
 }
 
 /// A file named with a newline, a terminal escape and a forged result line used to print that
-/// line in the text report, and the escape could erase the real findings on a terminal. Names
+/// line in the text report, and the escape could erase the real findings on a terminal; one
+/// with a tab shifted the columns of the tab-separated lines. Names
 /// are shown escaped in the text and AWS-CLI-compatible outputs (JSON escapes them anyway).
 #[test]
 fn a_file_name_cannot_forge_lines_in_the_text_report() {
@@ -554,6 +555,8 @@ fn a_file_name_cannot_forge_lines_in_the_text_report() {
     let forged = "RESULT: every object in range is valid and every hour of the range is proven";
     let name = format!("evil\n\n{forged}\u{1b}[2K\r\u{202e}.json.gz");
     std::fs::write(case.join("bucket").join(DAY).join(&name), b"x").unwrap();
+    // Found by the red team: a tab shifted the columns of the tab-separated lines.
+    std::fs::write(case.join("bucket").join(DAY).join("x\tvalid.json.gz"), b"x").unwrap();
     for verbose in [false, true] {
         let mut args = vec!["verify", "bucket", "--public-keys", "public-keys.json"];
         let range = range_args(&corpus);
@@ -573,6 +576,10 @@ fn a_file_name_cannot_forge_lines_in_the_text_report() {
             "{text}"
         );
         assert!(!text.contains(['\u{1b}', '\r', '\u{202e}']), "{text}");
+        assert!(
+            !text.contains("x\tvalid") && text.contains("x\\tvalid"),
+            "{text}"
+        );
         assert!(
             text.contains(&format!(
                 "evil\\n\\n{forged}\\u{{1b}}[2K\\r\\u{{202e}}.json.gz"

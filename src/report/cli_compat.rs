@@ -11,7 +11,7 @@ use std::io::{self, Write};
 
 use jiff::Timestamp;
 
-use super::{printable, Report};
+use super::{field, printable, Report};
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
 use crate::core::time::format_iso;
 
@@ -211,11 +211,14 @@ impl Writer<'_> {
         let line = match (f.kind, f.verdict) {
             (Kind::DigestValid, _) => {
                 digests.0 += 1;
-                return self.status(&format!("{prefix}Digest file\t{}\tvalid", f.subject));
+                return self.status(&format!(
+                    "{prefix}Digest file\t{}\tvalid",
+                    field(&f.subject)
+                ));
             }
             (Kind::LogValid, _) => {
                 counts.logs.0 += 1;
-                return self.status(&format!("Log file\t{}\tvalid", f.subject));
+                return self.status(&format!("Log file\t{}\tvalid", field(&f.subject)));
             }
             // The CLI prints nothing for the log files of a digest it could not validate, and
             // has no notion of coverage.
@@ -231,11 +234,16 @@ impl Writer<'_> {
                 digests.1 += 1;
                 format!(
                     "{prefix}Digest file\tafter {}\tINVALID: not found; {}",
-                    f.subject, f.reason
+                    field(&f.subject),
+                    field(&f.reason)
                 )
             }
             (Kind::DigestLinkOtherBucket | Kind::DigestLinkOutsideChain, _) => {
-                format!("{prefix}Digest file\t{}\tINVALID: {}", f.subject, f.reason)
+                format!(
+                    "{prefix}Digest file\t{}\tINVALID: {}",
+                    field(&f.subject),
+                    field(&f.reason)
+                )
             }
             (_, Verdict::Valid) => return Ok(()),
             (kind, _) if f.object() == ObjectKind::Digest => {
@@ -254,11 +262,19 @@ impl Writer<'_> {
                     Kind::DigestSignatureUnavailable => "signature verification failed".to_owned(),
                     _ => f.reason.clone(),
                 };
-                format!("{prefix}Digest file\t{}\tINVALID: {reason}", f.subject)
+                format!(
+                    "{prefix}Digest file\t{}\tINVALID: {}",
+                    field(&f.subject),
+                    field(&reason)
+                )
             }
             _ => {
                 counts.logs.1 += 1;
-                format!("Log file\t{}\tINVALID: {}", f.subject, f.reason)
+                format!(
+                    "Log file\t{}\tINVALID: {}",
+                    field(&f.subject),
+                    field(&f.reason)
+                )
             }
         };
         match &f.versions {

@@ -23,7 +23,7 @@
 //! characters escaped.
 use std::io::{self, Write};
 
-use super::{printable, Report, Tally};
+use super::{field, printable, Report, Tally};
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
 use crate::core::time::format_iso;
 
@@ -158,7 +158,11 @@ fn line(out: &mut dyn Write, f: &Finding, details: bool) -> io::Result<()> {
     writeln!(
         out,
         "{}",
-        printable(&format!("{object}\t{}\t{verdict}: {}", f.subject, f.reason))
+        printable(&format!(
+            "{object}\t{}\t{verdict}: {}",
+            field(&f.subject),
+            field(&f.reason)
+        ))
     )?;
     if details {
         let mut more: Vec<String> = f.evidence.detail.iter().cloned().collect();

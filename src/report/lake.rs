@@ -9,7 +9,7 @@
 //! from the evidence and are printed with control characters escaped.
 use std::io::{self, Write};
 
-use super::{printable, Report};
+use super::{field, printable, Report};
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
 use crate::core::lake::SignFileError;
 
@@ -31,7 +31,7 @@ pub fn write(
                     ObjectKind::QuerySign => "Sign file",
                     _ => "Query result file",
                 };
-                writeln!(out, "{object}\t{}\tvalid", printable(&f.subject))?;
+                writeln!(out, "{object}\t{}\tvalid", printable(&field(&f.subject)))?;
             }
             continue;
         }

@@ -379,6 +379,17 @@ impl Problem {
     }
 }
 
+/// A field of a tab-separated line (an object key, a reason) with its tabs escaped (`\t`):
+/// found by the red team, a key holding a tab shifted the columns, and `cut -f3` read "valid"
+/// on an invalid object's line. The line is then made [`printable`] whole.
+pub(crate) fn field(text: &str) -> Cow<'_, str> {
+    if text.contains('\t') {
+        Cow::Owned(text.replace('\t', "\\t"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 /// `text` with every control character but the tab, and every Unicode direction override,
 /// escaped (`\n`, `\u{1b}`, `\u{202e}`), for the reports read on a terminal. Object keys
 /// and finding details come from the evidence: a key holding a newline and an escape sequence

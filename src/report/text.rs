@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use jiff::Timestamp;
 
-use super::{printable, ChainReport, Report, Tally};
+use super::{field, printable, ChainReport, Report, Tally};
 use crate::core::finding::{Finding, Kind, ObjectKind, Verdict};
 use crate::core::ledger::Counts;
 use crate::core::time::format_iso;
@@ -234,28 +234,36 @@ impl Lines {
         let line = match (f.kind, f.verdict) {
             (_, Verdict::Valid) => {
                 if self.verbose {
-                    writeln!(out, "{prefix}{object}\t{}\tvalid", printable(&f.subject))?;
+                    writeln!(
+                        out,
+                        "{prefix}{object}\t{}\tvalid",
+                        printable(&field(&f.subject))
+                    )?;
                     self.last_was_blank = false;
                 }
                 return Ok(());
             }
-            (Kind::ChainGap, _) => format!("{prefix}{}", f.reason),
+            (Kind::ChainGap, _) => format!("{prefix}{}", field(&f.reason)),
             (Kind::DigestSuccessorMissing, _) => format!(
                 "{prefix}{object}\tafter {}\tINVALID: not found; {}",
-                f.subject, f.reason
+                field(&f.subject),
+                field(&f.reason)
             ),
             (Kind::CoverageStart | Kind::CoverageEnd | Kind::CoverageHole, _) => format!(
                 "{prefix}Coverage\t{}\tNOT VERIFIED: {}",
-                f.subject, f.reason
+                field(&f.subject),
+                field(&f.reason)
             ),
             (_, Verdict::NotVerified) => format!(
                 "{prefix}{object}\t{}\tNOT VERIFIED: {}",
-                f.subject,
-                reasons(f)
+                field(&f.subject),
+                field(&reasons(f))
             ),
-            (_, Verdict::Invalid | Verdict::Missing) => {
-                format!("{prefix}{object}\t{}\tINVALID: {}", f.subject, reasons(f))
-            }
+            (_, Verdict::Invalid | Verdict::Missing) => format!(
+                "{prefix}{object}\t{}\tINVALID: {}",
+                field(&f.subject),
+                field(&reasons(f))
+            ),
         };
         if !self.last_was_blank {
             writeln!(out)?;
