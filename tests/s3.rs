@@ -1563,6 +1563,32 @@ fn a_log_file_stored_under_a_key_ending_in_a_slash_is_reported_and_an_empty_fold
     assert_eq!(about(&folder), vec![], "{}", out.stdout);
 }
 
+/// Found by the red team: a key holding a control character, anywhere in the bucket, made
+/// every listing fail (XML 1.0 cannot carry it), so every run stopped (exit 2). Keys are asked
+/// for URL-encoded and decoded: such a key is reported like any other object, and one with a
+/// `+`, a space or a `%` keeps its name.
+#[test]
+fn keys_that_xml_cannot_carry_are_listed_and_reported() {
+    let (case, moto, log, _) = clean_plain_on_moto();
+    let folder = log.rsplit_once('/').unwrap().0;
+    let odd = [
+        format!("{folder}/ctl\u{1}x.json.gz"),
+        format!("{folder}/a+b c%41.json.gz"),
+    ];
+    for key in &odd {
+        moto.put(BUCKET, key, b"x");
+    }
+    let out = verify_s3(&moto, &case, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for key in &odd {
+        assert_eq!(
+            verdicts_of(&out, &format!("s3://{BUCKET}/{key}")),
+            vec![("log_unrecognised".to_owned(), "invalid".to_owned())],
+            "{key}"
+        );
+    }
+}
+
 /// Found by the lead: acquire copied only CloudTrail's objects, so a file put in a log folder
 /// under a name CloudTrail never writes made `verify s3://` exit 1 and the copy's verify exit 0.
 /// A key whose file would be another key's (`a/./b`) or that no file can hold (`b/`) stops the

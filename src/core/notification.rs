@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use super::types::S3Location;
+use super::types::{form_decode, S3Location};
 
 /// What a message says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,7 @@ fn s3_event(records: &Value) -> Result<Notice, NoticeError> {
             .and_then(|o| o.get("key"))
             .and_then(Value::as_str)
             .ok_or(shape("a record without `s3.object.key`"))?;
-        let key = url_decode(key).ok_or(shape("an object key that is not URL-encoded UTF-8"))?;
+        let key = form_decode(key).ok_or(shape("an object key that is not URL-encoded UTF-8"))?;
         delivered.push(S3Location::new(bucket, key));
     }
     Ok(Notice::Delivered(delivered))
@@ -116,24 +116,6 @@ fn cloudtrail(bucket: &Value, keys: Option<&Value>) -> Result<Notice, NoticeErro
         })
         .collect::<Result<_, _>>()
         .map(Notice::Delivered)
-}
-
-/// S3 event keys are form-encoded: `%XX` escapes, `+` for a space.
-fn url_decode(key: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(key.len());
-    let mut bytes = key.bytes();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = char::from(bytes.next()?).to_digit(16)?;
-                let lo = char::from(bytes.next()?).to_digit(16)?;
-                out.push(u8::try_from(hi * 16 + lo).ok()?);
-            }
-            b => out.push(b),
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

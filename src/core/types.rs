@@ -135,6 +135,25 @@ impl fmt::Display for S3Location {
     }
 }
 
+/// Decodes a form-encoded key (`%XX` escapes, `+` for a space), as S3 writes keys in event
+/// notifications and in listings asked for `encoding-type=url`; `None` unless it is UTF-8.
+pub fn form_decode(key: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(key.len());
+    let mut bytes = key.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = char::from(bytes.next()?).to_digit(16)?;
+                let lo = char::from(bytes.next()?).to_digit(16)?;
+                out.push(u8::try_from(hi * 16 + lo).ok()?);
+            }
+            b => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Decodes lowercase hex only; upper case, odd length or other characters give `None`.
 pub fn decode_lower_hex(text: &str) -> Option<Vec<u8>> {
     if text.bytes().any(|b| b.is_ascii_uppercase()) {

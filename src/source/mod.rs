@@ -101,6 +101,18 @@ pub enum SourceError {
     #[cfg(feature = "aws")]
     #[error(transparent)]
     Aws(Box<aws::AwsError>),
+    /// A listing answered a key or folder that is not URL-encoded UTF-8, though it was asked
+    /// for keys URL-encoded.
+    #[cfg(feature = "aws")]
+    #[error("{operation} ({target}) answered {text:?}, which is not a URL-encoded UTF-8 key")]
+    Undecodable {
+        /// The request.
+        operation: aws::Operation,
+        /// The bucket and prefix asked for.
+        target: String,
+        /// What came.
+        text: String,
+    },
     /// A paginated answer (a listing, the public keys) that did not end as a real one does.
     #[cfg(feature = "aws")]
     #[error("{operation} ({target}) gave an answer that cannot be complete: {problem}")]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
-use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+use aws_sdk_s3::types::EncodingType;
 use aws_sdk_s3::Client;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use jiff::{Timestamp, ToSpan};
@@ -36,7 +36,7 @@ use crate::core::custody::{Custody, ListedVersion};
 use crate::core::evidence::{DigestFacts, ObjectRecord};
 use crate::core::gz::{GzOutcome, Inflater, Limits};
 use crate::core::layout::{is_account, is_org_id};
-use crate::core::types::S3Location;
+use crate::core::types::{form_decode, S3Location};
 
 /// Default number of requests in flight at most (the ceiling of the adaptive window, see
 /// [`crate::core::aimd`]). Enough to hide 100 ms of latency per request (benches/compare.sh
@@ -308,7 +308,7 @@ impl S3Source {
         let (mut after, mut token) = (None::<String>, None::<String>);
         loop {
             let page = self.page(&start, false, after.take(), token.take()).await?;
-            let keys: Vec<&str> = page.contents().iter().filter_map(|o| o.key()).collect();
+            let keys: Vec<&str> = page.objects.iter().map(|o| o.key.as_str()).collect();
             let jump = keys
                 .iter()
                 .enumerate()
@@ -329,9 +329,8 @@ impl S3Source {
                     after = Some(beyond);
                 }
                 None => {
-                    let more = page.is_truncated() == Some(true);
                     match pager
-                        .next(more, page.next_continuation_token())
+                        .next(page.truncated, page.token.as_deref())
                         .map_err(fail)?
                     {
                         Some(t) => token = Some(t),
@@ -370,19 +369,14 @@ impl S3Source {
         let mut token = None;
         loop {
             let page = self.page(prefix, delimited, None, token.take()).await?;
-            let more = page.is_truncated() == Some(true);
             let next = pager
-                .next(more, page.next_continuation_token())
+                .next(page.truncated, page.token.as_deref())
                 .map_err(fail)?;
-            let keys = page.contents().iter().filter_map(|o| o.key());
-            let subfolders = page.common_prefixes().iter().filter_map(|p| p.prefix());
+            let keys = page.objects.iter().map(|o| o.key.as_str());
+            let subfolders = page.folders.iter().map(String::as_str);
             pager.entries(keys.chain(subfolders)).map_err(fail)?;
             self.hand_on(&page, each);
-            folders.extend(
-                page.common_prefixes()
-                    .iter()
-                    .filter_map(|p| p.prefix().map(str::to_owned)),
-            );
+            folders.extend(page.folders);
             match next {
                 Some(t) => token = Some(t),
                 None => return Ok(folders),
@@ -392,21 +386,19 @@ impl S3Source {
 
     /// Hands `each` the keys of a listing page, recording what the listing said of them when
     /// asked to ([`S3Source::listed`]).
-    fn hand_on(&self, page: &ListObjectsV2Output, each: &(dyn Fn(String) + Sync)) {
-        for o in page.contents() {
-            let Some(k) = o.key() else { continue };
-            let size = o.size().and_then(|n| u64::try_from(n).ok());
+    fn hand_on(&self, page: &Page, each: &(dyn Fn(String) + Sync)) {
+        for o in &page.objects {
             // The empty object the S3 console makes for a "folder" holds nothing to report.
             // A key ending in `/` with a body is an object like any other: found by the red
             // team, a whole log file stored at `<log name>/` was skipped.
-            if k.ends_with('/') && size == Some(0) {
+            if o.key.ends_with('/') && o.size == Some(0) {
                 continue;
             }
             if let Some(mut seen) = self.listed.as_ref().and_then(|m| m.lock().ok()) {
-                let etag = o.e_tag().map(str::to_owned);
-                seen.insert(k.to_owned(), Listed { etag, size });
+                let (etag, size) = (o.etag.clone(), o.size);
+                seen.insert(o.key.clone(), Listed { etag, size });
             }
-            each(k.to_owned());
+            each(o.key.clone());
         }
     }
 
@@ -423,9 +415,9 @@ impl S3Source {
         each: &(dyn Fn(String) + Sync),
     ) -> Result<(), SourceError> {
         let first = self.page(folder, false, None, None).await?;
-        if first.is_truncated() != Some(true) {
+        if !first.truncated {
             let mut pager = Pager::new(1);
-            let keys = first.contents().iter().filter_map(|o| o.key());
+            let keys = first.objects.iter().map(|o| o.key.as_str());
             pager
                 .entries(keys)
                 .and_then(|()| pager.next(false, None).map(drop))
@@ -450,20 +442,23 @@ impl S3Source {
             .await
     }
 
-    /// One ListObjectsV2 request.
+    /// One ListObjectsV2 request, its keys asked for URL-encoded and decoded here. XML 1.0
+    /// cannot carry every character a key may hold: found by the red team, one key with a
+    /// control character anywhere in the bucket made every listing fail, so every run stopped.
     async fn page(
         &self,
         prefix: &str,
         delimited: bool,
         start_after: Option<String>,
         token: Option<String>,
-    ) -> Result<ListObjectsV2Output, SourceError> {
+    ) -> Result<Page, SourceError> {
         let request = |watch| {
             self.s3
                 .client
                 .list_objects_v2()
                 .bucket(&self.bucket)
                 .prefix(prefix)
+                .encoding_type(EncodingType::Url)
                 .set_start_after(start_after.clone())
                 .set_continuation_token(token.clone())
                 .set_delimiter(delimited.then(|| "/".to_owned()))
@@ -471,14 +466,66 @@ impl S3Source {
                 .interceptor(watch)
                 .send()
         };
-        match send(&self.s3.gate, request).await {
-            Ok((page, _)) => Ok(page),
+        let target = || format!("s3://{}/{prefix}", self.bucket);
+        let page = match send(&self.s3.gate, request).await {
+            Ok((page, _)) => page,
             Err(e) => {
-                let target = format!("s3://{}/{prefix}", self.bucket);
-                Err(AwsError::new(&e, Operation::ListObjectsV2, target, &self.options).into())
+                return Err(
+                    AwsError::new(&e, Operation::ListObjectsV2, target(), &self.options).into(),
+                )
             }
-        }
+        };
+        let decode = |key: &str| {
+            form_decode(key).ok_or_else(|| SourceError::Undecodable {
+                operation: Operation::ListObjectsV2,
+                target: target(),
+                text: key.to_owned(),
+            })
+        };
+        let objects = page
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(|k| (k, o)))
+            .map(|(k, o)| {
+                Ok(PageObject {
+                    key: decode(k)?,
+                    size: o.size().and_then(|n| u64::try_from(n).ok()),
+                    etag: o.e_tag().map(str::to_owned),
+                })
+            })
+            .collect::<Result<_, SourceError>>()?;
+        let folders = page
+            .common_prefixes()
+            .iter()
+            .filter_map(|p| p.prefix())
+            .map(decode)
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            objects,
+            folders,
+            truncated: page.is_truncated() == Some(true),
+            token: page.next_continuation_token().map(str::to_owned),
+        })
     }
+}
+
+/// A ListObjectsV2 answer, decoded.
+struct Page {
+    /// The objects listed.
+    objects: Vec<PageObject>,
+    /// The sub-folders of a delimited listing (`CommonPrefixes`).
+    folders: Vec<String>,
+    /// Whether S3 says there is more (`IsTruncated`).
+    truncated: bool,
+    /// What to ask for the rest with (`NextContinuationToken`).
+    token: Option<String>,
+}
+
+/// An object of a listing page.
+struct PageObject {
+    key: String,
+    size: Option<u64>,
+    etag: Option<String>,
 }
 
 /// The account folder (`...AWSLogs/[o-ORG/]ACCOUNT/`) a key lies in, if it lies in one: the
