@@ -146,6 +146,16 @@ impl Resume {
         })
     }
 
+    /// Writes checkpoints signed with `key` to `path`, without reading what is there (`watch`
+    /// marks the gaps it said in the checkpoint it holds).
+    pub fn writer(path: &Path, key: SigningKey) -> Resume {
+        Resume {
+            path: path.to_owned(),
+            key,
+            prior: None,
+        }
+    }
+
     /// The checkpoint read, if the file existed.
     pub fn prior(&self) -> Option<&VerifiedCheckpoint> {
         self.prior.as_ref()

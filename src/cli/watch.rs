@@ -470,13 +470,22 @@ impl Watch<'_> {
         .collect()
     }
 
-    /// The chains overdue now, each said once.
+    /// The chains overdue now, each said once: the findings out, then the checkpoint that
+    /// records them said (a crash between the two says them again, never not at all).
     fn say_overdue(&mut self) -> Result<(), CliError> {
-        for (chain, finding) in self.silence.overdue(&self.current, Timestamp::now()) {
+        let mut next = self.current.clone();
+        let overdue = self.silence.overdue(&mut next, Timestamp::now());
+        if overdue.is_empty() {
+            return Ok(());
+        }
+        for (chain, finding) in overdue {
             self.emitter
                 .emit(Some(&chain), std::slice::from_ref(&finding))
                 .map_err(|e| fail(WatchCliError::Write(e)))?;
         }
+        let writer = Resume::writer(&self.args.checkpoint, signing_key(&self.args.sign_key)?);
+        writer.write(&next, None, &self.inputs())?;
+        self.current = next;
         Ok(())
     }
 }
