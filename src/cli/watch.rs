@@ -10,6 +10,14 @@
 //! chain whose next digest has not been verified `--digest-grace` after its last one's end is
 //! reported once, after a tick has looked for it in the bucket.
 //!
+//! A message naming an object older than what the checkpoint holds verified (a log file at or
+//! before the last verified digest of every chain of its folder, or a digest before its chain's
+//! last one) names something no tick looks at again: a log file written back-dated, or one
+//! verified before and rewritten since. Such an object is verified again: a full run (no
+//! checkpoint) of its account and Region over the hours around its time ([`BEHIND_WINDOW`]
+//! either side), and what that run says of the object is written out. The messages are deleted
+//! only after that too.
+//!
 //! Output: the `trailproof-jsonl/1` finding lines of `verify --format jsonl`, without summary
 //! lines (a watch does not end), on stdout or appended to `--out`. A tick's `coverage_end`
 //! findings are left out: where a chain stops is judged by the grace, not by where the
@@ -20,7 +28,7 @@
 //! checkpoint, a checkpoint that does not verify or that the evidence contradicts, SQS or S3
 //! refusing the watch's requests).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -32,9 +40,9 @@ use clap::Args;
 use jiff::{SignedDuration, Timestamp};
 
 use trailproof::core::finding::{Finding, Kind, Verdict};
-use trailproof::core::layout::{parse_key, CloudTrailKey};
+use trailproof::core::layout::{parse_key, ChainId, CloudTrailKey, Scope};
 use trailproof::core::notification::{parse, Notice};
-use trailproof::core::time::later;
+use trailproof::core::time::{earlier, format_iso, later};
 use trailproof::core::types::S3Location;
 use trailproof::engine::watch::Silence;
 use trailproof::engine::{self, ChainEnds, EngineError, NoObserver, Settings};
@@ -52,6 +60,9 @@ use super::error::CliError;
 const LONGEST_POLL: u64 = 5;
 /// Messages gathered at most before a tick, when the queue has more at once.
 const MAX_PENDING: usize = 1000;
+/// How far either side of an object's time a run that verifies it again reaches: the digest
+/// that names a log file ends within the hour after it, and is read with its neighbours.
+const BEHIND_WINDOW: SignedDuration = SignedDuration::from_hours(2);
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -241,6 +252,7 @@ pub fn run(args: &WatchArgs) -> Result<u8, CliError> {
         metrics,
         silence: Silence::new(args.digest_grace),
         current,
+        behind: BTreeSet::new(),
     };
     watch.run()?;
     Ok(u8::from(watch.emitter.found.load(Ordering::SeqCst)))
@@ -259,6 +271,9 @@ struct Watch<'a> {
     silence: Silence,
     /// The checkpoint on disk.
     current: Checkpoint,
+    /// Keys messages named that are older than what the checkpoint holds verified: verified
+    /// again before the messages are deleted.
+    behind: BTreeSet<String>,
 }
 
 /// Where findings go.
@@ -326,7 +341,16 @@ impl Watch<'_> {
             let mut ignored = Vec::new();
             for message in received {
                 match self.hint(&message.body) {
-                    Ok(()) => pending.push(message.receipt),
+                    Ok(objects) => {
+                        let marks = self.current.verified_through();
+                        self.behind.extend(
+                            objects
+                                .into_iter()
+                                .filter(|o| behind(&marks, &o.key).is_some())
+                                .map(|o| o.key),
+                        );
+                        pending.push(message.receipt)
+                    }
                     Err(why) => {
                         self.metrics.ignored.fetch_add(1, Ordering::Relaxed);
                         eprintln!("trailproof: message ignored (deleted): {why}");
@@ -352,27 +376,32 @@ impl Watch<'_> {
         i32::try_from(secs).unwrap_or(0)
     }
 
-    /// Whether a message names something of the watched bucket and prefix (then it is a
-    /// reason to tick), and why not otherwise.
-    fn hint(&self, body: &str) -> Result<(), String> {
+    /// The objects a message names, when they are of the watched bucket and prefix (then it
+    /// is a reason to tick), and why not otherwise.
+    fn hint(&self, body: &str) -> Result<Vec<S3Location>, String> {
         self.metrics.messages.fetch_add(1, Ordering::Relaxed);
         match parse(body) {
-            Ok(Notice::Delivered(objects)) => watched(&objects, &self.bucket, &self.prefix),
+            Ok(Notice::Delivered(objects)) => {
+                watched(&objects, &self.bucket, &self.prefix).map(|()| objects)
+            }
             Ok(Notice::Test) => Err("an s3:TestEvent".to_owned()),
             Err(e) => Err(e.to_string()),
         }
     }
 
-    /// A tick, then the messages it covers deleted, once its checkpoint is on disk.
+    /// A tick, and the objects behind the checkpoint verified again, then the messages they
+    /// cover deleted, once the tick's checkpoint is on disk.
     fn tick_and_delete(&mut self, pending: &mut Vec<String>) -> Result<(), CliError> {
-        match self.tick()? {
-            Tick::Advanced | Tick::NothingNew => {
+        let tick = self.tick()?;
+        let rechecked = self.recheck()?;
+        match tick {
+            Tick::Advanced | Tick::NothingNew if rechecked => {
                 self.queue.delete(pending)?;
                 pending.clear();
             }
             // Left in the queue: they come back after its visibility timeout, and are
             // verified again.
-            Tick::Unreadable => pending.clear(),
+            _ => pending.clear(),
         }
         self.say_overdue()
     }
@@ -456,6 +485,68 @@ impl Watch<'_> {
         Ok(Tick::Advanced)
     }
 
+    /// Verifies again each object [`Watch::behind`] holds: a full run of its account and
+    /// Region over [`BEHIND_WINDOW`] either side of its time, and what that run says of the
+    /// object written out. Whether every one was (an object that could not be read is not:
+    /// its message comes back).
+    fn recheck(&mut self) -> Result<bool, CliError> {
+        let mut all = true;
+        let marks = self.current.verified_through();
+        for key in std::mem::take(&mut self.behind) {
+            let Some((at, scope)) = behind(&marks, &key) else {
+                continue;
+            };
+            let filters = &self.current.filters;
+            let selects = |v: &Vec<String>, x: &String| v.is_empty() || v.contains(x);
+            if !selects(&filters.accounts, &scope.account)
+                || !selects(&filters.regions, &scope.region)
+            {
+                continue;
+            }
+            let settings = Settings {
+                start: Some(earlier(at, BEHIND_WINDOW)),
+                end: Some(later(at, BEHIND_WINDOW)),
+                accounts: vec![scope.account.clone()],
+                regions: vec![scope.region.clone()],
+                trails: filters.trails.clone(),
+                ..Settings::default()
+            };
+            let subject = S3Location::new(&self.bucket, &key).uri();
+            eprintln!(
+                "trailproof: {subject} is older than the checkpoint: verifying {} to {} again",
+                settings.start.map(format_iso).unwrap_or_default(),
+                settings.end.map(format_iso).unwrap_or_default()
+            );
+            let report = match engine::verify(&self.source, self.keys.as_ref(), &settings) {
+                Ok(report) if report.exit_code() != 2 => report,
+                // Gone since the message: nothing left to say of it.
+                Err(EngineError::NothingFound { .. } | EngineError::UnmatchedFilters { .. }) => {
+                    eprintln!("trailproof: {subject} is not in the bucket any more");
+                    continue;
+                }
+                Ok(_) | Err(_) => {
+                    eprintln!(
+                        "trailproof: {subject} could not be verified again: its message comes back"
+                    );
+                    all = false;
+                    continue;
+                }
+            };
+            let about = |f: &&Finding| f.subject == subject;
+            for chain in &report.chains {
+                let found: Vec<Finding> = chain.findings.iter().filter(about).cloned().collect();
+                self.emitter
+                    .emit(Some(&chain.chain), &found)
+                    .map_err(|e| fail(WatchCliError::Write(e)))?;
+            }
+            let found: Vec<Finding> = report.unchained.iter().filter(about).cloned().collect();
+            self.emitter
+                .emit(None, &found)
+                .map_err(|e| fail(WatchCliError::Write(e)))?;
+        }
+        Ok(all)
+    }
+
     /// The files the checkpoint must never be written over.
     fn inputs(&self) -> Vec<&Path> {
         [
@@ -523,6 +614,28 @@ fn watched(objects: &[S3Location], bucket: &str, prefix: &str) -> Result<(), Str
     match objects.iter().find(|o| o.bucket != bucket || !ours(&o.key)) {
         Some(other) => Err(format!("{} is outside s3://{bucket}/{prefix}", other.uri())),
         None => Ok(()),
+    }
+}
+
+/// When `key` is older than what the checkpoint holds verified (`marks`, per chain its last
+/// verified digest's time), its time and folder: a log file at or before the last verified
+/// digest of every chain of its folder (a tick looks for log files no digest names only after
+/// the earliest of them), or a digest before its chain's last one (a tick reads the last one
+/// and what follows).
+fn behind(marks: &BTreeMap<ChainId, Timestamp>, key: &str) -> Option<(Timestamp, Scope)> {
+    match parse_key(key).ok()? {
+        CloudTrailKey::Log(log) => {
+            let earliest = marks
+                .iter()
+                .filter(|(chain, _)| chain.scope == log.scope)
+                .map(|(_, t)| *t)
+                .min()?;
+            (log.time <= earliest).then_some((log.time, log.scope))
+        }
+        CloudTrailKey::Digest(digest) => {
+            let last = marks.get(&digest.chain())?;
+            (digest.end_time < *last).then_some((digest.end_time, digest.scope))
+        }
     }
 }
 

@@ -436,6 +436,18 @@ impl Checkpoint {
         next(None, report, report.range.start)
     }
 
+    /// Per chain with a verified digest, the time its last verified digest's key names: what
+    /// the next run takes the chain up after ([`VerifiedCheckpoint::resume`]).
+    pub fn verified_through(&self) -> BTreeMap<ChainId, Timestamp> {
+        self.chains
+            .iter()
+            .filter_map(|m| match parse_key(&m.last.as_ref()?.key) {
+                Ok(CloudTrailKey::Digest(k)) => Some((chain_id(&m.chain), k.end_time)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The hours of every chain so far, per state.
     pub fn counts(&self) -> Counts {
         let mut counts = Counts::default();
