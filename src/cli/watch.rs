@@ -48,7 +48,7 @@ use trailproof::core::notification::{parse, Delivery, Notice};
 use trailproof::core::time::{earlier, format_iso, later};
 use trailproof::core::types::S3Location;
 use trailproof::engine::watch::Silence;
-use trailproof::engine::{self, ChainEnds, EngineError, NoObserver, Settings};
+use trailproof::engine::{self, EngineError, NoObserver, Settings};
 use trailproof::report::checkpoint::{Checkpoint, Contradiction, FiltersMark};
 use trailproof::report::{jsonl, ChainInfo};
 use trailproof::source::s3::S3Source;
@@ -56,7 +56,7 @@ use trailproof::source::sqs::Queue;
 use trailproof::source::KeyProvider;
 
 use super::aws::{open_s3, parse_s3_uri, AwsArgs};
-use super::checkpoint::{signing_key, CheckpointCliError, Resume};
+use super::checkpoint::{signing_key, undecided, CheckpointCliError, Resume};
 use super::error::CliError;
 
 /// Longest a ReceiveMessage waits, so that a signal is acted on within seconds.
@@ -785,47 +785,6 @@ fn behind(marks: &BTreeMap<ChainId, Timestamp>, key: &str) -> Option<(Timestamp,
     }
 }
 
-/// A log file no digest names yet, delivered after the last verified digest of a chain of its
-/// Region (the newest of this tick, else the checkpoint's): the digest that will name it may
-/// not have come yet (one Region's digest often comes minutes before another's). It is said
-/// by a later tick, when the chains' next digests do not name it either: each tick looks for
-/// such log files in a Region's folder from its chains' earliest last verified digest on (one
-/// second after its time), so only log files at or after that are left to it.
-fn undecided(
-    finding: &Finding,
-    ends: &[ChainEnds],
-    resume: &BTreeMap<trailproof::core::layout::ChainId, Timestamp>,
-) -> bool {
-    if finding.kind != Kind::LogUnreferenced {
-        return false;
-    }
-    let key = finding
-        .subject
-        .strip_prefix("s3://")
-        .and_then(|rest| rest.split_once('/'))
-        .map(|(_, key)| key);
-    let Some(Ok(CloudTrailKey::Log(log))) = key.map(parse_key) else {
-        return false;
-    };
-    // Where the next tick takes each chain of the Region up: its newest digest's time, or
-    // where this one took it up; a chain with neither is taken up from the start.
-    let taken_up = ends
-        .iter()
-        .filter(|e| !e.chain.backfill && e.chain.scope == log.scope)
-        .map(|e| {
-            let newest = e.newest.as_ref().map(|n| match parse_key(&n.location.key) {
-                Ok(CloudTrailKey::Digest(k)) => k.end_time,
-                _ => n.end,
-            });
-            newest
-                .or_else(|| resume.get(&e.chain).copied())
-                .unwrap_or(Timestamp::MIN)
-        })
-        .min();
-    // A Region without a chain has no digest to wait for: its log files are said at once.
-    taken_up.is_some_and(|t| log.time >= later(t, SignedDuration::from_secs(1)))
-}
-
 /// What `/metrics` says.
 #[derive(Default)]
 struct Metrics {
@@ -987,6 +946,7 @@ fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), CliError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trailproof::engine::ChainEnds;
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
