@@ -572,8 +572,9 @@ impl Watch<'_> {
 
     /// Verifies again each object [`Watch::behind`] holds: a full run of its account and
     /// Region over [`BEHIND_WINDOW`] either side of its time (one run per account and Region,
-    /// over the span of its objects), and what that run says of the object written out. Whether every one was (an object that could not be read is not:
-    /// its message comes back).
+    /// over the span of its objects), and what that run says of the object written out.
+    /// Returns whether every one was (one that could not be read is not: its message comes
+    /// back).
     fn recheck(&mut self) -> Result<bool, CliError> {
         let mut all = true;
         let marks = self.current.verified_through();
@@ -1012,6 +1013,22 @@ mod tests {
             &passed,
             &marks,
             &at(&after, "2026-01-02T00:00:00Z")
+        ));
+        // A digest before its chain's last verified one; the last one itself is the tick's
+        // to check (it stops the watch if it changed).
+        let digest = |time: &str| {
+            format!("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_main_us-east-1_20260101T{time}Z.json.gz")
+        };
+        let late = "2026-01-02T00:00:00Z";
+        assert!(written_behind(
+            &passed,
+            &marks,
+            &at(&digest("052828"), late)
+        ));
+        assert!(!written_behind(
+            &passed,
+            &marks,
+            &at(&digest("202828"), late)
         ));
     }
 
