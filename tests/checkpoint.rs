@@ -729,9 +729,18 @@ fn a_log_delivered_after_its_regions_newest_digest_at_the_ranges_end_waits_for_t
     }
     // Streamed as JSONL, the same (the batch of log files no digest names waits for the
     // chains' ends).
-    let streamed = run_as("jsonl", &first_dir, &g2.path().join("jsonl.checkpoint"), &[]);
+    let streamed = run_as(
+        "jsonl",
+        &first_dir,
+        &g2.path().join("jsonl.checkpoint"),
+        &[],
+    );
     assert_eq!(streamed.code, 0, "{}", streamed.stdout);
-    assert!(!streamed.stdout.contains(&subject(&injected)), "{}", streamed.stdout);
+    assert!(
+        !streamed.stdout.contains(&subject(&injected)),
+        "{}",
+        streamed.stdout
+    );
     let first = run(&first_dir, &checkpoint, &[]);
     assert_eq!(first.code, 0, "{}", first.stdout);
     let said = verdicts(&first);
