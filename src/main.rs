@@ -71,9 +71,23 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
     let resume = cli::checkpoint::Resume::open(args, &mut settings)?;
     let source = args.source.as_deref().unwrap_or_default();
     let local = (!source.starts_with("s3://")).then(|| Path::new(source));
+    // Over a checkpoint, log files no digest names wait for the run's chain ends
+    // (`checkpoint::hold_back`).
+    let unchained: std::sync::Mutex<Option<Vec<trailproof::Finding>>> = Default::default();
+    let streaming = output.sink();
+    let stream = streaming.as_ref().map(|s| s as FindingSink);
+    let held = |chain: Option<&trailproof::report::ChainInfo>, f: &[trailproof::Finding]| match (
+        chain, stream,
+    ) {
+        (None, _) => *unchained.lock().unwrap_or_else(|e| e.into_inner()) = Some(f.to_vec()),
+        (Some(_), Some(stream)) => stream(chain, f),
+        (Some(_), None) => {}
+    };
     let report = {
-        let sink = output.sink();
-        let sink = sink.as_ref().map(|s| s as FindingSink);
+        let sink = match (&resume, stream) {
+            (Some(_), Some(_)) => Some(&held as FindingSink),
+            (_, sink) => sink,
+        };
         match local {
             None => verify_s3(args, &settings, sink),
             Some(dir) => args.evidence.open_local(dir).and_then(|(evidence, keys)| {
@@ -82,11 +96,19 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
             }),
         }
     };
-    let report = match (report, &resume) {
+    let mut report = match (report, &resume) {
         (Ok(report), _) => report,
         (Err(e), Some(resume)) => return Err(resume.failed(e)),
         (Err(e), None) => return Err(e),
     };
+    if resume.is_some() {
+        cli::checkpoint::hold_back(&mut report, &settings.resume);
+        let batch = unchained.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let (Some(stream), Some(_)) = (stream, batch) {
+            stream(None, &report.unchained);
+        }
+    }
+    drop(streaming);
     // Checked against the checkpoint before anything is written: a contradiction writes
     // nothing.
     let next = resume.as_ref().map(|r| r.next(&report)).transpose()?;

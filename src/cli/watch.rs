@@ -10,6 +10,17 @@
 //! chain whose next digest has not been verified `--digest-grace` after its last one's end is
 //! reported once, after a tick has looked for it in the bucket.
 //!
+//! An S3 event naming an object older than what the checkpoint holds verified (a log file at or
+//! before the last verified digest of every chain of its folder, or a digest before its chain's
+//! last one), written after the tick that first verified past its time started (or at a time
+//! this process cannot tell: it verified past it before a restart), names something no tick
+//! looks at again: a log file written back-dated, or one verified before and rewritten since.
+//! Such an object is verified again: a full run (no checkpoint) of its account and Region over
+//! the hours around its time ([`BEHIND_WINDOW`] either side), and what that run says of the
+//! object, but for where its range starts and ends, is written out. The messages are deleted
+//! only after that too. CloudTrail's own notifications (no event time) never ask for it:
+//! CloudTrail neither rewrites nor back-dates.
+//!
 //! Output: the `trailproof-jsonl/1` finding lines of `verify --format jsonl`, without summary
 //! lines (a watch does not end), on stdout or appended to `--out`. A tick's `coverage_end`
 //! findings are left out: where a chain stops is judged by the grace, not by where the
@@ -20,7 +31,7 @@
 //! checkpoint, a checkpoint that does not verify or that the evidence contradicts, SQS or S3
 //! refusing the watch's requests).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -32,12 +43,12 @@ use clap::Args;
 use jiff::{SignedDuration, Timestamp};
 
 use trailproof::core::finding::{Finding, Kind, Verdict};
-use trailproof::core::layout::{parse_key, CloudTrailKey};
-use trailproof::core::notification::{parse, Notice};
-use trailproof::core::time::later;
+use trailproof::core::layout::{parse_key, ChainId, CloudTrailKey, Scope};
+use trailproof::core::notification::{parse, Delivery, Notice};
+use trailproof::core::time::{earlier, format_iso, later};
 use trailproof::core::types::S3Location;
 use trailproof::engine::watch::Silence;
-use trailproof::engine::{self, ChainEnds, EngineError, NoObserver, Settings};
+use trailproof::engine::{self, EngineError, NoObserver, Settings};
 use trailproof::report::checkpoint::{Checkpoint, Contradiction, FiltersMark};
 use trailproof::report::{jsonl, ChainInfo};
 use trailproof::source::s3::S3Source;
@@ -45,13 +56,23 @@ use trailproof::source::sqs::Queue;
 use trailproof::source::KeyProvider;
 
 use super::aws::{open_s3, parse_s3_uri, AwsArgs};
-use super::checkpoint::{signing_key, CheckpointCliError, Resume};
+use super::checkpoint::{signing_key, undecided, CheckpointCliError, Resume};
 use super::error::CliError;
 
 /// Longest a ReceiveMessage waits, so that a signal is acted on within seconds.
 const LONGEST_POLL: u64 = 5;
 /// Messages gathered at most before a tick, when the queue has more at once.
 const MAX_PENDING: usize = 1000;
+/// How far either side of an object's time a run that verifies it again reaches: the digest
+/// that names a log file ends within the hour after it, and is read with its neighbours.
+const BEHIND_WINDOW: SignedDuration = SignedDuration::from_hours(2);
+/// An object written less than this before a tick started is verified again all the same:
+/// S3's clock (an event's time) and this host's (when the tick started) may disagree by as
+/// much (NTP keeps them within milliseconds; the tick lists the bucket some time after it
+/// starts, which widens the margin).
+const CLOCK_SKEW: SignedDuration = SignedDuration::from_secs(1);
+/// When the checkpoint passed each mark, kept for so many ticks that moved it.
+const PASSINGS_KEPT: usize = 64;
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -237,10 +258,13 @@ pub fn run(args: &WatchArgs) -> Result<u8, CliError> {
             out: Mutex::new(out),
             metrics: Arc::clone(&metrics),
             found: AtomicBool::new(false),
+            said: Mutex::new(BTreeSet::new()),
         },
         metrics,
         silence: Silence::new(args.digest_grace),
         current,
+        behind: BTreeSet::new(),
+        passed: Passed::default(),
     };
     watch.run()?;
     Ok(u8::from(watch.emitter.found.load(Ordering::SeqCst)))
@@ -259,6 +283,74 @@ struct Watch<'a> {
     silence: Silence,
     /// The checkpoint on disk.
     current: Checkpoint,
+    /// Keys S3 events named that are older than what the checkpoint holds verified, written
+    /// after it was: verified again before the messages are deleted.
+    behind: BTreeSet<String>,
+    /// When the checkpoint passed each time: per chain (for digests) and per folder (the
+    /// earliest of its chains, for log files), the marks ticks of this process moved it to,
+    /// each with when that tick started, oldest first.
+    passed: Passed,
+}
+
+/// When ticks of this process moved the checkpoint past which times.
+#[derive(Default)]
+struct Passed {
+    chains: BTreeMap<ChainId, Vec<(Timestamp, Timestamp)>>,
+    folders: BTreeMap<Scope, Vec<(Timestamp, Timestamp)>>,
+}
+
+impl Passed {
+    /// Records the marks of `next`, a checkpoint written by a tick started at `started`, over
+    /// `prior`'s.
+    fn record(&mut self, prior: &Checkpoint, next: &Checkpoint, started: Timestamp) {
+        let (before, after) = (prior.verified_through(), next.verified_through());
+        for (chain, mark) in &after {
+            if before.get(chain) != Some(mark) {
+                push(
+                    self.chains.entry(chain.clone()).or_default(),
+                    *mark,
+                    started,
+                );
+            }
+        }
+        for (scope, mark) in earliest(&after) {
+            if earliest(&before).get(&scope) != Some(&mark) {
+                push(self.folders.entry(scope).or_default(), mark, started);
+            }
+        }
+    }
+
+    /// When the tick started that first moved the checkpoint to `t` or past it (of the chain
+    /// of a digest key, of the folder of a log key), if a tick of this process did.
+    fn at(&self, key: &CloudTrailKey) -> Option<Timestamp> {
+        let (passings, t) = match key {
+            CloudTrailKey::Digest(d) => (self.chains.get(&d.chain())?, d.end_time),
+            CloudTrailKey::Log(l) => (self.folders.get(&l.scope)?, l.time),
+        };
+        passings
+            .iter()
+            .find(|(mark, _)| *mark >= t)
+            .map(|(_, started)| *started)
+    }
+}
+
+fn push(passings: &mut Vec<(Timestamp, Timestamp)>, mark: Timestamp, started: Timestamp) {
+    passings.push((mark, started));
+    if passings.len() > PASSINGS_KEPT {
+        passings.remove(0);
+    }
+}
+
+/// Per folder, the earliest mark of its chains.
+fn earliest(marks: &BTreeMap<ChainId, Timestamp>) -> BTreeMap<Scope, Timestamp> {
+    let mut folders: BTreeMap<Scope, Timestamp> = BTreeMap::new();
+    for (chain, t) in marks {
+        folders
+            .entry(chain.scope.clone())
+            .and_modify(|e| *e = (*e).min(*t))
+            .or_insert(*t);
+    }
+    folders
 }
 
 /// Where findings go.
@@ -267,7 +359,13 @@ struct Emitter {
     metrics: Arc<Metrics>,
     /// A finding that is not `valid` was written.
     found: AtomicBool,
+    /// (subject, kind) of the findings that are not `valid` written so far (at most
+    /// [`SAID_KEPT`]): an object verified again is not said again in the same words.
+    said: Mutex<BTreeSet<(String, Kind)>>,
 }
+
+/// Problems remembered, so that an object verified again is not reported twice.
+const SAID_KEPT: usize = 100_000;
 
 /// What a tick did.
 enum Tick {
@@ -326,7 +424,15 @@ impl Watch<'_> {
             let mut ignored = Vec::new();
             for message in received {
                 match self.hint(&message.body) {
-                    Ok(()) => pending.push(message.receipt),
+                    Ok(objects) => {
+                        let marks = self.current.verified_through();
+                        for o in objects {
+                            if written_behind(&self.passed, &marks, &o) {
+                                self.behind.insert(o.object.key);
+                            }
+                        }
+                        pending.push(message.receipt)
+                    }
                     Err(why) => {
                         self.metrics.ignored.fetch_add(1, Ordering::Relaxed);
                         eprintln!("trailproof: message ignored (deleted): {why}");
@@ -352,27 +458,33 @@ impl Watch<'_> {
         i32::try_from(secs).unwrap_or(0)
     }
 
-    /// Whether a message names something of the watched bucket and prefix (then it is a
-    /// reason to tick), and why not otherwise.
-    fn hint(&self, body: &str) -> Result<(), String> {
+    /// The objects a message names, when they are of the watched bucket and prefix (then it
+    /// is a reason to tick), and why not otherwise.
+    fn hint(&self, body: &str) -> Result<Vec<Delivery>, String> {
         self.metrics.messages.fetch_add(1, Ordering::Relaxed);
         match parse(body) {
-            Ok(Notice::Delivered(objects)) => watched(&objects, &self.bucket, &self.prefix),
+            Ok(Notice::Delivered(objects)) => {
+                let locations: Vec<S3Location> = objects.iter().map(|d| d.object.clone()).collect();
+                watched(&locations, &self.bucket, &self.prefix).map(|()| objects)
+            }
             Ok(Notice::Test) => Err("an s3:TestEvent".to_owned()),
             Err(e) => Err(e.to_string()),
         }
     }
 
-    /// A tick, then the messages it covers deleted, once its checkpoint is on disk.
+    /// A tick, and the objects behind the checkpoint verified again, then the messages they
+    /// cover deleted, once the tick's checkpoint is on disk.
     fn tick_and_delete(&mut self, pending: &mut Vec<String>) -> Result<(), CliError> {
-        match self.tick()? {
-            Tick::Advanced | Tick::NothingNew => {
+        let tick = self.tick()?;
+        let rechecked = self.recheck()?;
+        match tick {
+            Tick::Advanced | Tick::NothingNew if rechecked => {
                 self.queue.delete(pending)?;
                 pending.clear();
             }
             // Left in the queue: they come back after its visibility timeout, and are
             // verified again.
-            Tick::Unreadable => pending.clear(),
+            _ => pending.clear(),
         }
         self.say_overdue()
     }
@@ -381,6 +493,7 @@ impl Watch<'_> {
     /// next checkpoint on disk.
     fn tick(&mut self) -> Result<Tick, CliError> {
         self.metrics.ticks.fetch_add(1, Ordering::Relaxed);
+        let started = Timestamp::now();
         let mut settings = Settings {
             accounts: self.current.filters.accounts.clone(),
             regions: self.current.filters.regions.clone(),
@@ -452,8 +565,93 @@ impl Watch<'_> {
         let next = resume.next(&report)?;
         resume.write(&next, None, &self.inputs())?;
         self.metrics.set_newest(&next);
+        self.passed.record(&self.current, &next, started);
         self.current = next;
         Ok(Tick::Advanced)
+    }
+
+    /// Verifies again each object [`Watch::behind`] holds: a full run of its account and
+    /// Region over [`BEHIND_WINDOW`] either side of its time (one run per account and Region,
+    /// over the span of its objects), and what that run says of the object written out.
+    /// Returns whether every one was (one that could not be read is not: its message comes
+    /// back).
+    fn recheck(&mut self) -> Result<bool, CliError> {
+        let mut all = true;
+        let marks = self.current.verified_through();
+        let filters = &self.current.filters;
+        let selects = |v: &Vec<String>, x: &String| v.is_empty() || v.contains(x);
+        // One run per account and Region, over the span of its objects' times (a restart may
+        // find many).
+        let mut runs: BTreeMap<(String, String), (Timestamp, Timestamp, Vec<String>)> =
+            BTreeMap::new();
+        for key in std::mem::take(&mut self.behind) {
+            let Some((at, scope)) = behind(&marks, &key) else {
+                continue;
+            };
+            if !selects(&filters.accounts, &scope.account)
+                || !selects(&filters.regions, &scope.region)
+            {
+                continue;
+            }
+            let subject = S3Location::new(&self.bucket, &key).uri();
+            runs.entry((scope.account, scope.region))
+                .and_modify(|(from, to, subjects)| {
+                    *from = (*from).min(at);
+                    *to = (*to).max(at);
+                    subjects.push(subject.clone());
+                })
+                .or_insert((at, at, vec![subject]));
+        }
+        for ((account, region), (from, to, subjects)) in runs {
+            let settings = Settings {
+                start: Some(earlier(from, BEHIND_WINDOW)),
+                end: Some(later(to, BEHIND_WINDOW)),
+                accounts: vec![account],
+                regions: vec![region],
+                trails: filters.trails.clone(),
+                // A trail with no digest in those hours must not stop the run: the log files
+                // are what it is for.
+                allow_unmatched_filters: true,
+                ..Settings::default()
+            };
+            let named = subjects.join(", ");
+            eprintln!(
+                "trailproof: older than the checkpoint, written since: {named}: verifying {} to {} again",
+                settings.start.map(format_iso).unwrap_or_default(),
+                settings.end.map(format_iso).unwrap_or_default()
+            );
+            let report = match engine::verify(&self.source, self.keys.as_ref(), &settings) {
+                Ok(report) if report.exit_code() != 2 => report,
+                // Gone since the message: nothing left to say of it.
+                Err(EngineError::NothingFound { .. }) => {
+                    eprintln!("trailproof: not in the bucket any more: {named}");
+                    continue;
+                }
+                Ok(_) | Err(_) => {
+                    eprintln!(
+                        "trailproof: could not be verified again (the messages come back): {named}"
+                    );
+                    all = false;
+                    continue;
+                }
+            };
+            // Where the run's range starts and ends is no verdict on the objects.
+            let about = |f: &&Finding| {
+                subjects.contains(&f.subject)
+                    && !matches!(f.kind, Kind::CoverageStart | Kind::CoverageEnd)
+            };
+            for chain in &report.chains {
+                let found: Vec<Finding> = chain.findings.iter().filter(about).cloned().collect();
+                self.emitter
+                    .emit_new(Some(&chain.chain), found)
+                    .map_err(|e| fail(WatchCliError::Write(e)))?;
+            }
+            let found: Vec<Finding> = report.unchained.iter().filter(about).cloned().collect();
+            self.emitter
+                .emit_new(None, found)
+                .map_err(|e| fail(WatchCliError::Write(e)))?;
+        }
+        Ok(all)
     }
 
     /// The files the checkpoint must never be written over.
@@ -470,13 +668,22 @@ impl Watch<'_> {
         .collect()
     }
 
-    /// The chains overdue now, each said once.
+    /// The chains overdue now, each said once: the findings out, then the checkpoint that
+    /// records them said (a crash between the two says them again, never not at all).
     fn say_overdue(&mut self) -> Result<(), CliError> {
-        for (chain, finding) in self.silence.overdue(&self.current, Timestamp::now()) {
+        let mut next = self.current.clone();
+        let overdue = self.silence.overdue(&mut next, Timestamp::now());
+        if overdue.is_empty() {
+            return Ok(());
+        }
+        for (chain, finding) in overdue {
             self.emitter
                 .emit(Some(&chain), std::slice::from_ref(&finding))
                 .map_err(|e| fail(WatchCliError::Write(e)))?;
         }
+        let writer = Resume::writer(&self.args.checkpoint, signing_key(&self.args.sign_key)?);
+        writer.write(&next, None, &self.inputs())?;
+        self.current = next;
         Ok(())
     }
 }
@@ -487,15 +694,33 @@ impl Emitter {
         if findings.is_empty() {
             return Ok(());
         }
+        let mut said = self.said.lock().unwrap_or_else(PoisonError::into_inner);
         for f in findings {
             self.metrics.count(f);
             if f.verdict != Verdict::Valid {
                 self.found.store(true, Ordering::SeqCst);
+                if said.len() < SAID_KEPT {
+                    said.insert((f.subject.clone(), f.kind));
+                }
             }
         }
+        drop(said);
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
         jsonl::write_findings(&mut *out, chain, findings)?;
         out.flush()
+    }
+
+    /// [`Emitter::emit`], but for the problems already written (a tick that listed the object
+    /// after it was written said them already).
+    fn emit_new(&self, chain: Option<&ChainInfo>, findings: Vec<Finding>) -> std::io::Result<()> {
+        let fresh: Vec<Finding> = {
+            let said = self.said.lock().unwrap_or_else(PoisonError::into_inner);
+            findings
+                .into_iter()
+                .filter(|f| !said.contains(&(f.subject.clone(), f.kind)))
+                .collect()
+        };
+        self.emit(chain, &fresh)
     }
 }
 
@@ -517,45 +742,48 @@ fn watched(objects: &[S3Location], bucket: &str, prefix: &str) -> Result<(), Str
     }
 }
 
-/// A log file no digest names yet, delivered after the last verified digest of a chain of its
-/// Region (the newest of this tick, else the checkpoint's): the digest that will name it may
-/// not have come yet (one Region's digest often comes minutes before another's). It is said
-/// by a later tick, when the chains' next digests do not name it either: each tick looks for
-/// such log files in a Region's folder from its chains' earliest last verified digest on (one
-/// second after its time), so only log files at or after that are left to it.
-fn undecided(
-    finding: &Finding,
-    ends: &[ChainEnds],
-    resume: &BTreeMap<trailproof::core::layout::ChainId, Timestamp>,
+/// Whether `delivery` names an object behind the checkpoint (`marks`) that was written after
+/// the tick that verified past its time started (`passed`), or at a time this process cannot
+/// tell (see the module docs).
+fn written_behind(
+    passed: &Passed,
+    marks: &BTreeMap<ChainId, Timestamp>,
+    delivery: &Delivery,
 ) -> bool {
-    if finding.kind != Kind::LogUnreferenced {
-        return false;
-    }
-    let key = finding
-        .subject
-        .strip_prefix("s3://")
-        .and_then(|rest| rest.split_once('/'))
-        .map(|(_, key)| key);
-    let Some(Ok(CloudTrailKey::Log(log))) = key.map(parse_key) else {
+    let Some(written) = delivery.event_time else {
         return false;
     };
-    // Where the next tick takes each chain of the Region up: its newest digest's time, or
-    // where this one took it up; a chain with neither is taken up from the start.
-    let taken_up = ends
-        .iter()
-        .filter(|e| !e.chain.backfill && e.chain.scope == log.scope)
-        .map(|e| {
-            let newest = e.newest.as_ref().map(|n| match parse_key(&n.location.key) {
-                Ok(CloudTrailKey::Digest(k)) => k.end_time,
-                _ => n.end,
-            });
-            newest
-                .or_else(|| resume.get(&e.chain).copied())
-                .unwrap_or(Timestamp::MIN)
-        })
-        .min();
-    // A Region without a chain has no digest to wait for: its log files are said at once.
-    taken_up.is_some_and(|t| log.time >= later(t, SignedDuration::from_secs(1)))
+    if behind(marks, &delivery.object.key).is_none() {
+        return false;
+    }
+    let Ok(key) = parse_key(&delivery.object.key) else {
+        return false;
+    };
+    passed
+        .at(&key)
+        .is_none_or(|started| later(written, CLOCK_SKEW) >= started)
+}
+
+/// When `key` is older than what the checkpoint holds verified (`marks`, per chain its last
+/// verified digest's time), its time and folder: a log file at or before the last verified
+/// digest of every chain of its folder (a tick looks for log files no digest names only after
+/// the earliest of them), or a digest before its chain's last one (a tick reads the last one
+/// and what follows).
+fn behind(marks: &BTreeMap<ChainId, Timestamp>, key: &str) -> Option<(Timestamp, Scope)> {
+    match parse_key(key).ok()? {
+        CloudTrailKey::Log(log) => {
+            let earliest = marks
+                .iter()
+                .filter(|(chain, _)| chain.scope == log.scope)
+                .map(|(_, t)| *t)
+                .min()?;
+            (log.time <= earliest).then_some((log.time, log.scope))
+        }
+        CloudTrailKey::Digest(digest) => {
+            let last = marks.get(&digest.chain())?;
+            (digest.end_time < *last).then_some((digest.end_time, digest.scope))
+        }
+    }
 }
 
 /// What `/metrics` says.
@@ -719,6 +947,90 @@ fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), CliError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trailproof::engine::ChainEnds;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// A message naming an object behind the checkpoint asks for it to be verified again only
+    /// when the object was written after the tick that first verified past its time started
+    /// (else that tick read it), or when no tick of this process did (a restart); CloudTrail's
+    /// notifications (no event time) and objects after the checkpoint never do.
+    #[test]
+    fn only_objects_written_after_the_tick_that_passed_them_are_verified_again() {
+        let log = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/111122223333_CloudTrail_us-east-1_20260101T0500Z_abcdefghijklmnop.json.gz";
+        let Ok(CloudTrailKey::Log(parsed)) = parse_key(log) else {
+            panic!("not a log key")
+        };
+        let chain = ChainId {
+            scope: parsed.scope.clone(),
+            trail: "main".into(),
+            home_region: "us-east-1".into(),
+            backfill: false,
+        };
+        let marks = BTreeMap::from([(chain, t("2026-01-01T20:28:28Z"))]);
+        let at = |key: &str, w: &str| Delivery {
+            object: S3Location::new("b", key),
+            event_time: Some(t(w)),
+        };
+        let mut passed = Passed::default();
+        assert!(written_behind(
+            &passed,
+            &marks,
+            &at(log, "2026-01-01T21:00:00Z")
+        ));
+        passed.folders.insert(
+            parsed.scope.clone(),
+            vec![
+                (t("2026-01-01T04:28:28Z"), t("2026-01-01T05:00:00Z")),
+                (t("2026-01-01T20:28:28Z"), t("2026-01-01T21:00:00Z")),
+            ],
+        );
+        // The tick that passed 05:00 started at 21:00.
+        assert!(!written_behind(
+            &passed,
+            &marks,
+            &at(log, "2026-01-01T20:59:58Z")
+        ));
+        assert!(written_behind(
+            &passed,
+            &marks,
+            &at(log, "2026-01-01T20:59:59.5Z")
+        ));
+        assert!(written_behind(
+            &passed,
+            &marks,
+            &at(log, "2026-01-02T00:00:00Z")
+        ));
+        let cloudtrail = Delivery {
+            event_time: None,
+            ..at(log, "2026-01-02T00:00:00Z")
+        };
+        assert!(!written_behind(&passed, &marks, &cloudtrail));
+        let after = log.replace("T0500Z", "T2100Z");
+        assert!(!written_behind(
+            &passed,
+            &marks,
+            &at(&after, "2026-01-02T00:00:00Z")
+        ));
+        // A digest before its chain's last verified one; the last one itself is the tick's
+        // to check (it stops the watch if it changed).
+        let digest = |time: &str| {
+            format!("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_main_us-east-1_20260101T{time}Z.json.gz")
+        };
+        let late = "2026-01-02T00:00:00Z";
+        assert!(written_behind(
+            &passed,
+            &marks,
+            &at(&digest("052828"), late)
+        ));
+        assert!(!written_behind(
+            &passed,
+            &marks,
+            &at(&digest("202828"), late)
+        ));
+    }
 
     #[test]
     fn messages_for_other_buckets_or_prefixes_are_no_hint() {

@@ -5,24 +5,36 @@
 //! believed about the objects themselves (the watch reads and verifies them from S3), and a
 //! message nobody sent, or one that is withheld, changes no verdict. The shapes read:
 //!
-//! - S3 event notifications: `{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":
-//!   {"name":B},"object":{"key":K}}},..]}`, keys URL-encoded as S3 sends them (`+` for a space);
-//!   records of other events (`ObjectRemoved:*`) name nothing delivered.
+//! - S3 event notifications: `{"Records":[{"eventName":"ObjectCreated:Put","eventTime":T,"s3":
+//!   {"bucket":{"name":B},"object":{"key":K}}},..]}`, keys URL-encoded as S3 sends them (`+` for
+//!   a space); records of other events (`ObjectRemoved:*`) name nothing delivered. `eventTime`
+//!   is kept when it reads as a time (the watch uses it only to decide to verify more).
 //! - S3's test event: `{"Service":"Amazon S3","Event":"s3:TestEvent",..}`.
 //! - CloudTrail's SNS notification: `{"s3Bucket":B,"s3ObjectKey":[K,..]}`.
 //! - Either of the above as the `Message` (a JSON string) of an SNS envelope
 //!   (`{"Type":"Notification","Message":..}`), when the queue is subscribed to a topic without
 //!   raw message delivery.
 
+use jiff::Timestamp;
 use serde_json::Value;
 
 use super::types::{form_decode, S3Location};
+
+/// An object a message says was written, and when, if it says (S3 events do, CloudTrail's
+/// notifications do not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The object.
+    pub object: S3Location,
+    /// The record's `eventTime`.
+    pub event_time: Option<Timestamp>,
+}
 
 /// What a message says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     /// These objects were delivered (possibly none: a record of another event).
-    Delivered(Vec<S3Location>),
+    Delivered(Vec<Delivery>),
     /// S3's `s3:TestEvent`, sent when a notification is configured.
     Test,
 }
@@ -97,7 +109,14 @@ fn s3_event(records: &Value) -> Result<Notice, NoticeError> {
             .and_then(Value::as_str)
             .ok_or(shape("a record without `s3.object.key`"))?;
         let key = form_decode(key).ok_or(shape("an object key that is not URL-encoded UTF-8"))?;
-        delivered.push(S3Location::new(bucket, key));
+        let event_time = record
+            .get("eventTime")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse().ok());
+        delivered.push(Delivery {
+            object: S3Location::new(bucket, key),
+            event_time,
+        });
     }
     Ok(Notice::Delivered(delivered))
 }
@@ -111,7 +130,10 @@ fn cloudtrail(bucket: &Value, keys: Option<&Value>) -> Result<Notice, NoticeErro
     keys.iter()
         .map(|k| {
             k.as_str()
-                .map(|k| S3Location::new(bucket, k))
+                .map(|k| Delivery {
+                    object: S3Location::new(bucket, k),
+                    event_time: None,
+                })
                 .ok_or(shape("an `s3ObjectKey` that is not a string"))
         })
         .collect::<Result<_, _>>()
@@ -127,12 +149,16 @@ mod tests {
     #[test]
     fn an_s3_event_names_its_created_objects_with_keys_decoded() {
         let body = serde_json::json!({"Records": [
-            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}, "object": {"key": "a+b%3Dc"}}},
+            {"eventName": "ObjectCreated:Put", "eventTime": "2026-01-01T01:02:03.456Z",
+             "s3": {"bucket": {"name": "b"}, "object": {"key": "a+b%3Dc"}}},
             {"eventName": "ObjectRemoved:Delete", "s3": {"bucket": {"name": "b"}, "object": {"key": "gone"}}},
         ]});
         assert_eq!(
             parse(&body.to_string()).unwrap(),
-            Notice::Delivered(vec![S3Location::new("b", "a b=c")])
+            Notice::Delivered(vec![Delivery {
+                object: S3Location::new("b", "a b=c"),
+                event_time: Some("2026-01-01T01:02:03.456Z".parse().unwrap())
+            }])
         );
     }
 
@@ -142,11 +168,17 @@ mod tests {
         let body = serde_json::json!({"Type": "Notification", "Message": inner.to_string()});
         assert_eq!(
             parse(&body.to_string()).unwrap(),
-            Notice::Delivered(vec![S3Location::new("b", KEY)])
+            Notice::Delivered(vec![Delivery {
+                object: S3Location::new("b", KEY),
+                event_time: None
+            }])
         );
         assert_eq!(
             parse(&inner.to_string()).unwrap(),
-            Notice::Delivered(vec![S3Location::new("b", KEY)])
+            Notice::Delivered(vec![Delivery {
+                object: S3Location::new("b", KEY),
+                event_time: None
+            }])
         );
     }
 

@@ -8,56 +8,50 @@
 //! digest gets a [`Kind::DigestSuccessorMissing`] finding, once per gap. No message, and no
 //! missing message, makes a chain "on time": only a verified digest moves its end on.
 //!
+//! Which gaps were said is kept in the checkpoint itself ([`ChainMark::gap_reported`], signed
+//! with it), not in memory: a restarted watch does not say a still-late chain again, and a
+//! gap after a newer digest is a new one. The caller writes the checkpoint after the findings.
+//!
 //! The clock is a parameter (`now`), never read here.
-
-use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
 
 use crate::core::finding::{Evidence, Finding, Kind};
 use crate::core::time::{format_iso, later};
-use crate::report::checkpoint::Checkpoint;
+use crate::report::checkpoint::{ChainMark, Checkpoint};
 use crate::report::ChainInfo;
 
-/// The chains found overdue so far, so that each gap is said once.
+/// When a chain's next digest is late.
 #[derive(Debug, Clone)]
 pub struct Silence {
     grace: SignedDuration,
-    /// (bucket, last verified digest key) of every gap said.
-    said: BTreeSet<(String, String)>,
 }
 
 impl Silence {
     /// Chains are overdue `grace` after their last verified digest's end.
     pub fn new(grace: SignedDuration) -> Self {
-        Silence {
-            grace,
-            said: BTreeSet::new(),
-        }
+        Silence { grace }
     }
 
     /// The standard chains of `checkpoint` overdue at `now` and not said before, each with
-    /// its finding; they are not said again until a newer digest of the chain is verified and
-    /// falls silent in turn. Backfill chains get no hourly digests and are never overdue.
+    /// its finding, marked said in `checkpoint` ([`ChainMark::gap_reported`]); they are not
+    /// said again until a newer digest of the chain is verified and falls silent in turn.
+    /// Backfill chains get no hourly digests and are never overdue.
     pub fn overdue(
-        &mut self,
-        checkpoint: &Checkpoint,
+        &self,
+        checkpoint: &mut Checkpoint,
         now: Timestamp,
     ) -> Vec<(ChainInfo, Finding)> {
         let mut found = Vec::new();
-        for mark in checkpoint.chains.iter().filter(|m| !m.chain.backfill) {
+        let bucket = checkpoint.bucket.clone();
+        for mark in checkpoint.chains.iter_mut().filter(|m| waits(m)) {
             let Some(last) = &mark.last else { continue };
             if later(last.end, self.grace) > now {
                 continue;
             }
-            if !self
-                .said
-                .insert((checkpoint.bucket.clone(), last.key.clone()))
-            {
-                continue;
-            }
+            mark.gap_reported = Some(last.key.clone());
             let finding = Finding::new(
-                format!("s3://{}/{}", checkpoint.bucket, last.key),
+                format!("s3://{bucket}/{}", last.key),
                 Kind::DigestSuccessorMissing,
                 format!(
                     "no digest followed this one within the digest grace ({}): nothing covers {} to {} (the next digest was deleted, or logging was stopped)",
@@ -81,13 +75,8 @@ impl Silence {
         checkpoint
             .chains
             .iter()
-            .filter(|m| !m.chain.backfill)
+            .filter(|m| waits(m))
             .filter_map(|m| m.last.as_ref())
-            .filter(|l| {
-                !self
-                    .said
-                    .contains(&(checkpoint.bucket.clone(), l.key.clone()))
-            })
             .map(|l| later(l.end, self.grace))
             .min()
     }
@@ -102,10 +91,15 @@ impl Silence {
     }
 }
 
+/// Whether a chain waits for its next digest: a standard chain whose gap is not said yet.
+fn waits(mark: &ChainMark) -> bool {
+    !mark.chain.backfill && !mark.gap_said()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::checkpoint::{ChainMark, FiltersMark, LastDigest, SCHEMA};
+    use crate::report::checkpoint::{FiltersMark, LastDigest, SCHEMA};
 
     fn chain(region: &str, backfill: bool) -> ChainInfo {
         serde_json::from_value(serde_json::json!({
@@ -138,6 +132,7 @@ mod tests {
                         end: end.parse().unwrap(),
                     }),
                     ledger: None,
+                    gap_reported: None,
                 })
                 .collect(),
         }
@@ -157,23 +152,59 @@ mod tests {
             ("eu-west-1", false, "k2", "2026-01-01T03:20:00Z"),
             ("us-east-1", true, "k3", "2026-01-01T01:00:00Z"),
         ]);
-        let mut silence = Silence::new(SignedDuration::from_mins(90));
+        let mut cp = cp;
+        let silence = Silence::new(SignedDuration::from_mins(90));
         assert_eq!(silence.next_deadline(&cp), Some(at("2026-01-01T04:30:00Z")));
-        assert!(silence.overdue(&cp, at("2026-01-01T04:29:59Z")).is_empty());
-        let found = silence.overdue(&cp, at("2026-01-01T04:30:00Z"));
+        assert!(silence
+            .overdue(&mut cp, at("2026-01-01T04:29:59Z"))
+            .is_empty());
+        let found = silence.overdue(&mut cp, at("2026-01-01T04:30:00Z"));
         assert_eq!(found.len(), 1);
         let (info, finding) = &found[0];
         assert_eq!(info.region, "us-east-1");
         assert_eq!(finding.kind, Kind::DigestSuccessorMissing);
         assert_eq!(finding.subject, "s3://b/k1");
         assert_eq!(finding.evidence.from, Some(at("2026-01-01T03:00:00Z")));
-        assert!(silence.overdue(&cp, at("2026-01-01T04:40:00Z")).is_empty());
+        assert!(silence
+            .overdue(&mut cp, at("2026-01-01T04:40:00Z"))
+            .is_empty());
         assert_eq!(silence.next_deadline(&cp), Some(at("2026-01-01T04:50:00Z")));
-        assert_eq!(silence.overdue(&cp, at("2026-01-01T05:00:00Z")).len(), 1);
+        assert_eq!(
+            silence.overdue(&mut cp, at("2026-01-01T05:00:00Z")).len(),
+            1
+        );
         // Only the backfill chain is left, and it is never overdue.
         assert_eq!(silence.next_deadline(&cp), None);
         // A newer digest verified: a new gap can be said.
-        let moved = checkpoint(&[("us-east-1", false, "k4", "2026-01-01T04:00:00Z")]);
-        assert_eq!(silence.overdue(&moved, at("2026-01-01T06:00:00Z")).len(), 1);
+        cp.chains[0].last.as_mut().unwrap().key = "k4".into();
+        assert_eq!(
+            silence.overdue(&mut cp, at("2026-01-01T06:00:00Z")).len(),
+            1
+        );
+    }
+
+    /// Which gaps were said was kept in memory: a restarted watch (here, a new `Silence` and
+    /// the checkpoint as written and read back) said a still-late chain again. It is in the
+    /// checkpoint now; a gap after a newer digest is still said.
+    #[test]
+    fn a_gap_said_before_a_restart_is_not_said_again() {
+        let mut cp = checkpoint(&[("us-east-1", false, "k1", "2026-01-01T03:00:00Z")]);
+        let said = Silence::new(SignedDuration::from_mins(90))
+            .overdue(&mut cp, at("2026-01-01T05:00:00Z"));
+        assert_eq!(said.len(), 1);
+        let mut restarted: Checkpoint =
+            serde_json::from_slice(&serde_json::to_vec(&cp).unwrap()).unwrap();
+        let silence = Silence::new(SignedDuration::from_mins(90));
+        assert_eq!(silence.next_deadline(&restarted), None);
+        assert!(silence
+            .overdue(&mut restarted, at("2026-01-01T09:00:00Z"))
+            .is_empty());
+        restarted.chains[0].last.as_mut().unwrap().key = "k2".into();
+        assert_eq!(
+            silence
+                .overdue(&mut restarted, at("2026-01-01T09:00:00Z"))
+                .len(),
+            1
+        );
     }
 }

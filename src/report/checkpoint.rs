@@ -5,11 +5,21 @@
 //! compact JSON (schema [`SCHEMA`]):
 //!
 //! ```text
-//! {"schema":"trailproof-checkpoint/1","bucket":B,"filters":{"accounts":[..],"regions":[..],"trails":[..]},
+//! {"schema":"trailproof-checkpoint/2","bucket":B,"filters":{"accounts":[..],"regions":[..],"trails":[..]},
 //!  "start":T,"through":T,"chains":[{"chain":{..ChainInfo..},
 //!    "last":{"key":K,"sha256":HEX,"signature":HEX,"end":T} | null,
-//!    "ledger":{"from":T,"to":T,"periods":[{"from":T,"to":T,"state":S},..]} | null}, ..]}
+//!    "ledger":{"from":T,"to":T,"periods":[{"from":T,"to":T,"state":S},..]} | null,
+//!    "gap_reported":K (absent when none)}, ..]}
 //! ```
+//!
+//! Schema 2 adds `gap_reported`: the key of the chain's last digest when `trailproof watch`
+//! has already reported that no digest followed it within the grace
+//! ([`crate::engine::watch::Silence`]), so that a restarted watch does not report the same gap
+//! again; it names a gap only while it is the chain's `last`, and is dropped when `last` moves
+//! on (a new gap is then reported). Files of schema 1 ([`SCHEMA_1`], which has no such field)
+//! are still read, as schema 2 files without gaps: a checkpoint written before an upgrade goes
+//! on working; the next one written is schema 2. A schema 1 file that carries `gap_reported`
+//! is refused.
 //!
 //! `through` is the end of the range the newest run verified: the next run verifies the digests
 //! after it ([`VerifiedCheckpoint::resume_at`]). Per chain, `last` is the newest digest whose
@@ -39,8 +49,10 @@ use crate::engine::{ChainEnds, FirstLink};
 
 /// The DSSE `payloadType` of a checkpoint.
 pub const PAYLOAD_TYPE: &str = "application/vnd.trailproof.checkpoint+json";
-/// The payload's `schema`.
-pub const SCHEMA: &str = "trailproof-checkpoint/1";
+/// The payload's `schema`, as written.
+pub const SCHEMA: &str = "trailproof-checkpoint/2";
+/// The previous schema, still read (see the module docs).
+pub const SCHEMA_1: &str = "trailproof-checkpoint/1";
 
 /// A checkpoint's payload (see the module docs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +94,17 @@ pub struct ChainMark {
     pub last: Option<LastDigest>,
     /// Every period so far (standard chains).
     pub ledger: Option<LedgerMark>,
+    /// The key of `last` when the watch has reported that no digest followed it in time
+    /// (schema 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_reported: Option<String>,
+}
+
+impl ChainMark {
+    /// Whether the watch has reported the gap after the chain's last verified digest.
+    pub fn gap_said(&self) -> bool {
+        matches!((&self.last, &self.gap_reported), (Some(l), Some(k)) if l.key == *k)
+    }
 }
 
 /// A chain's newest verified digest, as a checkpoint records it.
@@ -234,7 +257,8 @@ impl VerifiedCheckpoint {
         let schema = |detail: String| CheckpointError::Schema { detail };
         let checkpoint: Checkpoint =
             serde_json::from_slice(&opened.payload).map_err(|e| schema(e.to_string()))?;
-        if checkpoint.schema != SCHEMA {
+        let gaps = checkpoint.chains.iter().any(|c| c.gap_reported.is_some());
+        if checkpoint.schema != SCHEMA && (checkpoint.schema != SCHEMA_1 || gaps) {
             return Err(schema(format!("schema is {:?}", checkpoint.schema)));
         }
         if checkpoint.start > checkpoint.through {
@@ -412,6 +436,18 @@ impl Checkpoint {
         next(None, report, report.range.start)
     }
 
+    /// Per chain with a verified digest, the time its last verified digest's key names: what
+    /// the next run takes the chain up after ([`VerifiedCheckpoint::resume`]).
+    pub fn verified_through(&self) -> BTreeMap<ChainId, Timestamp> {
+        self.chains
+            .iter()
+            .filter_map(|m| match parse_key(&m.last.as_ref()?.key) {
+                Ok(CloudTrailKey::Digest(k)) => Some((chain_id(&m.chain), k.end_time)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The hours of every chain so far, per state.
     pub fn counts(&self) -> Counts {
         let mut counts = Counts::default();
@@ -450,6 +486,7 @@ fn next(prior: Option<&VerifiedCheckpoint>, report: &Report, start: Timestamp) -
                     chain: info,
                     last: None,
                     ledger: None,
+                    gap_reported: None,
                 });
                 chains.len() - 1
             }
@@ -458,6 +495,10 @@ fn next(prior: Option<&VerifiedCheckpoint>, report: &Report, start: Timestamp) -
             continue;
         };
         if let Some(newest) = &ends.newest {
+            // A gap is said of one last digest: a newer one ends it.
+            if mark.gap_reported.as_deref() != Some(newest.location.key.as_str()) {
+                mark.gap_reported = None;
+            }
             mark.last = Some(LastDigest {
                 key: newest.location.key.clone(),
                 sha256: newest.sha256.to_hex(),
@@ -579,6 +620,58 @@ fn tip(bucket: &str, chain: &ChainId, last: &LastDigest) -> Result<Tip, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key() -> SigningKey {
+        SigningKey::from_pem(&crate::report::signing::tests::key_file("ed25519.pem")).unwrap()
+    }
+
+    /// A checkpoint of `schema` with one chain, its gap said or not.
+    fn sealed(schema: &str, gap: bool) -> Vec<u8> {
+        let key = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_main_us-east-1_20260101T012828Z.json.gz";
+        let chain: ChainInfo = serde_json::from_value(serde_json::json!({
+            "prefix": "", "organization": null, "account": "111122223333", "region": "us-east-1",
+            "trail": "main", "home_region": "us-east-1", "backfill": false,
+            "trail_arn": "arn:aws:cloudtrail:us-east-1:111122223333:trail/main"
+        }))
+        .unwrap();
+        let checkpoint = Checkpoint {
+            schema: schema.into(),
+            bucket: "b".into(),
+            filters: FiltersMark::from(&Filters::default()),
+            start: "2026-01-01T00:00:00Z".parse().unwrap(),
+            through: "2026-01-01T01:28:28Z".parse().unwrap(),
+            chains: vec![ChainMark {
+                chain,
+                last: Some(LastDigest {
+                    key: key.into(),
+                    sha256: "00".repeat(32),
+                    signature: "01".into(),
+                    end: "2026-01-01T01:00:00Z".parse().unwrap(),
+                }),
+                ledger: None,
+                gap_reported: gap.then(|| key.to_owned()),
+            }],
+        };
+        checkpoint.seal(&self::key()).unwrap()
+    }
+
+    /// Checkpoints written before schema 2 are still read (a daily job goes on after an
+    /// upgrade); a schema 1 file cannot carry schema 2's gap marks, and other schemas are
+    /// refused.
+    #[test]
+    fn schema_1_checkpoints_are_still_read_and_others_refused() {
+        let k = key();
+        let open = |bytes: &[u8]| VerifiedCheckpoint::open(bytes, Trust::Key(k.public()));
+        let v1 = open(&sealed(SCHEMA_1, false)).unwrap();
+        assert!(!v1.checkpoint().chains[0].gap_said());
+        assert!(open(&sealed(SCHEMA, true)).unwrap().checkpoint().chains[0].gap_said());
+        for (schema, gap) in [(SCHEMA_1, true), ("trailproof-checkpoint/3", false)] {
+            assert!(matches!(
+                open(&sealed(schema, gap)),
+                Err(CheckpointError::Schema { .. })
+            ));
+        }
+    }
 
     /// Found by the red team: a checkpoint made with `--region us-east-1 --region eu-west-1`
     /// refused a run given the same Regions in the other order.
