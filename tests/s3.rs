@@ -1523,6 +1523,32 @@ fn traversal_and_absolute_keys_are_refused_by_acquire_and_reported_by_verify() {
     assert!(outside.is_empty(), "written outside DIR: {outside:?}");
 }
 
+/// Found by the red team: under a trail prefix named like the directory's own files, acquire
+/// wrote the objects and then could not write its evidence-metadata file (exit 2, none left).
+/// Such keys are failures of their own; the directory's files are written as ever.
+#[test]
+fn keys_under_the_names_of_the_directorys_own_files_are_not_copied() {
+    let (case, moto, log, _) = clean_plain_on_moto();
+    let body = std::fs::read(case.join("bucket").join(&log)).unwrap();
+    let hostile = [
+        format!("trailproof-evidence.json/{log}"),
+        format!("trailproof-acquisition.json/{log}"),
+    ];
+    for key in &hostile {
+        moto.put(BUCKET, key, &body);
+    }
+    let top = tempfile::tempdir().unwrap();
+    let dir = top.path().join("evidence");
+    let mut acquire = acquire_args(&case, &dir);
+    acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
+    let out = trailproof(&case, &acquire, &moto.env());
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("2 failed"), "{}", out.stderr);
+    for name in ["trailproof-evidence.json", "trailproof-acquisition.json"] {
+        assert!(dir.join(name).is_file(), "{name}: {}", out.stderr);
+    }
+}
+
 /// Found by the red team: a whole log file stored under its name plus `/` was skipped as a
 /// folder marker, so the run said nothing about it. An empty folder object, as the S3 console
 /// makes them, holds nothing and stays silent.

@@ -517,6 +517,7 @@ impl Acquisition {
     fn store_digests(&mut self, keys: &[String], read: Vec<Result<StoredObject, ReadError>>) {
         for (key, read) in keys.iter().zip(read) {
             self.summary.wanted += 1;
+            let read = read.and_then(|stored| writable_key(key).map(|()| stored));
             match read {
                 Ok(stored) if self.keeps_recovered(key, stored.record.sha256.as_deref()) => {
                     self.summary.unchanged += 1;
@@ -586,7 +587,7 @@ impl Acquisition {
         let mut fetch = Vec::new();
         for key in wanted {
             self.summary.wanted += 1;
-            if let Err(e) = plain_key(key) {
+            if let Err(e) = writable_key(key) {
                 self.fail(key, &format!("{e:?}"));
                 continue;
             }
@@ -740,6 +741,21 @@ fn unchanged(
         gone: None,
         ..carried
     }))
+}
+
+/// Whether the copy of `key` may be written: a plain relative path ([`plain_key`]) that is not,
+/// and does not lie under, the directory's own files. Found by the red team: under a trail
+/// prefix named `trailproof-evidence.json`, the objects were written and the evidence-metadata
+/// file then could not be (exit 2, no metadata left).
+fn writable_key(key: &str) -> Result<(), ReadError> {
+    plain_key(key)?;
+    let first = key.split('/').next().unwrap_or_default();
+    if [EVIDENCE_FILE, ACQUISITION_FILE].contains(&first) {
+        return Err(ReadError::Escape(format!(
+            "key {key:?} would take the place of the directory's {first}"
+        )));
+    }
+    Ok(())
 }
 
 /// The key of `subject` (`s3://BUCKET/KEY`) in `bucket`.
