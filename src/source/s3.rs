@@ -475,7 +475,13 @@ impl S3Source {
                 )
             }
         };
+        // A server that does not encode says so by leaving out `EncodingType` (as botocore
+        // reads it): its keys are taken as they come.
+        let encoded = page.encoding_type() == Some(&EncodingType::Url);
         let decode = |key: &str| {
+            if !encoded {
+                return Ok(key.to_owned());
+            }
             form_decode(key).ok_or_else(|| SourceError::Undecodable {
                 operation: Operation::ListObjectsV2,
                 target: target(),
