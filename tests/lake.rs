@@ -248,7 +248,7 @@ fn a_file_name_leading_out_of_the_folder_is_never_read() {
         &[
             ("result_sign.json", "query_sign_valid"),
             ("result_1.csv.gz", "query_result_valid"),
-            ("result_2.csv.gz", "query_result_not_a_file"),
+            ("result_2.csv.gz", "query_result_missing"),
         ],
         1,
     );
@@ -357,12 +357,13 @@ fn odd_hash_spellings_an_empty_list_and_no_sign_file_are_findings() {
 }
 
 #[test]
-fn fifos_and_folders_in_place_of_files_are_never_read() {
+fn fifos_and_folders_in_place_of_files_are_never_read_and_a_folder_is_no_object() {
     let tmp = tempfile::tempdir().unwrap();
     let mut export = LakeExport::new(12, 2, 20, complete());
     export.files.clear();
     let (dir, keys) = export_in(tmp.path(), &export);
-    // A FIFO would block a reader forever; a folder is no file.
+    // A FIFO would block a reader forever. A folder is no file: the copy of an S3 folder
+    // `result_2.csv.gz/...`, the object itself absent.
     let fifo = std::process::Command::new("mkfifo")
         .arg(dir.join("result_1.csv.gz"))
         .status()
@@ -375,7 +376,7 @@ fn fifos_and_folders_in_place_of_files_are_never_read() {
         &[
             ("result_sign.json", "query_sign_valid"),
             ("result_1.csv.gz", "query_result_not_a_file"),
-            ("result_2.csv.gz", "query_result_not_a_file"),
+            ("result_2.csv.gz", "query_result_missing"),
         ],
         1,
     );

@@ -1523,6 +1523,41 @@ fn traversal_and_absolute_keys_are_refused_by_acquire_and_reported_by_verify() {
     assert!(outside.is_empty(), "written outside DIR: {outside:?}");
 }
 
+/// Found by the red team: with a log file deleted and an object put at `LOG/x`, the bucket's
+/// run said the log file was not found and the copy's, where `LOG` is a folder, "invalid
+/// format". Both now say it is missing, and both report `LOG/x`.
+#[test]
+fn a_log_replaced_by_a_folder_of_that_name_is_missing_online_and_offline() {
+    let (case, moto, log, _) = clean_plain_on_moto();
+    let key = log.clone();
+    moto.s3(|s3| async move {
+        s3.delete_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    });
+    moto.put(BUCKET, &format!("{log}/x"), b"x");
+    let online = verify_s3(&moto, &case, &["--format", "json"]);
+    assert_eq!(online.code, 1, "{}", online.stderr);
+    let top = tempfile::tempdir().unwrap();
+    let evidence = top.path().join("evidence");
+    let mut acquire = acquire_args(&case, &evidence);
+    acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
+    let out = trailproof(&case, &acquire, &moto.env());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut offline = vec!["verify".to_owned(), evidence.display().to_string()];
+    offline.extend(case_args(&case));
+    offline.extend(["--format".to_owned(), "json".to_owned()]);
+    let offline = trailproof(&case, &offline, &[]);
+    assert_eq!(findings(&offline), findings(&online));
+    assert_eq!(
+        verdicts_of(&offline, &format!("{log}/x")),
+        vec![("log_unrecognised".to_owned(), "invalid".to_owned())]
+    );
+}
+
 /// Found by the red team: under a trail prefix named like the directory's own files, acquire
 /// wrote the objects and then could not write its evidence-metadata file (exit 2, none left).
 /// Such keys are failures of their own; the directory's files are written as ever.

@@ -310,7 +310,15 @@ fn open_regular(path: &Path) -> Result<File, ReadError> {
         std::io::ErrorKind::NotFound => ReadError::NotFound,
         _ => ReadFailure::io(&e).into(),
     };
-    regular(&std::fs::metadata(path).map_err(io)?)?;
+    let meta = std::fs::metadata(path).map_err(io)?;
+    // A copy holds the objects `KEY/...` as files in a folder `KEY`, which S3 keeps apart
+    // from an object `KEY`: the folder is not that object, which is absent. Found by the red
+    // team: with `KEY` deleted and `KEY/x` put, the bucket's run said "not found" and the
+    // copy's "invalid format".
+    if meta.is_dir() {
+        return Err(ReadError::NotFound);
+    }
+    regular(&meta)?;
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -794,11 +802,9 @@ mod tests {
             ev.read_object("log.json.gz", 10),
             Err(ReadError::NotAFile("a FIFO"))
         );
+        // A folder holds other keys' copies (`folder/x`): the object `folder` is absent.
         std::fs::create_dir(root.path().join("folder")).unwrap();
-        assert_eq!(
-            ev.read_object("folder", 10),
-            Err(ReadError::NotAFile("a folder"))
-        );
+        assert_eq!(ev.read_object("folder", 10), Err(ReadError::NotFound));
         fifo(EVIDENCE_FILE);
         let err = LocalEvidence::open(root.path()).unwrap_err();
         assert!(
