@@ -68,13 +68,14 @@ use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
 
 use super::assemble::verify_tapped;
-use super::sort::{Batch, ExternalSort, Sorted};
+use super::sort::{Batch, ExternalSort, Sorted, Spill, Written};
 use super::{EngineError, FindingSink, LogTap, Settings};
 use crate::core::finding::{Finding, Verdict};
 use crate::core::gz::Inflated;
@@ -119,7 +120,8 @@ pub enum Order {
     /// By (eventTime, eventID), records without an eventTime first.
     Sorted {
         /// Bytes of records held before a sorted run is spilled to a file. While the run
-        /// hashes, one run is written as the next fills: up to twice this is held.
+        /// hashes, a run is spilled at half this, written by a thread of its own as the next
+        /// half fills.
         memory: usize,
         /// Where run files go (a new folder is made in it, and removed).
         temp_dir: PathBuf,
@@ -222,11 +224,14 @@ pub fn verify_and_export<'s>(
         let records = verified_records(source, &report, options);
         return Ok((report, records));
     };
+    let (spills, to_write) = sync_channel::<Spill>(0);
     let tap = SortTap {
         filter: &options.filter,
+        spiller: Mutex::new(Some(spills)),
         state: Mutex::new(TapState {
+            // Two blocks of half the budget: one fills while the other's run is written.
             sort: TempDir::new(temp_dir.clone()).map(|t| {
-                let sort = ExternalSort::new(&t.0, *memory);
+                let sort = ExternalSort::new(&t.0, *memory / 2);
                 (t, sort)
             }),
             files: Vec::new(),
@@ -234,10 +239,27 @@ pub fn verify_and_export<'s>(
             counted: Vec::new(),
             others: Vec::new(),
             hasher: RandomState::new(),
-            spilling: false,
         }),
     };
-    let report = verify_tapped(source, key_provider, settings, sink, observer, Some(&tap))?;
+    let report = std::thread::scope(|scope| {
+        let spiller = scope.spawn(|| {
+            for spill in to_write {
+                tap.add_run(spill.write());
+            }
+        });
+        // The spill thread ends once it has written what it was handed and its sender is
+        // gone: dropped after the run, or while a panic unwinds (the scope waits for the
+        // thread, which would otherwise wait for spills forever).
+        let closing = CloseSpills(&tap.spiller);
+        let report = verify_tapped(source, key_provider, settings, sink, observer, Some(&tap));
+        drop(closing);
+        if spiller.join().is_err() {
+            tap.add_run(Err(io::Error::other(
+                "the thread writing the sort's runs panicked",
+            )));
+        }
+        report
+    })?;
     let state = tap
         .state
         .into_inner()
@@ -280,19 +302,54 @@ struct TapState {
     /// digest or hash: judged with the report's findings, and read again if they are wanted.
     others: Vec<Finding>,
     hasher: RandomState,
-    /// Whether a thread is writing a run unlocked.
-    spilling: bool,
+}
+
+/// Drops the spill thread's sender when dropped.
+struct CloseSpills<'t>(&'t Mutex<Option<SyncSender<Spill>>>);
+
+impl Drop for CloseSpills<'_> {
+    fn drop(&mut self) {
+        drop(self.0.lock().unwrap_or_else(PoisonError::into_inner).take());
+    }
 }
 
 /// Takes the records of each proven file into the sort as the run hashes it.
 struct SortTap<'f> {
     filter: &'f EventFilter,
     state: Mutex<TapState>,
+    /// Hands a run to write to the spill thread, when it is idle (a channel without room: a
+    /// spill is taken only by a thread waiting for one); `None` once the run is done.
+    spiller: Mutex<Option<SyncSender<Spill>>>,
 }
 
 impl SortTap<'_> {
     fn lock(&self) -> std::sync::MutexGuard<'_, TapState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a run the spill thread wrote; an error ends the sort.
+    fn add_run(&self, run: io::Result<Written>) {
+        let mut state = self.lock();
+        let added = match (run, &mut state.sort) {
+            (Ok(run), Ok((_, sort))) => sort.add_run(run),
+            (Ok(_), Err(_)) => Ok(()),
+            (Err(e), _) => Err(e),
+        };
+        if let Err(e) = added {
+            state.sort = Err(e);
+        }
+    }
+
+    /// Hands `spill` to the spill thread if it is idle; gives it back if not.
+    fn hand_over(&self, spill: Spill) -> Option<Spill> {
+        let spiller = self.spiller.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(spiller) = spiller.as_ref() else {
+            return Some(spill);
+        };
+        match spiller.try_send(spill) {
+            Ok(()) => None,
+            Err(TrySendError::Full(spill) | TrySendError::Disconnected(spill)) => Some(spill),
+        }
     }
 }
 
@@ -341,52 +398,36 @@ impl LogTap for SortTap<'_> {
         };
         // A slot past u32 is caught when the export starts (too many files).
         let batch = sort_entries(&records, self.filter, &log.key, slot_u32(slot));
-        let mut mine = None;
-        {
-            let mut state = self.lock();
-            let TapState {
-                sort: Ok((_, sort)),
-                spilling,
-                ..
-            } = &mut *state
-            else {
-                return;
-            };
-            let mut result = Ok(());
-            let spills = match batch {
-                Ok(batch) => sort.push_deferred(batch),
-                Err(e) => {
-                    result = Err(e);
-                    Vec::new()
-                }
-            };
-            for spill in spills {
-                // One run is written unlocked at a time, so that the other threads go on
-                // taking records meanwhile; another while it is, is written here, locked:
-                // memory stays within two budgets however many threads there are.
-                if !*spilling && mine.is_none() {
-                    *spilling = true;
-                    mine = Some(spill);
-                } else if result.is_ok() {
-                    result = spill.write().and_then(|run| sort.add_run(run));
-                }
+        let mut state = self.lock();
+        let TapState {
+            sort: Ok((_, sort)),
+            ..
+        } = &mut *state
+        else {
+            return;
+        };
+        let mut result = Ok(());
+        let spills = match batch {
+            Ok(batch) => sort.push_deferred(batch),
+            Err(e) => {
+                result = Err(e);
+                Vec::new()
             }
-            if let Err(e) = result {
-                state.sort = Err(e);
+        };
+        for spill in spills {
+            // A run is written by the spill thread, so that no thread taking records waits
+            // for one (they hash files in batches: one waiting held up the others at the
+            // batch's end); while it writes one, another is written here, locked: memory
+            // stays within the sort's two blocks however many threads there are.
+            let Some(spill) = self.hand_over(spill) else {
+                continue;
+            };
+            if result.is_ok() {
+                result = spill.write().and_then(|run| sort.add_run(run));
             }
         }
-        if let Some(spill) = mine {
-            let run = spill.write();
-            let mut state = self.lock();
-            state.spilling = false;
-            let added = match (run, &mut state.sort) {
-                (Ok(run), Ok((_, sort))) => sort.add_run(run),
-                (Ok(_), Err(_)) => Ok(()),
-                (Err(e), _) => Err(e),
-            };
-            if let Err(e) = added {
-                state.sort = Err(e);
-            }
+        if let Err(e) = result {
+            state.sort = Err(e);
         }
     }
 
