@@ -248,7 +248,7 @@ fn a_file_name_leading_out_of_the_folder_is_never_read() {
         &[
             ("result_sign.json", "query_sign_valid"),
             ("result_1.csv.gz", "query_result_valid"),
-            ("result_2.csv.gz", "query_result_missing"),
+            ("result_2.csv.gz", "query_result_not_a_file"),
         ],
         1,
     );
