@@ -76,18 +76,6 @@ fn put(moto: &Moto, key: &str, body: Vec<u8>, signature: Option<String>) -> Stri
     })
 }
 
-/// Deletes `key` the usual way: a delete marker.
-fn delete(moto: &Moto, key: &str) {
-    moto.s3(|s3| async move {
-        s3.delete_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-    })
-}
-
 /// Every version id of `key`, oldest first, delete markers left out.
 fn versions(moto: &Moto, key: &str) -> Vec<String> {
     moto.s3(|s3| async move {
@@ -208,7 +196,7 @@ fn an_overwritten_log_is_still_invalid_and_its_delivered_version_is_named() {
 fn a_deleted_log_is_still_missing_and_the_delete_marker_is_named() {
     let moto = versioned();
     let delivered = versions(&moto, LOG)[0].clone();
-    delete(&moto, LOG);
+    moto.delete(BUCKET, LOG);
 
     let out = verify_s3(&moto, &["--format", "json"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
@@ -238,7 +226,7 @@ fn an_overwritten_digest_is_recovered_by_its_signature() {
 fn a_deleted_digest_is_recovered_from_behind_its_delete_marker() {
     let moto = versioned();
     let delivered = versions(&moto, DIGEST)[0].clone();
-    delete(&moto, DIGEST);
+    moto.delete(BUCKET, DIGEST);
 
     let out = verify_s3(&moto, &["--format", "json"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
@@ -365,7 +353,7 @@ fn acquire_copies_the_delivered_versions_and_offline_verify_still_reports_the_ta
     let log_version = versions(&moto, LOG)[0].clone();
     let digest_version = versions(&moto, DIGEST)[0].clone();
     let forged = put(&moto, LOG, gzip(b"{\"Records\":[]}"), None);
-    delete(&moto, DIGEST);
+    moto.delete(BUCKET, DIGEST);
 
     let dir = tempfile::tempdir().unwrap();
     let evidence = dir.path().join("evidence");
@@ -754,7 +742,7 @@ fn objects_deleted_after_an_acquisition_are_reported_by_the_copy_made_again() {
     assert_eq!(verify_offline(&evidence).code, 0);
 
     for key in [LOG, NEWEST] {
-        delete(&moto, key);
+        moto.delete(BUCKET, key);
     }
     assert_eq!(verify_s3(&moto, &[]).code, 1);
     let again = acquire(&moto, &evidence);

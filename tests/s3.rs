@@ -130,10 +130,7 @@ fn acquire_then_offline_verify_equals_online_verify() {
 
         let dir = tempfile::tempdir().unwrap();
         let evidence = dir.path().join("evidence");
-        let args = case_args(&case);
-        let mut acquire = acquire_args(&case, &evidence);
-        acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
-        let first = trailproof(&case, &acquire, &moto.env());
+        let first = acquire_into(&case, &moto, &evidence);
         assert_eq!(first.code, 0, "{name}: acquire failed: {}", first.stderr);
         assert!(evidence.join("trailproof-evidence.json").exists());
         let record: Value = serde_json::from_slice(
@@ -145,10 +142,7 @@ fn acquire_then_offline_verify_equals_online_verify() {
             "{name}: STS identity recorded"
         );
 
-        let mut offline_args = vec!["verify".to_owned(), evidence.display().to_string()];
-        offline_args.extend(args.clone());
-        offline_args.extend(["--format".to_owned(), "json".to_owned()]);
-        let offline = trailproof(&case, &offline_args, &[]);
+        let offline = verify_copy(&case, &evidence);
         assert_eq!(
             offline.code, online.code,
             "{name}: exit status offline vs online"
@@ -160,7 +154,7 @@ fn acquire_then_offline_verify_equals_online_verify() {
         );
 
         // A second acquisition fetches nothing: everything is present and unchanged.
-        let second = trailproof(&case, &acquire, &moto.env());
+        let second = acquire_into(&case, &moto, &evidence);
         assert_eq!(second.code, 0, "{name}: {}", second.stderr);
         assert!(
             second.stderr.contains(" 0 downloaded"),
@@ -1246,6 +1240,21 @@ fn walk_keys(root: &Path) -> Vec<String> {
     keys
 }
 
+/// `acquire` of `case`'s range from `moto` into `dir`.
+fn acquire_into(case: &Path, moto: &Moto, dir: &Path) -> Output {
+    let mut acquire = acquire_args(case, dir);
+    acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
+    trailproof(case, &acquire, &moto.env())
+}
+
+/// `verify DIR --format json` of an acquired copy, with `case`'s arguments.
+fn verify_copy(case: &Path, evidence: &Path) -> Output {
+    let mut offline = vec!["verify".to_owned(), evidence.display().to_string()];
+    offline.extend(case_args(case));
+    offline.extend(["--format".to_owned(), "json".to_owned()]);
+    trailproof(case, &offline, &[])
+}
+
 /// The case `clean-plain` in a bucket on a new moto, with the key of a log file and of a digest.
 fn clean_plain_on_moto() -> (PathBuf, Moto, String, String) {
     let case = cases_dir().join("clean-plain");
@@ -1504,9 +1513,7 @@ fn traversal_and_absolute_keys_are_refused_by_acquire_and_reported_by_verify() {
     }
     let top = tempfile::tempdir().unwrap();
     let dir = top.path().join("evidence");
-    let mut acquire = acquire_args(&case, &dir);
-    acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
-    let out = trailproof(&case, &acquire, &moto.env());
+    let out = acquire_into(&case, &moto, &dir);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("2 failed"), "{}", out.stderr);
     for key in &hostile {
@@ -1529,28 +1536,15 @@ fn traversal_and_absolute_keys_are_refused_by_acquire_and_reported_by_verify() {
 #[test]
 fn a_log_replaced_by_a_folder_of_that_name_is_missing_online_and_offline() {
     let (case, moto, log, _) = clean_plain_on_moto();
-    let key = log.clone();
-    moto.s3(|s3| async move {
-        s3.delete_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-    });
+    moto.delete(BUCKET, &log);
     moto.put(BUCKET, &format!("{log}/x"), b"x");
     let online = verify_s3(&moto, &case, &["--format", "json"]);
     assert_eq!(online.code, 1, "{}", online.stderr);
     let top = tempfile::tempdir().unwrap();
     let evidence = top.path().join("evidence");
-    let mut acquire = acquire_args(&case, &evidence);
-    acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
-    let out = trailproof(&case, &acquire, &moto.env());
+    let out = acquire_into(&case, &moto, &evidence);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let mut offline = vec!["verify".to_owned(), evidence.display().to_string()];
-    offline.extend(case_args(&case));
-    offline.extend(["--format".to_owned(), "json".to_owned()]);
-    let offline = trailproof(&case, &offline, &[]);
+    let offline = verify_copy(&case, &evidence);
     assert_eq!(findings(&offline), findings(&online));
     assert_eq!(
         verdicts_of(&offline, &format!("{log}/x")),
@@ -1574,9 +1568,7 @@ fn keys_under_the_names_of_the_directorys_own_files_are_not_copied() {
     }
     let top = tempfile::tempdir().unwrap();
     let dir = top.path().join("evidence");
-    let mut acquire = acquire_args(&case, &dir);
-    acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
-    let out = trailproof(&case, &acquire, &moto.env());
+    let out = acquire_into(&case, &moto, &dir);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("2 failed"), "{}", out.stderr);
     for name in ["trailproof-evidence.json", "trailproof-acquisition.json"] {
@@ -1668,15 +1660,9 @@ fn an_acquired_copy_keeps_the_objects_verify_reports_as_no_cloudtrail_file() {
 
     let top = tempfile::tempdir().unwrap();
     let evidence = top.path().join("evidence");
-    let mut acquire = acquire_args(&case, &evidence);
-    acquire.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
-    let out = trailproof(&case, &acquire, &moto.env());
+    let out = acquire_into(&case, &moto, &evidence);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let mut offline = vec!["verify".to_owned(), evidence.display().to_string()];
-    offline.extend(case_args(&case));
-    offline.extend(["--format".to_owned(), "json".to_owned()]);
-    let verify_copy = || trailproof(&case, &offline, &[]);
-    let copied = verify_copy();
+    let copied = verify_copy(&case, &evidence);
     assert_eq!(copied.code, 1, "{}", copied.stderr);
     assert_eq!(findings(&copied), findings(&online));
     for key in [format!("{log}.bak"), format!("{log}.part"), notes] {
@@ -1688,17 +1674,17 @@ fn an_acquired_copy_keeps_the_objects_verify_reports_as_no_cloudtrail_file() {
     // Found by the red team: fetching `log` again went through the file `{log}.part`, the
     // copy of the object of that name, which was lost.
     std::fs::write(evidence.join(log), b"a damaged copy").unwrap();
-    let out = trailproof(&case, &acquire, &moto.env());
+    let out = acquire_into(&case, &moto, &evidence);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains(" 1 downloaded"), "{}", out.stderr);
-    assert_eq!(findings(&verify_copy()), findings(&online));
+    assert_eq!(findings(&verify_copy(&case, &evidence)), findings(&online));
 
     let copy = std::fs::read(evidence.join(log)).unwrap();
     let (folder, name) = log.rsplit_once('/').unwrap();
     for hostile in [format!("{folder}/./{name}"), format!("{log}/")] {
         moto.put(BUCKET, &hostile, b"not the log file");
     }
-    let out = trailproof(&case, &acquire, &moto.env());
+    let out = acquire_into(&case, &moto, &evidence);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("2 failed"), "{}", out.stderr);
     assert_eq!(std::fs::read(evidence.join(log)).unwrap(), copy);

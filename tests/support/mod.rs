@@ -220,6 +220,19 @@ impl Moto {
     }
 
     #[cfg(feature = "aws")]
+    /// Deletes one object (a delete marker, in a versioned bucket).
+    pub fn delete(&self, bucket: &str, key: &str) {
+        self.s3(|s3| async move {
+            s3.delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+        })
+    }
+
+    #[cfg(feature = "aws")]
     fn client(&self) -> aws_sdk_s3::Client {
         let conf = aws_sdk_s3::Config::builder()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
