@@ -548,7 +548,21 @@ fn objects_rewritten_or_back_dated_behind_the_checkpoint_and_announced_are_repor
     };
     let copy = s.corpus.objects[&other].clone();
     s.corpus.objects.insert(rewritten.clone(), copy);
-    let keys = [old.clone(), injected.clone(), rewritten.clone()];
+    // Found by the red team: the same log file back-dated in a Region with no chain, and under
+    // a name CloudTrail never writes in a verified day folder, were not verified again.
+    let chainless = old.replace("us-east-1", "us-west-2");
+    let stray = format!("{}/notes.json.gz", old.rsplit_once('/').unwrap().0);
+    for key in [&chainless, &stray] {
+        let copy = s.corpus.objects[&old].clone();
+        s.corpus.objects.insert(key.clone(), copy);
+    }
+    let keys = [
+        old.clone(),
+        injected.clone(),
+        rewritten.clone(),
+        chainless.clone(),
+        stray.clone(),
+    ];
     put(&s.moto, &s.corpus, &keys);
     let bodies: Vec<String> = keys.iter().map(|k| s3_event(BUCKET, k)).collect();
     send(&s.moto, &s.queue, &bodies);
@@ -576,6 +590,8 @@ fn objects_rewritten_or_back_dated_behind_the_checkpoint_and_announced_are_repor
     assert!(said(&old, "log_hash_mismatch"));
     assert!(said(&injected, "log_unreferenced"));
     assert!(said(&rewritten, "digest_moved"));
+    assert!(said(&chainless, "log_unreferenced"));
+    assert!(said(&stray, "log_unrecognised"));
     assert_eq!(set(&found), set(&expected), "{stderr}");
     assert_eq!(queued(&s.moto, &s.queue), 0, "messages left in the queue");
 }

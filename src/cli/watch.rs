@@ -43,7 +43,7 @@ use clap::Args;
 use jiff::{SignedDuration, Timestamp};
 
 use trailproof::core::finding::{Finding, Kind, Verdict};
-use trailproof::core::layout::{parse_key, ChainId, CloudTrailKey, Scope};
+use trailproof::core::layout::{folders, parse_key, ChainId, CloudTrailKey, Scope};
 use trailproof::core::notification::{parse, Delivery, Notice};
 use trailproof::core::time::{earlier, format_iso, later};
 use trailproof::core::types::S3Location;
@@ -585,22 +585,20 @@ impl Watch<'_> {
         let mut runs: BTreeMap<(String, String), (Timestamp, Timestamp, Vec<String>)> =
             BTreeMap::new();
         for key in std::mem::take(&mut self.behind) {
-            let Some((at, scope)) = behind(&marks, &key) else {
+            let Some(b) = behind(&marks, &key) else {
                 continue;
             };
-            if !selects(&filters.accounts, &scope.account)
-                || !selects(&filters.regions, &scope.region)
-            {
+            if !selects(&filters.accounts, &b.account) || !selects(&filters.regions, &b.region) {
                 continue;
             }
             let subject = S3Location::new(&self.bucket, &key).uri();
-            runs.entry((scope.account, scope.region))
+            runs.entry((b.account, b.region))
                 .and_modify(|(from, to, subjects)| {
-                    *from = (*from).min(at);
-                    *to = (*to).max(at);
+                    *from = (*from).min(b.from);
+                    *to = (*to).max(b.to);
                     subjects.push(subject.clone());
                 })
-                .or_insert((at, at, vec![subject]));
+                .or_insert((b.from, b.to, vec![subject]));
         }
         for ((account, region), (from, to, subjects)) in runs {
             let settings = Settings {
@@ -744,7 +742,8 @@ fn watched(objects: &[S3Location], bucket: &str, prefix: &str) -> Result<(), Str
 
 /// Whether `delivery` names an object behind the checkpoint (`marks`) that was written after
 /// the tick that verified past its time started (`passed`), or at a time this process cannot
-/// tell (see the module docs).
+/// tell (see the module docs; an object that is no CloudTrail key, or of a chain or folder no
+/// tick of this process passed, is one).
 fn written_behind(
     passed: &Passed,
     marks: &BTreeMap<ChainId, Timestamp>,
@@ -756,32 +755,72 @@ fn written_behind(
     if behind(marks, &delivery.object.key).is_none() {
         return false;
     }
-    let Ok(key) = parse_key(&delivery.object.key) else {
-        return false;
-    };
-    passed
-        .at(&key)
+    parse_key(&delivery.object.key)
+        .ok()
+        .and_then(|key| passed.at(&key))
         .is_none_or(|started| later(written, CLOCK_SKEW) >= started)
 }
 
-/// When `key` is older than what the checkpoint holds verified (`marks`, per chain its last
-/// verified digest's time), its time and folder: a log file at or before the last verified
-/// digest of every chain of its folder (a tick looks for log files no digest names only after
-/// the earliest of them), or a digest before its chain's last one (a tick reads the last one
-/// and what follows).
-fn behind(marks: &BTreeMap<ChainId, Timestamp>, key: &str) -> Option<(Timestamp, Scope)> {
-    match parse_key(key).ok()? {
-        CloudTrailKey::Log(log) => {
-            let earliest = marks
-                .iter()
-                .filter(|(chain, _)| chain.scope == log.scope)
-                .map(|(_, t)| *t)
-                .min()?;
-            (log.time <= earliest).then_some((log.time, log.scope))
+/// An object older than what the checkpoint holds verified: the span of its time, its account
+/// and its Region.
+#[derive(Debug, PartialEq, Eq)]
+struct Behind {
+    from: Timestamp,
+    to: Timestamp,
+    account: String,
+    region: String,
+}
+
+/// Whether `key` is older than what the checkpoint holds verified (`marks`, per chain its last
+/// verified digest's time): a log file at or before the last verified digest of every chain of
+/// its folder (a tick looks for log files no digest names only after the earliest of them), a
+/// digest before its chain's last one (a tick reads the last one and what follows), or any
+/// other object in a day folder that ends before them (a tick lists the day folders from
+/// theirs on). Where the checkpoint knows no chain of the object's folder (or no chain of a
+/// digest), the earliest mark of all stands for them: found by the red team, a back-dated log
+/// file in a Region with no chain, one under a name CloudTrail never writes, and a digest of a
+/// trail the checkpoint does not know were never verified again, though announced.
+fn behind(marks: &BTreeMap<ChainId, Timestamp>, key: &str) -> Option<Behind> {
+    let earliest_of = |account: &str, region: &str| {
+        let of_folder = marks
+            .iter()
+            .filter(|(chain, _)| chain.scope.account == account && chain.scope.region == region)
+            .map(|(_, t)| *t)
+            .min();
+        of_folder.or_else(|| marks.values().min().copied())
+    };
+    let at = |t: Timestamp, account: &str, region: &str| Behind {
+        from: t,
+        to: t,
+        account: account.to_owned(),
+        region: region.to_owned(),
+    };
+    match parse_key(key) {
+        Ok(CloudTrailKey::Log(log)) => {
+            let (account, region) = (&log.scope.account, &log.scope.region);
+            (log.time <= earliest_of(account, region)?).then(|| at(log.time, account, region))
         }
-        CloudTrailKey::Digest(digest) => {
-            let last = marks.get(&digest.chain())?;
-            (digest.end_time < *last).then_some((digest.end_time, digest.scope))
+        Ok(CloudTrailKey::Digest(digest)) => {
+            let (account, region) = (&digest.scope.account, &digest.scope.region);
+            let last = match marks.get(&digest.chain()) {
+                Some(last) => *last,
+                None => earliest_of(account, region)?,
+            };
+            (digest.end_time < last).then(|| at(digest.end_time, account, region))
+        }
+        Err(_) => {
+            let place = folders(key)?;
+            let (account, region) = (place.account?, place.region?);
+            let from = place
+                .day?
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .ok()?
+                .timestamp();
+            let to = later(from, SignedDuration::from_hours(24));
+            (to <= earliest_of(account, region)?).then(|| Behind {
+                to,
+                ..at(from, account, region)
+            })
         }
     }
 }
@@ -957,6 +996,51 @@ mod tests {
     /// when the object was written after the tick that first verified past its time started
     /// (else that tick read it), or when no tick of this process did (a restart); CloudTrail's
     /// notifications (no event time) and objects after the checkpoint never do.
+    /// Found by the red team: announced, back-dated objects the checkpoint has no chain for
+    /// (a log file of a Region with no chain, a name CloudTrail never writes, a digest of an
+    /// unknown trail) were never verified again.
+    #[test]
+    fn objects_no_chain_of_the_checkpoint_names_are_behind_it_too() {
+        let log = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/02/111122223333_CloudTrail_us-east-1_20260102T0500Z_abcdefghijklmnop.json.gz";
+        let Ok(CloudTrailKey::Log(parsed)) = parse_key(log) else {
+            panic!("not a log key")
+        };
+        let chain = ChainId {
+            scope: parsed.scope,
+            trail: "main".into(),
+            home_region: "us-east-1".into(),
+            backfill: false,
+        };
+        let marks = BTreeMap::from([(chain, t("2026-01-02T20:28:28Z"))]);
+        let other_region = log.replace("us-east-1", "us-west-2");
+        let b = behind(&marks, &other_region).unwrap();
+        assert_eq!(
+            (b.from, b.region.as_str()),
+            (t("2026-01-02T05:00:00Z"), "us-west-2")
+        );
+        let day_before = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/notes.txt";
+        let b = behind(&marks, day_before).unwrap();
+        assert_eq!(
+            (b.from, b.to),
+            (t("2026-01-01T00:00:00Z"), t("2026-01-02T00:00:00Z"))
+        );
+        // The day of the mark is listed by the next tick; a folder with no day cannot be placed.
+        for key in [
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/02/notes.txt",
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/notes.txt",
+        ] {
+            assert_eq!(behind(&marks, key), None, "{key}");
+        }
+        let unknown_trail = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_evil_us-east-1_20260101T101201Z.json.gz";
+        assert!(behind(&marks, unknown_trail).is_some());
+        let passed = Passed::default();
+        let announced = Delivery {
+            object: S3Location::new("b", day_before),
+            event_time: Some(t("2026-01-03T00:00:00Z")),
+        };
+        assert!(written_behind(&passed, &marks, &announced));
+    }
+
     #[test]
     fn only_objects_written_after_the_tick_that_passed_them_are_verified_again() {
         let log = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/01/111122223333_CloudTrail_us-east-1_20260101T0500Z_abcdefghijklmnop.json.gz";
