@@ -300,6 +300,11 @@ fn finished(mut child: Child) -> (i32, String) {
     }
 }
 
+/// [`problems`] of a watch's standard output.
+fn problems_of(stdout: &[u8]) -> Vec<(String, String)> {
+    problems(String::from_utf8_lossy(stdout).lines().map(str::to_owned))
+}
+
 /// (subject, kind) of every JSONL finding line that is not valid.
 fn problems(lines: impl IntoIterator<Item = String>) -> Vec<(String, String)> {
     let mut found = Vec::new();
@@ -452,12 +457,7 @@ fn a_chain_silent_past_the_grace_is_reported_even_when_no_message_comes() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let found = problems(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_owned),
-    );
+    let found = problems_of(&out.stdout);
     assert_eq!(
         found,
         vec![(
@@ -500,12 +500,7 @@ fn a_restarted_watch_does_not_report_a_gap_again_but_reports_a_new_one() {
             .wait_with_output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let found = problems(
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .lines()
-                .map(str::to_owned),
-        );
+        let found = problems_of(&out.stdout);
         (out.status.code(), found, stderr)
     };
     let gap = |key: &str| {
@@ -572,12 +567,7 @@ fn objects_rewritten_or_back_dated_behind_the_checkpoint_and_announced_are_repor
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let found = problems(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_owned),
-    );
+    let found = problems_of(&out.stdout);
     let subjects: BTreeSet<String> = keys.iter().map(|k| format!("s3://{BUCKET}/{k}")).collect();
     let full = s.verify(&[]);
     let expected: Vec<(String, String)> = problems(full.stdout.lines().map(str::to_owned))
@@ -626,12 +616,7 @@ fn a_watch_killed_mid_tick_skips_nothing_when_restarted() {
     let child = s.watch(&["--digest-grace", "48h", "--exit-when-idle", "5"]);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.code() == Some(0) || out.status.code() == Some(1));
-    let again = problems(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_owned),
-    );
+    let again = problems_of(&out.stdout);
     let tampered = (
         format!("s3://{BUCKET}/{tampered}"),
         "log_hash_mismatch".to_owned(),
