@@ -762,4 +762,85 @@ fn objects_deleted_after_an_acquisition_are_reported_by_the_copy_made_again() {
     let back = acquire(&moto, &evidence);
     assert_eq!(back.code, 0, "{}", back.stderr);
     assert_eq!(verify_offline(&evidence).code, 0, "the marks are dropped");
+
+    // Found by the red team: another trail's prefix acquired into the same directory marked
+    // every object of this one gone, though none had left the bucket.
+    moto.upload_more(&cases_dir().join("clean-prefix"), BUCKET);
+    let mut other = acquire_args(&evidence);
+    other[1] = format!("s3://{BUCKET}/cloudtrail");
+    let out = run(&moto, &other);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let meta = std::fs::read_to_string(evidence.join("trailproof-evidence.json")).unwrap();
+    assert!(!meta.contains("\"gone\""), "{meta}");
+}
+
+/// Found by the red team: a log file of the day before the range, named by a digest of the
+/// range, was copied, then deleted; no listing of the next acquisition has its day folder, so
+/// nothing marked it, and the copy verified valid where the bucket did not.
+#[test]
+fn a_log_of_the_day_before_named_by_the_range_is_recorded_gone_too() {
+    let corpus = trailproof_testgen::World::new(BUCKET)
+        .start("2025-12-31T22:00:00Z".parse().unwrap())
+        .hours(4)
+        .logs_per_hour(2)
+        .build();
+    let (_guard, case) = support::written(&corpus);
+    let moto = Moto::start(&case.join("public-keys.json"));
+    moto.upload(&case, BUCKET);
+    let range = [
+        "--start-time",
+        "2026-01-01T00:00:00Z",
+        "--end-time",
+        "2026-01-01T01:30:00Z",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = dir.path().join("evidence");
+    let mut args = vec![
+        "acquire".to_owned(),
+        format!("s3://{BUCKET}"),
+        evidence.display().to_string(),
+    ];
+    args.extend(range.map(str::to_owned));
+    args.extend([
+        "--public-keys".to_owned(),
+        case.join("public-keys.json").display().to_string(),
+    ]);
+    let first = run(&moto, &args);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    // The day before's last log file: the range's first digest names it.
+    let before = walk(&evidence)
+        .into_iter()
+        .filter(|k| k.contains("/CloudTrail/") && k.contains("/2025/12/31/"))
+        .max()
+        .expect("a log file of the day before");
+    moto.delete(BUCKET, &before);
+    let again = run(&moto, &args);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains(&before), "{}", again.stderr);
+    let mut offline = vec!["verify".to_owned(), evidence.display().to_string()];
+    offline.extend(range.map(str::to_owned));
+    offline.extend([
+        "--public-keys".to_owned(),
+        case.join("public-keys.json").display().to_string(),
+    ]);
+    let out = trailproof(&case, &offline, &[]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("acquired again"), "{}", out.stdout);
+}
+
+/// The keys of the files under `dir`.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                keys.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    keys
 }

@@ -222,11 +222,12 @@ pub fn acquire(
         root,
         metadata,
         summary: AcquireSummary::default(),
+        started,
     };
     copy.store_digests(&digest_keys, read);
     let fetch = copy.sort_out_logs(source, &bucket, &wanted_logs);
     copy.fetch(source, fetch, observer);
-    copy.mark_gone(source, settings, range, started);
+    copy.mark_gone(source, settings, range);
     write_json(&copy.root, EVIDENCE_FILE, &copy.metadata)?;
     if copy.summary.wanted > 0 {
         copy.recover(source, settings, dir, keys, observer)?;
@@ -238,6 +239,7 @@ pub fn acquire(
         root,
         metadata: _,
         summary,
+        started: _,
     } = copy;
     let record = AcquisitionRecord {
         tool: "trailproof",
@@ -344,6 +346,8 @@ struct Acquisition {
     root: WritableRoot,
     metadata: EvidenceMetadata,
     summary: AcquireSummary,
+    /// When the run started: what a `gone` mark says.
+    started: Timestamp,
 }
 
 impl Acquisition {
@@ -623,7 +627,13 @@ impl Acquisition {
                     self.summary.downloaded += 1;
                     self.metadata.objects.insert(key, record);
                 }
-                Err(ReadError::NotFound) => self.summary.missing += 1,
+                Err(ReadError::NotFound) => {
+                    self.summary.missing += 1;
+                    // Found by the red team: a log file of the day before, named by a digest of
+                    // the range, was copied and then deleted; no listing of the run has its
+                    // folder, so only this answer says it is gone.
+                    self.mark_one_gone(key);
+                }
                 Err(ReadError::Archived(class)) => self.summary.archived.push((key, class)),
                 Err(e) => self.fail(&key, &format!("{e:?}")),
             }
@@ -637,9 +647,12 @@ impl Acquisition {
     /// log file or the newest digest deleted from an unversioned bucket after a first
     /// acquisition was kept and nothing recorded, so the copy verified valid and the bucket did
     /// not.
-    fn mark_gone(&mut self, source: &S3Source, settings: &Settings, range: Range, at: Timestamp) {
-        for (key, record) in &mut self.metadata.objects {
-            if record.gone.is_some() || source.listed(key).is_some() {
+    /// Only keys under the source's prefix are its listings' (red team: acquiring another
+    /// trail's prefix into the same directory marked every object of the first gone).
+    fn mark_gone(&mut self, source: &S3Source, settings: &Settings, range: Range) {
+        let mut gone = Vec::new();
+        for (key, record) in &self.metadata.objects {
+            if record.gone.is_some() || !source.covers(key) || source.listed(key).is_some() {
                 continue;
             }
             let listed_by_the_run = match parse_key(key) {
@@ -652,8 +665,21 @@ impl Acquisition {
                 Err(_) => false,
             };
             if listed_by_the_run {
-                record.gone = Some(at);
-                self.summary.gone.push(key.clone());
+                gone.push(key.clone());
+            }
+        }
+        for key in gone {
+            self.mark_one_gone(key);
+        }
+    }
+
+    /// Marks `key`'s record `gone`, if the directory has one that is not so marked: the
+    /// object was named or listed before and S3 no longer has it.
+    fn mark_one_gone(&mut self, key: String) {
+        if let Some(record) = self.metadata.objects.get_mut(&key) {
+            if record.gone.is_none() {
+                record.gone = Some(self.started);
+                self.summary.gone.push(key);
             }
         }
     }

@@ -653,6 +653,11 @@ impl S3Source {
         self
     }
 
+    /// Whether `key` lies under the source's prefix: whether its listings can have it.
+    pub fn covers(&self, key: &str) -> bool {
+        key.starts_with(&self.start())
+    }
+
     /// What a listing said about `key`, if listings are remembered.
     pub fn listed(&self, key: &str) -> Option<Listed> {
         self.listed.as_ref()?.lock().ok()?.get(key).cloned()
