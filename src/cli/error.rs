@@ -408,7 +408,12 @@ fn source_advice(err: &SourceError) -> Option<String> {
         }
         #[cfg(feature = "aws")]
         SourceError::TrailWithoutBucket { .. } => "pass --s3-bucket".to_owned(),
-        SourceError::NotPlain { .. } => "remove it and run again".to_owned(),
+        // Found by the red team: the file in the way may be the copy of an object (`KEY`,
+        // where the bucket now has `KEY/x`); removing it lost the delivered bytes.
+        SourceError::NotPlain { .. } => {
+            "move it out of the directory (keep it: it may be a copy of evidence) and run again"
+                .to_owned()
+        }
         SourceError::Root { source, .. } if source.kind() == io::ErrorKind::NotFound => {
             "check the path: SOURCE is a directory or s3://BUCKET[/PREFIX]".to_owned()
         }

@@ -181,7 +181,7 @@ pub enum SourceError {
     /// Where acquisition must write, the evidence directory holds a symbolic link or something
     /// other than a plain file or folder: writing there could land outside the directory.
     #[error(
-        "{path} is a symbolic link or not a plain file or folder; nothing is written through it"
+        "{path} is a symbolic link, or not a plain file or folder, or a file where a folder must be; nothing is written through it"
     )]
     NotPlain {
         /// What is there.
