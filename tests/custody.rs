@@ -808,7 +808,7 @@ fn a_log_of_the_day_before_named_by_the_range_is_recorded_gone_too() {
     let first = run(&moto, &args);
     assert_eq!(first.code, 0, "{}", first.stderr);
     // The day before's last log file: the range's first digest names it.
-    let before = walk(&evidence)
+    let before = support::keys_under(&evidence)
         .into_iter()
         .filter(|k| k.contains("/CloudTrail/") && k.contains("/2025/12/31/"))
         .max()
@@ -826,21 +826,4 @@ fn a_log_of_the_day_before_named_by_the_range_is_recorded_gone_too() {
     let out = trailproof(&case, &offline, &[]);
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(out.stdout.contains("acquired again"), "{}", out.stdout);
-}
-
-/// The keys of the files under `dir`.
-fn walk(dir: &Path) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                keys.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    keys
 }

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{assert_report_matches, case_args, case_names, cases_dir, trailproof, Moto, Output};
+use support::{
+    assert_report_matches, case_args, case_names, cases_dir, keys_under, trailproof, Moto, Output,
+};
 
 const BUCKET: &str = "acme-cloudtrail-logs";
 
@@ -822,7 +824,7 @@ fn each_object_is_fetched_once() {
     assert_report_matches("clean-org, GETs counted", &case, &out);
     let counts: Value = serde_json::from_slice(&std::fs::read(stats.path()).unwrap()).unwrap();
     let gets = counts["gets"].as_object().unwrap();
-    let objects = walk_keys(&case.join("bucket"));
+    let objects = keys_under(&case.join("bucket"));
     let digests = objects.iter().filter(|k| k.contains("/CloudTrail-Digest/"));
     assert!(digests.clone().count() >= 6);
     for key in digests.chain(objects.iter().filter(|k| k.contains("/CloudTrail/"))) {
@@ -881,7 +883,7 @@ fn a_long_history_listed_month_by_month_loses_no_key() {
     let (_guard, case) = support::written(&corpus);
     let moto = Moto::start(&case.join("public-keys.json"));
     moto.upload(&case, BUCKET);
-    let digest = walk_keys(&case.join("bucket"))
+    let digest = keys_under(&case.join("bucket"))
         .into_iter()
         .find(|k| k.contains("/CloudTrail-Digest/"))
         .unwrap();
@@ -1195,7 +1197,7 @@ fn a_body_that_drips_is_not_verified_within_its_deadline() {
     moto.upload(&case, BUCKET);
     let rules = tempfile::NamedTempFile::new().unwrap();
     let proxy = support::FaultProxy::start(&moto, rules.path());
-    let log = walk_keys(&case.join("bucket"))
+    let log = keys_under(&case.join("bucket"))
         .into_iter()
         .find(|k| k.contains("/CloudTrail/"))
         .unwrap();
@@ -1221,25 +1223,6 @@ fn a_body_that_drips_is_not_verified_within_its_deadline() {
     assert_eq!(v["totals"]["logs"]["valid"], 11, "the run goes on");
 }
 
-/// Every file (or link) under `root`, as keys; links are not followed.
-fn walk_keys(root: &Path) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
-                stack.push(p);
-            } else {
-                // Lossy: acquire's unfinished files end in a byte that is not UTF-8.
-                keys.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    keys.sort();
-    keys
-}
-
 /// `acquire` of `case`'s range from `moto` into `dir`.
 fn acquire_into(case: &Path, moto: &Moto, dir: &Path) -> Output {
     let mut acquire = acquire_args(case, dir);
@@ -1260,7 +1243,7 @@ fn clean_plain_on_moto() -> (PathBuf, Moto, String, String) {
     let case = cases_dir().join("clean-plain");
     let moto = Moto::start(&keys_of("clean-plain"));
     moto.upload(&case, BUCKET);
-    let keys = walk_keys(&case.join("bucket"));
+    let keys = keys_under(&case.join("bucket"));
     let find = |part: &str| keys.iter().find(|k| k.contains(part)).unwrap().clone();
     let (log, digest) = (find("/CloudTrail/"), find("/CloudTrail-Digest/"));
     (case, moto, log, digest)
@@ -1325,7 +1308,7 @@ fn acquire_never_writes_through_a_link() {
         std::fs::create_dir_all(&outside).unwrap();
         std::fs::write(outside.join("secret"), b"keep me").unwrap();
         plant(&dir, &outside, log, digest);
-        let planted = walk_keys(&dir);
+        let planted = keys_under(&dir);
         let dir_arg = dir.display().to_string();
         let uri = format!("s3://{BUCKET}");
         let out = run_at(&moto, &case, &["acquire", &uri, &dir_arg], &range);
@@ -1336,12 +1319,12 @@ fn acquire_never_writes_through_a_link() {
             out.stderr
         );
         assert_eq!(
-            walk_keys(&outside),
+            keys_under(&outside),
             ["secret"],
             "{what}: written outside DIR"
         );
         assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"keep me");
-        assert_eq!(walk_keys(&dir), planted, "{what}: written in DIR");
+        assert_eq!(keys_under(&dir), planted, "{what}: written in DIR");
     }
 }
 
@@ -1364,7 +1347,7 @@ fn a_resumed_acquire_checks_the_copy_against_s3_not_its_own_record() {
     assert_eq!(first.code, 0, "{}", first.stderr);
 
     // A log file changed in DIR, and its record changed to match it.
-    let keys = walk_keys(&case.join("bucket"));
+    let keys = keys_under(&case.join("bucket"));
     let log = keys.iter().find(|k| k.contains("/CloudTrail/")).unwrap();
     let tampered = {
         let bytes = std::fs::read(dir.join(log)).unwrap();
@@ -1400,7 +1383,7 @@ fn a_lying_or_refusing_server_never_gives_valid() {
     let rules = tempfile::NamedTempFile::new().unwrap();
     let proxy = support::FaultProxy::start(&moto, rules.path());
     let set_rules = |r: Value| std::fs::write(rules.path(), r.to_string()).unwrap();
-    let keys = walk_keys(&case.join("bucket"));
+    let keys = keys_under(&case.join("bucket"));
     let logs: Vec<&String> = keys.iter().filter(|k| k.contains("/CloudTrail/")).collect();
     let digests: Vec<&String> = keys
         .iter()
@@ -1523,7 +1506,7 @@ fn traversal_and_absolute_keys_are_refused_by_acquire_and_reported_by_verify() {
             out.stderr
         );
     }
-    let outside: Vec<String> = walk_keys(top.path())
+    let outside: Vec<String> = keys_under(top.path())
         .into_iter()
         .filter(|k| !k.starts_with("evidence/"))
         .collect();

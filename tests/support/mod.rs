@@ -364,13 +364,8 @@ impl Moto {
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or(Value::Null);
-            for path in walk(&root) {
-                let key = path
-                    .strip_prefix(&root)
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
+            for key in keys_under(&root) {
+                let path = root.join(&key);
                 if key == "trailproof-evidence.json" {
                     continue;
                 }
@@ -454,21 +449,23 @@ pub fn serve(script: &str, args: &[&std::ffi::OsStr]) -> (Child, u16) {
     (child, port)
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
+/// The paths of the files under `root`, relative to it, sorted; links to folders are not
+/// followed. Lossy: acquire's unfinished files end in a byte that is not UTF-8.
+pub fn keys_under(root: &Path) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut stack = vec![root.to_owned()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(d).unwrap() {
             let p = e.unwrap().path();
-            if p.is_dir() {
+            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
                 stack.push(p);
             } else {
-                out.push(p);
+                keys.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
             }
         }
     }
-    out.sort();
-    out
+    keys.sort();
+    keys
 }
 
 fn post(port: u16, path: &str, body: &str) {
