@@ -9,7 +9,6 @@ use clap::Parser;
 mod cli;
 
 use cli::error::CliError;
-use cli::progress::Bars;
 use cli::{Cli, Command, VerifyArgs};
 use trailproof::engine::{self, FindingSink};
 use trailproof::report::Report;
@@ -83,19 +82,41 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
         (Some(_), Some(stream)) => stream(chain, f),
         (Some(_), None) => {}
     };
+    // The checkpoint never goes into the evidence or over the files given.
+    let inputs: Vec<&Path> = [
+        &args.evidence.public_keys,
+        &args.sign.sign_key,
+        &args.checkpoint_key,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| p.as_path())
+    .collect();
+    let whole = || output.streamed_whole();
+    let streamed = stream.map(|_| &whole as &(dyn Fn() -> bool + Sync));
+    let mover = resume
+        .as_ref()
+        .map(|r| cli::checkpoint::Mover::new(r, &settings, (local, &inputs), streamed));
+    let chain_done = |c: &engine::FinishedChain<'_>| {
+        if let Some(m) = &mover {
+            m.chain_done(c)
+        }
+    };
+    let done = mover.as_ref().map(|_| &chain_done as engine::ChainDone);
     let report = {
         let sink = match (&resume, stream) {
             (Some(_), Some(_)) => Some(&held as FindingSink),
             (_, sink) => sink,
         };
         match local {
-            None => verify_s3(args, &settings, sink),
+            None => verify_s3(args, &settings, (sink, done)),
             Some(dir) => args.evidence.open_local(dir).and_then(|(evidence, keys)| {
-                engine::verify_streaming(&evidence, &keys, &settings, sink, &Bars::on_stderr())
+                cli::checkpoint::run(&evidence, &keys, &settings, (sink, done))
                     .map_err(|e| CliError::in_folder(e, dir))
             }),
         }
     };
+    drop(mover);
     let mut report = match (report, &resume) {
         (Ok(report), _) => report,
         (Err(e), Some(resume)) => return Err(resume.failed(e)),
@@ -114,16 +135,8 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
     let next = resume.as_ref().map(|r| r.next(&report)).transpose()?;
     // Written (not yet in place) before the report, so that a checkpoint that cannot be
     // written stops the run before a summary says it went well; put in place only once the
-    // report is out (a lost report leaves the old checkpoint: the next run says it all again).
-    let inputs: Vec<&Path> = [
-        &args.evidence.public_keys,
-        &args.sign.sign_key,
-        &args.checkpoint_key,
-    ]
-    .into_iter()
-    .flatten()
-    .map(|p| p.as_path())
-    .collect();
+    // report is out (a lost report leaves the checkpoint as the chains finished moved it: the
+    // next run says the rest again).
     // A run that could not read everything moves nothing on: the next run reads it again.
     let prepared = match (&resume, &next) {
         (Some(resume), Some(next)) if report.exit_code() != 2 => {
@@ -149,16 +162,16 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
 fn verify_s3(
     args: &VerifyArgs,
     settings: &engine::Settings,
-    sink: Option<FindingSink<'_>>,
+    hooks: (Option<FindingSink<'_>>, Option<engine::ChainDone<'_>>),
 ) -> Result<Report, CliError> {
-    cli::aws::verify_s3(args, settings, sink)
+    cli::aws::verify_s3(args, settings, hooks)
 }
 
 #[cfg(not(feature = "aws"))]
 fn verify_s3(
     _args: &VerifyArgs,
     _settings: &engine::Settings,
-    _sink: Option<FindingSink<'_>>,
+    _hooks: (Option<FindingSink<'_>>, Option<engine::ChainDone<'_>>),
 ) -> Result<Report, CliError> {
     Err(CliError::NoS3Support)
 }

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use serde_json::Value;
+use trailproof::core::layout::{parse_key, CloudTrailKey};
 use trailproof::core::ledger::Counts;
-use trailproof::report::checkpoint::VerifiedCheckpoint;
+use trailproof::report::checkpoint::{ChainMark, VerifiedCheckpoint};
 use trailproof::report::dsse::Trust;
 use trailproof::report::signing::PublicKey;
 use trailproof_testgen::{Corpus, World};
@@ -333,6 +334,23 @@ fn a_region_deleted_before_the_first_run_is_not_a_new_chain_after_it() {
     );
 }
 
+/// A log file name of `region` delivered at `at`, in the day folder of that minute.
+fn log_name_at(corpus: &Corpus, region: &str, at: Timestamp) -> String {
+    let sibling = first_new_log(corpus, region);
+    let (dir, name) = sibling.rsplit_once('/').unwrap();
+    let parts: Vec<&str> = name.split('_').collect();
+    let stamp = at.strftime("%Y%m%dT%H%MZ").to_string();
+    // The day folder (`.../REGION/YYYY/MM/DD`).
+    let region_dir = &dir[..dir.len() - "YYYY/MM/DD".len()];
+    format!(
+        "{region_dir}{}/{}_CloudTrail_{}_{stamp}_{}",
+        at.strftime("%Y/%m/%d"),
+        parts[0],
+        parts[2],
+        parts[4]
+    )
+}
+
 /// Found by the red team: log files no digest names were looked for only from the
 /// checkpoint's end (the newest chain's last digest), so a log file put into the other
 /// Region's folder between that Region's last digest and the checkpoint's end was reported by
@@ -365,19 +383,7 @@ fn a_log_put_between_a_regions_last_digest_and_the_checkpoints_end_is_found() {
         "the two Regions' last digests end {own_end} and {}",
         later.1
     );
-    let sibling = first_new_log(&corpus, region);
-    let (dir, name) = sibling.rsplit_once('/').unwrap();
-    let parts: Vec<&str> = name.split('_').collect();
-    let stamp = at.strftime("%Y%m%dT%H%MZ").to_string();
-    // The day folder of that minute (`.../REGION/YYYY/MM/DD`).
-    let region_dir = &dir[..dir.len() - "YYYY/MM/DD".len()];
-    let like = format!(
-        "{region_dir}{}/{}_CloudTrail_{}_{stamp}_{}",
-        at.strftime("%Y/%m/%d"),
-        parts[0],
-        parts[2],
-        parts[4]
-    );
+    let like = log_name_at(&corpus, region, at);
     let mut s = checkpointed(corpus);
     let injected = s.corpus.inject_log(&like).unwrap();
     s.corpus.write(&s.whole).unwrap();
@@ -539,17 +545,11 @@ fn an_older_checkpoint_put_back_verifies_again_from_there() {
     assert!(verdicts(&out)[&subject].iter().any(|(_, v)| v == "invalid"));
 }
 
-/// A run that verified but could not put its report out (a crash between verification and
-/// the checkpoint's write) leaves the checkpoint as it was: the next run verifies the same
-/// new digests again, nothing is skipped.
-#[test]
-fn a_run_whose_report_is_lost_does_not_move_the_checkpoint() {
-    let mut corpus = world().build();
-    let tampered = first_new_log(&corpus, "us-east-1");
-    corpus.modify_log(&tampered).unwrap();
-    let s = checkpointed(corpus);
-    let before = std::fs::read(&s.checkpoint).unwrap();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_trailproof"))
+/// `verify` over the checkpoint with its report written to a full disk: the run verifies
+/// everything, then cannot put its report out (exit 2), as a run killed after it was done
+/// with every chain.
+fn run_report_lost(s: &Setup) -> Option<i32> {
+    std::process::Command::new(env!("CARGO_BIN_EXE_trailproof"))
         .args([
             "verify".as_ref(),
             s.whole.join("bucket").as_os_str(),
@@ -568,14 +568,105 @@ fn a_run_whose_report_is_lost_does_not_move_the_checkpoint() {
         )
         .stderr(std::process::Stdio::null())
         .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(2));
-    assert_eq!(std::fs::read(&s.checkpoint).unwrap(), before);
+        .unwrap()
+        .code()
+}
+
+/// The standard chain of `region` in the checkpoint at `path`.
+fn mark(path: &Path, region: &str) -> ChainMark {
+    opened(path)
+        .checkpoint()
+        .chains
+        .iter()
+        .find(|c| c.chain.region == region && !c.chain.backfill)
+        .unwrap()
+        .clone()
+}
+
+/// A run that verified but could not put its report out (a crash between verification and
+/// the checkpoint's write) leaves the chain it found a problem in as it was: the next run
+/// verifies that chain's new digests again and says the problem, nothing is skipped. (The
+/// chain it verified valid moved on as it finished: its findings say nothing a report must
+/// carry.)
+#[test]
+fn a_run_whose_report_is_lost_does_not_move_the_chain_with_a_finding() {
+    let mut corpus = world().build();
+    let tampered = first_new_log(&corpus, "us-east-1");
+    corpus.modify_log(&tampered).unwrap();
+    let s = checkpointed(corpus);
+    let before = mark(&s.checkpoint, "us-east-1");
+    assert_eq!(run_report_lost(&s), Some(2));
+    assert_eq!(mark(&s.checkpoint, "us-east-1").last, before.last);
     let out = run(&s.whole, &s.checkpoint, &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let subject = format!("s3://acme-cloudtrail-logs/{tampered}");
     assert!(verdicts(&out)[&subject].iter().any(|(_, v)| v == "invalid"));
-    assert_ne!(std::fs::read(&s.checkpoint).unwrap(), before);
+    assert_ne!(mark(&s.checkpoint, "us-east-1").last, before.last);
+}
+
+/// A run stopped after it was done with some chains (here its report cannot be written)
+/// leaves them checkpointed: the chain verified valid moved on, the one with a finding did
+/// not, and `through` stays. The moved chain keeps where the search for log files no digest
+/// names was left: the next run reads that chain's digests again for the names they list
+/// (not hashing the files again) and searches its Region's folder from there. A log file put
+/// in that stretch is reported, which no run would report if the search went on from the moved
+/// chain's mark, and the genuine ones beside it are not; what the runs say is what one full
+/// run says.
+#[test]
+fn a_stopped_run_leaves_its_finished_chains_checkpointed_and_the_next_searches_behind_them() {
+    let mut corpus = world().build();
+    let tampered = first_new_log(&corpus, "us-east-1");
+    corpus.modify_log(&tampered).unwrap();
+    let at: Timestamp = "2026-01-02T05:03:00Z".parse().unwrap();
+    let like = log_name_at(&corpus, "eu-west-1", at);
+    let mut s = checkpointed(corpus);
+    let injected = s.corpus.inject_log(&like).unwrap();
+    s.corpus.write(&s.whole).unwrap();
+    let (eu, us) = (
+        mark(&s.checkpoint, "eu-west-1"),
+        mark(&s.checkpoint, "us-east-1"),
+    );
+    let through = opened(&s.checkpoint).checkpoint().through;
+
+    assert_eq!(run_report_lost(&s), Some(2));
+    let moved = mark(&s.checkpoint, "eu-west-1");
+    assert_ne!(moved.last, eu.last);
+    // Where the stopped run took the chain up: its last digest's key time.
+    let taken_up = match parse_key(&eu.last.as_ref().unwrap().key) {
+        Ok(CloudTrailKey::Digest(k)) => k.end_time,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(moved.searched, Some(taken_up));
+    assert!(taken_up < at);
+    assert_eq!(mark(&s.checkpoint, "us-east-1").last, us.last);
+    assert_eq!(mark(&s.checkpoint, "us-east-1").searched, None);
+    assert_eq!(opened(&s.checkpoint).checkpoint().through, through);
+
+    let out = run(&s.whole, &s.checkpoint, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let said = verdicts(&out);
+    let unreferenced: Vec<&String> = said
+        .iter()
+        .filter(|(_, v)| v.iter().any(|(k, _)| k == "log_unreferenced"))
+        .map(|(k, _)| k)
+        .collect();
+    let injected = format!("s3://acme-cloudtrail-logs/{injected}");
+    assert_eq!(unreferenced, [&injected], "{said:#?}");
+    let tampered = format!("s3://acme-cloudtrail-logs/{tampered}");
+    assert!(said[&tampered].iter().any(|(_, v)| v == "invalid"));
+    // The moved chain's log files were not hashed again.
+    assert!(
+        !said
+            .keys()
+            .any(|k| k.contains("/CloudTrail/eu-west-1/") && *k != injected),
+        "{said:#?}"
+    );
+    let cp = opened(&s.checkpoint);
+    assert!(cp.checkpoint().chains.iter().all(|c| c.searched.is_none()));
+    assert_eq!(
+        checkpoint_ledgers(&s.checkpoint),
+        full_ledgers(&full(&s.whole))
+    );
 }
 
 /// Flags that would let a checkpointed run skip or leave out part of the evidence.

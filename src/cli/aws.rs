@@ -189,12 +189,14 @@ pub fn open_s3(
 pub fn verify_s3(
     args: &VerifyArgs,
     settings: &engine::Settings,
-    sink: Option<engine::FindingSink<'_>>,
+    hooks: (
+        Option<engine::FindingSink<'_>>,
+        Option<engine::ChainDone<'_>>,
+    ),
 ) -> Result<report::Report, CliError> {
     let uri = args.source.as_deref().unwrap_or_default();
     let (source, keys) = open_s3(uri, &args.aws, args.evidence.public_keys.as_ref())?;
-    let report =
-        engine::verify_streaming(&source, keys.as_ref(), settings, sink, &Bars::on_stderr());
+    let report = super::checkpoint::run(&source, keys.as_ref(), settings, hooks);
     say_adaptation(&source);
     Ok(report?)
 }
@@ -255,6 +257,7 @@ pub fn run_validate_logs(args: &ValidateLogsArgs) -> Result<u8, CliError> {
         home_region: Some(arn.region.clone()),
         bucket: Some(bucket),
         resume: Default::default(),
+        searched: Default::default(),
         head_signatures: Default::default(),
         // Without --verbose, valid log files are only counted in the summary.
         omit_valid_logs: !args.verbose,

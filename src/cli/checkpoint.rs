@@ -4,20 +4,26 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use jiff::{SignedDuration, Timestamp};
-use trailproof::core::finding::{Finding, Kind};
+use trailproof::core::finding::{Finding, Kind, Verdict};
 use trailproof::core::layout::{parse_key, ChainId, CloudTrailKey};
+use trailproof::core::ledger::Ledger;
 use trailproof::core::time::{earlier, later};
-use trailproof::engine::ChainEnds;
+use trailproof::engine::{self, ChainDone, ChainEnds, FindingSink, FinishedChain};
+use trailproof::source::{KeyProvider, ObjectSource};
+
+use super::progress::Bars;
 
 use trailproof::engine::{EngineError, Settings};
 use trailproof::report::checkpoint::{
-    Checkpoint, CheckpointError, Contradiction, VerifiedCheckpoint,
+    Checkpoint, CheckpointError, Contradiction, Underway, VerifiedCheckpoint,
 };
 use trailproof::report::dsse::Trust;
 use trailproof::report::signing::{KeyError, PublicKey, SigningKey};
-use trailproof::report::Report;
+use trailproof::report::{Filters, Report};
 
 use super::error::CliError;
 use super::output_file::Destination;
@@ -146,6 +152,7 @@ impl Resume {
         }
         settings.start = Some(prior.resume_at());
         settings.resume = prior.resume();
+        settings.searched = prior.searched();
         Ok(Resume {
             path: path.to_owned(),
             key,
@@ -267,6 +274,88 @@ impl Drop for Prepared {
     fn drop(&mut self) {
         if let Some(dest) = self.dest.take() {
             dest.discard();
+        }
+    }
+}
+
+/// A run of the engine with progress bars on stderr, handing findings to `sink` as they are
+/// decided and telling `done` of each chain it is done with (a checkpoint's [`Mover`]).
+pub fn run(
+    source: &dyn ObjectSource,
+    keys: &dyn KeyProvider,
+    settings: &Settings,
+    (sink, done): (Option<FindingSink<'_>>, Option<ChainDone<'_>>),
+) -> Result<Report, EngineError> {
+    let bars = Bars::on_stderr();
+    match done {
+        Some(done) => engine::verify_resumable(source, keys, settings, sink, &bars, done),
+        None => engine::verify_streaming(source, keys, settings, sink, &bars),
+    }
+}
+
+/// Moves the checkpoint on as the run is done with each chain ([`Underway`]), written whole
+/// (signed, synced, renamed) each time: a run stopped halfway leaves behind it the chains it
+/// was done with, and the next run takes them up from there. A chain moves only once its
+/// findings are out where nothing takes them back: streamed (`--format jsonl`: flushed, and the
+/// stream still whole) or, for the formats written at the end, when all of them say valid and
+/// its ledger is proven; never with an object it could not read (the next run reads it again).
+pub struct Mover<'a> {
+    resume: &'a Resume,
+    underway: Mutex<Underway<'a>>,
+    evidence: Option<&'a Path>,
+    inputs: &'a [&'a Path],
+    /// Whether the findings streamed so far are all out, when they are streamed.
+    streamed: Option<&'a (dyn Fn() -> bool + Sync)>,
+    /// Set when a checkpoint could not be written: the run goes on without moving it again.
+    stopped: AtomicBool,
+}
+
+impl<'a> Mover<'a> {
+    /// A mover for a run with `settings` over `resume`'s checkpoint; `streamed` when the
+    /// findings are streamed.
+    pub fn new(
+        resume: &'a Resume,
+        settings: &Settings,
+        (evidence, inputs): (Option<&'a Path>, &'a [&'a Path]),
+        streamed: Option<&'a (dyn Fn() -> bool + Sync)>,
+    ) -> Self {
+        Mover {
+            resume,
+            underway: Mutex::new(Underway::new(
+                resume.prior.as_ref(),
+                &Filters::from(settings),
+            )),
+            evidence,
+            inputs,
+            streamed,
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// The engine is done with `chain`: moves its mark on if it may.
+    pub fn chain_done(&self, chain: &FinishedChain<'_>) {
+        let report = chain.report;
+        let out = match self.streamed {
+            Some(whole) => whole(),
+            None => {
+                report.findings.iter().all(|f| f.verdict == Verdict::Valid)
+                    && report.ledger.as_ref().is_none_or(Ledger::is_proven)
+            }
+        };
+        if !out
+            || report.findings.iter().any(|f| f.kind.unread())
+            || self.stopped.load(Ordering::Relaxed)
+        {
+            return;
+        }
+        let mut underway = self.underway.lock().unwrap_or_else(PoisonError::into_inner);
+        // A contradiction is said when the run ends, and nothing is written.
+        let Ok(Some(next)) = underway.finish(chain) else {
+            return;
+        };
+        if let Err(e) = self.resume.write(next, self.evidence, self.inputs) {
+            self.stopped.store(true, Ordering::Relaxed);
+            eprintln!("trailproof: the checkpoint is not moved on as chains finish any more: {e}");
         }
     }
 }

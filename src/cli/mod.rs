@@ -169,6 +169,7 @@ impl EvidenceArgs {
             home_region: None,
             bucket: self.s3_bucket.clone(),
             resume: BTreeMap::new(),
+            searched: BTreeMap::new(),
             head_signatures: self
                 .head_signatures
                 .iter()

@@ -228,6 +228,14 @@ impl<W: Write + Send> Output<W> {
         })
     }
 
+    /// Whether everything streamed so far was written out (and flushed).
+    pub fn streamed_whole(&self) -> bool {
+        self.stream_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+    }
+
     /// Writes the report (the JSONL summary line), then the signed envelope if asked for.
     pub fn finish(self, report: &Report) -> Result<(), ReportCliError> {
         if let Some(e) = self

@@ -760,7 +760,17 @@ fn set_windows(
 fn extent(walked: &[WalkedDigest], range: Range) -> (Timestamp, Timestamp) {
     let members = walked.iter().filter(|w| !w.context);
     let first = members.clone().map(|w| w.window.0).min();
-    let last = members.map(|w| w.window.1).max();
+    // A chain with no digest in the range whose newest digest before it ends within the hour
+    // before an end taken from the evidence is not short at that end either: a run that takes
+    // the chain up after that digest (a checkpoint moved on chain by chain) finds it so.
+    let last = members.map(|w| w.window.1).max().or_else(|| {
+        walked
+            .iter()
+            .filter(|w| w.context && w.window.1 <= range.start)
+            .map(|w| w.window.1)
+            .max()
+            .filter(|t| *t >= earlier(range.end, HOUR))
+    });
     let start = match first {
         Some(t) if !range.start_requested => t.max(range.start).min(later(range.start, HOUR)),
         _ => range.start,

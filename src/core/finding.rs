@@ -387,6 +387,17 @@ impl Kind {
         }
     }
 
+    /// Whether the finding says its object could not be read (an I/O failure, not the
+    /// evidence's fault): a run with one could not do its job (exit status 2), and what it
+    /// is about is read again by the next run.
+    pub fn unread(self) -> bool {
+        use Kind::*;
+        matches!(
+            self,
+            DigestUnreadable | LogUnreadable | QuerySignUnreadable | QueryResultUnreadable
+        )
+    }
+
     /// Whether the finding judges its subject itself. Chain notes (gaps, coverage, a missing
     /// neighbour, a link leaving the evidence) sit on a digest without saying it is bad.
     pub fn judges_subject(self) -> bool {

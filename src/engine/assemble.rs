@@ -10,7 +10,7 @@ use super::digests::{candidates, key_needs, listed_key_needs, read_digests, reso
 use super::ends::ChainEnds;
 use super::holes::Holes;
 use super::layout::Layout;
-use super::logs::{check_logs, judged, listed_count};
+use super::logs::{add_searched, check_logs, judged, listed_count};
 use super::plan::{chain_range, plan, Plan};
 use super::texts::TextHashes;
 use super::unvouched::{OtherTrails, Vouched};
@@ -21,7 +21,7 @@ use crate::core::custody::Retention;
 use crate::core::finding::Finding;
 use crate::core::layout::ChainId;
 use crate::core::sign::KeySet;
-use crate::report::{ChainInfo, Filters, KeyInfo, RangeInfo, Report};
+use crate::report::{ChainInfo, ChainReport, Filters, KeyInfo, RangeInfo, Report};
 use crate::source::progress::{NoObserver, Observer};
 use crate::source::{KeyProvider, ObjectSource};
 
@@ -30,6 +30,26 @@ use crate::source::{KeyProvider, ObjectSource};
 /// files no digest names (chain `None`). Called in report order, one batch at a time, so the
 /// stream is the same at any thread count; `Sync` so the engine may run inside a thread pool.
 pub type FindingSink<'a> = &'a (dyn Fn(Option<&ChainInfo>, &[Finding]) + Sync);
+
+/// A chain the run is done with ([`verify_resumable`]): its findings went to the sink before
+/// this, and nothing the run does later changes its report.
+pub struct FinishedChain<'a> {
+    /// The bucket of the run.
+    pub bucket: &'a str,
+    /// The run's range.
+    pub range: RangeInfo,
+    /// The chain's report, with its ledger (a standard chain's after its backfill chain's
+    /// was laid out: that changes it).
+    pub report: &'a ChainReport,
+    /// What a checkpoint records of it.
+    pub ends: &'a ChainEnds,
+    /// What a checkpoint records of every chain of the run (this one among them).
+    pub every: &'a [ChainEnds],
+}
+
+/// Told of each chain once the run is done with it ([`FinishedChain`]), in report order, from
+/// the thread that lays the chains out: what it does holds the run up.
+pub type ChainDone<'a> = &'a (dyn Fn(&FinishedChain<'_>) + Sync);
 
 /// Verifies what `source` holds, with the keys `key_provider` gives, as `settings` say. No one
 /// hears of the run until it is done: see [`verify_streaming`] for findings as they are
@@ -56,6 +76,25 @@ pub fn verify_streaming(
     verify_tapped(source, key_provider, settings, sink, observer, None)
 }
 
+/// [`verify_streaming`], telling `done` of each chain as soon as the run is done with it: a
+/// caller that keeps a checkpoint ([`crate::report::checkpoint`]) moves it on chain by chain,
+/// so that a run stopped halfway loses only the chains in flight.
+pub fn verify_resumable(
+    source: &dyn ObjectSource,
+    key_provider: &dyn KeyProvider,
+    settings: &Settings,
+    sink: Option<FindingSink<'_>>,
+    observer: &dyn Observer,
+    done: ChainDone<'_>,
+) -> Result<Report, EngineError> {
+    run(
+        source,
+        key_provider,
+        settings,
+        (sink, observer, None, Some(done)),
+    )
+}
+
 /// [`verify_streaming`], handing `tap` each log file found to be what its verified digest
 /// lists, with its inflated bytes, while log files are hashed.
 pub(crate) fn verify_tapped(
@@ -66,18 +105,29 @@ pub(crate) fn verify_tapped(
     observer: &dyn Observer,
     tap: Option<&dyn LogTap>,
 ) -> Result<Report, EngineError> {
-    let plan = plan(source, settings, observer)?;
+    run(source, key_provider, settings, (sink, observer, tap, None))
+}
+
+/// Who hears of a run while it goes on: the sink, the observer, the tap, the finished chains.
+type Hooks<'a> = (
+    Option<FindingSink<'a>>,
+    &'a dyn Observer,
+    Option<&'a dyn LogTap>,
+    Option<ChainDone<'a>>,
+);
+
+/// A run from the plan on.
+fn run(
+    source: &dyn ObjectSource,
+    key_provider: &dyn KeyProvider,
+    settings: &Settings,
+    hooks: Hooks<'_>,
+) -> Result<Report, EngineError> {
+    let plan = plan(source, settings, hooks.1)?;
     // From a remote source, the log folders are listed while the rest of the run goes on.
     std::thread::scope(|scope| {
         let logs = LogListing::start(scope, source, settings);
-        verify_planned(
-            source,
-            key_provider,
-            settings,
-            (sink, observer, tap),
-            plan,
-            logs,
-        )
+        verify_planned(source, key_provider, settings, hooks, plan, logs)
     })
 }
 
@@ -86,7 +136,7 @@ fn verify_planned(
     source: &dyn ObjectSource,
     key_provider: &dyn KeyProvider,
     settings: &Settings,
-    (sink, observer, tap): (Option<FindingSink<'_>>, &dyn Observer, Option<&dyn LogTap>),
+    (sink, observer, tap, done): Hooks<'_>,
     plan: Plan,
     logs: LogListing<'_>,
 ) -> Result<Report, EngineError> {
@@ -97,6 +147,7 @@ fn verify_planned(
         other_trails,
         unrecognised,
         gone,
+        searched,
     } = plan;
     let kept = Kept::for_source(source);
     // The keys the listed digests need are asked for while they are read: a round trip the
@@ -104,7 +155,7 @@ fn verify_planned(
     let needs = source
         .remote()
         .then(|| listed_key_needs(&[&digests, &other_trails], range));
-    let (read, others) = std::thread::scope(|scope| {
+    let (read, others, searched) = std::thread::scope(|scope| {
         let reading = scope.spawn(|| {
             let read = read_digests(source, digests, &gone, observer, &kept);
             let others = if other_trails.is_empty() {
@@ -118,7 +169,14 @@ fn verify_planned(
                     &Kept::nothing(),
                 )
             };
-            (read, others)
+            let searched = read_digests(
+                source,
+                searched,
+                &BTreeSet::new(),
+                &NoObserver,
+                &Kept::nothing(),
+            );
+            (read, others, searched)
         });
         if let Some(needs) = needs {
             key_provider.warm(&needs);
@@ -131,10 +189,11 @@ fn verify_planned(
     let bucket = resolve_bucket(source, settings, &read)?;
     let chains = candidates(read, &bucket, settings);
     let other_chains = candidates(others, &bucket, settings);
-    let keys = key_provider.keys(&key_needs(&[&chains, &other_chains], range))?;
+    let searched = candidates(searched, &bucket, settings);
+    let keys = key_provider.keys(&key_needs(&[&chains, &other_chains, &searched], range))?;
     let other_trails = OtherTrails::attribute(source, other_chains, &keys, range);
     let walked = walk_all(chains, &keys, range, settings);
-    let chain_ends = walked
+    let chain_ends: Vec<ChainEnds> = walked
         .iter()
         .map(|(id, chain)| ChainEnds::of(id, chain, chain_range(range, settings, id)))
         .collect();
@@ -147,6 +206,13 @@ fn verify_planned(
             .map(listed_count)
             .sum(),
     );
+    add_searched(
+        source,
+        searched,
+        (&keys, settings),
+        &bucket,
+        &mut referenced,
+    );
     let layout = Layout::new(
         (&bucket, source, Recovery::of(source, &bucket, &keys)),
         sink,
@@ -158,7 +224,8 @@ fn verify_planned(
         &judged,
         walked.len(),
     )
-    .windowed(settings.window, (range.start, range.end));
+    .windowed(settings.window, (range.start, range.end))
+    .telling(done.map(|d| (d, chain_ends.as_slice(), range_info(range, derived))));
     let laid_out = check_logs(
         source,
         walked,
@@ -204,6 +271,17 @@ fn verify_planned(
         chain_ends,
         ..report(source, settings, bucket, range_info(range, derived))
     })
+}
+
+impl From<&Settings> for Filters {
+    /// The filters of a run with `settings`.
+    fn from(settings: &Settings) -> Filters {
+        Filters {
+            accounts: settings.accounts.clone(),
+            regions: settings.regions.clone(),
+            trails: settings.trails.clone(),
+        }
+    }
 }
 
 /// The delivery time of the log file an `s3://BUCKET/KEY` subject names, if it names one.
@@ -259,11 +337,7 @@ fn report(
         source: source.describe(),
         bucket,
         range,
-        filters: Filters {
-            accounts: settings.accounts.clone(),
-            regions: settings.regions.clone(),
-            trails: settings.trails.clone(),
-        },
+        filters: Filters::from(settings),
         keys: Vec::new(),
         chains: Vec::new(),
         unchained: Vec::new(),

@@ -6,8 +6,9 @@ use std::hash::{BuildHasher, RandomState};
 
 use jiff::Timestamp;
 
-use super::assemble::FindingSink;
+use super::assemble::{ChainDone, FindingSink, FinishedChain};
 use super::count::{ChainLayout, ValidLogs};
+use super::ends::ChainEnds;
 use super::logs::{log_finding, Names, Step};
 use super::texts::{TextHashes, TextSet};
 use super::versions::Recovery;
@@ -19,7 +20,7 @@ use crate::core::gz::GzOutcome;
 use crate::core::layout::ChainId;
 use crate::core::ledger::{HourState, Ledger, Span};
 use crate::core::types::S3Location;
-use crate::report::{ChainInfo, ChainReport};
+use crate::report::{ChainInfo, ChainReport, RangeInfo};
 use crate::source::{ObjectSource, ReadError, ReadFailure};
 
 /// What laying out the chains came to.
@@ -60,6 +61,10 @@ pub(super) struct Layout<'a> {
     window: Option<(super::Window, (Timestamp, Timestamp))>,
     /// Whether the digest being laid out is reported (always, without a window).
     owned: bool,
+    /// Who is told of each chain once it is final, the chains' ends (in the chains' order),
+    /// and the range; and how many chains were told of so far.
+    done: Option<(ChainDone<'a>, &'a [ChainEnds], RangeInfo)>,
+    told: usize,
 }
 
 impl<'a> Layout<'a> {
@@ -87,7 +92,50 @@ impl<'a> Layout<'a> {
             chain: ChainLayout::new(valid_logs, 0),
             window: None,
             owned: true,
+            done: None,
+            told: 0,
         }
+    }
+
+    /// Tells `done` of each chain once it is final, with its ends (`ends`, in the order the
+    /// chains are laid out).
+    pub(super) fn telling(self, done: Option<(ChainDone<'a>, &'a [ChainEnds], RangeInfo)>) -> Self {
+        Layout { done, ..self }
+    }
+
+    /// Tells of the chains laid out so far but the last `held` (a standard chain waits for the
+    /// next one: its backfill chain, if that is the next, changes its ledger).
+    fn tell(&mut self, held: usize) {
+        let Some((done, all, range)) = &self.done else {
+            return;
+        };
+        let upto = self.reports.len().saturating_sub(held);
+        let mut told = self.told;
+        for (report, ends) in self
+            .reports
+            .iter()
+            .zip(all.iter())
+            .take(upto)
+            .skip(self.told)
+        {
+            // Chains are laid out in the order of their ends; a chain told with another's
+            // ends would move a checkpoint wrongly, so a mismatch tells nothing more.
+            if ChainInfo::from(&ends.chain) != report.chain {
+                break;
+            }
+            done(&FinishedChain {
+                bucket: self.bucket,
+                range: range.clone(),
+                report,
+                ends,
+                every: all,
+            });
+            told += 1;
+        }
+        if told < upto {
+            self.done = None;
+        }
+        self.told = told;
     }
 
     /// Lays out only `window`'s share of `range` (a shard's, see [`super::Window`]).
@@ -129,7 +177,8 @@ impl<'a> Layout<'a> {
 
     /// The chain reports, in the order the chains were laid out, with what the report says of
     /// them all.
-    pub(super) fn into_reports(self) -> LaidOut {
+    pub(super) fn into_reports(mut self) -> LaidOut {
+        self.tell(0);
         LaidOut {
             chains: self.reports,
             notes: self.notes,
@@ -365,6 +414,7 @@ impl<'a> Layout<'a> {
             sink(Some(&report.chain), &report.findings);
         }
         self.reports.push(report);
+        self.tell(usize::from(!id.backfill));
     }
 
     /// A backfill digest covers log files its standard chain's digests left out: what it

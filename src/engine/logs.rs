@@ -2,22 +2,26 @@
 //! read again, its log files hashed in one call, and its digests laid out
 //! ([`super::layout`]) before the next batch is read.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
 
 use super::digests::{not_a_file, Kept};
 use super::layout::{LaidOut, Layout};
 use super::texts::{TextHashes, TextSet};
 use super::unvouched;
-use crate::core::chain::{archived_reason, DigestStatus, Listed, WalkedChain, WalkedDigest};
+use crate::core::chain::{
+    archived_reason, walk, DigestCandidate, DigestStatus, Listed, Range, WalkedChain, WalkedDigest,
+};
 use crate::core::digest::{LogFileEntry, LogFiles, ParsedDigest};
 use crate::core::finding::{Evidence, Finding, Kind};
 use crate::core::gz::{inflate_all, GzOutcome, Limits};
 use crate::core::layout::ChainId;
 use crate::core::ledger::Span;
+use crate::core::sign::KeySet;
+use crate::core::time::later;
 use crate::core::types::S3Location;
 use crate::core::verdict::judge_entry;
 use crate::source::progress::{Observer, Phase, Progress};
@@ -108,6 +112,48 @@ pub(super) fn check_logs(
         }
     });
     layout.into_reports()
+}
+
+/// Adds to `referenced` the log files that the digests of a search a stopped run left behind
+/// name ([`super::Settings::searched`], `chains`): each chain walked over just that stretch,
+/// from its search mark to its last verified digest. Only digests whose signature verifies now
+/// vouch for anything: a digest rewritten since the run that verified it must not vouch for a
+/// file put in its Region (the file is then reported as named by no digest). Their log files
+/// are not hashed again: the stopped run did, and its findings were out before its checkpoint
+/// moved on.
+pub(super) fn add_searched(
+    source: &dyn ObjectSource,
+    chains: BTreeMap<ChainId, Vec<DigestCandidate>>,
+    (keys, settings): (&KeySet, &super::Settings),
+    bucket: &str,
+    referenced: &mut TextHashes,
+) {
+    let steps: Vec<Step> = chains
+        .into_par_iter()
+        .filter_map(|(id, candidates)| {
+            let from = settings.searched.get(&id)?;
+            let to = settings.resume.get(&id)?;
+            let stretch = Range {
+                start: later(*from, SignedDuration::from_secs(1)),
+                end: *to,
+                start_requested: true,
+                end_requested: true,
+            };
+            Some(walk(&id, candidates, keys, stretch).digests)
+        })
+        .flatten()
+        .filter(|w| !w.context && matches!(w.status, DigestStatus::Verified(_)))
+        .map(Step::Digest)
+        .collect();
+    for (step, names) in with_lists(source, steps, &Kept::nothing()) {
+        if let (Step::Digest(w), Some(Names::Entries(list))) = (step, names) {
+            if matches!(w.status, DigestStatus::Verified(_)) {
+                for entry in list.iter().filter(|e| e.location.bucket == bucket) {
+                    referenced.insert(&entry.location.key);
+                }
+            }
+        }
+    }
 }
 
 /// What a scoped thread answered; its panic goes on in the caller.

@@ -65,7 +65,9 @@ pub(crate) trait LogTap: Sync {
     /// if that was called; a file may have more than one listing.
     fn counted_valid(&self, finding: &crate::core::finding::Finding);
 }
-pub use assemble::{empty_report, verify, verify_streaming, FindingSink};
+pub use assemble::{
+    empty_report, verify, verify_resumable, verify_streaming, ChainDone, FindingSink, FinishedChain,
+};
 pub use ends::{ChainEnds, DigestTip, FirstLink};
 
 /// What to verify. `Settings::default()` verifies everything the source holds, over the range
@@ -93,6 +95,13 @@ pub struct Settings {
     /// digest; the newest digest at or before it is read for the link, see
     /// [`ChainEnds::before`]). Log files no digest names are still held to [`Settings::start`].
     pub resume: BTreeMap<crate::core::layout::ChainId, Timestamp>,
+    /// Per resumed chain, where the search for log files no digest names was left: a
+    /// checkpoint written while a run went on moves a finished chain's last verified digest
+    /// before the run searched its Region's folders (see [`crate::report::checkpoint`]). The
+    /// chain's digests after this time, up to its [`Settings::resume`] time, are read again
+    /// for the log files they name (signatures checked, log files not hashed again), and its
+    /// Region's log files are searched from here.
+    pub searched: BTreeMap<crate::core::layout::ChainId, Timestamp>,
     /// Signatures of chain heads, by digest key.
     pub head_signatures: BTreeMap<String, Vec<u8>>,
     /// Count valid log files per chain instead of keeping their findings, for outputs that

@@ -35,6 +35,9 @@ pub struct Plan {
     /// Digests of the range the source's records name but no listing found (deleted since
     /// acquisition); they are among `digests`, to be reported missing.
     pub gone: BTreeSet<String>,
+    /// Digests a run that stopped early verified before it searched their Regions' folders
+    /// ([`Settings::searched`]): read only for the log files they name.
+    pub searched: Vec<DigestKey>,
 }
 
 /// The oldest and the newest time of what was found.
@@ -50,6 +53,8 @@ struct Found {
     extent: Option<Extent>,
     /// Digests of trails the filters leave out that may be in the range.
     other_trails: Vec<DigestKey>,
+    /// Digests between a chain's [`Settings::searched`] and [`Settings::resume`] times.
+    searched: Vec<DigestKey>,
     /// Keys in the digest folders that are no CloudTrail key.
     unrecognised: Vec<String>,
     /// Trail names seen in the selected accounts and Regions, to name them when a `--trail`
@@ -86,6 +91,10 @@ impl Found {
             true => start,
             false => resumed(settings, &d.chain()).or(start),
         };
+        let behind = settings.searched.get(&d.chain()).is_some_and(|s| t > *s);
+        if behind && start.is_some_and(|start| t < start) {
+            self.searched.push(d.clone());
+        }
         if start.is_some_and(|start| t < start) {
             let slot = self.before.entry(d.chain());
             let kept = slot.or_insert_with(|| d.clone());
@@ -137,6 +146,7 @@ impl Found {
             after,
             mut other_trails,
             unrecognised,
+            searched,
             ..
         } = self;
         let holds = |d: &DigestKey| match settings.resume.is_empty() {
@@ -164,6 +174,7 @@ impl Found {
             other_trails,
             unrecognised,
             gone,
+            searched,
         }
     }
 }
@@ -249,8 +260,8 @@ fn list_digests(
     let mut request = list_request(settings, ObjectType::Digest);
     // A resumed run needs of each chain only its digests from the last one verified on
     // (`Settings::resume`): the day folders from the oldest of those on. Otherwise all.
-    request.range = match settings.resume.values().min() {
-        Some(from) => request.range.map(|(_, to)| (*from, to)),
+    request.range = match taken_up(settings) {
+        Some(from) => request.range.map(|(_, to)| (from, to)),
         None => None,
     };
     source.list(
@@ -263,7 +274,11 @@ fn list_digests(
     )?;
     let mut found = found.into_inner().unwrap_or_else(PoisonError::into_inner);
     // Listings come in no set order, and need not give each key once.
-    for keys in [&mut found.digests, &mut found.other_trails] {
+    for keys in [
+        &mut found.digests,
+        &mut found.other_trails,
+        &mut found.searched,
+    ] {
         keys.sort_unstable();
         keys.dedup();
     }
@@ -358,8 +373,8 @@ pub(super) fn list_request(settings: &Settings, objects: ObjectType) -> ListRequ
     let (start, end) = listed_span(settings);
     // A resumed run looks for log files no digest names from each chain's last verified
     // digest on (see `unvouched`), which may be before the checkpoint's end.
-    let start = match (objects, settings.resume.values().min()) {
-        (ObjectType::Log, Some(resumed)) => start.map(|s| s.min(*resumed)),
+    let start = match (objects, taken_up(settings)) {
+        (ObjectType::Log, Some(resumed)) => start.map(|s| s.min(resumed)),
         _ => start,
     };
     ListRequest {
@@ -436,6 +451,17 @@ pub(super) fn trail_selected(settings: &Settings, digest: &DigestKey) -> bool {
             .home_region
             .as_ref()
             .is_none_or(|h| *h == digest.home_region)
+}
+
+/// The earliest time a resumed run takes any chain up from ([`Settings::resume`]), or its
+/// search for log files no digest names ([`Settings::searched`]).
+fn taken_up(settings: &Settings) -> Option<Timestamp> {
+    settings
+        .resume
+        .values()
+        .chain(settings.searched.values())
+        .min()
+        .copied()
 }
 
 /// Where a chain's range starts when the run resumes it ([`Settings::resume`]): just after the

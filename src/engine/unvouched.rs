@@ -177,7 +177,8 @@ impl Vouched<'_> {
         // a log file put in a Region's folder between the two was named by no digest and
         // reported by no run.
         let mut resumed: BTreeMap<&Scope, Timestamp> = BTreeMap::new();
-        for (chain, t) in &settings.resume {
+        // A search a stopped run left behind goes back to where it was left.
+        for (chain, t) in settings.resume.iter().chain(&settings.searched) {
             let at = later(*t, SignedDuration::from_secs(1));
             resumed
                 .entry(&chain.scope)

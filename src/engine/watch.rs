@@ -133,6 +133,7 @@ mod tests {
                     }),
                     ledger: None,
                     gap_reported: None,
+                    searched: None,
                 })
                 .collect(),
         }

@@ -5,21 +5,34 @@
 //! compact JSON (schema [`SCHEMA`]):
 //!
 //! ```text
-//! {"schema":"trailproof-checkpoint/2","bucket":B,"filters":{"accounts":[..],"regions":[..],"trails":[..]},
+//! {"schema":"trailproof-checkpoint/3","bucket":B,"filters":{"accounts":[..],"regions":[..],"trails":[..]},
 //!  "start":T,"through":T,"chains":[{"chain":{..ChainInfo..},
 //!    "last":{"key":K,"sha256":HEX,"signature":HEX,"end":T} | null,
 //!    "ledger":{"from":T,"to":T,"periods":[{"from":T,"to":T,"state":S},..]} | null,
-//!    "gap_reported":K (absent when none)}, ..]}
+//!    "gap_reported":K (absent when none),
+//!    "searched":T (absent when none)}, ..]}
 //! ```
 //!
-//! Schema 2 adds `gap_reported`: the key of the chain's last digest when `trailproof watch`
+//! Schema 3 adds `searched`, for checkpoints written while a run goes on ([`Underway`]): a run
+//! moves each chain's `last` and `ledger` on as soon as it is done with the chain, but it
+//! searches the Regions' folders for log files no digest names only at its end. Until a run
+//! has done that search, a moved chain keeps in `searched` where the search was left (its
+//! `last` time before the run; for a chain the checkpoint did not know, `through`). The next
+//! run takes the chain up after `last`, reads its digests after `searched` up to `last` again
+//! (signatures checked) for the log files they name, without hashing those files again, and
+//! searches the Region's folder from `searched` on ([`crate::engine::Settings::searched`]). A
+//! run that ends writes the checkpoint without `searched`. `through` moves only when a run
+//! ends: chains may be past it. A first run stopped early leaves `through` one second before
+//! `start`.
+//!
+//! Schema 2 added `gap_reported`: the key of the chain's last digest when `trailproof watch`
 //! has already reported that no digest followed it within the grace
 //! ([`crate::engine::watch::Silence`]), so that a restarted watch does not report the same gap
 //! again; it names a gap only while it is the chain's `last`, and is dropped when `last` moves
 //! on (a new gap is then reported). Files of schema 1 ([`SCHEMA_1`], which has no such field)
 //! are still read, as schema 2 files without gaps: a checkpoint written before an upgrade goes
-//! on working; the next one written is schema 2. A schema 1 file that carries `gap_reported`
-//! is refused.
+//! on working; the next one written is of the newest schema. A file that carries a field its
+//! schema does not have is refused.
 //!
 //! `through` is the end of the range the newest run verified: the next run verifies the digests
 //! after it ([`VerifiedCheckpoint::resume_at`]). Per chain, `last` is the newest digest whose
@@ -45,13 +58,15 @@ use crate::core::layout::{parse_key, ChainId, CloudTrailKey, Scope};
 use crate::core::ledger::{Counts, Ledger, Span};
 use crate::core::time::{earlier, later};
 use crate::core::types::{decode_lower_hex, S3Location, Sha256};
-use crate::engine::{ChainEnds, FirstLink};
+use crate::engine::{ChainEnds, FinishedChain, FirstLink};
 
 /// The DSSE `payloadType` of a checkpoint.
 pub const PAYLOAD_TYPE: &str = "application/vnd.trailproof.checkpoint+json";
 /// The payload's `schema`, as written.
-pub const SCHEMA: &str = "trailproof-checkpoint/2";
+pub const SCHEMA: &str = "trailproof-checkpoint/3";
 /// The previous schema, still read (see the module docs).
+pub const SCHEMA_2: &str = "trailproof-checkpoint/2";
+/// The first schema, still read (see the module docs).
 pub const SCHEMA_1: &str = "trailproof-checkpoint/1";
 
 /// A checkpoint's payload (see the module docs).
@@ -98,6 +113,10 @@ pub struct ChainMark {
     /// (schema 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gap_reported: Option<String>,
+    /// Where the search for log files no digest names was left, when a run that moved `last`
+    /// on had not done it yet (schema 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub searched: Option<Timestamp>,
 }
 
 impl ChainMark {
@@ -258,10 +277,18 @@ impl VerifiedCheckpoint {
         let checkpoint: Checkpoint =
             serde_json::from_slice(&opened.payload).map_err(|e| schema(e.to_string()))?;
         let gaps = checkpoint.chains.iter().any(|c| c.gap_reported.is_some());
-        if checkpoint.schema != SCHEMA && (checkpoint.schema != SCHEMA_1 || gaps) {
+        let searched = checkpoint.chains.iter().any(|c| c.searched.is_some());
+        let known = match checkpoint.schema.as_str() {
+            SCHEMA => true,
+            SCHEMA_2 => !searched,
+            SCHEMA_1 => !searched && !gaps,
+            _ => false,
+        };
+        if !known {
             return Err(schema(format!("schema is {:?}", checkpoint.schema)));
         }
-        if checkpoint.start > checkpoint.through {
+        // A first run stopped early ends one second before its start.
+        if checkpoint.start > later(checkpoint.through, SECOND) {
             return Err(schema("it starts after its end".into()));
         }
         let mut marks = Vec::with_capacity(checkpoint.chains.len());
@@ -300,6 +327,16 @@ impl VerifiedCheckpoint {
             .collect()
     }
 
+    /// Per chain whose search for log files no digest names a stopped run left behind, where
+    /// it was left ([`crate::engine::Settings::searched`]).
+    pub fn searched(&self) -> BTreeMap<ChainId, Timestamp> {
+        self.checkpoint
+            .chains
+            .iter()
+            .filter_map(|m| Some((chain_id(&m.chain), m.searched?)))
+            .collect()
+    }
+
     /// Where a chain is taken up: its last digest's time, or just before the start.
     fn cut(&self, last: Option<&Tip>) -> Timestamp {
         match last {
@@ -315,48 +352,70 @@ impl VerifiedCheckpoint {
     /// (which the run then reports missing); a chain the checkpoint does not know has no
     /// digest before the range.
     pub fn advance(&self, report: &Report) -> Result<Checkpoint, Contradiction> {
+        let filters = FiltersMark::from(&report.filters);
+        self.agrees_all(&report.bucket, &filters, &report.chain_ends)?;
+        Ok(next(Some(self), report, self.checkpoint.start))
+    }
+
+    /// A run of `bucket` with `filters` whose chains ended as `every` says agrees with the
+    /// checkpoint (see [`Self::advance`]).
+    fn agrees_all(
+        &self,
+        bucket: &str,
+        filters: &FiltersMark,
+        every: &[ChainEnds],
+    ) -> Result<(), Contradiction> {
+        self.same_evidence(bucket, filters)?;
+        for (chain, last) in &self.marks {
+            let ends = every.iter().find(|e| e.chain == *chain);
+            self.agrees(chain, last.as_ref(), ends)?;
+        }
+        every.iter().try_for_each(|ends| self.agrees_new(ends))
+    }
+
+    /// The run's bucket and filters are the checkpoint's.
+    fn same_evidence(&self, bucket: &str, filters: &FiltersMark) -> Result<(), Contradiction> {
         let cp = &self.checkpoint;
-        if cp.bucket != report.bucket {
+        if cp.bucket != bucket {
             return Err(Contradiction::Bucket {
                 checkpoint: cp.bucket.clone(),
-                evidence: report.bucket.clone(),
+                evidence: bucket.to_owned(),
             });
         }
-        if cp.filters != FiltersMark::from(&report.filters) {
+        if cp.filters != *filters {
             return Err(Contradiction::Filters {
                 checkpoint: serde_json::to_string(&cp.filters).unwrap_or_default(),
             });
         }
-        for (chain, last) in &self.marks {
-            let ends = report.chain_ends.iter().find(|e| e.chain == *chain);
-            self.agrees(chain, last.as_ref(), ends)?;
+        Ok(())
+    }
+
+    /// A chain of the run: the checkpoint's, or one with no digest in the checkpoint's time.
+    fn agrees_new(&self, ends: &ChainEnds) -> Result<(), Contradiction> {
+        if self.marks.iter().any(|(c, _)| *c == ends.chain) {
+            return Ok(());
         }
-        for ends in &report.chain_ends {
-            if self.marks.iter().any(|(c, _)| *c == ends.chain) {
-                continue;
-            }
-            // A chain the checkpoint does not know, with a digest in the checkpoint's time:
-            // one found before the range, or one its oldest new digest links to (deleted, or
-            // not: a full run reports the link either way; found by the red team, a chain
-            // whose history was deleted before the first run then passed in silence).
-            let linked = match &ends.oldest {
-                FirstLink::Link(link) => match parse_key(&link.location.key) {
-                    Ok(CloudTrailKey::Digest(k)) if k.end_time <= cp.through => {
-                        Some(&link.location)
-                    }
-                    // Not a digest's name: the run's own findings say so.
-                    _ => None,
-                },
+        // A chain the checkpoint does not know, with a digest in the checkpoint's time:
+        // one found before the range, or one its oldest new digest links to (deleted, or
+        // not: a full run reports the link either way; found by the red team, a chain
+        // whose history was deleted before the first run then passed in silence).
+        let linked = match &ends.oldest {
+            FirstLink::Link(link) => match parse_key(&link.location.key) {
+                Ok(CloudTrailKey::Digest(k)) if k.end_time <= self.checkpoint.through => {
+                    Some(&link.location)
+                }
+                // Not a digest's name: the run's own findings say so.
                 _ => None,
-            };
-            if let Some(before) = ends.before.as_ref().map(|(b, _)| b).or(linked) {
-                return Err(Contradiction::UnknownChain {
-                    chain: name(&ends.chain),
-                    before: before.uri(),
-                });
-            }
+            },
+            _ => None,
+        };
+        match ends.before.as_ref().map(|(b, _)| b).or(linked) {
+            Some(before) => Err(Contradiction::UnknownChain {
+                chain: name(&ends.chain),
+                before: before.uri(),
+            }),
+            None => Ok(()),
         }
-        Ok(next(Some(self), report, cp.start))
     }
 
     /// One chain of the checkpoint against what the run found of it.
@@ -466,7 +525,8 @@ impl Checkpoint {
     }
 }
 
-/// The checkpoint after `report`, from `prior` (already checked against it).
+/// The checkpoint after `report`, from `prior` (already checked against it). The run searched
+/// every Region's folder from where any search was left: no chain keeps a `searched` mark.
 fn next(prior: Option<&VerifiedCheckpoint>, report: &Report, start: Timestamp) -> Checkpoint {
     let mut chains: Vec<ChainMark> = prior
         .map(|p| p.checkpoint.chains.clone())
@@ -479,38 +539,15 @@ fn next(prior: Option<&VerifiedCheckpoint>, report: &Report, start: Timestamp) -
             .iter()
             .find(|c| same_chain(&c.chain, &info))
             .and_then(|c| c.ledger.as_ref());
-        let slot = match chains.iter().position(|m| same_chain(&m.chain, &info)) {
-            Some(i) => i,
-            None => {
-                chains.push(ChainMark {
-                    chain: info,
-                    last: None,
-                    ledger: None,
-                    gap_reported: None,
-                });
-                chains.len() - 1
-            }
-        };
-        let Some(mark) = chains.get_mut(slot) else {
-            continue;
-        };
-        if let Some(newest) = &ends.newest {
-            // A gap is said of one last digest: a newer one ends it.
-            if mark.gap_reported.as_deref() != Some(newest.location.key.as_str()) {
-                mark.gap_reported = None;
-            }
-            mark.last = Some(LastDigest {
-                key: newest.location.key.clone(),
-                sha256: newest.sha256.to_hex(),
-                signature: hex::encode(&newest.signature),
-                end: newest.end,
-            });
-        }
-        if let Some(run) = run_ledger {
-            let prior = mark.ledger.take();
-            let cut = cuts.get(&ends.chain).copied();
-            mark.ledger = Some(joined(prior.zip(cut), run));
-        }
+        move_on(
+            &mut chains,
+            ends,
+            run_ledger,
+            cuts.get(&ends.chain).copied(),
+        );
+    }
+    for mark in &mut chains {
+        mark.searched = None;
     }
     chains.sort_by_key(|m| chain_id(&m.chain));
     Checkpoint {
@@ -520,6 +557,122 @@ fn next(prior: Option<&VerifiedCheckpoint>, report: &Report, start: Timestamp) -
         start,
         through: report.range.end,
         chains,
+    }
+}
+
+/// Moves the mark of the chain `ends` is about on, in `chains` (added if new): its last verified
+/// digest, and its ledger joined to the run's (`run`) at where the run took it up (`cut`).
+/// Returns the mark.
+fn move_on<'c>(
+    chains: &'c mut Vec<ChainMark>,
+    ends: &ChainEnds,
+    run: Option<&Ledger>,
+    cut: Option<Timestamp>,
+) -> &'c mut ChainMark {
+    let info = ChainInfo::from(&ends.chain);
+    let slot = match chains.iter().position(|m| same_chain(&m.chain, &info)) {
+        Some(i) => i,
+        None => {
+            chains.push(ChainMark {
+                chain: info,
+                last: None,
+                ledger: None,
+                gap_reported: None,
+                searched: None,
+            });
+            chains.len() - 1
+        }
+    };
+    let mark = &mut chains[slot];
+    if let Some(newest) = &ends.newest {
+        // A gap is said of one last digest: a newer one ends it.
+        if mark.gap_reported.as_deref() != Some(newest.location.key.as_str()) {
+            mark.gap_reported = None;
+        }
+        mark.last = Some(LastDigest {
+            key: newest.location.key.clone(),
+            sha256: newest.sha256.to_hex(),
+            signature: hex::encode(&newest.signature),
+            end: newest.end,
+        });
+    }
+    if let Some(run) = run {
+        let prior = mark.ledger.take();
+        mark.ledger = Some(joined(prior.zip(cut), run));
+    }
+    mark
+}
+
+/// A checkpoint moved on chain by chain while a run goes on
+/// ([`crate::engine::verify_resumable`]), so that a run stopped halfway loses only the chains
+/// in flight: each chain the run is done with is checked against the checkpoint read (as
+/// [`VerifiedCheckpoint::advance`] checks a whole run) and its mark moved on, with `searched`
+/// kept (see the module docs); `through` stays.
+pub struct Underway<'a> {
+    prior: Option<&'a VerifiedCheckpoint>,
+    /// Where the run takes up each chain of `prior`.
+    cuts: BTreeMap<ChainId, Timestamp>,
+    /// The checkpoint so far, once the first chain is done; or why the run's evidence
+    /// contradicts the checkpoint read (nothing is written then).
+    checkpoint: Option<Result<Checkpoint, Contradiction>>,
+    filters: FiltersMark,
+}
+
+impl<'a> Underway<'a> {
+    /// A run with `filters`, after `prior` (if the file existed).
+    pub fn new(prior: Option<&'a VerifiedCheckpoint>, filters: &Filters) -> Self {
+        Underway {
+            prior,
+            cuts: prior.map(VerifiedCheckpoint::resume).unwrap_or_default(),
+            checkpoint: None,
+            filters: FiltersMark::from(filters),
+        }
+    }
+
+    /// The checkpoint with `chain`'s mark moved on, once the run's evidence agrees with the
+    /// checkpoint read (every chain of it is checked the first time, as
+    /// [`VerifiedCheckpoint::advance`] checks a whole run: a contradiction writes nothing);
+    /// `None` when the mark did not move (no newer digest verified).
+    pub fn finish(
+        &mut self,
+        chain: &FinishedChain<'_>,
+    ) -> Result<Option<&Checkpoint>, Contradiction> {
+        let ends = chain.ends;
+        let slot = self.checkpoint.get_or_insert_with(|| match self.prior {
+            Some(prior) => prior
+                .agrees_all(chain.bucket, &self.filters, chain.every)
+                .map(|()| prior.checkpoint.clone()),
+            None => Ok(Checkpoint {
+                schema: SCHEMA.to_owned(),
+                bucket: chain.bucket.to_owned(),
+                filters: self.filters.clone(),
+                start: chain.range.start,
+                through: earlier(chain.range.start, SECOND),
+                chains: Vec::new(),
+            }),
+        });
+        let checkpoint = slot.as_mut().map_err(|e| e.clone())?;
+        let cut = self.cuts.get(&ends.chain).copied();
+        let before = checkpoint
+            .chains
+            .iter()
+            .find(|m| chain_id(&m.chain) == ends.chain)
+            .and_then(|m| m.last.clone());
+        // Where the next run's search must go back to: where this run's started.
+        let left = cut.unwrap_or(checkpoint.through);
+        let mark = move_on(
+            &mut checkpoint.chains,
+            ends,
+            chain.report.ledger.as_ref(),
+            cut,
+        );
+        if mark.last == before {
+            // Nothing newer verified: the next run takes the chain up where this one did.
+            return Ok(None);
+        }
+        mark.searched = Some(mark.searched.map_or(left, |s| s.min(left)));
+        checkpoint.chains.sort_by_key(|m| chain_id(&m.chain));
+        Ok(Some(checkpoint))
     }
 }
 
@@ -625,8 +778,8 @@ mod tests {
         SigningKey::from_pem(&crate::report::signing::tests::key_file("ed25519.pem")).unwrap()
     }
 
-    /// A checkpoint of `schema` with one chain, its gap said or not.
-    fn sealed(schema: &str, gap: bool) -> Vec<u8> {
+    /// A checkpoint of `schema` with one chain, its gap said or not, its search left or not.
+    fn sealed(schema: &str, gap: bool, searched: bool) -> Vec<u8> {
         let key = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/01/111122223333_CloudTrail-Digest_us-east-1_main_us-east-1_20260101T012828Z.json.gz";
         let chain: ChainInfo = serde_json::from_value(serde_json::json!({
             "prefix": "", "organization": null, "account": "111122223333", "region": "us-east-1",
@@ -650,24 +803,34 @@ mod tests {
                 }),
                 ledger: None,
                 gap_reported: gap.then(|| key.to_owned()),
+                searched: searched.then(|| "2026-01-01T00:00:00Z".parse().unwrap()),
             }],
         };
         checkpoint.seal(&self::key()).unwrap()
     }
 
-    /// Checkpoints written before schema 2 are still read (a daily job goes on after an
-    /// upgrade); a schema 1 file cannot carry schema 2's gap marks, and other schemas are
-    /// refused.
+    /// Checkpoints written before schemas 2 and 3 are still read (a daily job goes on after
+    /// an upgrade); a file cannot carry a later schema's fields (gap marks, search marks), and
+    /// other schemas are refused.
     #[test]
-    fn schema_1_checkpoints_are_still_read_and_others_refused() {
+    fn older_schemas_are_still_read_and_others_refused() {
         let k = key();
         let open = |bytes: &[u8]| VerifiedCheckpoint::open(bytes, Trust::Key(k.public()));
-        let v1 = open(&sealed(SCHEMA_1, false)).unwrap();
+        let v1 = open(&sealed(SCHEMA_1, false, false)).unwrap();
         assert!(!v1.checkpoint().chains[0].gap_said());
-        assert!(open(&sealed(SCHEMA, true)).unwrap().checkpoint().chains[0].gap_said());
-        for (schema, gap) in [(SCHEMA_1, true), ("trailproof-checkpoint/3", false)] {
+        let v2 = open(&sealed(SCHEMA_2, true, false)).unwrap();
+        assert!(v2.checkpoint().chains[0].gap_said());
+        assert!(v2.searched().is_empty());
+        let v3 = open(&sealed(SCHEMA, true, true)).unwrap();
+        assert_eq!(v3.searched().len(), 1);
+        for (schema, gap, searched) in [
+            (SCHEMA_1, true, false),
+            (SCHEMA_1, false, true),
+            (SCHEMA_2, false, true),
+            ("trailproof-checkpoint/4", false, false),
+        ] {
             assert!(matches!(
-                open(&sealed(schema, gap)),
+                open(&sealed(schema, gap, searched)),
                 Err(CheckpointError::Schema { .. })
             ));
         }

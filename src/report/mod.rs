@@ -131,7 +131,7 @@ impl ChainReport {
 }
 
 /// Which chain a [`ChainReport`] is about: a [`ChainId`] spelled out for reports.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainInfo {
     /// As [`ChainId::trail_arn`].
     pub trail_arn: String,
@@ -297,15 +297,7 @@ impl Report {
     /// 1 when anything is not, 2 when an object could not be read at all (the job was not
     /// fully done).
     pub fn exit_code(&self) -> u8 {
-        if self.all_findings().any(|f| {
-            matches!(
-                f.kind,
-                Kind::DigestUnreadable
-                    | Kind::LogUnreadable
-                    | Kind::QuerySignUnreadable
-                    | Kind::QueryResultUnreadable
-            )
-        }) {
+        if self.all_findings().any(|f| f.kind.unread()) {
             2
         } else if self.all_findings().all(|f| f.verdict == Verdict::Valid)
             && self.ledgers().all(Ledger::is_proven)
