@@ -12,18 +12,13 @@ use support::{corpus_as_of, repo, trailproof, written, FaultProxy, Moto, Output}
 
 const BUCKET: &str = "acme-cloudtrail-logs";
 
-/// `verify s3://BUCKET --checkpoint FILE` through `proxy`, its requests counted in `count`.
-fn run(proxy: &FaultProxy, rules: &Path, count: &Path, checkpoint: &Path) -> Output {
-    std::fs::write(
-        rules,
-        serde_json::json!({ "count": count.display().to_string() }).to_string(),
-    )
-    .unwrap();
-    let args: Vec<String> = [
+/// The arguments of `verify s3://BUCKET --format FORMAT --checkpoint FILE`.
+fn verify_args(format: &str, checkpoint: &Path) -> Vec<String> {
+    [
         "verify",
         &format!("s3://{BUCKET}"),
         "--format",
-        "json",
+        format,
         "--checkpoint",
         &checkpoint.display().to_string(),
         "--sign-key",
@@ -33,8 +28,12 @@ fn run(proxy: &FaultProxy, rules: &Path, count: &Path, checkpoint: &Path) -> Out
             .to_string(),
     ]
     .map(String::from)
-    .to_vec();
-    let mut env = vec![
+    .to_vec()
+}
+
+/// The environment of a run through `proxy`.
+fn env(proxy: &FaultProxy) -> Vec<(&'static str, String)> {
+    vec![
         ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
         ("AWS_DEFAULT_REGION", "us-east-1".into()),
@@ -42,11 +41,36 @@ fn run(proxy: &FaultProxy, rules: &Path, count: &Path, checkpoint: &Path) -> Out
         ("AWS_CONFIG_FILE", "/dev/null".into()),
         ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
-    ];
-    env.push(("AWS_ENDPOINT_URL", proxy.endpoint()));
-    let out = trailproof(Path::new("."), &args, &env);
+        ("AWS_ENDPOINT_URL", proxy.endpoint()),
+    ]
+}
+
+/// `verify s3://BUCKET --checkpoint FILE` through `proxy`, its requests counted in `count`.
+fn run(proxy: &FaultProxy, rules: &Path, count: &Path, checkpoint: &Path) -> Output {
+    std::fs::write(
+        rules,
+        serde_json::json!({ "count": count.display().to_string() }).to_string(),
+    )
+    .unwrap();
+    let out = trailproof(
+        Path::new("."),
+        &verify_args("json", checkpoint),
+        &env(proxy),
+    );
     std::fs::write(rules, "{}").unwrap();
     out
+}
+
+/// The keys of the objects `count` (a proxy's request log) says were read.
+fn gets(count: &Path) -> Vec<String> {
+    let prefix = format!("GET /{BUCKET}/");
+    std::fs::read_to_string(count)
+        .unwrap()
+        .lines()
+        .filter_map(|r| r.strip_prefix(&prefix))
+        .filter(|r| !r.starts_with('?'))
+        .map(|r| r.split('?').next().unwrap_or(r).to_owned())
+        .collect()
 }
 
 /// Three days of two Regions up to now: the first two checkpointed, then the third. The second run
@@ -94,13 +118,7 @@ fn the_run_after_a_checkpoint_reads_and_lists_only_what_is_new() {
     };
     let (all1, all2) = (requests(&count1), requests(&count2));
     // Object GETs (the SDK adds `?x-id=GetObject`), by key.
-    let prefix = format!("GET /{BUCKET}/");
-    let gets: Vec<&str> = all2
-        .iter()
-        .filter_map(|r| r.strip_prefix(&prefix))
-        .filter(|r| !r.starts_with('?'))
-        .map(|r| r.split('?').next().unwrap_or(r))
-        .collect();
+    let gets = gets(&count2);
     let lists: Vec<&String> = all2.iter().filter(|r| r.contains("list-type=2")).collect();
     let new: Vec<&String> = corpus
         .digests()
@@ -152,4 +170,115 @@ fn the_run_after_a_checkpoint_reads_and_lists_only_what_is_new() {
         gets.len()
     );
     assert!(all1.len() > all2.len());
+}
+
+/// A run killed (SIGKILL) while a log file of its last chain hangs in transit has checkpointed
+/// the chain it was done with, whose findings it had streamed: the checkpoint verifies, moves
+/// that chain on (keeping where the search for log files no digest names was left) and not
+/// the other. The run after it reads none of the finished chain's log files again, and ends
+/// with nothing missing: a killed run loses only the chains in flight.
+#[test]
+fn a_run_killed_while_a_chain_is_in_flight_keeps_the_chains_it_finished() {
+    // Enough digests for two batches of log files (see `engine::logs`): the first holds all of
+    // eu-west-1 (first in chain order), the second the oldest of us-east-1.
+    let corpus = World::new(BUCKET)
+        .regions(&["us-east-1", "eu-west-1"])
+        .hours(130)
+        .logs_per_hour(1)
+        .records_per_log(1)
+        .build();
+    let (g, case) = written(&corpus);
+    let moto = Moto::start(&case.join("public-keys.json"));
+    moto.upload(&case, BUCKET);
+    let standard = |region: &str| -> Vec<&trailproof_testgen::DigestInfo> {
+        let mut chain: Vec<_> = corpus
+            .digests()
+            .iter()
+            .filter(|d| d.key.contains(&format!("/{region}/")) && !d.backfill)
+            .collect();
+        chain.sort_by_key(|d| d.end);
+        chain
+    };
+    let stalled = standard("us-east-1")[0].logs[0].clone();
+    let rules = g.path().join("rules.json");
+    std::fs::write(
+        &rules,
+        serde_json::json!({ "stall": [stalled] }).to_string(),
+    )
+    .unwrap();
+    let proxy = FaultProxy::start(&moto, &rules);
+    let checkpoint = g.path().join("trailproof.checkpoint");
+    let streamed = g.path().join("first.jsonl");
+
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_trailproof"));
+    cmd.args(verify_args("jsonl", &checkpoint))
+        .envs(env(&proxy))
+        .stdout(std::fs::File::create(&streamed).unwrap())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !checkpoint.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it checkpointed a chain"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint in 2 min"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let key = trailproof::report::signing::PublicKey::from_pem(
+        &std::fs::read(repo().join("testdata/report-keys/ed25519.pub.pem")).unwrap(),
+    )
+    .unwrap();
+    let opened = |path: &Path| {
+        trailproof::report::checkpoint::VerifiedCheckpoint::open(
+            &std::fs::read(path).unwrap(),
+            trailproof::report::dsse::Trust::Key(&key),
+        )
+        .unwrap()
+    };
+    let partial = opened(&checkpoint);
+    let marks = &partial.checkpoint().chains;
+    let eu = marks
+        .iter()
+        .find(|m| m.chain.region == "eu-west-1" && !m.chain.backfill)
+        .expect("the finished chain is in the checkpoint");
+    let newest_eu = standard("eu-west-1").last().unwrap().key.clone();
+    assert_eq!(eu.last.as_ref().unwrap().key, newest_eu);
+    assert!(eu.searched.is_some());
+    assert!(
+        !marks
+            .iter()
+            .any(|m| m.chain.region == "us-east-1" && m.last.is_some()),
+        "the chain in flight moved"
+    );
+    // Its findings were out before its mark moved.
+    let first = std::fs::read_to_string(&streamed).unwrap();
+    assert!(first.contains("eu-west-1"), "{first}");
+
+    let count = g.path().join("requests");
+    let out = run(&proxy, &rules, &count, &checkpoint);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let read = gets(&count);
+    let eu_logs: Vec<&String> = standard("eu-west-1")
+        .iter()
+        .flat_map(|d| &d.logs)
+        .filter(|l| read.contains(l))
+        .collect();
+    assert!(eu_logs.is_empty(), "read again: {eu_logs:?}");
+    assert!(read.contains(&stalled));
+    let done = opened(&checkpoint);
+    assert!(done
+        .checkpoint()
+        .chains
+        .iter()
+        .all(|m| m.searched.is_none()));
+    let counts = done.checkpoint().counts();
+    assert_eq!(counts.total(), counts.verified, "{counts:?}");
+    assert!(counts.verified >= 2 * 129, "{counts:?}");
 }

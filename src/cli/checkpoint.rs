@@ -150,7 +150,11 @@ impl Resume {
                 recorded: recorded.to_string(),
             }));
         }
-        settings.start = Some(prior.resume_at());
+        // A first run stopped early is run again as it was: its range from the start given
+        // or, as then, the evidence's (each chain allowed its hour at that end).
+        if !prior.first_run_unfinished() {
+            settings.start = Some(prior.resume_at());
+        }
         settings.resume = prior.resume();
         settings.searched = prior.searched();
         Ok(Resume {

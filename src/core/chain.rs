@@ -149,6 +149,11 @@ pub struct WalkedChain {
     /// The part of the range the chain answers for: the requested ends, or where the evidence
     /// starts and ends when an end was not requested.
     pub extent: (Timestamp, Timestamp),
+    /// Standard chains: the range holds nothing of the chain. No digest of it is in the range,
+    /// and its newest digest before the range ends within the hour before an end taken from
+    /// the evidence: a run that took the chain up after that digest (a checkpoint moved on
+    /// chain by chain) has nothing new to say of its hours, and makes no ledger of them.
+    pub caught_up: bool,
 }
 
 /// Walks one chain. `candidates` may come in any order; digests outside the range (see
@@ -174,8 +179,8 @@ pub fn walk(
     let (mut walked, trusted) = judge_all(chain, &candidates, &incoming, keys, range);
     let names_missing = link_findings(chain, &candidates, &index, &trusted, &mut walked, range);
     set_windows(&candidates, &index, &trusted, &mut walked);
-    let extent = extent(&walked, range);
-    let holes = if chain.backfill {
+    let (extent, caught_up) = extent(&walked, range);
+    let holes = if chain.backfill || caught_up {
         Vec::new()
     } else {
         continuity_findings(&candidates, &incoming, &trusted, &mut walked);
@@ -195,6 +200,7 @@ pub fn walk(
         digests: walked,
         holes,
         extent,
+        caught_up: caught_up && !chain.backfill,
     }
 }
 
@@ -757,20 +763,20 @@ fn set_windows(
 /// from the evidence (the oldest or newest digest of any chain), the chain's own end, but no
 /// more than an hour (one digest) short of it: chains deliver hourly, so one that stops (or
 /// starts) longer before (after) the others has hours no digest of it proves.
-fn extent(walked: &[WalkedDigest], range: Range) -> (Timestamp, Timestamp) {
+/// The part of the range the chain answers for (see [`WalkedChain::extent`]), and whether it
+/// is caught up ([`WalkedChain::caught_up`]).
+fn extent(walked: &[WalkedDigest], range: Range) -> ((Timestamp, Timestamp), bool) {
     let members = walked.iter().filter(|w| !w.context);
     let first = members.clone().map(|w| w.window.0).min();
-    // A chain with no digest in the range whose newest digest before it ends within the hour
-    // before an end taken from the evidence is not short at that end either: a run that takes
-    // the chain up after that digest (a checkpoint moved on chain by chain) finds it so.
-    let last = members.map(|w| w.window.1).max().or_else(|| {
-        walked
+    let last = members.map(|w| w.window.1).max();
+    // No digest in the range, the newest before it ending within the hour before an end taken
+    // from the evidence: not short at that end (a full run would not be).
+    let caught_up = last.is_none()
+        && !range.end_requested
+        && walked
             .iter()
             .filter(|w| w.context && w.window.1 <= range.start)
-            .map(|w| w.window.1)
-            .max()
-            .filter(|t| *t >= earlier(range.end, HOUR))
-    });
+            .any(|w| w.window.1 >= earlier(range.end, HOUR));
     let start = match first {
         Some(t) if !range.start_requested => t.max(range.start).min(later(range.start, HOUR)),
         _ => range.start,
@@ -779,7 +785,7 @@ fn extent(walked: &[WalkedDigest], range: Range) -> (Timestamp, Timestamp) {
         Some(t) if !range.end_requested => t.min(range.end).max(earlier(range.end, HOUR)),
         _ => range.end,
     };
-    (start.min(end), end)
+    ((start.min(end), end), caught_up)
 }
 
 /// A stretch before digest `at` (by where windows end) that no digest accounts for.
@@ -1182,6 +1188,36 @@ mod tests {
     }
 
     use crate::core::types::Fingerprint;
+
+    /// A chain taken up after its newest digest (a checkpoint moved it on while another chain
+    /// was still being verified) with nothing newer: within the hour before an end taken from
+    /// the evidence, the range holds nothing of it (no hole, no ledger); later than that, its
+    /// silence is a hole.
+    #[test]
+    fn a_chain_taken_up_after_its_newest_digest_is_caught_up_only_within_the_hour() {
+        let s = Signer::new();
+        let c = chain(&s, 9, None);
+        let id = c[0].key.chain();
+        let newest = parse_iso("2026-01-01T09:04:04Z").unwrap();
+        let after = |mins: i64| Range {
+            start: later(newest, SignedDuration::from_secs(1)),
+            end: later(newest, SignedDuration::from_mins(mins)),
+            start_requested: true,
+            end_requested: false,
+        };
+        let near = walk(&id, c.clone(), &s.keys, after(40));
+        assert!(near.caught_up);
+        assert!(near.holes.is_empty());
+        assert_eq!(kinds(&near.digests), vec![]);
+        let far = walk(&id, c.clone(), &s.keys, after(150));
+        assert!(!far.caught_up);
+        assert!(!far.holes.is_empty());
+        let asked = Range {
+            end_requested: true,
+            ..after(40)
+        };
+        assert!(!walk(&id, c, &s.keys, asked).caught_up);
+    }
 
     #[test]
     fn an_intact_chain_with_metadata_is_all_valid() {

@@ -26,6 +26,8 @@ pub(super) struct ChainLayout<'a> {
     /// The chain's timeline so far: holes from the walk, then each digest's window.
     pub(super) spans: Vec<Span>,
     pub(super) extent: (Timestamp, Timestamp),
+    /// The range holds nothing of the chain ([`crate::core::chain::WalkedChain::caught_up`]).
+    pub(super) caught_up: bool,
     /// The subjects of valid log-file listings counted instead of kept, when counting is on.
     /// A log file may be listed more than once (by two digests), and totals count each file
     /// once, by its worst finding, merging by `s3://` text: so the files are counted when the
@@ -40,6 +42,7 @@ impl<'a> ChainLayout<'a> {
             findings: Vec::new(),
             spans: Vec::new(),
             extent: (Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH),
+            caught_up: false,
             omitted: match valid {
                 ValidLogs::Kept => None,
                 ValidLogs::Counted(tap) => Some((TextHashes::with_capacity(listed), tap)),

@@ -52,8 +52,9 @@ pub(super) struct Layout<'a> {
     valid_logs: ValidLogs<'a>,
     /// Log files some verified digest of the run names.
     judged: &'a TextSet,
-    /// The standard chain laid out last, with its timeline, for its backfill chain (next).
-    standard: Option<(ChainId, (Timestamp, Timestamp), Vec<Span>)>,
+    /// The standard chain laid out last, with its timeline (none when it is caught up, see
+    /// [`crate::core::chain::WalkedChain::caught_up`]), for its backfill chain (next).
+    standard: Option<(ChainId, Option<(Timestamp, Timestamp)>, Vec<Span>)>,
     reports: Vec<ChainReport>,
     chain: ChainLayout<'a>,
     /// A shard's share of the range, and the range ([`super::Window`]): what lies outside it
@@ -240,13 +241,22 @@ impl<'a> Layout<'a> {
         for (step, names) in steps {
             match step {
                 Step::StartOfChain {
+                    backfill,
+                    caught_up,
                     listed,
                     holes,
                     extent,
                 } => {
+                    // A standard chain laid out before is final unless this is its backfill
+                    // chain: it is told of now, not only when this one ends (which may be much
+                    // later, its log files still in flight).
+                    if !backfill {
+                        self.tell(0);
+                    }
                     self.chain = ChainLayout::new(self.valid_logs, listed);
                     self.chain.spans = holes;
                     self.chain.extent = extent;
+                    self.chain.caught_up = caught_up;
                 }
                 Step::EndOfChain(id) => self.end_chain(&id),
                 Step::Digest(w) => self.digest(w, names, &mut outcomes, referenced),
@@ -391,9 +401,10 @@ impl<'a> Layout<'a> {
                 Some(self.ledger(done.extent, &[]))
             }
         } else {
-            let ledger = self.ledger(done.extent, &done.spans);
-            self.standard = Some((id.clone(), done.extent, std::mem::take(&mut done.spans)));
-            Some(ledger)
+            let extent = (!done.caught_up).then_some(done.extent);
+            let ledger = extent.map(|e| self.ledger(e, &done.spans));
+            self.standard = Some((id.clone(), extent, std::mem::take(&mut done.spans)));
+            ledger
         };
         let (mut findings, omitted_valid_logs, omitted_valid_files) = done.finish();
         if let Some(note) = self
@@ -432,6 +443,10 @@ impl<'a> Layout<'a> {
         if !sibling {
             return false;
         }
+        // A caught-up chain has no ledger in this run to add to.
+        let Some(extent) = extent else {
+            return true;
+        };
         let bad = spans.iter().filter(|s| !s.state.is_proven()).copied();
         let before = all.len();
         all.extend(bad);

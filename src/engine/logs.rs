@@ -38,8 +38,11 @@ const LOG_BATCH_DIGESTS: usize = 256;
 
 /// One step of laying out the chains.
 pub(super) enum Step {
-    /// A chain whose digests name `listed` log files, with what the walk found of its timeline.
+    /// A chain whose digests name `listed` log files, with what the walk found of its timeline;
+    /// `backfill` for a trail's backfill chain.
     StartOfChain {
+        backfill: bool,
+        caught_up: bool,
         listed: usize,
         holes: Vec<Span>,
         extent: (Timestamp, Timestamp),
@@ -171,6 +174,8 @@ fn batches(walked: Vec<(ChainId, WalkedChain)>) -> Vec<Vec<Step>> {
     let (mut batch_logs, mut batch_digests) = (0, 0);
     for (id, chain) in walked {
         batch.push(Step::StartOfChain {
+            backfill: id.backfill,
+            caught_up: chain.caught_up,
             listed: chain.digests.iter().map(listed_count).sum(),
             holes: chain.holes,
             extent: chain.extent,

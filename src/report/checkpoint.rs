@@ -311,6 +311,13 @@ impl VerifiedCheckpoint {
         &self.checkpoint
     }
 
+    /// Whether this is a first run's checkpoint written while it went on, before it ended (it
+    /// ends one second before its start): the next run is run as that first run was, from the
+    /// start given or the evidence's.
+    pub fn first_run_unfinished(&self) -> bool {
+        self.checkpoint.through < self.checkpoint.start
+    }
+
     /// Where the next run's range starts: just after the checkpoint's end (a digest whose
     /// time is the end was verified). Log files no digest names are held to it.
     pub fn resume_at(&self) -> Timestamp {
