@@ -33,6 +33,9 @@ pub(super) struct LaidOut {
     pub(super) retention: Retention,
 }
 
+/// The part of the range a chain answers for ([`crate::core::chain::WalkedChain::extent`]).
+type Extent = (Timestamp, Timestamp);
+
 /// The chain reports laid out so far, and the chain being laid out.
 pub(super) struct Layout<'a> {
     bucket: &'a str,
@@ -54,7 +57,7 @@ pub(super) struct Layout<'a> {
     judged: &'a TextSet,
     /// The standard chain laid out last, with its timeline (none when it is caught up, see
     /// [`crate::core::chain::WalkedChain::caught_up`]), for its backfill chain (next).
-    standard: Option<(ChainId, Option<(Timestamp, Timestamp)>, Vec<Span>)>,
+    standard: Option<(ChainId, Option<Extent>, Vec<Span>)>,
     reports: Vec<ChainReport>,
     chain: ChainLayout<'a>,
     /// A shard's share of the range, and the range ([`super::Window`]): what lies outside it
