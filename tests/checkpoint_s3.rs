@@ -145,7 +145,7 @@ fn the_run_after_a_checkpoint_reads_and_lists_only_what_is_new() {
         .collect();
     for key in &gets {
         assert!(
-            new.iter().any(|k| *k == key) || last.iter().any(|k| k == key),
+            new.contains(&key) || last.contains(key),
             "the second run read {key}, which is neither new nor a chain's last verified digest"
         );
     }
