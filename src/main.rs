@@ -116,6 +116,11 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
             }),
         }
     };
+    // The chains finished since the mover last wrote, for a run that will not write its
+    // final checkpoint (an error; a report that cannot be written): one write more otherwise.
+    if let Some(m) = &mover {
+        m.flush();
+    }
     drop(mover);
     let mut report = match (report, &resume) {
         (Ok(report), _) => report,

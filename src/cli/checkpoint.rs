@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use trailproof::core::finding::{Finding, Kind, Verdict};
@@ -303,16 +303,36 @@ pub fn run(
 /// findings are out where nothing takes them back: streamed (`--format jsonl`: flushed, and the
 /// stream still whole) or, for the formats written at the end, when all of them say valid and
 /// its ledger is proven; never with an object it could not read (the next run reads it again).
+///
+/// Each write rewrites the whole file, which grows with the chains: writes are spaced so that
+/// they take at most a twentieth of the run ([`SPACING`] times the last write's time, and at
+/// least [`MIN_SPACING`] apart). The chains finished since the last write are lost with the
+/// chains in flight if the run is killed (they are verified again, and their findings said
+/// again); [`Mover::flush`] writes them when the run ends without its final checkpoint.
 pub struct Mover<'a> {
     resume: &'a Resume,
-    underway: Mutex<Underway<'a>>,
+    state: Mutex<Moving<'a>>,
     evidence: Option<&'a Path>,
     inputs: &'a [&'a Path],
     /// Whether the findings streamed so far are all out, when they are streamed.
     streamed: Option<&'a (dyn Fn() -> bool + Sync)>,
-    /// Set when a checkpoint could not be written: the run goes on without moving it again.
-    stopped: AtomicBool,
 }
+
+/// A [`Mover`]'s checkpoint so far, and its writes.
+struct Moving<'a> {
+    underway: Underway<'a>,
+    /// Chains moved since the last write.
+    unwritten: bool,
+    /// When the last write ended, and how long it took.
+    written: Option<(Instant, Duration)>,
+    /// Set when a checkpoint could not be written: the run goes on without moving it again.
+    stopped: bool,
+}
+
+/// Writes are at least this many times their own duration apart.
+const SPACING: u32 = 20;
+/// And at least this far apart.
+const MIN_SPACING: Duration = Duration::from_secs(1);
 
 impl<'a> Mover<'a> {
     /// A mover for a run with `settings` over `resume`'s checkpoint; `streamed` when the
@@ -325,18 +345,20 @@ impl<'a> Mover<'a> {
     ) -> Self {
         Mover {
             resume,
-            underway: Mutex::new(Underway::new(
-                resume.prior.as_ref(),
-                &Filters::from(settings),
-            )),
+            state: Mutex::new(Moving {
+                underway: Underway::new(resume.prior.as_ref(), &Filters::from(settings)),
+                unwritten: false,
+                written: None,
+                stopped: false,
+            }),
             evidence,
             inputs,
             streamed,
-            stopped: AtomicBool::new(false),
         }
     }
 
-    /// The engine is done with `chain`: moves its mark on if it may.
+    /// The engine is done with `chain`: moves its mark on if it may, and writes the checkpoint
+    /// if the last write was long enough ago.
     pub fn chain_done(&self, chain: &FinishedChain<'_>) {
         let report = chain.report;
         let out = match self.streamed {
@@ -346,20 +368,48 @@ impl<'a> Mover<'a> {
                     && report.ledger.as_ref().is_none_or(Ledger::is_proven)
             }
         };
-        if !out
-            || report.findings.iter().any(|f| f.kind.unread())
-            || self.stopped.load(Ordering::Relaxed)
-        {
+        if !out || report.findings.iter().any(|f| f.kind.unread()) {
             return;
         }
-        let mut underway = self.underway.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         // A contradiction is said when the run ends, and nothing is written.
-        let Ok(Some(next)) = underway.finish(chain) else {
+        if state.stopped || !matches!(state.underway.finish(chain), Ok(Some(_))) {
+            return;
+        }
+        state.unwritten = true;
+        let due = state
+            .written
+            .is_none_or(|(at, took)| at.elapsed() >= (took * SPACING).max(MIN_SPACING));
+        if due {
+            self.write(&mut state);
+        }
+    }
+
+    /// Writes the chains moved since the last write, if any: the run ended (or failed) without
+    /// its final checkpoint coming next.
+    pub fn flush(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.unwritten && !state.stopped {
+            self.write(&mut state);
+        }
+    }
+
+    fn write(&self, state: &mut Moving<'_>) {
+        let Some(next) = state.underway.checkpoint() else {
             return;
         };
-        if let Err(e) = self.resume.write(next, self.evidence, self.inputs) {
-            self.stopped.store(true, Ordering::Relaxed);
-            eprintln!("trailproof: the checkpoint is not moved on as chains finish any more: {e}");
+        let began = Instant::now();
+        match self.resume.write(next, self.evidence, self.inputs) {
+            Ok(()) => {
+                state.unwritten = false;
+                state.written = Some((Instant::now(), began.elapsed()));
+            }
+            Err(e) => {
+                state.stopped = true;
+                eprintln!(
+                    "trailproof: the checkpoint is not moved on as chains finish any more: {e}"
+                );
+            }
         }
     }
 }

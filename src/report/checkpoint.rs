@@ -636,6 +636,11 @@ impl<'a> Underway<'a> {
         }
     }
 
+    /// The checkpoint so far, if a chain moved it on.
+    pub fn checkpoint(&self) -> Option<&Checkpoint> {
+        self.checkpoint.as_ref()?.as_ref().ok()
+    }
+
     /// The checkpoint with `chain`'s mark moved on, once the run's evidence agrees with the
     /// checkpoint read (every chain of it is checked the first time, as
     /// [`VerifiedCheckpoint::advance`] checks a whole run: a contradiction writes nothing);
