@@ -104,7 +104,7 @@ pub struct WatchArgs {
     /// (`digest_successor_missing`). Like 90m, 2h, 45s.
     #[arg(long, value_name = "DURATION", default_value = "90m", value_parser = parse_grace)]
     pub digest_grace: SignedDuration,
-    /// Stop (and exit) after SECS seconds without a message.
+    /// Stop (and exit) after SECS seconds without a message and without work.
     #[arg(long, value_name = "SECS")]
     pub exit_when_idle: Option<u64>,
     /// Serve Prometheus metrics on http://ADDR/metrics (like 127.0.0.1:9464).
@@ -380,7 +380,9 @@ enum Tick {
 impl Watch<'_> {
     fn run(&mut self) -> Result<(), CliError> {
         let mut pending: Vec<String> = Vec::new();
-        let mut last_message = Instant::now();
+        // Idle is time without a message and without work: a message sent while a long tick
+        // went on is received before the watch stops (it used to be left in the queue).
+        let mut busy = Instant::now();
         loop {
             let stopping = STOP.load(Ordering::SeqCst);
             let due = self
@@ -389,6 +391,7 @@ impl Watch<'_> {
                 .is_some_and(|d| d <= Timestamp::now());
             if !pending.is_empty() && (stopping || due || pending.len() >= MAX_PENDING) {
                 self.tick_and_delete(&mut pending)?;
+                busy = Instant::now();
                 continue;
             }
             if stopping {
@@ -400,10 +403,11 @@ impl Watch<'_> {
                 // chain is called overdue, so a withheld message cannot make one.
                 self.tick()?;
                 self.say_overdue()?;
+                busy = Instant::now();
                 continue;
             }
             if let Some(idle) = self.args.exit_when_idle {
-                if pending.is_empty() && last_message.elapsed() >= Duration::from_secs(idle) {
+                if pending.is_empty() && busy.elapsed() >= Duration::from_secs(idle) {
                     eprintln!("trailproof: no message for {idle} s: watch stops");
                     return Ok(());
                 }
@@ -417,10 +421,11 @@ impl Watch<'_> {
             if received.is_empty() {
                 if !pending.is_empty() {
                     self.tick_and_delete(&mut pending)?;
+                    busy = Instant::now();
                 }
                 continue;
             }
-            last_message = Instant::now();
+            busy = Instant::now();
             let mut ignored = Vec::new();
             for message in received {
                 match self.hint(&message.body) {
