@@ -927,6 +927,71 @@ fn a_long_history_listed_month_by_month_loses_no_key() {
     }
 }
 
+/// Found by the red team: a run over a range (every `verify --checkpoint` run, the watch)
+/// listed only the range's day folders, so an object directly in a type's, a Region's, a
+/// year's or a month's folder, or under a folder that is no year, month or day, was never
+/// seen online, where the local copy (every folder walked) reports it. A ranged run now lists
+/// the folders above the range's days too: online and offline say the same, and each such
+/// object is reported. A proper day folder outside the range is not looked at by either.
+#[test]
+fn objects_out_of_place_above_the_day_folders_are_seen_by_a_ranged_run() {
+    let corpus = trailproof_testgen::World::new(BUCKET)
+        .start("2026-01-31T21:00:00Z".parse().unwrap())
+        .hours(6)
+        .logs_per_hour(1)
+        .build();
+    let (_guard, case) = support::written(&corpus);
+    let keys = keys_under(&case.join("bucket"));
+    let region_of = |part: &str| {
+        let key = keys.iter().find(|k| k.contains(part)).unwrap();
+        key.split_once("/2026/").unwrap().0.to_owned()
+    };
+    let (logs, digests) = (region_of("/CloudTrail/"), region_of("/CloudTrail-Digest/"));
+    let account = logs.rsplit_once("/CloudTrail/").unwrap().0.to_owned();
+    let strays = [
+        format!("{account}/CloudTrail/stray.json.gz"),
+        format!("{logs}/stray.json.gz"),
+        format!("{logs}/2026/stray.json.gz"),
+        format!("{logs}/2026/02/stray.json.gz"),
+        format!("{logs}/2026/02/1/stray.json.gz"),
+        format!("{logs}/2026/13/01/stray.json.gz"),
+        format!("{logs}/junk/deeper/still/stray.json.gz"),
+        format!("{digests}/2026/01/stray.json.gz"),
+    ];
+    let older = format!("{logs}/2025/12/01/stray.json.gz");
+    for key in strays.iter().chain([&older]) {
+        let path = case.join("bucket").join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"not a log").unwrap();
+    }
+    let moto = Moto::start(&case.join("public-keys.json"));
+    moto.upload(&case, BUCKET);
+    // A Region folder with no name: no file on a disk can have that key.
+    let unnamed = format!("{account}/CloudTrail//2026/01/31/stray.json.gz");
+    moto.put(BUCKET, &unnamed, b"not a log");
+    // The case's arguments hold its range, 2026-01-31T21:00Z to 2026-02-01T03:00Z.
+    let online = verify_s3(&moto, &case, &["--format", "json"]);
+    assert_eq!(online.code, 1, "{}", online.stderr);
+    let reported = findings(&online).to_string();
+    for key in strays.iter().chain([&unnamed]) {
+        assert!(
+            reported.contains(key.as_str()),
+            "{key} not reported: {reported}"
+        );
+    }
+    assert!(!reported.contains(&older), "{reported}");
+    let mut offline = vec![
+        "verify".to_owned(),
+        case.join("bucket").display().to_string(),
+    ];
+    offline.extend(case_args(&case));
+    offline.extend(["--format".to_owned(), "json".to_owned()]);
+    let offline = trailproof(&case, &offline, &[]);
+    moto.delete(BUCKET, &unnamed);
+    let online = verify_s3(&moto, &case, &["--format", "json"]);
+    assert_eq!(findings(&online), findings(&offline));
+}
+
 /// A bucket made of generated trails and extra objects, as a case directory (`bucket/`,
 /// `public-keys.json`) for [`Moto::upload`]; with the range arguments that cover it.
 fn bucket_of(

@@ -231,9 +231,10 @@ impl S3Source {
         });
         let ty = request.objects.folder();
         // Every account's Regions at once (an organization's bucket has hundreds of accounts,
-        // each a round trip), in account order, the first failure in that order.
+        // each a round trip), in account order, the first failure in that order. A key
+        // directly in the type's folder, beside the Regions', is handed on (it belongs nowhere).
         let mut region_folders: Vec<String> = stream::iter(account_folders)
-            .map(|account| async move { self.folders(&format!("{account}{ty}/")).await })
+            .map(|account| async move { self.list(&format!("{account}{ty}/"), true, each).await })
             .buffered(self.concurrency)
             .try_concat()
             .await?;
@@ -245,22 +246,19 @@ impl S3Source {
                 .unwrap_or_default();
             request.regions.is_empty() || request.regions.iter().any(|r| r == name)
         });
-        // Day folders in the range, or each Region's whole history.
-        let prefixes: Vec<String> = match request.range {
-            Some((start, end)) => region_folders
-                .iter()
-                .flat_map(|r| days(start, end).map(move |d| format!("{r}{d}/")))
-                .collect(),
-            None => region_folders,
-        };
-        let whole = request.range.is_none();
+        // The range's day folders (and what is out of place above them), or each Region's
+        // whole history.
+        let days: Option<BTreeSet<String>> =
+            request.range.map(|(start, end)| days(start, end).collect());
         // Each page of keys is handed on as it comes: only the pages being read are held.
-        let mut listed = stream::iter(prefixes)
-            .map(|p| async move {
-                if whole {
-                    self.list_history(&p, each).await
-                } else {
-                    self.list(&p, false, each).await.map(drop)
+        let mut listed = stream::iter(region_folders)
+            .map(|region| {
+                let days = &days;
+                async move {
+                    match days {
+                        None => self.list_history(&region, each).await,
+                        Some(days) => self.list_range(&region, days, each).await,
+                    }
                 }
             })
             .buffer_unordered(self.concurrency);
@@ -268,6 +266,54 @@ impl S3Source {
             listed?;
         }
         Ok(())
+    }
+
+    /// A Region's folder for a range: its day folders of the range (`days`, `YYYY/MM/DD`), and
+    /// whatever is out of place above them. Found by the red team: a run over a range (every
+    /// incremental run, the watch) listed only the day folders, so an object directly in a
+    /// Region's, a year's or a month's folder, or under a folder that is no year, month or day
+    /// (`2026/01/1/`, a Region folder named ``), was never seen. The Region's folder and those
+    /// of the range's years and months are listed delimited (one request each, as many pages
+    /// as they take): their keys are handed on, and a sub-folder that is no year, month or
+    /// real day is listed whole. A year, month or day folder outside the range is not listed:
+    /// a run over a range answers for its range (SECURITY.md).
+    async fn list_range(
+        &self,
+        region: &str,
+        days: &BTreeSet<String>,
+        each: &(dyn Fn(String) + Sync),
+    ) -> Result<(), SourceError> {
+        let mut whole: Vec<String> = Vec::new();
+        let mut in_range: Vec<String> = Vec::new();
+        let mut level = vec![region.to_owned()];
+        // The Region's folder holds years (`YYYY`), a year months (`YYYY/MM`), a month days.
+        for depth in 0..3 {
+            let listed: Vec<Vec<String>> = stream::iter(level)
+                .map(|folder| async move { self.list(&folder, true, each).await })
+                .buffer_unordered(self.concurrency)
+                .try_collect()
+                .await?;
+            let mut next = Vec::new();
+            for sub in listed.into_iter().flatten() {
+                // `YYYY`, `YYYY/MM` or `YYYY/MM/DD` below the Region's folder.
+                let path = sub
+                    .strip_prefix(region)
+                    .and_then(|p| p.strip_suffix('/'))
+                    .unwrap_or_default();
+                match dated(path, depth) {
+                    None => whole.push(sub),
+                    Some(_) if !days.iter().any(|d| d.starts_with(path)) => {}
+                    Some(true) => in_range.push(sub),
+                    Some(false) => next.push(sub),
+                }
+            }
+            level = next;
+        }
+        stream::iter(whole.into_iter().chain(in_range))
+            .map(|folder| async move { self.list(&folder, false, each).await.map(drop) })
+            .buffer_unordered(self.concurrency)
+            .try_for_each(|()| async { Ok(()) })
+            .await
     }
 
     /// The source's prefix as a listing prefix: empty, or ending with `/`.
@@ -339,11 +385,6 @@ impl S3Source {
                 }
             }
         }
-    }
-
-    /// The sub-folders directly under `prefix`.
-    async fn folders(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
-        self.list(prefix, true, &|_| {}).await
     }
 
     /// Lists `prefix` to its end, handing every key to `each` page by page; answers the
@@ -678,6 +719,27 @@ impl S3Source {
 }
 
 /// The `YYYY/MM/DD` folders from `start`'s day to `end`'s day.
+/// Whether `path` below a Region's folder is a proper year (`depth` 0: `YYYY`), month (1:
+/// `YYYY/MM`) or day (2: `YYYY/MM/DD`, a real date) folder's: `None` when it is not, else
+/// whether it is a day's.
+fn dated(path: &str, depth: usize) -> Option<bool> {
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let parts: Vec<&str> = path.split('/').collect();
+    let proper = match parts.as_slice() {
+        [y] => depth == 0 && digits(y, 4),
+        [y, m] => depth == 1 && digits(y, 4) && digits(m, 2) && ("01"..="12").contains(m),
+        [y, m, d] => {
+            depth == 2
+                && digits(y, 4)
+                && digits(m, 2)
+                && digits(d, 2)
+                && jiff::civil::Date::strptime("%Y/%m/%d", path).is_ok()
+        }
+        _ => false,
+    };
+    proper.then_some(depth == 2)
+}
+
 fn days(start: Timestamp, end: Timestamp) -> impl Iterator<Item = String> {
     let first = start.to_zoned(jiff::tz::TimeZone::UTC).date();
     let last = end.to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -1388,6 +1450,32 @@ mod tests {
             ["2026/01/30", "2026/01/31", "2026/02/01"]
         );
         assert_eq!(days(s, s).count(), 1);
+    }
+
+    /// What a ranged listing goes into (a year, a month, a real day) and lists whole (all
+    /// else, at the depth it is found).
+    #[test]
+    fn only_years_months_and_real_days_are_dated_folders() {
+        assert_eq!(dated("2026", 0), Some(false));
+        assert_eq!(dated("2026/02", 1), Some(false));
+        assert_eq!(dated("2026/02/28", 2), Some(true));
+        for (odd, depth) in [
+            ("", 0),
+            ("202", 0),
+            ("20266", 0),
+            ("junk", 0),
+            ("2026", 1),
+            ("2026/13", 1),
+            ("2026/00", 1),
+            ("2026/1", 1),
+            ("2026/02/30", 2),
+            ("2026/02/1", 2),
+            ("2026/02/+1", 2),
+            ("2026/02/28", 1),
+            ("2026/02/28/x", 2),
+        ] {
+            assert_eq!(dated(odd, depth), None, "{odd} at {depth}");
+        }
     }
 
     #[test]
