@@ -142,7 +142,8 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
     // written stops the run before a summary says it went well; put in place only once the
     // report is out (a lost report leaves the checkpoint as the chains finished moved it: the
     // next run says the rest again).
-    // A run that could not read everything moves nothing on: the next run reads it again.
+    // A run that could not read everything moves no further than the chains it finished whole
+    // (`Mover`): the next run reads the rest again.
     let prepared = match (&resume, &next) {
         (Some(resume), Some(next)) if report.exit_code() != 2 => {
             Some((resume.prepare(next, local, &inputs)?, next))
@@ -156,7 +157,7 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
             eprintln!("trailproof: {}", cli::checkpoint::summary(next));
         }
         None if resume.is_some() => {
-            eprintln!("trailproof: the checkpoint was left as it was: objects could not be read");
+            eprintln!("trailproof: objects could not be read: the checkpoint moved on only for the chains finished without them; the next run reads the rest again");
         }
         None => {}
     }
