@@ -274,17 +274,35 @@ impl S3Source {
     /// Region's, a year's or a month's folder, or under a folder that is no year, month or day
     /// (`2026/01/1/`, a Region folder named ``), was never seen. The Region's folder and those
     /// of the range's years and months are listed delimited (one request each, as many pages
-    /// as they take): their keys are handed on, and a sub-folder that is no year, month or
-    /// real day is listed whole. A year, month or day folder outside the range is not listed:
-    /// a run over a range answers for its range (SECURITY.md).
+    /// as they take), while the day folders are listed: their keys are handed on, and a
+    /// sub-folder that is no year, month or real day is listed whole. A year, month or day
+    /// folder outside the range is not listed: a run over a range answers for its range
+    /// (SECURITY.md).
     async fn list_range(
         &self,
         region: &str,
         days: &BTreeSet<String>,
         each: &(dyn Fn(String) + Sync),
     ) -> Result<(), SourceError> {
-        let mut whole: Vec<String> = Vec::new();
-        let mut in_range: Vec<String> = Vec::new();
+        let listed = stream::iter(days)
+            .map(|day| async move { self.list(&format!("{region}{day}/"), false, each).await })
+            .buffer_unordered(self.concurrency)
+            .try_for_each(|_| async { Ok(()) });
+        futures_util::future::try_join(listed, self.out_of_place(region, days, each))
+            .await
+            .map(drop)
+    }
+
+    /// Hands on the keys directly in a Region's folder and in the folders of the range's
+    /// years and months (`days`), and every key under a folder among them that is no year,
+    /// month or real day (see [`Self::list_range`]).
+    async fn out_of_place(
+        &self,
+        region: &str,
+        days: &BTreeSet<String>,
+        each: &(dyn Fn(String) + Sync),
+    ) -> Result<(), SourceError> {
+        let mut odd: Vec<String> = Vec::new();
         let mut level = vec![region.to_owned()];
         // The Region's folder holds years (`YYYY`), a year months (`YYYY/MM`), a month days.
         for depth in 0..3 {
@@ -301,15 +319,16 @@ impl S3Source {
                     .and_then(|p| p.strip_suffix('/'))
                     .unwrap_or_default();
                 match dated(path, depth) {
-                    None => whole.push(sub),
-                    Some(_) if !days.iter().any(|d| d.starts_with(path)) => {}
-                    Some(true) => in_range.push(sub),
-                    Some(false) => next.push(sub),
+                    None => odd.push(sub),
+                    // A day's folder is listed by `list_range`; those outside the range, not.
+                    Some(true) => {}
+                    Some(false) if days.iter().any(|d| d.starts_with(path)) => next.push(sub),
+                    Some(false) => {}
                 }
             }
             level = next;
         }
-        stream::iter(whole.into_iter().chain(in_range))
+        stream::iter(odd)
             .map(|folder| async move { self.list(&folder, false, each).await.map(drop) })
             .buffer_unordered(self.concurrency)
             .try_for_each(|()| async { Ok(()) })
