@@ -92,7 +92,7 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
     .flatten()
     .map(|p| p.as_path())
     .collect();
-    let whole = || output.streamed_whole();
+    let whole = || output.streamed_whole() && cli::report::sync_stdout().is_ok();
     let streamed = stream.map(|_| &whole as &(dyn Fn() -> bool + Sync));
     let mover = resume
         .as_ref()
@@ -153,6 +153,7 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
     output.finish(&report)?;
     match prepared {
         Some((prepared, next)) => {
+            cli::report::sync_stdout().map_err(cli::report::ReportCliError::Output)?;
             prepared.commit()?;
             eprintln!("trailproof: {}", cli::checkpoint::summary(next));
         }

@@ -669,6 +669,81 @@ fn a_stopped_run_leaves_its_finished_chains_checkpointed_and_the_next_searches_b
     );
 }
 
+/// Per subject, the kinds said of it that are not `valid`.
+fn problems(out: &Output) -> BTreeMap<String, Vec<String>> {
+    verdicts(out)
+        .into_iter()
+        .filter_map(|(subject, said)| {
+            let bad: Vec<String> = said
+                .into_iter()
+                .filter(|(_, v)| v != "valid")
+                .map(|(k, _)| k)
+                .collect();
+            (!bad.is_empty()).then_some((subject, bad))
+        })
+        .collect()
+}
+
+/// Found by the red team: a digest of the stretch a stopped run left behind (read again by the
+/// next run for the log files it names) that was copied in, deleted (with its log files) or
+/// replaced by what is no file since passed unsaid. Each is now said as a full run says it.
+/// (One S3 will not give: `a_run_killed_while_a_chain_is_in_flight_keeps_the_chains_it_finished`.)
+#[test]
+fn what_changed_in_a_stretch_read_again_is_said_as_a_full_run_says_it() {
+    let cut: Timestamp = CUT.parse().unwrap();
+    for change in ["not a file", "copied", "deleted"] {
+        let mut corpus = world().build();
+        let tampered = first_new_log(&corpus, "us-east-1");
+        corpus.modify_log(&tampered).unwrap();
+        let s = checkpointed(corpus);
+        assert_eq!(run_report_lost(&s), Some(2), "{change}");
+        assert!(mark(&s.checkpoint, "eu-west-1").searched.is_some());
+        let stretch = s
+            .corpus
+            .digests()
+            .iter()
+            .find(|d| {
+                d.key.contains("/eu-west-1/")
+                    && !d.backfill
+                    && d.end > cut + jiff::SignedDuration::from_hours(4)
+            })
+            .unwrap()
+            .clone();
+        let file = s.whole.join("bucket").join(&stretch.key);
+        let bytes = std::fs::read(&file).unwrap();
+        match change {
+            "not a file" => {
+                // A named pipe in its place: no bytes, no names (as a full run finds it).
+                std::fs::remove_file(&file).unwrap();
+                let made = std::process::Command::new("mkfifo").arg(&file).status();
+                assert!(made.unwrap().success());
+            }
+            "copied" => {
+                // Ten minutes later, in the same day folder.
+                let (stem, time) = stretch.key.rsplit_once('T').unwrap();
+                let minute: u32 = time[2..4].parse().unwrap();
+                let moved = format!("{stem}T{}{:02}{}", &time[..2], minute + 10, &time[4..]);
+                std::fs::write(s.whole.join("bucket").join(moved), &bytes).unwrap();
+            }
+            _ => {
+                std::fs::remove_file(&file).unwrap();
+                for log in &stretch.logs {
+                    std::fs::remove_file(s.whole.join("bucket").join(log)).unwrap();
+                }
+            }
+        }
+        let out = run(&s.whole, &s.checkpoint, &[]);
+        let all = full(&s.whole);
+        assert_eq!(out.code, all.code, "{change}: {}", out.stderr);
+        assert_eq!(problems(&out), problems(&all), "{change}");
+        assert!(opened(&s.checkpoint)
+            .checkpoint()
+            .chains
+            .iter()
+            .all(|c| c.searched.is_none()));
+    }
+}
+
 /// Flags that would let a checkpointed run skip or leave out part of the evidence.
 #[test]
 fn flags_that_contradict_the_checkpoint_stop_the_run() {

@@ -175,8 +175,9 @@ fn the_run_after_a_checkpoint_reads_and_lists_only_what_is_new() {
 /// A run killed (SIGKILL) while a log file of its last chain hangs in transit has checkpointed
 /// the chain it was done with, whose findings it had streamed: the checkpoint verifies, moves
 /// that chain on (keeping where the search for log files no digest names was left) and not
-/// the other. The run after it reads none of the finished chain's log files again, and ends
-/// with nothing missing: a killed run loses only the chains in flight.
+/// the other. A run that cannot read a digest of that stretch again exits 2 and keeps the
+/// mark; the run after it reads none of the finished chain's log files again, and ends with
+/// nothing missing: a killed run loses only the chains in flight.
 #[test]
 fn a_run_killed_while_a_chain_is_in_flight_keeps_the_chains_it_finished() {
     // Enough digests for two batches of log files (see `engine::logs`): the first holds all of
@@ -261,6 +262,34 @@ fn a_run_killed_while_a_chain_is_in_flight_keeps_the_chains_it_finished() {
     let first = std::fs::read_to_string(&streamed).unwrap();
     assert!(first.contains("eu-west-1"), "{first}");
 
+    // Found by the red team: a digest of the moved chain that S3 will not give when read
+    // again (for the log files it names) made a false `log_unreferenced`, exit status 1, and
+    // the checkpoint moved past it. It is a digest that could not be read: exit 2, and the
+    // chain keeps where its search was left.
+    let refused = standard("eu-west-1")[3].key.clone();
+    std::fs::write(
+        &rules,
+        serde_json::json!({ "denied": [refused] }).to_string(),
+    )
+    .unwrap();
+    let out = trailproof(
+        Path::new("."),
+        &verify_args("json", &checkpoint),
+        &env(&proxy),
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("digest_unreadable") && out.stdout.contains(&refused),
+        "{}",
+        out.stdout
+    );
+    let kept = opened(&checkpoint);
+    assert!(kept
+        .checkpoint()
+        .chains
+        .iter()
+        .any(|m| m.chain.region == "eu-west-1" && m.searched.is_some()));
+
     let count = g.path().join("requests");
     let out = run(&proxy, &rules, &count, &checkpoint);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -271,7 +300,9 @@ fn a_run_killed_while_a_chain_is_in_flight_keeps_the_chains_it_finished() {
         .filter(|l| read.contains(l))
         .collect();
     assert!(eu_logs.is_empty(), "read again: {eu_logs:?}");
-    assert!(read.contains(&stalled));
+    // us-east-1 was verified whole by the run that could not read the digest (its chain had
+    // nothing unread, so it moved).
+    assert!(!read.contains(&stalled));
     let done = opened(&checkpoint);
     assert!(done
         .checkpoint()

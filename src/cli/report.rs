@@ -289,6 +289,20 @@ impl<W: Write + Send> Output<W> {
     }
 }
 
+/// Syncs stdout to disk when it is a file (a pipe or a terminal has nothing to sync): what a
+/// run streamed into a file is on disk before a checkpoint that moves past it is. Found by the
+/// red team: the checkpoint was synced, the findings before it were not, and a power loss
+/// could keep the one and lose the other.
+pub fn sync_stdout() -> std::io::Result<()> {
+    use std::os::fd::AsFd as _;
+    let file = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    if file.metadata()?.is_file() {
+        file.sync_data()
+    } else {
+        Ok(())
+    }
+}
+
 /// Runs `trailproof report ...`; returns the exit status.
 pub fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, ReportCliError> {
     match &args.command {

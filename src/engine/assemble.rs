@@ -206,7 +206,7 @@ fn verify_planned(
             .map(listed_count)
             .sum(),
     );
-    add_searched(
+    let behind = add_searched(
         source,
         searched,
         (&keys, settings),
@@ -243,6 +243,10 @@ fn verify_planned(
     };
     let (mut unchained, attributed) =
         vouched.unchained(source, settings, unrecognised, logs, observer)?;
+    if !behind.is_empty() {
+        unchained.extend(behind);
+        unchained.sort_by(|a, b| a.subject.cmp(&b.subject));
+    }
     if let Some(window) = settings.window {
         // A log file no digest names belongs to the shard that owns its delivery time; what
         // has no time (a stray name) is said by every shard that lists it, the same way.

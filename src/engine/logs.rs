@@ -16,7 +16,7 @@ use crate::core::chain::{
     archived_reason, walk, DigestCandidate, DigestStatus, Listed, Range, WalkedChain, WalkedDigest,
 };
 use crate::core::digest::{LogFileEntry, LogFiles, ParsedDigest};
-use crate::core::finding::{Evidence, Finding, Kind};
+use crate::core::finding::{Evidence, Finding, Kind, Verdict};
 use crate::core::gz::{inflate_all, GzOutcome, Limits};
 use crate::core::layout::ChainId;
 use crate::core::ledger::Span;
@@ -123,14 +123,17 @@ pub(super) fn check_logs(
 /// vouch for anything: a digest rewritten since the run that verified it must not vouch for a
 /// file put in its Region (the file is then reported as named by no digest). Their log files
 /// are not hashed again: the stopped run did, and its findings were out before its checkpoint
-/// moved on.
+/// moved on. Answers what the walk found wrong with those digests (found by the red team: one
+/// that could not be read, copied in, or deleted since, passed unsaid, and a read error made a
+/// false `log_unreferenced` and exit status 1 instead of 2): an unreadable one keeps the run
+/// from moving the checkpoint past it.
 pub(super) fn add_searched(
     source: &dyn ObjectSource,
     chains: BTreeMap<ChainId, Vec<DigestCandidate>>,
     (keys, settings): (&KeySet, &super::Settings),
     bucket: &str,
     referenced: &mut TextHashes,
-) {
+) -> Vec<Finding> {
     let steps: Vec<Step> = chains
         .into_par_iter()
         .filter_map(|(id, candidates)| {
@@ -145,18 +148,26 @@ pub(super) fn add_searched(
             Some(walk(&id, candidates, keys, stretch).digests)
         })
         .flatten()
-        .filter(|w| !w.context && matches!(w.status, DigestStatus::Verified(_)))
+        .filter(|w| !w.context)
         .map(Step::Digest)
         .collect();
+    let mut found = Vec::new();
     for (step, names) in with_lists(source, steps, &Kept::nothing()) {
-        if let (Step::Digest(w), Some(Names::Entries(list))) = (step, names) {
-            if matches!(w.status, DigestStatus::Verified(_)) {
-                for entry in list.iter().filter(|e| e.location.bucket == bucket) {
-                    referenced.insert(&entry.location.key);
-                }
+        let Step::Digest(w) = step else { continue };
+        if let (DigestStatus::Verified(_), Some(Names::Entries(list))) = (&w.status, names) {
+            for entry in list.iter().filter(|e| e.location.bucket == bucket) {
+                referenced.insert(&entry.location.key);
             }
         }
+        // What judges a digest of the stretch; not the stretch's own edges (its first link
+        // names a digest before it, which this walk does not read).
+        found.extend(
+            w.findings
+                .into_iter()
+                .filter(|f| f.verdict != Verdict::Valid && f.kind.judges_subject()),
+        );
     }
+    found
 }
 
 /// What a scoped thread answered; its panic goes on in the caller.
