@@ -605,10 +605,10 @@ mod tests {
         let p = |n| Provenance::new(carrier(n, Verdict::Valid));
         let mut d = Dedupe::new(SignedDuration::from_mins(60), 100);
         let a = r#"{"eventID":"a"}"#;
-        // Its eventTime is long after its delivery: a copy delivered within the window after
-        // it, but past its release, would look in time. Counted on the first.
+        // Its eventTime is more than the slack (30 minutes here) after its delivery: a copy
+        // delivered a window later, past its release, looks in time. Counted on the first.
         assert_eq!(
-            d.push(a, Some("a"), Some(at(100)), at(0), 1, p(1)),
+            d.push(a, Some("a"), Some(at(40)), at(0), 1, p(1)),
             Pushed::New
         );
         assert_eq!(d.stats().outside_window, 1);
@@ -618,7 +618,7 @@ mod tests {
         );
         assert_eq!(d.pop_ready().map(|(_, i, _)| i), Some(1));
         assert_eq!(
-            d.push(a, Some("a"), Some(at(100)), at(61), 3, p(3)),
+            d.push(a, Some("a"), Some(at(40)), at(61), 3, p(3)),
             Pushed::New
         );
         assert_eq!(d.stats().outside_window, 1, "the copy looks in time");
