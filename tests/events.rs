@@ -664,7 +664,7 @@ mod fused {
                 ..ExportOptions::default()
             };
             let mut records = verified_records(&evidence, &report, options);
-            let lines = (&mut records).map(|r| r.unwrap()).count();
+            let lines = (&mut records).collect::<Result<Vec<_>, _>>().unwrap().len();
             (lines, records.stats().clone())
         };
         let (exact, sorted) = run(Order::sorted());

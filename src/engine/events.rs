@@ -48,7 +48,8 @@
 //! - [`Order::Unsorted`]: as their files are read (oldest delivery first). A record waits at
 //!   most a window of delivery time (and a number of records) for a second delivery of it,
 //!   because CloudTrail's duplicates arrive within hours of each other; see
-//!   [`crate::core::records::Dedupe`].
+//!   [`crate::core::records::Dedupe`]. Copies further apart are given twice, and counted
+//!   ([`ExportStats::released_early`], [`ExportStats::outside_window`]).
 //!
 //! The output is the same for any thread count: records with the same (eventTime, eventID)
 //! are put in the order of their files' delivery (then key) before they are merged, and a
@@ -61,7 +62,9 @@
 //! flight on S3), then the batch's files are checked and parsed in parallel on rayon's pool. A
 //! batch's inflated files are in memory at once (each at most the inflated budget of a log
 //! file, 1 GiB; CloudTrail's are a few MB); the sort's budget or the dedupe window bounds the
-//! rest. One [`Carrier`] per file read is kept until the end.
+//! rest. Sorted, one [`Carrier`] per file read is kept until the end; unsorted, a file's
+//! carrier lives as long as its records wait, and the files still to read are held as their
+//! keys, hashes and the number of their digest.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
