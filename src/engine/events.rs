@@ -542,21 +542,20 @@ impl Wanted {
     fn new(candidates: Vec<Candidate>) -> Self {
         let mut digests = Vec::new();
         let mut numbers: HashMap<S3Location, u32> = HashMap::new();
-        let files = candidates
-            .into_iter()
-            .map(|c| WantedFile {
-                key: c.log.key.into_boxed_str(),
-                delivered: c.delivered,
-                expected: c.expected,
-                digest: c.digest.map(|d| {
-                    *numbers.entry(d).or_insert_with_key(|d| {
-                        digests.push(d.clone());
-                        slot_u32(digests.len() - 1)
-                    })
-                }),
-                verdict: c.verdict,
-            })
-            .collect();
+        // Not collected in place: the candidates' larger allocation would be kept.
+        let mut files = Vec::with_capacity(candidates.len());
+        files.extend(candidates.into_iter().map(|c| WantedFile {
+            key: c.log.key.into_boxed_str(),
+            delivered: c.delivered,
+            expected: c.expected,
+            digest: c.digest.map(|d| {
+                *numbers.entry(d).or_insert_with_key(|d| {
+                    digests.push(d.clone());
+                    slot_u32(digests.len() - 1)
+                })
+            }),
+            verdict: c.verdict,
+        }));
         Wanted { files, digests }
     }
 
