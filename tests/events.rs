@@ -645,6 +645,55 @@ mod fused {
         assert!(with_records > 80, "{with_records}");
     }
 
+    /// Unsorted, a copy delivered further from its first than the de-duplication window (or
+    /// after too many records waited) is written again: never silently. With no window, or
+    /// room for one record, the sample's copies escape, and the counts say so; with the
+    /// default window none escape and nothing is counted.
+    #[test]
+    fn unsorted_copies_beyond_the_window_are_counted_never_silent() {
+        use jiff::SignedDuration;
+        use trailproof::engine::events::{ExportStats, Order};
+
+        let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sample");
+        let keys = PinnedKeys::from_file(&case.join("public-keys.json")).unwrap();
+        let evidence = LocalEvidence::open(&case.join("bucket")).unwrap();
+        let report = trailproof::verify(&evidence, &keys, &settings(&case)).unwrap();
+        let run = |order: Order| -> (usize, ExportStats) {
+            let options = ExportOptions {
+                order,
+                ..ExportOptions::default()
+            };
+            let mut records = verified_records(&evidence, &report, options);
+            let lines = (&mut records).collect::<Result<Vec<_>, _>>().unwrap().len();
+            (lines, records.stats().clone())
+        };
+        let (exact, sorted) = run(Order::sorted());
+        assert!(sorted.duplicates > 0, "{sorted:?}");
+        let (lines, stats) = run(Order::unsorted());
+        assert_eq!(lines, exact, "{stats:?}");
+        assert_eq!((stats.released_early, stats.outside_window), (0, 0));
+        for (what, window, max_pending, escape) in [
+            ("no window", SignedDuration::ZERO, 1_000_000, true),
+            // Copies next to each other in a file are still merged.
+            (
+                "room for one record",
+                SignedDuration::from_hours(12),
+                1,
+                false,
+            ),
+        ] {
+            let (lines, stats) = run(Order::Unsorted {
+                window,
+                max_pending,
+            });
+            assert_eq!(lines > exact, escape, "{what}: {stats:?}");
+            assert!(
+                stats.released_early + stats.outside_window > 0,
+                "{what}: copies that may escape must be counted ({stats:?})"
+            );
+        }
+    }
+
     /// The same records in the same order (copies merged in the same order), whatever the
     /// threads: the sample has duplicates across files and Regions.
     #[test]

@@ -334,6 +334,14 @@ fn summary(stats: &ExportStats) -> String {
             stats.conflicts
         ));
     }
+    // Unsorted, copies further apart than the window are not merged: said, never silent.
+    let unvouched = stats.released_early + stats.outside_window;
+    if unvouched > 0 {
+        summary.push_str(&format!(
+            ", {unvouched} records outside the de-duplication window (a copy of them may be \
+             written twice; the sorted output de-duplicates exactly)"
+        ));
+    }
     summary.push_str(&format!(", {} log files left out", stats.left_out.total()));
     if stats.left_out.total() > 0 {
         let reasons: Vec<String> = stats

@@ -48,7 +48,8 @@
 //! - [`Order::Unsorted`]: as their files are read (oldest delivery first). A record waits at
 //!   most a window of delivery time (and a number of records) for a second delivery of it,
 //!   because CloudTrail's duplicates arrive within hours of each other; see
-//!   [`crate::core::records::Dedupe`].
+//!   [`crate::core::records::Dedupe`]. Copies further apart are given twice, and counted
+//!   ([`ExportStats::released_early`], [`ExportStats::outside_window`]).
 //!
 //! The output is the same for any thread count: records with the same (eventTime, eventID)
 //! are put in the order of their files' delivery (then key) before they are merged, and a
@@ -61,7 +62,9 @@
 //! flight on S3), then the batch's files are checked and parsed in parallel on rayon's pool. A
 //! batch's inflated files are in memory at once (each at most the inflated budget of a log
 //! file, 1 GiB; CloudTrail's are a few MB); the sort's budget or the dedupe window bounds the
-//! rest. One [`Carrier`] per file read is kept until the end.
+//! rest. Sorted, one [`Carrier`] per file read is kept until the end; unsorted, a file's
+//! carrier lives as long as its records wait, and the files still to read are held as their
+//! keys, hashes and the number of their digest.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -179,6 +182,14 @@ pub struct ExportStats {
     pub duplicates: u64,
     /// Records given beside another with the same eventID and other content.
     pub conflicts: u64,
+    /// Unsorted order: records given before their de-duplication window had passed, because
+    /// too many records waited ([`crate::core::records::DedupeStats::released_early`]): a later copy of one of
+    /// them is given again.
+    pub released_early: u64,
+    /// Unsorted order: records whose copies the de-duplication window cannot vouch were all
+    /// merged ([`crate::core::records::DedupeStats::outside_window`]): a copy of one delivered further apart than
+    /// the window is given again.
+    pub outside_window: u64,
     /// Log files whose records were not given, by reason.
     pub left_out: LeftOut,
 }
@@ -508,12 +519,64 @@ fn sort_entries(
     Ok(batch)
 }
 
+/// The files to read (again), oldest delivery first, held small: one per log file of the range
+/// (as [`Candidate`]s, a copy of the bucket and of the digest's location each, they were the
+/// memory that grew most with the range, unsorted).
+struct Wanted {
+    files: Vec<WantedFile>,
+    /// The digests that prove them, each once.
+    digests: Vec<S3Location>,
+}
+
+/// A [`Candidate`] in the run's bucket, its digest's location in [`Wanted::digests`].
+struct WantedFile {
+    key: Box<str>,
+    delivered: Timestamp,
+    expected: Option<Sha256>,
+    digest: Option<u32>,
+    verdict: Verdict,
+}
+
+impl Wanted {
+    /// `candidates` are in the run's bucket (see [`candidates_where`]).
+    fn new(candidates: Vec<Candidate>) -> Self {
+        let mut digests = Vec::new();
+        let mut numbers: HashMap<S3Location, u32> = HashMap::new();
+        // Not collected in place: the candidates' larger allocation would be kept.
+        let mut files = Vec::with_capacity(candidates.len());
+        files.extend(candidates.into_iter().map(|c| WantedFile {
+            key: c.log.key.into_boxed_str(),
+            delivered: c.delivered,
+            expected: c.expected,
+            digest: c.digest.map(|d| {
+                *numbers.entry(d).or_insert_with_key(|d| {
+                    digests.push(d.clone());
+                    slot_u32(digests.len() - 1)
+                })
+            }),
+            verdict: c.verdict,
+        }));
+        Wanted { files, digests }
+    }
+
+    fn get(&self, bucket: &str, i: usize) -> Option<Candidate> {
+        let f = self.files.get(i)?;
+        Some(Candidate {
+            log: S3Location::new(bucket, &*f.key),
+            delivered: f.delivered,
+            expected: f.expected,
+            digest: f.digest.and_then(|d| self.digests.get(d as usize)).cloned(),
+            verdict: f.verdict,
+        })
+    }
+}
+
 /// The iterator [`verified_records`] and [`verify_and_export`] return.
 pub struct VerifiedRecords<'s> {
     source: &'s dyn ObjectSource,
     bucket: String,
     /// The files to read (again).
-    candidates: Vec<Candidate>,
+    candidates: Wanted,
     /// The next candidate to read.
     next: usize,
     /// Every file's slot: those taken while the run hashed, then the candidates read, in
@@ -545,7 +608,7 @@ enum State {
         group_key: Option<(Option<Timestamp>, String)>,
     },
     /// As read.
-    Streaming(Box<Dedupe<String>>),
+    Streaming(Box<Dedupe<()>>),
     Done,
 }
 
@@ -642,7 +705,7 @@ impl<'s> VerifiedRecords<'s> {
             base: files.len(),
             files,
             ranks: Vec::new(),
-            candidates: wanted,
+            candidates: Wanted::new(wanted),
             next: 0,
             filter: options.filter,
             batch: options.batch.max(1),
@@ -664,13 +727,15 @@ impl<'s> VerifiedRecords<'s> {
     /// every candidate has been read.
     fn read_batch(&mut self) -> Option<Vec<(usize, Batch)>> {
         let start = self.next;
-        let end = (start + self.batch).min(self.candidates.len());
+        let end = (start + self.batch).min(self.candidates.files.len());
         if start == end {
             return None;
         }
         self.next = end;
         let base = self.base;
-        let batch = self.candidates.get(start..end).unwrap_or_default();
+        let batch: Vec<Candidate> = (start..end)
+            .filter_map(|i| self.candidates.get(&self.bucket, i))
+            .collect();
         let locations: Vec<_> = batch.iter().map(|c| &c.log).collect();
         let read = self
             .source
@@ -715,7 +780,7 @@ impl<'s> VerifiedRecords<'s> {
 
     /// Sorted order: reads the files not yet in the sort into it.
     fn fill(&mut self, sort: io::Result<(TempDir, ExternalSort)>) -> Result<State, ExportError> {
-        if u32::try_from(self.base + self.candidates.len()).is_err() {
+        if u32::try_from(self.base + self.candidates.files.len()).is_err() {
             return Err(ExportError::TooManyFiles);
         }
         let (temp, mut sort) = sort.map_err(ExportError::Sort)?;
@@ -846,12 +911,14 @@ impl<'s> VerifiedRecords<'s> {
     fn stream_some(&mut self) -> bool {
         let Some(files) = self.read_batch() else {
             if let State::Streaming(dedupe) = &mut self.state {
-                while let Some((text, provenance)) = dedupe.pop_any() {
+                while let Some((text, (), provenance)) = dedupe.pop_any() {
                     self.ready.push_back(ExportedRecord { text, provenance });
                 }
                 let stats = dedupe.stats();
                 self.stats.duplicates = stats.duplicates_removed;
                 self.stats.conflicts = stats.conflicts;
+                self.stats.released_early = stats.released_early;
+                self.stats.outside_window = stats.outside_window;
             }
             return false;
         };
@@ -863,22 +930,28 @@ impl<'s> VerifiedRecords<'s> {
                 return false;
             };
             // Neither fails: the batch was made here, of record texts and event IDs.
-            for entry in entries.into_entries().flatten() {
-                let Ok((text, Origin { has_id, .. })) = unpack(entry.payload) else {
+            for (time, id, payload) in entries.entries() {
+                let (Ok((text, Origin { has_id, .. })), Ok(id)) =
+                    (unpack_ref(payload), std::str::from_utf8(id))
+                else {
                     continue;
                 };
                 dedupe.push(
-                    &text,
-                    has_id.then_some(entry.event_id.as_str()),
+                    text,
+                    has_id.then_some(id),
+                    time,
                     file.delivered,
-                    text.clone(),
+                    (),
                     Provenance::new(Arc::clone(&file.carrier)),
                 );
-                while let Some((text, provenance)) = dedupe.pop_ready() {
+                while let Some((text, (), provenance)) = dedupe.pop_ready() {
                     self.ready.push_back(ExportedRecord { text, provenance });
                 }
             }
         }
+        // The records waiting hold their files' carriers: a slot per file read would be memory
+        // that grows with the range.
+        self.files.clear();
         true
     }
 
@@ -950,7 +1023,8 @@ fn trailer(origin: Origin) -> [u8; TRAILER] {
     [u8::from(origin.has_id), s0, s1, s2, s3, p0, p1, p2, p3]
 }
 
-fn unpack(mut payload: Vec<u8>) -> Result<(String, Origin), ExportError> {
+/// The length of the record's text in a sort payload, and its [`Origin`].
+fn origin(payload: &[u8]) -> Result<(usize, Origin), ExportError> {
     let at = payload
         .len()
         .checked_sub(TRAILER)
@@ -963,8 +1037,23 @@ fn unpack(mut payload: Vec<u8>) -> Result<(String, Origin), ExportError> {
         slot: u32::from_le_bytes([s0, s1, s2, s3]),
         place: u32::from_le_bytes([p0, p1, p2, p3]),
     };
+    Ok((at, origin))
+}
+
+fn unpack(mut payload: Vec<u8>) -> Result<(String, Origin), ExportError> {
+    let (at, origin) = origin(&payload)?;
     payload.truncate(at);
     let text = String::from_utf8(payload).map_err(|_| ExportError::DamagedRun)?;
+    Ok((text, origin))
+}
+
+/// [`unpack`], borrowed.
+fn unpack_ref(payload: &[u8]) -> Result<(&str, Origin), ExportError> {
+    let (at, origin) = origin(payload)?;
+    let text = payload
+        .get(..at)
+        .and_then(|t| std::str::from_utf8(t).ok())
+        .ok_or(ExportError::DamagedRun)?;
     Ok((text, origin))
 }
 
@@ -1017,8 +1106,11 @@ mod tests {
             place: 3,
         };
         let p = [br#"{"a":1}"#.as_slice(), &trailer(origin)].concat();
+        let p2 = p.clone();
         assert_eq!(unpack(p).unwrap(), (r#"{"a":1}"#.to_owned(), origin));
         assert!(unpack(vec![1, 0]).is_err());
         assert!(unpack(vec![0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert_eq!(unpack_ref(&p2).unwrap(), (r#"{"a":1}"#, origin));
+        assert!(unpack_ref(&[0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
     }
 }

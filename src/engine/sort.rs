@@ -162,6 +162,13 @@ impl Batch {
         self.slots = slots;
     }
 
+    /// The entries, borrowed, in the order held: eventTime, event ID and payload.
+    pub fn entries(&self) -> impl Iterator<Item = (Option<Timestamp>, &[u8], &[u8])> + '_ {
+        self.slots
+            .iter()
+            .map(|s| (s.time, self.id(s), self.payload(s)))
+    }
+
     /// The entries, owned, in the order held (an event ID that is not UTF-8 is an error).
     pub fn into_entries(self) -> impl Iterator<Item = io::Result<Entry>> {
         (0..self.slots.len()).map(move |i| {
