@@ -867,6 +867,17 @@ fn throttled_listing_pages_still_yield_every_object() {
     );
 }
 
+/// Six hours of one trail, one log file an hour, from 2026-01-31T21:00Z: across a month's
+/// (and a day's) end.
+fn across_a_months_end() -> (tempfile::TempDir, PathBuf) {
+    let corpus = trailproof_testgen::World::new(BUCKET)
+        .start("2026-01-31T21:00:00Z".parse().unwrap())
+        .hours(6)
+        .logs_per_hour(1)
+        .build();
+    support::written(&corpus)
+}
+
 /// Issue #15.6: a Region's whole digest history (every run lists it, for the digests around
 /// the range) was listed one page after another, a round trip per 1,000 keys. Longer than a
 /// page, it is now listed by year and month folders, every month at once. Nothing may be lost
@@ -875,12 +886,7 @@ fn throttled_listing_pages_still_yield_every_object() {
 /// the one of a run whose listings fit in one page each.
 #[test]
 fn a_long_history_listed_month_by_month_loses_no_key() {
-    let corpus = trailproof_testgen::World::new(BUCKET)
-        .start("2026-01-31T21:00:00Z".parse().unwrap())
-        .hours(6)
-        .logs_per_hour(1)
-        .build();
-    let (_guard, case) = support::written(&corpus);
+    let (_guard, case) = across_a_months_end();
     let moto = Moto::start(&case.join("public-keys.json"));
     moto.upload(&case, BUCKET);
     let digest = keys_under(&case.join("bucket"))
@@ -935,12 +941,7 @@ fn a_long_history_listed_month_by_month_loses_no_key() {
 /// object is reported. A proper day folder outside the range is not looked at by either.
 #[test]
 fn objects_out_of_place_above_the_day_folders_are_seen_by_a_ranged_run() {
-    let corpus = trailproof_testgen::World::new(BUCKET)
-        .start("2026-01-31T21:00:00Z".parse().unwrap())
-        .hours(6)
-        .logs_per_hour(1)
-        .build();
-    let (_guard, case) = support::written(&corpus);
+    let (_guard, case) = across_a_months_end();
     let keys = keys_under(&case.join("bucket"));
     let region_of = |part: &str| {
         let key = keys.iter().find(|k| k.contains(part)).unwrap();
