@@ -780,8 +780,8 @@ struct Behind {
 /// verified digest's time): a log file at or before the last verified digest of every chain of
 /// its folder (a tick looks for log files no digest names only after the earliest of them), a
 /// digest before its chain's last one (a tick reads the last one and what follows), or any
-/// other object in a day folder that ends before them (a tick lists the day folders from
-/// theirs on). Where the checkpoint knows no chain of the object's folder (or no chain of a
+/// other object in a day folder that starts before them (a tick that finds no new digest lists
+/// no folder). Where the checkpoint knows no chain of the object's folder (or no chain of a
 /// digest), the earliest mark of all stands for them: found by the red team, a back-dated log
 /// file in a Region with no chain, one under a name CloudTrail never writes, and a digest of a
 /// trail the checkpoint does not know were never verified again, though announced.
@@ -822,7 +822,10 @@ fn behind(marks: &BTreeMap<ChainId, Timestamp>, key: &str) -> Option<Behind> {
                 .ok()?
                 .timestamp();
             let to = later(from, SignedDuration::from_hours(24));
-            (to <= earliest_of(account, region)?).then(|| Behind {
+            // A day folder the checkpoint reaches into is behind it too: a tick that finds no
+            // new digest lists no folder (found when the test's day crossed midnight: a stray
+            // in the checkpoint's own day went unsaid until new digests came).
+            (from <= earliest_of(account, region)?).then(|| Behind {
                 to,
                 ..at(from, account, region)
             })
