@@ -1032,9 +1032,16 @@ mod tests {
             (b.from, b.to),
             (t("2026-01-01T00:00:00Z"), t("2026-01-02T00:00:00Z"))
         );
-        // The day of the mark is listed by the next tick; a folder with no day cannot be placed.
+        // The day of the mark is behind it too (a tick with no new digest lists nothing), a day
+        // after it is not; a folder with no day cannot be placed.
+        let day_of_mark = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/02/notes.txt";
+        let b = behind(&marks, day_of_mark).unwrap();
+        assert_eq!(
+            (b.from, b.to),
+            (t("2026-01-02T00:00:00Z"), t("2026-01-03T00:00:00Z"))
+        );
         for key in [
-            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/02/notes.txt",
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/03/notes.txt",
             "AWSLogs/111122223333/CloudTrail/us-east-1/2026/notes.txt",
         ] {
             assert_eq!(behind(&marks, key), None, "{key}");
