@@ -284,10 +284,7 @@ impl S3Source {
         days: &BTreeSet<String>,
         each: &(dyn Fn(String) + Sync),
     ) -> Result<(), SourceError> {
-        let listed = stream::iter(days)
-            .map(|day| async move { self.list(&format!("{region}{day}/"), false, each).await })
-            .buffer_unordered(self.concurrency)
-            .try_for_each(|_| async { Ok(()) });
+        let listed = self.list_whole(days.iter().map(|day| format!("{region}{day}/")), each);
         futures_util::future::try_join(listed, self.out_of_place(region, days, each))
             .await
             .map(drop)
@@ -328,7 +325,16 @@ impl S3Source {
             }
             level = next;
         }
-        stream::iter(odd)
+        self.list_whole(odd, each).await
+    }
+
+    /// Lists every key under each of `folders`, all at once (as many as the source allows).
+    async fn list_whole(
+        &self,
+        folders: impl IntoIterator<Item = String>,
+        each: &(dyn Fn(String) + Sync),
+    ) -> Result<(), SourceError> {
+        stream::iter(folders)
             .map(|folder| async move { self.list(&folder, false, each).await.map(drop) })
             .buffer_unordered(self.concurrency)
             .try_for_each(|()| async { Ok(()) })
@@ -495,11 +501,7 @@ impl S3Source {
             .buffer_unordered(self.concurrency)
             .try_concat()
             .await?;
-        stream::iter(months)
-            .map(|month| async move { self.list(&month, false, each).await })
-            .buffer_unordered(self.concurrency)
-            .try_for_each(|_| async { Ok(()) })
-            .await
+        self.list_whole(months, each).await
     }
 
     /// One ListObjectsV2 request, its keys asked for URL-encoded and decoded here. XML 1.0
