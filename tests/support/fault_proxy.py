@@ -262,4 +262,7 @@ class Proxy(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     ThreadingHTTPServer.daemon_threads = True
+    # Up to 256 requests arrive at once (the S3 source's default concurrency): with the
+    # default backlog of 5 the kernel drops connections and they time out under load.
+    ThreadingHTTPServer.request_queue_size = 1024
     ThreadingHTTPServer(("127.0.0.1", PORT), Proxy).serve_forever()
