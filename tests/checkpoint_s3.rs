@@ -313,3 +313,148 @@ fn a_run_killed_while_a_chain_is_in_flight_keeps_the_chains_it_finished() {
     assert_eq!(counts.total(), counts.verified, "{counts:?}");
     assert!(counts.verified >= 2 * 129, "{counts:?}");
 }
+
+/// What an attacker puts where no run to now looked (red team): folders dated years ahead
+/// (`2099/`), which a run over a range did not list on S3, a digest and a log file named for
+/// 2099, and an object directly in an older year's folder, which the local copy reported and
+/// the bucket did not. The run from the checkpoint reports everything dated after its clock,
+/// online as offline, and not the older year's object (before its range on both); the future
+/// digest takes no part in the chains: the checkpoint does not move to 2099 (it did, and then
+/// no run found anything newer).
+#[test]
+fn objects_dated_after_the_clock_are_reported_by_a_run_to_now_and_do_not_move_the_checkpoint() {
+    let hour = 3600;
+    let now = Timestamp::now().as_second();
+    let start = Timestamp::from_second(now - now % hour - 48 * hour).unwrap();
+    let corpus = World::new(BUCKET)
+        .start(start)
+        .regions(&["us-east-1"])
+        .hours(48)
+        .logs_per_hour(1)
+        .records_per_log(1)
+        .build();
+    let cut = start + jiff::SignedDuration::from_hours(24);
+    let (_g1, first) = written(&corpus_as_of(&corpus, cut));
+    let (g2, whole) = written(&corpus);
+    let moto = Moto::start(&whole.join("public-keys.json"));
+    let rules = g2.path().join("rules.json");
+    std::fs::write(&rules, "{}").unwrap();
+    let proxy = FaultProxy::start(&moto, &rules);
+    let checkpoint = g2.path().join("trailproof.checkpoint");
+    moto.upload(&first, BUCKET);
+    let out = trailproof(
+        Path::new("."),
+        &verify_args("json", &checkpoint),
+        &env(&proxy),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let digest = corpus
+        .digests()
+        .iter()
+        .find(|d| d.end > cut && !d.backfill && !d.logs.is_empty())
+        .unwrap();
+    // `AWSLogs/ACCOUNT/CloudTrail-Digest/REGION`, and the same for the logs.
+    let folder = |key: &str| key.splitn(5, '/').take(4).collect::<Vec<_>>().join("/");
+    let (digests, logs) = (folder(&digest.key), folder(&digest.logs[0]));
+    let renamed = |key: &str, time: &str, future: &str| {
+        let name = key.rsplit('/').next().unwrap();
+        assert!(name.contains(time), "{name} {time}");
+        name.replace(time, future)
+    };
+    let digest_time = digest.end.strftime("%Y%m%dT%H%M%SZ").to_string();
+    let log_time = digest.logs[0].split('_').nth(3).unwrap().to_owned();
+    let bytes = |key: &str| corpus.objects[key].bytes.clone();
+    let future = [
+        (
+            format!(
+                "{digests}/2099/01/01/{}",
+                renamed(&digest.key, &digest_time, "20990101T003000Z")
+            ),
+            bytes(&digest.key),
+        ),
+        (
+            format!(
+                "{logs}/2099/01/01/{}",
+                renamed(&digest.logs[0], &log_time, "20990101T0030Z")
+            ),
+            bytes(&digest.logs[0]),
+        ),
+        (format!("{logs}/2099/stray.json.gz"), b"x".to_vec()),
+        (format!("{logs}/2099/01/01/garbage.txt"), b"x".to_vec()),
+        (format!("{logs}/2099/13/stray.json.gz"), b"x".to_vec()),
+    ];
+    let older = format!(
+        "{logs}/{}/stray.json.gz",
+        start.strftime("%Y").to_string().parse::<i32>().unwrap() - 1
+    );
+    for (key, body) in future.iter().chain([&(older.clone(), b"x".to_vec())]) {
+        moto.put(BUCKET, key, body);
+        let path = whole.join("bucket").join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    moto.upload_more(&whole, BUCKET);
+    let out = trailproof(
+        Path::new("."),
+        &verify_args("json", &checkpoint),
+        &env(&proxy),
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let strays = |out: &Output| -> Vec<String> {
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let mut found: Vec<String> = report["unchained"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["subject"].as_str().unwrap().to_owned())
+            .collect();
+        found.sort();
+        // The chains themselves are all valid: what was put there takes no part in them.
+        for chain in report["chains"].as_array().unwrap() {
+            for f in chain["findings"].as_array().unwrap() {
+                assert_eq!(f["verdict"], "valid", "{f}");
+            }
+        }
+        found
+    };
+    let mut expected: Vec<String> = future
+        .iter()
+        .map(|(key, _)| format!("s3://{BUCKET}/{key}"))
+        .collect();
+    expected.sort();
+    let online = strays(&out);
+    assert_eq!(online, expected, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("trailproof: checkpoint:"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("2099"), "{}", out.stderr);
+    // Offline, the copy over the same range (to now) says the same.
+    let offline = trailproof(
+        &whole,
+        &[
+            "verify".to_owned(),
+            "bucket".to_owned(),
+            "--public-keys".to_owned(),
+            "public-keys.json".to_owned(),
+            "--start-time".to_owned(),
+            (cut + jiff::SignedDuration::from_secs(1)).to_string(),
+            "--format".to_owned(),
+            "json".to_owned(),
+        ],
+        &[],
+    );
+    assert_eq!(offline.code, 1, "{}", offline.stderr);
+    assert_eq!(strays(&offline), online);
+    // Nothing newer: the checkpoint ends at the last real digest, not in 2099.
+    let out = trailproof(
+        Path::new("."),
+        &verify_args("json", &checkpoint),
+        &env(&proxy),
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("no digest is newer"), "{}", out.stderr);
+    assert!(!out.stderr.contains("2099"), "{}", out.stderr);
+}

@@ -938,7 +938,8 @@ fn a_long_history_listed_month_by_month_loses_no_key() {
 /// year's or a month's folder, or under a folder that is no year, month or day, was never
 /// seen online, where the local copy (every folder walked) reports it. A ranged run now lists
 /// the folders above the range's days too: online and offline say the same, and each such
-/// object is reported. A proper day folder outside the range is not looked at by either.
+/// object is reported. A proper day folder outside the range is not looked at by either, nor
+/// a key directly in a year's or a month's folder wholly outside it (the copy reported those).
 #[test]
 fn objects_out_of_place_above_the_day_folders_are_seen_by_a_ranged_run() {
     let (_guard, case) = across_a_months_end();
@@ -959,8 +960,16 @@ fn objects_out_of_place_above_the_day_folders_are_seen_by_a_ranged_run() {
         format!("{logs}/junk/deeper/still/stray.json.gz"),
         format!("{digests}/2026/01/stray.json.gz"),
     ];
-    let older = format!("{logs}/2025/12/01/stray.json.gz");
-    for key in strays.iter().chain([&older]) {
+    // Outside the range (it has an end), online and offline: a day folder before it, and
+    // keys directly in a year's or a month's folder wholly before or after it (the copy
+    // reported those and the bucket did not).
+    let outside = [
+        format!("{logs}/2025/12/01/stray.json.gz"),
+        format!("{logs}/2025/stray.json.gz"),
+        format!("{logs}/2026/03/stray.json.gz"),
+        format!("{logs}/2027/stray.json.gz"),
+    ];
+    for key in strays.iter().chain(&outside) {
         let path = case.join("bucket").join(key);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, b"not a log").unwrap();
@@ -980,7 +989,9 @@ fn objects_out_of_place_above_the_day_folders_are_seen_by_a_ranged_run() {
             "{key} not reported: {reported}"
         );
     }
-    assert!(!reported.contains(&older), "{reported}");
+    for key in &outside {
+        assert!(!reported.contains(key.as_str()), "{key}: {reported}");
+    }
     let mut offline = vec![
         "verify".to_owned(),
         case.join("bucket").display().to_string(),

@@ -466,9 +466,12 @@ pub fn hold_back(report: &mut Report, resume: &BTreeMap<ChainId, Timestamp>) -> 
     let recent = earlier(report.range.end, SignedDuration::from_hours(1));
     let ends = std::mem::take(&mut report.chain_ends);
     let before = report.unchained.len();
-    report
-        .unchained
-        .retain(|f| !(undecided(f, &ends, resume) && delivered(f).is_some_and(|t| t > recent)));
+    report.unchained.retain(|f| {
+        // A log file named for after the range is one named for after the run's clock
+        // (`log_unreferenced` at once: no digest will name it).
+        let held = delivered(f).is_some_and(|t| t > recent && t <= report.range.end);
+        !(held && undecided(f, &ends, resume))
+    });
     report.chain_ends = ends;
     let held = before - report.unchained.len();
     if held > 0 {

@@ -43,7 +43,7 @@ use clap::Args;
 use jiff::{SignedDuration, Timestamp};
 
 use trailproof::core::finding::{Finding, Kind, Verdict};
-use trailproof::core::layout::{folders, parse_key, ChainId, CloudTrailKey, Scope};
+use trailproof::core::layout::{folders, parse_key, ChainId, CloudTrailKey, Dated, Scope};
 use trailproof::core::notification::{parse, Delivery, Notice};
 use trailproof::core::time::{earlier, format_iso, later};
 use trailproof::core::types::S3Location;
@@ -816,11 +816,10 @@ fn behind(marks: &BTreeMap<ChainId, Timestamp>, key: &str) -> Option<Behind> {
         Err(_) => {
             let place = folders(key)?;
             let (account, region) = (place.account?, place.region?);
-            let from = place
-                .day?
-                .to_zoned(jiff::tz::TimeZone::UTC)
-                .ok()?
-                .timestamp();
+            let Dated::Day(day) = place.dated? else {
+                return None;
+            };
+            let from = day.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
             let to = later(from, SignedDuration::from_hours(24));
             // A day folder the checkpoint reaches into is behind it too: a tick that finds no
             // new digest lists no folder (found when the test's day crossed midnight: a stray

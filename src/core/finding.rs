@@ -218,7 +218,9 @@ pub enum Kind {
     /// Anything reading the prefix may ingest it; CloudTrail never wrote it. Find out who put
     /// it there.
     LogUnrecognised,
-    /// The same as [`Kind::LogUnrecognised`], in a CloudTrail digest folder.
+    /// The same as [`Kind::LogUnrecognised`], in a CloudTrail digest folder; or a digest named
+    /// for a time more than an hour after the clock of a run without an end, which CloudTrail
+    /// cannot have delivered yet (it takes no part in any chain).
     DigestUnrecognised,
     /// The CloudTrail Lake sign file's RSA signature over its hash list verified with the
     /// CloudTrail public key its `publicKeyFingerprint` names, valid at its

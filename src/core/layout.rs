@@ -378,8 +378,32 @@ pub struct Folders<'a> {
     pub ty: Option<ObjectType>,
     /// The Region folder after that.
     pub region: Option<&'a str>,
-    /// The `YYYY/MM/DD` folders after that, when they name a real date.
-    pub day: Option<jiff::civil::Date>,
+    /// The dated folders after that, as deep as they name a real year, month and day.
+    pub dated: Option<Dated>,
+}
+
+/// The dated folders below a Region's folder (`YYYY/MM/DD`), as deep as they are proper: a
+/// key in `2026/13/` sits in the year 2026, one in `2026/02/30/` in February 2026.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dated {
+    /// `YYYY`.
+    Year(jiff::civil::Date),
+    /// `YYYY/MM`, a month from `01` to `12`.
+    Month(jiff::civil::Date),
+    /// `YYYY/MM/DD`, a real date.
+    Day(jiff::civil::Date),
+}
+
+impl Dated {
+    /// The days the folder spans: its first, and the first after it (`None` when that is past
+    /// the last day a date can hold).
+    pub fn span(self) -> (jiff::civil::Date, Option<jiff::civil::Date>) {
+        match self {
+            Dated::Year(first) => (first, first.last_of_year().tomorrow().ok()),
+            Dated::Month(first) => (first, first.last_of_month().tomorrow().ok()),
+            Dated::Day(day) => (day, day.tomorrow().ok()),
+        }
+    }
 }
 
 /// The folders of `key` below its first `AWSLogs/` segment, `None` without one. Only folders
@@ -414,13 +438,21 @@ pub fn folders(key: &str) -> Option<Folders<'_>> {
         s.filter(|s| s.len() == n && s.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|s| s.parse::<i16>().ok())
     };
-    let (y, m, d) = (
-        number(segments.next(), 4),
-        number(segments.next(), 2),
-        number(segments.next(), 2),
-    );
-    if let (Some(y), Some(m), Some(d)) = (y, m, d) {
-        found.day = jiff::civil::Date::new(y, i8::try_from(m).ok()?, i8::try_from(d).ok()?).ok();
+    let date = |y, m: i16, d: i16| {
+        jiff::civil::Date::new(y, i8::try_from(m).ok()?, i8::try_from(d).ok()?).ok()
+    };
+    let Some(year) = number(segments.next(), 4).and_then(|y| date(y, 1, 1)) else {
+        return Some(found);
+    };
+    found.dated = Some(Dated::Year(year));
+    let Some(month) = number(segments.next(), 2).and_then(|m| date(year.year(), m, 1)) else {
+        return Some(found);
+    };
+    found.dated = Some(Dated::Month(month));
+    if let Some(day) =
+        number(segments.next(), 2).and_then(|d| date(year.year(), month.month().into(), d))
+    {
+        found.dated = Some(Dated::Day(day));
     }
     Some(found)
 }
@@ -467,12 +499,40 @@ mod tests {
         assert_eq!(f.account, Some("111122223333"));
         assert_eq!(f.ty, Some(ObjectType::Log));
         assert_eq!(f.region, Some("us-east-1"));
-        assert_eq!(f.day, jiff::civil::Date::new(2026, 1, 2).ok());
+        let date = |y, m, d| jiff::civil::Date::new(y, m, d).unwrap();
+        assert_eq!(f.dated, Some(Dated::Day(date(2026, 1, 2))));
         let f = folders("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/13/").unwrap();
         assert_eq!(
-            (f.ty, f.region, f.day),
-            (Some(ObjectType::Digest), Some("us-east-1"), None)
+            (f.ty, f.region, f.dated),
+            (
+                Some(ObjectType::Digest),
+                Some("us-east-1"),
+                Some(Dated::Year(date(2026, 1, 1)))
+            )
         );
+        let dated = |key: &str| {
+            folders(&format!("AWSLogs/111122223333/CloudTrail/us-east-1/{key}"))
+                .unwrap()
+                .dated
+        };
+        assert_eq!(dated("x"), None);
+        assert_eq!(dated("26/x"), None);
+        assert_eq!(dated("2099/x"), Some(Dated::Year(date(2099, 1, 1))));
+        assert_eq!(dated("2026/1/x"), Some(Dated::Year(date(2026, 1, 1))));
+        assert_eq!(dated("2026/02/x"), Some(Dated::Month(date(2026, 2, 1))));
+        assert_eq!(dated("2026/00/01/x"), Some(Dated::Year(date(2026, 1, 1))));
+        assert_eq!(dated("2026/02/30/x"), Some(Dated::Month(date(2026, 2, 1))));
+        assert_eq!(dated("2026/02/28/y/x"), Some(Dated::Day(date(2026, 2, 28))));
+        let spans = [
+            (Dated::Year(date(2024, 1, 1)), date(2025, 1, 1)),
+            (Dated::Month(date(2024, 2, 1)), date(2024, 3, 1)),
+            (Dated::Month(date(2024, 12, 1)), date(2025, 1, 1)),
+            (Dated::Day(date(2024, 2, 29)), date(2024, 3, 1)),
+        ];
+        for (folder, after) in spans {
+            assert_eq!(folder.span().1, Some(after), "{folder:?}");
+        }
+        assert_eq!(Dated::Year(date(9999, 1, 1)).span().1, None);
         let f = folders("AWSLogs/111122223333/CloudTrail").unwrap();
         assert_eq!(
             (f.account, f.ty),

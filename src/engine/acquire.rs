@@ -190,11 +190,14 @@ pub fn acquire(
         mut digests,
         other_trails,
         unrecognised,
+        ahead,
         ..
     } = plan(source, settings, observer)?;
     // `verify` reads the digests of trails the filters leave out but that write to the same
-    // folders, to tell their log files from injected ones.
+    // folders, to tell their log files from injected ones; and reports those named for a time
+    // after its clock.
     digests.extend(other_trails);
+    digests.extend(ahead);
     // Digests are read whole (they are small and say which log files to fetch).
     let digest_keys: Vec<String> = digests.iter().map(|d| d.format()).collect();
     let read = {
@@ -305,11 +308,14 @@ fn wanted_logs(
     }
     let listed = Mutex::new(wanted_logs);
     let unrecognised = Mutex::new(in_digest_folders);
+    // As `verify` reports them (`unvouched`).
+    let clock = super::plan::clock_bound(settings);
     for_each_log(
         source,
         settings,
         &|key, log| {
-            if log.time >= range.start && log.time <= range.end {
+            let ahead = clock.is_some_and(|c| log.time > c);
+            if log.time >= range.start && (log.time <= range.end || ahead) {
                 listed
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)

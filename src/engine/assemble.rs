@@ -148,6 +148,7 @@ fn verify_planned(
         unrecognised,
         gone,
         searched,
+        ahead,
     } = plan;
     let kept = Kept::for_source(source);
     // The keys the listed digests need are asked for while they are read: a round trip the
@@ -243,8 +244,9 @@ fn verify_planned(
     };
     let (mut unchained, attributed) =
         vouched.unchained(source, settings, unrecognised, logs, observer)?;
-    if !behind.is_empty() {
+    if !behind.is_empty() || !ahead.is_empty() {
         unchained.extend(behind);
+        unchained.extend(super::unvouched::ahead_of_clock(&bucket, &ahead));
         unchained.sort_by(|a, b| a.subject.cmp(&b.subject));
     }
     if let Some(window) = settings.window {

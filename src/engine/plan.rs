@@ -38,6 +38,12 @@ pub struct Plan {
     /// Digests a run that stopped early verified before it searched their Regions' folders
     /// ([`Settings::searched`]): read only for the log files they name.
     pub searched: Vec<DigestKey>,
+    /// Digests of the selected trails named for a time more than an hour after the run's
+    /// clock, in a run without an end: CloudTrail cannot have delivered them yet. They are
+    /// reported, and take no part in the range or the chains (a digest named for 2099 made a
+    /// ledger of 1.28 million missing hours, and moved a checkpoint to 2099, after which no
+    /// run found anything new).
+    pub ahead: Vec<DigestKey>,
 }
 
 /// The oldest and the newest time of what was found.
@@ -57,6 +63,10 @@ struct Found {
     searched: Vec<DigestKey>,
     /// Keys in the digest folders that are no CloudTrail key.
     unrecognised: Vec<String>,
+    /// The run's clock with an hour of slack, when it has no end; and the digests named for
+    /// a later time ([`Plan::ahead`]).
+    clock: Option<Timestamp>,
+    ahead: Vec<DigestKey>,
     /// Trail names seen in the selected accounts and Regions, to name them when a `--trail`
     /// matches none.
     trails: BTreeSet<String>,
@@ -84,6 +94,10 @@ impl Found {
     /// Keeps a digest that may be in the range; of the others, only the nearest per chain.
     fn add(&mut self, settings: &Settings, d: DigestKey) {
         let t = d.end_time;
+        if self.clock.is_some_and(|clock| t > clock) {
+            self.ahead.push(d);
+            return;
+        }
         self.extent = widen(self.extent, t);
         let (start, end) = listed_span(settings);
         let after_end = end.is_some_and(|end| t > later(end, SignedDuration::from_hours(1)));
@@ -147,8 +161,11 @@ impl Found {
             mut other_trails,
             unrecognised,
             searched,
+            mut ahead,
             ..
         } = self;
+        ahead.sort_unstable();
+        ahead.dedup();
         let holds = |d: &DigestKey| match settings.resume.is_empty() {
             true => range.holds_digest(d.end_time),
             false => chain_range(range, settings, &d.chain()).holds_digest(d.end_time),
@@ -175,6 +192,7 @@ impl Found {
             unrecognised,
             gone,
             searched,
+            ahead,
         }
     }
 }
@@ -256,8 +274,11 @@ fn list_digests(
     settings: &Settings,
     observer: &dyn Observer,
 ) -> Result<Found, EngineError> {
-    let found = Mutex::new(Found::default());
     let mut request = list_request(settings, ObjectType::Digest);
+    let found = Mutex::new(Found {
+        clock: clock_bound(settings),
+        ..Found::default()
+    });
     // A resumed run needs of each chain only its digests from the last one verified on
     // (`Settings::resume`): the day folders from the oldest of those on. Otherwise all.
     request.range = match taken_up(settings) {
@@ -388,6 +409,7 @@ pub(super) fn list_request(settings: &Settings, objects: ObjectType) -> ListRequ
                 ),
             )
         }),
+        to_now: open_ended(settings),
         accounts: settings.accounts.clone(),
         regions: settings.regions.clone(),
     }
@@ -436,6 +458,20 @@ fn listed_span(settings: &Settings) -> (Option<Timestamp>, Option<Timestamp>) {
         Some(w) => (Some(w.read.0), Some(w.read.1)),
         None => (settings.start, settings.end),
     }
+}
+
+/// Whether the run goes on to now: no end was given (nor a shard's window). Then whatever lies
+/// in the CloudTrail folders after the range is the run's to judge: CloudTrail cannot have
+/// written it yet, and no later run's range would reach a folder dated years ahead (red team:
+/// `2099/` was a blind spot of every incremental run).
+pub(super) fn open_ended(settings: &Settings) -> bool {
+    settings.end.is_none() && settings.window.is_none()
+}
+
+/// For a run without an end, the latest time CloudTrail can have delivered anything by: the
+/// run's clock, with the hour of slack its listings have.
+pub(super) fn clock_bound(settings: &Settings) -> Option<Timestamp> {
+    open_ended(settings).then(|| later(Timestamp::now(), SignedDuration::from_hours(1)))
 }
 
 /// Whether the account and Region filters select `scope`.

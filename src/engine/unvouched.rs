@@ -13,14 +13,15 @@ use rayon::prelude::*;
 use super::ahead::LogListing;
 use super::holes::{unreferenced, Holes};
 use super::logs::{names, reread, Names};
+use super::plan::{clock_bound, open_ended};
 use super::texts::{TextHashes, TextSet};
 use super::Settings;
 use crate::core::chain::{walk, DigestCandidate, DigestStatus, Range, WalkedDigest};
 use crate::core::digest::LogFileEntry;
 use crate::core::finding::{Evidence, Finding, Kind, Verdict};
-use crate::core::layout::{folders, parse_key, ChainId, Folders, ObjectType, Scope};
+use crate::core::layout::{folders, parse_key, ChainId, DigestKey, Folders, ObjectType, Scope};
 use crate::core::sign::KeySet;
-use crate::core::time::{later, parse_compact};
+use crate::core::time::{earlier, format_iso, later, parse_compact};
 use crate::core::types::S3Location;
 use crate::source::progress::{Observer, Progress};
 use crate::source::{ObjectSource, SourceError, Stray, StrayProblem};
@@ -185,6 +186,11 @@ impl Vouched<'_> {
                 .and_modify(|s| *s = (*s).min(at))
                 .or_insert(at);
         }
+        // A run without an end judges log files named for a time after its clock (an hour of
+        // slack, as its listings have): CloudTrail cannot have delivered them, and no later
+        // run's range would reach them before their time (a name years ahead hid from every
+        // incremental run).
+        let clock = clock_bound(settings);
         let attributed = AtomicUsize::new(0);
         let unchained = Mutex::new(Vec::new());
         let unrecognised = Mutex::new(unrecognised);
@@ -196,17 +202,32 @@ impl Vouched<'_> {
                 let start = resumed
                     .get(&log.scope)
                     .map_or(range.start, |t| range.start.min(*t));
-                if log.time < start || log.time > range.end || self.referenced.contains(&key) {
+                let ahead = clock.filter(|c| log.time > *c);
+                if log.time < start
+                    || (log.time > range.end && ahead.is_none())
+                    || self.referenced.contains(&key)
+                {
                     return;
                 }
                 if self.other_trails.vouch_for(&key) {
                     attributed.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
-                let finding = self.other_trails.unattributed(
+                let mut finding = self.other_trails.unattributed(
                     unreferenced(self.bucket, key, log.time, self.holes.around(&log)),
                     &log.scope,
                 );
+                if let Some(clock) = ahead {
+                    let said = format!(
+                        "named for {}, more than an hour after the run's clock ({}): CloudTrail cannot have delivered it yet",
+                        format_iso(log.time),
+                        format_iso(earlier(clock, SignedDuration::from_hours(1))),
+                    );
+                    finding.evidence.detail = Some(match finding.evidence.detail.take() {
+                        Some(other) => format!("{said}; {other}"),
+                        None => said,
+                    });
+                }
                 unchained
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -239,6 +260,28 @@ impl Vouched<'_> {
         unchained.dedup_by(|a, b| a.subject == b.subject);
         Ok((unchained, attributed.into_inner()))
     }
+}
+
+/// Findings for the digests named for a time after the run's clock ([`super::Plan::ahead`]).
+pub(super) fn ahead_of_clock(bucket: &str, digests: &[DigestKey]) -> Vec<Finding> {
+    digests
+        .iter()
+        .map(|d| {
+            Finding::new(
+                S3Location::new(bucket, d.format()).uri(),
+                Kind::DigestUnrecognised,
+                "named for a time CloudTrail cannot have delivered it by: no chain takes it",
+            )
+            .with(Evidence {
+                detail: Some(format!(
+                    "named for {}, more than an hour after the run's clock ({})",
+                    format_iso(d.end_time),
+                    format_iso(Timestamp::now()),
+                )),
+                ..Evidence::default()
+            })
+        })
+        .collect()
 }
 
 /// Findings for what the listings found under the CloudTrail folders that is no CloudTrail
@@ -344,14 +387,19 @@ fn named_in_range(settings: &Settings, range: Range, place: &Folders, key: &str)
             settings,
             range,
             &Folders {
-                day: None,
+                dated: None,
                 ..place.clone()
             },
         )
 }
 
 /// Whether what the folders tell puts a stray inside the run: the accounts and Regions selected
-/// and a day folder that meets the range (digests up to an hour after it count).
+/// and a dated folder (a year's, a month's or a day's) that meets the range (digests up to an
+/// hour after it count), or that lies after it when the run has no end
+/// ([`open_ended`]). A
+/// stray directly in a year or month folder wholly outside the range is outside the run, as one
+/// in such a day folder is: a ranged run over S3 does not list those folders (red team: the
+/// local copy reported `2025/x` to a run over 2026 and the bucket did not).
 fn in_run(settings: &Settings, range: Range, place: &Folders) -> bool {
     let account = place
         .account
@@ -359,16 +407,17 @@ fn in_run(settings: &Settings, range: Range, place: &Folders) -> bool {
     let region = place
         .region
         .is_none_or(|r| settings.regions.is_empty() || settings.regions.iter().any(|s| s == r));
-    let day = place.day.is_none_or(|d| {
-        match d.to_zoned(jiff::tz::TimeZone::UTC) {
-            Ok(z) => {
-                let start = z.timestamp();
-                let end = later(start, SignedDuration::from_hours(24));
-                start <= later(range.end, SignedDuration::from_hours(1)) && end > range.start
-            }
-            // A day that cannot be placed (the last one a timestamp can hold) counts as in range.
-            Err(_) => true,
-        }
+    let at = |day: jiff::civil::Date| day.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp());
+    let dated = place.dated.is_none_or(|d| {
+        let (first, after) = d.span();
+        // A day that cannot be placed (the last ones a timestamp can hold) counts as in range.
+        let begins_in_time = at(first).map_or(true, |start| {
+            open_ended(settings) || start <= later(range.end, SignedDuration::from_hours(1))
+        });
+        let ends_after_start = after
+            .and_then(|a| at(a).ok())
+            .is_none_or(|end| end > range.start);
+        begins_in_time && ends_after_start
     });
-    account && region && day
+    account && region && dated
 }

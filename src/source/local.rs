@@ -769,6 +769,7 @@ mod tests {
         let request = ListRequest {
             objects: crate::core::layout::ObjectType::Digest,
             range: None,
+            to_now: false,
             accounts: Vec::new(),
             regions: Vec::new(),
         };
@@ -834,6 +835,7 @@ mod tests {
         let request = ListRequest {
             objects: crate::core::layout::ObjectType::Log,
             range: None,
+            to_now: false,
             accounts: Vec::new(),
             regions: Vec::new(),
         };

@@ -376,6 +376,9 @@ pub struct ListRequest {
     pub objects: ObjectType,
     /// Digest key times of interest; `None` lists everything.
     pub range: Option<(Timestamp, Timestamp)>,
+    /// The range goes on to now (no end was given): what is dated after it is listed too
+    /// (whole: CloudTrail cannot have written there yet; the engine judges it).
+    pub to_now: bool,
     /// Only these accounts (all when empty).
     pub accounts: Vec<String>,
     /// Only these source Regions (all when empty).
