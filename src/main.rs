@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use clap::Parser;
 mod cli;
 
+use cli::checkpoint::Hooks;
 use cli::error::CliError;
 use cli::{Cli, Command, VerifyArgs};
-use trailproof::engine::{self, FindingSink};
+use trailproof::engine;
 use trailproof::report::Report;
 
 fn main() -> ExitCode {
@@ -70,106 +71,21 @@ fn verify(args: &VerifyArgs) -> Result<u8, CliError> {
     let resume = cli::checkpoint::Resume::open(args, &mut settings)?;
     let source = args.source.as_deref().unwrap_or_default();
     let local = (!source.starts_with("s3://")).then(|| Path::new(source));
-    // Over a checkpoint, log files no digest names wait for the run's chain ends
-    // (`checkpoint::hold_back`).
-    let unchained: std::sync::Mutex<Option<Vec<trailproof::Finding>>> = Default::default();
-    let streaming = output.sink();
-    let stream = streaming.as_ref().map(|s| s as FindingSink);
-    let held = |chain: Option<&trailproof::report::ChainInfo>, f: &[trailproof::Finding]| match (
-        chain, stream,
-    ) {
-        (None, _) => *unchained.lock().unwrap_or_else(|e| e.into_inner()) = Some(f.to_vec()),
-        (Some(_), Some(stream)) => stream(chain, f),
-        (Some(_), None) => {}
+    let run = |hooks: Hooks<'_>| match local {
+        None => verify_s3(args, &settings, hooks),
+        Some(dir) => args.evidence.open_local(dir).and_then(|(evidence, keys)| {
+            cli::checkpoint::run(&evidence, &keys, &settings, hooks)
+                .map_err(|e| CliError::in_folder(e, dir))
+        }),
     };
-    // The checkpoint never goes into the evidence or over the files given.
-    let inputs: Vec<&Path> = [
-        &args.evidence.public_keys,
-        &args.sign.sign_key,
-        &args.checkpoint_key,
-    ]
-    .into_iter()
-    .flatten()
-    .map(|p| p.as_path())
-    .collect();
-    let whole = || output.streamed_whole() && cli::report::sync_stdout().is_ok();
-    let streamed = stream.map(|_| &whole as &(dyn Fn() -> bool + Sync));
-    let mover = resume
-        .as_ref()
-        .map(|r| cli::checkpoint::Mover::new(r, &settings, (local, &inputs), streamed));
-    let chain_done = |c: &engine::FinishedChain<'_>| {
-        if let Some(m) = &mover {
-            m.chain_done(c)
-        }
-    };
-    let done = mover.as_ref().map(|_| &chain_done as engine::ChainDone);
-    let report = {
-        let sink = match (&resume, stream) {
-            (Some(_), Some(_)) => Some(&held as FindingSink),
-            (_, sink) => sink,
-        };
-        match local {
-            None => verify_s3(args, &settings, (sink, done)),
-            Some(dir) => args.evidence.open_local(dir).and_then(|(evidence, keys)| {
-                cli::checkpoint::run(&evidence, &keys, &settings, (sink, done))
-                    .map_err(|e| CliError::in_folder(e, dir))
-            }),
-        }
-    };
-    // The chains finished since the mover last wrote, for a run that will not write its
-    // final checkpoint (an error; a report that cannot be written): one write more otherwise.
-    if let Some(m) = &mover {
-        m.flush();
-    }
-    drop(mover);
-    let mut report = match (report, &resume) {
-        (Ok(report), _) => report,
-        (Err(e), Some(resume)) => return Err(resume.failed(e)),
-        (Err(e), None) => return Err(e),
-    };
-    if resume.is_some() {
-        cli::checkpoint::hold_back(&mut report, &settings.resume);
-        let batch = unchained.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let (Some(stream), Some(_)) = (stream, batch) {
-            stream(None, &report.unchained);
-        }
-    }
-    drop(streaming);
-    // Checked against the checkpoint before anything is written: a contradiction writes
-    // nothing.
-    let next = resume.as_ref().map(|r| r.next(&report)).transpose()?;
-    // Written (not yet in place) before the report, so that a checkpoint that cannot be
-    // written stops the run before a summary says it went well; put in place only once the
-    // report is out (a lost report leaves the checkpoint as the chains finished moved it: the
-    // next run says the rest again).
-    // A run that could not read everything moves no further than the chains it finished whole
-    // (`Mover`): the next run reads the rest again.
-    let prepared = match (&resume, &next) {
-        (Some(resume), Some(next)) if report.exit_code() != 2 => {
-            Some((resume.prepare(next, local, &inputs)?, next))
-        }
-        _ => None,
-    };
-    output.finish(&report)?;
-    match prepared {
-        Some((prepared, next)) => {
-            cli::report::sync_stdout().map_err(cli::report::ReportCliError::Output)?;
-            prepared.commit()?;
-            eprintln!("trailproof: {}", cli::checkpoint::summary(next));
-        }
-        None if resume.is_some() => {
-            eprintln!("trailproof: objects could not be read: the checkpoint moved on only for the chains finished without them; the next run reads the rest again");
-        }
-        None => {}
-    }
-    Ok(report.exit_code())
+    cli::checkpoint::verify(args, (&settings, resume.as_ref()), output, local, &run)
 }
 
 #[cfg(feature = "aws")]
 fn verify_s3(
     args: &VerifyArgs,
     settings: &engine::Settings,
-    hooks: (Option<FindingSink<'_>>, Option<engine::ChainDone<'_>>),
+    hooks: Hooks<'_>,
 ) -> Result<Report, CliError> {
     cli::aws::verify_s3(args, settings, hooks)
 }
@@ -178,7 +94,7 @@ fn verify_s3(
 fn verify_s3(
     _args: &VerifyArgs,
     _settings: &engine::Settings,
-    _hooks: (Option<FindingSink<'_>>, Option<engine::ChainDone<'_>>),
+    _hooks: Hooks<'_>,
 ) -> Result<Report, CliError> {
     Err(CliError::NoS3Support)
 }

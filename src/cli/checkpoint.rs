@@ -2,7 +2,7 @@
 //! after it, and write the next one (signed, whole or not at all) once the run's report is out.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use trailproof::engine::{self, ChainDone, ChainEnds, FindingSink, FinishedChain}
 use trailproof::source::{KeyProvider, ObjectSource};
 
 use super::progress::Bars;
+use super::report::Output;
 
 use trailproof::engine::{EngineError, Settings};
 use trailproof::report::checkpoint::{
@@ -295,6 +296,111 @@ pub fn run(
         Some(done) => engine::verify_resumable(source, keys, settings, sink, &bars, done),
         None => engine::verify_streaming(source, keys, settings, sink, &bars),
     }
+}
+
+/// The hooks a run of `verify` is given: a sink for findings as they come, and a hook told of
+/// each chain the run is done with.
+pub type Hooks<'a> = (Option<FindingSink<'a>>, Option<ChainDone<'a>>);
+
+/// `verify` from the settings on, its report to `output`: `run` verifies (the source chosen by
+/// the caller) with the hooks given. Over a checkpoint (`resume`), the checkpoint moves on as
+/// chains finish ([`Mover`]), log files no digest names yet wait for their Region's next digest
+/// ([`hold_back`]), and the next checkpoint is checked against the one read, written before the
+/// report and put in place once the report is out.
+pub fn verify<W: Write + Send>(
+    args: &VerifyArgs,
+    (settings, resume): (&Settings, Option<&Resume>),
+    output: Output<W>,
+    local: Option<&Path>,
+    run: &dyn Fn(Hooks<'_>) -> Result<Report, CliError>,
+) -> Result<u8, CliError> {
+    // Over a checkpoint, log files no digest names wait for the run's chain ends
+    // ([`hold_back`]).
+    let unchained: Mutex<Option<Vec<Finding>>> = Default::default();
+    let streaming = output.sink();
+    let stream = streaming.as_ref().map(|s| s as FindingSink);
+    let held = |chain: Option<&trailproof::report::ChainInfo>, f: &[Finding]| match (chain, stream)
+    {
+        (None, _) => *unchained.lock().unwrap_or_else(PoisonError::into_inner) = Some(f.to_vec()),
+        (Some(_), Some(stream)) => stream(chain, f),
+        (Some(_), None) => {}
+    };
+    // The checkpoint never goes into the evidence or over the files given.
+    let inputs: Vec<&Path> = [
+        &args.evidence.public_keys,
+        &args.sign.sign_key,
+        &args.checkpoint_key,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| p.as_path())
+    .collect();
+    let whole = || output.streamed_whole() && super::report::sync_stdout().is_ok();
+    let streamed = stream.map(|_| &whole as &(dyn Fn() -> bool + Sync));
+    let mover = resume.map(|r| Mover::new(r, settings, (local, &inputs), streamed));
+    let chain_done = |c: &engine::FinishedChain<'_>| {
+        if let Some(m) = &mover {
+            m.chain_done(c)
+        }
+    };
+    let done = mover.as_ref().map(|_| &chain_done as engine::ChainDone);
+    let report = {
+        let sink = match (&resume, stream) {
+            (Some(_), Some(_)) => Some(&held as FindingSink),
+            (_, sink) => sink,
+        };
+        run((sink, done))
+    };
+    // The chains finished since the mover last wrote, for a run that will not write its
+    // final checkpoint (an error; a report that cannot be written): one write more otherwise.
+    if let Some(m) = &mover {
+        m.flush();
+    }
+    drop(mover);
+    let mut report = match (report, &resume) {
+        (Ok(report), _) => report,
+        (Err(e), Some(resume)) => return Err(resume.failed(e)),
+        (Err(e), None) => return Err(e),
+    };
+    if resume.is_some() {
+        hold_back(&mut report, &settings.resume);
+        let batch = unchained
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let (Some(stream), Some(_)) = (stream, batch) {
+            stream(None, &report.unchained);
+        }
+    }
+    drop(streaming);
+    // Checked against the checkpoint before anything is written: a contradiction writes
+    // nothing.
+    let next = resume.map(|r| r.next(&report)).transpose()?;
+    // Written (not yet in place) before the report, so that a checkpoint that cannot be
+    // written stops the run before a summary says it went well; put in place only once the
+    // report is out (a lost report leaves the checkpoint as the chains finished moved it: the
+    // next run says the rest again).
+    // A run that could not read everything moves no further than the chains it finished whole
+    // (`Mover`): the next run reads the rest again.
+    let prepared = match (&resume, &next) {
+        (Some(resume), Some(next)) if report.exit_code() != 2 => {
+            Some((resume.prepare(next, local, &inputs)?, next))
+        }
+        _ => None,
+    };
+    output.finish(&report)?;
+    match prepared {
+        Some((prepared, next)) => {
+            super::report::sync_stdout().map_err(super::report::ReportCliError::Output)?;
+            prepared.commit()?;
+            eprintln!("trailproof: {}", summary(next));
+        }
+        None if resume.is_some() => {
+            eprintln!("trailproof: objects could not be read: the checkpoint moved on only for the chains finished without them; the next run reads the rest again");
+        }
+        None => {}
+    }
+    Ok(report.exit_code())
 }
 
 /// Moves the checkpoint on as the run is done with each chain ([`Underway`]), written whole
