@@ -316,11 +316,12 @@ fn a_run_killed_while_a_chain_is_in_flight_keeps_the_chains_it_finished() {
 
 /// What an attacker puts where no run to now looked (red team): folders dated years ahead
 /// (`2099/`), which a run over a range did not list on S3, a digest and a log file named for
-/// 2099, and an object directly in an older year's folder, which the local copy reported and
-/// the bucket did not. The run from the checkpoint reports everything dated after its clock,
-/// online as offline, and not the older year's object (before its range on both); the future
-/// digest takes no part in the chains: the checkpoint does not move to 2099 (it did, and then
-/// no run found anything newer).
+/// 2099, a digest named for 40 minutes ahead, and an object directly in an older year's
+/// folder, which the local copy reported and the bucket did not. The run from the checkpoint
+/// reports everything dated after its clock, online as offline (the copy's records naming the
+/// 2099 digest, as an acquisition's would), and not the older year's object (before its range
+/// on both); the future digests take no part in the chains: the checkpoint moves neither to
+/// 2099 nor past now (it did, and then no run found anything newer).
 #[test]
 fn objects_dated_after_the_clock_are_reported_by_a_run_to_now_and_do_not_move_the_checkpoint() {
     let hour = 3600;
@@ -365,6 +366,7 @@ fn objects_dated_after_the_clock_are_reported_by_a_run_to_now_and_do_not_move_th
     let digest_time = digest.end.strftime("%Y%m%dT%H%M%SZ").to_string();
     let log_time = digest.logs[0].split('_').nth(3).unwrap().to_owned();
     let bytes = |key: &str| corpus.objects[key].bytes.clone();
+    let soon = Timestamp::now() + jiff::SignedDuration::from_mins(40);
     let future = [
         (
             format!(
@@ -380,6 +382,20 @@ fn objects_dated_after_the_clock_are_reported_by_a_run_to_now_and_do_not_move_th
             ),
             bytes(&digest.logs[0]),
         ),
+        // Within the hour ahead (red team): it took the checkpoint past now, and every run
+        // after said "no digest is newer" until a real digest passed its time.
+        (
+            format!(
+                "{digests}/{}/{}",
+                soon.strftime("%Y/%m/%d"),
+                renamed(
+                    &digest.key,
+                    &digest_time,
+                    &soon.strftime("%Y%m%dT%H%M%SZ").to_string()
+                )
+            ),
+            bytes(&digest.key),
+        ),
         (format!("{logs}/2099/stray.json.gz"), b"x".to_vec()),
         (format!("{logs}/2099/01/01/garbage.txt"), b"x".to_vec()),
         (format!("{logs}/2099/13/stray.json.gz"), b"x".to_vec()),
@@ -394,6 +410,15 @@ fn objects_dated_after_the_clock_are_reported_by_a_run_to_now_and_do_not_move_th
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, body).unwrap();
     }
+    // The copy's records name the future digest as an acquisition would (red team: a digest
+    // its records named, even 7 bytes of garbage, took the copy's range to 2099).
+    let records = whole.join("bucket/trailproof-evidence.json");
+    let mut evidence: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&records).unwrap()).unwrap();
+    let entry = evidence["objects"][&digest.key].clone();
+    assert!(entry.is_object(), "{evidence}");
+    evidence["objects"][&future[0].0] = entry;
+    std::fs::write(&records, evidence.to_string()).unwrap();
     moto.upload_more(&whole, BUCKET);
     let out = trailproof(
         Path::new("."),
@@ -448,6 +473,15 @@ fn objects_dated_after_the_clock_are_reported_by_a_run_to_now_and_do_not_move_th
     );
     assert_eq!(offline.code, 1, "{}", offline.stderr);
     assert_eq!(strays(&offline), online);
+    // Its range ends at the newest real digest, not at 2099 nor at now.
+    let report: serde_json::Value = serde_json::from_str(&offline.stdout).unwrap();
+    let newest = corpus.digests().iter().map(|d| d.end).max().unwrap();
+    assert_eq!(
+        report["range"]["end"],
+        newest.to_string(),
+        "{}",
+        report["range"]
+    );
     // Nothing newer: the checkpoint ends at the last real digest, not in 2099.
     let out = trailproof(
         Path::new("."),

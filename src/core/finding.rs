@@ -219,7 +219,7 @@ pub enum Kind {
     /// it there.
     LogUnrecognised,
     /// The same as [`Kind::LogUnrecognised`], in a CloudTrail digest folder; or a digest named
-    /// for a time more than an hour after the clock of a run without an end, which CloudTrail
+    /// for a time more than 15 minutes after the clock of a run without an end, which CloudTrail
     /// cannot have delivered yet (it takes no part in any chain).
     DigestUnrecognised,
     /// The CloudTrail Lake sign file's RSA signature over its hash list verified with the

@@ -38,8 +38,8 @@ pub struct Plan {
     /// Digests a run that stopped early verified before it searched their Regions' folders
     /// ([`Settings::searched`]): read only for the log files they name.
     pub searched: Vec<DigestKey>,
-    /// Digests of the selected trails named for a time more than an hour after the run's
-    /// clock, in a run without an end: CloudTrail cannot have delivered them yet. They are
+    /// Digests of the selected trails named for a time more than [`CLOCK_SKEW`] after the
+    /// run's clock, in a run without an end: CloudTrail cannot have delivered them yet. They are
     /// reported, and take no part in the range or the chains (a digest named for 2099 made a
     /// ledger of 1.28 million missing hours, and moved a checkpoint to 2099, after which no
     /// run found anything new).
@@ -63,7 +63,7 @@ struct Found {
     searched: Vec<DigestKey>,
     /// Keys in the digest folders that are no CloudTrail key.
     unrecognised: Vec<String>,
-    /// The run's clock with an hour of slack, when it has no end; and the digests named for
+    /// The run's clock with [`CLOCK_SKEW`], when it has no end; and the digests named for
     /// a later time ([`Plan::ahead`]).
     clock: Option<Timestamp>,
     ahead: Vec<DigestKey>,
@@ -218,7 +218,8 @@ pub fn plan(
     settings: &Settings,
     observer: &dyn Observer,
 ) -> Result<Plan, EngineError> {
-    let found = list_digests(source, settings, observer)?;
+    let clock = clock_bound(settings);
+    let found = list_digests(source, settings, clock, observer)?;
     // A shard lists only near its share; `trailproof plan` checked the heads against all.
     let heads = settings
         .head_signatures
@@ -236,7 +237,11 @@ pub fn plan(
     };
     // The source's own records of digests (a copy's evidence-metadata file) belong to the
     // evidence's extent too: a deleted tail still ends it where it ended.
-    let recorded = recorded_digests(source, settings);
+    // Those named for after the run's clock are said from the listing (`Plan::ahead`) and
+    // take no part, as online (red team: a copy whose records named a digest of 2099, even 7
+    // bytes of garbage, ran its range and its checkpoint to 2099, where the bucket did not).
+    let mut recorded = recorded_digests(source, settings);
+    recorded.retain(|d| clock.is_none_or(|c| d.end_time <= c));
     let mut extent = recorded
         .iter()
         .fold(found.extent, |e, d| widen(e, d.end_time));
@@ -272,11 +277,12 @@ pub fn plan(
 fn list_digests(
     source: &dyn ObjectSource,
     settings: &Settings,
+    clock: Option<Timestamp>,
     observer: &dyn Observer,
 ) -> Result<Found, EngineError> {
     let mut request = list_request(settings, ObjectType::Digest);
     let found = Mutex::new(Found {
-        clock: clock_bound(settings),
+        clock,
         ..Found::default()
     });
     // A resumed run needs of each chain only its digests from the last one verified on
@@ -468,10 +474,16 @@ pub(super) fn open_ended(settings: &Settings) -> bool {
     settings.end.is_none() && settings.window.is_none()
 }
 
+/// How far the clocks of CloudTrail and of the run may differ. CloudTrail names each digest and
+/// log file for the time it delivers it, so nothing it wrote is named for after its clock; a
+/// synchronised host (NTP) is off by well under a second. Larger than that, and small next to
+/// an hour: a digest named for the hour ahead (put there) took a checkpoint past now (red team).
+pub(super) const CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(15);
+
 /// For a run without an end, the latest time CloudTrail can have delivered anything by: the
-/// run's clock, with the hour of slack its listings have.
+/// run's clock, with [`CLOCK_SKEW`].
 pub(super) fn clock_bound(settings: &Settings) -> Option<Timestamp> {
-    open_ended(settings).then(|| later(Timestamp::now(), SignedDuration::from_hours(1)))
+    open_ended(settings).then(|| later(Timestamp::now(), CLOCK_SKEW))
 }
 
 /// Whether the account and Region filters select `scope`.
@@ -530,7 +542,16 @@ pub(super) fn resolve_range(
     let start = settings
         .start
         .unwrap_or_else(|| earlier(extent.0, SignedDuration::from_hours(1)));
-    let end = settings.end.unwrap_or(extent.1);
+    // An end taken from the evidence is no later than the run's clock: a digest named for
+    // the minutes of skew after it (put there) is judged, but does not carry the range, and a
+    // checkpoint, past now (red team: every later run then found "no digest newer" until a
+    // real one passed the fake's time).
+    let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(extent.1);
+    let end = match settings.end {
+        Some(end) => end,
+        None if open_ended(settings) => extent.1.min(now),
+        None => extent.1,
+    };
     if start > end {
         return Err(EngineError::BadRange {
             start: format_iso(start),

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::ahead::LogListing;
 use super::holes::{unreferenced, Holes};
 use super::logs::{names, reread, Names};
-use super::plan::{clock_bound, open_ended};
+use super::plan::{clock_bound, open_ended, CLOCK_SKEW};
 use super::texts::{TextHashes, TextSet};
 use super::Settings;
 use crate::core::chain::{walk, DigestCandidate, DigestStatus, Range, WalkedDigest};
@@ -186,8 +186,8 @@ impl Vouched<'_> {
                 .and_modify(|s| *s = (*s).min(at))
                 .or_insert(at);
         }
-        // A run without an end judges log files named for a time after its clock (an hour of
-        // slack, as its listings have): CloudTrail cannot have delivered them, and no later
+        // A run without an end judges log files named for a time after its clock (with
+        // `CLOCK_SKEW`): CloudTrail cannot have delivered them, and no later
         // run's range would reach them before their time (a name years ahead hid from every
         // incremental run).
         let clock = clock_bound(settings);
@@ -219,9 +219,10 @@ impl Vouched<'_> {
                 );
                 if let Some(clock) = ahead {
                     let said = format!(
-                        "named for {}, more than an hour after the run's clock ({}): CloudTrail cannot have delivered it yet",
+                        "named for {}, more than {} minutes after the run's clock ({}): CloudTrail cannot have delivered it yet",
                         format_iso(log.time),
-                        format_iso(earlier(clock, SignedDuration::from_hours(1))),
+                        CLOCK_SKEW.as_mins(),
+                        format_iso(earlier(clock, CLOCK_SKEW)),
                     );
                     finding.evidence.detail = Some(match finding.evidence.detail.take() {
                         Some(other) => format!("{said}; {other}"),
@@ -274,8 +275,9 @@ pub(super) fn ahead_of_clock(bucket: &str, digests: &[DigestKey]) -> Vec<Finding
             )
             .with(Evidence {
                 detail: Some(format!(
-                    "named for {}, more than an hour after the run's clock ({})",
+                    "named for {}, more than {} minutes after the run's clock ({})",
                     format_iso(d.end_time),
+                    CLOCK_SKEW.as_mins(),
                     format_iso(Timestamp::now()),
                 )),
                 ..Evidence::default()
