@@ -384,7 +384,12 @@ mod tests {
             backfill_generated: GenerationTime::Stated(t),
         };
         let chains = BTreeMap::from([(key.chain(), vec![candidate(first), candidate(last)])]);
-        let (range, _) = resolve_range(&Settings::default(), (first, last)).unwrap();
+        // An end from the evidence stops at the clock: the end of time is asked for.
+        let to_the_end = Settings {
+            end: Some(last),
+            ..Settings::default()
+        };
+        let (range, _) = resolve_range(&to_the_end, (first, last)).unwrap();
         assert_eq!((range.start, range.end), (Timestamp::MIN, last));
         let needs = key_needs(&[&chains], range);
         assert_eq!(
