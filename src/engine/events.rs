@@ -78,7 +78,7 @@ use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
 
 use super::assemble::verify_tapped;
-use super::sort::{Batch, ExternalSort, Sorted, Spill, Written};
+use super::sort::{Background, Batch, ExternalSort, Spill, Written};
 use super::{EngineError, FindingSink, LogTap, Settings};
 use crate::core::finding::{Finding, Verdict};
 use crate::core::gz::Inflated;
@@ -602,10 +602,14 @@ enum State {
     /// Sorted order: every file read; the merge of the sorted runs, and the records of the
     /// (eventTime, eventID) key being gathered, with their file's rank.
     Merging {
-        sorted: Sorted,
+        /// Dropped before the folder: its thread removes the run files.
+        merged: Background,
         _temp: TempDir,
+        /// The batch of merged entries being taken, and the next one's place in it.
+        batch: Batch,
+        at: usize,
         group: Vec<RecordCopy>,
-        group_key: Option<(Option<Timestamp>, String)>,
+        group_key: Option<(Option<Timestamp>, Vec<u8>)>,
     },
     /// As read.
     Streaming(Box<Dedupe<()>>),
@@ -806,9 +810,15 @@ impl<'s> VerifiedRecords<'s> {
             }
         }
         self.ranks = ranks;
+        let merged = sort
+            .finish()
+            .and_then(|sorted| sorted.in_background(MERGED_BATCH))
+            .map_err(ExportError::Sort)?;
         Ok(State::Merging {
-            sorted: sort.finish().map_err(ExportError::Sort)?,
+            merged,
             _temp: temp,
+            batch: Batch::default(),
+            at: 0,
             group: Vec::new(),
             group_key: None,
         })
@@ -862,7 +872,9 @@ impl<'s> VerifiedRecords<'s> {
     fn merge_some(&mut self) -> Result<bool, ExportError> {
         loop {
             let State::Merging {
-                sorted,
+                merged,
+                batch,
+                at,
                 group,
                 group_key,
                 ..
@@ -870,17 +882,37 @@ impl<'s> VerifiedRecords<'s> {
             else {
                 return Ok(false);
             };
-            let Some(entry) = sorted.next() else {
-                let mut group = std::mem::take(group);
-                self.close_group(&mut group);
-                return Ok(false);
+            let Some((time, id, payload)) = batch.get(*at) else {
+                match merged.next_batch(std::mem::take(batch)) {
+                    Some(next) => {
+                        *batch = next.map_err(ExportError::Sort)?;
+                        *at = 0;
+                        continue;
+                    }
+                    None => {
+                        let mut group = std::mem::take(group);
+                        self.close_group(&mut group);
+                        return Ok(false);
+                    }
+                }
             };
-            let entry = entry.map_err(ExportError::Sort)?;
-            let (text, origin) = unpack(entry.payload)?;
-            let key = (entry.time, entry.event_id);
-            let closes = !origin.has_id || group_key.as_ref() != Some(&key);
+            *at += 1;
+            let (text, origin) = unpack(payload)?;
+            let text = text.to_owned();
+            let same = group_key
+                .as_ref()
+                .is_some_and(|(t, k)| *t == time && k.as_slice() == id);
+            let closes = !origin.has_id || !same;
             if closes {
-                *group_key = origin.has_id.then_some(key);
+                match (origin.has_id, group_key.as_mut()) {
+                    (false, _) => *group_key = None,
+                    (true, Some((t, k))) => {
+                        *t = time;
+                        k.clear();
+                        k.extend_from_slice(id);
+                    }
+                    (true, None) => *group_key = Some((time, id.to_vec())),
+                }
             }
             // Taken out while the group is closed, and put back: its room is reused.
             let mut group = std::mem::take(group);
@@ -932,7 +964,7 @@ impl<'s> VerifiedRecords<'s> {
             // Neither fails: the batch was made here, of record texts and event IDs.
             for (time, id, payload) in entries.entries() {
                 let (Ok((text, Origin { has_id, .. })), Ok(id)) =
-                    (unpack_ref(payload), std::str::from_utf8(id))
+                    (unpack(payload), std::str::from_utf8(id))
                 else {
                     continue;
                 };
@@ -1015,8 +1047,11 @@ struct Origin {
 /// The bytes after a record's text in its sort payload.
 const TRAILER: usize = 9;
 
+/// Bytes of merged entries handed over at once by the merging thread.
+const MERGED_BATCH: usize = 256 << 10;
+
 /// What follows a record's text in its sort payload: its [`Origin`]. The text comes first so
-/// that [`unpack`] gives it back without copying.
+/// that [`unpack`] gives it back as a slice of the payload.
 fn trailer(origin: Origin) -> [u8; TRAILER] {
     let [s0, s1, s2, s3] = origin.slot.to_le_bytes();
     let [p0, p1, p2, p3] = origin.place.to_le_bytes();
@@ -1040,15 +1075,8 @@ fn origin(payload: &[u8]) -> Result<(usize, Origin), ExportError> {
     Ok((at, origin))
 }
 
-fn unpack(mut payload: Vec<u8>) -> Result<(String, Origin), ExportError> {
-    let (at, origin) = origin(&payload)?;
-    payload.truncate(at);
-    let text = String::from_utf8(payload).map_err(|_| ExportError::DamagedRun)?;
-    Ok((text, origin))
-}
-
-/// [`unpack`], borrowed.
-fn unpack_ref(payload: &[u8]) -> Result<(&str, Origin), ExportError> {
+/// A record's text and [`Origin`] from its sort payload.
+fn unpack(payload: &[u8]) -> Result<(&str, Origin), ExportError> {
     let (at, origin) = origin(payload)?;
     let text = payload
         .get(..at)
@@ -1106,11 +1134,8 @@ mod tests {
             place: 3,
         };
         let p = [br#"{"a":1}"#.as_slice(), &trailer(origin)].concat();
-        let p2 = p.clone();
-        assert_eq!(unpack(p).unwrap(), (r#"{"a":1}"#.to_owned(), origin));
-        assert!(unpack(vec![1, 0]).is_err());
-        assert!(unpack(vec![0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
-        assert_eq!(unpack_ref(&p2).unwrap(), (r#"{"a":1}"#, origin));
-        assert!(unpack_ref(&[0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert_eq!(unpack(&p).unwrap(), (r#"{"a":1}"#, origin));
+        assert!(unpack(&[1, 0]).is_err());
+        assert!(unpack(&[0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
     }
 }
