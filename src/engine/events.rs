@@ -407,8 +407,7 @@ impl LogTap for SortTap<'_> {
             state.counted.push(false);
             slot
         };
-        // A slot past u32 is caught when the export starts (too many files).
-        let batch = sort_entries(&records, self.filter, &log.key, slot_u32(slot));
+        let bytes = entries_bytes(&records, &log.key);
         let mut state = self.lock();
         let TapState {
             sort: Ok((_, sort)),
@@ -417,13 +416,15 @@ impl LogTap for SortTap<'_> {
         else {
             return;
         };
-        let mut result = Ok(());
-        let spills = match batch {
-            Ok(batch) => sort.push_deferred(batch),
-            Err(e) => {
-                result = Err(e);
-                Vec::new()
-            }
+        // Straight into the sort's block (one copy of the records, not two), locked: as long
+        // as the copy into the block took.
+        // A slot past u32 is caught when the export starts (too many files).
+        let pushed = sort.push_deferred_with(bytes, |held| {
+            sort_entries(&records, self.filter, &log.key, slot_u32(slot), held)
+        });
+        let (mut result, spills) = match pushed {
+            Ok(spills) => (Ok(()), spills),
+            Err(e) => (Err(e), Vec::new()),
         };
         for spill in spills {
             // A run is written by the spill thread, so that no thread taking records waits
@@ -482,20 +483,28 @@ fn delivered(log: &S3Location) -> Option<Timestamp> {
     }
 }
 
-/// The sort entries of a file's records that pass `filter`, in one batch. A record without an
-/// eventID is keyed by its file's key and its place in the file, so that its place in the
+/// Bytes of event IDs and payloads [`sort_entries`] pushes for the records of the file `key`,
+/// at most.
+fn entries_bytes(records: &[Record<'_>], key: &str) -> usize {
+    // A record without an eventID is keyed by the file's key and its place (12 bytes more).
+    records
+        .iter()
+        .map(|r| {
+            r.raw().len() + TRAILER + r.event_id.as_ref().map_or(key.len() + 12, |id| id.len())
+        })
+        .sum()
+}
+
+/// Pushes to `batch` the sort entries of a file's records that pass `filter`. A record without
+/// an eventID is keyed by its file's key and its place in the file, so that its place in the
 /// output does not depend on which file was read first.
 fn sort_entries(
     records: &[Record<'_>],
     filter: &EventFilter,
     key: &str,
     slot: u32,
-) -> io::Result<Batch> {
-    let bytes = records
-        .iter()
-        .map(|r| r.raw().len() + TRAILER + r.event_id.as_ref().map_or(0, |id| id.len()))
-        .sum();
-    let mut batch = Batch::with_capacity(bytes);
+    batch: &mut Batch,
+) -> io::Result<()> {
     for (place, r) in records
         .iter()
         .enumerate()
@@ -516,7 +525,7 @@ fn sort_entries(
             )?,
         }
     }
-    Ok(batch)
+    Ok(())
 }
 
 /// The files to read (again), oldest delivery first, held small: one per log file of the range
@@ -757,7 +766,9 @@ impl<'s> VerifiedRecords<'s> {
                     .map_err(|_| LeftOutReason::RecordsMalformed)?;
                 let slot = slot_u32(base + i);
                 // An entry of 4 GiB: not a record of a log file (inflated, one is at most 1 GiB).
-                let entries = sort_entries(&records, filter, &candidate.log.key, slot)
+                let key = &candidate.log.key;
+                let mut entries = Batch::with_capacity(entries_bytes(&records, key));
+                sort_entries(&records, filter, key, slot, &mut entries)
                     .map_err(|_| LeftOutReason::RecordsMalformed)?;
                 Ok((proven.carrier().clone(), entries))
             })

@@ -7,9 +7,10 @@
 //! other, where a caller can merge them exactly.
 //!
 //! **Memory**: the entries held before a spill (about `memory_budget` bytes, plus one
-//! [`Batch`], plus about 64 bytes per entry; with [`ExternalSort::push_deferred`], also each
+//! [`Batch`], plus about 64 bytes per entry; with [`ExternalSort::push_deferred_with`], also each
 //! [`Spill`] its callers are writing), then, while merging, one entry and a 64 KiB read buffer
-//! per run. Runs are merged into one whenever [`FAN_IN`] of them exist, so no more than
+//! per run (with [`Sorted::in_background`], also the batches of merged entries handed over:
+//! [`BATCHES_AHEAD`] waiting, one being filled and one being read). Runs are merged into one whenever [`FAN_IN`] of them exist, so no more than
 //! [`FAN_IN`] run files are read at once (plus the one a merge writes).
 //!
 //! Held entries live in one block of `memory_budget` bytes, not one allocation each: where
@@ -270,16 +271,33 @@ impl ExternalSort {
         Ok(())
     }
 
-    /// As [`ExternalSort::push`], but a run to spill is handed back to be written by the
-    /// caller ([`Spill::write`], then [`ExternalSort::add_run`]): a sorter that threads share
-    /// behind a lock is then not held while 64 MiB are sorted and written. Two may come back:
-    /// what was held, when the batch did not fit beside it, then the batch itself, when it
-    /// is over the budget alone.
-    pub fn push_deferred(&mut self, batch: Batch) -> Vec<Spill> {
-        [self.make_room(&batch), self.hold(batch)]
-            .into_iter()
-            .flatten()
-            .collect()
+    /// As [`ExternalSort::push`], for entries of at most `bytes` bytes of event IDs and
+    /// payloads that `fill` pushes straight into the block held (each copied once, not into a
+    /// batch and then into the block: a copy of every record), and a run to spill is handed
+    /// back to be written by the caller ([`Spill::write`], then [`ExternalSort::add_run`]): a
+    /// sorter that threads share behind a lock is then not held while 64 MiB are sorted and
+    /// written. Two may come back: what was held, when the entries would not fit beside it,
+    /// then the entries themselves, when they are over the budget alone. An error from `fill`
+    /// leaves some of its entries held and a spill made before it lost: drop the sorter.
+    pub fn push_deferred_with(
+        &mut self,
+        bytes: usize,
+        fill: impl FnOnce(&mut Batch) -> io::Result<()>,
+    ) -> io::Result<Vec<Spill>> {
+        let mut spills = Vec::new();
+        if bytes == 0 {
+            return Ok(spills);
+        }
+        let fits = self.held.bytes.len() + bytes <= self.held.bytes.capacity();
+        if !self.held.is_empty() && !fits {
+            spills.push(self.take());
+        }
+        self.ready(bytes);
+        fill(&mut self.held)?;
+        if self.held.cost() > self.budget {
+            spills.push(self.take());
+        }
+        Ok(spills)
     }
 
     /// Adds a run written from a [`Spill`] of this sorter, and keeps its block for the next
@@ -320,15 +338,21 @@ impl ExternalSort {
         if batch.is_empty() {
             return None;
         }
-        if self.held.is_empty() {
-            let room = self.budget.max(batch.bytes.len());
+        self.ready(batch.bytes.len());
+        self.held.append(batch);
+        (self.held.cost() > self.budget).then(|| self.take())
+    }
+
+    /// A block for the entries to hold, with room for `bytes` more, when none is held (the
+    /// spare, if it is large enough).
+    fn ready(&mut self, bytes: usize) {
+        let room = self.budget.max(bytes);
+        if self.held.is_empty() && self.held.bytes.capacity() < room {
             self.held = match self.spare.take() {
                 Some(spare) if spare.bytes.capacity() >= room => spare,
                 _ => Batch::with_capacity(room),
             };
         }
-        self.held.append(batch);
-        (self.held.cost() > self.budget).then(|| self.take())
     }
 
     fn take(&mut self) -> Spill {
@@ -810,7 +834,11 @@ mod tests {
                 b.push(e.time, &e.event_id, &[&e.payload]).unwrap();
                 pushed.push(e);
             }
-            for spill in s.push_deferred(b) {
+            let spilled = s.push_deferred_with(b.bytes.len(), |held| {
+                held.append(b);
+                Ok(())
+            });
+            for spill in spilled.unwrap() {
                 assert!(spill.held.bytes.len() <= spill.held.bytes.capacity());
                 let run = spill.write().unwrap();
                 s.add_run(run).unwrap();
