@@ -43,8 +43,9 @@
 //! in [`ExportStats::conflicts`]: it is evidence too).
 //!
 //! - [`Order::Sorted`] (the default): by (eventTime, eventID). Records are held in memory up to
-//!   a budget, then spilled in sorted runs to temporary files and merged
-//!   ([`super::sort`]); copies of a record come out next to each other and are merged exactly.
+//!   a budget, then spilled in sorted runs to temporary files and merged, on a thread of its
+//!   own ([`super::sort`]); copies of a record come out next to each other and are merged
+//!   exactly.
 //! - [`Order::Unsorted`]: as their files are read (oldest delivery first). A record waits at
 //!   most a window of delivery time (and a number of records) for a second delivery of it,
 //!   because CloudTrail's duplicates arrive within hours of each other; see
