@@ -408,7 +408,9 @@ impl LogTap for SortTap<'_> {
             state.counted.push(false);
             slot
         };
-        let bytes = entries_bytes(&records, &log.key);
+        // Which records pass is decided before the lock is taken (a filter may be slow).
+        let places = passing(&records, self.filter);
+        let bytes = entries_bytes(&records, &places, &log.key);
         let mut state = self.lock();
         let TapState {
             sort: Ok((_, sort)),
@@ -417,11 +419,11 @@ impl LogTap for SortTap<'_> {
         else {
             return;
         };
-        // Straight into the sort's block (one copy of the records, not two), locked: as long
-        // as the copy into the block took.
+        // Straight into the sort's block, locked: one copy of the records, where a copy into
+        // a batch of the file's own was then copied into the block, locked.
         // A slot past u32 is caught when the export starts (too many files).
         let pushed = sort.push_deferred_with(bytes, |held| {
-            sort_entries(&records, self.filter, &log.key, slot_u32(slot), held)
+            sort_entries(&records, &places, &log.key, slot_u32(slot), held)
         });
         let (mut result, spills) = match pushed {
             Ok(spills) => (Ok(()), spills),
@@ -484,32 +486,42 @@ fn delivered(log: &S3Location) -> Option<Timestamp> {
     }
 }
 
-/// Bytes of event IDs and payloads [`sort_entries`] pushes for the records of the file `key`,
-/// at most.
-fn entries_bytes(records: &[Record<'_>], key: &str) -> usize {
-    // A record without an eventID is keyed by the file's key and its place (12 bytes more).
+/// The places of the records that pass `filter`.
+fn passing(records: &[Record<'_>], filter: &EventFilter) -> Vec<usize> {
     records
         .iter()
+        .enumerate()
+        .filter(|(_, r)| filter.matches(r))
+        .map(|(place, _)| place)
+        .collect()
+}
+
+/// Bytes of event IDs and payloads [`sort_entries`] pushes for the records at `places` of the
+/// file `key`, at most.
+fn entries_bytes(records: &[Record<'_>], places: &[usize], key: &str) -> usize {
+    // A record without an eventID is keyed by the file's key and its place (12 bytes more).
+    places
+        .iter()
+        .filter_map(|&place| records.get(place))
         .map(|r| {
             r.raw().len() + TRAILER + r.event_id.as_ref().map_or(key.len() + 12, |id| id.len())
         })
         .sum()
 }
 
-/// Pushes to `batch` the sort entries of a file's records that pass `filter`. A record without
+/// Pushes to `batch` the sort entries of the records at `places` of a file. A record without
 /// an eventID is keyed by its file's key and its place in the file, so that its place in the
 /// output does not depend on which file was read first.
 fn sort_entries(
     records: &[Record<'_>],
-    filter: &EventFilter,
+    places: &[usize],
     key: &str,
     slot: u32,
     batch: &mut Batch,
 ) -> io::Result<()> {
-    for (place, r) in records
+    for (place, r) in places
         .iter()
-        .enumerate()
-        .filter(|(_, r)| filter.matches(r))
+        .filter_map(|&place| Some((place, records.get(place)?)))
     {
         let trailer = trailer(Origin {
             has_id: r.event_id.is_some(),
@@ -768,8 +780,9 @@ impl<'s> VerifiedRecords<'s> {
                 let slot = slot_u32(base + i);
                 // An entry of 4 GiB: not a record of a log file (inflated, one is at most 1 GiB).
                 let key = &candidate.log.key;
-                let mut entries = Batch::with_capacity(entries_bytes(&records, key));
-                sort_entries(&records, filter, key, slot, &mut entries)
+                let places = passing(&records, filter);
+                let mut entries = Batch::with_capacity(entries_bytes(&records, &places, key));
+                sort_entries(&records, &places, key, slot, &mut entries)
                     .map_err(|_| LeftOutReason::RecordsMalformed)?;
                 Ok((proven.carrier().clone(), entries))
             })
