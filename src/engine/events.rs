@@ -43,8 +43,9 @@
 //! in [`ExportStats::conflicts`]: it is evidence too).
 //!
 //! - [`Order::Sorted`] (the default): by (eventTime, eventID). Records are held in memory up to
-//!   a budget, then spilled in sorted runs to temporary files and merged
-//!   ([`super::sort`]); copies of a record come out next to each other and are merged exactly.
+//!   a budget, then spilled in sorted runs to temporary files and merged, on a thread of its
+//!   own ([`super::sort`]); copies of a record come out next to each other and are merged
+//!   exactly.
 //! - [`Order::Unsorted`]: as their files are read (oldest delivery first). A record waits at
 //!   most a window of delivery time (and a number of records) for a second delivery of it,
 //!   because CloudTrail's duplicates arrive within hours of each other; see
@@ -78,7 +79,7 @@ use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
 
 use super::assemble::verify_tapped;
-use super::sort::{Batch, ExternalSort, Sorted, Spill, Written};
+use super::sort::{Background, Batch, ExternalSort, Spill, Written};
 use super::{EngineError, FindingSink, LogTap, Settings};
 use crate::core::finding::{Finding, Verdict};
 use crate::core::gz::Inflated;
@@ -407,8 +408,9 @@ impl LogTap for SortTap<'_> {
             state.counted.push(false);
             slot
         };
-        // A slot past u32 is caught when the export starts (too many files).
-        let batch = sort_entries(&records, self.filter, &log.key, slot_u32(slot));
+        // Which records pass is decided before the lock is taken (a filter may be slow).
+        let places = passing(&records, self.filter);
+        let bytes = entries_bytes(&records, &places, &log.key);
         let mut state = self.lock();
         let TapState {
             sort: Ok((_, sort)),
@@ -417,13 +419,15 @@ impl LogTap for SortTap<'_> {
         else {
             return;
         };
-        let mut result = Ok(());
-        let spills = match batch {
-            Ok(batch) => sort.push_deferred(batch),
-            Err(e) => {
-                result = Err(e);
-                Vec::new()
-            }
+        // Straight into the sort's block, locked: one copy of the records, where a copy into
+        // a batch of the file's own was then copied into the block, locked.
+        // A slot past u32 is caught when the export starts (too many files).
+        let pushed = sort.push_deferred_with(bytes, |held| {
+            sort_entries(&records, &places, &log.key, slot_u32(slot), held)
+        });
+        let (mut result, spills) = match pushed {
+            Ok(spills) => (Ok(()), spills),
+            Err(e) => (Err(e), Vec::new()),
         };
         for spill in spills {
             // A run is written by the spill thread, so that no thread taking records waits
@@ -482,24 +486,42 @@ fn delivered(log: &S3Location) -> Option<Timestamp> {
     }
 }
 
-/// The sort entries of a file's records that pass `filter`, in one batch. A record without an
-/// eventID is keyed by its file's key and its place in the file, so that its place in the
-/// output does not depend on which file was read first.
-fn sort_entries(
-    records: &[Record<'_>],
-    filter: &EventFilter,
-    key: &str,
-    slot: u32,
-) -> io::Result<Batch> {
-    let bytes = records
-        .iter()
-        .map(|r| r.raw().len() + TRAILER + r.event_id.as_ref().map_or(0, |id| id.len()))
-        .sum();
-    let mut batch = Batch::with_capacity(bytes);
-    for (place, r) in records
+/// The places of the records that pass `filter`.
+fn passing(records: &[Record<'_>], filter: &EventFilter) -> Vec<usize> {
+    records
         .iter()
         .enumerate()
         .filter(|(_, r)| filter.matches(r))
+        .map(|(place, _)| place)
+        .collect()
+}
+
+/// Bytes of event IDs and payloads [`sort_entries`] pushes for the records at `places` of the
+/// file `key`, at most.
+fn entries_bytes(records: &[Record<'_>], places: &[usize], key: &str) -> usize {
+    // A record without an eventID is keyed by the file's key and its place (12 bytes more).
+    places
+        .iter()
+        .filter_map(|&place| records.get(place))
+        .map(|r| {
+            r.raw().len() + TRAILER + r.event_id.as_ref().map_or(key.len() + 12, |id| id.len())
+        })
+        .sum()
+}
+
+/// Pushes to `batch` the sort entries of the records at `places` of a file. A record without
+/// an eventID is keyed by its file's key and its place in the file, so that its place in the
+/// output does not depend on which file was read first.
+fn sort_entries(
+    records: &[Record<'_>],
+    places: &[usize],
+    key: &str,
+    slot: u32,
+    batch: &mut Batch,
+) -> io::Result<()> {
+    for (place, r) in places
+        .iter()
+        .filter_map(|&place| Some((place, records.get(place)?)))
     {
         let trailer = trailer(Origin {
             has_id: r.event_id.is_some(),
@@ -516,7 +538,7 @@ fn sort_entries(
             )?,
         }
     }
-    Ok(batch)
+    Ok(())
 }
 
 /// The files to read (again), oldest delivery first, held small: one per log file of the range
@@ -602,10 +624,14 @@ enum State {
     /// Sorted order: every file read; the merge of the sorted runs, and the records of the
     /// (eventTime, eventID) key being gathered, with their file's rank.
     Merging {
-        sorted: Sorted,
+        /// Dropped before the folder: its thread removes the run files.
+        merged: Background,
         _temp: TempDir,
+        /// The batch of merged entries being taken, and the next one's place in it.
+        batch: Batch,
+        at: usize,
         group: Vec<RecordCopy>,
-        group_key: Option<(Option<Timestamp>, String)>,
+        group_key: Option<(Option<Timestamp>, Vec<u8>)>,
     },
     /// As read.
     Streaming(Box<Dedupe<()>>),
@@ -753,7 +779,10 @@ impl<'s> VerifiedRecords<'s> {
                     .map_err(|_| LeftOutReason::RecordsMalformed)?;
                 let slot = slot_u32(base + i);
                 // An entry of 4 GiB: not a record of a log file (inflated, one is at most 1 GiB).
-                let entries = sort_entries(&records, filter, &candidate.log.key, slot)
+                let key = &candidate.log.key;
+                let places = passing(&records, filter);
+                let mut entries = Batch::with_capacity(entries_bytes(&records, &places, key));
+                sort_entries(&records, &places, key, slot, &mut entries)
                     .map_err(|_| LeftOutReason::RecordsMalformed)?;
                 Ok((proven.carrier().clone(), entries))
             })
@@ -806,9 +835,15 @@ impl<'s> VerifiedRecords<'s> {
             }
         }
         self.ranks = ranks;
+        let merged = sort
+            .finish()
+            .and_then(|sorted| sorted.in_background(MERGED_BATCH))
+            .map_err(ExportError::Sort)?;
         Ok(State::Merging {
-            sorted: sort.finish().map_err(ExportError::Sort)?,
+            merged,
             _temp: temp,
+            batch: Batch::default(),
+            at: 0,
             group: Vec::new(),
             group_key: None,
         })
@@ -862,7 +897,9 @@ impl<'s> VerifiedRecords<'s> {
     fn merge_some(&mut self) -> Result<bool, ExportError> {
         loop {
             let State::Merging {
-                sorted,
+                merged,
+                batch,
+                at,
                 group,
                 group_key,
                 ..
@@ -870,17 +907,37 @@ impl<'s> VerifiedRecords<'s> {
             else {
                 return Ok(false);
             };
-            let Some(entry) = sorted.next() else {
-                let mut group = std::mem::take(group);
-                self.close_group(&mut group);
-                return Ok(false);
+            let Some((time, id, payload)) = batch.get(*at) else {
+                match merged.next_batch(std::mem::take(batch)) {
+                    Some(next) => {
+                        *batch = next.map_err(ExportError::Sort)?;
+                        *at = 0;
+                        continue;
+                    }
+                    None => {
+                        let mut group = std::mem::take(group);
+                        self.close_group(&mut group);
+                        return Ok(false);
+                    }
+                }
             };
-            let entry = entry.map_err(ExportError::Sort)?;
-            let (text, origin) = unpack(entry.payload)?;
-            let key = (entry.time, entry.event_id);
-            let closes = !origin.has_id || group_key.as_ref() != Some(&key);
+            *at += 1;
+            let (text, origin) = unpack(payload)?;
+            let text = text.to_owned();
+            let same = group_key
+                .as_ref()
+                .is_some_and(|(t, k)| *t == time && k.as_slice() == id);
+            let closes = !origin.has_id || !same;
             if closes {
-                *group_key = origin.has_id.then_some(key);
+                match (origin.has_id, group_key.as_mut()) {
+                    (false, _) => *group_key = None,
+                    (true, Some((t, k))) => {
+                        *t = time;
+                        k.clear();
+                        k.extend_from_slice(id);
+                    }
+                    (true, None) => *group_key = Some((time, id.to_vec())),
+                }
             }
             // Taken out while the group is closed, and put back: its room is reused.
             let mut group = std::mem::take(group);
@@ -932,7 +989,7 @@ impl<'s> VerifiedRecords<'s> {
             // Neither fails: the batch was made here, of record texts and event IDs.
             for (time, id, payload) in entries.entries() {
                 let (Ok((text, Origin { has_id, .. })), Ok(id)) =
-                    (unpack_ref(payload), std::str::from_utf8(id))
+                    (unpack(payload), std::str::from_utf8(id))
                 else {
                     continue;
                 };
@@ -1015,8 +1072,11 @@ struct Origin {
 /// The bytes after a record's text in its sort payload.
 const TRAILER: usize = 9;
 
+/// Bytes of merged entries handed over at once by the merging thread.
+const MERGED_BATCH: usize = 256 << 10;
+
 /// What follows a record's text in its sort payload: its [`Origin`]. The text comes first so
-/// that [`unpack`] gives it back without copying.
+/// that [`unpack`] gives it back as a slice of the payload.
 fn trailer(origin: Origin) -> [u8; TRAILER] {
     let [s0, s1, s2, s3] = origin.slot.to_le_bytes();
     let [p0, p1, p2, p3] = origin.place.to_le_bytes();
@@ -1040,15 +1100,8 @@ fn origin(payload: &[u8]) -> Result<(usize, Origin), ExportError> {
     Ok((at, origin))
 }
 
-fn unpack(mut payload: Vec<u8>) -> Result<(String, Origin), ExportError> {
-    let (at, origin) = origin(&payload)?;
-    payload.truncate(at);
-    let text = String::from_utf8(payload).map_err(|_| ExportError::DamagedRun)?;
-    Ok((text, origin))
-}
-
-/// [`unpack`], borrowed.
-fn unpack_ref(payload: &[u8]) -> Result<(&str, Origin), ExportError> {
+/// A record's text and [`Origin`] from its sort payload.
+fn unpack(payload: &[u8]) -> Result<(&str, Origin), ExportError> {
     let (at, origin) = origin(payload)?;
     let text = payload
         .get(..at)
@@ -1106,11 +1159,8 @@ mod tests {
             place: 3,
         };
         let p = [br#"{"a":1}"#.as_slice(), &trailer(origin)].concat();
-        let p2 = p.clone();
-        assert_eq!(unpack(p).unwrap(), (r#"{"a":1}"#.to_owned(), origin));
-        assert!(unpack(vec![1, 0]).is_err());
-        assert!(unpack(vec![0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
-        assert_eq!(unpack_ref(&p2).unwrap(), (r#"{"a":1}"#, origin));
-        assert!(unpack_ref(&[0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert_eq!(unpack(&p).unwrap(), (r#"{"a":1}"#, origin));
+        assert!(unpack(&[1, 0]).is_err());
+        assert!(unpack(&[0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
     }
 }
