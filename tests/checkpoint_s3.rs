@@ -73,33 +73,77 @@ fn gets(count: &Path) -> Vec<String> {
         .collect()
 }
 
+/// HOURS of hourly digests of `regions` ending before now, as a daily job sees them (a run
+/// without an end lists day folders up to now), on moto behind a fault proxy; the bucket holds
+/// what was delivered in the first `cut` hours. The newest digest ends 31 to 91 minutes ago
+/// (the generator's end 28:28 after the hour): one named for after the run's clock is not
+/// CloudTrail's, and these tests failed when run in the first quarter of an hour.
+struct UpToNow {
+    corpus: trailproof_testgen::Corpus,
+    start: Timestamp,
+    cut: Timestamp,
+    /// The whole corpus written out (`bucket/`, `public-keys.json`).
+    whole: std::path::PathBuf,
+    moto: Moto,
+    proxy: FaultProxy,
+    rules: std::path::PathBuf,
+    checkpoint: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    _first: tempfile::TempDir,
+}
+
+fn up_to_now(regions: &[&str], hours: u32, cut: u32) -> UpToNow {
+    let hour = 3600;
+    let now = Timestamp::now().as_second();
+    let start = Timestamp::from_second(now - now % hour - i64::from(hours + 1) * hour).unwrap();
+    let corpus = World::new(BUCKET)
+        .start(start)
+        .regions(regions)
+        .hours(hours)
+        .logs_per_hour(1)
+        .records_per_log(1)
+        .build();
+    let cut = start + jiff::SignedDuration::from_hours(cut.into());
+    let (first_dir, first) = written(&corpus_as_of(&corpus, cut));
+    let (dir, whole) = written(&corpus);
+    let moto = Moto::start(&whole.join("public-keys.json"));
+    let rules = dir.path().join("rules.json");
+    std::fs::write(&rules, "{}").unwrap();
+    let proxy = FaultProxy::start(&moto, &rules);
+    moto.upload(&first, BUCKET);
+    UpToNow {
+        corpus,
+        start,
+        cut,
+        whole,
+        moto,
+        proxy,
+        rules,
+        checkpoint: dir.path().join("trailproof.checkpoint"),
+        dir,
+        _first: first_dir,
+    }
+}
+
 /// Three days of two Regions up to now: the first two checkpointed, then the third. The second run
 /// reads the third day's digests and log files and each chain's last verified digest, and
 /// lists only the folders of the days from that digest on: nothing of the first day.
 #[test]
 fn the_run_after_a_checkpoint_reads_and_lists_only_what_is_new() {
-    // Ending now, as a daily job sees it: a run without an end lists day folders up to now.
-    let hour = 3600;
-    let now = Timestamp::now().as_second();
-    let start = Timestamp::from_second(now - now % hour - 72 * hour).unwrap();
-    let corpus = World::new(BUCKET)
-        .start(start)
-        .regions(&["us-east-1", "eu-west-1"])
-        .hours(72)
-        .logs_per_hour(1)
-        .records_per_log(1)
-        .build();
-    let cut = start + jiff::SignedDuration::from_hours(48);
+    let UpToNow {
+        corpus,
+        start,
+        cut,
+        whole,
+        moto,
+        proxy,
+        rules,
+        checkpoint,
+        dir: g2,
+        ..
+    } = up_to_now(&["us-east-1", "eu-west-1"], 72, 48);
     let first_day = start.strftime("%Y%%2F%m%%2F%d").to_string();
-    let (_g1, first) = written(&corpus_as_of(&corpus, cut));
-    let (g2, whole) = written(&corpus);
-    let moto = Moto::start(&whole.join("public-keys.json"));
-    let rules = g2.path().join("rules.json");
-    std::fs::write(&rules, "{}").unwrap();
-    let proxy = FaultProxy::start(&moto, &rules);
-    let checkpoint = g2.path().join("trailproof.checkpoint");
 
-    moto.upload(&first, BUCKET);
     let count1 = g2.path().join("requests.1");
     let out = run(&proxy, &rules, &count1, &checkpoint);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -324,25 +368,17 @@ fn a_run_killed_while_a_chain_is_in_flight_keeps_the_chains_it_finished() {
 /// 2099 nor past now (it did, and then no run found anything newer).
 #[test]
 fn objects_dated_after_the_clock_are_reported_by_a_run_to_now_and_do_not_move_the_checkpoint() {
-    let hour = 3600;
-    let now = Timestamp::now().as_second();
-    let start = Timestamp::from_second(now - now % hour - 48 * hour).unwrap();
-    let corpus = World::new(BUCKET)
-        .start(start)
-        .regions(&["us-east-1"])
-        .hours(48)
-        .logs_per_hour(1)
-        .records_per_log(1)
-        .build();
-    let cut = start + jiff::SignedDuration::from_hours(24);
-    let (_g1, first) = written(&corpus_as_of(&corpus, cut));
-    let (g2, whole) = written(&corpus);
-    let moto = Moto::start(&whole.join("public-keys.json"));
-    let rules = g2.path().join("rules.json");
-    std::fs::write(&rules, "{}").unwrap();
-    let proxy = FaultProxy::start(&moto, &rules);
-    let checkpoint = g2.path().join("trailproof.checkpoint");
-    moto.upload(&first, BUCKET);
+    let UpToNow {
+        corpus,
+        start,
+        cut,
+        whole,
+        moto,
+        proxy,
+        checkpoint,
+        dir: _dir,
+        ..
+    } = up_to_now(&["us-east-1"], 48, 24);
     let out = trailproof(
         Path::new("."),
         &verify_args("json", &checkpoint),
